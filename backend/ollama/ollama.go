@@ -1,0 +1,253 @@
+package ollama
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/ollama/ollama/api"
+	"github.com/steergate/steergate/backend"
+)
+
+// Client is an Ollama backend.
+type Client struct {
+	name string
+	api  *api.Client
+}
+
+var (
+	_ backend.Backend = (*Client)(nil)
+	_ backend.Lister  = (*Client)(nil)
+)
+
+// New returns a client for the Ollama at base (host:port or a URL).
+func New(name, base string, hc *http.Client) (*Client, error) {
+	if !strings.Contains(base, "://") {
+		base = "http://" + base
+	}
+	u, err := url.Parse(base)
+	if err != nil {
+		return nil, fmt.Errorf("ollama backend %s: bad url %q: %w", name, base, err)
+	}
+	if u.Port() == "" && u.Scheme == "http" {
+		u.Host = net.JoinHostPort(u.Hostname(), "11434")
+	}
+	if hc == nil {
+		hc = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256, ForceAttemptHTTP2: false}}
+	}
+	return &Client{name: name, api: api.NewClient(u, hc)}, nil
+}
+
+func (c *Client) Name() string { return c.name }
+
+// Caps: logprobs since Ollama 0.12.11 (at most 20 alternatives); no native
+// n (Ollama ignores it); no scoring of given text.
+func (c *Client) Caps() backend.Caps {
+	return backend.Caps{Logprobs: true, MaxTopLogprobs: 20, Continuation: true}
+}
+
+// Models lists the models Ollama has.
+func (c *Client) Models(ctx context.Context) ([]string, error) {
+	l, err := c.api.List(ctx)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	out := make([]string, len(l.Models))
+	for i, m := range l.Models {
+		out[i] = m.Name
+	}
+	return out, nil
+}
+
+// Ping checks that the server answers.
+func (c *Client) Ping(ctx context.Context) error {
+	_, err := c.api.Version(ctx)
+	return mapErr(err)
+}
+
+// optionKeys are request fields that Ollama takes as options; they reach it
+// from the request's pass-through fields.
+var optionKeys = map[string]bool{
+	"top_k": true, "min_p": true, "typical_p": true, "repeat_penalty": true, "repeat_last_n": true,
+	"presence_penalty": true, "frequency_penalty": true, "num_ctx": true, "num_keep": true, "mirostat": true,
+}
+
+// Options builds Ollama's options map from an OpenAI-style request. Ollama
+// samples with top_k 40, top_p 0.9, temperature 0.8 and repeat_penalty 1.1
+// unless told otherwise; OpenAI means temperature 1, top_p 1 and no top-k or
+// penalty, so those are set explicitly. Built as a map so that seed 0 and
+// temperature 0 are sent, not dropped by omitempty.
+func Options(r *backend.Request) map[string]any {
+	o := map[string]any{"temperature": 1.0, "top_p": 1.0, "top_k": 0, "repeat_penalty": 1.0, "num_predict": -1}
+	if r.Temperature != nil {
+		o["temperature"] = *r.Temperature
+	}
+	if r.TopP != nil {
+		o["top_p"] = *r.TopP
+	}
+	if r.Seed != nil {
+		o["seed"] = *r.Seed
+	}
+	if r.MaxTokens > 0 {
+		o["num_predict"] = r.MaxTokens
+	}
+	if len(r.Stop) > 0 {
+		o["stop"] = r.Stop
+	}
+	for k, raw := range r.Extra {
+		if optionKeys[k] {
+			var v any
+			if json.Unmarshal(raw, &v) == nil {
+				o[k] = v
+			}
+		}
+	}
+	return o
+}
+
+func messages(ms []backend.Message) []api.Message {
+	out := make([]api.Message, len(ms))
+	for i, m := range ms {
+		out[i] = api.Message{Role: m.Role, Content: m.Content}
+	}
+	return out
+}
+
+func (c *Client) Generate(ctx context.Context, r *backend.Request) (*backend.Generation, error) {
+	return c.run(ctx, r, nil)
+}
+
+func (c *Client) Stream(ctx context.Context, r *backend.Request, emit func(backend.Delta) error) (*backend.Generation, error) {
+	return c.run(ctx, r, emit)
+}
+
+func (c *Client) run(ctx context.Context, r *backend.Request, emit func(backend.Delta) error) (*backend.Generation, error) {
+	if r.Choices() > 1 { // Ollama has no n: fan out
+		if emit == nil {
+			return backend.GenerateN(ctx, c, r)
+		}
+		return backend.StreamN(ctx, c, r, emit)
+	}
+	stream := emit != nil
+	g := &backend.Generation{Model: r.Model}
+	ch := backend.Choice{}
+	onChunk := func(text string, lps []api.Logprob, done bool, reason string, m api.Metrics) error {
+		d := backend.Delta{Text: text, Logprobs: toLogprobs(lps, r.Logprobs)}
+		ch.Text += text
+		if r.Logprobs {
+			ch.Logprobs = append(ch.Logprobs, d.Logprobs...)
+		}
+		if done {
+			ch.FinishReason = finishReason(reason)
+			d.FinishReason = ch.FinishReason
+			g.Usage = backend.Usage{PromptTokens: m.PromptEvalCount, CompletionTokens: m.EvalCount}
+			ch.Tokens = m.EvalCount
+		}
+		if emit != nil && (d.Text != "" || d.Logprobs != nil || done) {
+			return emit(d)
+		}
+		return nil
+	}
+	var err error
+	if r.Messages != nil && !r.Continue {
+		req := &api.ChatRequest{Model: r.Model, Messages: messages(r.Messages), Stream: &stream, Options: Options(r),
+			Logprobs: r.Logprobs, TopLogprobs: r.TopLogprobs}
+		err = c.api.Chat(ctx, req, func(resp api.ChatResponse) error {
+			return onChunk(resp.Message.Content, resp.Logprobs, resp.Done, resp.DoneReason, resp.Metrics)
+		})
+	} else {
+		prompt := r.Prompt
+		if r.Continue {
+			if prompt, err = c.continuation(ctx, r); err != nil {
+				return nil, err
+			}
+		}
+		req := &api.GenerateRequest{Model: r.Model, Prompt: prompt, Raw: true, Stream: &stream, Options: Options(r),
+			Logprobs: r.Logprobs, TopLogprobs: r.TopLogprobs}
+		err = c.api.Generate(ctx, req, func(resp api.GenerateResponse) error {
+			return onChunk(resp.Response, resp.Logprobs, resp.Done, resp.DoneReason, resp.Metrics)
+		})
+	}
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	if ch.FinishReason == "" {
+		return nil, fmt.Errorf("%w: ollama stream ended before done", backend.ErrUpstream)
+	}
+	g.Choices = []backend.Choice{ch}
+	return g, nil
+}
+
+// continuation renders the conversation before the partial assistant message
+// with the model's own template (Ollama's _debug_render_only), so that the
+// partial text can be appended and continued in raw mode whatever the
+// template does with a trailing assistant turn.
+func (c *Client) continuation(ctx context.Context, r *backend.Request) (string, error) {
+	n := len(r.Messages)
+	stream := false
+	req := &api.ChatRequest{Model: r.Model, Messages: messages(r.Messages[:n-1]), Stream: &stream, DebugRenderOnly: true}
+	var rendered string
+	err := c.api.Chat(ctx, req, func(resp api.ChatResponse) error {
+		if resp.DebugInfo != nil {
+			rendered = resp.DebugInfo.RenderedTemplate
+		}
+		return nil
+	})
+	if err != nil {
+		return "", mapErr(err)
+	}
+	if rendered == "" {
+		return "", fmt.Errorf("%w: ollama did not render the chat template", backend.ErrUpstream)
+	}
+	return rendered + r.Messages[n-1].Content, nil
+}
+
+func finishReason(r string) string {
+	if r == "length" {
+		return backend.FinishLength
+	}
+	return backend.FinishStop
+}
+
+func toLogprobs(lps []api.Logprob, want bool) []backend.TokenLogprob {
+	if !want || len(lps) == 0 {
+		return nil
+	}
+	out := make([]backend.TokenLogprob, len(lps))
+	for i, lp := range lps {
+		out[i] = backend.TokenLogprob{Token: lp.Token, Logprob: lp.Logprob}
+		for _, t := range lp.TopLogprobs {
+			out[i].Top = append(out[i].Top, backend.TopLogprob{Token: t.Token, Logprob: t.Logprob})
+		}
+	}
+	return out
+}
+
+// mapErr places Ollama's errors in the taxonomy.
+func mapErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	var se api.StatusError
+	if errors.As(err, &se) {
+		msg := "ollama: " + se.ErrorMessage
+		switch {
+		case se.StatusCode == http.StatusNotFound:
+			return &backend.ParamError{Param: "model", Msg: msg, Err: backend.ErrNotFound}
+		case se.StatusCode == http.StatusBadRequest:
+			return &backend.ParamError{Msg: msg, Err: backend.ErrInvalid}
+		case se.StatusCode == http.StatusServiceUnavailable || se.StatusCode == http.StatusTooManyRequests:
+			return &backend.ParamError{Msg: msg, Err: backend.ErrOverloaded}
+		}
+		return fmt.Errorf("%w: ollama status %d: %s", backend.ErrUpstream, se.StatusCode, se.ErrorMessage)
+	}
+	return fmt.Errorf("%w: ollama: %v", backend.ErrUpstream, err)
+}

@@ -1,0 +1,400 @@
+package openai
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/steergate/steergate/backend"
+	wire "github.com/steergate/steergate/gateway/openai"
+	"github.com/valyala/fasthttp"
+)
+
+// Flavours of OpenAI-compatible servers.
+const (
+	FlavourOpenAI   = "openai"
+	FlavourVLLM     = "vllm"
+	FlavourLlamaCPP = "llamacpp"
+)
+
+// Client is an OpenAI-compatible backend.
+type Client struct {
+	name    string
+	base    string // ends without a slash, e.g. http://host:8000/v1
+	apiKey  string
+	flavour string
+	hc      *fasthttp.Client
+	calls   *tracker
+}
+
+var (
+	_ backend.Backend = (*Client)(nil)
+	_ backend.Lister  = (*Client)(nil)
+	_ backend.Scorer  = (*Client)(nil)
+)
+
+// New returns a client for the server at base (its /v1 URL).
+func New(name, base, apiKey, flavour string, maxConns int) (*Client, error) {
+	u, err := url.Parse(base)
+	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+		return nil, fmt.Errorf("openai backend %s: url %q must be http(s)://host[:port]/path", name, base)
+	}
+	switch flavour {
+	case "":
+		flavour = FlavourOpenAI
+	case FlavourOpenAI, FlavourVLLM, FlavourLlamaCPP:
+	default:
+		return nil, fmt.Errorf("openai backend %s: unknown flavour %q", name, flavour)
+	}
+	t := newTracker()
+	hc := &fasthttp.Client{
+		Name:                     "steergate",
+		MaxConnsPerHost:          maxConns,
+		MaxIdleConnDuration:      90 * time.Second,
+		StreamResponseBody:       true,
+		Dial:                     t.dial(10 * time.Second),
+		NoDefaultUserAgentHeader: false,
+		MaxConnWaitTimeout:       time.Minute,
+	}
+	return &Client{name: name, base: strings.TrimRight(base, "/"), apiKey: apiKey, flavour: flavour, hc: hc, calls: t}, nil
+}
+
+func (c *Client) Name() string { return c.name }
+
+// Caps by flavour: OpenAI continues nothing and scores nothing; vLLM does
+// both (continue_final_message; echo with max_tokens 0); llama.cpp continues
+// a trailing assistant message by itself.
+func (c *Client) Caps() backend.Caps {
+	caps := backend.Caps{Logprobs: true, MaxTopLogprobs: 20, NativeN: true}
+	switch c.flavour {
+	case FlavourVLLM:
+		caps.Continuation, caps.Scoring = true, true
+	case FlavourLlamaCPP:
+		caps.Continuation, caps.NativeN = true, false
+	}
+	return caps
+}
+
+func (c *Client) newRequest(method, path string, body []byte) *fasthttp.Request {
+	req := fasthttp.AcquireRequest()
+	req.SetRequestURI(c.base + path)
+	req.Header.SetMethod(method)
+	if c.apiKey != "" {
+		req.Header.Set("Authorization", "Bearer "+c.apiKey)
+	}
+	if body != nil {
+		req.Header.SetContentType("application/json")
+		req.SetBodyRaw(body)
+	}
+	return req
+}
+
+// do sends req; the caller reads resp and then calls done.
+func (c *Client) do(ctx context.Context, req *fasthttp.Request) (resp *fasthttp.Response, done func(), err error) {
+	resp = fasthttp.AcquireResponse()
+	stop := c.calls.watch(ctx, req)
+	done = func() {
+		stop()
+		_ = resp.CloseBodyStream()
+		fasthttp.ReleaseRequest(req)
+		fasthttp.ReleaseResponse(resp)
+	}
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(24 * time.Hour)
+	}
+	if err := c.hc.DoDeadline(req, resp, deadline); err != nil {
+		done()
+		return nil, nil, c.callErr(ctx, err)
+	}
+	if sc := resp.StatusCode(); sc >= 400 {
+		err := statusErr(c.name, sc, resp.Body())
+		done()
+		return nil, nil, err
+	}
+	return resp, done, nil
+}
+
+func (c *Client) callErr(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return context.Cause(ctx)
+	}
+	if errors.Is(err, fasthttp.ErrTimeout) {
+		return fmt.Errorf("%w: %s: %v", backend.ErrTimeout, c.name, err)
+	}
+	return fmt.Errorf("%w: %s: %v", backend.ErrUpstream, c.name, err)
+}
+
+// statusErr maps an upstream error status and body into the taxonomy.
+func statusErr(name string, status int, body []byte) error {
+	var env wire.ErrorBody
+	msg := strings.TrimSpace(string(body))
+	if json.Unmarshal(body, &env) == nil && env.Error.Message != "" {
+		msg = env.Error.Message
+	}
+	if len(msg) > 512 {
+		msg = msg[:512]
+	}
+	msg = fmt.Sprintf("%s: %s", name, msg)
+	var param string
+	if env.Error.Param != nil {
+		param = *env.Error.Param
+	}
+	switch {
+	case status == 404:
+		return &backend.ParamError{Param: "model", Msg: msg, Err: backend.ErrNotFound}
+	case status == 400 || status == 422:
+		return &backend.ParamError{Param: param, Msg: msg, Err: backend.ErrInvalid}
+	case status == 413:
+		return &backend.ParamError{Msg: msg, Err: backend.ErrTooLarge}
+	case status == 429 || status == 503:
+		return &backend.ParamError{Msg: msg, Err: backend.ErrOverloaded}
+	case status == 504:
+		return &backend.ParamError{Msg: msg, Err: backend.ErrTimeout}
+	}
+	return fmt.Errorf("%w: status %d: %s", backend.ErrUpstream, status, msg)
+}
+
+// Models lists the server's models.
+func (c *Client) Models(ctx context.Context) ([]string, error) {
+	resp, done, err := c.do(ctx, c.newRequest("GET", "/models", nil))
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	var l wire.ModelList
+	if err := json.Unmarshal(resp.Body(), &l); err != nil {
+		return nil, fmt.Errorf("%w: %s: bad /models body: %v", backend.ErrUpstream, c.name, err)
+	}
+	out := make([]string, len(l.Data))
+	for i, m := range l.Data {
+		out[i] = m.ID
+	}
+	return out, nil
+}
+
+// body encodes r for the upstream, with the flavour's extensions.
+func (c *Client) body(r *backend.Request, stream bool) ([]byte, string, error) {
+	if r.Messages == nil {
+		cr := wire.CompletionRequestOf(r, stream)
+		b, err := wire.Marshal(cr, r.Extra)
+		return b, "/completions", err
+	}
+	cr := wire.ChatRequestOf(r, stream)
+	if r.Continue {
+		switch c.flavour {
+		case FlavourVLLM:
+			f := false
+			cr.ContinueFinalMessage, cr.AddGenerationPrompt = true, &f
+		case FlavourLlamaCPP: // continues a trailing assistant message by default
+		default:
+			return nil, "", backend.Unsupported("continue_final_message", "%s cannot continue a partial assistant message", c.name)
+		}
+	}
+	b, err := wire.Marshal(cr, r.Extra)
+	return b, "/chat/completions", err
+}
+
+func (c *Client) Generate(ctx context.Context, r *backend.Request) (*backend.Generation, error) {
+	body, path, err := c.body(r, false)
+	if err != nil {
+		return nil, err
+	}
+	resp, done, err := c.do(ctx, c.newRequest("POST", path, body))
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	raw := resp.Body()
+	if ctx.Err() != nil {
+		return nil, context.Cause(ctx)
+	}
+	if r.Messages == nil {
+		var cmp wire.Completion
+		if err := json.Unmarshal(raw, &cmp); err != nil {
+			return nil, fmt.Errorf("%w: %s: bad completion body: %v", backend.ErrUpstream, c.name, err)
+		}
+		return generationOfCompletion(&cmp), nil
+	}
+	var cc wire.ChatCompletion
+	if err := json.Unmarshal(raw, &cc); err != nil {
+		return nil, fmt.Errorf("%w: %s: bad chat completion body: %v", backend.ErrUpstream, c.name, err)
+	}
+	return wire.GenerationOfChat(&cc), nil
+}
+
+func generationOfCompletion(cmp *wire.Completion) *backend.Generation {
+	g := &backend.Generation{Model: cmp.Model, Choices: make([]backend.Choice, len(cmp.Choices))}
+	for i, ch := range cmp.Choices {
+		g.Choices[i] = backend.Choice{Index: ch.Index, Text: ch.Text, Logprobs: wire.BackendLegacyLogprobs(ch.Logprobs)}
+		if ch.FinishReason != nil {
+			g.Choices[i].FinishReason = *ch.FinishReason
+		}
+	}
+	if cmp.Usage != nil {
+		g.Usage = backend.Usage{PromptTokens: cmp.Usage.PromptTokens, CompletionTokens: cmp.Usage.CompletionTokens}
+	}
+	return g
+}
+
+// chunk is the union of chat and completion stream chunks.
+type chunk struct {
+	Model   string `json:"model"`
+	Choices []struct {
+		Index int `json:"index"`
+		Delta struct {
+			Content *string `json:"content"`
+		} `json:"delta"`
+		Text         string          `json:"text"`
+		Logprobs     json.RawMessage `json:"logprobs"`
+		FinishReason *string         `json:"finish_reason"`
+	} `json:"choices"`
+	Usage *wire.Usage       `json:"usage"`
+	Error *wire.ErrorDetail `json:"error"`
+}
+
+func (c *Client) Stream(ctx context.Context, r *backend.Request, emit func(backend.Delta) error) (*backend.Generation, error) {
+	body, path, err := c.body(r, true)
+	if err != nil {
+		return nil, err
+	}
+	resp, done, err := c.do(ctx, c.newRequest("POST", path, body))
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	chat := r.Messages != nil
+	g := &backend.Generation{Model: r.Model}
+	choices := map[int]*backend.Choice{}
+	err = readSSE(resp.BodyStream(), func(data []byte) error {
+		var ch chunk
+		if err := json.Unmarshal(data, &ch); err != nil {
+			return fmt.Errorf("%w: %s: bad stream chunk: %v", backend.ErrUpstream, c.name, err)
+		}
+		if ch.Error != nil {
+			return fmt.Errorf("%w: %s: %s", backend.ErrUpstream, c.name, ch.Error.Message)
+		}
+		if ch.Usage != nil {
+			g.Usage = backend.Usage{PromptTokens: ch.Usage.PromptTokens, CompletionTokens: ch.Usage.CompletionTokens}
+		}
+		for _, cc := range ch.Choices {
+			d := backend.Delta{Index: cc.Index, Text: cc.Text}
+			if chat && cc.Delta.Content != nil {
+				d.Text = *cc.Delta.Content
+			}
+			if len(cc.Logprobs) > 0 && string(cc.Logprobs) != "null" {
+				d.Logprobs = decodeLogprobs(cc.Logprobs, chat)
+			}
+			if cc.FinishReason != nil {
+				d.FinishReason = *cc.FinishReason
+			}
+			acc := choices[cc.Index]
+			if acc == nil {
+				acc = &backend.Choice{Index: cc.Index}
+				choices[cc.Index] = acc
+			}
+			acc.Text += d.Text
+			acc.Logprobs = append(acc.Logprobs, d.Logprobs...)
+			acc.Tokens += len(d.Logprobs)
+			if d.FinishReason != "" {
+				acc.FinishReason = d.FinishReason
+			}
+			if d.Text != "" || d.Logprobs != nil || d.FinishReason != "" {
+				if err := emit(d); err != nil {
+					return emitErr{err}
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, errDone) {
+		var ee emitErr
+		switch {
+		case errors.As(err, &ee):
+			return nil, ee.error // the caller's own error, unchanged
+		case ctx.Err() != nil:
+			return nil, context.Cause(ctx)
+		case errors.Is(err, backend.ErrUpstream):
+			return nil, err
+		}
+		return nil, fmt.Errorf("%w: %s: stream broken: %v", backend.ErrUpstream, c.name, err)
+	}
+	for i := range r.Choices() {
+		ch := choices[i]
+		if ch == nil || ch.FinishReason == "" {
+			return nil, fmt.Errorf("%w: %s: stream ended before choice %d finished", backend.ErrUpstream, c.name, i)
+		}
+		if !r.Logprobs {
+			ch.Logprobs, ch.Tokens = nil, 0
+		}
+		g.Choices = append(g.Choices, *ch)
+	}
+	return g, nil
+}
+
+// emitErr marks an error returned by the caller's emit.
+type emitErr struct{ error }
+
+func decodeLogprobs(raw json.RawMessage, chat bool) []backend.TokenLogprob {
+	if chat {
+		var lp wire.ChoiceLogprobs
+		if json.Unmarshal(raw, &lp) != nil {
+			return nil
+		}
+		return wire.BackendLogprobs(&lp)
+	}
+	var lp wire.CompletionLogprobs
+	if json.Unmarshal(raw, &lp) != nil {
+		return nil
+	}
+	return wire.BackendLegacyLogprobs(&lp)
+}
+
+// ScoreText returns the logprob of text after a raw prompt, with vLLM's
+// echo and max_tokens 0. Chat requests would need the server's chat
+// template rendered here, which the API does not expose, so only raw
+// prompts are scored.
+func (c *Client) ScoreText(ctx context.Context, r *backend.Request, text string) (*backend.Score, error) {
+	if !c.Caps().Scoring {
+		return nil, backend.Unsupported("", "%s (%s) cannot score given text", c.name, c.flavour)
+	}
+	if r.Messages != nil {
+		return nil, backend.Unsupported("", "%s scores raw prompts only, not chat messages", c.name)
+	}
+	zero, lp := 0, 0
+	body, err := wire.Marshal(&wire.CompletionRequest{Model: r.Model, Prompt: wire.StringList{r.Prompt + text}, Echo: true,
+		MaxTokens: &zero, Logprobs: &lp}, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, done, err := c.do(ctx, c.newRequest("POST", "/completions", body))
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	var out struct {
+		Choices []struct {
+			Logprobs struct {
+				TokenLogprobs []*float64 `json:"token_logprobs"`
+				TextOffset    []int      `json:"text_offset"`
+			} `json:"logprobs"`
+		} `json:"choices"`
+	}
+	if err := json.Unmarshal(resp.Body(), &out); err != nil || len(out.Choices) == 0 {
+		return nil, fmt.Errorf("%w: %s: bad echo body", backend.ErrUpstream, c.name)
+	}
+	lps := out.Choices[0].Logprobs
+	sc := &backend.Score{}
+	for i, off := range lps.TextOffset {
+		if off < len(r.Prompt) || i >= len(lps.TokenLogprobs) || lps.TokenLogprobs[i] == nil {
+			continue
+		}
+		sc.Logprob += *lps.TokenLogprobs[i]
+		sc.Tokens++
+	}
+	return sc, nil
+}

@@ -1,0 +1,94 @@
+package openai
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// The fasthttp client has no way to abort a request in flight, so each call
+// carries a unique X-Request-Id header; the dialled connections watch what
+// is written to them, learn which call runs on which connection, and a
+// cancelled call closes its connection. The header doubles as a correlation
+// id in the upstream's logs.
+
+var callHeader = []byte("\r\nX-Request-Id: ")
+
+type tracker struct {
+	mu      sync.Mutex
+	conns   map[string]net.Conn
+	aborted map[string]bool
+	next    atomic.Uint64
+	prefix  string
+}
+
+func newTracker() *tracker {
+	return &tracker{conns: map[string]net.Conn{}, aborted: map[string]bool{}, prefix: strconv.FormatInt(time.Now().UnixNano(), 36) + "-"}
+}
+
+func (t *tracker) dial(timeout time.Duration) fasthttp.DialFunc {
+	return func(addr string) (net.Conn, error) {
+		c, err := fasthttp.DialTimeout(addr, timeout)
+		if err != nil {
+			return nil, err
+		}
+		return &trackedConn{Conn: c, t: t}, nil
+	}
+}
+
+type trackedConn struct {
+	net.Conn
+	t *tracker
+}
+
+func (c *trackedConn) Write(b []byte) (int, error) {
+	if i := bytes.Index(b, callHeader); i >= 0 {
+		rest := b[i+len(callHeader):]
+		if j := bytes.IndexByte(rest, '\r'); j > 0 {
+			c.t.bind(string(rest[:j]), c.Conn)
+		}
+	}
+	return c.Conn.Write(b)
+}
+
+func (t *tracker) bind(id string, c net.Conn) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.aborted[id] {
+		c.Close()
+		return
+	}
+	if _, ok := t.conns[id]; ok || len(id) == 0 {
+		return
+	}
+	t.conns[id] = c
+}
+
+// watch starts tracking a call; cancelling ctx closes its connection. The
+// returned func ends the watch and must be called when the call is over.
+func (t *tracker) watch(ctx context.Context, req *fasthttp.Request) func() {
+	id := t.prefix + strconv.FormatUint(t.next.Add(1), 36)
+	req.Header.Set("X-Request-Id", id)
+	stop := context.AfterFunc(ctx, func() {
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		if c, ok := t.conns[id]; ok {
+			c.Close()
+		} else {
+			t.aborted[id] = true
+		}
+	})
+	return func() {
+		stop()
+		t.mu.Lock()
+		delete(t.conns, id)
+		delete(t.aborted, id)
+		t.mu.Unlock()
+	}
+}

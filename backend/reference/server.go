@@ -1,0 +1,427 @@
+package reference
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/ollama/ollama/api"
+	"github.com/steergate/steergate/backend"
+	"github.com/steergate/steergate/gateway/openai"
+	"github.com/valyala/fasthttp"
+)
+
+// ServerVersion is what the Ollama face reports on /api/version: the Ollama
+// wire format it follows.
+const ServerVersion = "0.17.4"
+
+// Server serves a reference Backend over HTTP in both the Ollama wire
+// format (/api/...) and the OpenAI one (/v1/..., with vLLM's extensions:
+// native n, continue_final_message, echo scoring), for tests, benchmarks and
+// demos.
+type Server struct {
+	b   *Backend
+	srv *fasthttp.Server
+}
+
+// NewServer returns a server over b.
+func NewServer(b *Backend) *Server {
+	s := &Server{b: b}
+	s.srv = &fasthttp.Server{Handler: s.handle, Name: "steergate-reference", NoDefaultServerHeader: true,
+		IdleTimeout: time.Minute, CloseOnShutdown: true}
+	return s
+}
+
+// Serve serves on ln until ctx is done.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	errc := make(chan error, 1)
+	go func() { errc <- s.srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = s.srv.ShutdownWithContext(sctx)
+		return <-errc
+	}
+}
+
+func (s *Server) handle(ctx *fasthttp.RequestCtx) {
+	switch string(ctx.Path()) {
+	case "/", "/api/version":
+		if string(ctx.Path()) == "/" {
+			ctx.SetBodyString("Ollama is running")
+			return
+		}
+		jsonBody(ctx, 200, map[string]string{"version": ServerVersion})
+	case "/api/tags":
+		jsonBody(ctx, 200, api.ListResponse{Models: []api.ListModelResponse{{
+			Name: ModelName + ":latest", Model: ModelName + ":latest", ModifiedAt: time.Unix(0, 0).UTC(),
+			Details: api.ModelDetails{Format: "embedded", Family: "ngram"}}}})
+	case "/api/chat":
+		s.ollama(ctx, true)
+	case "/api/generate":
+		s.ollama(ctx, false)
+	case "/v1/models":
+		jsonBody(ctx, 200, openai.ModelList{Object: "list", Data: []openai.Model{{ID: ModelName, Object: "model", OwnedBy: "steergate"}}})
+	case "/v1/chat/completions":
+		s.openaiChat(ctx)
+	case "/v1/completions":
+		s.openaiCompletion(ctx)
+	default:
+		ctx.Error("404 page not found", 404)
+	}
+}
+
+func jsonBody(ctx *fasthttp.RequestCtx, status int, v any) {
+	b, _ := json.Marshal(v)
+	ctx.SetStatusCode(status)
+	ctx.SetContentType("application/json; charset=utf-8")
+	ctx.SetBody(b)
+}
+
+func statusOf(err error) int {
+	switch {
+	case errors.Is(err, backend.ErrNotFound):
+		return 404
+	case errors.Is(err, backend.ErrInvalid), errors.Is(err, backend.ErrUnsupported):
+		return 400
+	}
+	return 500
+}
+
+// --- Ollama face ---
+
+func ollamaErr(ctx *fasthttp.RequestCtx, status int, msg string) {
+	jsonBody(ctx, status, map[string]string{"error": msg})
+}
+
+// ollamaOptions reads Ollama's options map. Unset options take Ollama's own
+// defaults (temperature 0.8, top_k 40, top_p 0.9), as a real server would.
+func ollamaOptions(opts map[string]any, r *backend.Request) error {
+	temp, topP, topK := 0.8, 0.9, 40.0
+	num := func(k string, dst *float64) error {
+		v, ok := opts[k]
+		if !ok {
+			return nil
+		}
+		f, ok := v.(float64)
+		if !ok {
+			return fmt.Errorf("option %q must be a number", k)
+		}
+		*dst = f
+		return nil
+	}
+	seed, predict := math.NaN(), -1.0
+	for k, dst := range map[string]*float64{"temperature": &temp, "top_p": &topP, "top_k": &topK, "seed": &seed, "num_predict": &predict} {
+		if err := num(k, dst); err != nil {
+			return err
+		}
+	}
+	r.Temperature, r.TopP = &temp, &topP
+	r.Extra = map[string]json.RawMessage{"top_k": json.RawMessage(fmt.Sprint(int(topK)))}
+	if !math.IsNaN(seed) && seed >= 0 {
+		s := int64(seed)
+		r.Seed = &s
+	}
+	if predict > 0 {
+		r.MaxTokens = int(predict)
+	}
+	if st, ok := opts["stop"].([]any); ok {
+		for _, x := range st {
+			if s, ok := x.(string); ok {
+				r.Stop = append(r.Stop, s)
+			}
+		}
+	}
+	return nil
+}
+
+func (s *Server) ollama(ctx *fasthttp.RequestCtx, chat bool) {
+	body := ctx.PostBody()
+	if len(body) == 0 {
+		ollamaErr(ctx, 400, "missing request body")
+		return
+	}
+	var (
+		r      backend.Request
+		model  string
+		stream *bool
+		opts   map[string]any
+		debug  bool
+	)
+	if chat {
+		var req api.ChatRequest
+		if err := json.Unmarshal(body, &req); err != nil {
+			ollamaErr(ctx, 400, err.Error())
+			return
+		}
+		model, stream, opts, debug = req.Model, req.Stream, req.Options, req.DebugRenderOnly
+		r.Logprobs, r.TopLogprobs = req.Logprobs, req.TopLogprobs
+		for _, m := range req.Messages {
+			r.Messages = append(r.Messages, backend.Message{Role: m.Role, Content: m.Content})
+		}
+		if n := len(r.Messages); n > 0 && r.Messages[n-1].Role == "assistant" {
+			r.Continue = true // Ollama continues a trailing assistant message
+		}
+	} else {
+		var req api.GenerateRequest
+		if err := json.Unmarshal(body, &req); err != nil {
+			ollamaErr(ctx, 400, err.Error())
+			return
+		}
+		if req.Raw && (req.Template != "" || req.System != "" || len(req.Context) > 0) {
+			ollamaErr(ctx, 400, "raw mode does not support template, system, or context")
+			return
+		}
+		model, stream, opts, debug = req.Model, req.Stream, req.Options, req.DebugRenderOnly
+		r.Logprobs, r.TopLogprobs = req.Logprobs, req.TopLogprobs
+		if req.Raw {
+			r.Prompt = req.Prompt
+		} else {
+			r.Messages = []backend.Message{{Role: "user", Content: req.Prompt}}
+		}
+	}
+	if r.TopLogprobs < 0 || r.TopLogprobs > 20 {
+		ollamaErr(ctx, 400, "top_logprobs must be between 0 and 20")
+		return
+	}
+	if model != ModelName && model != ModelName+":latest" {
+		ollamaErr(ctx, 404, fmt.Sprintf("model '%s' not found", model))
+		return
+	}
+	if err := ollamaOptions(opts, &r); err != nil {
+		ollamaErr(ctx, 400, err.Error())
+		return
+	}
+	if debug {
+		rendered := r.Prompt
+		if r.Messages != nil {
+			rendered = Render(r.Messages, r.Continue)
+		}
+		jsonBody(ctx, 200, map[string]any{"model": model, "created_at": time.Now().UTC(),
+			"message": api.Message{}, "done": false, "_debug_info": api.DebugInfo{RenderedTemplate: rendered}})
+		return
+	}
+	start := time.Now()
+	mk := func(text string, d *backend.Delta, g *backend.Generation) any {
+		done := g != nil
+		var lps []api.Logprob
+		if d != nil {
+			lps = ollamaLogprobs(d.Logprobs)
+		}
+		var reason string
+		var metrics api.Metrics
+		if done {
+			reason = g.Choices[0].FinishReason
+			metrics = api.Metrics{TotalDuration: time.Since(start), PromptEvalCount: g.Usage.PromptTokens, EvalCount: g.Usage.CompletionTokens}
+			if d == nil && g.Choices[0].Logprobs != nil {
+				lps = ollamaLogprobs(g.Choices[0].Logprobs)
+			}
+		}
+		if chat {
+			return api.ChatResponse{Model: model, CreatedAt: time.Now().UTC(), Message: api.Message{Role: "assistant", Content: text},
+				Done: done, DoneReason: reason, Logprobs: lps, Metrics: metrics}
+		}
+		return api.GenerateResponse{Model: model, CreatedAt: time.Now().UTC(), Response: text, Done: done, DoneReason: reason,
+			Logprobs: lps, Metrics: metrics}
+	}
+	if stream != nil && !*stream {
+		g, err := s.b.Generate(context.Background(), &r)
+		if err != nil {
+			ollamaErr(ctx, statusOf(err), err.Error())
+			return
+		}
+		jsonBody(ctx, 200, mk(g.Choices[0].Text, nil, g))
+		return
+	}
+	ctx.SetContentType("application/x-ndjson")
+	ctx.SetBodyStreamWriter(func(w *bufio.Writer) {
+		rctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		enc := json.NewEncoder(w)
+		g, err := s.b.Stream(rctx, &r, func(d backend.Delta) error {
+			if d.Text == "" && d.Logprobs == nil {
+				return nil // the final object carries the finish reason
+			}
+			if err := enc.Encode(mk(d.Text, &d, nil)); err != nil {
+				return err
+			}
+			return w.Flush()
+		})
+		if err != nil {
+			_ = enc.Encode(map[string]string{"error": err.Error()})
+			_ = w.Flush()
+			return
+		}
+		_ = enc.Encode(mk("", nil, g))
+		_ = w.Flush()
+	})
+}
+
+func ollamaLogprobs(lps []backend.TokenLogprob) []api.Logprob {
+	if lps == nil {
+		return nil
+	}
+	out := make([]api.Logprob, len(lps))
+	for i, lp := range lps {
+		out[i] = api.Logprob{TokenLogprob: api.TokenLogprob{Token: lp.Token, Logprob: lp.Logprob, Bytes: byteInts(lp.Token)}}
+		for _, t := range lp.Top {
+			out[i].TopLogprobs = append(out[i].TopLogprobs, api.TokenLogprob{Token: t.Token, Logprob: t.Logprob, Bytes: byteInts(t.Token)})
+		}
+	}
+	return out
+}
+
+func byteInts(s string) []int {
+	out := make([]int, len(s))
+	for i := range len(s) {
+		out[i] = int(s[i])
+	}
+	return out
+}
+
+// --- OpenAI face ---
+
+func openaiErr(ctx *fasthttp.RequestCtx, err error) {
+	body := openai.ErrorBody{Error: openai.ErrorDetail{Message: err.Error(), Type: "invalid_request_error"}}
+	status := statusOf(err)
+	if status >= 500 {
+		body.Error.Type = "server_error"
+	}
+	if p := backend.Param(err); p != "" {
+		body.Error.Param = &p
+	}
+	jsonBody(ctx, status, body)
+}
+
+var serverLimits = openai.Limits{MaxN: 128, MaxStop: 16, MaxTopLogprobs: 20}
+
+func (s *Server) openaiChat(ctx *fasthttp.RequestCtx) {
+	req, err := openai.DecodeChat(ctx.PostBody())
+	if err == nil {
+		var r *backend.Request
+		if r, err = openai.ChatToBackend(req, serverLimits); err == nil {
+			s.openaiRun(ctx, req.Model, r, req.Stream, req.StreamOptions, true)
+			return
+		}
+	}
+	openaiErr(ctx, err)
+}
+
+func (s *Server) openaiCompletion(ctx *fasthttp.RequestCtx) {
+	req, err := openai.DecodeCompletion(ctx.PostBody())
+	if err != nil {
+		openaiErr(ctx, err)
+		return
+	}
+	if req.Echo && req.MaxTokens != nil && *req.MaxTokens == 0 && len(req.Prompt) == 1 {
+		s.echoScore(ctx, req)
+		return
+	}
+	r, err := openai.CompletionToBackend(req, serverLimits)
+	if err != nil {
+		openaiErr(ctx, err)
+		return
+	}
+	s.openaiRun(ctx, req.Model, r, req.Stream, req.StreamOptions, false)
+}
+
+// echoScore answers vLLM's scoring idiom (echo with max_tokens 0): the
+// logprob of every prompt token after the ones before it; the first has none.
+func (s *Server) echoScore(ctx *fasthttp.RequestCtx, req *openai.CompletionRequest) {
+	prompt := req.Prompt[0]
+	toks := Split(prompt)
+	lps := []backend.TokenLogprob{}
+	if len(toks) > 0 {
+		rest, err := s.b.TokenLogprobs(context.Background(), &backend.Request{Prompt: toks[0]}, prompt[len(toks[0]):])
+		if err != nil {
+			openaiErr(ctx, err)
+			return
+		}
+		lps = append([]backend.TokenLogprob{{Token: toks[0]}}, rest...)
+	}
+	out := openai.LegacyLogprobs(lps, 0)
+	tl := make([]*float64, len(out.TokenLogprobs))
+	for i := range tl {
+		if i > 0 {
+			tl[i] = &out.TokenLogprobs[i]
+		}
+	}
+	f := backend.FinishLength
+	jsonBody(ctx, 200, map[string]any{
+		"id": "cmpl-ref", "object": openai.ObjectCompletion, "created": time.Now().Unix(), "model": req.Model,
+		"choices": []map[string]any{{"index": 0, "text": prompt, "finish_reason": f, "logprobs": map[string]any{
+			"tokens": out.Tokens, "token_logprobs": tl, "top_logprobs": nil, "text_offset": out.TextOffset}}},
+		"usage": openai.Usage{PromptTokens: len(toks), TotalTokens: len(toks)},
+	})
+}
+
+func (s *Server) openaiRun(ctx *fasthttp.RequestCtx, model string, r *backend.Request, stream bool, so *openai.StreamOptions, chat bool) {
+	if model != ModelName && model != ModelName+":latest" {
+		openaiErr(ctx, &backend.ParamError{Param: "model", Msg: fmt.Sprintf("The model `%s` does not exist.", model), Err: backend.ErrNotFound})
+		return
+	}
+	r.Model = ModelName
+	id, created := "chatcmpl-ref", time.Now().Unix()
+	if !chat {
+		id = "cmpl-ref"
+	}
+	if !stream {
+		g, err := s.b.Generate(context.Background(), r)
+		if err != nil {
+			openaiErr(ctx, err)
+			return
+		}
+		if chat {
+			jsonBody(ctx, 200, openai.Chat(id, model, created, g))
+		} else {
+			jsonBody(ctx, 200, openai.CompletionOf(id, model, created, g))
+		}
+		return
+	}
+	ctx.SetContentType("text/event-stream")
+	ctx.SetBodyStreamWriter(func(w *bufio.Writer) {
+		rctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		seen := map[int]int{}
+		write := func(v any) error {
+			b, _ := json.Marshal(v)
+			w.WriteString("data: ")
+			w.Write(b)
+			w.WriteString("\n\n")
+			return w.Flush()
+		}
+		g, err := s.b.Stream(rctx, r, func(d backend.Delta) error {
+			off, ok := seen[d.Index]
+			seen[d.Index] = off + len(d.Text)
+			if chat {
+				return write(openai.ChatChunkOf(id, model, created, d, !ok))
+			}
+			return write(openai.CompletionChunkOf(id, model, created, d, off))
+		})
+		if err != nil {
+			_ = write(openai.ErrorBody{Error: openai.ErrorDetail{Message: err.Error(), Type: "server_error"}})
+			return
+		}
+		if so != nil && so.IncludeUsage {
+			if chat {
+				_ = write(openai.ChatUsageChunk(id, model, created, g.Usage))
+			} else {
+				_ = write(openai.CompletionUsageChunk(id, model, created, g.Usage))
+			}
+		}
+		w.WriteString("data: [DONE]\n\n")
+		_ = w.Flush()
+	})
+}
+
+// Address formats a listener address as a base URL.
+func Address(ln net.Listener) string { return "http://" + strings.TrimPrefix(ln.Addr().String(), "[::]") }

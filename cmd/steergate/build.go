@@ -1,0 +1,103 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sort"
+	"time"
+
+	"github.com/steergate/steergate/backend"
+	"github.com/steergate/steergate/backend/ollama"
+	oai "github.com/steergate/steergate/backend/openai"
+	"github.com/steergate/steergate/backend/reference"
+	"github.com/steergate/steergate/configs"
+	"github.com/steergate/steergate/gateway"
+	"github.com/steergate/steergate/gateway/openai"
+)
+
+type app struct {
+	router *backend.Router
+	server *gateway.Server
+}
+
+// newBackend builds one configured backend, wrapped in its concurrency and
+// timeout limits.
+func newBackend(name string, b configs.Backend) (backend.Backend, error) {
+	var be backend.Backend
+	switch b.Type {
+	case configs.TypeReference:
+		be = reference.New(name, reference.Options{TokenDelay: b.TokenDelay, FirstTokenDelay: b.FirstTokenDelay, MaxTokens: b.MaxTokens})
+	case configs.TypeOllama:
+		c, err := ollama.New(name, b.URL, nil)
+		if err != nil {
+			return nil, err
+		}
+		be = c
+	case configs.TypeOpenAI:
+		c, err := oai.New(name, configs.NormalizeURL(b.URL), b.APIKey, b.Flavour, b.MaxConcurrency)
+		if err != nil {
+			return nil, err
+		}
+		be = c
+	default:
+		return nil, fmt.Errorf("backend %s: unknown type %q", name, b.Type)
+	}
+	return backend.Limit(be, b.MaxConcurrency, b.Timeout), nil
+}
+
+func build(ctx context.Context, cfg *configs.Config, log *slog.Logger) (*app, error) {
+	backends := map[string]backend.Backend{}
+	names := make([]string, 0, len(cfg.Backends))
+	for n := range cfg.Backends {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var discover []backend.Backend
+	for _, n := range names {
+		b, err := newBackend(n, cfg.Backends[n])
+		if err != nil {
+			return nil, err
+		}
+		backends[n] = b
+		if cfg.Backends[n].Discover {
+			discover = append(discover, b)
+		}
+	}
+	router := backend.NewRouter()
+	for _, m := range cfg.Models {
+		target := m.Target
+		if target == "" {
+			target = m.Name
+		}
+		if err := router.Add(backend.Route{Name: m.Name, Backend: backends[m.Backend], Target: target}, m.Aliases...); err != nil {
+			return nil, err
+		}
+	}
+	// Discovery failing is not fatal: the backend may come up later, and
+	// /readyz reports it meanwhile.
+	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	if err := router.Discover(dctx, discover...); err != nil {
+		log.Warn("model discovery failed; configured routes still serve", "err", err)
+	}
+	cancel()
+	ready := func(ctx context.Context) error {
+		if len(router.List()) == 0 {
+			if err := router.Discover(ctx, discover...); err != nil {
+				return err
+			}
+			if len(router.List()) == 0 {
+				return fmt.Errorf("no models routable")
+			}
+		}
+		return nil
+	}
+	s := cfg.Server
+	srv := gateway.New(gateway.Options{
+		Listen: s.Listen, RequestTimeout: s.RequestTimeout, MaxBodyBytes: s.MaxBodyBytes,
+		MaxInflight: s.MaxInflight, MaxQueue: s.MaxQueue, QueueTimeout: s.QueueTimeout,
+		ReadTimeout: s.ReadTimeout, IdleTimeout: s.IdleTimeout, ShutdownTimeout: s.ShutdownTimeout,
+		Limits: openai.Limits{MaxN: s.MaxN, MaxTokens: s.MaxTokens, MaxMessages: s.MaxMessages, MaxStop: 4, MaxTopLogprobs: 20},
+	}, router, nil, log, ready)
+	return &app{router: router, server: srv}, nil
+}

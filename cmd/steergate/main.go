@@ -1,0 +1,132 @@
+// Command steergate is the Steergate gateway: an OpenAI-compatible HTTP
+// gateway that steers LLM backends with reward models at inference time.
+// This file only wires: flags, config, construction, run, shutdown.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/steergate/steergate/backend/reference"
+	"github.com/steergate/steergate/configs"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+const usage = `steergate: an OpenAI-compatible gateway that steers LLMs with reward models.
+
+Usage:
+  steergate serve [--config FILE]            serve (default configs/default.yaml)
+  steergate check-config FILE                validate a config and print it, secrets redacted
+  steergate reference-server --listen ADDR   the embedded demo model over the Ollama and OpenAI wire formats
+  steergate version                          print the version
+`
+
+func main() {
+	if err := run(context.Background(), os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		var ce configs.Errors
+		if errors.As(err, &ce) {
+			fmt.Fprintln(os.Stderr, ce.Error())
+		} else {
+			fmt.Fprintln(os.Stderr, "steergate:", err)
+		}
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return errors.New("no command given")
+	}
+	cmd, args := args[0], args[1:]
+	switch cmd {
+	case "serve":
+		fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+		file := fs.String("config", configs.DefaultFile, "config file")
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		return serve(ctx, *file, stderr)
+	case "check-config":
+		if len(args) != 1 {
+			return errors.New("usage: steergate check-config FILE")
+		}
+		cfg, err := configs.Load(args[0])
+		if err != nil {
+			return err
+		}
+		out, err := configs.Effective(cfg)
+		if err != nil {
+			return err
+		}
+		_, err = stdout.Write(out)
+		return err
+	case "reference-server":
+		fs := flag.NewFlagSet("reference-server", flag.ContinueOnError)
+		listen := fs.String("listen", "127.0.0.1:11435", "address to listen on")
+		delay := fs.Duration("token-delay", 0, "delay between tokens")
+		ttft := fs.Duration("first-token-delay", 0, "delay before the first token")
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		ln, err := net.Listen("tcp", *listen)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stderr, "reference server on %s (Ollama /api/*, OpenAI /v1/*)\n", ln.Addr())
+		ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		srv := reference.NewServer(reference.New("reference", reference.Options{TokenDelay: *delay, FirstTokenDelay: *ttft}))
+		return srv.Serve(ctx, ln)
+	case "version":
+		fmt.Fprintln(stdout, "steergate", version)
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return fmt.Errorf("unknown command %q", cmd)
+}
+
+func newLogger(cfg configs.Log, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.Level))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func serve(ctx context.Context, file string, stderr io.Writer) error {
+	cfg, err := configs.Load(file)
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg.Log, stderr)
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	app, err := build(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.Server.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Server.Listen, err)
+	}
+	log.Info("steergate serving", "addr", ln.Addr().String(), "config", file, "version", version, "models", len(app.router.List()))
+	err = app.server.Serve(ctx, ln)
+	log.Info("steergate stopped")
+	return err
+}

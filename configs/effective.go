@@ -1,0 +1,48 @@
+package configs
+
+import (
+	"reflect"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Effective renders cfg as YAML with every default filled in and secrets
+// redacted.
+func Effective(cfg *Config) ([]byte, error) {
+	return yaml.Marshal(plain(reflect.ValueOf(*cfg)))
+}
+
+func plain(v reflect.Value) any {
+	switch v.Kind() {
+	case reflect.Struct:
+		out := map[string]any{}
+		t := v.Type()
+		for i := range t.NumField() {
+			f := t.Field(i)
+			val := plain(v.Field(i))
+			if f.Tag.Get("secret") == "true" && v.Field(i).String() != "" {
+				val = "REDACTED"
+			}
+			out[tagName(f)] = val
+		}
+		return out
+	case reflect.Map:
+		out := map[string]any{}
+		for _, k := range v.MapKeys() {
+			out[k.String()] = plain(v.MapIndex(k))
+		}
+		return out
+	case reflect.Slice:
+		out := make([]any, v.Len())
+		for i := range v.Len() {
+			out[i] = plain(v.Index(i))
+		}
+		return out
+	case reflect.Int64:
+		if v.Type() == reflect.TypeOf(time.Duration(0)) {
+			return time.Duration(v.Int()).String()
+		}
+	}
+	return v.Interface()
+}

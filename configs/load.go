@@ -1,0 +1,301 @@
+package configs
+
+import (
+	"bytes"
+	"embed"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"reflect"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/go-viper/mapstructure/v2"
+	"github.com/spf13/viper"
+	"gopkg.in/yaml.v3"
+)
+
+//go:embed *.yaml
+var files embed.FS
+
+// DefaultFile is the config served when none is given.
+const DefaultFile = "configs/default.yaml"
+
+// Errors is a list of "file:key: message" problems.
+type Errors []string
+
+func (e Errors) Error() string { return strings.Join(e, "\n") }
+
+// Load reads, expands, overrides from the environment, decodes and validates
+// the config at path. A path under configs/ that does not exist on disk is
+// read from the copy embedded in the binary.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) && strings.HasPrefix(path, "configs/") {
+		data, err = files.ReadFile(strings.TrimPrefix(path, "configs/"))
+	}
+	if err != nil {
+		return nil, Errors{fmt.Sprintf("%s: cannot read config: %v", path, err)}
+	}
+	return Parse(path, data)
+}
+
+var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)(:-([^}]*))?\}`)
+
+// expand replaces ${VAR} and ${VAR:-default} with the environment's values.
+func expand(data []byte) []byte {
+	return envRef.ReplaceAllFunc(data, func(m []byte) []byte {
+		sm := envRef.FindSubmatch(m)
+		if v, ok := os.LookupEnv(string(sm[1])); ok && v != "" {
+			return []byte(v)
+		}
+		return sm[3]
+	})
+}
+
+// Parse is Load for bytes already read; file names the source in errors.
+func Parse(file string, data []byte) (*Config, error) {
+	data = expand(data)
+	var raw map[string]any
+	if err := yaml.Unmarshal(data, &raw); err != nil {
+		return nil, Errors{fmt.Sprintf("%s: invalid YAML: %v", file, err)}
+	}
+	var errs Errors
+	unknownKeys(file, "", raw, reflect.TypeOf(Config{}), &errs)
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	v := viper.New()
+	v.SetConfigType("yaml")
+	v.SetEnvPrefix("STEERGATE")
+	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
+	v.AutomaticEnv()
+	for _, k := range leafKeys("", reflect.TypeOf(Config{})) {
+		_ = v.BindEnv(k)
+	}
+	if err := v.ReadConfig(bytes.NewReader(data)); err != nil {
+		return nil, Errors{fmt.Sprintf("%s: %v", file, err)}
+	}
+	cfg := Defaults()
+	hook := mapstructure.ComposeDecodeHookFunc(mapstructure.StringToTimeDurationHookFunc(), mapstructure.StringToSliceHookFunc(","))
+	if err := v.Unmarshal(&cfg, viper.DecodeHook(hook)); err != nil {
+		return nil, decodeErrors(file, err)
+	}
+	for name, b := range cfg.Backends {
+		backendDefaults(&b)
+		cfg.Backends[name] = b
+	}
+	if err := cfg.Validate(file); err != nil {
+		return nil, err
+	}
+	return &cfg, nil
+}
+
+// decodeErrors turns mapstructure's messages into file:key: lines.
+func decodeErrors(file string, err error) error {
+	var out Errors
+	for _, line := range strings.Split(err.Error(), "\n") {
+		line = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(line), "*"))
+		if line == "" || strings.HasPrefix(line, "decoding failed") || strings.HasSuffix(line, "error(s) decoding:") {
+			continue
+		}
+		// mapstructure: "'server.max_n' expected type 'int', got unconvertible type 'string'..."
+		if strings.HasPrefix(line, "'") {
+			if key, msg, ok := strings.Cut(line[1:], "' "); ok {
+				out = append(out, fmt.Sprintf("%s:%s: %s", file, key, msg))
+				continue
+			}
+		}
+		out = append(out, fmt.Sprintf("%s: %s", file, line))
+	}
+	if len(out) == 0 {
+		out = Errors{fmt.Sprintf("%s: %v", file, err)}
+	}
+	return out
+}
+
+func tagName(f reflect.StructField) string {
+	name, _, _ := strings.Cut(f.Tag.Get("mapstructure"), ",")
+	return name
+}
+
+// unknownKeys reports keys in raw that t does not have.
+func unknownKeys(file, prefix string, raw any, t reflect.Type, errs *Errors) {
+	switch t.Kind() {
+	case reflect.Struct:
+		if t == reflect.TypeOf(time.Duration(0)) {
+			return
+		}
+		m, ok := raw.(map[string]any)
+		if !ok {
+			if raw != nil {
+				*errs = append(*errs, fmt.Sprintf("%s:%s: expected a mapping", file, strings.TrimPrefix(prefix, ".")))
+			}
+			return
+		}
+		fields := map[string]reflect.Type{}
+		for i := range t.NumField() {
+			fields[tagName(t.Field(i))] = t.Field(i).Type
+		}
+		keys := make([]string, 0, len(m))
+		for k := range m {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			path := strings.TrimPrefix(prefix+"."+k, ".")
+			ft, ok := fields[k]
+			if !ok {
+				*errs = append(*errs, fmt.Sprintf("%s:%s: unknown key", file, path))
+				continue
+			}
+			unknownKeys(file, path, m[k], ft, errs)
+		}
+	case reflect.Map:
+		if m, ok := raw.(map[string]any); ok {
+			for k, v := range m {
+				unknownKeys(file, prefix+"."+k, v, t.Elem(), errs)
+			}
+		}
+	case reflect.Slice:
+		if l, ok := raw.([]any); ok {
+			for i, v := range l {
+				unknownKeys(file, fmt.Sprintf("%s[%d]", prefix, i), v, t.Elem(), errs)
+			}
+		}
+	}
+}
+
+// leafKeys lists the dotted keys of t's plain fields, for env binding.
+func leafKeys(prefix string, t reflect.Type) []string {
+	var out []string
+	for i := range t.NumField() {
+		f := t.Field(i)
+		k := strings.TrimPrefix(prefix+"."+tagName(f), ".")
+		if f.Type.Kind() == reflect.Struct && f.Type != reflect.TypeOf(time.Duration(0)) {
+			out = append(out, leafKeys(k, f.Type)...)
+		} else if f.Type.Kind() != reflect.Map && f.Type.Kind() != reflect.Slice {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// Validate checks values and references; errors name file and key.
+func (c *Config) Validate(file string) error {
+	var errs Errors
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Sprintf("%s:%s: %s", file, key, fmt.Sprintf(format, args...)))
+	}
+	if _, _, err := net.SplitHostPort(c.Server.Listen); err != nil {
+		bad("server.listen", "must be host:port: %v", err)
+	}
+	for key, d := range map[string]time.Duration{
+		"server.request_timeout": c.Server.RequestTimeout, "server.read_timeout": c.Server.ReadTimeout,
+		"server.idle_timeout": c.Server.IdleTimeout, "server.shutdown_timeout": c.Server.ShutdownTimeout,
+		"server.queue_timeout": c.Server.QueueTimeout,
+	} {
+		if d <= 0 {
+			bad(key, "must be a positive duration such as 30s")
+		}
+	}
+	for key, n := range map[string]int{
+		"server.max_body_bytes": c.Server.MaxBodyBytes, "server.max_inflight": c.Server.MaxInflight,
+		"server.max_n": c.Server.MaxN, "server.max_tokens": c.Server.MaxTokens, "server.max_messages": c.Server.MaxMessages,
+	} {
+		if n < 1 {
+			bad(key, "must be at least 1")
+		}
+	}
+	if c.Server.MaxQueue < 0 {
+		bad("server.max_queue", "must not be negative")
+	}
+	if c.Server.MaxN > 128 {
+		bad("server.max_n", "must be at most 128")
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level", "must be one of debug, info, warn, error; got %q", c.Log.Level)
+	}
+	if c.Log.Format != "text" && c.Log.Format != "json" {
+		bad("log.format", "must be text or json; got %q", c.Log.Format)
+	}
+	if len(c.Backends) == 0 {
+		bad("backends", "at least one backend is required")
+	}
+	names := make([]string, 0, len(c.Backends))
+	for n := range c.Backends {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		b := c.Backends[n]
+		k := "backends." + n
+		switch b.Type {
+		case TypeReference:
+		case TypeOllama, TypeOpenAI:
+			if b.URL == "" {
+				bad(k+".url", "is required for a %s backend", b.Type)
+			} else if u, err := url.Parse(withScheme(b.URL)); err != nil || u.Host == "" {
+				bad(k+".url", "is not a valid URL: %q", b.URL)
+			}
+		default:
+			bad(k+".type", "must be one of reference, ollama, openai; got %q", b.Type)
+		}
+		if b.Type == TypeOpenAI {
+			switch b.Flavour {
+			case "openai", "vllm", "llamacpp":
+			default:
+				bad(k+".flavour", "must be one of openai, vllm, llamacpp; got %q", b.Flavour)
+			}
+		} else if b.Flavour != "" {
+			bad(k+".flavour", "only applies to openai backends")
+		}
+		if b.Timeout < 0 || b.TokenDelay < 0 || b.FirstTokenDelay < 0 {
+			bad(k, "durations must not be negative")
+		}
+		if b.MaxConcurrency < 1 {
+			bad(k+".max_concurrency", "must be at least 1")
+		}
+		if b.Type != TypeReference && (b.TokenDelay != 0 || b.FirstTokenDelay != 0 || b.MaxTokens != 0) {
+			bad(k, "token_delay, first_token_delay and max_tokens only apply to reference backends")
+		}
+	}
+	seen := map[string]string{}
+	for i, m := range c.Models {
+		k := fmt.Sprintf("models[%d]", i)
+		if m.Name == "" {
+			bad(k+".name", "is required")
+		}
+		if _, ok := c.Backends[m.Backend]; !ok {
+			bad(k+".backend", "names backend %q, which is not defined under backends", m.Backend)
+		}
+		for _, n := range append([]string{m.Name}, m.Aliases...) {
+			if prev, dup := seen[n]; dup && n != "" {
+				bad(k, "model name %q is already used by %s", n, prev)
+			}
+			seen[n] = k
+		}
+	}
+	if len(errs) > 0 {
+		return errs
+	}
+	return nil
+}
+
+// withScheme adds http:// to a bare host:port, as Ollama's own client does
+// for OLLAMA_HOST.
+func withScheme(s string) string {
+	if strings.Contains(s, "://") {
+		return s
+	}
+	return "http://" + s
+}
+
+// NormalizeURL returns a backend URL with a scheme.
+func NormalizeURL(s string) string { return withScheme(s) }

@@ -1,0 +1,54 @@
+package gateway
+
+import (
+	"context"
+	"sync/atomic"
+	"time"
+
+	"github.com/steergate/steergate/backend"
+)
+
+// admission bounds in-flight requests; up to maxQueue more wait at most
+// queueTimeout for a slot, and the rest are rejected at once (503).
+type admission struct {
+	slots        chan struct{}
+	waiting      atomic.Int64
+	maxQueue     int64
+	queueTimeout time.Duration
+}
+
+func newAdmission(maxInflight, maxQueue int, queueTimeout time.Duration) *admission {
+	return &admission{slots: make(chan struct{}, maxInflight), maxQueue: int64(maxQueue), queueTimeout: queueTimeout}
+}
+
+// acquire takes a slot; the caller must release it.
+func (a *admission) acquire(ctx context.Context) error {
+	select {
+	case a.slots <- struct{}{}:
+		return nil
+	default:
+	}
+	if a.waiting.Add(1) > a.maxQueue {
+		a.waiting.Add(-1)
+		return backendOverloaded("too many requests in flight and the queue is full")
+	}
+	defer a.waiting.Add(-1)
+	t := time.NewTimer(a.queueTimeout)
+	defer t.Stop()
+	select {
+	case a.slots <- struct{}{}:
+		return nil
+	case <-t.C:
+		return backendOverloaded("timed out waiting for a free slot")
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+}
+
+func (a *admission) release() { <-a.slots }
+
+func (a *admission) inflight() int { return len(a.slots) }
+
+func backendOverloaded(msg string) error {
+	return &backend.ParamError{Msg: "server overloaded: " + msg, Err: backend.ErrOverloaded}
+}

@@ -1,0 +1,52 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"net"
+	"syscall"
+	"time"
+
+	"github.com/steergate/steergate/backend"
+)
+
+// errClientGone is the cancellation cause when the client disconnects.
+var errClientGone = errors.Join(backend.ErrCanceled, errors.New("client closed the connection"))
+
+// watchDisconnect cancels the request when the client closes its
+// connection. fasthttp has no such signal, so it waits in the runtime poller
+// for the socket to become readable and peeks: end of file or a reset means
+// the client is gone; data means a pipelined request, which it leaves for
+// fasthttp to read. stop ends the watch before fasthttp reads again.
+func watchDisconnect(c net.Conn, cancel context.CancelCauseFunc) (stop func()) {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return func() {}
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return func() {}
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		var buf [1]byte
+		gone := false
+		err := raw.Read(func(fd uintptr) bool {
+			n, _, err := syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+			if errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EINTR) {
+				return false // nothing yet: park until readable
+			}
+			gone = n == 0 || err != nil
+			return true
+		})
+		if err == nil && gone {
+			cancel(errClientGone)
+		}
+	}()
+	return func() {
+		_ = c.SetReadDeadline(time.Unix(1, 0)) // wakes the parked read
+		<-done
+		_ = c.SetReadDeadline(time.Time{})
+	}
+}

@@ -1,0 +1,17 @@
+//go:build !linux
+
+package gateway
+
+import (
+	"context"
+	"errors"
+	"net"
+
+	"github.com/steergate/steergate/backend"
+)
+
+var errClientGone = errors.Join(backend.ErrCanceled, errors.New("client closed the connection"))
+
+// watchDisconnect is a no-op where the peek is not implemented; streaming
+// requests still notice a gone client on their next write.
+func watchDisconnect(net.Conn, context.CancelCauseFunc) func() { return func() {} }

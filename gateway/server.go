@@ -1,0 +1,448 @@
+package gateway
+
+import (
+	"bufio"
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"sync/atomic"
+	"time"
+
+	"github.com/steergate/steergate/backend"
+	"github.com/steergate/steergate/gateway/openai"
+	"github.com/valyala/fasthttp"
+)
+
+// Engine runs one request on its route. The passthrough engine calls the
+// backend; steering strategies plug in here.
+type Engine interface {
+	Run(ctx context.Context, rt backend.Route, r *backend.Request, emit func(backend.Delta) error) (*backend.Generation, error)
+}
+
+// Passthrough sends the request to the route's backend as it is, fanning n
+// out where the backend has no native n.
+type Passthrough struct{}
+
+func (Passthrough) Run(ctx context.Context, rt backend.Route, r *backend.Request, emit func(backend.Delta) error) (*backend.Generation, error) {
+	if emit == nil {
+		return backend.GenerateN(ctx, rt.Backend, r)
+	}
+	return backend.StreamN(ctx, rt.Backend, r, emit)
+}
+
+// Options configure the server.
+type Options struct {
+	Listen          string
+	RequestTimeout  time.Duration // per-request deadline
+	MaxBodyBytes    int
+	MaxInflight     int
+	MaxQueue        int
+	QueueTimeout    time.Duration
+	ReadTimeout     time.Duration
+	IdleTimeout     time.Duration
+	ShutdownTimeout time.Duration
+	Limits          openai.Limits
+}
+
+// Server is the HTTP gateway.
+type Server struct {
+	opts     Options
+	router   *backend.Router
+	engine   Engine
+	log      *slog.Logger
+	adm      *admission
+	srv      *fasthttp.Server
+	draining atomic.Bool
+	ready    func(context.Context) error
+}
+
+// New returns a server; ready reports whether the backends can serve (nil:
+// always ready).
+func New(opts Options, router *backend.Router, engine Engine, log *slog.Logger, ready func(context.Context) error) *Server {
+	if engine == nil {
+		engine = Passthrough{}
+	}
+	s := &Server{opts: opts, router: router, engine: engine, log: log, ready: ready,
+		adm: newAdmission(opts.MaxInflight, opts.MaxQueue, opts.QueueTimeout)}
+	s.srv = &fasthttp.Server{
+		Handler:            s.handle,
+		ErrorHandler:       s.parseError,
+		Name:               "steergate",
+		MaxRequestBodySize: opts.MaxBodyBytes,
+		ReadTimeout:        opts.ReadTimeout,
+		// Streams last as long as the request may; the deadline is ours.
+		WriteTimeout:                  opts.RequestTimeout + 10*time.Second,
+		IdleTimeout:                   opts.IdleTimeout,
+		NoDefaultServerHeader:         true,
+		NoDefaultContentType:          true,
+		DisablePreParseMultipartForm:  true,
+		CloseOnShutdown:               true,
+		ReduceMemoryUsage:             false,
+		StreamRequestBody:             false,
+		DisableHeaderNamesNormalizing: false,
+	}
+	return s
+}
+
+// Serve accepts connections on ln until ctx is cancelled, then stops
+// accepting, lets in-flight requests finish (up to ShutdownTimeout) and
+// returns.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	errc := make(chan error, 1)
+	go func() { errc <- s.srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	s.draining.Store(true)
+	s.log.Info("draining in-flight requests", "inflight", s.adm.inflight())
+	sctx, cancel := context.WithTimeout(context.Background(), s.opts.ShutdownTimeout)
+	defer cancel()
+	if err := s.srv.ShutdownWithContext(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	return <-errc
+}
+
+func (s *Server) parseError(ctx *fasthttp.RequestCtx, err error) {
+	s.setRequestID(ctx)
+	if errors.Is(err, fasthttp.ErrBodyTooLarge) {
+		writeError(ctx, &backend.ParamError{Msg: fmt.Sprintf("request body exceeds %d bytes", s.opts.MaxBodyBytes), Err: backend.ErrTooLarge})
+		return
+	}
+	writeError(ctx, backend.Invalid("", "malformed HTTP request: %v", err))
+}
+
+func (s *Server) handle(ctx *fasthttp.RequestCtx) {
+	s.setRequestID(ctx)
+	path, method := string(ctx.Path()), string(ctx.Method())
+	switch {
+	case path == "/v1/chat/completions" && method == "POST":
+		s.chat(ctx)
+	case path == "/v1/completions" && method == "POST":
+		s.completions(ctx)
+	case path == "/v1/models" && method == "GET":
+		s.models(ctx)
+	case path == "/healthz":
+		writeJSON(ctx, fasthttp.StatusOK, map[string]string{"status": "ok"})
+	case path == "/readyz":
+		s.readyz(ctx)
+	case path == "/v1/chat/completions" || path == "/v1/completions" || path == "/v1/models":
+		writeError(ctx, &backend.ParamError{Msg: "method " + method + " not allowed on " + path, Err: backend.ErrInvalid})
+		ctx.SetStatusCode(fasthttp.StatusMethodNotAllowed)
+	default:
+		writeError(ctx, &backend.ParamError{Msg: "unknown path " + path, Err: backend.ErrNotFound})
+	}
+}
+
+var idCounter atomic.Uint64
+
+func newID(prefix string) string {
+	var b [12]byte
+	x, y := rand.Uint64(), idCounter.Add(1)
+	for i := range 8 {
+		b[i] = byte(x >> (8 * i))
+	}
+	for i := range 4 {
+		b[8+i] = byte(y >> (8 * i))
+	}
+	return prefix + hex.EncodeToString(b[:])
+}
+
+func validID(id []byte) bool {
+	if len(id) == 0 || len(id) > 128 {
+		return false
+	}
+	for _, c := range id {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+// setRequestID keeps a sane client-supplied X-Request-Id or makes one.
+func (s *Server) setRequestID(ctx *fasthttp.RequestCtx) string {
+	id := ctx.Request.Header.Peek("X-Request-Id")
+	sid := string(id)
+	if !validID(id) {
+		sid = newID("req_")
+	}
+	ctx.Response.Header.Set("X-Request-Id", sid)
+	return sid
+}
+
+func writeJSON(ctx *fasthttp.RequestCtx, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status = fasthttp.StatusInternalServerError
+		b = []byte(`{"error":{"message":"encoding the response failed","type":"server_error","param":null,"code":null}}`)
+	}
+	ctx.SetStatusCode(status)
+	ctx.SetContentType("application/json")
+	ctx.SetBody(b)
+}
+
+func (s *Server) models(ctx *fasthttp.RequestCtx) {
+	list := openai.ModelList{Object: "list", Data: []openai.Model{}}
+	for _, r := range s.router.List() {
+		list.Data = append(list.Data, openai.Model{ID: r.Name, Object: "model", Created: 0, OwnedBy: r.Backend.Name()})
+	}
+	writeJSON(ctx, fasthttp.StatusOK, list)
+}
+
+func (s *Server) readyz(ctx *fasthttp.RequestCtx) {
+	if s.draining.Load() {
+		writeError(ctx, backendOverloaded("shutting down"))
+		return
+	}
+	if s.ready != nil {
+		c, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		if err := s.ready(c); err != nil {
+			writeError(ctx, &backend.ParamError{Msg: "not ready: " + err.Error(), Err: backend.ErrOverloaded})
+			return
+		}
+	}
+	writeJSON(ctx, fasthttp.StatusOK, map[string]string{"status": "ready"})
+}
+
+// format is what differs between chat and completions on the wire.
+type format struct {
+	idPrefix string
+	full     func(id, model string, created int64, g *backend.Generation) any
+	chunk    func(id, model string, created int64, d backend.Delta, first bool, offset int) any
+	usage    func(id, model string, created int64, u backend.Usage) any
+}
+
+var chatFormat = format{
+	idPrefix: "chatcmpl-",
+	full: func(id, model string, created int64, g *backend.Generation) any {
+		return openai.Chat(id, model, created, g)
+	},
+	chunk: func(id, model string, created int64, d backend.Delta, first bool, _ int) any {
+		return openai.ChatChunkOf(id, model, created, d, first)
+	},
+	usage: func(id, model string, created int64, u backend.Usage) any {
+		return openai.ChatUsageChunk(id, model, created, u)
+	},
+}
+
+var completionFormat = format{
+	idPrefix: "cmpl-",
+	full: func(id, model string, created int64, g *backend.Generation) any {
+		return openai.CompletionOf(id, model, created, g)
+	},
+	chunk: func(id, model string, created int64, d backend.Delta, _ bool, offset int) any {
+		return openai.CompletionChunkOf(id, model, created, d, offset)
+	},
+	usage: func(id, model string, created int64, u backend.Usage) any {
+		return openai.CompletionUsageChunk(id, model, created, u)
+	},
+}
+
+func (s *Server) chat(ctx *fasthttp.RequestCtx) {
+	req, err := openai.DecodeChat(ctx.PostBody())
+	if err != nil {
+		writeError(ctx, err)
+		return
+	}
+	br, err := openai.ChatToBackend(req, s.opts.Limits)
+	if err != nil {
+		writeError(ctx, err)
+		return
+	}
+	s.serve(ctx, chatFormat, req.Model, br, req.Stream, req.StreamOptions != nil && req.StreamOptions.IncludeUsage)
+}
+
+func (s *Server) completions(ctx *fasthttp.RequestCtx) {
+	req, err := openai.DecodeCompletion(ctx.PostBody())
+	if err != nil {
+		writeError(ctx, err)
+		return
+	}
+	br, err := openai.CompletionToBackend(req, s.opts.Limits)
+	if err != nil {
+		writeError(ctx, err)
+		return
+	}
+	s.serve(ctx, completionFormat, req.Model, br, req.Stream, req.StreamOptions != nil && req.StreamOptions.IncludeUsage)
+}
+
+// checkCaps refuses what the backend has declared it cannot do.
+func checkCaps(c backend.Caps, r *backend.Request) error {
+	if r.Logprobs && !c.Logprobs {
+		return backend.Unsupported("logprobs", "this model's backend does not return logprobs")
+	}
+	if r.TopLogprobs > c.MaxTopLogprobs && c.Logprobs {
+		return backend.Invalid("top_logprobs", "top_logprobs must be at most %d for this model", c.MaxTopLogprobs)
+	}
+	if r.Continue && !c.Continuation {
+		return backend.Unsupported("continue_final_message", "this model's backend cannot continue a partial assistant message")
+	}
+	return nil
+}
+
+func (s *Server) serve(ctx *fasthttp.RequestCtx, f format, model string, br *backend.Request, stream, includeUsage bool) {
+	rt, err := s.router.Resolve(model)
+	if err != nil {
+		writeError(ctx, err)
+		return
+	}
+	br.Model = rt.Target
+	if err := checkCaps(rt.Backend.Caps(), br); err != nil {
+		writeError(ctx, err)
+		return
+	}
+	rctx, cancel := context.WithCancelCause(context.Background())
+	rctx, cancelTimeout := context.WithTimeout(rctx, s.opts.RequestTimeout)
+	stopWatch := watchDisconnect(ctx.Conn(), cancel)
+	finish := func() { stopWatch(); cancelTimeout(); cancel(nil) }
+	if err := s.adm.acquire(rctx); err != nil {
+		finish()
+		writeError(ctx, err)
+		return
+	}
+	id, created := newID(f.idPrefix), time.Now().Unix()
+	if !stream {
+		defer finish()
+		defer s.adm.release()
+		gen, err := s.engine.Run(rctx, rt, br, nil)
+		if err != nil {
+			s.fail(ctx, rctx, err)
+			return
+		}
+		writeJSON(ctx, fasthttp.StatusOK, f.full(id, model, created, gen))
+		return
+	}
+	st := startStream(rctx, func(emit func(backend.Delta) error) (*backend.Generation, error) {
+		return s.engine.Run(rctx, rt, br, emit)
+	})
+	// Wait for the first delta so that an error before any output still
+	// gets its own HTTP status.
+	first, ok := <-st.events
+	if !ok && st.err != nil {
+		finish()
+		s.adm.release()
+		s.fail(ctx, rctx, st.err)
+		return
+	}
+	reqID := string(ctx.Response.Header.Peek("X-Request-Id"))
+	ctx.SetContentType("text/event-stream")
+	ctx.Response.Header.Set("Cache-Control", "no-cache")
+	ctx.Response.Header.Set("X-Accel-Buffering", "no")
+	ctx.SetBodyStreamWriter(func(w *bufio.Writer) {
+		defer s.adm.release()
+		defer finish()
+		sw := sseWriter{w: w, f: f, id: id, model: model, created: created, seen: map[int]int{}}
+		werr := error(nil)
+		if ok {
+			werr = sw.delta(first)
+		}
+		for d := range st.events {
+			if werr == nil {
+				werr = sw.delta(d)
+			}
+			if werr != nil {
+				cancel(errClientGone) // stop the backend; keep draining until it returns
+			}
+		}
+		if werr != nil {
+			return
+		}
+		if st.err != nil {
+			err := st.err
+			if c := context.Cause(rctx); c != nil && errors.Is(err, context.Canceled) {
+				err = c
+			} else if errors.Is(err, context.DeadlineExceeded) {
+				err = fmt.Errorf("%w: request deadline of %s exceeded", backend.ErrTimeout, s.opts.RequestTimeout)
+			}
+			s.log.Warn("stream failed after first byte", "request_id", reqID, "err", err)
+			_, body := errorOf(err)
+			_ = sw.event(body)
+			_ = sw.done()
+			return
+		}
+		if includeUsage {
+			_ = sw.event(f.usage(id, model, created, st.gen.Usage))
+		}
+		_ = sw.done()
+	})
+}
+
+// fail writes the error of a request that produced no output yet.
+func (s *Server) fail(ctx *fasthttp.RequestCtx, rctx context.Context, err error) {
+	if cause := context.Cause(rctx); cause != nil && errors.Is(err, context.Canceled) {
+		err = cause
+	}
+	if errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, backend.ErrTimeout) {
+		err = fmt.Errorf("%w: request deadline of %s exceeded", backend.ErrTimeout, s.opts.RequestTimeout)
+	}
+	status, _ := errorOf(err)
+	if status >= 500 {
+		s.log.Warn("request failed", "request_id", string(ctx.Response.Header.Peek("X-Request-Id")), "status", status, "err", err)
+	}
+	writeError(ctx, err)
+}
+
+// stream runs a producer in its own goroutine and hands its deltas over a
+// channel; err and gen are set before events is closed.
+type stream struct {
+	events chan backend.Delta
+	gen    *backend.Generation
+	err    error
+}
+
+func startStream(ctx context.Context, produce func(emit func(backend.Delta) error) (*backend.Generation, error)) *stream {
+	st := &stream{events: make(chan backend.Delta, 32)}
+	go func() {
+		defer close(st.events)
+		st.gen, st.err = produce(func(d backend.Delta) error {
+			select {
+			case st.events <- d:
+				return nil
+			case <-ctx.Done():
+				return context.Cause(ctx)
+			}
+		})
+	}()
+	return st
+}
+
+// sseWriter writes server-sent events.
+type sseWriter struct {
+	w       *bufio.Writer
+	f       format
+	id      string
+	model   string
+	created int64
+	seen    map[int]int // choice index -> text written so far
+}
+
+func (s *sseWriter) delta(d backend.Delta) error {
+	off, seen := s.seen[d.Index]
+	s.seen[d.Index] = off + len(d.Text)
+	return s.event(s.f.chunk(s.id, s.model, s.created, d, !seen, off))
+}
+
+func (s *sseWriter) event(v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	s.w.WriteString("data: ")
+	s.w.Write(b)
+	s.w.WriteString("\n\n")
+	return s.w.Flush()
+}
+
+func (s *sseWriter) done() error {
+	s.w.WriteString("data: [DONE]\n\n")
+	return s.w.Flush()
+}
