@@ -137,6 +137,9 @@ func (c *Client) run(ctx context.Context, r *backend.Request, emit func(backend.
 	g := &backend.Generation{Model: r.Model}
 	ch := backend.Choice{}
 	onChunk := func(text string, lps []api.Logprob, done bool, reason string, m api.Metrics) error {
+		if err := ctx.Err(); err != nil { // lines already read may outlive the cancelled call
+			return err
+		}
 		d := backend.Delta{Text: text, Logprobs: toLogprobs(lps, r.Logprobs)}
 		ch.Text += text
 		if r.Logprobs {

@@ -271,6 +271,9 @@ func (c *Client) Stream(ctx context.Context, r *backend.Request, emit func(backe
 	g := &backend.Generation{Model: r.Model}
 	choices := map[int]*backend.Choice{}
 	err = readSSE(resp.BodyStream(), func(data []byte) error {
+		if ctx.Err() != nil { // buffered chunks may outlive the closed connection
+			return context.Cause(ctx)
+		}
 		var ch chunk
 		if err := json.Unmarshal(data, &ch); err != nil {
 			return fmt.Errorf("%w: %s: bad stream chunk: %v", backend.ErrUpstream, c.name, err)

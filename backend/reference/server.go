@@ -309,6 +309,12 @@ func (s *Server) openaiChat(ctx *fasthttp.RequestCtx) {
 	if err == nil {
 		var r *backend.Request
 		if r, err = openai.ChatToBackend(req, serverLimits); err == nil {
+			// Like llama.cpp and Ollama, continue a trailing assistant
+			// message unless told to add a generation prompt.
+			last := r.Messages[len(r.Messages)-1]
+			if last.Role == "assistant" && (req.AddGenerationPrompt == nil || !*req.AddGenerationPrompt) {
+				r.Continue = true
+			}
 			s.openaiRun(ctx, req.Model, r, req.Stream, req.StreamOptions, true)
 			return
 		}
