@@ -9,15 +9,15 @@ import (
 // client wraps exactly one of these; the gateway maps them to HTTP statuses in
 // one table.
 var (
-	ErrInvalid     = errors.New("invalid request")      // 400
-	ErrNotFound    = errors.New("not found")            // 404
-	ErrTooLarge    = errors.New("request too large")    // 413
-	ErrUnsupported = errors.New("unsupported")          // 400: the backend cannot do what was asked
-	ErrOverloaded  = errors.New("overloaded")           // 503 with Retry-After
-	ErrUpstream    = errors.New("backend failure")      // 502
-	ErrTimeout     = errors.New("backend timeout")      // 504
-	ErrCanceled    = errors.New("request canceled")     // 499, client went away
-	ErrInternal    = errors.New("internal error")       // 500
+	ErrInvalid     = errors.New("invalid request")   // 400
+	ErrNotFound    = errors.New("not found")         // 404
+	ErrTooLarge    = errors.New("request too large") // 413
+	ErrUnsupported = errors.New("unsupported")       // 400: the backend cannot do what was asked
+	ErrOverloaded  = errors.New("overloaded")        // 503 with Retry-After
+	ErrUpstream    = errors.New("backend failure")   // 502
+	ErrTimeout     = errors.New("backend timeout")   // 504
+	ErrCanceled    = errors.New("request canceled")  // 499, client went away
+	ErrInternal    = errors.New("internal error")    // 500
 )
 
 // ParamError names the request parameter an error is about, so that the

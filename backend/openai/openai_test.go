@@ -22,4 +22,6 @@ func TestConformance(t *testing.T) {
 	}
 }
 
-func TestSameAsReference(t *testing.T) { backendtest.SameAsReference(t, newClient(t, openai.FlavourVLLM)) }
+func TestSameAsReference(t *testing.T) {
+	backendtest.SameAsReference(t, newClient(t, openai.FlavourVLLM))
+}

@@ -430,4 +430,6 @@ func (s *Server) openaiRun(ctx *fasthttp.RequestCtx, model string, r *backend.Re
 }
 
 // Address formats a listener address as a base URL.
-func Address(ln net.Listener) string { return "http://" + strings.TrimPrefix(ln.Addr().String(), "[::]") }
+func Address(ln net.Listener) string {
+	return "http://" + strings.TrimPrefix(ln.Addr().String(), "[::]")
+}

@@ -108,10 +108,10 @@ func Marshal(v any, extra map[string]json.RawMessage) ([]byte, error) {
 
 // Limits bound what one request may ask for.
 type Limits struct {
-	MaxN         int // largest n
-	MaxTokens    int // largest max_tokens; 0: unbounded
-	MaxMessages  int // 0: unbounded
-	MaxStop      int
+	MaxN           int // largest n
+	MaxTokens      int // largest max_tokens; 0: unbounded
+	MaxMessages    int // 0: unbounded
+	MaxStop        int
 	MaxTopLogprobs int
 }
 
