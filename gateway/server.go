@@ -73,6 +73,7 @@ func New(opts Options, router *backend.Router, engine Engine, log *slog.Logger, 
 		Handler:            s.handle,
 		ErrorHandler:       s.parseError,
 		Name:               "steergate",
+		Logger:             fasthttpLogger{log},
 		MaxRequestBodySize: opts.MaxBodyBytes,
 		ReadTimeout:        opts.ReadTimeout,
 		// Streams last as long as the request may; the deadline is ours.
@@ -445,4 +446,12 @@ func (s *sseWriter) event(v any) error {
 func (s *sseWriter) done() error {
 	s.w.WriteString("data: [DONE]\n\n")
 	return s.w.Flush()
+}
+
+// fasthttpLogger sends fasthttp's own messages (connection errors) to slog
+// at debug level: the client already got its answer, if any.
+type fasthttpLogger struct{ log *slog.Logger }
+
+func (l fasthttpLogger) Printf(format string, args ...any) {
+	l.log.Debug(fmt.Sprintf(format, args...), "component", "fasthttp")
 }

@@ -1,0 +1,480 @@
+package gateway_test
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	sdk "github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/option"
+	"github.com/steergate/steergate/backend"
+	"github.com/steergate/steergate/backend/backendtest"
+	oaibackend "github.com/steergate/steergate/backend/openai"
+	"github.com/steergate/steergate/backend/reference"
+	"github.com/steergate/steergate/gateway"
+	"github.com/steergate/steergate/gateway/openai"
+	"go.uber.org/goleak"
+)
+
+func defaultOptions() gateway.Options {
+	return gateway.Options{
+		RequestTimeout: 30 * time.Second, MaxBodyBytes: 1 << 20, MaxInflight: 64, MaxQueue: 64,
+		QueueTimeout: time.Second, ReadTimeout: 10 * time.Second, IdleTimeout: 10 * time.Second,
+		ShutdownTimeout: 5 * time.Second, Limits: openai.Limits{MaxN: 16, MaxStop: 4, MaxTopLogprobs: 20},
+	}
+}
+
+type env struct {
+	url    string
+	client sdk.Client
+	stop   func() error // drains and stops the server
+}
+
+// start serves a gateway routing each model name to its backend.
+func start(t *testing.T, opts gateway.Options, routes map[string]backend.Backend) *env {
+	t.Helper()
+	rt := backend.NewRouter()
+	for name, b := range routes {
+		if err := rt.Add(backend.Route{Name: name, Backend: b, Target: name}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	srv := gateway.New(opts, rt, nil, log, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, ln) }()
+	var once sync.Once
+	var serr error
+	stop := func() error {
+		once.Do(func() { cancel(); serr = <-done })
+		return serr
+	}
+	t.Cleanup(func() { _ = stop() })
+	url := "http://" + ln.Addr().String()
+	c := sdk.NewClient(option.WithBaseURL(url+"/v1/"), option.WithAPIKey("sk-none"), option.WithMaxRetries(0))
+	return &env{url: url, client: c, stop: stop}
+}
+
+func ref(opts reference.Options) map[string]backend.Backend {
+	return map[string]backend.Backend{"reference": reference.New("reference", opts)}
+}
+
+func userMsg(q string) []sdk.ChatCompletionMessageParamUnion {
+	return []sdk.ChatCompletionMessageParamUnion{sdk.UserMessage(q)}
+}
+
+func TestSDKModels(t *testing.T) {
+	e := start(t, defaultOptions(), ref(reference.Options{}))
+	page, err := e.client.Models.List(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(page.Data) != 1 || page.Data[0].ID != "reference" || page.Data[0].OwnedBy != "reference" {
+		t.Errorf("models %+v", page.Data)
+	}
+}
+
+func TestSDKChatSeededAndStreamed(t *testing.T) {
+	e := start(t, defaultOptions(), ref(reference.Options{}))
+	ctx := context.Background()
+	params := sdk.ChatCompletionNewParams{Model: "reference", Messages: userMsg("Why is the sky blue?"),
+		Seed: sdk.Int(42), MaxTokens: sdk.Int(40)}
+	var httpResp *http.Response
+	a, err := e.client.Chat.Completions.New(ctx, params, option.WithResponseInto(&httpResp))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if httpResp.Header.Get("X-Request-Id") == "" {
+		t.Error("no X-Request-Id")
+	}
+	if a.Object != "chat.completion" || len(a.Choices) != 1 || a.Choices[0].Message.Content == "" || a.Choices[0].Message.Role != "assistant" {
+		t.Fatalf("bad completion %+v", a)
+	}
+	if a.Usage.PromptTokens == 0 || a.Usage.CompletionTokens == 0 || a.Usage.TotalTokens != a.Usage.PromptTokens+a.Usage.CompletionTokens {
+		t.Errorf("usage %+v", a.Usage)
+	}
+	b, err := e.client.Chat.Completions.New(ctx, params)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Choices[0].Message.Content != b.Choices[0].Message.Content {
+		t.Errorf("same seed, different answers: %q / %q", a.Choices[0].Message.Content, b.Choices[0].Message.Content)
+	}
+
+	params.StreamOptions = sdk.ChatCompletionStreamOptionsParam{IncludeUsage: sdk.Bool(true)}
+	st := e.client.Chat.Completions.NewStreaming(ctx, params)
+	acc := sdk.ChatCompletionAccumulator{}
+	chunks, usageChunks := 0, 0
+	for st.Next() {
+		ch := st.Current()
+		acc.AddChunk(ch)
+		chunks++
+		if chunks == 1 && (len(ch.Choices) != 1 || ch.Choices[0].Delta.Role != "assistant") {
+			t.Errorf("first chunk has no assistant role: %+v", ch)
+		}
+		if len(ch.Choices) == 0 {
+			usageChunks++
+			if ch.Usage.TotalTokens != a.Usage.TotalTokens {
+				t.Errorf("stream usage %+v, non-stream %+v", ch.Usage, a.Usage)
+			}
+		}
+	}
+	if err := st.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if usageChunks != 1 {
+		t.Errorf("%d usage chunks", usageChunks)
+	}
+	if got := acc.Choices[0].Message.Content; got != a.Choices[0].Message.Content {
+		t.Errorf("streamed %q, non-streamed %q", got, a.Choices[0].Message.Content)
+	}
+	if acc.Choices[0].FinishReason != a.Choices[0].FinishReason {
+		t.Errorf("finish %q vs %q", acc.Choices[0].FinishReason, a.Choices[0].FinishReason)
+	}
+}
+
+func TestSDKNFannedOut(t *testing.T) {
+	// The llama.cpp flavour has no native n, so the gateway fans out.
+	upstream := backendtest.StartReference(t, reference.Options{})
+	lc, err := oaibackend.New("llamacpp", upstream+"/v1", "", oaibackend.FlavourLlamaCPP, 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := start(t, defaultOptions(), map[string]backend.Backend{"reference": lc})
+	params := sdk.ChatCompletionNewParams{Model: "reference", Messages: userMsg("Give me advice on exercise."),
+		N: sdk.Int(3), Seed: sdk.Int(9), MaxTokens: sdk.Int(30), Logprobs: sdk.Bool(true), TopLogprobs: sdk.Int(2)}
+	c, err := e.client.Chat.Completions.New(context.Background(), params)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Choices) != 3 {
+		t.Fatalf("%d choices", len(c.Choices))
+	}
+	distinct := map[string]bool{}
+	var completion int64
+	for i, ch := range c.Choices {
+		if ch.Index != int64(i) {
+			t.Errorf("choice %d index %d", i, ch.Index)
+		}
+		distinct[ch.Message.Content] = true
+		completion += int64(len(ch.Logprobs.Content))
+		for _, lp := range ch.Logprobs.Content {
+			if len(lp.TopLogprobs) != 2 {
+				t.Errorf("top_logprobs %d", len(lp.TopLogprobs))
+			}
+		}
+	}
+	if len(distinct) < 2 {
+		t.Errorf("fan-out samples identical: %v", distinct)
+	}
+	// Each sample paid for its prompt and its tokens (plus end of text).
+	if c.Usage.CompletionTokens < completion {
+		t.Errorf("usage %d completion tokens < %d logprob tokens", c.Usage.CompletionTokens, completion)
+	}
+	// The samples are the in-process model's seeds 9, 10, 11.
+	r := reference.New("x", reference.Options{})
+	for i := range 3 {
+		s := int64(9 + i)
+		g, err := r.Generate(context.Background(), &backend.Request{Model: "reference", Messages: []backend.Message{{Role: "user", Content: "Give me advice on exercise."}}, Seed: &s, MaxTokens: 30})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if g.Choices[0].Text != c.Choices[i].Message.Content {
+			t.Errorf("choice %d = %q, want seed %d's %q", i, c.Choices[i].Message.Content, s, g.Choices[0].Text)
+		}
+	}
+}
+
+func TestSDKCompletions(t *testing.T) {
+	e := start(t, defaultOptions(), ref(reference.Options{}))
+	c, err := e.client.Completions.New(context.Background(), sdk.CompletionNewParams{
+		Model: "reference", Prompt: sdk.CompletionNewParamsPromptUnion{OfString: sdk.String("Light travels at")},
+		MaxTokens: sdk.Int(5), Temperature: sdk.Float(0), Logprobs: sdk.Int(2)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(c.Choices[0].Text, " about three") || len(c.Choices[0].Logprobs.Tokens) == 0 {
+		t.Errorf("completion %+v", c.Choices[0])
+	}
+}
+
+// apiErr asserts err is an OpenAI API error with the given status and param.
+func apiErr(t *testing.T, err error, status int, param string) {
+	t.Helper()
+	var ae *sdk.Error
+	if !errors.As(err, &ae) {
+		t.Fatalf("err = %v, want an API error", err)
+	}
+	if ae.StatusCode != status || ae.Param != param || ae.Message == "" {
+		t.Errorf("status %d param %q message %q; want %d %q", ae.StatusCode, ae.Param, ae.Message, status, param)
+	}
+}
+
+func TestSDKErrors(t *testing.T) {
+	e := start(t, defaultOptions(), ref(reference.Options{}))
+	ctx := context.Background()
+	base := sdk.ChatCompletionNewParams{Model: "reference", Messages: userMsg("hi")}
+	cases := []struct {
+		name   string
+		mod    func(p *sdk.ChatCompletionNewParams)
+		status int
+		param  string
+	}{
+		{"unknown model", func(p *sdk.ChatCompletionNewParams) { p.Model = "gpt-nope" }, 404, "model"},
+		{"temperature", func(p *sdk.ChatCompletionNewParams) { p.Temperature = sdk.Float(3) }, 400, "temperature"},
+		{"n too large", func(p *sdk.ChatCompletionNewParams) { p.N = sdk.Int(99) }, 400, "n"},
+		{"top_logprobs without logprobs", func(p *sdk.ChatCompletionNewParams) { p.TopLogprobs = sdk.Int(3) }, 400, "top_logprobs"},
+		{"max_tokens zero", func(p *sdk.ChatCompletionNewParams) { p.MaxTokens = sdk.Int(0) }, 400, "max_tokens"},
+		{"max_completion_tokens", func(p *sdk.ChatCompletionNewParams) { p.MaxCompletionTokens = sdk.Int(-1) }, 400, "max_completion_tokens"},
+		{"no messages", func(p *sdk.ChatCompletionNewParams) { p.Messages = nil }, 400, "messages"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			p := base
+			c.mod(&p)
+			_, err := e.client.Chat.Completions.New(ctx, p)
+			apiErr(t, err, c.status, c.param)
+		})
+	}
+}
+
+// post sends a raw request and returns status, headers and the decoded
+// error envelope (if any).
+func post(t *testing.T, url, body string) (int, http.Header, string) {
+	t.Helper()
+	resp, err := http.Post(url, "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header, string(b)
+}
+
+func TestRawErrors(t *testing.T) {
+	opts := defaultOptions()
+	opts.MaxBodyBytes = 2048
+	e := start(t, opts, ref(reference.Options{}))
+	u := e.url + "/v1/chat/completions"
+	for _, c := range []struct {
+		name, body string
+		status     int
+		want       string
+	}{
+		{"bad json", `{"model":`, 400, `"type":"invalid_request_error"`},
+		{"empty", ``, 400, `request body is empty`},
+		{"wrong type", `{"model":"reference","messages":"hi"}`, 400, `"param":"messages"`},
+		{"too large", `{"model":"reference","messages":[{"role":"user","content":"` + strings.Repeat("x", 4096) + `"}]}`, 413, `"code":"request_too_large"`},
+		{"bad role", `{"model":"reference","messages":[{"role":"wizard","content":"x"}]}`, 400, `"param":"messages[0].role"`},
+		{"image part", `{"model":"reference","messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"x"}}]}]}`, 400, `only text parts`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			status, h, body := post(t, u, c.body)
+			if status != c.status || !strings.Contains(body, c.want) || !strings.HasPrefix(body, `{"error":{`) {
+				t.Errorf("status %d body %s; want %d containing %s", status, body, c.status, c.want)
+			}
+			if h.Get("X-Request-Id") == "" {
+				t.Error("no X-Request-Id on an error")
+			}
+		})
+	}
+	status, _, body := post(t, e.url+"/v1/nothing", `{}`)
+	if status != 404 || !strings.Contains(body, `"error"`) {
+		t.Errorf("unknown path: %d %s", status, body)
+	}
+}
+
+func TestOverloadedGets503WithRetryAfter(t *testing.T) {
+	opts := defaultOptions()
+	opts.MaxInflight, opts.MaxQueue = 1, 0
+	e := start(t, opts, ref(reference.Options{TokenDelay: 300 * time.Millisecond}))
+	// Hold the only slot with a stream whose first chunk has arrived.
+	st := e.client.Chat.Completions.NewStreaming(context.Background(), sdk.ChatCompletionNewParams{
+		Model: "reference", Messages: userMsg("Tell me about tea."), MaxTokens: sdk.Int(4), Seed: sdk.Int(1)})
+	if !st.Next() {
+		t.Fatalf("no first chunk: %v", st.Err())
+	}
+	status, h, b := post(t, e.url+"/v1/chat/completions", `{"model":"reference","messages":[{"role":"user","content":"hi"}],"max_tokens":2}`)
+	if status != 503 || h.Get("Retry-After") == "" || !strings.Contains(b, `"code":"overloaded"`) {
+		t.Errorf("got %d %v %s; want 503 with Retry-After and the envelope", status, h, b)
+	}
+	for st.Next() {
+	}
+	if err := st.Err(); err != nil {
+		t.Errorf("the admitted stream failed: %v", err)
+	}
+}
+
+func TestBackendTimeoutIs504(t *testing.T) {
+	opts := defaultOptions()
+	opts.RequestTimeout = 200 * time.Millisecond
+	e := start(t, opts, ref(reference.Options{FirstTokenDelay: 5 * time.Second}))
+	_, err := e.client.Chat.Completions.New(context.Background(), sdk.ChatCompletionNewParams{Model: "reference", Messages: userMsg("hi")})
+	apiErr(t, err, 504, "")
+}
+
+// failingUpstream is an OpenAI-compatible server that answers 500, or for
+// streams sends one chunk and then drops the connection.
+func failingUpstream(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				req, err := http.ReadRequest(bufio.NewReader(c))
+				if err != nil {
+					return
+				}
+				body, _ := io.ReadAll(req.Body)
+				if strings.Contains(string(body), `"stream":true`) {
+					io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\n")
+					io.WriteString(c, `data: {"choices":[{"index":0,"delta":{"role":"assistant","content":"Hello"},"finish_reason":null}]}`+"\n\n")
+					return // connection reset mid-stream
+				}
+				msg := `{"error":{"message":"boom","type":"server_error"}}`
+				io.WriteString(c, "HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: "+strconv.Itoa(len(msg))+"\r\n\r\n"+msg)
+			}()
+		}
+	}()
+	return "http://" + ln.Addr().String() + "/v1"
+}
+
+func TestBackendFailureIs502AndMidStreamErrorEndsStream(t *testing.T) {
+	up, err := oaibackend.New("flaky", failingUpstream(t), "", oaibackend.FlavourOpenAI, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := start(t, defaultOptions(), map[string]backend.Backend{"flaky": up})
+	params := sdk.ChatCompletionNewParams{Model: "flaky", Messages: userMsg("hi")}
+	_, err = e.client.Chat.Completions.New(context.Background(), params)
+	apiErr(t, err, 502, "")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st := e.client.Chat.Completions.NewStreaming(ctx, params)
+	var got string
+	for st.Next() {
+		if len(st.Current().Choices) > 0 {
+			got += st.Current().Choices[0].Delta.Content
+		}
+	}
+	if got != "Hello" {
+		t.Errorf("content before the failure %q", got)
+	}
+	if st.Err() == nil || ctx.Err() != nil {
+		t.Errorf("stream ended with err=%v ctx=%v; want an error event, not a hang", st.Err(), ctx.Err())
+	}
+}
+
+// watched records when its backend calls end and why.
+type watched struct {
+	backend.Backend
+	mu    sync.Mutex
+	ended chan error
+	extra map[string]string
+}
+
+func (w *watched) record(ctx context.Context, r *backend.Request) {
+	w.mu.Lock()
+	for k, v := range r.Extra {
+		w.extra[k] = string(v)
+	}
+	w.mu.Unlock()
+	go func() { <-ctx.Done(); w.ended <- ctx.Err() }()
+}
+
+func (w *watched) Generate(ctx context.Context, r *backend.Request) (*backend.Generation, error) {
+	w.record(ctx, r)
+	return w.Backend.Generate(ctx, r)
+}
+
+func (w *watched) Stream(ctx context.Context, r *backend.Request, emit func(backend.Delta) error) (*backend.Generation, error) {
+	w.record(ctx, r)
+	return w.Backend.Stream(ctx, r, emit)
+}
+
+func TestClientDisconnectCancelsBackend(t *testing.T) {
+	// fasthttp's worker-pool janitor outlives a stopped server by design.
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent(), goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*workerPool).Start.func2"))
+	w := &watched{Backend: reference.New("reference", reference.Options{TokenDelay: 50 * time.Millisecond}),
+		ended: make(chan error, 4), extra: map[string]string{}}
+	e := start(t, defaultOptions(), map[string]backend.Backend{"reference": w})
+	for _, stream := range []bool{false, true} {
+		ctx, cancel := context.WithCancel(context.Background())
+		params := sdk.ChatCompletionNewParams{Model: "reference", Messages: userMsg("Tell me about the ocean."), MaxTokens: sdk.Int(200)}
+		go func() { time.Sleep(150 * time.Millisecond); cancel() }()
+		if stream {
+			st := e.client.Chat.Completions.NewStreaming(ctx, params)
+			for st.Next() {
+			}
+		} else {
+			_, _ = e.client.Chat.Completions.New(ctx, params)
+		}
+		select {
+		case err := <-w.ended:
+			if !errors.Is(err, context.Canceled) {
+				t.Errorf("stream=%v: backend context ended with %v, want canceled", stream, err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("stream=%v: backend call still running 5s after the client left", stream)
+		}
+	}
+	e.client = sdk.Client{}
+	if err := e.stop(); err != nil {
+		t.Fatal(err)
+	}
+	http.DefaultClient.CloseIdleConnections()
+}
+
+func TestUnknownFieldsPassThrough(t *testing.T) {
+	w := &watched{Backend: reference.New("reference", reference.Options{}), ended: make(chan error, 16), extra: map[string]string{}}
+	e := start(t, defaultOptions(), map[string]backend.Backend{"reference": w})
+	status, _, body := post(t, e.url+"/v1/chat/completions",
+		`{"model":"reference","messages":[{"role":"user","content":"hi"}],"max_tokens":3,"top_k":5,"vendor_thing":{"a":[1,2]}}`)
+	if status != 200 {
+		t.Fatalf("%d %s", status, body)
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.extra["top_k"] != "5" || w.extra["vendor_thing"] != `{"a":[1,2]}` {
+		t.Errorf("extra fields reached the backend as %v", w.extra)
+	}
+}
+
+func TestDrainOnShutdown(t *testing.T) {
+	e := start(t, defaultOptions(), ref(reference.Options{FirstTokenDelay: 300 * time.Millisecond}))
+	res := make(chan error, 1)
+	go func() {
+		_, err := e.client.Chat.Completions.New(context.Background(), sdk.ChatCompletionNewParams{Model: "reference", Messages: userMsg("hi"), MaxTokens: sdk.Int(3)})
+		res <- err
+	}()
+	time.Sleep(100 * time.Millisecond) // let the request get in flight
+	if err := e.stop(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-res; err != nil {
+		t.Errorf("in-flight request failed during drain: %v", err)
+	}
+}
