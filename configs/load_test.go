@@ -1,0 +1,127 @@
+package configs
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestGoodFiles(t *testing.T) {
+	files, _ := filepath.Glob("testdata/good/*.yaml")
+	shipped, _ := filepath.Glob("*.yaml")
+	for _, f := range append(files, shipped...) {
+		t.Run(f, func(t *testing.T) {
+			if _, err := Load(f); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+func TestBadFiles(t *testing.T) {
+	files, _ := filepath.Glob("testdata/bad/*.yaml")
+	if len(files) == 0 {
+		t.Fatal("no bad files")
+	}
+	for _, f := range files {
+		t.Run(f, func(t *testing.T) {
+			want, err := os.ReadFile(strings.TrimSuffix(f, ".yaml") + ".err")
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = Parse(strings.TrimPrefix(f, "testdata/"), mustRead(t, f))
+			if err == nil {
+				t.Fatal("loaded a bad file")
+			}
+			if !strings.Contains(err.Error(), strings.TrimSpace(string(want))) {
+				t.Errorf("error:\n%v\nwant it to contain:\n%s", err, want)
+			}
+		})
+	}
+}
+
+func mustRead(t *testing.T, f string) []byte {
+	b, err := os.ReadFile(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestDefaultsAndEffective(t *testing.T) {
+	cfg, err := Load("testdata/good/full.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Server.Listen != "127.0.0.1:9090" || cfg.Server.RequestTimeout != time.Minute || cfg.Server.MaxQueue != 1024 {
+		t.Errorf("server %+v", cfg.Server)
+	}
+	if b := cfg.Backends["v"]; b.Timeout != 5*time.Minute || b.MaxConcurrency != 64 || b.APIKey != "sk-secret" {
+		t.Errorf("backend defaults %+v", b)
+	}
+	out, err := Effective(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(out), "sk-secret") || !strings.Contains(string(out), "REDACTED") {
+		t.Errorf("secret not redacted:\n%s", out)
+	}
+	if !strings.Contains(string(out), "request_timeout: 1m0s") {
+		t.Errorf("durations not readable:\n%s", out)
+	}
+}
+
+func TestEnvironment(t *testing.T) {
+	t.Setenv("STEERGATE_SERVER_LISTEN", "127.0.0.1:7000")
+	t.Setenv("STEERGATE_SERVER_MAX_N", "4")
+	t.Setenv("STEERGATE_BACKENDS_O_URL", "http://10.0.0.1:11434")
+	t.Setenv("OLLAMA_HOST", "")
+	cfg, err := Load("testdata/good/full.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Server.Listen != "127.0.0.1:7000" || cfg.Server.MaxN != 4 {
+		t.Errorf("env overrides not applied: %+v", cfg.Server)
+	}
+	if cfg.Backends["o"].URL != "http://10.0.0.1:11434" {
+		t.Errorf("map entry override: %q", cfg.Backends["o"].URL)
+	}
+	t.Setenv("STEERGATE_SERVER_MAX_N", "zero")
+	if _, err := Load("testdata/good/full.yaml"); err == nil || !strings.Contains(err.Error(), "server.max_n") {
+		t.Errorf("bad env value: %v", err)
+	}
+}
+
+func TestExpand(t *testing.T) {
+	t.Setenv("OLLAMA_HOST", "")
+	cfg, err := Load("ollama.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Backends["ollama"].URL != "127.0.0.1:11434" {
+		t.Errorf("default not used: %q", cfg.Backends["ollama"].URL)
+	}
+	t.Setenv("OLLAMA_HOST", "gpu-box:11434")
+	cfg, err = Load("ollama.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Backends["ollama"].URL != "gpu-box:11434" {
+		t.Errorf("OLLAMA_HOST not used: %q", cfg.Backends["ollama"].URL)
+	}
+}
+
+func TestEmbeddedDefault(t *testing.T) {
+	dir := t.TempDir()
+	wd, _ := os.Getwd()
+	t.Chdir(dir)
+	defer t.Chdir(wd)
+	if _, err := Load(DefaultFile); err != nil {
+		t.Fatalf("embedded default: %v", err)
+	}
+	if _, err := Load("nothere.yaml"); err == nil || !strings.Contains(err.Error(), "nothere.yaml: cannot read config") {
+		t.Errorf("missing file: %v", err)
+	}
+}
