@@ -13,11 +13,17 @@ import (
 // errClientGone is the cancellation cause when the client disconnects.
 var errClientGone = errors.Join(backend.ErrCanceled, errors.New("client closed the connection"))
 
+// watchDelay is how long a request runs before its connection is watched:
+// most passthrough requests finish sooner, and a client that leaves early
+// costs at most this much backend work.
+const watchDelay = 10 * time.Millisecond
+
 // watchDisconnect cancels the request when the client closes its
-// connection. fasthttp has no such signal, so it waits in the runtime poller
-// for the socket to become readable and peeks: end of file or a reset means
-// the client is gone; data means a pipelined request, which it leaves for
-// fasthttp to read. stop ends the watch before fasthttp reads again.
+// connection. fasthttp has no such signal, so after watchDelay it waits in
+// the runtime poller for the socket to become readable and peeks: end of
+// file or a reset means the client is gone; data means a pipelined request,
+// which it leaves for fasthttp to read. stop ends the watch before fasthttp
+// reads again.
 func watchDisconnect(c net.Conn, cancel context.CancelCauseFunc) (stop func()) {
 	sc, ok := c.(syscall.Conn)
 	if !ok {
@@ -28,7 +34,7 @@ func watchDisconnect(c net.Conn, cancel context.CancelCauseFunc) (stop func()) {
 		return func() {}
 	}
 	done := make(chan struct{})
-	go func() {
+	timer := time.AfterFunc(watchDelay, func() {
 		defer close(done)
 		var buf [1]byte
 		gone := false
@@ -43,8 +49,11 @@ func watchDisconnect(c net.Conn, cancel context.CancelCauseFunc) (stop func()) {
 		if err == nil && gone {
 			cancel(errClientGone)
 		}
-	}()
+	})
 	return func() {
+		if timer.Stop() {
+			return // never started
+		}
 		_ = c.SetReadDeadline(time.Unix(1, 0)) // wakes the parked read
 		<-done
 		_ = c.SetReadDeadline(time.Time{})

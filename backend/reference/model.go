@@ -261,14 +261,19 @@ func (s *Sampler) Sample(p []float64) int32 {
 	}
 	q := s.q
 	var sum float64
-	inv := 1 / s.temperature
-	for w, pw := range p {
-		if pw > 0 {
-			q[w] = math.Exp(inv * math.Log(pw))
-		} else {
-			q[w] = 0
+	if s.temperature == 1 {
+		copy(q, p) // the common case needs no exp/log per token
+		sum = 1
+	} else {
+		inv := 1 / s.temperature
+		for w, pw := range p {
+			if pw > 0 {
+				q[w] = math.Exp(inv * math.Log(pw))
+			} else {
+				q[w] = 0
+			}
+			sum += q[w]
 		}
-		sum += q[w]
 	}
 	cands := s.order[:0]
 	if s.topP < 1 || (s.topK > 0 && s.topK < len(p)) {

@@ -1,0 +1,314 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+func main() {
+	out := flag.String("out", "docs/benchmarks.md", "markdown report to write")
+	bin := flag.String("bin", "bin/steergate", "steergate binary")
+	dur := flag.Duration("duration", 3*time.Second, "length of one measured run")
+	rounds := flag.Int("rounds", 3, "interleaved repetitions of every run")
+	flag.Parse()
+	if err := run(*bin, *out, *dur, *rounds); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func freePort() string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// proc is a target process.
+type proc struct {
+	name string
+	addr string
+	cmd  *exec.Cmd
+}
+
+func startProc(name, addr string, args ...string) (*proc, error) {
+	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	p := &proc{name: name, addr: addr, cmd: cmd}
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			return p, nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	p.stop()
+	return nil, fmt.Errorf("%s did not listen on %s", name, addr)
+}
+
+func (p *proc) stop() {
+	_ = p.cmd.Process.Signal(os.Interrupt)
+	done := make(chan struct{})
+	go func() { _ = p.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-done
+	}
+}
+
+// cpu returns the process's user+system CPU time so far.
+func (p *proc) cpu() time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * time.Second / 100 // USER_HZ
+}
+
+// result is one measured run.
+type result struct {
+	lat      []time.Duration // per request (or to first byte when streaming)
+	requests int
+	errors   int
+	elapsed  time.Duration
+	cpu      time.Duration // target CPU during the run
+}
+
+func (r result) pct(p float64) time.Duration {
+	if len(r.lat) == 0 {
+		return 0
+	}
+	s := slices.Clone(r.lat)
+	slices.Sort(s)
+	return s[min(len(s)-1, int(p*float64(len(s))))]
+}
+
+func (r result) rps() float64 { return float64(r.requests) / r.elapsed.Seconds() }
+
+// load runs a closed loop of conc clients against url for d. With stream,
+// latency is the time to the first SSE data chunk.
+func load(url string, body []byte, conc int, d time.Duration, stream bool, target *proc) result {
+	hc := &fasthttp.Client{MaxConnsPerHost: conc * 2, StreamResponseBody: stream, ReadTimeout: 30 * time.Second}
+	var (
+		mu     sync.Mutex
+		res    result
+		errs   atomic.Int64
+		wg     sync.WaitGroup
+		stopAt = time.Now().Add(d)
+	)
+	cpu0 := target.cpu()
+	start := time.Now()
+	for range conc {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			lat := make([]time.Duration, 0, 4096)
+			req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+			defer fasthttp.ReleaseRequest(req)
+			defer fasthttp.ReleaseResponse(resp)
+			buf := make([]byte, 4096)
+			for time.Now().Before(stopAt) {
+				req.Reset()
+				req.SetRequestURI(url)
+				req.Header.SetMethod("POST")
+				req.Header.SetContentType("application/json")
+				req.SetBody(body)
+				t0 := time.Now()
+				err := hc.Do(req, resp)
+				if err == nil && resp.StatusCode() != 200 {
+					err = fmt.Errorf("status %d", resp.StatusCode())
+				}
+				if err == nil && stream {
+					n, rerr := resp.BodyStream().Read(buf)
+					if n == 0 {
+						err = rerr
+					}
+					lat = append(lat, time.Since(t0))
+					for rerr == nil {
+						_, rerr = resp.BodyStream().Read(buf)
+					}
+					_ = resp.CloseBodyStream()
+				} else if err == nil {
+					lat = append(lat, time.Since(t0))
+				}
+				if err != nil {
+					errs.Add(1)
+				}
+			}
+			mu.Lock()
+			res.lat = append(res.lat, lat...)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	res.elapsed = time.Since(start)
+	res.requests = len(res.lat)
+	res.errors = int(errs.Load())
+	res.cpu = target.cpu() - cpu0
+	return res
+}
+
+// median of a metric over rounds, with min and max as the spread.
+type stat struct{ med, lo, hi float64 }
+
+func summarize(xs []float64) stat {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	return stat{s[len(s)/2], s[0], s[len(s)-1]}
+}
+
+func (s stat) us() string {
+	return fmt.Sprintf("%.0f µs (%.0f–%.0f)", s.med, s.lo, s.hi)
+}
+
+func run(bin, out string, d time.Duration, rounds int) error {
+	if _, err := os.Stat(bin); err != nil {
+		return fmt.Errorf("%s: build it first (make build): %w", bin, err)
+	}
+	refAddr, gwAddr := freePort(), freePort()
+	ref, err := startProc("reference", refAddr, bin, "reference-server", "--listen", refAddr)
+	if err != nil {
+		return err
+	}
+	defer ref.stop()
+	cfg := filepath.Join(os.TempDir(), "steergate-bench.yaml")
+	err = os.WriteFile(cfg, []byte(fmt.Sprintf(`server:
+  listen: %s
+log:
+  level: warn
+backends:
+  upstream:
+    type: openai
+    flavour: vllm
+    url: http://%s/v1
+    max_concurrency: 256
+models:
+  - name: reference
+    backend: upstream
+`, gwAddr, refAddr)), 0o644)
+	if err != nil {
+		return err
+	}
+	gw, err := startProc("steergate", gwAddr, bin, "serve", "--config", cfg)
+	if err != nil {
+		return err
+	}
+	defer gw.stop()
+
+	body := []byte(`{"model":"reference","messages":[{"role":"user","content":"Why is the sky blue?"}],"max_tokens":16,"seed":1}`)
+	sbody := []byte(`{"model":"reference","messages":[{"role":"user","content":"Why is the sky blue?"}],"max_tokens":16,"seed":1,"stream":true}`)
+	direct := "http://" + refAddr + "/v1/chat/completions"
+	via := "http://" + gwAddr + "/v1/chat/completions"
+
+	// Warm both paths.
+	load(direct, body, 4, 500*time.Millisecond, false, ref)
+	load(via, body, 4, 500*time.Millisecond, false, gw)
+
+	type scenario struct {
+		name   string
+		conc   int
+		stream bool
+	}
+	scenarios := []scenario{{"non-streaming, 1 client", 1, false}, {"non-streaming, 64 clients", 64, false}, {"streaming (time to first token), 1 client", 1, true}}
+	type pair struct{ d, g []result }
+	results := make([]pair, len(scenarios))
+	for round := range rounds {
+		for i, sc := range scenarios {
+			b := body
+			if sc.stream {
+				b = sbody
+			}
+			// Alternate which target goes first, so that drift in the
+			// machine's load does not favour one.
+			if round%2 == 0 {
+				results[i].d = append(results[i].d, load(direct, b, sc.conc, d, sc.stream, ref))
+				results[i].g = append(results[i].g, load(via, b, sc.conc, d, sc.stream, gw))
+			} else {
+				results[i].g = append(results[i].g, load(via, b, sc.conc, d, sc.stream, gw))
+				results[i].d = append(results[i].d, load(direct, b, sc.conc, d, sc.stream, ref))
+			}
+			fmt.Fprintf(os.Stderr, "round %d %s: direct p50 %v, via gateway p50 %v\n", round+1, sc.name,
+				results[i].d[round].pct(0.5), results[i].g[round].pct(0.5))
+		}
+	}
+
+	var md strings.Builder
+	host, _ := os.Hostname()
+	fmt.Fprintf(&md, "# Benchmarks\n\nWritten by `make bench` (`go run ./bench`) on %s: %d CPUs, %s/%s, %s. "+
+		"Each figure is the median of %d interleaved runs of %s, with the lowest and highest in brackets. "+
+		"The machine is shared and noisy: compare figures within one table, not across runs.\n\n",
+		time.Now().UTC().Format("2006-01-02"), runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, host, rounds, d)
+	fmt.Fprintf(&md, "## Passthrough overhead\n\nThe reference server (`steergate reference-server`, OpenAI face) called directly, "+
+		"against the same server behind `steergate serve` with the OpenAI-compatible adapter (strategy none). "+
+		"Request: one chat completion, `max_tokens` 16, seeded. Closed loop; added = gateway − direct.\n\n")
+	fmt.Fprintf(&md, "| scenario | direct p50 | gateway p50 | added p50 | direct p99 | gateway p99 | added p99 | direct req/s | gateway req/s | gateway/direct req/s | gateway CPU per request | errors |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	for i, sc := range scenarios {
+		var dp50, gp50, ap50, dp99, gp99, ap99, drps, grps, ratio, cpu []float64
+		errs := 0
+		for k := range results[i].d {
+			dr, gr := results[i].d[k], results[i].g[k]
+			us := func(x time.Duration) float64 { return float64(x) / 1e3 }
+			dp50 = append(dp50, us(dr.pct(0.5)))
+			gp50 = append(gp50, us(gr.pct(0.5)))
+			ap50 = append(ap50, us(gr.pct(0.5)-dr.pct(0.5)))
+			dp99 = append(dp99, us(dr.pct(0.99)))
+			gp99 = append(gp99, us(gr.pct(0.99)))
+			ap99 = append(ap99, us(gr.pct(0.99)-dr.pct(0.99)))
+			drps = append(drps, dr.rps())
+			grps = append(grps, gr.rps())
+			ratio = append(ratio, gr.rps()/dr.rps())
+			cpu = append(cpu, float64(gr.cpu)/1e3/float64(max(1, gr.requests)))
+			errs += dr.errors + gr.errors
+		}
+		r := summarize(ratio)
+		fmt.Fprintf(&md, "| %s | %s | %s | %s | %s | %s | %s | %.0f | %.0f | %.2f (%.2f–%.2f) | %.0f µs | %d |\n", sc.name,
+			summarize(dp50).us(), summarize(gp50).us(), summarize(ap50).us(),
+			summarize(dp99).us(), summarize(gp99).us(), summarize(ap99).us(),
+			summarize(drps).med, summarize(grps).med, r.med, r.lo, r.hi, summarize(cpu).med, errs)
+	}
+	md.WriteString("\nCPU per request is the gateway process's user+system time over the run divided by its requests " +
+		"(from /proc; 10 ms ticks, so meaningful only over many requests). Allocations per request are measured " +
+		"in-process by `go test -run - -bench Passthrough -benchmem ./gateway/`.\n")
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		return err
+	}
+	existing, _ := os.ReadFile(out)
+	report := md.String()
+	if i := bytes.Index(existing, []byte("\n<!-- more -->")); i >= 0 {
+		report += string(existing[i:]) // sections other benchmarks maintain
+	}
+	if err := os.WriteFile(out, []byte(report), 0o644); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "wrote %s\n", out)
+	return errors.Join(ctxErr(context.Background()))
+}
+
+func ctxErr(ctx context.Context) error { return ctx.Err() }

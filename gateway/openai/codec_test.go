@@ -1,0 +1,63 @@
+package openai
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+const sampleChat = `{"model":"reference","messages":[{"role":"system","content":"Be brief."},{"role":"user","content":"Why is the sky blue?"}],"max_tokens":16,"seed":1,"temperature":0.7,"stream":false,"top_k":5,"vendor":{"a":[1,2]}}`
+
+func TestDecodeChatKeepsUnknownFields(t *testing.T) {
+	r, err := DecodeChat([]byte(sampleChat))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Model != "reference" || len(r.Messages) != 2 || *r.MaxTokens != 16 || *r.Seed != 1 || *r.Temperature != 0.7 {
+		t.Errorf("decoded %+v", r)
+	}
+	if string(r.Extra["top_k"]) != "5" || string(r.Extra["vendor"]) != `{"a":[1,2]}` || len(r.Extra) != 2 {
+		t.Errorf("extra %v", r.Extra)
+	}
+	out, err := Marshal(r, r.Extra)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back map[string]json.RawMessage
+	if err := json.Unmarshal(out, &back); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if string(back["vendor"]) != `{"a":[1,2]}` || string(back["top_k"]) != "5" || string(back["model"]) != `"reference"` {
+		t.Errorf("re-encoded %s", out)
+	}
+}
+
+func TestDecodeErrorsNameTheField(t *testing.T) {
+	for body, param := range map[string]string{
+		`{"model":"m","messages":[],"seed":"x"}`:      "seed",
+		`{"model":"m","messages":[],"stop":5}`:        "",
+		`{"model":"m","messages":[],"n":1.5}`:         "n",
+		`{"model":"m","messages":{"role":"user"}}`:    "messages",
+		`[1,2]`:                                       "",
+		`{"model":"m","messages":[{"content":true}]}`: "",
+	} {
+		_, err := DecodeChat([]byte(body))
+		if err == nil {
+			t.Errorf("%s: decoded", body)
+			continue
+		}
+		if param != "" && !strings.Contains(err.Error(), param) {
+			t.Errorf("%s: %v does not name %s", body, err, param)
+		}
+	}
+}
+
+func BenchmarkDecodeChat(b *testing.B) {
+	body := []byte(sampleChat)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := DecodeChat(body); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
