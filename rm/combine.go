@@ -59,10 +59,10 @@ type Shaped struct {
 }
 
 type welford struct {
-	n          float64
-	mean, m2   float64
-	seedMean   float64
-	seedStd    float64
+	n        float64
+	mean, m2 float64
+	seedMean float64
+	seedStd  float64
 }
 
 func (w *welford) add(x float64) {
