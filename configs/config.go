@@ -10,6 +10,117 @@ type Config struct {
 	Log      Log                `mapstructure:"log"`
 	Backends map[string]Backend `mapstructure:"backends"`
 	Models   []Model            `mapstructure:"models"`
+	Rewards  map[string]Reward  `mapstructure:"rewards"`
+	ONNX     ONNXRuntime        `mapstructure:"onnx"`
+	Cache    Cache              `mapstructure:"cache"`
+}
+
+// Cache configures the in-process caches.
+type Cache struct {
+	MemoryBytes int `mapstructure:"memory_bytes"` // bound of the in-memory cache
+}
+
+// ONNXRuntime locates the ONNX Runtime shared library. Empty: the
+// ONNXRUNTIME_LIB environment variable, then the cache folder `make`
+// fills.
+type ONNXRuntime struct {
+	Library string `mapstructure:"library"`
+}
+
+// Reward types.
+const (
+	RewardRules    = "rules"
+	RewardONNX     = "onnx"
+	RewardONNXARM  = "onnx_arm"
+	RewardJudge    = "judge"
+	RewardRemote   = "remote"
+	RewardEnsemble = "ensemble"
+)
+
+// Reward configures one named reward model.
+type Reward struct {
+	Type    string `mapstructure:"type"`
+	Version string `mapstructure:"version"` // part of every cache key
+	// Objectives names the model's outputs (onnx, remote) or selects rules.
+	Objectives []string                 `mapstructure:"objectives"`
+	Normalize  map[string]Normalization `mapstructure:"normalize"`
+	Transform  map[string]Transform     `mapstructure:"transform"`
+	Cache      *bool                    `mapstructure:"cache"` // score cache; default on
+	CacheTTL   time.Duration            `mapstructure:"cache_ttl"`
+
+	Rules    RulesReward    `mapstructure:"rules"`
+	Judge    JudgeReward    `mapstructure:"judge"`
+	Remote   RemoteReward   `mapstructure:"remote"`
+	Ensemble EnsembleReward `mapstructure:"ensemble"`
+	Model    ONNXModel      `mapstructure:"onnx"`
+}
+
+// Normalization of one objective: (r − mean) / std; running estimates them.
+type Normalization struct {
+	Mean    float64 `mapstructure:"mean"`
+	Std     float64 `mapstructure:"std"`
+	Running bool    `mapstructure:"running"`
+}
+
+// Transform of one objective: identity, clip (min, max) or log_sigmoid
+// (reference).
+type Transform struct {
+	Kind      string  `mapstructure:"kind"`
+	Reference float64 `mapstructure:"reference"`
+	Min       float64 `mapstructure:"min"`
+	Max       float64 `mapstructure:"max"`
+}
+
+// RulesReward tunes the rule objectives.
+type RulesReward struct {
+	NGram    int                 `mapstructure:"ngram"`
+	Regex    string              `mapstructure:"regex"`
+	Keywords map[string][]string `mapstructure:"keywords"` // objective name (lower case) -> patterns
+}
+
+// JudgeReward is an LLM judge (mode yes_no) or a density ratio of two
+// backends (mode density_ratio).
+type JudgeReward struct {
+	Mode        string `mapstructure:"mode"`
+	Backend     string `mapstructure:"backend"`
+	Model       string `mapstructure:"model"`
+	Question    string `mapstructure:"question"`
+	WeakBackend string `mapstructure:"weak_backend"`
+	WeakModel   string `mapstructure:"weak_model"`
+}
+
+// RemoteReward is a KServe v2 (Triton) model.
+type RemoteReward struct {
+	URL     string        `mapstructure:"url"`
+	Model   string        `mapstructure:"model"`
+	Version string        `mapstructure:"version"`
+	Input   string        `mapstructure:"input"`
+	Output  string        `mapstructure:"output"`
+	Format  string        `mapstructure:"format"`
+	Timeout time.Duration `mapstructure:"timeout"`
+}
+
+// EnsembleReward combines other rewards.
+type EnsembleReward struct {
+	Members   []string `mapstructure:"members"`
+	Aggregate string   `mapstructure:"aggregate"` // mean, min, mean_minus_std
+	Lambda    float64  `mapstructure:"lambda"`
+}
+
+// ONNXModel is a reward model run through ONNX Runtime.
+type ONNXModel struct {
+	Path        string        `mapstructure:"path"`
+	Tokenizer   string        `mapstructure:"tokenizer"`
+	Format      string        `mapstructure:"format"`
+	MaxLength   int           `mapstructure:"max_length"`
+	Truncation  string        `mapstructure:"truncation"` // left or right
+	PadID       int           `mapstructure:"pad_id"`
+	MaxBatch    int           `mapstructure:"max_batch"`
+	MaxWait     time.Duration `mapstructure:"max_wait"`
+	Provider    string        `mapstructure:"provider"` // cpu or cuda
+	DeviceID    int           `mapstructure:"device_id"`
+	MemoryLimit int64         `mapstructure:"memory_limit"` // bytes, cuda
+	Fallback    string        `mapstructure:"fallback"`     // "cpu": use CPU when CUDA cannot load
 }
 
 // Server configures the HTTP gateway.
@@ -81,9 +192,50 @@ func Defaults() Config {
 			MaxTokens:       16384,
 			MaxMessages:     1024,
 		},
-		Log: Log{Level: "info", Format: "text"},
+		Log:   Log{Level: "info", Format: "text"},
+		Cache: Cache{MemoryBytes: 256 << 20},
 	}
 }
+
+// rewardDefaults fills a reward's unset fields.
+func rewardDefaults(r *Reward) {
+	if r.CacheTTL == 0 {
+		r.CacheTTL = time.Hour
+	}
+	if r.Type == RewardEnsemble && r.Ensemble.Aggregate == "" {
+		r.Ensemble.Aggregate = "mean"
+	}
+	if r.Type == RewardJudge && r.Judge.Mode == "" {
+		r.Judge.Mode = "yes_no"
+	}
+	if r.Type == RewardRemote && r.Remote.Timeout == 0 {
+		r.Remote.Timeout = 10 * time.Second
+	}
+	if r.Type == RewardONNX || r.Type == RewardONNXARM {
+		m := &r.Model
+		if m.MaxLength == 0 {
+			m.MaxLength = 512
+		}
+		if m.Truncation == "" {
+			m.Truncation = "left"
+		}
+		if m.MaxBatch == 0 {
+			m.MaxBatch = 16
+		}
+		if m.MaxWait == 0 {
+			m.MaxWait = 2 * time.Millisecond
+		}
+		if m.Provider == "" {
+			m.Provider = "cpu"
+		}
+		if m.Format == "" {
+			m.Format = "plain"
+		}
+	}
+}
+
+// CacheOn reports whether the reward's score cache is on.
+func (r Reward) CacheOn() bool { return r.Cache == nil || *r.Cache }
 
 // backendDefaults fills a backend's unset fields.
 func backendDefaults(b *Backend) {

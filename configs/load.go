@@ -89,6 +89,10 @@ func Parse(file string, data []byte) (*Config, error) {
 		backendDefaults(&b)
 		cfg.Backends[name] = b
 	}
+	for name, r := range cfg.Rewards {
+		rewardDefaults(&r)
+		cfg.Rewards[name] = r
+	}
 	if err := cfg.Validate(file); err != nil {
 		return nil, err
 	}
@@ -211,6 +215,9 @@ func (c *Config) Validate(file string) error {
 			bad(key, "must be at least 1")
 		}
 	}
+	if c.Cache.MemoryBytes < 0 {
+		bad("cache.memory_bytes", "must not be negative")
+	}
 	if c.Server.MaxQueue < 0 {
 		bad("server.max_queue", "must not be negative")
 	}
@@ -266,6 +273,7 @@ func (c *Config) Validate(file string) error {
 			bad(k, "token_delay, first_token_delay and max_tokens only apply to reference backends")
 		}
 	}
+	c.validateRewards(bad)
 	seen := map[string]string{}
 	for i, m := range c.Models {
 		k := fmt.Sprintf("models[%d]", i)
@@ -299,3 +307,110 @@ func withScheme(s string) string {
 
 // NormalizeURL returns a backend URL with a scheme.
 func NormalizeURL(s string) string { return withScheme(s) }
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func (c *Config) validateRewards(bad func(key, format string, args ...any)) {
+	for _, n := range sortedKeys(c.Rewards) {
+		r := c.Rewards[n]
+		k := "rewards." + n
+		for obj, norm := range r.Normalize {
+			if norm.Std <= 0 {
+				bad(k+".normalize."+obj+".std", "must be positive")
+			}
+		}
+		for obj, t := range r.Transform {
+			switch t.Kind {
+			case "identity", "log_sigmoid":
+			case "clip":
+				if t.Min >= t.Max {
+					bad(k+".transform."+obj, "clip needs min < max")
+				}
+			default:
+				bad(k+".transform."+obj+".kind", "must be identity, clip or log_sigmoid; got %q", t.Kind)
+			}
+		}
+		switch r.Type {
+		case RewardRules:
+		case RewardJudge:
+			j := r.Judge
+			if _, ok := c.Backends[j.Backend]; !ok {
+				bad(k+".judge.backend", "names backend %q, which is not defined under backends", j.Backend)
+			}
+			if j.Model == "" {
+				bad(k+".judge.model", "is required")
+			}
+			switch j.Mode {
+			case "yes_no":
+			case "density_ratio":
+				if _, ok := c.Backends[j.WeakBackend]; !ok {
+					bad(k+".judge.weak_backend", "names backend %q, which is not defined under backends", j.WeakBackend)
+				}
+				if j.WeakModel == "" {
+					bad(k+".judge.weak_model", "is required for density_ratio")
+				}
+			default:
+				bad(k+".judge.mode", "must be yes_no or density_ratio; got %q", j.Mode)
+			}
+		case RewardRemote:
+			if u, err := url.Parse(r.Remote.URL); err != nil || u.Host == "" {
+				bad(k+".remote.url", "is not a valid URL: %q", r.Remote.URL)
+			}
+			if r.Remote.Model == "" {
+				bad(k+".remote.model", "is required")
+			}
+			if len(r.Objectives) == 0 {
+				bad(k+".objectives", "must name the model's outputs")
+			}
+		case RewardEnsemble:
+			e := r.Ensemble
+			if len(e.Members) < 2 {
+				bad(k+".ensemble.members", "needs at least two rewards")
+			}
+			for i, m := range e.Members {
+				if _, ok := c.Rewards[m]; !ok {
+					bad(fmt.Sprintf("%s.ensemble.members[%d]", k, i), "names reward %q, which is not defined under rewards", m)
+				} else if c.Rewards[m].Type == RewardEnsemble {
+					bad(fmt.Sprintf("%s.ensemble.members[%d]", k, i), "ensembles cannot nest")
+				}
+			}
+			switch e.Aggregate {
+			case "mean", "min", "mean_minus_std":
+			default:
+				bad(k+".ensemble.aggregate", "must be mean, min or mean_minus_std; got %q", e.Aggregate)
+			}
+		case RewardONNX, RewardONNXARM:
+			m := r.Model
+			if m.Path == "" {
+				bad(k+".onnx.path", "is required")
+			}
+			if m.Tokenizer == "" {
+				bad(k+".onnx.tokenizer", "is required")
+			}
+			if m.Truncation != "left" && m.Truncation != "right" {
+				bad(k+".onnx.truncation", "must be left or right; got %q", m.Truncation)
+			}
+			if m.Provider != "cpu" && m.Provider != "cuda" {
+				bad(k+".onnx.provider", "must be cpu or cuda; got %q", m.Provider)
+			}
+			if m.Fallback != "" && m.Fallback != "cpu" {
+				bad(k+".onnx.fallback", "must be empty or cpu; got %q", m.Fallback)
+			}
+			if m.MaxBatch < 1 || m.MaxLength < 2 {
+				bad(k+".onnx", "max_batch must be at least 1 and max_length at least 2")
+			}
+			if r.Type == RewardONNX && len(r.Objectives) == 0 {
+				bad(k+".objectives", "must name the model's outputs")
+			}
+		default:
+			bad(k+".type", "must be one of rules, onnx, onnx_arm, judge, remote, ensemble; got %q", r.Type)
+		}
+	}
+}

@@ -11,14 +11,26 @@ import (
 	"github.com/steergate/steergate/backend/ollama"
 	oai "github.com/steergate/steergate/backend/openai"
 	"github.com/steergate/steergate/backend/reference"
+	"github.com/steergate/steergate/cache"
 	"github.com/steergate/steergate/configs"
 	"github.com/steergate/steergate/gateway"
 	"github.com/steergate/steergate/gateway/openai"
+	"github.com/steergate/steergate/rm"
 )
 
 type app struct {
-	router *backend.Router
-	server *gateway.Server
+	router   *backend.Router
+	server   *gateway.Server
+	backends map[string]backend.Backend
+	rewards  map[string]rm.Rewarder
+	closers  []func() // in construction order; closed in reverse
+}
+
+// close releases what build acquired, in reverse order.
+func (a *app) close() {
+	for i := len(a.closers) - 1; i >= 0; i-- {
+		a.closers[i]()
+	}
 }
 
 // newBackend builds one configured backend, wrapped in its concurrency and
@@ -64,6 +76,14 @@ func build(ctx context.Context, cfg *configs.Config, log *slog.Logger) (*app, er
 			discover = append(discover, b)
 		}
 	}
+	a := &app{backends: backends}
+	scores := cache.NewMemory(cfg.Cache.MemoryBytes)
+	rewards, err := buildRewards(cfg, backends, scores, &a.closers)
+	if err != nil {
+		a.close()
+		return nil, err
+	}
+	a.rewards = rewards
 	router := backend.NewRouter()
 	for _, m := range cfg.Models {
 		target := m.Target
@@ -99,5 +119,6 @@ func build(ctx context.Context, cfg *configs.Config, log *slog.Logger) (*app, er
 		ReadTimeout: s.ReadTimeout, IdleTimeout: s.IdleTimeout, ShutdownTimeout: s.ShutdownTimeout,
 		Limits: openai.Limits{MaxN: s.MaxN, MaxTokens: s.MaxTokens, MaxMessages: s.MaxMessages, MaxStop: 4, MaxTopLogprobs: 20},
 	}, router, nil, log, ready)
-	return &app{router: router, server: srv}, nil
+	a.router, a.server = router, srv
+	return a, nil
 }

@@ -28,6 +28,7 @@ Usage:
   steergate serve [--config FILE]            serve (default configs/default.yaml)
   steergate check-config FILE                validate a config and print it, secrets redacted
   steergate reference-server --listen ADDR   the embedded demo model over the Ollama and OpenAI wire formats
+  steergate score --config FILE --reward NAME   JSON lines of {prompt, response} in, objective scores out
   steergate version                          print the version
 `
 
@@ -88,6 +89,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		defer stop()
 		srv := reference.NewServer(reference.New("reference", reference.Options{TokenDelay: *delay, FirstTokenDelay: *ttft}))
 		return srv.Serve(ctx, ln)
+	case "score":
+		return score(ctx, args, os.Stdin, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "steergate", version)
 		return nil
@@ -121,6 +124,7 @@ func serve(ctx context.Context, file string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	defer app.close()
 	ln, err := net.Listen("tcp", cfg.Server.Listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Server.Listen, err)

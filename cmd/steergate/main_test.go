@@ -1,0 +1,73 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"strings"
+	"testing"
+)
+
+func runCmd(t *testing.T, stdin string, args ...string) (string, string, error) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	old := os.Stdin
+	if stdin != "" {
+		f, err := os.CreateTemp(t.TempDir(), "in")
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.WriteString(stdin)
+		f.Seek(0, 0)
+		os.Stdin = f
+		defer func() { os.Stdin = old; f.Close() }()
+	}
+	err := run(context.Background(), args, &out, &errb)
+	return out.String(), errb.String(), err
+}
+
+func TestCheckConfig(t *testing.T) {
+	if err := os.Chdir("../.."); err != nil {
+		t.Fatal(err)
+	}
+	defer os.Chdir("cmd/steergate")
+	for _, f := range []string{"configs/default.yaml", "configs/ollama.yaml", "configs/openai.yaml", "configs/production.yaml"} {
+		out, _, err := runCmd(t, "", "check-config", f)
+		if err != nil || !strings.Contains(out, "listen:") {
+			t.Errorf("%s: %v\n%s", f, err, out)
+		}
+	}
+	_, _, err := runCmd(t, "", "check-config", "configs/testdata/bad/dangling.yaml")
+	if err == nil || !strings.Contains(err.Error(), "configs/testdata/bad/dangling.yaml:models[0].backend:") {
+		t.Errorf("bad config: %v", err)
+	}
+}
+
+func TestScoreCommand(t *testing.T) {
+	if err := os.Chdir("../.."); err != nil {
+		t.Fatal(err)
+	}
+	defer os.Chdir("cmd/steergate")
+	in := `{"prompt":"Why?","response":"Because it helps, for example."}` + "\n" +
+		`{"prompt":[{"role":"user","content":"hi"}],"response":"hi hi hi hi hi"}` + "\n"
+	out, _, err := runCmd(t, in, "score", "--config", "configs/default.yaml", "--reward", "default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("%d lines: %q", len(lines), out)
+	}
+	var first, second map[string]float64
+	json.Unmarshal([]byte(lines[0]), &first)
+	json.Unmarshal([]byte(lines[1]), &second)
+	// 3 of 8 helpfulness patterns; 5 tokens normalised (5−40)/20.
+	if first["helpfulness"] != 0.375 || float32(second["repetition"]) != float32(2.0/3) || first["verbosity"] != (7-40)/20.0 {
+		t.Errorf("scores %v / %v", first, second)
+	}
+	_, _, err = runCmd(t, "{\"prompt\":\"x\"}\n", "score", "--reward", "default")
+	if err == nil || !strings.Contains(err.Error(), "line 1") {
+		t.Errorf("missing response: %v", err)
+	}
+}
