@@ -137,6 +137,7 @@ type Server struct {
 	MaxN            int           `mapstructure:"max_n"`
 	MaxTokens       int           `mapstructure:"max_tokens"`
 	MaxMessages     int           `mapstructure:"max_messages"`
+	MaxSamples      int           `mapstructure:"max_samples"` // most samples one steered request may draw
 }
 
 // Log configures logging.
@@ -173,6 +174,9 @@ type Model struct {
 	Backend string   `mapstructure:"backend"`
 	Target  string   `mapstructure:"model"` // the backend's name for it; default Name
 	Aliases []string `mapstructure:"aliases"`
+	// Steering holds the route's default steering parameters, with the same
+	// keys as a request's "steering" field.
+	Steering map[string]any `mapstructure:"steering"`
 }
 
 // Defaults returns a Config holding every default.
@@ -191,6 +195,7 @@ func Defaults() Config {
 			MaxN:            16,
 			MaxTokens:       16384,
 			MaxMessages:     1024,
+			MaxSamples:      32,
 		},
 		Log:   Log{Level: "info", Format: "text"},
 		Cache: Cache{MemoryBytes: 256 << 20},

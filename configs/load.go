@@ -210,6 +210,7 @@ func (c *Config) Validate(file string) error {
 	for key, n := range map[string]int{
 		"server.max_body_bytes": c.Server.MaxBodyBytes, "server.max_inflight": c.Server.MaxInflight,
 		"server.max_n": c.Server.MaxN, "server.max_tokens": c.Server.MaxTokens, "server.max_messages": c.Server.MaxMessages,
+		"server.max_samples": c.Server.MaxSamples,
 	} {
 		if n < 1 {
 			bad(key, "must be at least 1")

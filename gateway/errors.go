@@ -7,6 +7,7 @@ import (
 
 	"github.com/steergate/steergate/backend"
 	"github.com/steergate/steergate/gateway/openai"
+	"github.com/steergate/steergate/rm"
 	"github.com/valyala/fasthttp"
 )
 
@@ -26,6 +27,7 @@ var errorTable = []struct {
 	{backend.ErrNotFound, fasthttp.StatusNotFound, "invalid_request_error", "model_not_found"},
 	{backend.ErrTooLarge, fasthttp.StatusRequestEntityTooLarge, "invalid_request_error", "request_too_large"},
 	{backend.ErrOverloaded, fasthttp.StatusServiceUnavailable, "server_error", "overloaded"},
+	{rm.ErrReward, fasthttp.StatusBadGateway, "server_error", "reward_error"},
 	{backend.ErrUpstream, fasthttp.StatusBadGateway, "server_error", "backend_error"},
 	{backend.ErrTimeout, fasthttp.StatusGatewayTimeout, "server_error", "backend_timeout"},
 	{context.DeadlineExceeded, fasthttp.StatusGatewayTimeout, "server_error", "timeout"},

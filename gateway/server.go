@@ -15,24 +15,17 @@ import (
 
 	"github.com/steergate/steergate/backend"
 	"github.com/steergate/steergate/gateway/openai"
+	"github.com/steergate/steergate/steering"
 	"github.com/valyala/fasthttp"
 )
 
-// Engine runs one request on its route. The passthrough engine calls the
-// backend; steering strategies plug in here.
+// Engine runs one request on its route: passthrough or a steering
+// strategy. emit is nil for non-streaming requests.
 type Engine interface {
-	Run(ctx context.Context, rt backend.Route, r *backend.Request, emit func(backend.Delta) error) (*backend.Generation, error)
-}
-
-// Passthrough sends the request to the route's backend as it is, fanning n
-// out where the backend has no native n.
-type Passthrough struct{}
-
-func (Passthrough) Run(ctx context.Context, rt backend.Route, r *backend.Request, emit func(backend.Delta) error) (*backend.Generation, error) {
-	if emit == nil {
-		return backend.GenerateN(ctx, rt.Backend, r)
-	}
-	return backend.StreamN(ctx, rt.Backend, r, emit)
+	Run(ctx context.Context, c *steering.Call, emit func(backend.Delta) error) (*steering.Outcome, error)
+	// Strategy names the strategy a call will run, for the headers of a
+	// stream, which go out before it has run.
+	Strategy(c *steering.Call) string
 }
 
 // Options configure the server.
@@ -65,7 +58,7 @@ type Server struct {
 // always ready).
 func New(opts Options, router *backend.Router, engine Engine, log *slog.Logger, ready func(context.Context) error) *Server {
 	if engine == nil {
-		engine = Passthrough{}
+		engine = steering.NewEngine(nil, nil, "", steering.Limits{MaxSamples: 16})
 	}
 	s := &Server{opts: opts, router: router, engine: engine, log: log, ready: ready,
 		adm: newAdmission(opts.MaxInflight, opts.MaxQueue, opts.QueueTimeout)}
@@ -217,34 +210,42 @@ func (s *Server) readyz(ctx *fasthttp.RequestCtx) {
 // format is what differs between chat and completions on the wire.
 type format struct {
 	idPrefix string
-	full     func(id, model string, created int64, g *backend.Generation) any
+	full     func(id, model string, created int64, g *backend.Generation, steer json.RawMessage) any
 	chunk    func(id, model string, created int64, d backend.Delta, first bool, offset int) any
-	usage    func(id, model string, created int64, u backend.Usage) any
+	usage    func(id, model string, created int64, u backend.Usage, steer json.RawMessage) any
 }
 
 var chatFormat = format{
 	idPrefix: "chatcmpl-",
-	full: func(id, model string, created int64, g *backend.Generation) any {
-		return openai.Chat(id, model, created, g)
+	full: func(id, model string, created int64, g *backend.Generation, steer json.RawMessage) any {
+		c := openai.Chat(id, model, created, g)
+		c.Steering = steer
+		return c
 	},
 	chunk: func(id, model string, created int64, d backend.Delta, first bool, _ int) any {
 		return openai.ChatChunkOf(id, model, created, d, first)
 	},
-	usage: func(id, model string, created int64, u backend.Usage) any {
-		return openai.ChatUsageChunk(id, model, created, u)
+	usage: func(id, model string, created int64, u backend.Usage, steer json.RawMessage) any {
+		c := openai.ChatUsageChunk(id, model, created, u)
+		c.Steering = steer
+		return c
 	},
 }
 
 var completionFormat = format{
 	idPrefix: "cmpl-",
-	full: func(id, model string, created int64, g *backend.Generation) any {
-		return openai.CompletionOf(id, model, created, g)
+	full: func(id, model string, created int64, g *backend.Generation, steer json.RawMessage) any {
+		c := openai.CompletionOf(id, model, created, g)
+		c.Steering = steer
+		return c
 	},
 	chunk: func(id, model string, created int64, d backend.Delta, _ bool, offset int) any {
 		return openai.CompletionChunkOf(id, model, created, d, offset)
 	},
-	usage: func(id, model string, created int64, u backend.Usage) any {
-		return openai.CompletionUsageChunk(id, model, created, u)
+	usage: func(id, model string, created int64, u backend.Usage, steer json.RawMessage) any {
+		c := openai.CompletionUsageChunk(id, model, created, u)
+		c.Steering = steer
+		return c
 	},
 }
 
@@ -259,7 +260,7 @@ func (s *Server) chat(ctx *fasthttp.RequestCtx) {
 		writeError(ctx, err)
 		return
 	}
-	s.serve(ctx, chatFormat, req.Model, br, req.Stream, req.StreamOptions != nil && req.StreamOptions.IncludeUsage)
+	s.serve(ctx, chatFormat, req.Model, br, req.Steering, req.Stream, req.StreamOptions != nil && req.StreamOptions.IncludeUsage)
 }
 
 func (s *Server) completions(ctx *fasthttp.RequestCtx) {
@@ -273,7 +274,7 @@ func (s *Server) completions(ctx *fasthttp.RequestCtx) {
 		writeError(ctx, err)
 		return
 	}
-	s.serve(ctx, completionFormat, req.Model, br, req.Stream, req.StreamOptions != nil && req.StreamOptions.IncludeUsage)
+	s.serve(ctx, completionFormat, req.Model, br, req.Steering, req.Stream, req.StreamOptions != nil && req.StreamOptions.IncludeUsage)
 }
 
 // checkCaps refuses what the backend has declared it cannot do.
@@ -290,7 +291,7 @@ func checkCaps(c backend.Caps, r *backend.Request) error {
 	return nil
 }
 
-func (s *Server) serve(ctx *fasthttp.RequestCtx, f format, model string, br *backend.Request, stream, includeUsage bool) {
+func (s *Server) serve(ctx *fasthttp.RequestCtx, f format, model string, br *backend.Request, steer json.RawMessage, stream, includeUsage bool) {
 	rt, err := s.router.Resolve(model)
 	if err != nil {
 		writeError(ctx, err)
@@ -311,19 +312,21 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx, f format, model string, br *bac
 		return
 	}
 	id, created := newID(f.idPrefix), time.Now().Unix()
+	call := &steering.Call{Route: rt, Request: br, Steering: steer}
 	if !stream {
 		defer finish()
 		defer s.adm.release()
-		gen, err := s.engine.Run(rctx, rt, br, nil)
+		out, err := s.engine.Run(rctx, call, nil)
 		if err != nil {
 			s.fail(ctx, rctx, err)
 			return
 		}
-		writeJSON(ctx, fasthttp.StatusOK, f.full(id, model, created, gen))
+		info := steeringHeaders(ctx, out)
+		writeJSON(ctx, fasthttp.StatusOK, f.full(id, model, created, out.Generation, info))
 		return
 	}
-	st := startStream(rctx, func(emit func(backend.Delta) error) (*backend.Generation, error) {
-		return s.engine.Run(rctx, rt, br, emit)
+	st := startStream(rctx, func(emit func(backend.Delta) error) (*steering.Outcome, error) {
+		return s.engine.Run(rctx, call, emit)
 	})
 	// Wait for the first delta so that an error before any output still
 	// gets its own HTTP status.
@@ -335,6 +338,7 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx, f format, model string, br *bac
 		return
 	}
 	reqID := string(ctx.Response.Header.Peek("X-Request-Id"))
+	ctx.Response.Header.Set("X-Steering-Strategy", s.engine.Strategy(call))
 	ctx.SetContentType("text/event-stream")
 	ctx.Response.Header.Set("Cache-Control", "no-cache")
 	ctx.Response.Header.Set("X-Accel-Buffering", "no")
@@ -371,10 +375,35 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx, f format, model string, br *bac
 			return
 		}
 		if includeUsage {
-			_ = sw.event(f.usage(id, model, created, st.gen.Usage))
+			_ = sw.event(f.usage(id, model, created, st.out.Generation.Usage, marshalInfo(st.out)))
 		}
 		_ = sw.done()
 	})
+}
+
+// steeringHeaders sets the steering headers and returns the response's
+// "steering" object.
+func steeringHeaders(ctx *fasthttp.RequestCtx, out *steering.Outcome) json.RawMessage {
+	strategy := steering.None
+	if out.Info != nil {
+		strategy = out.Info.Strategy
+		if out.Info.Arm != "" {
+			ctx.Response.Header.Set("X-Steering-Arm", out.Info.Arm)
+		}
+	}
+	ctx.Response.Header.Set("X-Steering-Strategy", strategy)
+	return marshalInfo(out)
+}
+
+func marshalInfo(out *steering.Outcome) json.RawMessage {
+	if out == nil || out.Info == nil {
+		return nil
+	}
+	b, err := json.Marshal(out.Info)
+	if err != nil {
+		return nil
+	}
+	return b
 }
 
 // fail writes the error of a request that produced no output yet.
@@ -396,15 +425,15 @@ func (s *Server) fail(ctx *fasthttp.RequestCtx, rctx context.Context, err error)
 // channel; err and gen are set before events is closed.
 type stream struct {
 	events chan backend.Delta
-	gen    *backend.Generation
+	out    *steering.Outcome
 	err    error
 }
 
-func startStream(ctx context.Context, produce func(emit func(backend.Delta) error) (*backend.Generation, error)) *stream {
+func startStream(ctx context.Context, produce func(emit func(backend.Delta) error) (*steering.Outcome, error)) *stream {
 	st := &stream{events: make(chan backend.Delta, 32)}
 	go func() {
 		defer close(st.events)
-		st.gen, st.err = produce(func(d backend.Delta) error {
+		st.out, st.err = produce(func(d backend.Delta) error {
 			select {
 			case st.events <- d:
 				return nil

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"sort"
@@ -16,6 +17,7 @@ import (
 	"github.com/steergate/steergate/gateway"
 	"github.com/steergate/steergate/gateway/openai"
 	"github.com/steergate/steergate/rm"
+	"github.com/steergate/steergate/steering"
 )
 
 type app struct {
@@ -112,13 +114,36 @@ func build(ctx context.Context, cfg *configs.Config, log *slog.Logger) (*app, er
 		}
 		return nil
 	}
+	routes := map[string]steering.Params{}
+	for i, m := range cfg.Models {
+		if m.Steering == nil {
+			continue
+		}
+		raw, err := json.Marshal(m.Steering)
+		if err != nil {
+			return nil, fmt.Errorf("models[%d].steering: %w", i, err)
+		}
+		var p steering.Params
+		if err := p.Decode(raw, fmt.Sprintf("models[%d].steering", i)); err != nil {
+			return nil, err
+		}
+		if p.Reward != "" {
+			if _, ok := rewards[p.Reward]; !ok {
+				return nil, fmt.Errorf("models[%d].steering.reward: names reward %q, which is not defined under rewards", i, p.Reward)
+			}
+		}
+		for _, name := range append([]string{m.Name}, m.Aliases...) {
+			routes[name] = p
+		}
+	}
+	engine := steering.NewEngine(rewards, routes, steering.DefaultReward(rewards), steering.Limits{MaxSamples: cfg.Server.MaxSamples})
 	s := cfg.Server
 	srv := gateway.New(gateway.Options{
 		Listen: s.Listen, RequestTimeout: s.RequestTimeout, MaxBodyBytes: s.MaxBodyBytes,
 		MaxInflight: s.MaxInflight, MaxQueue: s.MaxQueue, QueueTimeout: s.QueueTimeout,
 		ReadTimeout: s.ReadTimeout, IdleTimeout: s.IdleTimeout, ShutdownTimeout: s.ShutdownTimeout,
 		Limits: openai.Limits{MaxN: s.MaxN, MaxTokens: s.MaxTokens, MaxMessages: s.MaxMessages, MaxStop: 4, MaxTopLogprobs: 20},
-	}, router, nil, log, ready)
+	}, router, engine, log, ready)
 	a.router, a.server = router, srv
 	return a, nil
 }

@@ -114,4 +114,3 @@ func score(ctx context.Context, args []string, in io.Reader, out, stderr io.Writ
 	}
 	return flush()
 }
-

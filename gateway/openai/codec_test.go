@@ -34,11 +34,11 @@ func TestDecodeChatKeepsUnknownFields(t *testing.T) {
 
 func TestDecodeErrorsNameTheField(t *testing.T) {
 	for body, param := range map[string]string{
-		`{"model":"m","messages":[],"seed":"x"}`:      "seed",
-		`{"model":"m","messages":[],"stop":5}`:        "",
-		`{"model":"m","messages":[],"n":1.5}`:         "n",
-		`{"model":"m","messages":{"role":"user"}}`:    "messages",
-		`[1,2]`:                                       "",
+		`{"model":"m","messages":[],"seed":"x"}`:   "seed",
+		`{"model":"m","messages":[],"stop":5}`:     "",
+		`{"model":"m","messages":[],"n":1.5}`:      "n",
+		`{"model":"m","messages":{"role":"user"}}`: "messages",
+		`[1,2]`: "",
 		`{"model":"m","messages":[{"content":true}]}`: "",
 	} {
 		_, err := DecodeChat([]byte(body))

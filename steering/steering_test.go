@@ -1,0 +1,292 @@
+package steering
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/steergate/steergate/backend"
+	"github.com/steergate/steergate/rm"
+	"github.com/steergate/steergate/rm/rmtest"
+	"go.uber.org/goleak"
+)
+
+// scripted answers "s<seed>" with seed+1 completion tokens; seeds in fail
+// fail with err; block makes every call wait for its context.
+type scripted struct {
+	fail  map[int64]error
+	block bool
+	calls atomic.Int64
+	mu    sync.Mutex
+	seeds []int64
+	reqs  []*backend.Request
+}
+
+func (s *scripted) Name() string { return "scripted" }
+func (s *scripted) Caps() backend.Caps {
+	return backend.Caps{Logprobs: true, MaxTopLogprobs: 20, Continuation: true}
+}
+
+func (s *scripted) Generate(ctx context.Context, r *backend.Request) (*backend.Generation, error) {
+	s.calls.Add(1)
+	s.mu.Lock()
+	s.seeds = append(s.seeds, *r.Seed)
+	s.reqs = append(s.reqs, r)
+	s.mu.Unlock()
+	if s.block {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	if err := s.fail[*r.Seed]; err != nil {
+		return nil, err
+	}
+	text := fmt.Sprintf("s%d", *r.Seed)
+	tokens := int(*r.Seed) + 1
+	finish := backend.FinishStop
+	if r.Continue {
+		text, tokens = "+more", 2
+	} else if r.MaxTokens > 0 && r.MaxTokens < tokens {
+		tokens, finish = r.MaxTokens, backend.FinishLength
+	}
+	return &backend.Generation{Choices: []backend.Choice{{Text: text, FinishReason: finish, Tokens: tokens}},
+		Usage: backend.Usage{PromptTokens: 5, CompletionTokens: tokens}}, nil
+}
+
+func (s *scripted) Stream(ctx context.Context, r *backend.Request, emit func(backend.Delta) error) (*backend.Generation, error) {
+	return s.Generate(ctx, r)
+}
+
+// table scores "s<seed>" responses: utility weights pick the columns.
+func table() *rmtest.Table {
+	t := &rmtest.Table{Name: "t", Names: []string{"good", "long"}, Rows: map[string][]float32{}}
+	util := []float32{0.2, 0.9, 0.5, 0.9, 0.1, 0.3, 0.8, 0.95, 0.4, 0.6, 0.7, 0.65, 0.1, 0.1, 0.1, 0.1}
+	for i, u := range util {
+		t.Rows[fmt.Sprintf("s%d", i)] = []float32{u, float32(i)}
+		t.Rows[fmt.Sprintf("s%d+more", i)] = []float32{u + 0.01, float32(i)}
+	}
+	return t
+}
+
+func call(steer string, n int) *Call {
+	seed := int64(0)
+	return &Call{Route: backend.Route{Name: "m"}, Request: &backend.Request{Model: "m", N: n, Seed: &seed,
+		Messages: []backend.Message{{Role: "user", Content: "q"}}}, Steering: json.RawMessage(steer)}
+}
+
+func engine(b backend.Backend, reward rm.Rewarder, route Params) (*Engine, func(*Call) *Call) {
+	e := NewEngine(map[string]rm.Rewarder{"t": reward}, map[string]Params{"m": route}, "t", Limits{MaxSamples: 32})
+	return e, func(c *Call) *Call { c.Route.Backend = b; return c }
+}
+
+func TestBestOfNPicksHighestUtilityTiesToLowestIndex(t *testing.T) {
+	b := &scripted{}
+	e, on := engine(b, table(), Params{Weights: map[string]float64{"good": 1}})
+	out, err := e.Run(context.Background(), on(call(`{"strategy":"best_of_n","n":4}`, 1)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// s0..s3 have good 0.2, 0.9, 0.5, 0.9: s1 and s3 tie, s1 wins.
+	if got := out.Generation.Choices[0].Text; got != "s1" {
+		t.Errorf("chose %q, want s1", got)
+	}
+	info := out.Info
+	if info.SamplesUsed != 4 || len(info.Candidates) != 4 || !info.Candidates[1].Chosen || info.Candidates[3].Chosen {
+		t.Errorf("report %+v", info)
+	}
+	// usage: 4 × prompt 5; completion 1+2+3+4
+	if u := out.Generation.Usage; u.PromptTokens != 20 || u.CompletionTokens != 10 || info.BackendUsage != u {
+		t.Errorf("usage %+v / %+v", u, info.BackendUsage)
+	}
+	if info.Reward.Utility != info.Candidates[1].Utility || math.Abs(info.Reward.Utility-0.9) > 1e-6 {
+		t.Errorf("reward %+v", info.Reward)
+	}
+	if b.seeds[0]+b.seeds[1]+b.seeds[2]+b.seeds[3] != 0+1+2+3 {
+		t.Errorf("seeds %v, want 0..3", b.seeds)
+	}
+}
+
+func TestBestOfNWeightsAndN(t *testing.T) {
+	e, on := engine(&scripted{}, table(), Params{Weights: map[string]float64{"good": 1}})
+	// Request weights merge over the route's: long now counts −0.1 per unit.
+	out, err := e.Run(context.Background(), on(call(`{"strategy":"best_of_n","n":4,"weights":{"long":-0.1}}`, 2)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// utilities: s0 0.2, s1 0.8, s2 0.3, s3 0.6 → best two s1, s3
+	got := []string{out.Generation.Choices[0].Text, out.Generation.Choices[1].Text}
+	if got[0] != "s1" || got[1] != "s3" || out.Generation.Choices[1].Index != 1 {
+		t.Errorf("chose %v", got)
+	}
+	if math.Abs(out.Info.Candidates[3].Utility-0.6) > 1e-6 {
+		t.Errorf("utility of s3 = %v", out.Info.Candidates[3].Utility)
+	}
+	if _, err := e.Run(context.Background(), on(call(`{"strategy":"best_of_n","n":1}`, 2)), nil); !errors.Is(err, backend.ErrInvalid) {
+		t.Errorf("n below the request's n: %v", err)
+	}
+	if _, err := e.Run(context.Background(), on(call(`{"strategy":"best_of_n","weights":{"nope":1}}`, 1)), nil); !errors.Is(err, backend.ErrInvalid) {
+		t.Errorf("unknown objective: %v", err)
+	}
+	if _, err := e.Run(context.Background(), on(call(`{"strategy":"best_of_n","nn":3}`, 1)), nil); !errors.Is(err, backend.ErrInvalid) || !strings.Contains(err.Error(), "nn") {
+		t.Errorf("misspelt parameter: %v", err)
+	}
+}
+
+func TestBestOfNPartialFailure(t *testing.T) {
+	boom := fmt.Errorf("%w: boom", backend.ErrUpstream)
+	b := &scripted{fail: map[int64]error{1: boom}}
+	e, on := engine(b, table(), Params{Weights: map[string]float64{"good": 1}})
+	out, err := e.Run(context.Background(), on(call(`{"strategy":"best_of_n","n":4,"min_success":3}`, 1)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Generation.Choices[0].Text != "s3" || out.Info.Failed != 1 || out.Info.SamplesUsed != 4 || len(out.Info.Candidates) != 3 {
+		t.Errorf("outcome %+v / %+v", out.Generation.Choices, out.Info)
+	}
+	_, err = e.Run(context.Background(), on(call(`{"strategy":"best_of_n","n":4,"min_success":4}`, 1)), nil)
+	if !errors.Is(err, backend.ErrUpstream) {
+		t.Errorf("below min_success: %v", err)
+	}
+	all := &scripted{fail: map[int64]error{}}
+	for i := range int64(4) {
+		all.fail[i] = &backend.ParamError{Param: "model", Msg: "gone", Err: backend.ErrNotFound}
+	}
+	e, on = engine(all, table(), Params{})
+	if _, err := e.Run(context.Background(), on(call(`{"strategy":"best_of_n","n":4}`, 1)), nil); !errors.Is(err, backend.ErrNotFound) {
+		t.Errorf("all failed with 404: %v", err)
+	}
+}
+
+func TestRewardFailure(t *testing.T) {
+	tab := table()
+	tab.Err = errors.New("model crashed")
+	e, on := engine(&scripted{}, tab, Params{})
+	if _, err := e.Run(context.Background(), on(call(`{"strategy":"best_of_n"}`, 1)), nil); !errors.Is(err, rm.ErrReward) {
+		t.Errorf("reward failure: %v", err)
+	}
+}
+
+func TestCancelLeavesNothingBehind(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	b := &scripted{block: true}
+	e, on := engine(b, table(), Params{})
+	for _, steer := range []string{`{"strategy":"best_of_n","n":8}`, `{"strategy":"adaptive","initial":4}`} {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() {
+			_, err := e.Run(ctx, on(call(steer, 1)), nil)
+			done <- err
+		}()
+		for b.calls.Load() < 4 {
+			time.Sleep(time.Millisecond)
+		}
+		cancel()
+		select {
+		case err := <-done:
+			if !errors.Is(err, context.Canceled) {
+				t.Errorf("%s: %v", steer, err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s: not cancelled", steer)
+		}
+		b.calls.Store(0)
+	}
+}
+
+func TestStreamingEmitsTheChosenAnswer(t *testing.T) {
+	e, on := engine(&scripted{}, table(), Params{Weights: map[string]float64{"good": 1}})
+	var deltas []backend.Delta
+	_, err := e.Run(context.Background(), on(call(`{"strategy":"best_of_n","n":8}`, 1)), func(d backend.Delta) error {
+		deltas = append(deltas, d)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(deltas) != 2 || deltas[0].Text != "s7" || deltas[1].FinishReason != backend.FinishStop {
+		t.Errorf("deltas %+v", deltas)
+	}
+}
+
+func TestAdaptiveStoppingRules(t *testing.T) {
+	weights := Params{Weights: map[string]float64{"good": 1}}
+	for _, c := range []struct {
+		steer   string
+		samples int
+		reason  string
+		chosen  string
+	}{
+		// s0 0.2, s1 0.9: threshold 0.85 met after the first wave.
+		{`{"strategy":"adaptive","initial":2,"threshold":0.85}`, 2, stopThreshold, "s1"},
+		// Never met: stops at max_samples.
+		{`{"strategy":"adaptive","initial":2,"step":2,"max_samples":6,"threshold":5,"p_min":0.0001}`, 6, stopMaxSamples, "s1"},
+		// Utilities 0.2, 0.9 (mean 0.55, sd 0.495): beating 0.9 by 2 with
+		// two more samples is very unlikely.
+		{`{"strategy":"adaptive","initial":2,"step":2,"delta":2,"p_min":0.05}`, 2, stopUnlikely, "s1"},
+		// delta 0: q = 1 − Φ(0.707) = 0.2398 per sample, 1 − 0.7602² =
+		// 0.422 for two: above p_min 0.3, so a second wave runs (s2 0.5,
+		// s3 0.9); then mean 0.625, sd 0.340, q(z=0.809)=0.209, two: 0.375,
+		// still above; third wave s4 0.1, s5 0.3: mean 0.483, sd 0.349,
+		// q(z=1.194)=0.116, two: 0.219 < 0.3, so it stops at 6 of 8.
+		{`{"strategy":"adaptive","initial":2,"step":2,"max_samples":8,"p_min":0.3}`, 6, stopUnlikely, "s1"},
+	} {
+		e, on := engine(&scripted{}, table(), weights)
+		out, err := e.Run(context.Background(), on(call(c.steer, 1)), nil)
+		if err != nil {
+			t.Fatalf("%s: %v", c.steer, err)
+		}
+		if out.Info.SamplesUsed != c.samples || out.Info.StopReason != c.reason || out.Generation.Choices[0].Text != c.chosen {
+			t.Errorf("%s: used %d (%s), chose %q; want %d (%s), %q", c.steer, out.Info.SamplesUsed, out.Info.StopReason,
+				out.Generation.Choices[0].Text, c.samples, c.reason, c.chosen)
+		}
+	}
+}
+
+func TestImproveProbability(t *testing.T) {
+	// mean 0.55, sd 0.49497; z = (0.9 − 0.55)/0.49497 = 0.70711; q = 0.23975.
+	p := ImproveProbability([]float64{0.2, 0.9}, 0.9, 0, 2)
+	if math.Abs(p-(1-math.Pow(1-0.23975, 2))) > 1e-4 {
+		t.Errorf("p = %v", p)
+	}
+	if ImproveProbability([]float64{1, 1, 1}, 1, 0.1, 4) != 0 {
+		t.Error("no spread must mean no expected improvement")
+	}
+}
+
+func TestAdaptivePruning(t *testing.T) {
+	b := &scripted{}
+	e, on := engine(b, table(), Params{Weights: map[string]float64{"good": 1}})
+	// Seeds 0..3 cut at 2 tokens: s0 and s1 end within them (1 and 2
+	// tokens); s2, s3 are partial. Keep half: by partial utility the top two
+	// are s1 (0.9) and s3 (0.9); s3 is continued to "s3+more" (0.91).
+	out, err := e.Run(context.Background(), on(call(`{"strategy":"adaptive","initial":4,"max_samples":4,"prune_tokens":2,"keep":0.5}`, 1)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := out.Generation.Choices[0].Text; got != "s3+more" {
+		t.Errorf("chose %q", got)
+	}
+	pruned := 0
+	for _, c := range out.Info.Candidates {
+		if c.Pruned {
+			pruned++
+		}
+	}
+	if pruned != 2 || out.Info.SamplesUsed != 4 {
+		t.Errorf("pruned %d of %d: %+v", pruned, out.Info.SamplesUsed, out.Info.Candidates)
+	}
+	// 4 partial calls + 1 continuation; the continuation asked to continue.
+	if n := b.calls.Load(); n != 5 {
+		t.Errorf("%d backend calls", n)
+	}
+	last := b.reqs[4]
+	if !last.Continue || last.Messages[len(last.Messages)-1].Content != "s3" {
+		t.Errorf("continuation request %+v", last)
+	}
+}
