@@ -1,0 +1,127 @@
+package gateway_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"testing"
+
+	sdk "github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/option"
+	"github.com/steergate/steergate/backend"
+	"github.com/steergate/steergate/backend/reference"
+	"github.com/steergate/steergate/gateway"
+	"github.com/steergate/steergate/rm"
+	"github.com/steergate/steergate/rm/rules"
+	"github.com/steergate/steergate/steering"
+)
+
+func startSteered(t *testing.T) *env {
+	t.Helper()
+	rt := backend.NewRouter()
+	if err := rt.Add(backend.Route{Name: "reference", Backend: reference.New("reference", reference.Options{}), Target: "reference"}); err != nil {
+		t.Fatal(err)
+	}
+	rules, err := rules.New(rules.Config{Keywords: map[string][]string{"helpfulness": {`\bbecause\b`, `\bfirst\b`, `\bhelps?\b`}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng := steering.NewEngine(map[string]rm.Rewarder{"default": rules},
+		map[string]steering.Params{"reference": {Weights: map[string]float64{"helpfulness": 1, "repetition": -1}}},
+		"default", steering.Limits{MaxSamples: 16})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := gateway.New(defaultOptions(), rt, eng, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, ln) }()
+	t.Cleanup(func() { cancel(); <-done })
+	url := "http://" + ln.Addr().String()
+	return &env{url: url, client: sdk.NewClient(option.WithBaseURL(url+"/v1/"), option.WithAPIKey("x"), option.WithMaxRetries(0))}
+}
+
+type steeringObject struct {
+	Strategy string `json:"strategy"`
+	Reward   struct {
+		Utility    float64            `json:"utility"`
+		Objectives map[string]float64 `json:"objectives"`
+	} `json:"reward"`
+	Candidates []struct {
+		Index            int     `json:"index"`
+		Utility          float64 `json:"utility"`
+		Chosen           bool    `json:"chosen"`
+		CompletionTokens int     `json:"completion_tokens"`
+	} `json:"candidates"`
+	SamplesUsed  int           `json:"samples_used"`
+	BackendUsage backend.Usage `json:"backend_usage"`
+	StopReason   string        `json:"stop_reason"`
+}
+
+func TestSDKSteeredRequests(t *testing.T) {
+	e := startSteered(t)
+	ctx := context.Background()
+	for _, steer := range []map[string]any{
+		{"strategy": "best_of_n", "n": 6},
+		{"strategy": "adaptive", "initial": 2, "step": 2, "max_samples": 8},
+	} {
+		params := sdk.ChatCompletionNewParams{Model: "reference", Messages: userMsg("How can I sleep better?"), Seed: sdk.Int(3), MaxTokens: sdk.Int(40)}
+		var resp *http.Response
+		a, err := e.client.Chat.Completions.New(ctx, params, option.WithJSONSet("steering", steer), option.WithResponseInto(&resp))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.Header.Get("X-Steering-Strategy") != steer["strategy"] {
+			t.Errorf("header %q", resp.Header.Get("X-Steering-Strategy"))
+		}
+		var s steeringObject
+		if err := json.Unmarshal([]byte(a.JSON.ExtraFields["steering"].Raw()), &s); err != nil {
+			t.Fatalf("no steering object: %v", err)
+		}
+		if s.Strategy != steer["strategy"] || s.SamplesUsed != len(s.Candidates) || s.SamplesUsed < 2 {
+			t.Errorf("steering %+v", s)
+		}
+		best, chosen := -1e9, 0
+		var completion int
+		for _, c := range s.Candidates {
+			best = max(best, c.Utility)
+			completion += c.CompletionTokens
+			if c.Chosen {
+				chosen++
+				if c.Utility != s.Reward.Utility {
+					t.Errorf("chosen utility %v, reported %v", c.Utility, s.Reward.Utility)
+				}
+			}
+		}
+		if chosen != 1 || s.Reward.Utility != best {
+			t.Errorf("chosen %d, utility %v, best %v", chosen, s.Reward.Utility, best)
+		}
+		if a.Usage.CompletionTokens != int64(completion) || a.Usage.CompletionTokens != int64(s.BackendUsage.CompletionTokens) ||
+			a.Usage.PromptTokens != int64(s.BackendUsage.PromptTokens) {
+			t.Errorf("usage %+v, candidates %d tokens, backend %+v", a.Usage, completion, s.BackendUsage)
+		}
+		again, err := e.client.Chat.Completions.New(ctx, params, option.WithJSONSet("steering", steer))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if again.Choices[0].Message.Content != a.Choices[0].Message.Content {
+			t.Errorf("%v: same seed, different answer", steer["strategy"])
+		}
+		// Streaming sends the same chosen answer.
+		st := e.client.Chat.Completions.NewStreaming(ctx, params, option.WithJSONSet("steering", steer))
+		acc := sdk.ChatCompletionAccumulator{}
+		for st.Next() {
+			acc.AddChunk(st.Current())
+		}
+		if st.Err() != nil || acc.Choices[0].Message.Content != a.Choices[0].Message.Content {
+			t.Errorf("stream %q (%v), want %q", acc.Choices[0].Message.Content, st.Err(), a.Choices[0].Message.Content)
+		}
+	}
+	_, err := e.client.Chat.Completions.New(ctx, sdk.ChatCompletionNewParams{Model: "reference", Messages: userMsg("hi")},
+		option.WithJSONSet("steering", map[string]any{"strategy": "beam"}))
+	apiErr(t, err, 400, "steering.strategy")
+}
