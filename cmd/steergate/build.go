@@ -25,6 +25,7 @@ type app struct {
 	server   *gateway.Server
 	backends map[string]backend.Backend
 	rewards  map[string]rm.Rewarder
+	engine   *steering.Engine
 	closers  []func() // in construction order; closed in reverse
 }
 
@@ -144,6 +145,6 @@ func build(ctx context.Context, cfg *configs.Config, log *slog.Logger) (*app, er
 		ReadTimeout: s.ReadTimeout, IdleTimeout: s.IdleTimeout, ShutdownTimeout: s.ShutdownTimeout,
 		Limits: openai.Limits{MaxN: s.MaxN, MaxTokens: s.MaxTokens, MaxMessages: s.MaxMessages, MaxStop: 4, MaxTopLogprobs: 20},
 	}, router, engine, log, ready)
-	a.router, a.server = router, srv
+	a.router, a.server, a.engine = router, srv, engine
 	return a, nil
 }
