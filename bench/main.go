@@ -2,8 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"net"
@@ -296,19 +294,138 @@ models:
 	md.WriteString("\nCPU per request is the gateway process's user+system time over the run divided by its requests " +
 		"(from /proc; 10 ms ticks, so meaningful only over many requests). Allocations per request are measured " +
 		"in-process by `go test -run - -bench Passthrough -benchmem ./gateway/`.\n")
+	if err := steeringWallTime(bin, &md, rounds); err != nil {
+		return err
+	}
+	if err := evalCurve(bin, &md, filepath.Dir(out)); err != nil {
+		return err
+	}
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 		return err
 	}
-	existing, _ := os.ReadFile(out)
-	report := md.String()
-	if i := bytes.Index(existing, []byte("\n<!-- more -->")); i >= 0 {
-		report += string(existing[i:]) // sections other benchmarks maintain
-	}
-	if err := os.WriteFile(out, []byte(report), 0o644); err != nil {
+	if err := os.WriteFile(out, []byte(md.String()), 0o644); err != nil {
 		return err
 	}
 	fmt.Fprintf(os.Stderr, "wrote %s\n", out)
-	return errors.Join(ctxErr(context.Background()))
+	return nil
 }
 
-func ctxErr(ctx context.Context) error { return ctx.Err() }
+// steeringWallTime measures best-of-N wall time against one sample through
+// the gateway, with the reference server streaming at a fixed per-token
+// delay so that samples cost real time and the backend serves them in
+// parallel. Reward scoring (the rules reward) is included.
+func steeringWallTime(bin string, md *strings.Builder, rounds int) error {
+	const tokenDelay = 4 * time.Millisecond
+	refAddr, gwAddr := freePort(), freePort()
+	ref, err := startProc("reference", refAddr, bin, "reference-server", "--listen", refAddr, "--token-delay", tokenDelay.String())
+	if err != nil {
+		return err
+	}
+	defer ref.stop()
+	cfg := filepath.Join(os.TempDir(), "steergate-bench-steering.yaml")
+	err = os.WriteFile(cfg, []byte(fmt.Sprintf(`server:
+  listen: %s
+log:
+  level: warn
+backends:
+  upstream:
+    type: openai
+    flavour: vllm
+    url: http://%s/v1
+    max_concurrency: 64
+models:
+  - name: reference
+    backend: upstream
+    steering:
+      reward: default
+      weights: {helpfulness: 1, repetition: -2, verbosity: -0.2, format: 1}
+rewards:
+  default:
+    type: rules
+    rules:
+      keywords:
+        helpfulness: ['\bbecause\b', '\bfirst\b', '\bhelps?\b']
+    normalize:
+      verbosity: {mean: 40, std: 20}
+`, gwAddr, refAddr)), 0o644)
+	if err != nil {
+		return err
+	}
+	gw, err := startProc("steergate", gwAddr, bin, "serve", "--config", cfg)
+	if err != nil {
+		return err
+	}
+	defer gw.stop()
+	url := "http://" + gwAddr + "/v1/chat/completions"
+	body := func(steer string) []byte {
+		return []byte(`{"model":"reference","messages":[{"role":"user","content":"Tell me about the ocean."}],"max_tokens":32,"seed":7` + steer + `}`)
+	}
+	ns := []int{1, 2, 4, 8, 16}
+	wall := map[int][]float64{}
+	const perRound = 8
+	for range rounds {
+		for _, n := range ns {
+			steer := `,"steering":{"strategy":"best_of_n","n":` + strconv.Itoa(n) + `}`
+			if n == 1 {
+				steer = "" // one plain sample: the baseline
+			}
+			// A few requests, one at a time; each request's wall time.
+			var ts []float64
+			for range perRound {
+				t0 := time.Now()
+				if err := post(url, body(steer)); err != nil {
+					return err
+				}
+				ts = append(ts, float64(time.Since(t0).Microseconds())/1000)
+			}
+			slices.Sort(ts)
+			wall[n] = append(wall[n], ts[len(ts)/2])
+		}
+	}
+	fmt.Fprintf(md, "\n## Best-of-N wall time\n\nThrough `steergate serve` to the reference server with a %s per-token delay "+
+		"(samples of up to 32 tokens served in parallel), rules reward scoring included; one request at a time, "+
+		"median of %d requests per round, median of %d rounds (lowest–highest). N = 1 is a plain single sample.\n\n"+
+		"| N | wall time (ms) | ratio to one sample |\n|---|---|---|\n", tokenDelay, perRound, rounds)
+	base := summarize(wall[1]).med
+	for _, n := range ns {
+		s := summarize(wall[n])
+		fmt.Fprintf(md, "| %d | %.1f (%.1f–%.1f) | %.2f |\n", n, s.med, s.lo, s.hi, s.med/base)
+	}
+	return nil
+}
+
+// post sends one request and checks it succeeded.
+func post(url string, body []byte) error {
+	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	req.SetRequestURI(url)
+	req.Header.SetMethod("POST")
+	req.SetBody(body)
+	if err := fasthttp.DoTimeout(req, resp, time.Minute); err != nil {
+		return err
+	}
+	if resp.StatusCode() != 200 {
+		return fmt.Errorf("status %d: %s", resp.StatusCode(), resp.Body())
+	}
+	return nil
+}
+
+// evalCurve runs steergate eval on the shipped prompt set and config and
+// adds its table and plot.
+func evalCurve(bin string, md *strings.Builder, dir string) error {
+	svg := filepath.Join(dir, "eval-curve.svg")
+	csvPath := filepath.Join(os.TempDir(), "steergate-eval.csv")
+	cmd := exec.Command(bin, "eval", "--config", "configs/default.yaml", "--prompts", "eval/prompts.jsonl", "--seeds", "4",
+		"--out", csvPath, "--svg", svg)
+	cmd.Stderr = os.Stderr
+	table, err := cmd.Output()
+	if err != nil {
+		return fmt.Errorf("steergate eval: %w", err)
+	}
+	fmt.Fprintf(md, "\n## Reward against compute\n\n`steergate eval --config configs/default.yaml --prompts eval/prompts.jsonl --seeds 4` "+
+		"on the embedded default (reference model, rules reward, the route's weights): 30 prompts × 4 seeds per setting. "+
+		"Samples of one run use seeds s, s+1, …, so best-of-N and adaptive draw the same samples in the same order. "+
+		"Reward is the utility of the chosen answer; gain is measured over a single sample.\n\n%s\n![reward against compute](eval-curve.svg)\n", table)
+	return nil
+}
