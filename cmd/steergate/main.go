@@ -28,6 +28,7 @@ Usage:
   steergate serve [--config FILE]            serve (default configs/default.yaml)
   steergate check-config FILE                validate a config and print it, secrets redacted
   steergate reference-server --listen ADDR   the embedded demo model over the Ollama and OpenAI wire formats
+  steergate tokenize --tokenizer FILE        JSON array of strings in, JSON array of id arrays out
   steergate score --config FILE --reward NAME   JSON lines of {prompt, response} in, objective scores out
   steergate eval [--config FILE] [--prompts FILE] [--setting JSON]...   strategies over a prompt set: CSV and SVG
   steergate version                          print the version
@@ -92,6 +93,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return srv.Serve(ctx, ln)
 	case "score":
 		return score(ctx, args, os.Stdin, stdout, stderr)
+	case "tokenize":
+		return tokenize(args, os.Stdin, stdout)
 	case "eval":
 		return evalCmd(ctx, args, stdout, stderr)
 	case "version":
