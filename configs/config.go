@@ -227,9 +227,6 @@ func rewardDefaults(r *Reward) {
 		if m.MaxBatch == 0 {
 			m.MaxBatch = 16
 		}
-		if m.MaxWait == 0 {
-			m.MaxWait = 2 * time.Millisecond
-		}
 		if m.Provider == "" {
 			m.Provider = "cpu"
 		}

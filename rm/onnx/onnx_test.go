@@ -1,0 +1,259 @@
+package onnx
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/steergate/steergate/backend"
+	"github.com/steergate/steergate/rm"
+	"github.com/steergate/steergate/rm/rmtest"
+)
+
+var testdata = filepath.Join("..", "rmtest", "testdata")
+
+// library returns the ONNX Runtime library, which make test fetches.
+func library(t *testing.T) string {
+	t.Helper()
+	p := LibraryPath("")
+	if _, err := os.Stat(p); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("ONNX Runtime library missing in CI: %v", err)
+		}
+		t.Skipf("ONNX Runtime library %s missing: run make test, which fetches it", p)
+	}
+	return p
+}
+
+func config(t *testing.T, model string) Config {
+	return Config{Name: "test", Library: library(t), Model: filepath.Join(testdata, model),
+		Tokenizer: filepath.Join(testdata, "tokenizer.json"), Objectives: rmtest.Objectives, MaxLength: 64,
+		MaxBatch: 16, MaxWait: 5 * time.Millisecond}
+}
+
+var samples = []rm.Sample{
+	{Prompt: "Why is the sky blue?", Response: "Because air scatters blue light first."},
+	{Prompt: "how do plants make food?", Response: "The sun helps plants make food, for example."},
+	{Prompt: "what is a cache?", Response: "A good cache helps."},
+	{Prompt: "x", Response: "Unknownword zzz."},
+}
+
+// want computes the sequence model's scores in Go from the same weights.
+func want(t *testing.T, r *Rewarder, w rmtest.SeqWeights, ss []rm.Sample) [][]float32 {
+	var ids, mask, types [][]int64
+	for _, s := range ss {
+		row, tt, err := r.enc.encode(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var a, m, ty []int64
+		for i := range row {
+			a, m, ty = append(a, int64(row[i])), append(m, 1), append(ty, int64(tt[i]))
+		}
+		ids, mask, types = append(ids, a), append(mask, m), append(types, ty)
+	}
+	return w.Forward(ids, mask, types)
+}
+
+func near(t *testing.T, what string, got, want [][]float32) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("%s: %d rows, want %d", what, len(got), len(want))
+	}
+	for i := range want {
+		for k := range want[i] {
+			if math.Abs(float64(got[i][k]-want[i][k])) > 1e-5 {
+				t.Errorf("%s: sample %d objective %d = %v, Go computes %v", what, i, k, got[i][k], want[i][k])
+			}
+		}
+	}
+}
+
+func TestSequenceModelMatchesGo(t *testing.T) {
+	for _, c := range []struct {
+		file  string
+		types bool
+		trunc string
+	}{{"seq_reward.onnx", false, "left"}, {"seq_reward_types.onnx", true, "left"}, {"seq_reward.onnx", false, "right"}} {
+		t.Run(c.file+"/"+c.trunc, func(t *testing.T) {
+			cfg := config(t, c.file)
+			cfg.Truncation = c.trunc
+			cfg.MaxLength = 10 // long samples are truncated
+			cfg.Format = "pair"
+			r, err := NewRewarder(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			if r.sess.hasTypes != c.types || r.Provider() != "cpu" {
+				t.Fatalf("token types %v, provider %s", r.sess.hasTypes, r.Provider())
+			}
+			got, err := r.Score(context.Background(), samples)
+			if err != nil {
+				t.Fatal(err)
+			}
+			near(t, c.file, got, want(t, r, rmtest.Seq(c.types), samples))
+			ids, _, _ := r.enc.encode(samples[1])
+			full, _ := r.enc.tok.EncodeSpecial(samples[1].Prompt, &samples[1].Response)
+			if len(ids) != 10 || (c.trunc == "left" && ids[9] != full[len(full)-1]) || (c.trunc == "right" && ids[0] != full[0]) {
+				t.Errorf("%s truncation kept %v of %v", c.trunc, ids, full)
+			}
+		})
+	}
+}
+
+func TestConcurrentScoringIsBatched(t *testing.T) {
+	r, err := NewRewarder(config(t, "seq_reward_types.onnx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	wantAll := want(t, r, rmtest.Seq(true), samples)
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for g := range 64 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s := samples[g%len(samples)]
+			got, err := r.Score(context.Background(), []rm.Sample{s})
+			if err != nil {
+				errs <- err
+				return
+			}
+			for k := range got[0] {
+				if math.Abs(float64(got[0][k]-wantAll[g%len(samples)][k])) > 1e-5 {
+					errs <- fmt.Errorf("goroutine %d: %v, want %v", g, got[0], wantAll[g%len(samples)])
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	runs, n := r.Stats()
+	if n != 64 || runs >= 64 {
+		t.Errorf("%d samples in %d runs: concurrent calls were not coalesced", n, runs)
+	}
+	t.Logf("64 concurrent callers: %d model runs", runs)
+}
+
+func TestARMMatchesGo(t *testing.T) {
+	cfg := config(t, "arm.onnx")
+	a, err := NewARM(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	prefix := []backend.Message{{Role: "user", Content: "why is the sky blue?"}}
+	next := []string{" because", " the sun", " zzz", "."}
+	got, err := a.LogProbs(context.Background(), prefix, "the sky is", next)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := rmtest.ARM()
+	ctxText := "why is the sky blue?\nthe sky is"
+	base := a.enc.tok.Encode(ctxText)
+	for i, n := range next {
+		ids := a.enc.tok.Encode(ctxText + n)
+		var ids64 []int64
+		for _, id := range ids {
+			ids64 = append(ids64, int64(id))
+		}
+		logits := w.Logits(ids64)
+		var lp float64
+		for p := len(base); p < len(ids); p++ {
+			lp += rmtest.LogSoftmax(logits[p-1])[ids[p]]
+		}
+		if math.Abs(float64(got[i])-lp) > 1e-4 || lp >= 0 {
+			t.Errorf("candidate %q: %v, Go computes %v", n, got[i], lp)
+		}
+	}
+}
+
+func TestClearErrors(t *testing.T) {
+	lib := library(t)
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.onnx")
+	if err := os.WriteFile(bad, rmtest.BadInputsModel(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	garbage := filepath.Join(dir, "garbage.onnx")
+	os.WriteFile(garbage, []byte("not a model"), 0o644)
+	for _, c := range []struct {
+		name string
+		mod  func(*Config)
+		want string
+	}{
+		{"missing library", func(c *Config) { c.Library = filepath.Join(dir, "libonnxruntime.so.1") }, "ONNX Runtime library"},
+		{"missing model", func(c *Config) { c.Model = filepath.Join(dir, "nope.onnx") }, "model file"},
+		{"not a model", func(c *Config) { c.Model = garbage }, "not a readable ONNX model"},
+		{"inputs do not match", func(c *Config) { c.Model = bad }, "needs input_ids and attention_mask"},
+		{"objectives do not match", func(c *Config) { c.Objectives = []string{"only"} }, "3 columns but 1 objectives"},
+		{"unreadable tokenizer", func(c *Config) { c.Tokenizer = filepath.Join(dir, "tokenizer.json") }, "tokenizer"},
+		{"cuda unavailable", func(c *Config) { c.Provider = "cuda" }, "CUDA execution provider unavailable"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cfg := config(t, "seq_reward.onnx")
+			cfg.Library = lib
+			c.mod(&cfg)
+			r, err := NewRewarder(cfg)
+			if err == nil {
+				r.Close()
+				t.Fatal("loaded")
+			}
+			if !strings.Contains(err.Error(), c.want) {
+				t.Errorf("error %q does not say %q", err, c.want)
+			}
+			if c.name == "cuda unavailable" && !errors.Is(err, ErrCUDA) {
+				t.Errorf("not ErrCUDA: %v", err)
+			}
+		})
+	}
+	// CUDA with fallback runs on the CPU.
+	cfg := config(t, "seq_reward.onnx")
+	cfg.Provider, cfg.Fallback = "cuda", "cpu"
+	r, err := NewRewarder(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if r.Provider() != "cpu" {
+		t.Errorf("provider %s after fallback", r.Provider())
+	}
+}
+
+// A file that is not the ONNX Runtime library fails to load with a clear
+// message. It runs in a child process, since a process loads the runtime
+// once.
+func TestWrongLibrary(t *testing.T) {
+	if path := os.Getenv("STEERGATE_WRONG_LIB"); path != "" {
+		err := Init(path)
+		if err == nil || !strings.Contains(err.Error(), "could not be loaded") {
+			fmt.Printf("unexpected: %v\n", err)
+			os.Exit(2)
+		}
+		fmt.Println("clear error:", err)
+		os.Exit(0)
+	}
+	library(t)
+	fake := filepath.Join(t.TempDir(), "libonnxruntime.so.1")
+	os.WriteFile(fake, []byte("\x7fELF not really"), 0o644)
+	cmd := exec.Command(os.Args[0], "-test.run=^TestWrongLibrary$")
+	cmd.Env = append(os.Environ(), "STEERGATE_WRONG_LIB="+fake)
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "clear error") {
+		t.Errorf("child: %v\n%s", err, out)
+	}
+}

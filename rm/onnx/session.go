@@ -1,0 +1,282 @@
+package onnx
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/steergate/steergate/rm"
+	"github.com/steergate/steergate/rm/tokenizer"
+	ort "github.com/yalue/onnxruntime_go"
+)
+
+// Config describes one ONNX reward model.
+type Config struct {
+	Name       string
+	Library    string // ONNX Runtime library; see LibraryPath
+	Model      string // .onnx file
+	Tokenizer  string // tokenizer.json
+	Format     string // rm.Format preset or template
+	Objectives []string
+	MaxLength  int    // tokens per sample, special tokens included
+	Truncation string // "left" keeps the end (the response), "right" the start
+	PadID      int
+	MaxBatch   int           // samples per run
+	MaxWait    time.Duration // how long a run waits for more samples
+	Provider   string        // cpu or cuda
+	DeviceID   int
+	MemLimit   int64  // bytes, cuda
+	Fallback   string // "cpu": run on CPU when CUDA cannot load
+	Threads    int    // intra-op threads; 0: ONNX Runtime's default
+	Log        *slog.Logger
+}
+
+func (c *Config) defaults() {
+	if c.MaxLength == 0 {
+		c.MaxLength = 512
+	}
+	if c.Truncation == "" {
+		c.Truncation = "left"
+	}
+	if c.MaxBatch == 0 {
+		c.MaxBatch = 16
+	}
+	if c.Provider == "" {
+		c.Provider = "cpu"
+	}
+	if c.Format == "" {
+		c.Format = "plain"
+	}
+	if c.Log == nil {
+		c.Log = slog.Default()
+	}
+}
+
+// session is a loaded model with its discovered inputs and output.
+type session struct {
+	s        *ort.DynamicAdvancedSession
+	inputs   []string
+	hasTypes bool
+	output   ort.InputOutputInfo
+	provider string // what it really runs on
+}
+
+// ErrCUDA is wrapped when the CUDA execution provider cannot be used.
+var ErrCUDA = errors.New("CUDA execution provider unavailable")
+
+// open loads the runtime and the model, checks its inputs and picks the
+// execution provider.
+func open(c *Config) (*session, error) {
+	if err := Init(LibraryPath(c.Library)); err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(c.Model); err != nil {
+		return nil, fmt.Errorf("model file %s: %w", c.Model, errors.Unwrap(err))
+	}
+	ins, outs, err := ort.GetInputOutputInfo(c.Model)
+	if err != nil {
+		return nil, fmt.Errorf("model %s is not a readable ONNX model: %w", c.Model, err)
+	}
+	s := &session{}
+	have := map[string]bool{}
+	for _, in := range ins {
+		have[in.Name] = true
+	}
+	if !have["input_ids"] || !have["attention_mask"] {
+		return nil, fmt.Errorf("model %s has inputs %v; a reward model needs input_ids and attention_mask (and optionally token_type_ids)", c.Model, names(ins))
+	}
+	s.inputs = []string{"input_ids", "attention_mask"}
+	if have["token_type_ids"] {
+		s.inputs, s.hasTypes = append(s.inputs, "token_type_ids"), true
+	}
+	if len(ins) != len(s.inputs) {
+		return nil, fmt.Errorf("model %s has inputs %v; only input_ids, attention_mask and token_type_ids can be fed", c.Model, names(ins))
+	}
+	for _, in := range ins {
+		if in.DataType != ort.TensorElementDataTypeInt64 {
+			return nil, fmt.Errorf("model %s: input %s is %s; want int64", c.Model, in.Name, in.DataType)
+		}
+	}
+	if len(outs) == 0 {
+		return nil, fmt.Errorf("model %s has no outputs", c.Model)
+	}
+	s.output = outs[0]
+	for _, o := range outs {
+		if o.Name == "logits" || o.Name == "rewards" || o.Name == "score" {
+			s.output = o
+			break
+		}
+	}
+	if s.output.DataType != ort.TensorElementDataTypeFloat {
+		return nil, fmt.Errorf("model %s: output %s is %s; want float32", c.Model, s.output.Name, s.output.DataType)
+	}
+	opts, err := ort.NewSessionOptions()
+	if err != nil {
+		return nil, err
+	}
+	defer opts.Destroy()
+	if c.Threads > 0 {
+		_ = opts.SetIntraOpNumThreads(c.Threads)
+	}
+	s.provider = "cpu"
+	if c.Provider == "cuda" {
+		if err := appendCUDA(opts, c); err != nil {
+			if c.Fallback != "cpu" {
+				return nil, fmt.Errorf("model %s: %w: %v (set fallback: cpu to run on the CPU instead)", c.Model, ErrCUDA, err)
+			}
+			c.Log.Warn("CUDA unavailable; running the reward model on the CPU", "model", c.Model, "err", err)
+			opts.Destroy()
+			if opts, err = ort.NewSessionOptions(); err != nil {
+				return nil, err
+			}
+		} else {
+			s.provider = "cuda"
+		}
+	}
+	s.s, err = ort.NewDynamicAdvancedSession(c.Model, s.inputs, []string{s.output.Name}, opts)
+	if err != nil && s.provider == "cuda" && c.Fallback == "cpu" {
+		c.Log.Warn("CUDA session failed; running the reward model on the CPU", "model", c.Model, "err", err)
+		s.provider = "cpu"
+		s.s, err = ort.NewDynamicAdvancedSession(c.Model, s.inputs, []string{s.output.Name}, nil)
+	}
+	if err != nil {
+		if s.provider == "cuda" {
+			return nil, fmt.Errorf("model %s: %w: %v (set fallback: cpu to run on the CPU instead)", c.Model, ErrCUDA, err)
+		}
+		return nil, fmt.Errorf("model %s: %w", c.Model, err)
+	}
+	return s, nil
+}
+
+func appendCUDA(opts *ort.SessionOptions, c *Config) error {
+	cuda, err := ort.NewCUDAProviderOptions()
+	if err != nil {
+		return err
+	}
+	defer cuda.Destroy()
+	settings := map[string]string{"device_id": strconv.Itoa(c.DeviceID)}
+	if c.MemLimit > 0 {
+		settings["gpu_mem_limit"] = strconv.FormatInt(c.MemLimit, 10)
+	}
+	if err := cuda.Update(settings); err != nil {
+		return err
+	}
+	return opts.AppendExecutionProviderCUDA(cuda)
+}
+
+func names(infos []ort.InputOutputInfo) []string {
+	out := make([]string, len(infos))
+	for i, in := range infos {
+		out[i] = in.Name
+	}
+	return out
+}
+
+// batch is a padded batch of encoded samples.
+type batch struct {
+	ids, mask, types []int64
+	rows, cols       int
+	lens             []int // real tokens per row
+}
+
+// pad builds a right-padded batch of the longest row's length.
+func pad(rows [][]int, types [][]int, padID int) *batch {
+	b := &batch{rows: len(rows)}
+	for _, r := range rows {
+		b.cols = max(b.cols, len(r))
+	}
+	n := b.rows * b.cols
+	b.ids, b.mask, b.types = make([]int64, n), make([]int64, n), make([]int64, n)
+	for i, r := range rows {
+		b.lens = append(b.lens, len(r))
+		for j := range b.cols {
+			k := i*b.cols + j
+			if j < len(r) {
+				b.ids[k], b.mask[k] = int64(r[j]), 1
+				if types != nil {
+					b.types[k] = int64(types[i][j])
+				}
+			} else {
+				b.ids[k] = int64(padID)
+			}
+		}
+	}
+	return b
+}
+
+// run feeds a batch and returns the output tensor's data and shape.
+func (s *session) run(b *batch) ([]float32, ort.Shape, error) {
+	shape := ort.NewShape(int64(b.rows), int64(b.cols))
+	var inputs []ort.Value
+	defer func() {
+		for _, v := range inputs {
+			v.Destroy()
+		}
+	}()
+	for _, data := range [][]int64{b.ids, b.mask, b.types}[:len(s.inputs)] {
+		t, err := ort.NewTensor(shape, data)
+		if err != nil {
+			return nil, nil, err
+		}
+		inputs = append(inputs, t)
+	}
+	outputs := []ort.Value{nil}
+	if err := s.s.Run(inputs, outputs); err != nil {
+		return nil, nil, fmt.Errorf("%w: onnx run: %w", rm.ErrReward, err)
+	}
+	defer outputs[0].Destroy()
+	t, ok := outputs[0].(*ort.Tensor[float32])
+	if !ok {
+		return nil, nil, fmt.Errorf("%w: output is not a float32 tensor", rm.ErrReward)
+	}
+	data := append([]float32(nil), t.GetData()...)
+	return data, t.GetShape(), nil
+}
+
+// encoder tokenizes samples in the model's input format.
+type encoder struct {
+	tok    *tokenizer.Tokenizer
+	format *rm.Format
+	max    int
+	left   bool
+}
+
+func newEncoder(c *Config) (*encoder, error) {
+	tok, err := tokenizer.Load(c.Tokenizer)
+	if err != nil {
+		return nil, err
+	}
+	f, err := rm.NewFormat(c.Format)
+	if err != nil {
+		return nil, err
+	}
+	if c.Truncation != "left" && c.Truncation != "right" {
+		return nil, fmt.Errorf("truncation must be left or right, not %q", c.Truncation)
+	}
+	return &encoder{tok: tok, format: f, max: c.MaxLength, left: c.Truncation == "left"}, nil
+}
+
+// encode returns the ids (with the post-processor's special tokens) and
+// token types of a sample, truncated to max tokens.
+func (e *encoder) encode(s rm.Sample) ([]int, []int, error) {
+	a, b, err := e.format.Render(s)
+	if err != nil {
+		return nil, nil, err
+	}
+	var second *string
+	if e.format.Pair {
+		second = &b
+	}
+	ids, types := e.tok.EncodeSpecial(a, second)
+	if len(ids) > e.max {
+		if e.left {
+			ids, types = ids[len(ids)-e.max:], types[len(types)-e.max:]
+		} else {
+			ids, types = ids[:e.max], types[:e.max]
+		}
+	}
+	return ids, types, nil
+}
