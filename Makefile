@@ -52,7 +52,7 @@ test: deps-test
 	$(GO) vet ./...
 	$(GO) test -race -count=1 ./...
 
-bench: build
+bench: build deps-test
 	$(GO) run ./bench -out docs/benchmarks.md
 
 lint:

@@ -300,6 +300,16 @@ models:
 	if err := evalCurve(bin, &md, filepath.Dir(out)); err != nil {
 		return err
 	}
+	md.WriteString("\n## Reward models and tokenizers\n\nIn-process Go benchmarks, reproduced by the command above each table.\n")
+	for _, gb := range []struct{ title, pkg, pattern string }{
+		{"Tokenizer throughput (a mixed English, code and Unicode text, 20 repeats)", "./rm/tokenizer/", "Encode"},
+		{"Scoring with the test reward model (ONNX Runtime, CPU), one call of N responses", "./rm/onnx/", "ScoreBatch"},
+		{"64 concurrent callers scoring one response each, with and without dynamic batching", "./rm/onnx/", "ConcurrentCallers"},
+	} {
+		if err := goBench(&md, gb.title, gb.pkg, gb.pattern); err != nil {
+			return err
+		}
+	}
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 		return err
 	}
@@ -427,5 +437,37 @@ func evalCurve(bin string, md *strings.Builder, dir string) error {
 		"on the embedded default (reference model, rules reward, the route's weights): 30 prompts × 4 seeds per setting. "+
 		"Samples of one run use seeds s, s+1, …, so best-of-N and adaptive draw the same samples in the same order. "+
 		"Reward is the utility of the chosen answer; gain is measured over a single sample.\n\n%s\n![reward against compute](eval-curve.svg)\n", table)
+	return nil
+}
+
+// goBench runs `go test -bench` and adds its results as a table.
+func goBench(md *strings.Builder, title, pkg, pattern string) error {
+	args := []string{"test", "-run", "-", "-bench", pattern, "-benchtime", "1s", pkg}
+	cmd := exec.Command("go", args...)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return fmt.Errorf("go %s: %w\n%s", strings.Join(args, " "), err, out)
+	}
+	fmt.Fprintf(md, "\n### %s\n\n`go %s`\n\n| benchmark | time per op | throughput |\n|---|---|---|\n", title, strings.Join(args, " "))
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 4 || !strings.HasPrefix(f[0], "Benchmark") {
+			continue
+		}
+		name := strings.TrimPrefix(f[0], "Benchmark")
+		var perOp, rate []string
+		for i := 2; i+1 < len(f); i += 2 {
+			switch {
+			case f[i+1] == "ns/op":
+				v, _ := strconv.ParseFloat(f[i], 64)
+				perOp = append(perOp, fmt.Sprintf("%.1f µs", v/1e3))
+			case strings.HasSuffix(f[i+1], "/s"):
+				v, _ := strconv.ParseFloat(f[i], 64)
+				rate = append(rate, fmt.Sprintf("%.0f %s", v, f[i+1]))
+			}
+		}
+		fmt.Fprintf(md, "| %s | %s | %s |\n", name, strings.Join(perOp, ", "), strings.Join(rate, ", "))
+	}
 	return nil
 }

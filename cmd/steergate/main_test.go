@@ -71,3 +71,43 @@ func TestScoreCommand(t *testing.T) {
 		t.Errorf("missing response: %v", err)
 	}
 }
+
+func TestScoreWithONNXReward(t *testing.T) {
+	lib := os.Getenv("ONNXRUNTIME_LIB")
+	if lib == "" {
+		home, _ := os.UserHomeDir()
+		lib = home + "/.cache/steergate/onnxruntime/1.24.3/libonnxruntime.so.1"
+	}
+	if _, err := os.Stat(lib); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("ONNX Runtime library missing in CI")
+		}
+		t.Skip("ONNX Runtime library missing: make test fetches it")
+	}
+	wd, _ := os.Getwd()
+	td := wd + "/../../rm/rmtest/testdata"
+	cfg := t.TempDir() + "/onnx.yaml"
+	os.WriteFile(cfg, []byte(`backends:
+  ref: {type: reference}
+onnx:
+  library: `+lib+`
+rewards:
+  tiny:
+    type: onnx
+    objectives: [helpfulness, correctness, verbosity]
+    onnx: {path: `+td+`/seq_reward_types.onnx, tokenizer: `+td+`/tokenizer.json, format: pair}
+`), 0o644)
+	out, _, err := runCmd(t, `{"prompt":"why is the sky blue?","response":"because air scatters light."}`+"\n", "score", "--config", cfg, "--reward", "tiny")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got map[string]float64
+	if err := json.Unmarshal([]byte(out), &got); err != nil || len(got) != 3 {
+		t.Fatalf("%q: %v", out, err)
+	}
+	// Scoring is deterministic.
+	out2, _, _ := runCmd(t, `{"prompt":"why is the sky blue?","response":"because air scatters light."}`+"\n", "score", "--config", cfg, "--reward", "tiny")
+	if out2 != out {
+		t.Errorf("%q then %q", out, out2)
+	}
+}
