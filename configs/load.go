@@ -219,6 +219,21 @@ func (c *Config) Validate(file string) error {
 	if c.Cache.MemoryBytes < 0 {
 		bad("cache.memory_bytes", "must not be negative")
 	}
+	if r := c.Cache.Redis; len(r.Addrs) > 0 {
+		for i, a := range r.Addrs {
+			if _, _, err := net.SplitHostPort(a); err != nil {
+				bad(fmt.Sprintf("cache.redis.addrs[%d]", i), "must be host:port: %v", err)
+			}
+		}
+		if r.ReadTimeout <= 0 || r.WriteTimeout <= 0 || r.DialTimeout <= 0 {
+			bad("cache.redis", "dial_timeout, read_timeout and write_timeout must be positive")
+		}
+	} else if c.Cache.Redis.MasterName != "" {
+		bad("cache.redis.addrs", "master_name needs the Sentinel addresses in addrs")
+	}
+	if c.Cache.Responses.TTL < 0 || c.Cache.Responses.MaxEntryBytes < 0 {
+		bad("cache.responses", "ttl and max_entry_bytes must not be negative")
+	}
 	if c.Server.MaxQueue < 0 {
 		bad("server.max_queue", "must not be negative")
 	}

@@ -312,7 +312,9 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx, f format, model string, br *bac
 		return
 	}
 	id, created := newID(f.idPrefix), time.Now().Unix()
-	call := &steering.Call{Route: rt, Request: br, Steering: steer}
+	call := &steering.Call{Route: rt, Request: br, Steering: steer, Tenant: br.User}
+	var cacheStatus atomic.Value
+	call.CacheStatus = func(s string) { cacheStatus.Store(s) }
 	if !stream {
 		defer finish()
 		defer s.adm.release()
@@ -322,6 +324,9 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx, f format, model string, br *bac
 			return
 		}
 		info := steeringHeaders(ctx, out)
+		if out.Cache != "" {
+			ctx.Response.Header.Set("X-Cache", out.Cache)
+		}
 		writeJSON(ctx, fasthttp.StatusOK, f.full(id, model, created, out.Generation, info))
 		return
 	}
@@ -339,6 +344,9 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx, f format, model string, br *bac
 	}
 	reqID := string(ctx.Response.Header.Peek("X-Request-Id"))
 	ctx.Response.Header.Set("X-Steering-Strategy", s.engine.Strategy(call))
+	if cs, ok := cacheStatus.Load().(string); ok {
+		ctx.Response.Header.Set("X-Cache", cs) // told before the first delta was sent
+	}
 	ctx.SetContentType("text/event-stream")
 	ctx.Response.Header.Set("Cache-Control", "no-cache")
 	ctx.Response.Header.Set("X-Accel-Buffering", "no")

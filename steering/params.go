@@ -26,6 +26,8 @@ type Params struct {
 	LengthPenalty float64 `json:"length_penalty,omitempty"`
 	LengthFree    int     `json:"length_free,omitempty"`
 	MinSuccess    int     `json:"min_success,omitempty"`
+	// Cache controls the response cache for this request.
+	Cache *CacheParams `json:"cache,omitempty"`
 
 	// best_of_n
 	N int `json:"n,omitempty"`
@@ -146,4 +148,19 @@ func (p *Params) defaults(k int, l Limits) error {
 func (p Params) String() string {
 	b, _ := json.Marshal(p)
 	return fmt.Sprint(string(b))
+}
+
+func (p *Params) checkCache() error {
+	if p.Cache == nil {
+		return nil
+	}
+	switch p.Cache.Mode {
+	case CacheAuto, CacheOn, CacheOff, CacheReadOnly, CacheWriteOnly:
+	default:
+		return backend.Invalid("steering.cache.mode", "cache mode must be on, off, read_only or write_only")
+	}
+	if p.Cache.TTLS < 0 || p.Cache.MaxAgeS < 0 {
+		return backend.Invalid("steering.cache", "ttl_s and max_age_s must not be negative")
+	}
+	return nil
 }

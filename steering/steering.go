@@ -15,13 +15,20 @@ type Call struct {
 	Route    backend.Route
 	Request  *backend.Request
 	Steering json.RawMessage // the request's "steering" field
+	// Tenant scopes the response cache: answers are never shared across
+	// tenants.
+	Tenant string
+	// CacheStatus, when set, is told "hit" or "miss" before anything is
+	// emitted, so a stream's headers can carry it.
+	CacheStatus func(string)
 }
 
 // Outcome is what a strategy returns: the answers and, when steering ran,
 // its report.
 type Outcome struct {
 	Generation *backend.Generation
-	Info       *Info // nil for plain passthrough
+	Info       *Info  // nil for plain passthrough
+	Cache      string // hit, miss, or "" when the cache was not used
 }
 
 // Candidate is one sample's report.
@@ -85,6 +92,13 @@ type Engine struct {
 	routes     map[string]Params // by public model name
 	defaultRM  string
 	limits     Limits
+	responses  *ResponseCache
+}
+
+// WithResponseCache puts a response cache in front of every call.
+func (e *Engine) WithResponseCache(rc *ResponseCache) *Engine {
+	e.responses = rc
+	return e
 }
 
 // NewEngine returns an engine. routes maps public model names to their
@@ -132,8 +146,13 @@ func (e *Engine) Run(ctx context.Context, c *Call, emit func(backend.Delta) erro
 	if err := p.Decode(c.Steering, "steering"); err != nil {
 		return nil, err
 	}
+	if err := p.checkCache(); err != nil {
+		return nil, err
+	}
 	if p.Strategy == None {
-		return passthrough{}.Steer(ctx, c.Request, &p, Env{Backend: c.Route.Backend, Emit: emit})
+		return e.responses.through(ctx, c, &p, nil, emit, func(emit func(backend.Delta) error) (*Outcome, error) {
+			return passthrough{}.Steer(ctx, c.Request, &p, Env{Backend: c.Route.Backend, Emit: emit})
+		})
 	}
 	k := c.Request.Choices()
 	if err := p.defaults(k, e.limits); err != nil {
@@ -158,13 +177,14 @@ func (e *Engine) Run(ctx context.Context, c *Call, emit func(backend.Delta) erro
 			return nil, backend.Invalid("steering.weights", "reward %q has no objective %q (it has %v)", name, o, objectives)
 		}
 	}
-	env := Env{Backend: c.Route.Backend, Reward: reward, Emit: emit, WantJSON: wantJSON(c.Request),
+	p.Weights = weights
+	env := Env{Backend: c.Route.Backend, Reward: reward, WantJSON: wantJSON(c.Request),
 		Utility: rm.Utility{Weights: weights, LengthPenalty: p.LengthPenalty, LengthFree: p.LengthFree}}
-	out, err := e.strategies[p.Strategy].Steer(ctx, c.Request, &p, env)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
+	return e.responses.through(ctx, c, &p, reward, emit, func(emit func(backend.Delta) error) (*Outcome, error) {
+		env := env
+		env.Emit = emit
+		return e.strategies[p.Strategy].Steer(ctx, c.Request, &p, env)
+	})
 }
 
 func sortedKeys[V any](m map[string]V) []string {

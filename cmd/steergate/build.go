@@ -80,8 +80,8 @@ func build(ctx context.Context, cfg *configs.Config, log *slog.Logger) (*app, er
 		}
 	}
 	a := &app{backends: backends}
-	scores := cache.NewMemory(cfg.Cache.MemoryBytes)
-	rewards, err := buildRewards(cfg, backends, scores, &a.closers)
+	shared := newCache(cfg.Cache, log, &a.closers)
+	rewards, err := buildRewards(cfg, backends, shared, &a.closers)
 	if err != nil {
 		a.close()
 		return nil, err
@@ -137,7 +137,9 @@ func build(ctx context.Context, cfg *configs.Config, log *slog.Logger) (*app, er
 			routes[name] = p
 		}
 	}
-	engine := steering.NewEngine(rewards, routes, steering.DefaultReward(rewards), steering.Limits{MaxSamples: cfg.Server.MaxSamples})
+	rc := cfg.Cache.Responses
+	engine := steering.NewEngine(rewards, routes, steering.DefaultReward(rewards), steering.Limits{MaxSamples: cfg.Server.MaxSamples}).
+		WithResponseCache(steering.NewResponseCache(shared, rc.Enabled, rc.TTL, rc.MaxEntryBytes))
 	s := cfg.Server
 	srv := gateway.New(gateway.Options{
 		Listen: s.Listen, RequestTimeout: s.RequestTimeout, MaxBodyBytes: s.MaxBodyBytes,
@@ -147,4 +149,19 @@ func build(ctx context.Context, cfg *configs.Config, log *slog.Logger) (*app, er
 	}, router, engine, log, ready)
 	a.router, a.server, a.engine = router, srv, engine
 	return a, nil
+}
+
+// newCache returns the cache shared by responses and reward scores: Redis
+// when configured (every replica sees the same entries), else memory.
+func newCache(c configs.Cache, log *slog.Logger, closers *[]func()) cache.Cache {
+	r := c.Redis
+	if len(r.Addrs) == 0 {
+		return cache.NewMemory(c.MemoryBytes)
+	}
+	rc := cache.NewRedis(cache.RedisOptions{Addrs: r.Addrs, MasterName: r.MasterName, Cluster: r.Cluster,
+		Username: r.Username, Password: r.Password, DB: r.DB, Prefix: r.Prefix, DialTimeout: r.DialTimeout,
+		ReadTimeout: r.ReadTimeout, WriteTimeout: r.WriteTimeout, PoolSize: r.PoolSize, MinIdle: r.MinIdle,
+		Log: log.With("component", "redis")})
+	*closers = append(*closers, func() { _ = rc.Close() })
+	return rc
 }

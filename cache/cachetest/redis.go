@@ -1,0 +1,73 @@
+// Package cachetest owns test helpers for caches: a real redis-server on a
+// free loopback port, started and stopped by the test.
+package cachetest
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"testing"
+	"time"
+)
+
+// Server is a redis-server process.
+type Server struct {
+	Addr string
+	port int
+	cmd  *exec.Cmd
+	t    testing.TB
+}
+
+// StartRedis starts redis-server (from the Debian package that make test
+// installs) on a free loopback port, without persistence, and stops it when
+// the test ends. Without the binary it skips, except in CI, where it fails.
+func StartRedis(t testing.TB) *Server {
+	t.Helper()
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("redis-server is required in CI (make test installs it)")
+		}
+		t.Skip("redis-server not installed: make test installs it")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	s := &Server{Addr: fmt.Sprintf("127.0.0.1:%d", port), port: port, t: t}
+	s.Start()
+	t.Cleanup(s.Stop)
+	return s
+}
+
+// Start (re)starts the server on its port and waits until it accepts.
+func (s *Server) Start() {
+	s.t.Helper()
+	s.cmd = exec.Command("redis-server", "--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--protected-mode", "no")
+	if err := s.cmd.Start(); err != nil {
+		s.t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if c, err := net.Dial("tcp", s.Addr); err == nil {
+			c.Close()
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	s.t.Fatalf("redis-server did not listen on %s", s.Addr)
+}
+
+// Stop kills the server (like a crash) and waits for it to exit.
+func (s *Server) Stop() {
+	if s.cmd == nil || s.cmd.Process == nil {
+		return
+	}
+	_ = s.cmd.Process.Kill()
+	_ = s.cmd.Wait()
+	s.cmd = nil
+}

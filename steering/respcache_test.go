@@ -1,0 +1,178 @@
+package steering
+
+import (
+	"context"
+	"encoding/json"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/steergate/steergate/backend"
+	"github.com/steergate/steergate/cache"
+	"github.com/steergate/steergate/rm"
+)
+
+func cachedEngine(b backend.Backend, rewards map[string]rm.Rewarder) *Engine {
+	return NewEngine(rewards, map[string]Params{"m": {Weights: map[string]float64{"good": 1}}}, "t", Limits{MaxSamples: 32}).
+		WithResponseCache(NewResponseCache(cache.NewMemory(1<<20), true, time.Hour, 1<<20))
+}
+
+func runCall(t *testing.T, e *Engine, b backend.Backend, steer string, mod func(*Call)) *Outcome {
+	t.Helper()
+	c := call(steer, 1)
+	c.Route.Backend = b
+	if mod != nil {
+		mod(c)
+	}
+	o, err := e.Run(context.Background(), c, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return o
+}
+
+func TestResponseCacheKeys(t *testing.T) {
+	b := &scripted{}
+	v1 := table()
+	v2 := table()
+	v2.Name = "t-v2" // another version of the same reward model
+	e := cachedEngine(b, map[string]rm.Rewarder{"t": v1, "t2": v2})
+	steer := `{"strategy":"best_of_n","n":4}`
+	first := runCall(t, e, b, steer, nil)
+	again := runCall(t, e, b, steer, nil)
+	if first.Cache != CacheMiss || again.Cache != CacheHit {
+		t.Fatalf("cache %q then %q", first.Cache, again.Cache)
+	}
+	a, _ := json.Marshal(first.Generation)
+	c, _ := json.Marshal(again.Generation)
+	if string(a) != string(c) || again.Info.SamplesUsed != 4 {
+		t.Errorf("hit differs:\n%s\n%s", a, c)
+	}
+	calls := b.calls.Load()
+	for name, c := range map[string]struct {
+		steer string
+		mod   func(*Call)
+	}{
+		"other weights": {`{"strategy":"best_of_n","n":4,"weights":{"long":1}}`, nil},
+		"other tenant":  {steer, func(c *Call) { c.Tenant = "someone-else" }},
+		"other reward":  {`{"strategy":"best_of_n","n":4,"reward":"t2"}`, nil},
+		"other seed":    {steer, func(c *Call) { s := int64(9); c.Request.Seed = &s }},
+		"other n":       {`{"strategy":"best_of_n","n":5}`, nil},
+	} {
+		if o := runCall(t, e, b, c.steer, c.mod); o.Cache != CacheMiss {
+			t.Errorf("%s: %q, want a miss", name, o.Cache)
+		}
+	}
+	if b.calls.Load() == calls {
+		t.Error("misses did not reach the backend")
+	}
+}
+
+func TestResponseCacheModes(t *testing.T) {
+	b := &scripted{}
+	e := cachedEngine(b, map[string]rm.Rewarder{"t": table()})
+	// Without a seed a request is not reproducible: not cached by default.
+	nonRepro := func(steer string) string {
+		c := call(steer, 1)
+		c.Request.Seed = nil
+		c.Route.Backend = &seededBackend{scripted: b}
+		o, err := e.Run(context.Background(), c, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return o.Cache
+	}
+	if got := nonRepro(`{"strategy":"best_of_n","n":2}`); got != "" {
+		t.Errorf("unseeded request used the cache: %q", got)
+	}
+	if got := nonRepro(`{"strategy":"best_of_n","n":2,"cache":{"mode":"on"}}`); got != CacheMiss {
+		t.Errorf("mode on: %q", got)
+	}
+	if got := nonRepro(`{"strategy":"best_of_n","n":2,"cache":{"mode":"on"}}`); got != CacheHit {
+		t.Errorf("mode on, again: %q", got)
+	}
+	steer := `{"strategy":"best_of_n","n":3,"cache":{"mode":"write_only"}}`
+	runCall(t, e, b, steer, nil)
+	if o := runCall(t, e, b, steer, nil); o.Cache != CacheMiss {
+		t.Errorf("write_only served a hit")
+	}
+	if o := runCall(t, e, b, `{"strategy":"best_of_n","n":3,"cache":{"mode":"read_only"}}`, nil); o.Cache != CacheHit {
+		t.Errorf("read_only after write_only: %q", o.Cache)
+	}
+	if o := runCall(t, e, b, `{"strategy":"best_of_n","n":3,"cache":{"mode":"off"}}`, nil); o.Cache != "" {
+		t.Errorf("off: %q", o.Cache)
+	}
+	if _, err := e.Run(context.Background(), call(`{"cache":{"mode":"sometimes"}}`, 1), nil); err == nil {
+		t.Error("bad mode accepted")
+	}
+}
+
+// seededBackend answers unseeded requests like seed 0.
+type seededBackend struct{ *scripted }
+
+func (s *seededBackend) Generate(ctx context.Context, r *backend.Request) (*backend.Generation, error) {
+	if r.Seed == nil {
+		z := int64(0)
+		r.Seed = &z
+	}
+	return s.scripted.Generate(ctx, r)
+}
+
+func TestIdenticalMissesComputeOnce(t *testing.T) {
+	b := &slowBackend{scripted: &scripted{}, gate: make(chan struct{})}
+	e := cachedEngine(b, map[string]rm.Rewarder{"t": table()})
+	var wg sync.WaitGroup
+	outs := make([]*Outcome, 8)
+	for i := range outs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := call(`{"strategy":"best_of_n","n":4}`, 1)
+			c.Route.Backend = b
+			var err error
+			outs[i], err = e.Run(context.Background(), c, nil)
+			if err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	time.Sleep(50 * time.Millisecond) // let every caller reach the cache
+	close(b.gate)
+	wg.Wait()
+	if n := b.calls.Load(); n != 4 {
+		t.Errorf("8 identical requests made %d backend calls, want 4 (one best-of-4)", n)
+	}
+	for _, o := range outs {
+		if o.Generation.Choices[0].Text != outs[0].Generation.Choices[0].Text {
+			t.Error("followers got another answer")
+		}
+	}
+}
+
+type slowBackend struct {
+	*scripted
+	gate chan struct{}
+}
+
+func (s *slowBackend) Generate(ctx context.Context, r *backend.Request) (*backend.Generation, error) {
+	<-s.gate
+	return s.scripted.Generate(ctx, r)
+}
+
+func TestStreamingHitIsReplayed(t *testing.T) {
+	b := &scripted{}
+	e := cachedEngine(b, map[string]rm.Rewarder{"t": table()})
+	c := call(`{"strategy":"best_of_n","n":4}`, 1)
+	c.Route.Backend = b
+	var status string
+	c.CacheStatus = func(s string) { status = s }
+	first, _ := e.Run(context.Background(), c, nil)
+	var deltas []backend.Delta
+	o, err := e.Run(context.Background(), c, func(d backend.Delta) error { deltas = append(deltas, d); return nil })
+	if err != nil || o.Cache != CacheHit || status != CacheHit {
+		t.Fatalf("%v %q %q", err, o.Cache, status)
+	}
+	if len(deltas) != 2 || deltas[0].Text != first.Generation.Choices[0].Text || deltas[1].FinishReason == "" {
+		t.Errorf("replay %+v", deltas)
+	}
+}
