@@ -297,6 +297,9 @@ models:
 	if err := steeringWallTime(bin, &md, rounds); err != nil {
 		return err
 	}
+	if err := cacheHits(bin, &md, d, rounds); err != nil {
+		return err
+	}
 	if err := evalCurve(bin, &md, filepath.Dir(out)); err != nil {
 		return err
 	}
@@ -470,4 +473,110 @@ func goBench(md *strings.Builder, title, pkg, pattern string) error {
 		fmt.Fprintf(md, "| %s | %s | %s |\n", name, strings.Join(perOp, ", "), strings.Join(rate, ", "))
 	}
 	return nil
+}
+
+// cacheHits measures a cached answer through the gateway, with the cache in
+// memory and in Redis, and counts Redis commands per hit.
+func cacheHits(bin string, md *strings.Builder, d time.Duration, rounds int) error {
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		return fmt.Errorf("redis-server is needed for the cache benchmark: %w", err)
+	}
+	redisAddr, refAddr := freePort(), freePort()
+	_, rport, _ := net.SplitHostPort(redisAddr)
+	rs, err := startProc("redis", redisAddr, "redis-server", "--port", rport, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
+	if err != nil {
+		return err
+	}
+	defer rs.stop()
+	ref, err := startProc("reference", refAddr, bin, "reference-server", "--listen", refAddr)
+	if err != nil {
+		return err
+	}
+	defer ref.stop()
+	start := func(name, cacheCfg string) (*proc, string, error) {
+		addr := freePort()
+		cfg := filepath.Join(os.TempDir(), "steergate-bench-"+name+".yaml")
+		err := os.WriteFile(cfg, []byte(fmt.Sprintf(`server:
+  listen: %s
+log:
+  level: warn
+backends:
+  upstream:
+    type: openai
+    flavour: vllm
+    url: http://%s/v1
+models:
+  - name: reference
+    backend: upstream
+rewards:
+  default:
+    type: rules
+%s`, addr, refAddr, cacheCfg)), 0o644)
+		if err != nil {
+			return nil, "", err
+		}
+		p, err := startProc("steergate-"+name, addr, bin, "serve", "--config", cfg)
+		return p, "http://" + addr + "/v1/chat/completions", err
+	}
+	mem, memURL, err := start("memory", "")
+	if err != nil {
+		return err
+	}
+	defer mem.stop()
+	red, redURL, err := start("redis", fmt.Sprintf("cache:\n  redis:\n    addrs: [%s]\n", redisAddr))
+	if err != nil {
+		return err
+	}
+	defer red.stop()
+	body := []byte(`{"model":"reference","messages":[{"role":"user","content":"Why is the sky blue?"}],"max_tokens":32,"seed":3,"steering":{"strategy":"best_of_n","n":4}}`)
+	for _, u := range []string{memURL, redURL} {
+		if err := post(u, body); err != nil { // the miss that fills the cache
+			return err
+		}
+	}
+	type res struct{ p50, p99 []float64 }
+	results := map[string]*res{"memory": {}, "redis": {}}
+	var cmdsPerHit []float64
+	for range rounds {
+		for _, t := range []struct {
+			name string
+			url  string
+			p    *proc
+		}{{"memory", memURL, mem}, {"redis", redURL, red}} {
+			before := redisCommands(redisAddr)
+			r := load(t.url, body, 1, d, false, t.p)
+			if t.name == "redis" {
+				cmdsPerHit = append(cmdsPerHit, float64(redisCommands(redisAddr)-before-1)/float64(r.requests))
+			}
+			results[t.name].p50 = append(results[t.name].p50, float64(r.pct(0.5))/1e3)
+			results[t.name].p99 = append(results[t.name].p99, float64(r.pct(0.99))/1e3)
+		}
+	}
+	fmt.Fprintf(md, "\n## Cache hits\n\nA seeded best-of-4 request answered from the response cache through `steergate serve`, "+
+		"one client, %s per run, median of %d runs (lowest–highest). Redis is a local `redis-server`.\n\n"+
+		"| cache | hit p50 | hit p99 |\n|---|---|---|\n", d, rounds)
+	for _, name := range []string{"memory", "redis"} {
+		fmt.Fprintf(md, "| %s | %s | %s |\n", name, summarize(results[name].p50).us(), summarize(results[name].p99).us())
+	}
+	fmt.Fprintf(md, "\nRedis commands per hit: %.2f (one GET of the answer).\n", summarize(cmdsPerHit).med)
+	return nil
+}
+
+// redisCommands returns the server's total_commands_processed.
+func redisCommands(addr string) int64 {
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		return 0
+	}
+	defer c.Close()
+	c.Write([]byte("INFO stats\r\n"))
+	buf := make([]byte, 8192)
+	n, _ := c.Read(buf)
+	for _, line := range strings.Split(string(buf[:n]), "\r\n") {
+		if v, ok := strings.CutPrefix(line, "total_commands_processed:"); ok {
+			x, _ := strconv.ParseInt(v, 10, 64)
+			return x
+		}
+	}
+	return 0
 }
