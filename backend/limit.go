@@ -2,7 +2,10 @@ package backend
 
 import (
 	"context"
+	"errors"
 	"time"
+
+	"github.com/steergate/steergate/metrics"
 )
 
 // Limit wraps b so that at most n calls run at once (callers wait their
@@ -46,8 +49,11 @@ func (l *limited) Generate(ctx context.Context, r *Request) (*Generation, error)
 		return nil, err
 	}
 	defer done()
+	start := time.Now()
 	g, err := l.Backend.Generate(ctx, r)
-	return g, causeOf(ctx, err)
+	err = causeOf(ctx, err)
+	observe(l.Backend.Name(), start, err)
+	return g, err
 }
 
 func (l *limited) Stream(ctx context.Context, r *Request, emit func(Delta) error) (*Generation, error) {
@@ -56,8 +62,11 @@ func (l *limited) Stream(ctx context.Context, r *Request, emit func(Delta) error
 		return nil, err
 	}
 	defer done()
+	start := time.Now()
 	g, err := l.Backend.Stream(ctx, r, emit)
-	return g, causeOf(ctx, err)
+	err = causeOf(ctx, err)
+	observe(l.Backend.Name(), start, err)
+	return g, err
 }
 
 func (l *limited) Models(ctx context.Context) ([]string, error) {
@@ -79,6 +88,21 @@ func (l *limited) ScoreText(ctx context.Context, r *Request, text string) (*Scor
 	defer done()
 	s, err := sc.ScoreText(ctx, r, text)
 	return s, causeOf(ctx, err)
+}
+
+// observe records a backend call's latency and outcome.
+func observe(name string, start time.Time, err error) {
+	outcome := "ok"
+	switch {
+	case err == nil:
+	case errors.Is(err, context.Canceled) || errors.Is(err, ErrCanceled):
+		outcome = "canceled"
+	case errors.Is(err, ErrTimeout) || errors.Is(err, context.DeadlineExceeded):
+		outcome = "timeout"
+	default:
+		outcome = "error"
+	}
+	metrics.BackendDuration.WithLabelValues(name, outcome).Observe(time.Since(start).Seconds())
 }
 
 // causeOf replaces a bare context error by the context's cause, so that a

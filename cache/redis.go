@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/steergate/steergate/metrics"
 )
 
 // RedisOptions configure the Redis cache. One address is a standalone
@@ -40,8 +41,8 @@ type Redis struct {
 	log    *slog.Logger
 	// Errors counts failed operations; Hits and Misses count lookups.
 	Errors, Hits, Misses atomic.Int64
-	logMu   sync.Mutex
-	lastLog time.Time
+	logMu                sync.Mutex
+	lastLog              time.Time
 }
 
 var _ Cache = (*Redis)(nil)
@@ -96,6 +97,7 @@ func (r *Redis) Set(ctx context.Context, key string, val []byte, ttl time.Durati
 // failed counts an error and logs it at most every 10 seconds.
 func (r *Redis) failed(op string, err error) {
 	n := r.Errors.Add(1)
+	metrics.Cache.WithLabelValues("redis", op, "error").Inc()
 	r.logMu.Lock()
 	defer r.logMu.Unlock()
 	if time.Since(r.lastLog) < 10*time.Second {

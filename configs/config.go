@@ -173,6 +173,8 @@ type Server struct {
 type Log struct {
 	Level  string `mapstructure:"level"`  // debug, info, warn, error
 	Format string `mapstructure:"format"` // text, json
+	// AccessSample is the share of requests written to the access log.
+	AccessSample float64 `mapstructure:"access_sample"`
 }
 
 // Backend types.

@@ -245,6 +245,9 @@ func (c *Config) Validate(file string) error {
 	default:
 		bad("log.level", "must be one of debug, info, warn, error; got %q", c.Log.Level)
 	}
+	if c.Log.AccessSample < 0 || c.Log.AccessSample > 1 {
+		bad("log.access_sample", "must be between 0 and 1")
+	}
 	if c.Log.Format != "text" && c.Log.Format != "json" {
 		bad("log.format", "must be text or json; got %q", c.Log.Format)
 	}

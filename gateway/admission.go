@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/steergate/steergate/backend"
+	"github.com/steergate/steergate/metrics"
 )
 
 // admission bounds in-flight requests; up to maxQueue more wait at most
@@ -25,6 +26,7 @@ func newAdmission(maxInflight, maxQueue int, queueTimeout time.Duration) *admiss
 func (a *admission) acquire(ctx context.Context) error {
 	select {
 	case a.slots <- struct{}{}:
+		metrics.Inflight.Inc()
 		return nil
 	default:
 	}
@@ -32,11 +34,13 @@ func (a *admission) acquire(ctx context.Context) error {
 		a.waiting.Add(-1)
 		return backendOverloaded("too many requests in flight and the queue is full")
 	}
-	defer a.waiting.Add(-1)
+	metrics.Queued.Inc()
+	defer func() { a.waiting.Add(-1); metrics.Queued.Dec() }()
 	t := time.NewTimer(a.queueTimeout)
 	defer t.Stop()
 	select {
 	case a.slots <- struct{}{}:
+		metrics.Inflight.Inc()
 		return nil
 	case <-t.C:
 		return backendOverloaded("timed out waiting for a free slot")
@@ -45,7 +49,7 @@ func (a *admission) acquire(ctx context.Context) error {
 	}
 }
 
-func (a *admission) release() { <-a.slots }
+func (a *admission) release() { <-a.slots; metrics.Inflight.Dec() }
 
 func (a *admission) inflight() int { return len(a.slots) }
 

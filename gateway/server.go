@@ -10,13 +10,16 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"strconv"
 	"sync/atomic"
 	"time"
 
 	"github.com/steergate/steergate/backend"
 	"github.com/steergate/steergate/gateway/openai"
+	"github.com/steergate/steergate/metrics"
 	"github.com/steergate/steergate/steering"
 	"github.com/valyala/fasthttp"
+	"github.com/valyala/fasthttp/fasthttpadaptor"
 )
 
 // Engine runs one request on its route: passthrough or a steering
@@ -40,6 +43,7 @@ type Options struct {
 	IdleTimeout     time.Duration
 	ShutdownTimeout time.Duration
 	Limits          openai.Limits
+	AccessSample    float64 // share of requests written to the access log
 }
 
 // Server is the HTTP gateway.
@@ -113,14 +117,27 @@ func (s *Server) parseError(ctx *fasthttp.RequestCtx, err error) {
 	writeError(ctx, backend.Invalid("", "malformed HTTP request: %v", err))
 }
 
+// labels are what a completion request's metrics and access log carry;
+// serve fills them in as it learns them.
+type labels struct {
+	route, strategy, cache string
+	stream                 bool
+}
+
 func (s *Server) handle(ctx *fasthttp.RequestCtx) {
-	s.setRequestID(ctx)
+	reqID := s.setRequestID(ctx)
 	path, method := string(ctx.Path()), string(ctx.Method())
 	switch {
 	case path == "/v1/chat/completions" && method == "POST":
-		s.chat(ctx)
+		start, l := time.Now(), &labels{route: "-", strategy: "-"}
+		s.chat(ctx, l)
+		s.observe(ctx, reqID, start, l)
 	case path == "/v1/completions" && method == "POST":
-		s.completions(ctx)
+		start, l := time.Now(), &labels{route: "-", strategy: "-"}
+		s.completions(ctx, l)
+		s.observe(ctx, reqID, start, l)
+	case path == "/metrics" && method == "GET":
+		metricsHandler(ctx)
 	case path == "/v1/models" && method == "GET":
 		s.models(ctx)
 	case path == "/healthz":
@@ -249,7 +266,27 @@ var completionFormat = format{
 	},
 }
 
-func (s *Server) chat(ctx *fasthttp.RequestCtx) {
+// observe records a finished handler: its status and latency (for a
+// stream, the time to its first byte; the stream records its own end), and
+// a sampled access-log line.
+func (s *Server) observe(ctx *fasthttp.RequestCtx, reqID string, start time.Time, l *labels) {
+	status := ctx.Response.StatusCode()
+	took := time.Since(start)
+	metrics.Requests.WithLabelValues(l.route, strconv.Itoa(status), l.strategy, "").Inc()
+	if l.stream && status == fasthttp.StatusOK {
+		metrics.TimeToFirstToken.WithLabelValues(l.route, l.strategy).Observe(took.Seconds())
+	} else {
+		metrics.RequestDuration.WithLabelValues(l.route, l.strategy, "false").Observe(took.Seconds())
+	}
+	if s.opts.AccessSample > 0 && rand.Float64() < s.opts.AccessSample {
+		s.log.Info("access", "request_id", reqID, "path", string(ctx.Path()), "status", status, "route", l.route,
+			"strategy", l.strategy, "cache", l.cache, "stream", l.stream, "duration_ms", float64(took.Microseconds())/1000)
+	}
+}
+
+var metricsHandler = fasthttpadaptor.NewFastHTTPHandler(metrics.Handler())
+
+func (s *Server) chat(ctx *fasthttp.RequestCtx, l *labels) {
 	req, err := openai.DecodeChat(ctx.PostBody())
 	if err != nil {
 		writeError(ctx, err)
@@ -260,10 +297,10 @@ func (s *Server) chat(ctx *fasthttp.RequestCtx) {
 		writeError(ctx, err)
 		return
 	}
-	s.serve(ctx, chatFormat, req.Model, br, req.Steering, req.Stream, req.StreamOptions != nil && req.StreamOptions.IncludeUsage)
+	s.serve(ctx, l, chatFormat, req.Model, br, req.Steering, req.Stream, req.StreamOptions != nil && req.StreamOptions.IncludeUsage)
 }
 
-func (s *Server) completions(ctx *fasthttp.RequestCtx) {
+func (s *Server) completions(ctx *fasthttp.RequestCtx, l *labels) {
 	req, err := openai.DecodeCompletion(ctx.PostBody())
 	if err != nil {
 		writeError(ctx, err)
@@ -274,7 +311,7 @@ func (s *Server) completions(ctx *fasthttp.RequestCtx) {
 		writeError(ctx, err)
 		return
 	}
-	s.serve(ctx, completionFormat, req.Model, br, req.Steering, req.Stream, req.StreamOptions != nil && req.StreamOptions.IncludeUsage)
+	s.serve(ctx, l, completionFormat, req.Model, br, req.Steering, req.Stream, req.StreamOptions != nil && req.StreamOptions.IncludeUsage)
 }
 
 // checkCaps refuses what the backend has declared it cannot do.
@@ -291,12 +328,13 @@ func checkCaps(c backend.Caps, r *backend.Request) error {
 	return nil
 }
 
-func (s *Server) serve(ctx *fasthttp.RequestCtx, f format, model string, br *backend.Request, steer json.RawMessage, stream, includeUsage bool) {
+func (s *Server) serve(ctx *fasthttp.RequestCtx, l *labels, f format, model string, br *backend.Request, steer json.RawMessage, stream, includeUsage bool) {
 	rt, err := s.router.Resolve(model)
 	if err != nil {
 		writeError(ctx, err)
 		return
 	}
+	l.route, l.stream = rt.Name, stream
 	br.Model = rt.Target
 	if err := checkCaps(rt.Backend.Caps(), br); err != nil {
 		writeError(ctx, err)
@@ -313,6 +351,7 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx, f format, model string, br *bac
 	}
 	id, created := newID(f.idPrefix), time.Now().Unix()
 	call := &steering.Call{Route: rt, Request: br, Steering: steer, Tenant: br.User}
+	l.strategy = s.engine.Strategy(call)
 	var cacheStatus atomic.Value
 	call.CacheStatus = func(s string) { cacheStatus.Store(s) }
 	if !stream {
@@ -326,7 +365,9 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx, f format, model string, br *bac
 		info := steeringHeaders(ctx, out)
 		if out.Cache != "" {
 			ctx.Response.Header.Set("X-Cache", out.Cache)
+			l.cache = out.Cache
 		}
+		recordSpend(l.strategy, out)
 		writeJSON(ctx, fasthttp.StatusOK, f.full(id, model, created, out.Generation, info))
 		return
 	}
@@ -343,16 +384,21 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx, f format, model string, br *bac
 		return
 	}
 	reqID := string(ctx.Response.Header.Peek("X-Request-Id"))
-	ctx.Response.Header.Set("X-Steering-Strategy", s.engine.Strategy(call))
+	ctx.Response.Header.Set("X-Steering-Strategy", l.strategy)
 	if cs, ok := cacheStatus.Load().(string); ok {
 		ctx.Response.Header.Set("X-Cache", cs) // told before the first delta was sent
+		l.cache = cs
 	}
+	streamStart, route, strategy := time.Now(), l.route, l.strategy
 	ctx.SetContentType("text/event-stream")
 	ctx.Response.Header.Set("Cache-Control", "no-cache")
 	ctx.Response.Header.Set("X-Accel-Buffering", "no")
 	ctx.SetBodyStreamWriter(func(w *bufio.Writer) {
 		defer s.adm.release()
 		defer finish()
+		defer func() {
+			metrics.RequestDuration.WithLabelValues(route, strategy, "true").Observe(time.Since(streamStart).Seconds())
+		}()
 		sw := sseWriter{w: w, f: f, id: id, model: model, created: created, seen: map[int]int{}}
 		werr := error(nil)
 		if ok {
@@ -382,11 +428,22 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx, f format, model string, br *bac
 			_ = sw.done()
 			return
 		}
+		recordSpend(strategy, st.out)
 		if includeUsage {
 			_ = sw.event(f.usage(id, model, created, st.out.Generation.Usage, marshalInfo(st.out)))
 		}
 		_ = sw.done()
 	})
+}
+
+// recordSpend records what a steered request drew and spent.
+func recordSpend(strategy string, out *steering.Outcome) {
+	if out == nil || out.Info == nil || out.Cache == steering.CacheHit {
+		return
+	}
+	metrics.Samples.WithLabelValues(strategy).Observe(float64(out.Info.SamplesUsed))
+	u := out.Info.BackendUsage
+	metrics.Tokens.WithLabelValues(strategy).Observe(float64(u.PromptTokens + u.CompletionTokens))
 }
 
 // steeringHeaders sets the steering headers and returns the response's

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/steergate/steergate/cache"
+	"github.com/steergate/steergate/metrics"
 )
 
 // scoreFormat versions the cached encoding of scores.
@@ -53,8 +54,10 @@ func (c *Cached) Score(ctx context.Context, samples []Sample) ([][]float32, erro
 		keys[i] = c.key(s)
 		if b, ok, err := c.cache.Get(ctx, keys[i]); err == nil && ok && len(b) == 4*n {
 			out[i] = decodeScores(b)
+			metrics.Cache.WithLabelValues("score", "get", "hit").Inc()
 			continue
 		}
+		metrics.Cache.WithLabelValues("score", "get", "miss").Inc()
 		missIdx = append(missIdx, i)
 		miss = append(miss, s)
 	}

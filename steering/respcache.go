@@ -10,6 +10,7 @@ import (
 
 	"github.com/steergate/steergate/backend"
 	"github.com/steergate/steergate/cache"
+	"github.com/steergate/steergate/metrics"
 	"github.com/steergate/steergate/rm"
 	"golang.org/x/sync/singleflight"
 )
@@ -120,6 +121,7 @@ func key(c *Call, p *Params, reward rm.Rewarder) string {
 func (rc *ResponseCache) get(ctx context.Context, k string, maxAge time.Duration) *Outcome {
 	b, ok, err := rc.c.Get(ctx, k)
 	if err != nil || !ok {
+		metrics.Cache.WithLabelValues("response", "get", "miss").Inc()
 		return nil
 	}
 	var e entry
@@ -127,8 +129,10 @@ func (rc *ResponseCache) get(ctx context.Context, k string, maxAge time.Duration
 		return nil
 	}
 	if maxAge > 0 && time.Since(time.Unix(e.Created, 0)) > maxAge {
+		metrics.Cache.WithLabelValues("response", "get", "miss").Inc()
 		return nil
 	}
+	metrics.Cache.WithLabelValues("response", "get", "hit").Inc()
 	return &Outcome{Generation: e.Gen, Info: e.Info, Cache: CacheHit}
 }
 

@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"time"
 
 	"github.com/steergate/steergate/backend"
+	"github.com/steergate/steergate/metrics"
 	"github.com/steergate/steergate/rm"
 )
 
@@ -65,9 +67,10 @@ type Info struct {
 
 // Env is what a strategy may use.
 type Env struct {
-	Backend backend.Backend
-	Reward  rm.Rewarder
-	Utility rm.Utility
+	Backend    backend.Backend
+	Reward     rm.Rewarder
+	RewardName string
+	Utility    rm.Utility
 	// Emit streams deltas to the client; nil when not streaming.
 	Emit func(backend.Delta) error
 	// WantJSON is true when the request asked for a JSON answer.
@@ -178,7 +181,7 @@ func (e *Engine) Run(ctx context.Context, c *Call, emit func(backend.Delta) erro
 		}
 	}
 	p.Weights = weights
-	env := Env{Backend: c.Route.Backend, Reward: reward, WantJSON: wantJSON(c.Request),
+	env := Env{Backend: c.Route.Backend, Reward: reward, RewardName: name, WantJSON: wantJSON(c.Request),
 		Utility: rm.Utility{Weights: weights, LengthPenalty: p.LengthPenalty, LengthFree: p.LengthFree}}
 	return e.responses.through(ctx, c, &p, reward, emit, func(emit func(backend.Delta) error) (*Outcome, error) {
 		env := env
@@ -255,7 +258,13 @@ func scoreAll(ctx context.Context, r *backend.Request, env Env, ss []*sample) er
 	if len(todo) == 0 {
 		return nil
 	}
+	start := time.Now()
 	scores, err := env.Reward.Score(ctx, batch)
+	outcome := "ok"
+	if err != nil {
+		outcome = "error"
+	}
+	metrics.RewardDuration.WithLabelValues(env.RewardName, outcome).Observe(time.Since(start).Seconds())
 	if err != nil {
 		return fmt.Errorf("%w: %w", rm.ErrReward, err)
 	}

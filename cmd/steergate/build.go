@@ -145,7 +145,8 @@ func build(ctx context.Context, cfg *configs.Config, log *slog.Logger) (*app, er
 		Listen: s.Listen, RequestTimeout: s.RequestTimeout, MaxBodyBytes: s.MaxBodyBytes,
 		MaxInflight: s.MaxInflight, MaxQueue: s.MaxQueue, QueueTimeout: s.QueueTimeout,
 		ReadTimeout: s.ReadTimeout, IdleTimeout: s.IdleTimeout, ShutdownTimeout: s.ShutdownTimeout,
-		Limits: openai.Limits{MaxN: s.MaxN, MaxTokens: s.MaxTokens, MaxMessages: s.MaxMessages, MaxStop: 4, MaxTopLogprobs: 20},
+		Limits:       openai.Limits{MaxN: s.MaxN, MaxTokens: s.MaxTokens, MaxMessages: s.MaxMessages, MaxStop: 4, MaxTopLogprobs: 20},
+		AccessSample: cfg.Log.AccessSample,
 	}, router, engine, log, ready)
 	a.router, a.server, a.engine = router, srv, engine
 	return a, nil

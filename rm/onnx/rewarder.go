@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/steergate/steergate/metrics"
 	"github.com/steergate/steergate/rm"
 )
 
@@ -213,6 +214,7 @@ func (r *Rewarder) scoreBatch(b *batch) ([][]float32, error) {
 	r.runs++
 	r.batched += b.rows
 	r.mu.Unlock()
+	metrics.RewardBatch.WithLabelValues(r.cfg.Name).Observe(float64(b.rows))
 	if int(shape.FlattenedSize()) != b.rows*r.k || shape[0] != int64(b.rows) {
 		return nil, fmt.Errorf("%w: output shape %v for %d samples and %d objectives", rm.ErrReward, shape, b.rows, r.k)
 	}

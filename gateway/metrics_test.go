@@ -1,0 +1,37 @@
+package gateway_test
+
+import (
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/steergate/steergate/backend/reference"
+)
+
+func TestMetricsEndpoint(t *testing.T) {
+	e := start(t, defaultOptions(), ref(reference.Options{}))
+	post(t, e.url+"/v1/chat/completions", `{"model":"reference","messages":[{"role":"user","content":"hi"}],"max_tokens":3}`)
+	post(t, e.url+"/v1/chat/completions", `{"model":"nope","messages":[{"role":"user","content":"hi"}]}`)
+	resp, err := http.Get(e.url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	body := string(b)
+	for _, want := range []string{
+		`steergate_requests_total{arm="",route="reference",status="200",strategy="none"}`,
+		`steergate_requests_total{arm="",route="-",status="404",strategy="-"}`,
+		`steergate_request_duration_seconds_bucket{route="reference",strategy="none",stream="false"`,
+		`steergate_inflight_requests 0`,
+		`go_goroutines`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/plain") {
+		t.Errorf("content type %q", ct)
+	}
+}
