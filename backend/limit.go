@@ -3,22 +3,33 @@ package backend
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"time"
 
 	"github.com/steergate/steergate/metrics"
 )
 
-// Limit wraps b so that at most n calls run at once (callers wait their
-// turn, or give up with their context) and each call gets at most timeout
-// (0: no limit of its own). Lister and Scorer pass through.
-func Limit(b Backend, n int, timeout time.Duration) Backend {
-	return &limited{Backend: b, sem: make(chan struct{}, n), timeout: timeout}
+// LimitOptions bound the calls to one backend.
+type LimitOptions struct {
+	MaxConcurrency int           // calls at once
+	MaxQueue       int           // calls waiting for a turn; more are refused (503)
+	QueueTimeout   time.Duration // how long a call waits for its turn (0: as long as its context)
+	Timeout        time.Duration // per call (0: none of its own)
+}
+
+// Limit wraps b so that at most MaxConcurrency calls run at once, at most
+// MaxQueue wait (each up to QueueTimeout) and each call gets at most
+// Timeout. A call that cannot get a turn is ErrOverloaded. Lister and
+// Scorer pass through.
+func Limit(b Backend, o LimitOptions) Backend {
+	return &limited{Backend: b, sem: make(chan struct{}, o.MaxConcurrency), o: o}
 }
 
 type limited struct {
 	Backend
 	sem     chan struct{}
-	timeout time.Duration
+	waiting atomic.Int64
+	o       LimitOptions
 }
 
 var (
@@ -29,12 +40,31 @@ var (
 func (l *limited) enter(ctx context.Context) (context.Context, func(), error) {
 	select {
 	case l.sem <- struct{}{}:
-	case <-ctx.Done():
-		return nil, nil, context.Cause(ctx)
+	default:
+		if l.waiting.Add(1) > int64(l.o.MaxQueue) {
+			l.waiting.Add(-1)
+			return nil, nil, &ParamError{Msg: "backend " + l.Backend.Name() + " is at its concurrency limit and its queue is full", Err: ErrOverloaded}
+		}
+		var expired <-chan time.Time
+		if l.o.QueueTimeout > 0 {
+			t := time.NewTimer(l.o.QueueTimeout)
+			defer t.Stop()
+			expired = t.C
+		}
+		select {
+		case l.sem <- struct{}{}:
+			l.waiting.Add(-1)
+		case <-expired:
+			l.waiting.Add(-1)
+			return nil, nil, &ParamError{Msg: "backend " + l.Backend.Name() + " had no free slot within " + l.o.QueueTimeout.String(), Err: ErrOverloaded}
+		case <-ctx.Done():
+			l.waiting.Add(-1)
+			return nil, nil, context.Cause(ctx)
+		}
 	}
 	cancel := func() {}
-	if l.timeout > 0 {
-		ctx, cancel = context.WithTimeoutCause(ctx, l.timeout, timeoutError(l.Backend.Name(), l.timeout))
+	if l.o.Timeout > 0 {
+		ctx, cancel = context.WithTimeoutCause(ctx, l.o.Timeout, timeoutError(l.Backend.Name(), l.o.Timeout))
 	}
 	return ctx, func() { cancel(); <-l.sem }, nil
 }

@@ -192,7 +192,16 @@ type Backend struct {
 	Flavour        string        `mapstructure:"flavour"` // openai type: openai, vllm, llamacpp
 	Timeout        time.Duration `mapstructure:"timeout"`
 	MaxConcurrency int           `mapstructure:"max_concurrency"`
-	Discover       bool          `mapstructure:"discover"` // route every model the backend lists
+	MaxQueue       int           `mapstructure:"max_queue"`     // calls waiting for a turn; more get 503
+	QueueTimeout   time.Duration `mapstructure:"queue_timeout"` // how long one waits
+	Retries        int           `mapstructure:"retries"`       // extra attempts on connection errors, 5xx and overload
+	Backoff        time.Duration `mapstructure:"backoff"`       // before the first retry; doubles after each
+	// Circuit breaking: after breaker_failures failures in a row the
+	// backend is skipped for breaker_cooldown (0 failures: off).
+	BreakerFailures int           `mapstructure:"breaker_failures"`
+	BreakerCooldown time.Duration `mapstructure:"breaker_cooldown"`
+	HealthInterval  time.Duration `mapstructure:"health_interval"` // active checks; 0: off
+	Discover        bool          `mapstructure:"discover"`        // route every model the backend lists
 	// Reference backend only: simulated serving speed and length cap.
 	TokenDelay      time.Duration `mapstructure:"token_delay"`
 	FirstTokenDelay time.Duration `mapstructure:"first_token_delay"`
@@ -205,9 +214,19 @@ type Model struct {
 	Backend string   `mapstructure:"backend"`
 	Target  string   `mapstructure:"model"` // the backend's name for it; default Name
 	Aliases []string `mapstructure:"aliases"`
+	// Fallbacks serve the route, in order, when the backend fails
+	// (connection errors, 5xx, overload), never after a stream has begun.
+	Fallbacks []Fallback `mapstructure:"fallbacks"`
 	// Steering holds the route's default steering parameters, with the same
 	// keys as a request's "steering" field.
 	Steering map[string]any `mapstructure:"steering"`
+}
+
+// Fallback is another backend for a route, with its name for the model
+// (default: the route's).
+type Fallback struct {
+	Backend string `mapstructure:"backend"`
+	Target  string `mapstructure:"model"`
 }
 
 // Defaults returns a Config holding every default.
@@ -279,6 +298,15 @@ func backendDefaults(b *Backend) {
 	}
 	if b.MaxConcurrency == 0 {
 		b.MaxConcurrency = 64
+	}
+	if b.MaxQueue == 0 {
+		b.MaxQueue = 1024
+	}
+	if b.Backoff == 0 {
+		b.Backoff = 100 * time.Millisecond
+	}
+	if b.BreakerCooldown == 0 {
+		b.BreakerCooldown = 10 * time.Second
 	}
 	if b.Type == TypeOpenAI && b.Flavour == "" {
 		b.Flavour = "openai"

@@ -288,6 +288,9 @@ func (c *Config) Validate(file string) error {
 		if b.MaxConcurrency < 1 {
 			bad(k+".max_concurrency", "must be at least 1")
 		}
+		if b.MaxQueue < 0 || b.Retries < 0 || b.BreakerFailures < 0 || b.QueueTimeout < 0 || b.HealthInterval < 0 {
+			bad(k, "max_queue, retries, breaker_failures, queue_timeout and health_interval must not be negative")
+		}
 		if b.Type != TypeReference && (b.TokenDelay != 0 || b.FirstTokenDelay != 0 || b.MaxTokens != 0) {
 			bad(k, "token_delay, first_token_delay and max_tokens only apply to reference backends")
 		}
@@ -301,6 +304,11 @@ func (c *Config) Validate(file string) error {
 		}
 		if _, ok := c.Backends[m.Backend]; !ok {
 			bad(k+".backend", "names backend %q, which is not defined under backends", m.Backend)
+		}
+		for j, f := range m.Fallbacks {
+			if _, ok := c.Backends[f.Backend]; !ok {
+				bad(fmt.Sprintf("%s.fallbacks[%d].backend", k, j), "names backend %q, which is not defined under backends", f.Backend)
+			}
 		}
 		for _, n := range append([]string{m.Name}, m.Aliases...) {
 			if prev, dup := seen[n]; dup && n != "" {

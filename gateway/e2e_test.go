@@ -478,3 +478,29 @@ func TestDrainOnShutdown(t *testing.T) {
 		t.Errorf("in-flight request failed during drain: %v", err)
 	}
 }
+
+func TestFailoverToSecondBackend(t *testing.T) {
+	up, err := oaibackend.New("flaky", failingUpstream(t), "", oaibackend.FlavourOpenAI, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := backend.NewPool(
+		backend.Member{Backend: up, Target: "reference", Breaker: backend.NewBreaker("flaky", 3, time.Minute)},
+		backend.Member{Backend: reference.New("reference", reference.Options{}), Target: "reference"})
+	e := start(t, defaultOptions(), map[string]backend.Backend{"reference": pool})
+	c, err := e.client.Chat.Completions.New(context.Background(), sdk.ChatCompletionNewParams{Model: "reference", Messages: userMsg("hi"), MaxTokens: sdk.Int(5)})
+	if err != nil {
+		t.Fatalf("no failover: %v", err)
+	}
+	if c.Choices[0].Message.Content == "" {
+		t.Error("empty answer from the fallback")
+	}
+	// Once the primary has streamed a byte there is no failover: the
+	// client sees the error event.
+	st := e.client.Chat.Completions.NewStreaming(context.Background(), sdk.ChatCompletionNewParams{Model: "reference", Messages: userMsg("hi")})
+	for st.Next() {
+	}
+	if st.Err() == nil {
+		t.Error("a stream that broke after its first byte reported no error")
+	}
+}

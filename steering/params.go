@@ -26,6 +26,10 @@ type Params struct {
 	LengthPenalty float64 `json:"length_penalty,omitempty"`
 	LengthFree    int     `json:"length_free,omitempty"`
 	MinSuccess    int     `json:"min_success,omitempty"`
+	// OnRewardError is what to do when the reward model fails: "fail"
+	// (502, the default) or "first" (answer with the first sample,
+	// unscored, and say so in the report).
+	OnRewardError string `json:"on_reward_error,omitempty"`
 	// Cache controls the response cache for this request.
 	Cache *CacheParams `json:"cache,omitempty"`
 
@@ -94,6 +98,11 @@ func (p *Params) defaults(k int, l Limits) error {
 	}
 	if p.MinSuccess < k {
 		return bad("min_success", "min_success must be at least n (%d)", k)
+	}
+	switch p.OnRewardError {
+	case "", "fail", "first":
+	default:
+		return bad("on_reward_error", "on_reward_error must be fail or first")
 	}
 	if p.LengthPenalty < 0 || p.LengthFree < 0 {
 		return bad("length_penalty", "length_penalty and length_free must not be negative")

@@ -60,6 +60,7 @@ type Info struct {
 	SamplesUsed  int            `json:"samples_used"`
 	BackendUsage backend.Usage  `json:"backend_usage"`
 	Failed       int            `json:"failed,omitempty"` // samples dropped after an error
+	RewardError  string         `json:"reward_error,omitempty"` // the reward failed; answered unscored
 	Waves        int            `json:"waves,omitempty"`
 	StopReason   string         `json:"stop_reason,omitempty"`
 	Params       map[string]any `json:"params,omitempty"`
@@ -75,6 +76,11 @@ type Env struct {
 	Emit func(backend.Delta) error
 	// WantJSON is true when the request asked for a JSON answer.
 	WantJSON bool
+	// RewardFallback answers unscored (the first sample wins) when the
+	// reward fails, instead of failing the request; rewardErr keeps the
+	// failure for the report.
+	RewardFallback bool
+	rewardErr      *error
 }
 
 // Strategy steers one request.
@@ -182,6 +188,7 @@ func (e *Engine) Run(ctx context.Context, c *Call, emit func(backend.Delta) erro
 	}
 	p.Weights = weights
 	env := Env{Backend: c.Route.Backend, Reward: reward, RewardName: name, WantJSON: wantJSON(c.Request),
+		RewardFallback: p.OnRewardError == "first", rewardErr: new(error),
 		Utility: rm.Utility{Weights: weights, LengthPenalty: p.LengthPenalty, LengthFree: p.LengthFree}}
 	return e.responses.through(ctx, c, &p, reward, emit, func(emit func(backend.Delta) error) (*Outcome, error) {
 		env := env
@@ -265,6 +272,14 @@ func scoreAll(ctx context.Context, r *backend.Request, env Env, ss []*sample) er
 		outcome = "error"
 	}
 	metrics.RewardDuration.WithLabelValues(env.RewardName, outcome).Observe(time.Since(start).Seconds())
+	if err != nil && env.RewardFallback && ctx.Err() == nil {
+		// Unscored: equal utilities, so selection keeps the first sample.
+		*env.rewardErr = err
+		for _, s := range todo {
+			s.scores, s.scored, s.utility = make([]float32, len(env.Reward.Objectives())), true, 0
+		}
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("%w: %w", rm.ErrReward, err)
 	}
@@ -351,6 +366,10 @@ func finish(strategy string, ss []*sample, failed int, k int, env Env, extra fun
 		g.Choices = append(g.Choices, c)
 	}
 	info.Reward = &RewardReport{Utility: chosen[0].utility, Objectives: objMap(chosen[0])}
+	if env.rewardErr != nil && *env.rewardErr != nil {
+		info.RewardError = (*env.rewardErr).Error()
+		info.Reward = nil
+	}
 	if extra != nil {
 		extra(info)
 	}

@@ -290,3 +290,18 @@ func TestAdaptivePruning(t *testing.T) {
 		t.Errorf("continuation request %+v", last)
 	}
 }
+
+func TestRewardFailureFallsBackWhenConfigured(t *testing.T) {
+	tab := table()
+	tab.Err = errors.New("model crashed")
+	e, on := engine(&scripted{}, tab, Params{OnRewardError: "first"})
+	for _, steer := range []string{`{"strategy":"best_of_n","n":4}`, `{"strategy":"adaptive","initial":2}`} {
+		out, err := e.Run(context.Background(), on(call(steer, 1)), nil)
+		if err != nil {
+			t.Fatalf("%s: %v", steer, err)
+		}
+		if out.Generation.Choices[0].Text != "s0" || !strings.Contains(out.Info.RewardError, "model crashed") || out.Info.Reward != nil {
+			t.Errorf("%s: %q, report %+v", steer, out.Generation.Choices[0].Text, out.Info)
+		}
+	}
+}

@@ -58,7 +58,8 @@ func newBackend(name string, b configs.Backend) (backend.Backend, error) {
 	default:
 		return nil, fmt.Errorf("backend %s: unknown type %q", name, b.Type)
 	}
-	return backend.Limit(be, b.MaxConcurrency, b.Timeout), nil
+	return backend.Limit(be, backend.LimitOptions{MaxConcurrency: b.MaxConcurrency, MaxQueue: b.MaxQueue,
+		QueueTimeout: b.QueueTimeout, Timeout: b.Timeout}), nil
 }
 
 func build(ctx context.Context, cfg *configs.Config, log *slog.Logger) (*app, error) {
@@ -87,16 +88,34 @@ func build(ctx context.Context, cfg *configs.Config, log *slog.Logger) (*app, er
 		return nil, err
 	}
 	a.rewards = rewards
+	breakers := map[string]*backend.Breaker{}
+	for _, n := range names {
+		b := cfg.Backends[n]
+		breakers[n] = backend.NewBreaker(n, b.BreakerFailures, b.BreakerCooldown)
+	}
+	member := func(name, target string) backend.Member {
+		b := cfg.Backends[name]
+		return backend.Member{Backend: backends[name], Target: target, Breaker: breakers[name], Retries: b.Retries, Backoff: b.Backoff}
+	}
 	router := backend.NewRouter()
 	for _, m := range cfg.Models {
 		target := m.Target
 		if target == "" {
 			target = m.Name
 		}
-		if err := router.Add(backend.Route{Name: m.Name, Backend: backends[m.Backend], Target: target}, m.Aliases...); err != nil {
+		members := []backend.Member{member(m.Backend, target)}
+		for _, f := range m.Fallbacks {
+			ft := f.Target
+			if ft == "" {
+				ft = target
+			}
+			members = append(members, member(f.Backend, ft))
+		}
+		if err := router.Add(backend.Route{Name: m.Name, Backend: backend.NewPool(members...), Target: target}, m.Aliases...); err != nil {
 			return nil, err
 		}
 	}
+	startHealthChecks(ctx, cfg, backends, breakers, log)
 	// Discovery failing is not fatal: the backend may come up later, and
 	// /readyz reports it meanwhile.
 	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -165,4 +184,35 @@ func newCache(c configs.Cache, log *slog.Logger, closers *[]func()) cache.Cache 
 		Log: log.With("component", "redis")})
 	*closers = append(*closers, func() { _ = rc.Close() })
 	return rc
+}
+
+// startHealthChecks pings backends with a health_interval (listing their
+// models) and feeds the outcome to their circuit breakers, so a dead
+// backend is skipped before a request finds out and a revived one is
+// tried again. The checks stop with ctx.
+func startHealthChecks(ctx context.Context, cfg *configs.Config, backends map[string]backend.Backend, breakers map[string]*backend.Breaker, log *slog.Logger) {
+	for name, b := range cfg.Backends {
+		l, ok := backends[name].(backend.Lister)
+		if b.HealthInterval <= 0 || !ok {
+			continue
+		}
+		go func() {
+			t := time.NewTicker(b.HealthInterval)
+			defer t.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+				}
+				cctx, cancel := context.WithTimeout(ctx, min(b.HealthInterval, 5*time.Second))
+				_, err := l.Models(cctx)
+				cancel()
+				if err != nil {
+					log.Warn("backend health check failed", "backend", name, "err", err)
+				}
+				breakers[name].Record(err == nil)
+			}
+		}()
+	}
 }
