@@ -52,9 +52,14 @@ $(CACHE)/tokenizers/%/package/models/tokenizer.json:
 deps-test: /usr/bin/redis-server $(CACHE)/node/node_modules/openai/package.json $(ORT_LIB) \
 	$(foreach t,$(TOKENIZERS),$(CACHE)/tokenizers/$(t)/package/models/tokenizer.json)
 
+FUZZTIME ?= 10s
+
 test: deps-test
 	$(GO) vet ./...
 	$(GO) test -race -count=1 ./...
+	$(GO) test -run - -fuzz '^FuzzDecodeChat$$' -fuzztime $(FUZZTIME) ./gateway/openai/
+	$(GO) test -run - -fuzz '^FuzzReadSSE$$' -fuzztime $(FUZZTIME) ./backend/openai/
+	$(GO) test -run - -fuzz '^FuzzEncodeDecode$$' -fuzztime $(FUZZTIME) ./rm/tokenizer/
 
 bench: build deps-test
 	$(GO) run ./bench -out docs/benchmarks.md
