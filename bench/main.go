@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"flag"
+	"io"
 	"fmt"
 	"net"
 	"os"
@@ -24,7 +25,28 @@ func main() {
 	bin := flag.String("bin", "bin/steergate", "steergate binary")
 	dur := flag.Duration("duration", 3*time.Second, "length of one measured run")
 	rounds := flag.Int("rounds", 3, "interleaved repetitions of every run")
+	only := flag.String("only", "", "run one section and print it: load, cache, steering")
 	flag.Parse()
+	if *only != "" {
+		var md strings.Builder
+		var err error
+		switch *only {
+		case "load":
+			err = streamingLoad(*bin, &md, 1000)
+		case "cache":
+			err = cacheHits(*bin, &md, *dur, *rounds)
+		case "steering":
+			err = steeringWallTime(*bin, &md, *rounds)
+		default:
+			err = fmt.Errorf("unknown section %q", *only)
+		}
+		fmt.Print(md.String())
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(*bin, *out, *dur, *rounds); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
@@ -298,6 +320,9 @@ models:
 		return err
 	}
 	if err := cacheHits(bin, &md, d, rounds); err != nil {
+		return err
+	}
+	if err := streamingLoad(bin, &md, 1000); err != nil {
 		return err
 	}
 	if err := evalCurve(bin, &md, filepath.Dir(out)); err != nil {
@@ -579,4 +604,119 @@ func redisCommands(addr string) int64 {
 		}
 	}
 	return 0
+}
+
+// rss returns a process's resident memory in bytes.
+func (p *proc) rss() int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+// streamingLoad holds n streaming clients open at once through the
+// gateway to the reference server (tokens every 20 ms), and reports errors,
+// the gateway's memory per open stream and its CPU per request.
+func streamingLoad(bin string, md *strings.Builder, n int) error {
+	refAddr, gwAddr := freePort(), freePort()
+	ref, err := startProc("reference", refAddr, bin, "reference-server", "--listen", refAddr, "--token-delay", "20ms")
+	if err != nil {
+		return err
+	}
+	defer ref.stop()
+	cfg := filepath.Join(os.TempDir(), "steergate-bench-load.yaml")
+	err = os.WriteFile(cfg, []byte(fmt.Sprintf(`server:
+  listen: %s
+  max_inflight: %d
+log:
+  level: warn
+backends:
+  upstream:
+    type: openai
+    flavour: vllm
+    url: http://%s/v1
+    max_concurrency: %d
+models:
+  - name: reference
+    backend: upstream
+`, gwAddr, 2*n, refAddr, 2*n)), 0o644)
+	if err != nil {
+		return err
+	}
+	gw, err := startProc("steergate", gwAddr, bin, "serve", "--config", cfg)
+	if err != nil {
+		return err
+	}
+	defer gw.stop()
+	url := "http://" + gwAddr + "/v1/chat/completions"
+	// Distinct seeds: identical seeded requests would share one answer
+	// through the response cache.
+	body := func(i int) []byte {
+		return []byte(fmt.Sprintf(`{"model":"reference","messages":[{"role":"user","content":"Why is the sky blue?"}],"max_tokens":40,"stream":true,"seed":%d}`, i))
+	}
+	_ = post(url, []byte(`{"model":"reference","messages":[{"role":"user","content":"hi"}],"max_tokens":2}`))
+	idle := gw.rss()
+	cpu0 := gw.cpu()
+	hc := &fasthttp.Client{MaxConnsPerHost: n + 10, StreamResponseBody: true, ReadTimeout: time.Minute}
+	var (
+		wg      sync.WaitGroup
+		errs    atomic.Int64
+		open    atomic.Int64
+		peak    atomic.Int64
+		chunks  atomic.Int64
+		release = make(chan struct{})
+	)
+	start := time.Now()
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+			defer fasthttp.ReleaseRequest(req)
+			defer fasthttp.ReleaseResponse(resp)
+			req.SetRequestURI(url)
+			req.Header.SetMethod("POST")
+			req.SetBody(body(i))
+			if err := hc.Do(req, resp); err != nil || resp.StatusCode() != 200 {
+				errs.Add(1)
+				return
+			}
+			open.Add(1)
+			<-release // every stream is open before any is read to the end
+			data, err := io.ReadAll(resp.BodyStream())
+			_ = resp.CloseBodyStream()
+			if err != nil || !bytes.HasSuffix(bytes.TrimSpace(data), []byte("data: [DONE]")) || bytes.Contains(data, []byte(`"error"`)) {
+				errs.Add(1)
+				return
+			}
+			chunks.Add(int64(bytes.Count(data, []byte("data: "))))
+		}()
+	}
+	deadline := time.Now().Add(time.Minute)
+	for open.Load()+errs.Load() < int64(n) && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+		peak.Store(max(peak.Load(), gw.rss()))
+	}
+	peak.Store(max(peak.Load(), gw.rss()))
+	close(release)
+	wg.Wait()
+	took := time.Since(start)
+	cpu := gw.cpu() - cpu0
+	fmt.Fprintf(md, "\n## Load: %d concurrent streaming clients\n\n%d clients open streams at once through `steergate serve` "+
+		"to the reference server (a token every 20 ms, up to 40 tokens, distinct seeds); all are held open together, then read to the end.\n\n"+
+		"| clients | errors | streams open at once | chunks received | wall time | gateway memory per open stream | gateway CPU per request |\n|---|---|---|---|---|---|---|\n"+
+		"| %d | %d | %d | %d | %.1f s | %.1f KiB | %.0f µs |\n",
+		n, n, n, errs.Load(), open.Load(), chunks.Load(), took.Seconds(),
+		float64(peak.Load()-idle)/1024/float64(max(1, open.Load())), float64(cpu.Microseconds())/float64(n))
+	if errs.Load() > 0 {
+		fmt.Fprintf(os.Stderr, "load: %d of %d streams failed\n", errs.Load(), n)
+	}
+	return nil
 }
