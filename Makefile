@@ -16,7 +16,7 @@ export STEERGATE_NODE_MODULES := $(CACHE)/node/node_modules
 export STEERGATE_CACHE := $(CACHE)
 export ONNXRUNTIME_LIB ?= $(ORT_LIB)
 
-.PHONY: run test bench lint build deps-test clean
+.PHONY: run test bench lint build deps-test deps-bench clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/steergate
@@ -61,8 +61,21 @@ test: deps-test
 	$(GO) test -run - -fuzz '^FuzzReadSSE$$' -fuzztime $(FUZZTIME) ./backend/openai/
 	$(GO) test -run - -fuzz '^FuzzEncodeDecode$$' -fuzztime $(FUZZTIME) ./rm/tokenizer/
 
-bench: build deps-test
-	$(GO) run ./bench -out docs/benchmarks.md
+PORTKEY_VERSION := 1.15.2
+
+# Peers for the side-by-side benchmark: nginx (Debian) and the Portkey AI
+# gateway (npm), both installed outside the repo.
+/usr/sbin/nginx:
+	apt-get update -qq && apt-get install -y -qq nginx
+
+$(CACHE)/portkey/node_modules/@portkey-ai/gateway/build/start-server.js:
+	mkdir -p $(CACHE)/portkey
+	npm install --no-audit --no-fund --silent --prefix $(CACHE)/portkey @portkey-ai/gateway@$(PORTKEY_VERSION)
+
+deps-bench: deps-test /usr/sbin/nginx $(CACHE)/portkey/node_modules/@portkey-ai/gateway/build/start-server.js
+
+bench: build deps-bench
+	$(GO) run ./bench -out docs/benchmarks.md -duration 2s -rounds 3
 
 lint:
 	$(GO) vet ./...

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
+	"errors"
 	"flag"
 	"io"
 	"fmt"
@@ -37,6 +39,8 @@ func main() {
 			err = cacheHits(*bin, &md, *dur, *rounds)
 		case "steering":
 			err = steeringWallTime(*bin, &md, *rounds)
+		case "peers":
+			err = peers(*bin, &md, *dur, *rounds)
 		default:
 			err = fmt.Errorf("unknown section %q", *only)
 		}
@@ -115,6 +119,7 @@ func (p *proc) cpu() time.Duration {
 // result is one measured run.
 type result struct {
 	lat      []time.Duration // per request (or to first byte when streaming)
+	gaps     []time.Duration // streaming: mean time between chunks, per request
 	requests int
 	errors   int
 	elapsed  time.Duration
@@ -135,6 +140,11 @@ func (r result) rps() float64 { return float64(r.requests) / r.elapsed.Seconds()
 // load runs a closed loop of conc clients against url for d. With stream,
 // latency is the time to the first SSE data chunk.
 func load(url string, body []byte, conc int, d time.Duration, stream bool, target *proc) result {
+	return loadWith(url, nil, body, conc, d, stream, target.cpu)
+}
+
+// loadWith is load with request headers and any CPU meter.
+func loadWith(url string, headers map[string]string, body []byte, conc int, d time.Duration, stream bool, cpuOf func() time.Duration) result {
 	hc := &fasthttp.Client{MaxConnsPerHost: conc * 2, StreamResponseBody: stream, ReadTimeout: 30 * time.Second}
 	var (
 		mu     sync.Mutex
@@ -143,22 +153,25 @@ func load(url string, body []byte, conc int, d time.Duration, stream bool, targe
 		wg     sync.WaitGroup
 		stopAt = time.Now().Add(d)
 	)
-	cpu0 := target.cpu()
+	cpu0 := cpuOf()
 	start := time.Now()
 	for range conc {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			lat := make([]time.Duration, 0, 4096)
+			var gaps []time.Duration
 			req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
 			defer fasthttp.ReleaseRequest(req)
 			defer fasthttp.ReleaseResponse(resp)
-			buf := make([]byte, 4096)
 			for time.Now().Before(stopAt) {
 				req.Reset()
 				req.SetRequestURI(url)
 				req.Header.SetMethod("POST")
 				req.Header.SetContentType("application/json")
+				for k, v := range headers {
+					req.Header.Set(k, v)
+				}
 				req.SetBody(body)
 				t0 := time.Now()
 				err := hc.Do(req, resp)
@@ -166,13 +179,32 @@ func load(url string, body []byte, conc int, d time.Duration, stream bool, targe
 					err = fmt.Errorf("status %d", resp.StatusCode())
 				}
 				if err == nil && stream {
-					n, rerr := resp.BodyStream().Read(buf)
-					if n == 0 {
-						err = rerr
+					// Time every event: the first is the time to first
+					// token, the rest give the delay between chunks.
+					br := bufio.NewReader(resp.BodyStream())
+					var first, last time.Time
+					events := 0
+					for {
+						line, rerr := br.ReadSlice('\n')
+						if bytes.HasPrefix(line, []byte("data: ")) {
+							now := time.Now()
+							if events == 0 {
+								first = now
+							}
+							last = now
+							events++
+						}
+						if rerr != nil {
+							break
+						}
 					}
-					lat = append(lat, time.Since(t0))
-					for rerr == nil {
-						_, rerr = resp.BodyStream().Read(buf)
+					if events == 0 {
+						err = errors.New("no events")
+					} else {
+						lat = append(lat, first.Sub(t0))
+						if events > 1 {
+							gaps = append(gaps, last.Sub(first)/time.Duration(events-1))
+						}
 					}
 					_ = resp.CloseBodyStream()
 				} else if err == nil {
@@ -184,6 +216,7 @@ func load(url string, body []byte, conc int, d time.Duration, stream bool, targe
 			}
 			mu.Lock()
 			res.lat = append(res.lat, lat...)
+			res.gaps = append(res.gaps, gaps...)
 			mu.Unlock()
 		}()
 	}
@@ -191,7 +224,7 @@ func load(url string, body []byte, conc int, d time.Duration, stream bool, targe
 	res.elapsed = time.Since(start)
 	res.requests = len(res.lat)
 	res.errors = int(errs.Load())
-	res.cpu = target.cpu() - cpu0
+	res.cpu = cpuOf() - cpu0
 	return res
 }
 
@@ -212,110 +245,15 @@ func run(bin, out string, d time.Duration, rounds int) error {
 	if _, err := os.Stat(bin); err != nil {
 		return fmt.Errorf("%s: build it first (make build): %w", bin, err)
 	}
-	refAddr, gwAddr := freePort(), freePort()
-	ref, err := startProc("reference", refAddr, bin, "reference-server", "--listen", refAddr)
-	if err != nil {
-		return err
-	}
-	defer ref.stop()
-	cfg := filepath.Join(os.TempDir(), "steergate-bench.yaml")
-	err = os.WriteFile(cfg, []byte(fmt.Sprintf(`server:
-  listen: %s
-log:
-  level: warn
-backends:
-  upstream:
-    type: openai
-    flavour: vllm
-    url: http://%s/v1
-    max_concurrency: 256
-models:
-  - name: reference
-    backend: upstream
-`, gwAddr, refAddr)), 0o644)
-	if err != nil {
-		return err
-	}
-	gw, err := startProc("steergate", gwAddr, bin, "serve", "--config", cfg)
-	if err != nil {
-		return err
-	}
-	defer gw.stop()
-
-	body := []byte(`{"model":"reference","messages":[{"role":"user","content":"Why is the sky blue?"}],"max_tokens":16,"seed":1}`)
-	sbody := []byte(`{"model":"reference","messages":[{"role":"user","content":"Why is the sky blue?"}],"max_tokens":16,"seed":1,"stream":true}`)
-	direct := "http://" + refAddr + "/v1/chat/completions"
-	via := "http://" + gwAddr + "/v1/chat/completions"
-
-	// Warm both paths.
-	load(direct, body, 4, 500*time.Millisecond, false, ref)
-	load(via, body, 4, 500*time.Millisecond, false, gw)
-
-	type scenario struct {
-		name   string
-		conc   int
-		stream bool
-	}
-	scenarios := []scenario{{"non-streaming, 1 client", 1, false}, {"non-streaming, 64 clients", 64, false}, {"streaming (time to first token), 1 client", 1, true}}
-	type pair struct{ d, g []result }
-	results := make([]pair, len(scenarios))
-	for round := range rounds {
-		for i, sc := range scenarios {
-			b := body
-			if sc.stream {
-				b = sbody
-			}
-			// Alternate which target goes first, so that drift in the
-			// machine's load does not favour one.
-			if round%2 == 0 {
-				results[i].d = append(results[i].d, load(direct, b, sc.conc, d, sc.stream, ref))
-				results[i].g = append(results[i].g, load(via, b, sc.conc, d, sc.stream, gw))
-			} else {
-				results[i].g = append(results[i].g, load(via, b, sc.conc, d, sc.stream, gw))
-				results[i].d = append(results[i].d, load(direct, b, sc.conc, d, sc.stream, ref))
-			}
-			fmt.Fprintf(os.Stderr, "round %d %s: direct p50 %v, via gateway p50 %v\n", round+1, sc.name,
-				results[i].d[round].pct(0.5), results[i].g[round].pct(0.5))
-		}
-	}
-
 	var md strings.Builder
 	host, _ := os.Hostname()
 	fmt.Fprintf(&md, "# Benchmarks\n\nWritten by `make bench` (`go run ./bench`) on %s: %d CPUs, %s/%s, %s. "+
 		"Each figure is the median of %d interleaved runs of %s, with the lowest and highest in brackets. "+
-		"The machine is shared and noisy: compare figures within one table, not across runs.\n\n",
+		"The machine is shared and noisy: compare figures within one table, not across runs or machines.\n",
 		time.Now().UTC().Format("2006-01-02"), runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, host, rounds, d)
-	fmt.Fprintf(&md, "## Passthrough overhead\n\nThe reference server (`steergate reference-server`, OpenAI face) called directly, "+
-		"against the same server behind `steergate serve` with the OpenAI-compatible adapter (strategy none). "+
-		"Request: one chat completion, `max_tokens` 16, seeded. Closed loop; added = gateway − direct.\n\n")
-	fmt.Fprintf(&md, "| scenario | direct p50 | gateway p50 | added p50 | direct p99 | gateway p99 | added p99 | direct req/s | gateway req/s | gateway/direct req/s | gateway CPU per request | errors |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n")
-	for i, sc := range scenarios {
-		var dp50, gp50, ap50, dp99, gp99, ap99, drps, grps, ratio, cpu []float64
-		errs := 0
-		for k := range results[i].d {
-			dr, gr := results[i].d[k], results[i].g[k]
-			us := func(x time.Duration) float64 { return float64(x) / 1e3 }
-			dp50 = append(dp50, us(dr.pct(0.5)))
-			gp50 = append(gp50, us(gr.pct(0.5)))
-			ap50 = append(ap50, us(gr.pct(0.5)-dr.pct(0.5)))
-			dp99 = append(dp99, us(dr.pct(0.99)))
-			gp99 = append(gp99, us(gr.pct(0.99)))
-			ap99 = append(ap99, us(gr.pct(0.99)-dr.pct(0.99)))
-			drps = append(drps, dr.rps())
-			grps = append(grps, gr.rps())
-			ratio = append(ratio, gr.rps()/dr.rps())
-			cpu = append(cpu, float64(gr.cpu)/1e3/float64(max(1, gr.requests)))
-			errs += dr.errors + gr.errors
-		}
-		r := summarize(ratio)
-		fmt.Fprintf(&md, "| %s | %s | %s | %s | %s | %s | %s | %.0f | %.0f | %.2f (%.2f–%.2f) | %.0f µs | %d |\n", sc.name,
-			summarize(dp50).us(), summarize(gp50).us(), summarize(ap50).us(),
-			summarize(dp99).us(), summarize(gp99).us(), summarize(ap99).us(),
-			summarize(drps).med, summarize(grps).med, r.med, r.lo, r.hi, summarize(cpu).med, errs)
+	if err := peers(bin, &md, d, rounds); err != nil {
+		return err
 	}
-	md.WriteString("\nCPU per request is the gateway process's user+system time over the run divided by its requests " +
-		"(from /proc; 10 ms ticks, so meaningful only over many requests). Allocations per request are measured " +
-		"in-process by `go test -run - -bench Passthrough -benchmem ./gateway/`.\n")
 	if err := steeringWallTime(bin, &md, rounds); err != nil {
 		return err
 	}
@@ -385,6 +323,9 @@ rewards:
         helpfulness: ['\bbecause\b', '\bfirst\b', '\bhelps?\b']
     normalize:
       verbosity: {mean: 40, std: 20}
+cache:
+  responses:
+    enabled: false
 `, gwAddr, refAddr)), 0o644)
 	if err != nil {
 		return err
@@ -594,16 +535,19 @@ func redisCommands(addr string) int64 {
 		return 0
 	}
 	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(2 * time.Second))
 	c.Write([]byte("INFO stats\r\n"))
-	buf := make([]byte, 8192)
-	n, _ := c.Read(buf)
-	for _, line := range strings.Split(string(buf[:n]), "\r\n") {
-		if v, ok := strings.CutPrefix(line, "total_commands_processed:"); ok {
+	br := bufio.NewReader(c)
+	for {
+		line, err := br.ReadString('\n')
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "total_commands_processed:"); ok {
 			x, _ := strconv.ParseInt(v, 10, 64)
 			return x
 		}
+		if err != nil {
+			return 0
+		}
 	}
-	return 0
 }
 
 // rss returns a process's resident memory in bytes.
@@ -719,4 +663,158 @@ models:
 		fmt.Fprintf(os.Stderr, "load: %d of %d streams failed\n", errs.Load(), n)
 	}
 	return nil
+}
+
+// peers compares the floor (the reference server called directly), nginx
+// as a plain reverse proxy, the Portkey AI gateway and Steergate in
+// passthrough, side by side in one run.
+func peers(bin string, md *strings.Builder, d time.Duration, rounds int) error {
+	pinSelf()
+	refAddr := freePort()
+	ref, err := startProc("reference", refAddr, pinned(cpuClient, bin, "reference-server", "--listen", refAddr)...)
+	if err != nil {
+		return err
+	}
+	defer ref.stop()
+	targets := []*target{{name: "direct (floor)", url: "http://" + refAddr + "/v1/chat/completions", p: ref}}
+	for _, start := range []func() (*target, error){
+		func() (*target, error) { return startNginx(refAddr) },
+		func() (*target, error) { return startPortkey(refAddr) },
+		func() (*target, error) { return startSteergate(bin, refAddr) },
+	} {
+		t, err := start()
+		if err != nil {
+			return err
+		}
+		defer t.p.stop()
+		targets = append(targets, t)
+	}
+	body := []byte(`{"model":"reference","messages":[{"role":"user","content":"Why is the sky blue?"}],"max_tokens":16,"seed":1}`)
+	sbody := []byte(`{"model":"reference","messages":[{"role":"user","content":"Why is the sky blue?"}],"max_tokens":16,"seed":4,"stream":true}`)
+	for _, t := range targets { // warm every path
+		if r := loadWith(t.url, t.headers, body, 4, 500*time.Millisecond, false, t.cpu); r.errors > 0 || r.requests == 0 {
+			return fmt.Errorf("%s does not answer: %d errors", t.name, r.errors)
+		}
+	}
+	type scenario struct {
+		name   string
+		conc   int
+		stream bool
+	}
+	scenarios := []scenario{{"c=1", 1, false}, {"c=16", 16, false}, {"c=64", 64, false}, {"stream c=1", 1, true}}
+	res := map[string]map[string][]result{} // target -> scenario -> rounds
+	for _, t := range targets {
+		res[t.name] = map[string][]result{}
+	}
+	for round := range rounds {
+		for _, sc := range scenarios {
+			b := body
+			if sc.stream {
+				b = sbody
+			}
+			for k := range targets { // rotate the order each round
+				t := targets[(k+round)%len(targets)]
+				r := loadWith(t.url, t.headers, b, sc.conc, d, sc.stream, t.cpu)
+				res[t.name][sc.name] = append(res[t.name][sc.name], r)
+			}
+			fmt.Fprintf(os.Stderr, "round %d %s done\n", round+1, sc.name)
+		}
+	}
+	rates := map[string]float64{}
+	for _, t := range targets {
+		rates[t.name] = maxRate(t, body, d)
+		fmt.Fprintf(os.Stderr, "%s: %.0f req/s with p99 < 10 ms\n", t.name, rates[t.name])
+	}
+	med := func(name, sc string, f func(result) float64) stat {
+		var xs []float64
+		for _, r := range res[name][sc] {
+			xs = append(xs, f(r))
+		}
+		return summarize(xs)
+	}
+	us := func(p float64) func(result) float64 {
+		return func(r result) float64 { return float64(r.pct(p)) / 1e3 }
+	}
+	rps := func(r result) float64 { return r.rps() }
+	cpuPer := func(r result) float64 { return float64(r.cpu.Microseconds()) / float64(max(1, r.requests)) }
+	gap := func(r result) float64 {
+		if len(r.gaps) == 0 {
+			return 0
+		}
+		var sum time.Duration
+		for _, g := range r.gaps {
+			sum += g
+		}
+		return float64(sum/time.Duration(len(r.gaps))) / 1e3
+	}
+	floor := targets[0].name
+	var failedStreams []string
+	fmt.Fprintf(md, "\n## Passthrough against peers\n\nThe reference server (`steergate reference-server`, OpenAI face) called directly is the floor; "+
+		"nginx %s (one worker, keep-alive upstream, no buffering) is the floor of any proxy; the Portkey AI gateway (npm `@portkey-ai/gateway`, "+
+		"routing to the reference server as a custom OpenAI host) is a peer users pick; Steergate runs `serve` with the OpenAI-compatible adapter, "+
+		"strategy none, response cache off. Every proxy is pinned to CPU %s; the load generator and the reference server share CPU %s. "+
+		"Request: one chat completion, `max_tokens` 16, seeded. Closed loop with c concurrent clients; added = target − floor at the same percentile.\n\n",
+		nginxVersion(), cpuProxy, cpuClient)
+	md.WriteString("| target | c=1 p50 | c=1 p99 | added p50 | added p99 | c=16 p50 | c=64 p50 | c=64 req/s | stream: first chunk p50 | stream: between chunks | max req/s, p99 < 10 ms (open loop) | CPU per request (c=64) | errors |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	for _, t := range targets {
+		n := t.name
+		added := func(p float64) string {
+			if n == floor {
+				return "–"
+			}
+			var xs []float64
+			for k, r := range res[n]["c=1"] {
+				xs = append(xs, float64(r.pct(p)-res[floor]["c=1"][k].pct(p))/1e3)
+			}
+			return summarize(xs).us()
+		}
+		errs := 0
+		for _, rs := range res[n] {
+			for _, r := range rs {
+				errs += r.errors
+			}
+		}
+		streamOK := 0
+		for _, r := range res[n]["stream c=1"] {
+			streamOK += r.requests
+		}
+		ttft, between := "all failed", "–"
+		if streamOK > 0 {
+			ttft, between = med(n, "stream c=1", us(0.5)).us(), fmt.Sprintf("%.1f µs", med(n, "stream c=1", gap).med)
+		} else {
+			failedStreams = append(failedStreams, n)
+		}
+		fmt.Fprintf(md, "| %s | %s | %s | %s | %s | %s | %s | %.0f | %s | %s | %.0f | %.0f µs | %d |\n", n,
+			med(n, "c=1", us(0.5)).us(), med(n, "c=1", us(0.99)).us(), added(0.5), added(0.99),
+			med(n, "c=16", us(0.5)).us(), med(n, "c=64", us(0.5)).us(), med(n, "c=64", rps).med,
+			ttft, between, rates[n], med(n, "c=64", cpuPer).med, errs)
+	}
+	if len(failedStreams) > 0 {
+		fmt.Fprintf(md, "\nEvery streaming request through %s failed in this run (Portkey 1.15.2 on Node.js 20 answers "+
+			"`{\"status\":\"failure\",\"message\":\"Something went wrong\"}` and logs `TypeError: immutable` for these upstream streams); "+
+			"its errors column counts them.\n", strings.Join(failedStreams, ", "))
+	}
+	sg, pk, ng := "steergate", "portkey", "nginx"
+	addedP50 := func(n string) float64 {
+		var xs []float64
+		for k, r := range res[n]["c=1"] {
+			xs = append(xs, float64(r.pct(0.5)-res[floor]["c=1"][k].pct(0.5))/1e3)
+		}
+		return summarize(xs).med
+	}
+	fmt.Fprintf(md, "\nSteergate's added p50 at c=1 is %.0f µs against Portkey's %.0f µs; its saturation throughput (c=64) is %.0f%% of nginx's, "+
+		"and its highest open-loop rate with p99 under 10 ms is %.0f against nginx's %.0f. CPU per request is the process tree's user+system "+
+		"time over the run divided by its requests (from /proc, 10 ms ticks). Allocations per request, in-process: "+
+		"`go test -run - -bench 'Passthrough|Direct' -benchmem ./gateway/`.\n",
+		addedP50(sg), addedP50(pk), 100*med(sg, "c=64", rps).med/med(ng, "c=64", rps).med, rates[sg], rates[ng])
+	return nil
+}
+
+func nginxVersion() string {
+	out, err := exec.Command("nginx", "-v").CombinedOutput()
+	if err != nil {
+		return ""
+	}
+	_, v, _ := strings.Cut(strings.TrimSpace(string(out)), "nginx/")
+	return v
 }
