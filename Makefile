@@ -13,7 +13,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 BIN := bin/steergate
 
 export STEERGATE_NODE_MODULES := $(CACHE)/node/node_modules
-export STEERGATE_CACHE := $(CACHE)
+export STEERGATE_DOWNLOADS := $(CACHE)
 export ONNXRUNTIME_LIB ?= $(ORT_LIB)
 
 .PHONY: run test bench lint build deps-test deps-bench clean

@@ -126,7 +126,7 @@ http {
 
 // portkeyScript is the Portkey AI gateway's server, installed by make bench.
 func portkeyScript() string {
-	dir := os.Getenv("STEERGATE_CACHE")
+	dir := os.Getenv("STEERGATE_DOWNLOADS")
 	if dir == "" {
 		home, _ := os.UserHomeDir()
 		dir = filepath.Join(home, ".cache", "steergate")

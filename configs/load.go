@@ -69,6 +69,15 @@ func Parse(file string, data []byte) (*Config, error) {
 	if len(errs) > 0 {
 		return nil, errs
 	}
+	// STEERGATE_<SECTION> would replace a whole section with a string and
+	// silently drop every key under it; only leaf keys may be set this way.
+	for i := range reflect.TypeOf(Config{}).NumField() {
+		name := tagName(reflect.TypeOf(Config{}).Field(i))
+		env := "STEERGATE_" + strings.ToUpper(name)
+		if _, ok := os.LookupEnv(env); ok {
+			return nil, Errors{fmt.Sprintf("%s:%s: the environment variable %s would replace the whole %s section; set its keys instead (e.g. %s_...)", file, name, env, name, env)}
+		}
+	}
 	v := viper.New()
 	v.SetConfigType("yaml")
 	v.SetEnvPrefix("STEERGATE")

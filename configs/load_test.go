@@ -125,3 +125,11 @@ func TestEmbeddedDefault(t *testing.T) {
 		t.Errorf("missing file: %v", err)
 	}
 }
+
+func TestSectionEnvironmentVariableIsRefused(t *testing.T) {
+	t.Setenv("STEERGATE_CACHE", "/tmp/somewhere")
+	_, err := Load("testdata/good/minimal.yaml")
+	if err == nil || !strings.Contains(err.Error(), "STEERGATE_CACHE would replace the whole cache section") {
+		t.Errorf("err = %v", err)
+	}
+}

@@ -18,7 +18,7 @@ const RuntimeVersion = "1.24.3"
 
 // DefaultLibrary is where `make` puts the library: the cache folder.
 func DefaultLibrary() string {
-	dir := os.Getenv("STEERGATE_CACHE")
+	dir := os.Getenv("STEERGATE_DOWNLOADS")
 	if dir == "" {
 		home, _ := os.UserHomeDir()
 		dir = filepath.Join(home, ".cache", "steergate")

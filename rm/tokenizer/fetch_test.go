@@ -13,7 +13,7 @@ import (
 
 // cacheDir is where downloads are kept between runs, outside the repo.
 func cacheDir(t testing.TB) string {
-	if d := os.Getenv("STEERGATE_CACHE"); d != "" {
+	if d := os.Getenv("STEERGATE_DOWNLOADS"); d != "" {
 		return d
 	}
 	home, err := os.UserHomeDir()
