@@ -5,11 +5,13 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/url"
 	"os"
 	"reflect"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -344,17 +346,8 @@ func withScheme(s string) string {
 // NormalizeURL returns a backend URL with a scheme.
 func NormalizeURL(s string) string { return withScheme(s) }
 
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
-
 func (c *Config) validateRewards(bad func(key, format string, args ...any)) {
-	for _, n := range sortedKeys(c.Rewards) {
+	for _, n := range slices.Sorted(maps.Keys(c.Rewards)) {
 		r := c.Rewards[n]
 		k := "rewards." + n
 		for obj, norm := range r.Normalize {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"time"
 
@@ -59,7 +61,7 @@ type Info struct {
 	Candidates   []Candidate    `json:"candidates"`
 	SamplesUsed  int            `json:"samples_used"`
 	BackendUsage backend.Usage  `json:"backend_usage"`
-	Failed       int            `json:"failed,omitempty"` // samples dropped after an error
+	Failed       int            `json:"failed,omitempty"`       // samples dropped after an error
 	RewardError  string         `json:"reward_error,omitempty"` // the reward failed; answered unscored
 	Waves        int            `json:"waves,omitempty"`
 	StopReason   string         `json:"stop_reason,omitempty"`
@@ -173,7 +175,7 @@ func (e *Engine) Run(ctx context.Context, c *Call, emit func(backend.Delta) erro
 	}
 	reward, ok := e.rewards[name]
 	if !ok {
-		return nil, backend.Invalid("steering.reward", "unknown reward %q (configured: %v)", name, sortedKeys(e.rewards))
+		return nil, backend.Invalid("steering.reward", "unknown reward %q (configured: %v)", name, slices.Sorted(maps.Keys(e.rewards)))
 	}
 	objectives := reward.Objectives()
 	weights := p.Weights
@@ -195,15 +197,6 @@ func (e *Engine) Run(ctx context.Context, c *Call, emit func(backend.Delta) erro
 		env.Emit = emit
 		return e.strategies[p.Strategy].Steer(ctx, c.Request, &p, env)
 	})
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 // wantJSON reports whether the request asked for JSON output.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"sort"
 	"time"
@@ -215,4 +216,14 @@ func startHealthChecks(ctx context.Context, cfg *configs.Config, backends map[st
 			}
 		}()
 	}
+}
+
+// buildOffline loads a config and builds its backends and rewards for the
+// offline commands (score, eval), which log only warnings.
+func buildOffline(ctx context.Context, file string, stderr io.Writer) (*app, error) {
+	cfg, err := configs.Load(file)
+	if err != nil {
+		return nil, err
+	}
+	return build(ctx, cfg, newLogger(configs.Log{Level: "warn", Format: "text"}, stderr))
 }

@@ -62,11 +62,7 @@ func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if len(settings) == 0 {
 		settings = defaultSettings
 	}
-	cfg, err := configs.Load(*file)
-	if err != nil {
-		return err
-	}
-	a, err := build(ctx, cfg, newLogger(configs.Log{Level: "warn", Format: "text"}, stderr))
+	a, err := buildOffline(ctx, *file, stderr)
 	if err != nil {
 		return err
 	}

@@ -5,8 +5,9 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
-	"sort"
+	"slices"
 
 	"github.com/steergate/steergate/backend"
 	"github.com/steergate/steergate/cache"
@@ -22,7 +23,7 @@ import (
 // built last, over the shaped members.
 func buildRewards(cfg *configs.Config, backends map[string]backend.Backend, scores cache.Cache, closers *[]func()) (map[string]rm.Rewarder, error) {
 	out := map[string]rm.Rewarder{}
-	names := sortedNames(cfg.Rewards)
+	names := slices.Sorted(maps.Keys(cfg.Rewards))
 	for pass := range 2 { // members before ensembles
 		for _, name := range names {
 			rc := cfg.Rewards[name]
@@ -113,13 +114,4 @@ func nilIfEmpty(s []string) []string {
 		return nil
 	}
 	return s
-}
-
-func sortedNames[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }

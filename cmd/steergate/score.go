@@ -7,6 +7,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 
 	"github.com/steergate/steergate/backend"
 	"github.com/steergate/steergate/configs"
@@ -55,18 +57,14 @@ func score(ctx context.Context, args []string, in io.Reader, out, stderr io.Writ
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	cfg, err := configs.Load(*file)
-	if err != nil {
-		return err
-	}
-	a, err := build(ctx, cfg, newLogger(configs.Log{Level: "warn", Format: "text"}, stderr))
+	a, err := buildOffline(ctx, *file, stderr)
 	if err != nil {
 		return err
 	}
 	defer a.close()
 	r, ok := a.rewards[*name]
 	if !ok {
-		return fmt.Errorf("--reward %q: no such reward in %s (have %v)", *name, *file, sortedNames(a.rewards))
+		return fmt.Errorf("--reward %q: no such reward in %s (have %v)", *name, *file, slices.Sorted(maps.Keys(a.rewards)))
 	}
 	w := bufio.NewWriter(out)
 	defer w.Flush()
