@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"encoding/csv"
 	"errors"
 	"flag"
 	"fmt"
@@ -370,6 +371,8 @@ cache:
 		s := summarize(wall[n])
 		fmt.Fprintf(md, "| %d | %.1f (%.1f–%.1f) | %.2f |\n", n, s.med, s.lo, s.hi, s.med/base)
 	}
+	r8 := summarize(wall[8]).med / base
+	fmt.Fprintf(md, "\nTarget: best-of-8 at most 1.3 times one sample's wall time: %s (%.2f).\n", metOr(r8 <= 1.3), r8)
 	return nil
 }
 
@@ -402,11 +405,66 @@ func evalCurve(bin string, md *strings.Builder, dir string) error {
 	if err != nil {
 		return fmt.Errorf("steergate eval: %w", err)
 	}
+	verdict, err := adaptiveTarget(csvPath)
+	if err != nil {
+		return err
+	}
 	fmt.Fprintf(md, "\n## Reward against compute\n\n`steergate eval --config configs/default.yaml --prompts eval/prompts.jsonl --seeds 4` "+
 		"on the embedded default (reference model, rules reward, the route's weights): 30 prompts × 4 seeds per setting. "+
 		"Samples of one run use seeds s, s+1, …, so best-of-N and adaptive draw the same samples in the same order. "+
-		"Reward is the utility of the chosen answer; gain is measured over a single sample.\n\n%s\n![reward against compute](eval-curve.svg)\n", table)
+		"Reward is the utility of the chosen answer; gain is measured over a single sample.\n\n%s\n![reward against compute](eval-curve.svg)\n\n%s\n", table, verdict)
 	return nil
+}
+
+// adaptiveTarget checks, from eval's CSV, whether an adaptive setting
+// reaches 90% of best-of-16's mean reward gain over one sample with at most
+// 30% of its samples.
+func adaptiveTarget(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	rows, err := csv.NewReader(f).ReadAll()
+	if err != nil {
+		return "", err
+	}
+	type agg struct{ reward, samples, n float64 }
+	by := map[string]*agg{}
+	var order []string
+	for _, r := range rows[1:] {
+		a := by[r[1]]
+		if a == nil {
+			a = &agg{}
+			by[r[1]] = a
+			order = append(order, r[1])
+		}
+		s, _ := strconv.ParseFloat(r[4], 64)
+		w, _ := strconv.ParseFloat(r[7], 64)
+		a.samples, a.reward, a.n = a.samples+s, a.reward+w, a.n+1
+	}
+	one, sixteen := by[`{"strategy":"best_of_n","n":1}`], by[`{"strategy":"best_of_n","n":16}`]
+	if one == nil || sixteen == nil {
+		return "", fmt.Errorf("eval ran without best-of-1 and best-of-16")
+	}
+	gain := sixteen.reward/sixteen.n - one.reward/one.n
+	best, bestShare, bestSamples := "", 0.0, 0.0
+	for _, k := range order {
+		a := by[k]
+		if !strings.Contains(k, `"adaptive"`) {
+			continue
+		}
+		share, samples := (a.reward/a.n-one.reward/one.n)/gain, a.samples/a.n/16
+		if samples <= 0.3 && share > bestShare {
+			best, bestShare, bestSamples = k, share, samples
+		}
+	}
+	ok := bestShare >= 0.9
+	if best == "" {
+		return "Target: an adaptive setting with at least 90% of best-of-16's gain using at most 30% of its samples: missed (no adaptive setting stayed under 30% of the samples).", nil
+	}
+	return fmt.Sprintf("Target: an adaptive setting with at least 90%% of best-of-16's gain using at most 30%% of its samples: %s "+
+		"(`%s`: %.0f%% of the gain with %.0f%% of the samples; its threshold was chosen on this prompt set).", metOr(ok), best, 100*bestShare, 100*bestSamples), nil
 }
 
 // goBench runs `go test -bench` and adds its results as a table.
@@ -807,7 +865,23 @@ func peers(bin string, md *strings.Builder, d time.Duration, rounds int) error {
 		"time over the run divided by its requests (from /proc, 10 ms ticks). Allocations per request, in-process: "+
 		"`go test -run - -bench 'Passthrough|Direct' -benchmem ./gateway/`.\n",
 		addedP50(sg), addedP50(pk), 100*med(sg, "c=64", rps).med/med(ng, "c=64", rps).med, rates[sg], rates[ng])
+	var p99s []float64
+	for k, r := range res[sg]["c=1"] {
+		p99s = append(p99s, float64(r.pct(0.99)-res[floor]["c=1"][k].pct(0.99))/1e3)
+	}
+	fmt.Fprintf(md, "\nTargets: added p50 under 100 µs at c=1: %s (%.0f µs; nginx adds %.0f µs); added p99 under 1 ms: %s (%.0f µs); "+
+		"added latency below Portkey's: %s; saturation throughput at least 70%% of nginx's: %s (%.0f%%).\n",
+		metOr(addedP50(sg) < 100), addedP50(sg), addedP50(ng), metOr(summarize(p99s).med < 1000), summarize(p99s).med,
+		metOr(addedP50(sg) < addedP50(pk)), metOr(med(sg, "c=64", rps).med >= 0.7*med(ng, "c=64", rps).med),
+		100*med(sg, "c=64", rps).med/med(ng, "c=64", rps).med)
 	return nil
+}
+
+func metOr(ok bool) string {
+	if ok {
+		return "met"
+	}
+	return "missed"
 }
 
 func nginxVersion() string {
