@@ -293,30 +293,16 @@ func run(bin, out string, d time.Duration, rounds int) error {
 // parallel. Reward scoring (the rules reward) is included.
 func steeringWallTime(bin string, md *strings.Builder, rounds int) error {
 	const tokenDelay = 4 * time.Millisecond
-	refAddr, gwAddr := freePort(), freePort()
+	refAddr := freePort()
 	ref, err := startProc("reference", refAddr, bin, "reference-server", "--listen", refAddr, "--token-delay", tokenDelay.String())
 	if err != nil {
 		return err
 	}
 	defer ref.stop()
-	cfg := filepath.Join(os.TempDir(), "steergate-bench-steering.yaml")
-	err = os.WriteFile(cfg, []byte(fmt.Sprintf(`server:
-  listen: %s
-log:
-  level: warn
-backends:
-  upstream:
-    type: openai
-    flavour: vllm
-    url: http://%s/v1
-    max_concurrency: 64
-models:
-  - name: reference
-    backend: upstream
-    steering:
+	gw, url, err := gateway{name: "steering", upstream: refAddr, route: `    steering:
       reward: default
       weights: {helpfulness: 1, repetition: -2, verbosity: -0.2, format: 1}
-rewards:
+`, extra: `rewards:
   default:
     type: rules
     rules:
@@ -324,19 +310,11 @@ rewards:
         helpfulness: ['\bbecause\b', '\bfirst\b', '\bhelps?\b']
     normalize:
       verbosity: {mean: 40, std: 20}
-cache:
-  responses:
-    enabled: false
-`, gwAddr, refAddr)), 0o644)
-	if err != nil {
-		return err
-	}
-	gw, err := startProc("steergate", gwAddr, bin, "serve", "--config", cfg)
+` + noResponseCache}.start(bin)
 	if err != nil {
 		return err
 	}
 	defer gw.stop()
-	url := "http://" + gwAddr + "/v1/chat/completions"
 	body := func(steer string) []byte {
 		return []byte(`{"model":"reference","messages":[{"role":"user","content":"Tell me about the ocean."}],"max_tokens":32,"seed":7` + steer + `}`)
 	}
@@ -518,29 +496,7 @@ func cacheHits(bin string, md *strings.Builder, d time.Duration, rounds int) err
 	}
 	defer ref.stop()
 	start := func(name, cacheCfg string) (*proc, string, error) {
-		addr := freePort()
-		cfg := filepath.Join(os.TempDir(), "steergate-bench-"+name+".yaml")
-		err := os.WriteFile(cfg, []byte(fmt.Sprintf(`server:
-  listen: %s
-log:
-  level: warn
-backends:
-  upstream:
-    type: openai
-    flavour: vllm
-    url: http://%s/v1
-models:
-  - name: reference
-    backend: upstream
-rewards:
-  default:
-    type: rules
-%s`, addr, refAddr, cacheCfg)), 0o644)
-		if err != nil {
-			return nil, "", err
-		}
-		p, err := startProc("steergate-"+name, addr, bin, "serve", "--config", cfg)
-		return p, "http://" + addr + "/v1/chat/completions", err
+		return gateway{name: name, upstream: refAddr, extra: "rewards:\n  default:\n    type: rules\n" + cacheCfg}.start(bin)
 	}
 	mem, memURL, err := start("memory", "")
 	if err != nil {
@@ -627,37 +583,17 @@ func (p *proc) rss() int64 {
 // gateway to the reference server (tokens every 20 ms), and reports errors,
 // the gateway's memory per open stream and its CPU per request.
 func streamingLoad(bin string, md *strings.Builder, n int) error {
-	refAddr, gwAddr := freePort(), freePort()
+	refAddr := freePort()
 	ref, err := startProc("reference", refAddr, bin, "reference-server", "--listen", refAddr, "--token-delay", "20ms")
 	if err != nil {
 		return err
 	}
 	defer ref.stop()
-	cfg := filepath.Join(os.TempDir(), "steergate-bench-load.yaml")
-	err = os.WriteFile(cfg, []byte(fmt.Sprintf(`server:
-  listen: %s
-  max_inflight: %d
-log:
-  level: warn
-backends:
-  upstream:
-    type: openai
-    flavour: vllm
-    url: http://%s/v1
-    max_concurrency: %d
-models:
-  - name: reference
-    backend: upstream
-`, gwAddr, 2*n, refAddr, 2*n)), 0o644)
-	if err != nil {
-		return err
-	}
-	gw, err := startProc("steergate", gwAddr, bin, "serve", "--config", cfg)
+	gw, url, err := gateway{name: "load", upstream: refAddr, maxInflight: 2 * n, maxConcurrency: 2 * n}.start(bin)
 	if err != nil {
 		return err
 	}
 	defer gw.stop()
-	url := "http://" + gwAddr + "/v1/chat/completions"
 	// Distinct seeds: identical seeded requests would share one answer
 	// through the response cache.
 	body := func(i int) []byte {

@@ -151,35 +151,48 @@ func startPortkey(upstream string) (*target, error) {
 		"x-portkey-provider": "openai", "x-portkey-custom-host": "http://" + upstream + "/v1", "Authorization": "Bearer none"}}, nil
 }
 
-func startSteergate(bin, upstream string) (*target, error) {
+// gateway describes a `steergate serve` for a benchmark: the model
+// "reference" routed to the reference server at upstream, plus YAML for the
+// route's entry and for the top level.
+type gateway struct {
+	name           string
+	upstream       string
+	maxInflight    int
+	maxConcurrency int
+	route          string // lines under the models entry, indented four spaces
+	extra          string // top-level YAML
+	cpus           string // pin to these CPUs; "" for none
+}
+
+// start writes the config and serves it; it returns the process and the
+// chat completions URL.
+func (g gateway) start(bin string) (*proc, string, error) {
 	addr := freePort()
-	cfg := filepath.Join(os.TempDir(), "steergate-bench-peer.yaml")
-	err := os.WriteFile(cfg, []byte(fmt.Sprintf(`server:
-  listen: %s
-  max_inflight: 4096
-log:
-  level: warn
-backends:
-  upstream:
-    type: openai
-    flavour: vllm
-    url: http://%s/v1
-    max_concurrency: 512
-models:
-  - name: reference
-    backend: upstream
-cache:
-  responses:
-    enabled: false
-`, addr, upstream)), 0o644)
+	cfg := filepath.Join(os.TempDir(), "steergate-bench-"+g.name+".yaml")
+	y := fmt.Sprintf("server:\n  listen: %s\n  max_inflight: %d\nlog:\n  level: warn\nbackends:\n  upstream:\n    type: openai\n"+
+		"    flavour: vllm\n    url: http://%s/v1\n    max_concurrency: %d\nmodels:\n  - name: reference\n    backend: upstream\n%s%s",
+		addr, max(g.maxInflight, 1024), g.upstream, max(g.maxConcurrency, 64), g.route, g.extra)
+	if err := os.WriteFile(cfg, []byte(y), 0o644); err != nil {
+		return nil, "", err
+	}
+	args := []string{bin, "serve", "--config", cfg}
+	if g.cpus != "" {
+		args = pinned(g.cpus, args...)
+	}
+	p, err := startProc("steergate-"+g.name, addr, args...)
+	return p, "http://" + addr + "/v1/chat/completions", err
+}
+
+// noResponseCache keeps seeded benchmark requests from being answered by
+// the response cache.
+const noResponseCache = "cache:\n  responses:\n    enabled: false\n"
+
+func startSteergate(bin, upstream string) (*target, error) {
+	p, url, err := gateway{name: "peer", upstream: upstream, maxInflight: 4096, maxConcurrency: 512, extra: noResponseCache, cpus: cpuProxy}.start(bin)
 	if err != nil {
 		return nil, err
 	}
-	p, err := startProc("steergate", addr, pinned(cpuProxy, bin, "serve", "--config", cfg)...)
-	if err != nil {
-		return nil, err
-	}
-	return &target{name: "steergate", url: "http://" + addr + "/v1/chat/completions", p: p}, nil
+	return &target{name: "steergate", url: url, p: p}, nil
 }
 
 // openLoop sends requests at a fixed rate for d, each on its own

@@ -1,10 +1,8 @@
 package gateway_test
 
 import (
-	"context"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -14,7 +12,6 @@ import (
 	"github.com/steergate/steergate/backend/reference"
 	"github.com/steergate/steergate/cache"
 	"github.com/steergate/steergate/cache/cachetest"
-	"github.com/steergate/steergate/gateway"
 	"github.com/steergate/steergate/rm"
 	"github.com/steergate/steergate/rm/rules"
 	"github.com/steergate/steergate/steering"
@@ -32,16 +29,7 @@ func replica(t *testing.T, redisAddr string) string {
 	scored := rm.NewCached(rl, "rules@1", rc, time.Hour)
 	eng := steering.NewEngine(map[string]rm.Rewarder{"default": scored}, nil, "default", steering.Limits{MaxSamples: 16}).
 		WithResponseCache(steering.NewResponseCache(rc, true, time.Hour, 1<<20))
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := gateway.New(defaultOptions(), rt, eng, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, ln) }()
-	t.Cleanup(func() { cancel(); <-done })
-	return "http://" + ln.Addr().String() + "/v1/chat/completions"
+	return serveWith(t, defaultOptions(), rt, eng).url + "/v1/chat/completions"
 }
 
 func postCache(t *testing.T, url, body string) (string, string) {

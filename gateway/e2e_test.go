@@ -48,12 +48,19 @@ func start(t *testing.T, opts gateway.Options, routes map[string]backend.Backend
 			t.Fatal(err)
 		}
 	}
+	return serveWith(t, opts, rt, nil)
+}
+
+// serveWith serves a gateway over a router and engine (nil: passthrough
+// only) on a loopback port until the test ends.
+func serveWith(t *testing.T, opts gateway.Options, rt *backend.Router, eng gateway.Engine) *env {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	srv := gateway.New(opts, rt, nil, log, nil)
+	srv := gateway.New(opts, rt, eng, log, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx, ln) }()

@@ -3,9 +3,6 @@ package gateway_test
 import (
 	"context"
 	"encoding/json"
-	"io"
-	"log/slog"
-	"net"
 	"net/http"
 	"testing"
 
@@ -13,7 +10,6 @@ import (
 	"github.com/openai/openai-go/v3/option"
 	"github.com/steergate/steergate/backend"
 	"github.com/steergate/steergate/backend/reference"
-	"github.com/steergate/steergate/gateway"
 	"github.com/steergate/steergate/rm"
 	"github.com/steergate/steergate/rm/rules"
 	"github.com/steergate/steergate/steering"
@@ -32,17 +28,7 @@ func startSteered(t *testing.T) *env {
 	eng := steering.NewEngine(map[string]rm.Rewarder{"default": rules},
 		map[string]steering.Params{"reference": {Weights: map[string]float64{"helpfulness": 1, "repetition": -1}}},
 		"default", steering.Limits{MaxSamples: 16})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := gateway.New(defaultOptions(), rt, eng, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, ln) }()
-	t.Cleanup(func() { cancel(); <-done })
-	url := "http://" + ln.Addr().String()
-	return &env{url: url, client: sdk.NewClient(option.WithBaseURL(url+"/v1/"), option.WithAPIKey("x"), option.WithMaxRetries(0))}
+	return serveWith(t, defaultOptions(), rt, eng)
 }
 
 type steeringObject struct {
