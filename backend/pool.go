@@ -66,6 +66,17 @@ func (b *Breaker) record(ok bool) {
 	}
 }
 
+// abandon ends a half-open trial whose caller gave up, so that the next
+// call may try again.
+func (b *Breaker) abandon() {
+	if b == nil || b.failures == 0 {
+		return
+	}
+	b.mu.Lock()
+	b.trial = false
+	b.mu.Unlock()
+}
+
 // Open reports whether the breaker currently skips its backend.
 func (b *Breaker) Open() bool {
 	if b == nil || b.failures == 0 {
@@ -173,10 +184,12 @@ func do[T any](ctx context.Context, p *Pool, r *Request, call func(context.Conte
 				m.Breaker.record(true)
 				return g, nil
 			}
-			if ctx.Err() != nil || !retryable(err) {
-				if !retryable(err) && ctx.Err() == nil {
-					m.Breaker.record(true) // the backend answered; the request was wrong
-				}
+			if ctx.Err() != nil {
+				m.Breaker.abandon() // says nothing about the backend
+				return zero, err
+			}
+			if !retryable(err) {
+				m.Breaker.record(true) // the backend answered; the request was wrong
 				return zero, err
 			}
 			m.Breaker.record(false)

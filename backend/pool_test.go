@@ -137,3 +137,22 @@ func TestLimitQueue(t *testing.T) {
 		t.Errorf("%d served, %d overloaded", ok, overloaded)
 	}
 }
+
+// A half-open trial whose caller gives up must not keep the breaker shut.
+func TestBreakerTrialAbandoned(t *testing.T) {
+	dead := &flaky{Backend: reference.New("a", reference.Options{FirstTokenDelay: time.Second}), n: 1, err: boom}
+	br := backend.NewBreaker("a", 1, time.Millisecond)
+	p := backend.NewPool(backend.Member{Backend: dead, Breaker: br})
+	p.Generate(context.Background(), req()) // fails: open
+	time.Sleep(5 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if _, err := p.Generate(ctx, req()); err == nil { // the trial, abandoned by its caller
+		t.Fatal("trial finished despite the deadline")
+	}
+	before := dead.calls.Load()
+	p.Generate(context.Background(), req())
+	if dead.calls.Load() != before+1 {
+		t.Error("after an abandoned trial the breaker let no call through")
+	}
+}
