@@ -3,7 +3,9 @@ package gateway_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
+	"strings"
 	"testing"
 
 	sdk "github.com/openai/openai-go/v3"
@@ -11,6 +13,7 @@ import (
 	"github.com/steergate/steergate/backend"
 	"github.com/steergate/steergate/backend/reference"
 	"github.com/steergate/steergate/rm"
+	"github.com/steergate/steergate/rm/rmtest"
 	"github.com/steergate/steergate/rm/rules"
 	"github.com/steergate/steergate/steering"
 )
@@ -110,4 +113,17 @@ func TestSDKSteeredRequests(t *testing.T) {
 	_, err := e.client.Chat.Completions.New(ctx, sdk.ChatCompletionNewParams{Model: "reference", Messages: userMsg("hi")},
 		option.WithJSONSet("steering", map[string]any{"strategy": "beam"}))
 	apiErr(t, err, 400, "steering.strategy")
+}
+
+func TestRewardFailureIs502(t *testing.T) {
+	rt := backend.NewRouter()
+	rt.Add(backend.Route{Name: "reference", Backend: reference.New("reference", reference.Options{}), Target: "reference"})
+	broken := &rmtest.Table{Name: "broken", Names: []string{"x"}, Err: errors.New("reward server exploded")}
+	eng := steering.NewEngine(map[string]rm.Rewarder{"default": broken}, nil, "default", steering.Limits{MaxSamples: 16})
+	e := serveWith(t, defaultOptions(), rt, eng)
+	status, _, body := post(t, e.url+"/v1/chat/completions",
+		`{"model":"reference","messages":[{"role":"user","content":"hi"}],"steering":{"strategy":"best_of_n","n":2}}`)
+	if status != 502 || !strings.Contains(body, `"code":"reward_error"`) || !strings.Contains(body, "reward server exploded") {
+		t.Errorf("%d %s", status, body)
+	}
 }
