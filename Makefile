@@ -11,6 +11,7 @@ ORT_LIB := $(CACHE)/onnxruntime/$(ORT_VERSION)/libonnxruntime.so.1
 TOKENIZERS := llama3 qwen3 gemma3
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 BIN := bin/steergate
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
 export STEERGATE_NODE_MODULES := $(CACHE)/node/node_modules
 export STEERGATE_DOWNLOADS := $(CACHE)
@@ -19,7 +20,7 @@ export ONNXRUNTIME_LIB ?= $(ORT_LIB)
 .PHONY: run test bench lint build deps-test deps-bench clean
 
 build:
-	$(GO) build -o $(BIN) ./cmd/steergate
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/steergate
 
 run: build
 	./$(BIN) serve --config configs/default.yaml
