@@ -71,7 +71,7 @@ func newNormalizer(c *componentJSON) (normalizer, error) {
 func newReplace(p *patternJSON, content string) (func(string) string, error) {
 	switch {
 	case p == nil:
-		return nil, fmt.Errorf("Replace without a pattern")
+		return nil, fmt.Errorf("a Replace normalizer needs a pattern")
 	case p.String != nil:
 		from := *p.String
 		return func(s string) string { return strings.ReplaceAll(s, from, content) }, nil
@@ -88,7 +88,7 @@ func newReplace(p *patternJSON, content string) (func(string) string, error) {
 			return out
 		}, nil
 	}
-	return nil, fmt.Errorf("Replace pattern must be String or Regex")
+	return nil, fmt.Errorf("a Replace pattern must be String or Regex")
 }
 
 // compile compiles a tokenizer regex with the flags that make .NET-style

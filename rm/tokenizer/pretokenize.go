@@ -181,7 +181,7 @@ func (f funcMatcher) find(s string) [][2]int {
 func newMatcher(p *patternJSON) (matcher, error) {
 	switch {
 	case p == nil:
-		return nil, fmt.Errorf("Split without a pattern")
+		return nil, fmt.Errorf("a Split pre-tokenizer needs a pattern")
 	case p.String != nil:
 		return stringMatcher(*p.String), nil
 	case p.Regex != nil:
@@ -191,7 +191,7 @@ func newMatcher(p *patternJSON) (matcher, error) {
 		}
 		return regexMatcher{r}, nil
 	}
-	return nil, fmt.Errorf("Split pattern must be String or Regex")
+	return nil, fmt.Errorf("a Split pattern must be String or Regex")
 }
 
 // split cuts s at the matches, keeping them by behavior: Isolated (own
