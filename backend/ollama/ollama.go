@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 
 	"github.com/ollama/ollama/api"
 	"github.com/steergate/steergate/backend"
@@ -16,8 +17,9 @@ import (
 
 // Client is an Ollama backend.
 type Client struct {
-	name string
-	api  *api.Client
+	name     string
+	api      *api.Client
+	logprobs atomic.Bool // false when Probe found a server older than 0.12.11
 }
 
 var (
@@ -40,7 +42,37 @@ func New(name, base string, hc *http.Client) (*Client, error) {
 	if hc == nil {
 		hc = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256, ForceAttemptHTTP2: false}}
 	}
-	return &Client{name: name, api: api.NewClient(u, hc)}, nil
+	c := &Client{name: name, api: api.NewClient(u, hc)}
+	c.logprobs.Store(true)
+	return c, nil
+}
+
+// Probe asks the server for its version, so that capabilities are known
+// before requests arrive: logprobs need Ollama 0.12.11 or later. Builds
+// that report 0.0.0 (from source) are taken to be current.
+func (c *Client) Probe(ctx context.Context) error {
+	v, err := c.api.Version(ctx)
+	if err != nil {
+		return mapErr(err)
+	}
+	c.logprobs.Store(atLeast(v, 0, 12, 11))
+	return nil
+}
+
+// atLeast compares a dotted version with major.minor.patch; unparseable and
+// 0.0.0 versions count as new enough.
+func atLeast(v string, major, minor, patch int) bool {
+	var a, b, d int
+	if n, _ := fmt.Sscanf(strings.TrimPrefix(v, "v"), "%d.%d.%d", &a, &b, &d); n < 3 || a+b+d == 0 {
+		return true
+	}
+	switch {
+	case a != major:
+		return a > major
+	case b != minor:
+		return b > minor
+	}
+	return d >= patch
 }
 
 func (c *Client) Name() string { return c.name }
@@ -48,7 +80,12 @@ func (c *Client) Name() string { return c.name }
 // Caps: logprobs since Ollama 0.12.11 (at most 20 alternatives); no native
 // n (Ollama ignores it); no scoring of given text.
 func (c *Client) Caps() backend.Caps {
-	return backend.Caps{Logprobs: true, MaxTopLogprobs: 20, Continuation: true}
+	lp := c.logprobs.Load()
+	top := 0
+	if lp {
+		top = 20
+	}
+	return backend.Caps{Logprobs: lp, MaxTopLogprobs: top, Continuation: true}
 }
 
 // Models lists the models Ollama has.

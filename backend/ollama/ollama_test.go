@@ -2,6 +2,9 @@ package ollama_test
 
 import (
 	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"testing"
 
 	"github.com/steergate/steergate/backend"
@@ -40,5 +43,21 @@ func TestModelsListsLatest(t *testing.T) {
 	}
 	if len(names) != 1 || names[0] != "reference:latest" {
 		t.Errorf("models %v", names)
+	}
+}
+
+func TestProbeSetsLogprobsByVersion(t *testing.T) {
+	for version, want := range map[string]bool{"0.12.10": false, "0.12.11": true, "0.17.4": true, "0.0.0": true, "1.0.0": true, "0.9.6": false} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			fmt.Fprintf(w, `{"version":%q}`, version)
+		}))
+		c, _ := ollama.New("o", srv.URL, nil)
+		if err := c.Probe(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if got := c.Caps().Logprobs; got != want {
+			t.Errorf("version %s: logprobs %v, want %v", version, got, want)
+		}
+		srv.Close()
 	}
 }

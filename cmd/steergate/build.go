@@ -49,6 +49,13 @@ func newBackend(name string, b configs.Backend) (backend.Backend, error) {
 		if err != nil {
 			return nil, err
 		}
+		// Capabilities are learned before requests arrive; a server that is
+		// down now keeps the defaults and is probed by nothing else.
+		pctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		if err := c.Probe(pctx); err != nil {
+			slog.Warn("could not ask ollama for its version; assuming 0.12.11 or later", "backend", name, "err", err)
+		}
+		cancel()
 		be = c
 	case configs.TypeOpenAI:
 		c, err := oai.New(name, configs.NormalizeURL(b.URL), b.APIKey, b.Flavour, b.MaxConcurrency)
@@ -152,6 +159,9 @@ func build(ctx context.Context, cfg *configs.Config, log *slog.Logger) (*app, er
 			if _, ok := rewards[p.Reward]; !ok {
 				return nil, fmt.Errorf("models[%d].steering.reward: names reward %q, which is not defined under rewards", i, p.Reward)
 			}
+		}
+		if rt, err := router.Resolve(m.Name); err == nil && p.PruneTokens > 0 && !rt.Backend.Caps().Continuation {
+			return nil, fmt.Errorf("models[%d].steering.prune_tokens: backend %s cannot continue a partial answer, which pruning needs", i, m.Backend)
 		}
 		for _, name := range append([]string{m.Name}, m.Aliases...) {
 			routes[name] = p
