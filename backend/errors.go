@@ -17,7 +17,6 @@ var (
 	ErrUpstream    = errors.New("backend failure")   // 502
 	ErrTimeout     = errors.New("backend timeout")   // 504
 	ErrCanceled    = errors.New("request canceled")  // 499, client went away
-	ErrInternal    = errors.New("internal error")    // 500
 )
 
 // ParamError names the request parameter an error is about, so that the

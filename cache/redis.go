@@ -107,9 +107,6 @@ func (r *Redis) failed(op string, err error) {
 	r.log.Warn("redis cache unavailable; serving without it", "op", op, "err", err, "errors_so_far", n)
 }
 
-// Ping reports whether the server answers.
-func (r *Redis) Ping(ctx context.Context) error { return r.c.Ping(ctx).Err() }
-
 var quietOnce sync.Once
 
 // debugLogger sends go-redis's own messages (one per failed dial) to slog at

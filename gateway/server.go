@@ -74,15 +74,12 @@ func New(opts Options, router *backend.Router, engine Engine, log *slog.Logger, 
 		MaxRequestBodySize: opts.MaxBodyBytes,
 		ReadTimeout:        opts.ReadTimeout,
 		// Streams last as long as the request may; the deadline is ours.
-		WriteTimeout:                  opts.RequestTimeout + 10*time.Second,
-		IdleTimeout:                   opts.IdleTimeout,
-		NoDefaultServerHeader:         true,
-		NoDefaultContentType:          true,
-		DisablePreParseMultipartForm:  true,
-		CloseOnShutdown:               true,
-		ReduceMemoryUsage:             false,
-		StreamRequestBody:             false,
-		DisableHeaderNamesNormalizing: false,
+		WriteTimeout:                 opts.RequestTimeout + 10*time.Second,
+		IdleTimeout:                  opts.IdleTimeout,
+		NoDefaultServerHeader:        true,
+		NoDefaultContentType:         true,
+		DisablePreParseMultipartForm: true,
+		CloseOnShutdown:              true,
 	}
 	return s
 }

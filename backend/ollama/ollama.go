@@ -101,12 +101,6 @@ func (c *Client) Models(ctx context.Context) ([]string, error) {
 	return out, nil
 }
 
-// Ping checks that the server answers.
-func (c *Client) Ping(ctx context.Context) error {
-	_, err := c.api.Version(ctx)
-	return mapErr(err)
-}
-
 // optionKeys are request fields that Ollama takes as options; they reach it
 // from the request's pass-through fields.
 var optionKeys = map[string]bool{
