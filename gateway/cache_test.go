@@ -3,7 +3,6 @@ package gateway_test
 import (
 	"io"
 	"log/slog"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -32,18 +31,15 @@ func replica(t *testing.T, redisAddr string) string {
 	return serveWith(t, defaultOptions(), rt, eng).url + "/v1/chat/completions"
 }
 
+// postCache sends a request that must succeed and returns its X-Cache
+// header and body.
 func postCache(t *testing.T, url, body string) (string, string) {
 	t.Helper()
-	resp, err := http.Post(url, "application/json", strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
+	status, h, b := post(t, url, body)
+	if status != 200 {
+		t.Fatalf("%d %s", status, b)
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != 200 {
-		t.Fatalf("%d %s", resp.StatusCode, b)
-	}
-	return resp.Header.Get("X-Cache"), string(b)
+	return h.Get("X-Cache"), b
 }
 
 // stripIDs drops what differs between two answers to the same request.

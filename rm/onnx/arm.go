@@ -25,12 +25,7 @@ var _ rm.TokenRewarder = (*ARM)(nil)
 
 // NewARM loads an autoregressive reward model.
 func NewARM(c Config) (*ARM, error) {
-	c.defaults()
-	enc, err := newEncoder(&c)
-	if err != nil {
-		return nil, err
-	}
-	sess, err := open(&c)
+	enc, sess, err := load(&c)
 	if err != nil {
 		return nil, err
 	}

@@ -42,12 +42,7 @@ type job struct {
 
 // NewRewarder loads the model and starts its batcher; Close stops it.
 func NewRewarder(c Config) (*Rewarder, error) {
-	c.defaults()
-	enc, err := newEncoder(&c)
-	if err != nil {
-		return nil, err
-	}
-	sess, err := open(&c)
+	enc, sess, err := load(&c)
 	if err != nil {
 		return nil, err
 	}

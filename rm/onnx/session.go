@@ -64,6 +64,21 @@ type session struct {
 	provider string // what it really runs on
 }
 
+// load applies defaults, then reads the tokenizer and opens the model:
+// what every ONNX reward model needs first.
+func load(c *Config) (*encoder, *session, error) {
+	c.defaults()
+	enc, err := newEncoder(c)
+	if err != nil {
+		return nil, nil, err
+	}
+	sess, err := open(c)
+	if err != nil {
+		return nil, nil, err
+	}
+	return enc, sess, nil
+}
+
 // ErrCUDA is wrapped when the CUDA execution provider cannot be used.
 var ErrCUDA = errors.New("CUDA execution provider unavailable")
 
