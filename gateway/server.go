@@ -413,12 +413,7 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx, l *labels, f format, model stri
 			return
 		}
 		if st.err != nil {
-			err := st.err
-			if c := context.Cause(rctx); c != nil && errors.Is(err, context.Canceled) {
-				err = c
-			} else if errors.Is(err, context.DeadlineExceeded) {
-				err = fmt.Errorf("%w: request deadline of %s exceeded", backend.ErrTimeout, s.opts.RequestTimeout)
-			}
+			err := s.requestErr(rctx, st.err)
 			s.log.Warn("stream failed after first byte", "request_id", reqID, "err", err)
 			_, body := errorOf(err)
 			_ = sw.event(body)
@@ -470,17 +465,24 @@ func marshalInfo(out *steering.Outcome) json.RawMessage {
 
 // fail writes the error of a request that produced no output yet.
 func (s *Server) fail(ctx *fasthttp.RequestCtx, rctx context.Context, err error) {
+	err = s.requestErr(rctx, err)
+	status, _ := errorOf(err)
+	if status >= 500 {
+		s.log.Warn("request failed", "request_id", string(ctx.Response.Header.Peek("X-Request-Id")), "status", status, "err", err)
+	}
+	writeError(ctx, err)
+}
+
+// requestErr names why a request's work ended: a cancellation by its cause
+// (the client leaving), the request deadline as a backend timeout.
+func (s *Server) requestErr(rctx context.Context, err error) error {
 	if cause := context.Cause(rctx); cause != nil && errors.Is(err, context.Canceled) {
 		err = cause
 	}
 	if errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, backend.ErrTimeout) {
 		err = fmt.Errorf("%w: request deadline of %s exceeded", backend.ErrTimeout, s.opts.RequestTimeout)
 	}
-	status, _ := errorOf(err)
-	if status >= 500 {
-		s.log.Warn("request failed", "request_id", string(ctx.Response.Header.Peek("X-Request-Id")), "status", status, "err", err)
-	}
-	writeError(ctx, err)
+	return err
 }
 
 // stream runs a producer in its own goroutine and hands its deltas over a
