@@ -64,7 +64,7 @@ FUZZ_TOKENIZER ?= 10000x
 test: deps-test
 	$(GO) vet ./...
 	$(GO) test -race -count=1 ./...
-	$(GO) test -run - -fuzz '^FuzzDecodeChat$$' -fuzztime $(FUZZ_DECODE) ./gateway/openai/
+	$(GO) test -run - -fuzz '^FuzzDecodeChat$$' -fuzztime $(FUZZ_DECODE) ./wire/
 	$(GO) test -run - -fuzz '^FuzzReadSSE$$' -fuzztime $(FUZZ_SSE) ./backend/openai/
 	$(GO) test -run - -fuzz '^FuzzEncodeDecode$$' -fuzztime $(FUZZ_TOKENIZER) ./rm/tokenizer/
 

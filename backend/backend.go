@@ -3,6 +3,8 @@ package backend
 import (
 	"context"
 	"encoding/json"
+
+	"github.com/steergate/steergate/fault"
 )
 
 // Backend is one LLM server (or the embedded reference model).
@@ -30,7 +32,12 @@ type Scorer interface {
 // Score is the log-probability of a text under a backend's model.
 type Score struct {
 	Logprob float64 // sum over the text's tokens
-	Tokens  int
+	Tokens  int     // the text's tokens
+	Usage   Usage   // what the scoring call spent
+}
+
+func unsupportedScoring(name string) error {
+	return fault.Unsupported("", "backend %s cannot score given text", name)
 }
 
 // Caps declares what a backend can do, so that the config loader and the
@@ -43,11 +50,30 @@ type Caps struct {
 	Scoring        bool // logprobs of a given text (implements Scorer)
 }
 
-// Message is one chat message.
+// Message is one chat message, with every field the OpenAI API defines.
 type Message struct {
-	Role    string `json:"role"`
+	Role string `json:"role"`
+	// Content is the message's text: the string, or its text parts joined.
 	Content string `json:"content"`
-	Name    string `json:"name,omitempty"`
+	// Parts holds content given as an array of parts, each as sent (text,
+	// image_url, input_audio, file, …); nil when content was a string.
+	Parts      []Part     `json:"parts,omitempty"`
+	Name       string     `json:"name,omitempty"`
+	ToolCalls  []ToolCall `json:"tool_calls,omitempty"`   // an assistant's calls
+	ToolCallID string     `json:"tool_call_id,omitempty"` // a tool message answers this call
+	Refusal    string     `json:"refusal,omitempty"`
+	Reasoning  string     `json:"reasoning,omitempty"` // an assistant's reasoning_content, sent back
+	// Extra holds message fields this package does not interpret; adapters
+	// that speak OpenAI's wire pass them on.
+	Extra map[string]json.RawMessage `json:"extra,omitempty"`
+}
+
+// Part is one content part. Raw is the part as the client sent it.
+type Part struct {
+	Type     string          `json:"type"`
+	Text     string          `json:"text,omitempty"`
+	ImageURL string          `json:"image_url,omitempty"` // image_url parts: the URL or data URL
+	Raw      json.RawMessage `json:"raw,omitempty"`
 }
 
 // Request is a generation request in OpenAI terms. Exactly one of Messages
@@ -69,9 +95,38 @@ type Request struct {
 	Logprobs    bool
 	TopLogprobs int
 	User        string
+	// Tools the model may call, and how (tool_choice, parallel_tool_calls).
+	Tools             []Tool
+	ToolChoice        json.RawMessage
+	ParallelToolCalls *bool
+	// ResponseFormat asks for JSON (json_object) or JSON following a
+	// schema (json_schema).
+	ResponseFormat *ResponseFormat
+	// ReasoningEffort asks a reasoning model to think less or more.
+	ReasoningEffort string
 	// Extra holds request fields Steergate does not interpret; adapters pass
 	// them through to backends that understand them.
 	Extra map[string]json.RawMessage
+}
+
+// Tool is a function the model may call. Raw keeps the definition as the
+// client sent it, so that OpenAI-compatible backends get it unchanged.
+type Tool struct {
+	Type        string          `json:"type"`
+	Name        string          `json:"name"`
+	Description string          `json:"description,omitempty"`
+	Parameters  json.RawMessage `json:"parameters,omitempty"` // a JSON schema
+	Strict      *bool           `json:"strict,omitempty"`
+	Raw         json.RawMessage `json:"-"`
+}
+
+// ResponseFormat is the request's response_format; Raw keeps it as sent.
+type ResponseFormat struct {
+	Type       string          `json:"type"` // text, json_object, json_schema
+	SchemaName string          `json:"name,omitempty"`
+	Schema     json.RawMessage `json:"schema,omitempty"`
+	Strict     *bool           `json:"strict,omitempty"`
+	Raw        json.RawMessage `json:"-"`
 }
 
 // Clone returns a copy whose slices and maps may be modified freely.
@@ -79,6 +134,7 @@ func (r *Request) Clone() *Request {
 	c := *r
 	c.Messages = append([]Message(nil), r.Messages...)
 	c.Stop = append([]string(nil), r.Stop...)
+	c.Tools = append([]Tool(nil), r.Tools...)
 	if r.Extra != nil {
 		c.Extra = make(map[string]json.RawMessage, len(r.Extra))
 		for k, v := range r.Extra {
@@ -115,13 +171,30 @@ const (
 	FinishLength = "length"
 )
 
+// ToolCall is a function call an assistant message makes. In a streamed
+// Delta it is a fragment: Index says which call it extends, and Arguments
+// is the next piece of the argument text.
+type ToolCall struct {
+	Index     int    `json:"index"`
+	ID        string `json:"id,omitempty"`
+	Type      string `json:"type,omitempty"` // "function"
+	Name      string `json:"name,omitempty"`
+	Arguments string `json:"arguments"`
+}
+
 // Choice is one generated answer.
 type Choice struct {
 	Index        int
 	Text         string
+	Reasoning    string     `json:",omitempty"` // reasoning output (reasoning_content), apart from the answer
+	Refusal      string     `json:",omitempty"`
+	ToolCalls    []ToolCall `json:",omitempty"`
 	FinishReason string
 	Logprobs     []TokenLogprob // nil unless requested
 	Tokens       int            // completion tokens of this choice
+	// Extra holds fields of the backend's message this package does not
+	// interpret, so that they reach the client.
+	Extra map[string]json.RawMessage `json:",omitempty"`
 }
 
 // Usage is what the backend really spent.
@@ -148,6 +221,9 @@ type Generation struct {
 type Delta struct {
 	Index        int
 	Text         string
+	Reasoning    string
+	Refusal      string
+	ToolCalls    []ToolCall // fragments, by ToolCall.Index
 	Logprobs     []TokenLogprob
 	FinishReason string
 }

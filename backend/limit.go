@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/steergate/steergate/fault"
 	"github.com/steergate/steergate/metrics"
 )
 
@@ -15,11 +16,12 @@ type LimitOptions struct {
 	MaxQueue       int           // calls waiting for a turn; more are refused (503)
 	QueueTimeout   time.Duration // how long a call waits for its turn (0: as long as its context)
 	Timeout        time.Duration // per call (0: none of its own)
+	Metrics        *metrics.Metrics
 }
 
 // Limit wraps b so that at most MaxConcurrency calls run at once, at most
 // MaxQueue wait (each up to QueueTimeout) and each call gets at most
-// Timeout. A call that cannot get a turn is ErrOverloaded. Lister and
+// Timeout. A call that cannot get a turn is fault.ErrOverloaded. Lister and
 // Scorer pass through.
 func Limit(b Backend, o LimitOptions) Backend {
 	return &limited{Backend: b, sem: make(chan struct{}, o.MaxConcurrency), o: o}
@@ -43,7 +45,7 @@ func (l *limited) enter(ctx context.Context) (context.Context, func(), error) {
 	default:
 		if l.waiting.Add(1) > int64(l.o.MaxQueue) {
 			l.waiting.Add(-1)
-			return nil, nil, &ParamError{Msg: "backend " + l.Backend.Name() + " is at its concurrency limit and its queue is full", Err: ErrOverloaded}
+			return nil, nil, &fault.ParamError{Msg: "backend " + l.Backend.Name() + " is at its concurrency limit and its queue is full", Err: fault.ErrOverloaded}
 		}
 		var expired <-chan time.Time
 		if l.o.QueueTimeout > 0 {
@@ -56,7 +58,7 @@ func (l *limited) enter(ctx context.Context) (context.Context, func(), error) {
 			l.waiting.Add(-1)
 		case <-expired:
 			l.waiting.Add(-1)
-			return nil, nil, &ParamError{Msg: "backend " + l.Backend.Name() + " had no free slot within " + l.o.QueueTimeout.String(), Err: ErrOverloaded}
+			return nil, nil, &fault.ParamError{Msg: "backend " + l.Backend.Name() + " had no free slot within " + l.o.QueueTimeout.String(), Err: fault.ErrOverloaded}
 		case <-ctx.Done():
 			l.waiting.Add(-1)
 			return nil, nil, context.Cause(ctx)
@@ -70,7 +72,7 @@ func (l *limited) enter(ctx context.Context) (context.Context, func(), error) {
 }
 
 func timeoutError(name string, d time.Duration) error {
-	return &ParamError{Msg: "backend " + name + " did not answer within " + d.String(), Err: ErrTimeout}
+	return &fault.ParamError{Msg: "backend " + name + " did not answer within " + d.String(), Err: fault.ErrTimeout}
 }
 
 func (l *limited) Generate(ctx context.Context, r *Request) (*Generation, error) {
@@ -82,7 +84,7 @@ func (l *limited) Generate(ctx context.Context, r *Request) (*Generation, error)
 	start := time.Now()
 	g, err := l.Backend.Generate(ctx, r)
 	err = causeOf(ctx, err)
-	observe(l.Backend.Name(), start, err)
+	l.observe(start, err)
 	return g, err
 }
 
@@ -95,7 +97,7 @@ func (l *limited) Stream(ctx context.Context, r *Request, emit func(Delta) error
 	start := time.Now()
 	g, err := l.Backend.Stream(ctx, r, emit)
 	err = causeOf(ctx, err)
-	observe(l.Backend.Name(), start, err)
+	l.observe(start, err)
 	return g, err
 }
 
@@ -109,7 +111,7 @@ func (l *limited) Models(ctx context.Context) ([]string, error) {
 func (l *limited) ScoreText(ctx context.Context, r *Request, text string) (*Score, error) {
 	sc, ok := l.Backend.(Scorer)
 	if !ok {
-		return nil, Unsupported("", "backend %s cannot score given text", l.Backend.Name())
+		return nil, unsupportedScoring(l.Backend.Name())
 	}
 	ctx, done, err := l.enter(ctx)
 	if err != nil {
@@ -121,22 +123,22 @@ func (l *limited) ScoreText(ctx context.Context, r *Request, text string) (*Scor
 }
 
 // observe records a backend call's latency and outcome.
-func observe(name string, start time.Time, err error) {
+func (l *limited) observe(start time.Time, err error) {
 	outcome := "ok"
 	switch {
 	case err == nil:
-	case errors.Is(err, context.Canceled) || errors.Is(err, ErrCanceled):
+	case errors.Is(err, context.Canceled) || errors.Is(err, fault.ErrCanceled):
 		outcome = "canceled"
-	case errors.Is(err, ErrTimeout) || errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, fault.ErrTimeout) || errors.Is(err, context.DeadlineExceeded):
 		outcome = "timeout"
 	default:
 		outcome = "error"
 	}
-	metrics.BackendDuration.WithLabelValues(name, outcome).Observe(time.Since(start).Seconds())
+	l.o.Metrics.BackendCall(l.Backend.Name(), outcome, time.Since(start))
 }
 
 // causeOf replaces a bare context error by the context's cause, so that a
-// backend timeout reads as ErrTimeout rather than "context deadline exceeded".
+// backend timeout reads as fault.ErrTimeout rather than "context deadline exceeded".
 func causeOf(ctx context.Context, err error) error {
 	if err == nil || ctx.Err() == nil {
 		return err

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/steergate/steergate/fault"
 	"github.com/steergate/steergate/metrics"
 )
 
@@ -22,12 +23,17 @@ type Breaker struct {
 	openTill time.Time
 	trial    bool // a half-open trial is in flight
 	now      func() time.Time
+	metrics  *metrics.Metrics
 }
 
-// NewBreaker returns a closed breaker; failures 0 disables it.
-func NewBreaker(name string, failures int, cooldown time.Duration) *Breaker {
-	metrics.BackendState.WithLabelValues(name).Set(1)
-	return &Breaker{name: name, failures: failures, cooldown: cooldown, now: time.Now}
+// NewBreaker returns a closed breaker; failures 0 disables it. now is its
+// clock (nil: time.Now).
+func NewBreaker(name string, failures int, cooldown time.Duration, now func() time.Time, m *metrics.Metrics) *Breaker {
+	if now == nil {
+		now = time.Now
+	}
+	m.BackendUp(name, true)
+	return &Breaker{name: name, failures: failures, cooldown: cooldown, now: now, metrics: m}
 }
 
 // allow reports whether a call may go to the backend now.
@@ -56,13 +62,13 @@ func (b *Breaker) record(ok bool) {
 	b.trial = false
 	if ok {
 		b.streak = 0
-		metrics.BackendState.WithLabelValues(b.name).Set(1)
+		b.metrics.BackendUp(b.name, true)
 		return
 	}
 	b.streak++
 	if b.streak >= b.failures {
 		b.openTill = b.now().Add(b.cooldown)
-		metrics.BackendState.WithLabelValues(b.name).Set(0)
+		b.metrics.BackendUp(b.name, false)
 	}
 }
 
@@ -140,7 +146,7 @@ func (p *Pool) Members() []Member { return p.members }
 
 // retryable errors may succeed on another try or another backend.
 func retryable(err error) bool {
-	return errors.Is(err, ErrUpstream) || errors.Is(err, ErrOverloaded)
+	return errors.Is(err, fault.ErrUpstream) || errors.Is(err, fault.ErrOverloaded)
 }
 
 func (p *Pool) Generate(ctx context.Context, r *Request) (*Generation, error) {
@@ -203,7 +209,7 @@ func do[T any](ctx context.Context, p *Pool, r *Request, call func(context.Conte
 		}
 	}
 	if tried == 0 {
-		return zero, &ParamError{Msg: fmt.Sprintf("every backend of %s is failing (circuit open); try again shortly", p.Name()), Err: ErrOverloaded}
+		return zero, &fault.ParamError{Msg: fmt.Sprintf("every backend of %s is failing (circuit open); try again shortly", p.Name()), Err: fault.ErrOverloaded}
 	}
 	return zero, last
 }
@@ -233,7 +239,7 @@ func (p *Pool) ScoreText(ctx context.Context, r *Request, text string) (*Score, 
 	return do(ctx, p, r, func(ctx context.Context, b Backend, r *Request) (*Score, error) {
 		s, ok := b.(Scorer)
 		if !ok {
-			return nil, Unsupported("", "backend %s cannot score given text", b.Name())
+			return nil, unsupportedScoring(b.Name())
 		}
 		return s.ScoreText(ctx, r, text)
 	}, nil)

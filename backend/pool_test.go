@@ -3,12 +3,14 @@ package backend_test
 import (
 	"context"
 	"errors"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/steergate/steergate/backend"
 	"github.com/steergate/steergate/backend/reference"
+	"github.com/steergate/steergate/fault"
 )
 
 // flaky fails its first n calls with err, then serves from the reference
@@ -38,8 +40,8 @@ func (f *flaky) Stream(ctx context.Context, r *backend.Request, emit func(backen
 }
 
 var (
-	boom     = errors.Join(backend.ErrUpstream, errors.New("boom"))
-	badInput = backend.Invalid("x", "bad")
+	boom     = errors.Join(fault.ErrUpstream, errors.New("boom"))
+	badInput = fault.Invalid("x", "bad")
 )
 
 func req() *backend.Request {
@@ -71,14 +73,14 @@ func TestPoolDoesNotRetryClientErrorsOrStartedStreams(t *testing.T) {
 	bad := &flaky{Backend: reference.New("a", reference.Options{}), n: 1, err: badInput}
 	second := &flaky{Backend: reference.New("b", reference.Options{})}
 	p := backend.NewPool(backend.Member{Backend: bad, Retries: 3}, backend.Member{Backend: second})
-	if _, err := p.Generate(context.Background(), req()); !errors.Is(err, backend.ErrInvalid) || second.calls.Load() != 0 {
+	if _, err := p.Generate(context.Background(), req()); !errors.Is(err, fault.ErrInvalid) || second.calls.Load() != 0 {
 		t.Errorf("client error: %v, second called %d times", err, second.calls.Load())
 	}
 	mid := &flaky{Backend: reference.New("a", reference.Options{}), n: 1, err: boom}
 	p = backend.NewPool(backend.Member{Backend: mid, Retries: 3}, backend.Member{Backend: second})
 	var got string
 	_, err := p.Stream(context.Background(), req(), func(d backend.Delta) error { got += d.Text; return nil })
-	if !errors.Is(err, backend.ErrUpstream) || got != "partial" || mid.calls.Load() != 1 || second.calls.Load() != 0 {
+	if !errors.Is(err, fault.ErrUpstream) || got != "partial" || mid.calls.Load() != 1 || second.calls.Load() != 0 {
 		t.Errorf("mid-stream failure: err %v, text %q, calls %d/%d", err, got, mid.calls.Load(), second.calls.Load())
 	}
 }
@@ -86,7 +88,8 @@ func TestPoolDoesNotRetryClientErrorsOrStartedStreams(t *testing.T) {
 func TestBreakerOpensAndRecovers(t *testing.T) {
 	primary := &flaky{Backend: reference.New("a", reference.Options{}), n: 2, err: boom}
 	second := &flaky{Backend: reference.New("b", reference.Options{})}
-	br := backend.NewBreaker("a", 2, 50*time.Millisecond)
+	clock := &fakeClock{t: time.Unix(0, 0)}
+	br := backend.NewBreaker("a", 2, 50*time.Millisecond, clock.now, nil)
 	p := backend.NewPool(backend.Member{Backend: primary, Breaker: br}, backend.Member{Backend: second})
 	for range 4 {
 		if _, err := p.Generate(context.Background(), req()); err != nil {
@@ -97,7 +100,7 @@ func TestBreakerOpensAndRecovers(t *testing.T) {
 	if primary.calls.Load() != 2 || !br.Open() {
 		t.Fatalf("primary called %d times, open %v", primary.calls.Load(), br.Open())
 	}
-	time.Sleep(60 * time.Millisecond)
+	clock.advance(60 * time.Millisecond)
 	if _, err := p.Generate(context.Background(), req()); err != nil { // half-open trial succeeds
 		t.Fatal(err)
 	}
@@ -105,11 +108,11 @@ func TestBreakerOpensAndRecovers(t *testing.T) {
 		t.Errorf("after cooldown: primary %d calls, open %v", primary.calls.Load(), br.Open())
 	}
 	// Every member open: 503 at once.
-	only := backend.NewBreaker("only", 1, time.Hour)
+	only := backend.NewBreaker("only", 1, time.Hour, nil, nil)
 	dead := &flaky{Backend: reference.New("c", reference.Options{}), n: 100, err: boom}
 	p = backend.NewPool(backend.Member{Backend: dead, Breaker: only})
 	p.Generate(context.Background(), req())
-	if _, err := p.Generate(context.Background(), req()); !errors.Is(err, backend.ErrOverloaded) || dead.calls.Load() != 1 {
+	if _, err := p.Generate(context.Background(), req()); !errors.Is(err, fault.ErrOverloaded) || dead.calls.Load() != 1 {
 		t.Errorf("all open: %v after %d calls", err, dead.calls.Load())
 	}
 }
@@ -126,7 +129,7 @@ func TestLimitQueue(t *testing.T) {
 		switch err := <-done; {
 		case err == nil:
 			ok++
-		case errors.Is(err, backend.ErrOverloaded):
+		case errors.Is(err, fault.ErrOverloaded):
 			overloaded++
 		default:
 			t.Error(err)
@@ -141,10 +144,11 @@ func TestLimitQueue(t *testing.T) {
 // A half-open trial whose caller gives up must not keep the breaker shut.
 func TestBreakerTrialAbandoned(t *testing.T) {
 	dead := &flaky{Backend: reference.New("a", reference.Options{FirstTokenDelay: time.Second}), n: 1, err: boom}
-	br := backend.NewBreaker("a", 1, time.Millisecond)
+	clock := &fakeClock{t: time.Unix(0, 0)}
+	br := backend.NewBreaker("a", 1, time.Millisecond, clock.now, nil)
 	p := backend.NewPool(backend.Member{Backend: dead, Breaker: br})
 	p.Generate(context.Background(), req()) // fails: open
-	time.Sleep(5 * time.Millisecond)
+	clock.advance(5 * time.Millisecond)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
 	if _, err := p.Generate(ctx, req()); err == nil { // the trial, abandoned by its caller
@@ -155,4 +159,22 @@ func TestBreakerTrialAbandoned(t *testing.T) {
 	if dead.calls.Load() != before+1 {
 		t.Error("after an abandoned trial the breaker let no call through")
 	}
+}
+
+// fakeClock is the breakers' clock in tests: time moves only when told.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
 }

@@ -6,6 +6,8 @@ import (
 	"sort"
 	"strings"
 	"sync"
+
+	"github.com/steergate/steergate/fault"
 )
 
 // Route binds a public model name to a backend and the backend's own name
@@ -83,7 +85,7 @@ func (rt *Router) Resolve(model string) (Route, error) {
 	} else if r, ok := rt.routes[model+":latest"]; ok {
 		return r, nil
 	}
-	return Route{}, &ParamError{Param: "model", Msg: fmt.Sprintf("The model '%s' does not exist", model), Err: ErrNotFound}
+	return Route{}, &fault.ParamError{Param: "model", Msg: fmt.Sprintf("The model '%s' does not exist", model), Err: fault.ErrNotFound}
 }
 
 // List returns every public route, sorted by name.
@@ -96,4 +98,19 @@ func (rt *Router) List() []Route {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
+}
+
+// Ready reports whether any model is routable, asking the discovering
+// backends again while none is.
+func (rt *Router) Ready(ctx context.Context, discover ...Backend) error {
+	if len(rt.List()) > 0 {
+		return nil
+	}
+	if err := rt.Discover(ctx, discover...); err != nil {
+		return err
+	}
+	if len(rt.List()) == 0 {
+		return fmt.Errorf("no models routable")
+	}
+	return nil
 }

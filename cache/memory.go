@@ -7,10 +7,22 @@ import (
 	"time"
 )
 
-// Cache stores byte values under string keys.
+// Cache stores byte values under string keys. A cache never fails its
+// caller: an unavailable store is a miss on read and a no-op on write, and
+// the errors returned are for tests and metrics only.
 type Cache interface {
 	Get(ctx context.Context, key string) ([]byte, bool, error)
+	// GetMany looks several keys up at once (one round trip where the
+	// store allows); a miss is a nil entry.
+	GetMany(ctx context.Context, keys []string) ([][]byte, error)
 	Set(ctx context.Context, key string, val []byte, ttl time.Duration) error
+	SetMany(ctx context.Context, items []Item, ttl time.Duration) error
+}
+
+// Item is one key and value to store.
+type Item struct {
+	Key string
+	Val []byte
 }
 
 // Memory is an LRU cache bounded in bytes (keys and values), with a TTL per
@@ -71,6 +83,21 @@ func (m *Memory) Set(_ context.Context, key string, val []byte, ttl time.Duratio
 	m.bytes += size
 	for m.bytes > m.maxBytes {
 		m.remove(m.ll.Back())
+	}
+	return nil
+}
+
+func (m *Memory) GetMany(ctx context.Context, keys []string) ([][]byte, error) {
+	out := make([][]byte, len(keys))
+	for i, k := range keys {
+		out[i], _, _ = m.Get(ctx, k)
+	}
+	return out, nil
+}
+
+func (m *Memory) SetMany(ctx context.Context, items []Item, ttl time.Duration) error {
+	for _, it := range items {
+		_ = m.Set(ctx, it.Key, it.Val, ttl)
 	}
 	return nil
 }

@@ -24,33 +24,75 @@ type RedisOptions struct {
 	DB           int
 	Prefix       string // key prefix, so several deployments can share a server
 	DialTimeout  time.Duration
-	ReadTimeout  time.Duration
+	ReadTimeout  time.Duration // the most a read may take, whatever the round trips so far
 	WriteTimeout time.Duration
-	PoolSize     int
-	MinIdle      int
-	Log          *slog.Logger
+	// ReadSlack is what a read may take beyond the typical round trip
+	// measured so far (default 500µs): a Redis slower than that is a miss.
+	ReadSlack time.Duration
+	// WriteQueue bounds writes waiting to be sent (default 1024); writes
+	// are sent in the background and dropped when the queue is full.
+	WriteQueue int
+	// A circuit skips Redis for BreakerCooldown (default 1s) after
+	// BreakerFailures (default 3) failed reads in a row.
+	BreakerFailures int
+	BreakerCooldown time.Duration
+	PoolSize        int
+	MinIdle         int
+	Log             *slog.Logger
+	Metrics         *metrics.Metrics
 }
 
 // Redis is a cache on a Redis server shared by every replica. It never
-// fails a request: an unreachable or slow server makes every Get a miss and
-// every Set a no-op, counted and logged at most once per interval, and
-// go-redis reconnects by itself when the server returns.
+// fails or slows a request for long: a read waits at most a little beyond
+// the round trips seen so far and is a miss past that; writes are queued
+// and sent in the background (dropped when the queue is full); after a few
+// failed reads in a row Redis is skipped for a while. go-redis reconnects
+// by itself when the server returns.
 type Redis struct {
-	c      redis.UniversalClient
-	prefix string
-	log    *slog.Logger
-	// Errors counts failed operations; Hits and Misses count lookups.
-	Errors, Hits, Misses atomic.Int64
-	logMu                sync.Mutex
-	lastLog              time.Time
+	c       redis.UniversalClient
+	o       RedisOptions
+	log     *slog.Logger
+	metrics *metrics.Metrics
+	// Errors counts failed operations; Hits and Misses count lookups;
+	// Dropped counts writes the full queue refused.
+	Errors, Hits, Misses, Dropped atomic.Int64
+	logMu                         sync.Mutex
+	lastLog                       time.Time
+	rtt                           atomic.Int64 // typical read round trip, ns (an exponential average)
+	streak                        atomic.Int64 // failed reads in a row
+	openUntil                     atomic.Int64 // unix ns; reads skip Redis until then
+	writes                        chan write
+	stop                          chan struct{}
+	done                          chan struct{}
+	closeOnce                     sync.Once
+}
+
+type write struct {
+	key   string
+	val   []byte
+	ttl   time.Duration
+	flush chan struct{} // a marker: closed once every earlier write was sent
 }
 
 var _ Cache = (*Redis)(nil)
 
-// NewRedis connects lazily: construction never blocks on the server.
+// NewRedis connects lazily: construction never blocks on the server. Close
+// stops its background writer.
 func NewRedis(o RedisOptions) *Redis {
 	if o.Log == nil {
 		o.Log = slog.Default()
+	}
+	if o.ReadSlack <= 0 {
+		o.ReadSlack = 500 * time.Microsecond
+	}
+	if o.WriteQueue <= 0 {
+		o.WriteQueue = 1024
+	}
+	if o.BreakerFailures <= 0 {
+		o.BreakerFailures = 3
+	}
+	if o.BreakerCooldown <= 0 {
+		o.BreakerCooldown = time.Second
 	}
 	c := redis.NewUniversalClient(&redis.UniversalOptions{
 		Addrs: o.Addrs, MasterName: o.MasterName, IsClusterMode: o.Cluster,
@@ -63,41 +105,224 @@ func NewRedis(o RedisOptions) *Redis {
 		ContextTimeoutEnabled: true, ClientName: "steergate",
 	})
 	quietOnce.Do(func() { redis.SetLogger(debugLogger{o.Log}) })
-	return &Redis{c: c, prefix: o.Prefix, log: o.Log}
+	r := &Redis{c: c, o: o, log: o.Log, metrics: o.Metrics, writes: make(chan write, o.WriteQueue),
+		stop: make(chan struct{}), done: make(chan struct{})}
+	go r.writer()
+	return r
 }
 
-// Client exposes the underlying client, for health checks.
+// Client exposes the underlying client, for health checks and tests.
 func (r *Redis) Client() redis.UniversalClient { return r.c }
 
-// Close closes the connections.
-func (r *Redis) Close() error { return r.c.Close() }
+// Close sends what is queued (for at most the write timeout), stops the
+// writer and closes the connections. It is safe to call more than once.
+func (r *Redis) Close() error {
+	var err error
+	r.closeOnce.Do(func() {
+		close(r.stop)
+		<-r.done
+		err = r.c.Close()
+	})
+	return err
+}
+
+// Flush waits until every write queued before it has been sent (or
+// failed).
+func (r *Redis) Flush() {
+	select {
+	case <-r.done:
+		return
+	default:
+	}
+	ch := make(chan struct{})
+	select {
+	case r.writes <- write{flush: ch}:
+		<-ch
+	case <-r.done:
+	}
+}
+
+// budget is how long a read may take now.
+func (r *Redis) budget() time.Duration {
+	rtt := time.Duration(r.rtt.Load())
+	if rtt == 0 {
+		return r.o.ReadTimeout
+	}
+	return min(r.o.ReadTimeout, 2*rtt+r.o.ReadSlack)
+}
+
+// open reports whether the circuit skips Redis now.
+func (r *Redis) open() bool {
+	until := r.openUntil.Load()
+	return until != 0 && time.Now().UnixNano() < until
+}
+
+func (r *Redis) readDone(start time.Time, err error) {
+	if err != nil && !errors.Is(err, redis.Nil) {
+		if r.streak.Add(1) >= int64(r.o.BreakerFailures) {
+			r.openUntil.Store(time.Now().Add(r.o.BreakerCooldown).UnixNano())
+		}
+		return
+	}
+	r.streak.Store(0)
+	r.openUntil.Store(0)
+	took := time.Since(start).Nanoseconds()
+	old := r.rtt.Load()
+	if old == 0 {
+		r.rtt.Store(took)
+	} else {
+		r.rtt.Store(old + (took-old)/8)
+	}
+}
 
 func (r *Redis) Get(ctx context.Context, key string) ([]byte, bool, error) {
-	b, err := r.c.Get(ctx, r.prefix+key).Bytes()
-	switch {
-	case errors.Is(err, redis.Nil):
-		r.Misses.Add(1)
-		return nil, false, nil
-	case err != nil:
-		r.failed("get", err)
-		r.Misses.Add(1)
-		return nil, false, nil
+	vals, err := r.GetMany(ctx, []string{key})
+	if err != nil || vals[0] == nil {
+		return nil, false, err
 	}
-	r.Hits.Add(1)
-	return b, true, nil
+	return vals[0], true, nil
+}
+
+// GetMany reads every key in one pipeline: one round trip on a standalone
+// server; on a cluster go-redis sends one pipeline per node owning the
+// keys' slots.
+func (r *Redis) GetMany(ctx context.Context, keys []string) ([][]byte, error) {
+	out := make([][]byte, len(keys))
+	if len(keys) == 0 {
+		return out, nil
+	}
+	if r.open() {
+		r.Misses.Add(int64(len(keys)))
+		r.metrics.Cache("redis", "get", "skipped")
+		return out, nil
+	}
+	rctx, cancel := context.WithTimeout(ctx, r.budget())
+	defer cancel()
+	start := time.Now()
+	cmds := make([]*redis.StringCmd, len(keys))
+	_, err := r.c.Pipelined(rctx, func(p redis.Pipeliner) error {
+		for i, k := range keys {
+			cmds[i] = p.Get(rctx, r.o.Prefix+k)
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		r.readDone(start, err)
+		if ctx.Err() == nil {
+			r.failed("get", err)
+		}
+		r.Misses.Add(int64(len(keys)))
+		return out, nil
+	}
+	r.readDone(start, nil)
+	for i, c := range cmds {
+		b, err := c.Bytes()
+		if err != nil {
+			r.Misses.Add(1)
+			continue
+		}
+		out[i] = b
+		r.Hits.Add(1)
+	}
+	return out, nil
 }
 
 func (r *Redis) Set(ctx context.Context, key string, val []byte, ttl time.Duration) error {
-	if err := r.c.Set(ctx, r.prefix+key, val, ttl).Err(); err != nil {
-		r.failed("set", err)
+	return r.SetMany(ctx, []Item{{Key: key, Val: val}}, ttl)
+}
+
+// SetMany queues the writes; the background writer sends them.
+func (r *Redis) SetMany(_ context.Context, items []Item, ttl time.Duration) error {
+	for _, it := range items {
+		select {
+		case r.writes <- write{key: r.o.Prefix + it.Key, val: it.Val, ttl: ttl}:
+		default:
+			r.Dropped.Add(1)
+			r.metrics.Cache("redis", "set", "dropped")
+		}
 	}
 	return nil
+}
+
+// writer sends queued writes in pipelines of whatever has queued.
+func (r *Redis) writer() {
+	defer close(r.done)
+	batch := make([]write, 0, 64)
+	for {
+		select {
+		case w := <-r.writes:
+			batch = append(batch[:0], w)
+		case <-r.stop:
+			r.drain()
+			return
+		}
+	more:
+		for len(batch) < cap(batch) {
+			select {
+			case w := <-r.writes:
+				batch = append(batch, w)
+			default:
+				break more
+			}
+		}
+		r.send(batch)
+	}
+}
+
+// drain sends what is left at Close.
+func (r *Redis) drain() {
+	for {
+		select {
+		case w := <-r.writes:
+			r.send([]write{w})
+		default:
+			return
+		}
+	}
+}
+
+func (r *Redis) send(batch []write) {
+	var flushes []chan struct{}
+	writes := batch[:0:0]
+	for _, w := range batch {
+		if w.flush != nil {
+			flushes = append(flushes, w.flush)
+		} else {
+			writes = append(writes, w)
+		}
+	}
+	defer func() {
+		for _, f := range flushes {
+			close(f)
+		}
+	}()
+	if len(writes) == 0 {
+		return
+	}
+	batch = writes
+	if r.open() {
+		r.metrics.Cache("redis", "set", "skipped")
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), r.o.WriteTimeout)
+	defer cancel()
+	_, err := r.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, w := range batch {
+			p.Set(ctx, w.key, w.val, w.ttl)
+		}
+		return nil
+	})
+	if err != nil {
+		r.failed("set", err)
+		return
+	}
+	r.metrics.Cache("redis", "set", "ok")
 }
 
 // failed counts an error and logs it at most every 10 seconds.
 func (r *Redis) failed(op string, err error) {
 	n := r.Errors.Add(1)
-	metrics.Cache.WithLabelValues("redis", op, "error").Inc()
+	r.metrics.Cache("redis", op, "error")
 	r.logMu.Lock()
 	defer r.logMu.Unlock()
 	if time.Since(r.lastLog) < 10*time.Second {

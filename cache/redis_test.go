@@ -25,6 +25,7 @@ func TestRedisGetSetTTL(t *testing.T) {
 		t.Fatalf("empty cache: %v %v", ok, err)
 	}
 	_ = r.Set(ctx, "k", []byte("v"), time.Minute)
+	r.Flush()
 	if v, ok, _ := r.Get(ctx, "k"); !ok || string(v) != "v" {
 		t.Fatalf("got %q %v", v, ok)
 	}

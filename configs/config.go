@@ -6,6 +6,9 @@ import (
 
 // Config is the whole configuration.
 type Config struct {
+	// File is where the config was read from, for messages.
+	File string `mapstructure:"-" yaml:"-"`
+
 	Server   Server             `mapstructure:"server"`
 	Log      Log                `mapstructure:"log"`
 	Backends map[string]Backend `mapstructure:"backends"`
@@ -36,6 +39,8 @@ type Redis struct {
 	DialTimeout  time.Duration `mapstructure:"dial_timeout"`
 	ReadTimeout  time.Duration `mapstructure:"read_timeout"`
 	WriteTimeout time.Duration `mapstructure:"write_timeout"`
+	ReadSlack    time.Duration `mapstructure:"read_slack"`  // what a read may take beyond the typical round trip
+	WriteQueue   int           `mapstructure:"write_queue"` // writes waiting to be sent; more are dropped
 	PoolSize     int           `mapstructure:"pool_size"`
 	MinIdle      int           `mapstructure:"min_idle"`
 }
@@ -47,6 +52,8 @@ type ResponseCache struct {
 	Enabled       bool          `mapstructure:"enabled"`
 	TTL           time.Duration `mapstructure:"ttl"`
 	MaxEntryBytes int           `mapstructure:"max_entry_bytes"`
+	// MaxTTL bounds the ttl_s a request may ask for.
+	MaxTTL time.Duration `mapstructure:"max_ttl"`
 }
 
 // ONNXRuntime locates the ONNX Runtime shared library. Empty: the
@@ -71,11 +78,14 @@ type Reward struct {
 	Type    string `mapstructure:"type"`
 	Version string `mapstructure:"version"` // part of every cache key
 	// Objectives names the model's outputs (onnx, remote) or selects rules.
-	Objectives []string                 `mapstructure:"objectives"`
-	Normalize  map[string]Normalization `mapstructure:"normalize"`
-	Transform  map[string]Transform     `mapstructure:"transform"`
-	Cache      *bool                    `mapstructure:"cache"` // score cache; default on
-	CacheTTL   time.Duration            `mapstructure:"cache_ttl"`
+	Objectives []string `mapstructure:"objectives"`
+	// Weights are the reward's default objective weights (rules: verbosity
+	// 0, repetition −1, every other objective 1; other types: 1 each).
+	Weights   map[string]float64       `mapstructure:"weights"`
+	Normalize map[string]Normalization `mapstructure:"normalize"`
+	Transform map[string]Transform     `mapstructure:"transform"`
+	Cache     *bool                    `mapstructure:"cache"` // score cache; default on
+	CacheTTL  time.Duration            `mapstructure:"cache_ttl"`
 
 	Rules    RulesReward    `mapstructure:"rules"`
 	Judge    JudgeReward    `mapstructure:"judge"`
@@ -106,6 +116,12 @@ type RulesReward struct {
 	Regex    string              `mapstructure:"regex"`
 	Keywords map[string][]string `mapstructure:"keywords"` // objective name (lower case) -> patterns
 }
+
+// Judge modes.
+const (
+	JudgeYesNo        = "yes_no"
+	JudgeDensityRatio = "density_ratio"
+)
 
 // JudgeReward is an LLM judge (mode yes_no) or a density ratio of two
 // backends (mode density_ratio).
@@ -167,6 +183,8 @@ type Server struct {
 	MaxTokens       int           `mapstructure:"max_tokens"`
 	MaxMessages     int           `mapstructure:"max_messages"`
 	MaxSamples      int           `mapstructure:"max_samples"` // most samples one steered request may draw
+	MaxHeaderBytes  int           `mapstructure:"max_header_bytes"`
+	DrainDelay      time.Duration `mapstructure:"drain_delay"` // /readyz is 503 this long before the listener closes
 }
 
 // Log configures logging.
@@ -202,6 +220,9 @@ type Backend struct {
 	BreakerCooldown time.Duration `mapstructure:"breaker_cooldown"`
 	HealthInterval  time.Duration `mapstructure:"health_interval"` // active checks; 0: off
 	Discover        bool          `mapstructure:"discover"`        // route every model the backend lists
+	// MaxResponseBytes bounds a non-streamed answer's body (and one
+	// streamed event); more is a backend error.
+	MaxResponseBytes int `mapstructure:"max_response_bytes"`
 	// Reference backend only: simulated serving speed and length cap.
 	TokenDelay      time.Duration `mapstructure:"token_delay"`
 	FirstTokenDelay time.Duration `mapstructure:"first_token_delay"`
@@ -246,11 +267,14 @@ func Defaults() Config {
 			MaxTokens:       16384,
 			MaxMessages:     1024,
 			MaxSamples:      32,
+			MaxHeaderBytes:  16 << 10,
+			DrainDelay:      0,
 		},
 		Log: Log{Level: "info", Format: "text"},
 		Cache: Cache{MemoryBytes: 256 << 20,
-			Redis:     Redis{Prefix: "steergate:", DialTimeout: time.Second, ReadTimeout: 100 * time.Millisecond, WriteTimeout: 100 * time.Millisecond, PoolSize: 64},
-			Responses: ResponseCache{Enabled: true, TTL: time.Hour, MaxEntryBytes: 1 << 20}},
+			Redis: Redis{Prefix: "steergate:", DialTimeout: time.Second, ReadTimeout: 100 * time.Millisecond, WriteTimeout: 100 * time.Millisecond,
+				ReadSlack: 500 * time.Microsecond, WriteQueue: 1024, PoolSize: 64},
+			Responses: ResponseCache{Enabled: true, TTL: time.Hour, MaxEntryBytes: 1 << 20, MaxTTL: 24 * time.Hour}},
 	}
 }
 
@@ -310,5 +334,11 @@ func backendDefaults(b *Backend) {
 	}
 	if b.Type == TypeOpenAI && b.Flavour == "" {
 		b.Flavour = "openai"
+	}
+	if b.Type == TypeReference && b.MaxTokens == 0 {
+		b.MaxTokens = 256
+	}
+	if b.MaxResponseBytes == 0 {
+		b.MaxResponseBytes = 32 << 20
 	}
 }

@@ -20,6 +20,9 @@ func plain(v reflect.Value) any {
 		t := v.Type()
 		for i := range t.NumField() {
 			f := t.Field(i)
+			if tagName(f) == "-" {
+				continue
+			}
 			val := plain(v.Field(i))
 			if f.Tag.Get("secret") == "true" && v.Field(i).String() != "" {
 				val = "REDACTED"

@@ -100,10 +100,26 @@ func Parse(file string, data []byte) (*Config, error) {
 		backendDefaults(&b)
 		cfg.Backends[name] = b
 	}
+	// Every config can steer: with no rewards configured, the built-in
+	// rules reward is there as "default".
+	if len(cfg.Rewards) == 0 {
+		cfg.Rewards = map[string]Reward{"default": {Type: RewardRules}}
+	}
 	for name, r := range cfg.Rewards {
 		rewardDefaults(&r)
 		cfg.Rewards[name] = r
 	}
+	for i := range cfg.Models {
+		if cfg.Models[i].Target == "" {
+			cfg.Models[i].Target = cfg.Models[i].Name
+		}
+		for j := range cfg.Models[i].Fallbacks {
+			if cfg.Models[i].Fallbacks[j].Target == "" {
+				cfg.Models[i].Fallbacks[j].Target = cfg.Models[i].Target
+			}
+		}
+	}
+	cfg.File = file
 	if err := cfg.Validate(file); err != nil {
 		return nil, err
 	}

@@ -5,7 +5,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/steergate/steergate/backend"
+	"github.com/steergate/steergate/fault"
 	"github.com/steergate/steergate/metrics"
 )
 
@@ -16,17 +16,18 @@ type admission struct {
 	waiting      atomic.Int64
 	maxQueue     int64
 	queueTimeout time.Duration
+	metrics      *metrics.Metrics
 }
 
-func newAdmission(maxInflight, maxQueue int, queueTimeout time.Duration) *admission {
-	return &admission{slots: make(chan struct{}, maxInflight), maxQueue: int64(maxQueue), queueTimeout: queueTimeout}
+func newAdmission(maxInflight, maxQueue int, queueTimeout time.Duration, m *metrics.Metrics) *admission {
+	return &admission{slots: make(chan struct{}, maxInflight), maxQueue: int64(maxQueue), queueTimeout: queueTimeout, metrics: m}
 }
 
 // acquire takes a slot; the caller must release it.
 func (a *admission) acquire(ctx context.Context) error {
 	select {
 	case a.slots <- struct{}{}:
-		metrics.Inflight.Inc()
+		a.metrics.Inflight(1)
 		return nil
 	default:
 	}
@@ -34,13 +35,13 @@ func (a *admission) acquire(ctx context.Context) error {
 		a.waiting.Add(-1)
 		return backendOverloaded("too many requests in flight and the queue is full")
 	}
-	metrics.Queued.Inc()
-	defer func() { a.waiting.Add(-1); metrics.Queued.Dec() }()
+	a.metrics.Queued(1)
+	defer func() { a.waiting.Add(-1); a.metrics.Queued(-1) }()
 	t := time.NewTimer(a.queueTimeout)
 	defer t.Stop()
 	select {
 	case a.slots <- struct{}{}:
-		metrics.Inflight.Inc()
+		a.metrics.Inflight(1)
 		return nil
 	case <-t.C:
 		return backendOverloaded("timed out waiting for a free slot")
@@ -49,10 +50,10 @@ func (a *admission) acquire(ctx context.Context) error {
 	}
 }
 
-func (a *admission) release() { <-a.slots; metrics.Inflight.Dec() }
+func (a *admission) release() { <-a.slots; a.metrics.Inflight(-1) }
 
 func (a *admission) inflight() int { return len(a.slots) }
 
 func backendOverloaded(msg string) error {
-	return &backend.ParamError{Msg: "server overloaded: " + msg, Err: backend.ErrOverloaded}
+	return fault.New(fault.ErrOverloaded, "", "server overloaded: %s", msg)
 }

@@ -15,7 +15,7 @@ import (
 // BenchmarkDirect, the same request to the reference server itself.
 func BenchmarkPassthrough(b *testing.B) {
 	up := backendtest.StartReference(b, reference.Options{})
-	c, err := oaibackend.New("upstream", up+"/v1", "", oaibackend.FlavourVLLM, 64)
+	c, err := oaibackend.New("upstream", up+"/v1", "", oaibackend.FlavourVLLM, 64, 0)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package gateway_test
 
 import (
+	"encoding/json"
 	"io"
 	"log/slog"
 	"strings"
@@ -16,8 +17,9 @@ import (
 	"github.com/steergate/steergate/steering"
 )
 
-// replica starts a gateway whose caches live in the given Redis.
-func replica(t *testing.T, redisAddr string) string {
+// replica starts a gateway whose caches live in the given Redis; flush
+// waits until its cache writes have reached Redis.
+func replica(t *testing.T, redisAddr string) (url string, flush func()) {
 	t.Helper()
 	rc := cache.NewRedis(cache.RedisOptions{Addrs: []string{redisAddr}, Prefix: "sg:", DialTimeout: 200 * time.Millisecond,
 		ReadTimeout: 200 * time.Millisecond, WriteTimeout: 200 * time.Millisecond, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
@@ -25,10 +27,10 @@ func replica(t *testing.T, redisAddr string) string {
 	rt := backend.NewRouter()
 	rt.Add(backend.Route{Name: "reference", Backend: reference.New("reference", reference.Options{}), Target: "reference"})
 	rl, _ := rules.New(rules.Config{Keywords: map[string][]string{"helpfulness": {`\bbecause\b`}}})
-	scored := rm.NewCached(rl, "rules@1", rc, time.Hour)
-	eng := steering.NewEngine(map[string]rm.Rewarder{"default": scored}, nil, "default", steering.Limits{MaxSamples: 16}).
-		WithResponseCache(steering.NewResponseCache(rc, true, time.Hour, 1<<20))
-	return serveWith(t, defaultOptions(), rt, eng).url + "/v1/chat/completions"
+	scored := rm.NewCached(rl, "rules@1", rc, time.Hour, nil)
+	eng := steering.NewEngine(steering.Options{Rewards: map[string]rm.Rewarder{"default": scored}, Limits: steering.Limits{MaxSamples: 16},
+		Responses: steering.NewResponseCache(rc, true, time.Hour, 1<<20, nil)})
+	return serveWith(t, defaultOptions(), rt, eng).url + "/v1/chat/completions", rc.Flush
 }
 
 // postCache sends a request that must succeed and returns its X-Cache
@@ -42,23 +44,34 @@ func postCache(t *testing.T, url, body string) (string, string) {
 	return h.Get("X-Cache"), b
 }
 
-// stripIDs drops what differs between two answers to the same request.
-func stripIDs(body string) string {
-	i := strings.Index(body, `"object"`)
-	j := strings.Index(body, `"model"`)
-	return body[:strings.Index(body, `"id"`)] + body[i:strings.Index(body[i:], `"created"`)+i] + body[j:]
+// answerOf is what must be equal between a computed answer and the same
+// answer served from the cache: the choices and the candidates weighed.
+func answerOf(t *testing.T, body string) string {
+	t.Helper()
+	var v struct {
+		Choices  json.RawMessage `json:"choices"`
+		Steering struct {
+			Candidates json.RawMessage `json:"candidates"`
+		} `json:"steering"`
+	}
+	if err := json.Unmarshal([]byte(body), &v); err != nil {
+		t.Fatal(err)
+	}
+	return string(v.Choices) + string(v.Steering.Candidates)
 }
 
 func TestTwoReplicasShareRedis(t *testing.T) {
 	srv := cachetest.StartRedis(t)
-	a, b := replica(t, srv.Addr), replica(t, srv.Addr)
+	a, flushA := replica(t, srv.Addr)
+	b, _ := replica(t, srv.Addr)
 	body := `{"model":"reference","messages":[{"role":"user","content":"Why is the sky blue?"}],"seed":4,"max_tokens":30,"steering":{"strategy":"best_of_n","n":4}}`
 	st, first := postCache(t, a, body)
 	if st != "miss" {
 		t.Fatalf("first request: X-Cache %q", st)
 	}
+	flushA()
 	st, second := postCache(t, b, body)
-	if st != "hit" || stripIDs(second) != stripIDs(first) {
+	if st != "hit" || answerOf(t, second) != answerOf(t, first) || !strings.Contains(second, `"cached":true`) {
 		t.Fatalf("other replica: X-Cache %q\n%s\n%s", st, first, second)
 	}
 	other := strings.Replace(body, `"n":4`, `"n":4,"weights":{"helpfulness":2}`, 1)
@@ -73,9 +86,10 @@ func TestTwoReplicasShareRedis(t *testing.T) {
 
 func TestRedisKilledMidRunLosesNoRequest(t *testing.T) {
 	srv := cachetest.StartRedis(t)
-	url := replica(t, srv.Addr)
+	url, flush := replica(t, srv.Addr)
 	body := `{"model":"reference","messages":[{"role":"user","content":"How do I save money?"}],"seed":2,"max_tokens":20,"steering":{"strategy":"best_of_n","n":2}}`
 	postCache(t, url, body)
+	flush()
 	if st, _ := postCache(t, url, body); st != "hit" {
 		t.Fatalf("warm: %q", st)
 	}
@@ -90,6 +104,7 @@ func TestRedisKilledMidRunLosesNoRequest(t *testing.T) {
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		postCache(t, url, body) // writes again once Redis answers
+		flush()
 		if st, _ := postCache(t, url, body); st == "hit" {
 			break
 		}

@@ -7,11 +7,11 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/steergate/steergate/backend"
+	"github.com/steergate/steergate/fault"
 )
 
 // errClientGone is the cancellation cause when the client disconnects.
-var errClientGone = errors.Join(backend.ErrCanceled, errors.New("client closed the connection"))
+var errClientGone = errors.Join(fault.ErrCanceled, errors.New("client closed the connection"))
 
 // watchDelay is how long a request runs before its connection is watched:
 // most passthrough requests finish sooner, and a client that leaves early

@@ -7,10 +7,10 @@ import (
 	"errors"
 	"net"
 
-	"github.com/steergate/steergate/backend"
+	"github.com/steergate/steergate/fault"
 )
 
-var errClientGone = errors.Join(backend.ErrCanceled, errors.New("client closed the connection"))
+var errClientGone = errors.Join(fault.ErrCanceled, errors.New("client closed the connection"))
 
 // watchDisconnect is a no-op where the peek is not implemented; streaming
 // requests still notice a gone client on their next write.

@@ -21,7 +21,7 @@ import (
 	oaibackend "github.com/steergate/steergate/backend/openai"
 	"github.com/steergate/steergate/backend/reference"
 	"github.com/steergate/steergate/gateway"
-	"github.com/steergate/steergate/gateway/openai"
+	"github.com/steergate/steergate/wire"
 	"go.uber.org/goleak"
 )
 
@@ -29,7 +29,7 @@ func defaultOptions() gateway.Options {
 	return gateway.Options{
 		RequestTimeout: 30 * time.Second, MaxBodyBytes: 1 << 20, MaxInflight: 64, MaxQueue: 64,
 		QueueTimeout: time.Second, ReadTimeout: 10 * time.Second, IdleTimeout: 10 * time.Second,
-		ShutdownTimeout: 5 * time.Second, Limits: openai.Limits{MaxN: 16, MaxStop: 4, MaxTopLogprobs: 20},
+		ShutdownTimeout: 5 * time.Second, Limits: wire.Limits{MaxN: 16, MaxStop: 4, MaxTopLogprobs: 20},
 	}
 }
 
@@ -157,7 +157,7 @@ func TestSDKChatSeededAndStreamed(t *testing.T) {
 func TestSDKNFannedOut(t *testing.T) {
 	// The llama.cpp flavour has no native n, so the gateway fans out.
 	upstream := backendtest.StartReference(t, reference.Options{})
-	lc, err := oaibackend.New("llamacpp", upstream+"/v1", "", oaibackend.FlavourLlamaCPP, 8)
+	lc, err := oaibackend.New("llamacpp", upstream+"/v1", "", oaibackend.FlavourLlamaCPP, 8, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -369,7 +369,7 @@ func failingUpstream(t *testing.T) string {
 }
 
 func TestBackendFailureIs502AndMidStreamErrorEndsStream(t *testing.T) {
-	up, err := oaibackend.New("flaky", failingUpstream(t), "", oaibackend.FlavourOpenAI, 4)
+	up, err := oaibackend.New("flaky", failingUpstream(t), "", oaibackend.FlavourOpenAI, 4, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -487,12 +487,12 @@ func TestDrainOnShutdown(t *testing.T) {
 }
 
 func TestFailoverToSecondBackend(t *testing.T) {
-	up, err := oaibackend.New("flaky", failingUpstream(t), "", oaibackend.FlavourOpenAI, 4)
+	up, err := oaibackend.New("flaky", failingUpstream(t), "", oaibackend.FlavourOpenAI, 4, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	pool := backend.NewPool(
-		backend.Member{Backend: up, Target: "reference", Breaker: backend.NewBreaker("flaky", 3, time.Minute)},
+		backend.Member{Backend: up, Target: "reference", Breaker: backend.NewBreaker("flaky", 3, time.Minute, nil, nil)},
 		backend.Member{Backend: reference.New("reference", reference.Options{}), Target: "reference"})
 	e := start(t, defaultOptions(), map[string]backend.Backend{"reference": pool})
 	c, err := e.client.Chat.Completions.New(context.Background(), sdk.ChatCompletionNewParams{Model: "reference", Messages: userMsg("hi"), MaxTokens: sdk.Int(5)})

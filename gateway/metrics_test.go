@@ -7,10 +7,13 @@ import (
 	"testing"
 
 	"github.com/steergate/steergate/backend/reference"
+	"github.com/steergate/steergate/metrics"
 )
 
 func TestMetricsEndpoint(t *testing.T) {
-	e := start(t, defaultOptions(), ref(reference.Options{}))
+	opts := defaultOptions()
+	opts.Metrics = metrics.NewProcess()
+	e := start(t, opts, ref(reference.Options{}))
 	post(t, e.url+"/v1/chat/completions", `{"model":"reference","messages":[{"role":"user","content":"hi"}],"max_tokens":3}`)
 	post(t, e.url+"/v1/chat/completions", `{"model":"nope","messages":[{"role":"user","content":"hi"}]}`)
 	resp, err := http.Get(e.url + "/metrics")

@@ -28,9 +28,9 @@ func startSteered(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eng := steering.NewEngine(map[string]rm.Rewarder{"default": rules},
-		map[string]steering.Params{"reference": {Weights: map[string]float64{"helpfulness": 1, "repetition": -1}}},
-		"default", steering.Limits{MaxSamples: 16})
+	eng := steering.NewEngine(steering.Options{Rewards: map[string]rm.Rewarder{"default": rules},
+		Routes: map[string]json.RawMessage{"reference": json.RawMessage(`{"weights":{"helpfulness":1,"repetition":-1,"verbosity":0,"format":0}}`)},
+		Limits: steering.Limits{MaxSamples: 16}})
 	return serveWith(t, defaultOptions(), rt, eng)
 }
 
@@ -119,7 +119,7 @@ func TestRewardFailureIs502(t *testing.T) {
 	rt := backend.NewRouter()
 	rt.Add(backend.Route{Name: "reference", Backend: reference.New("reference", reference.Options{}), Target: "reference"})
 	broken := &rmtest.Table{Name: "broken", Names: []string{"x"}, Err: errors.New("reward server exploded")}
-	eng := steering.NewEngine(map[string]rm.Rewarder{"default": broken}, nil, "default", steering.Limits{MaxSamples: 16})
+	eng := steering.NewEngine(steering.Options{Rewards: map[string]rm.Rewarder{"default": broken}, Limits: steering.Limits{MaxSamples: 16}})
 	e := serveWith(t, defaultOptions(), rt, eng)
 	status, _, body := post(t, e.url+"/v1/chat/completions",
 		`{"model":"reference","messages":[{"role":"user","content":"hi"}],"steering":{"strategy":"best_of_n","n":2}}`)

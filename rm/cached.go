@@ -14,21 +14,23 @@ import (
 )
 
 // scoreFormat versions the cached encoding of scores.
-const scoreFormat = "v1"
+const scoreFormat = "v2"
 
 // Cached puts a score cache in front of a rewarder. Keys hash the reward's
 // id (model and version, and its config), the objective names and the exact
-// sample; only the samples that miss are scored, in one batch.
+// sample; one batched lookup finds the hits, only the misses are scored (in
+// one batch) and they are stored in one batched write.
 type Cached struct {
 	Rewarder
-	id    string
-	cache cache.Cache
-	ttl   time.Duration
+	id      string
+	cache   cache.Cache
+	ttl     time.Duration
+	metrics *metrics.Metrics
 }
 
 // NewCached wraps r; id must change whenever r's scores could.
-func NewCached(r Rewarder, id string, c cache.Cache, ttl time.Duration) *Cached {
-	return &Cached{Rewarder: r, id: id, cache: c, ttl: ttl}
+func NewCached(r Rewarder, id string, c cache.Cache, ttl time.Duration, m *metrics.Metrics) *Cached {
+	return &Cached{Rewarder: r, id: id, cache: c, ttl: ttl, metrics: m}
 }
 
 func (c *Cached) ID() string { return c.id }
@@ -45,19 +47,22 @@ func (c *Cached) key(s Sample) string {
 }
 
 func (c *Cached) Score(ctx context.Context, samples []Sample) ([][]float32, error) {
-	out := make([][]float32, len(samples))
-	keys := make([]string, len(samples))
-	var missIdx []int
-	var miss []Sample
 	n := len(c.Rewarder.Objectives())
+	keys := make([]string, len(samples))
 	for i, s := range samples {
 		keys[i] = c.key(s)
-		if b, ok, err := c.cache.Get(ctx, keys[i]); err == nil && ok && len(b) == 4*n {
-			out[i] = decodeScores(b)
-			metrics.Cache.WithLabelValues("score", "get", "hit").Inc()
+	}
+	hits, _ := c.cache.GetMany(ctx, keys)
+	out := make([][]float32, len(samples))
+	var missIdx []int
+	var miss []Sample
+	for i, s := range samples {
+		if i < len(hits) && len(hits[i]) == 4*n {
+			out[i] = decodeScores(hits[i])
+			c.metrics.Cache("score", "get", "hit")
 			continue
 		}
-		metrics.Cache.WithLabelValues("score", "get", "miss").Inc()
+		c.metrics.Cache("score", "get", "miss")
 		missIdx = append(missIdx, i)
 		miss = append(miss, s)
 	}
@@ -68,10 +73,15 @@ func (c *Cached) Score(ctx context.Context, samples []Sample) ([][]float32, erro
 	if err != nil {
 		return nil, err
 	}
+	if err := CheckShape(scored, len(miss), n); err != nil {
+		return nil, err
+	}
+	items := make([]cache.Item, 0, len(missIdx))
 	for j, i := range missIdx {
 		out[i] = scored[j]
-		_ = c.cache.Set(ctx, keys[i], encodeScores(scored[j]), c.ttl) // a failed write is only a future miss
+		items = append(items, cache.Item{Key: keys[i], Val: encodeScores(scored[j])})
 	}
+	_ = c.cache.SetMany(context.WithoutCancel(ctx), items, c.ttl) // a failed write is only a future miss
 	return out, nil
 }
 

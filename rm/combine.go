@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
+	"strconv"
 	"sync"
 )
 
@@ -114,6 +116,9 @@ func (s *Shaped) ID() string { return IDOf(s.Rewarder) }
 
 func (s *Shaped) Score(ctx context.Context, samples []Sample) ([][]float32, error) {
 	raw, err := s.Rewarder.Score(ctx, samples)
+	if err == nil {
+		err = CheckShape(raw, len(samples), len(s.norm))
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -168,17 +173,14 @@ func NewEnsemble(name string, members []Rewarder, objectives []string, agg strin
 		return nil, fmt.Errorf("ensemble %s: needs at least two members", name)
 	}
 	if objectives == nil {
-		for _, o := range members[0].Objectives() {
-			all := true
-			for _, m := range members[1:] {
-				if _, ok := Index(m.Objectives())[o]; !ok {
-					all = false
-				}
-			}
-			if all {
-				objectives = append(objectives, o)
-			}
+		all := make([][]string, len(members))
+		for i, m := range members {
+			all[i] = m.Objectives()
 		}
+		objectives = SharedObjectives(all)
+	}
+	if len(objectives) == 0 {
+		return nil, fmt.Errorf("ensemble %s: its members share no objective", name)
 	}
 	e := &Ensemble{name: name, members: members, objectives: objectives, agg: agg, lambda: lambda}
 	for mi, m := range members {
@@ -223,7 +225,10 @@ func (e *Ensemble) Score(ctx context.Context, samples []Sample) ([][]float32, er
 		}()
 	}
 	wg.Wait()
-	for _, err := range errs {
+	for i, err := range errs {
+		if err == nil {
+			err = CheckShape(scores[i], len(samples), len(e.members[i].Objectives()))
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -278,7 +283,9 @@ type Utility struct {
 func (u Utility) Of(objectives []string, scores []float32, tokens int) float64 {
 	var total float64
 	for i, o := range objectives {
-		total += u.Weights[o] * float64(scores[i])
+		if w := u.Weights[o]; w != 0 {
+			total += w * Widen(scores[i])
+		}
 	}
 	if over := tokens - u.LengthFree; u.LengthPenalty > 0 && over > 0 {
 		total -= u.LengthPenalty * float64(over)
@@ -286,11 +293,33 @@ func (u Utility) Of(objectives []string, scores []float32, tokens int) float64 {
 	return total
 }
 
-// DefaultWeights weighs every objective 1.
-func DefaultWeights(objectives []string) map[string]float64 {
-	w := make(map[string]float64, len(objectives))
-	for _, o := range objectives {
-		w[o] = 1
+// Widen converts a model's float32 score to float64 through its shortest
+// decimal, so that 1.54f reads as 1.54, not 1.5399999618530273.
+func Widen(x float32) float64 {
+	v, err := strconv.ParseFloat(strconv.FormatFloat(float64(x), 'g', -1, 32), 64)
+	if err != nil {
+		return float64(x)
 	}
-	return w
+	return v
+}
+
+// SharedObjectives are the objectives every member has, in the first
+// member's order.
+func SharedObjectives(members [][]string) []string {
+	if len(members) == 0 {
+		return nil
+	}
+	var out []string
+	for _, o := range members[0] {
+		all := true
+		for _, m := range members[1:] {
+			if !slices.Contains(m, o) {
+				all = false
+			}
+		}
+		if all {
+			out = append(out, o)
+		}
+	}
+	return out
 }

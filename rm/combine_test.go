@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/steergate/steergate/cache"
+	"github.com/steergate/steergate/fault"
 	"github.com/steergate/steergate/rm"
 	"github.com/steergate/steergate/rm/rmtest"
 )
@@ -93,7 +94,7 @@ func TestEnsembles(t *testing.T) {
 	if _, err := rm.NewEnsemble("e", []rm.Rewarder{m1, m3}, []string{"y"}, rm.AggMean, 0); err == nil {
 		t.Error("member without the objective accepted")
 	}
-	m2.Err = rm.ErrReward
+	m2.Err = fault.ErrReward
 	e, _ := rm.NewEnsemble("e", []rm.Rewarder{m1, m2}, nil, rm.AggMean, 0)
 	if _, err := e.Score(context.Background(), samples("a")); err == nil {
 		t.Error("a failing member must fail the ensemble")
@@ -112,7 +113,7 @@ func TestUtility(t *testing.T) {
 func TestCachedScoresOnlyMisses(t *testing.T) {
 	tab := &rmtest.Table{Name: "t", Names: []string{"x"}, Rows: map[string][]float32{"a": {1}, "b": {2}, "c": {3}}}
 	mem := cache.NewMemory(1 << 20)
-	c := rm.NewCached(tab, "t@v1", mem, time.Minute)
+	c := rm.NewCached(tab, "t@v1", mem, time.Minute, nil)
 	ctx := context.Background()
 	if _, err := c.Score(ctx, samples("a", "b")); err != nil {
 		t.Fatal(err)
@@ -128,7 +129,7 @@ func TestCachedScoresOnlyMisses(t *testing.T) {
 		t.Errorf("scored %d samples, want 3 (each once)", n)
 	}
 	// Another version of the model does not see these scores.
-	c2 := rm.NewCached(tab, "t@v2", mem, time.Minute)
+	c2 := rm.NewCached(tab, "t@v2", mem, time.Minute, nil)
 	if _, err := c2.Score(ctx, samples("a")); err != nil {
 		t.Fatal(err)
 	}

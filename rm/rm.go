@@ -2,9 +2,12 @@ package rm
 
 import (
 	"context"
-	"errors"
+	"encoding/json"
+	"fmt"
+	"strings"
 
 	"github.com/steergate/steergate/backend"
+	"github.com/steergate/steergate/fault"
 )
 
 // Sample is one (prompt, response) pair to score.
@@ -15,6 +18,57 @@ type Sample struct {
 	// WantJSON is true when the request asked for a JSON answer
 	// (response_format json_object or json_schema).
 	WantJSON bool `json:"want_json,omitempty"`
+	// Tools are the request's tools, for objectives that check tool calls.
+	Tools []backend.Tool `json:"tools,omitempty"`
+	// Schema is the JSON schema the request's response_format asked for.
+	Schema json.RawMessage `json:"schema,omitempty"`
+	// Partial marks a prefix of an answer (a step of a step-wise
+	// strategy), not a whole one; Steps are its steps so far when the
+	// strategy splits it.
+	Partial bool     `json:"partial,omitempty"`
+	Steps   []string `json:"steps,omitempty"`
+}
+
+// Render is an answer as rewards read it: its text, then each tool call
+// as a JSON object {"name": ..., "arguments": ...} on a line of its own.
+// Reasoning is not part of it.
+func Render(c backend.Choice) string {
+	if len(c.ToolCalls) == 0 {
+		return c.Text
+	}
+	var b strings.Builder
+	b.WriteString(c.Text)
+	for _, tc := range c.ToolCalls {
+		if b.Len() > 0 {
+			b.WriteByte('\n')
+		}
+		args := json.RawMessage(tc.Arguments)
+		if !json.Valid(args) {
+			q, _ := json.Marshal(tc.Arguments)
+			args = q
+		}
+		line, _ := json.Marshal(struct {
+			Name      string          `json:"name"`
+			Arguments json.RawMessage `json:"arguments"`
+		}{tc.Name, args})
+		b.Write(line)
+	}
+	return b.String()
+}
+
+// CheckShape verifies a reward's answer: one row per sample, one column
+// per objective. A reward that breaks it fails the request with a reward
+// error instead of a panic.
+func CheckShape(scores [][]float32, samples, objectives int) error {
+	if len(scores) != samples {
+		return fmt.Errorf("%w: %d rows of scores for %d samples", fault.ErrReward, len(scores), samples)
+	}
+	for i, row := range scores {
+		if len(row) != objectives {
+			return fmt.Errorf("%w: row %d has %d scores for %d objectives", fault.ErrReward, i, len(row), objectives)
+		}
+	}
+	return nil
 }
 
 // PromptText is the prompt as plain text: the raw prompt, or the last user
@@ -58,10 +112,6 @@ func IDOf(r Rewarder) string {
 	}
 	return ""
 }
-
-// ErrReward is wrapped by errors of reward models, so strategies can tell a
-// failing reward from a failing backend.
-var ErrReward = errors.New("reward model failure")
 
 // Index returns the position of each objective name.
 func Index(objectives []string) map[string]int {

@@ -4,9 +4,16 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/steergate/steergate/backend"
+	"github.com/steergate/steergate/fault"
 )
+
+// Adaptive is the strategy's name.
+const Adaptive = "adaptive"
+
+func init() { Register(Adaptive, func() Strategy { return &adaptive{} }, RewardRequired) }
 
 // adaptive samples in waves until another wave is unlikely to help: the
 // best utility reaches threshold, or the estimated chance that the next
@@ -14,9 +21,16 @@ import (
 // With prune_tokens it generates only that many tokens of each sample in a
 // wave, scores the partial texts, and finishes only the best keep share
 // (speculative rejection).
-type adaptive struct{}
-
-func (adaptive) Name() string { return Adaptive }
+type adaptive struct {
+	Initial     int      `json:"initial,omitempty"`
+	Step        int      `json:"step,omitempty"`
+	MaxSamples  int      `json:"max_samples,omitempty"`
+	Threshold   *float64 `json:"threshold,omitempty"`
+	Delta       float64  `json:"delta,omitempty"`
+	PMin        float64  `json:"p_min,omitempty"`
+	PruneTokens int      `json:"prune_tokens,omitempty"`
+	Keep        float64  `json:"keep,omitempty"`
+}
 
 // Stop reasons.
 const (
@@ -25,17 +39,63 @@ const (
 	stopMaxSamples = "max_samples"
 )
 
-func (adaptive) Steer(ctx context.Context, r *backend.Request, p *Params, env Env) (*Outcome, error) {
-	if p.PruneTokens > 0 && r.Messages != nil && !env.Backend.Caps().Continuation {
-		return nil, backend.Unsupported("steering.prune_tokens", "pruning needs a backend that can continue a partial answer; %s cannot", env.Backend.Name())
+func (p *adaptive) Check(c *Check) error {
+	if p.Initial == 0 {
+		p.Initial = max(2, c.K)
 	}
+	if p.Step == 0 {
+		p.Step = 2
+	}
+	if p.MaxSamples == 0 {
+		p.MaxSamples = max(p.Initial, min(16, c.Limits.MaxSamples))
+	}
+	if p.PMin == 0 {
+		p.PMin = 0.1
+	}
+	switch {
+	case p.Initial < c.K:
+		return c.Bad("initial", "initial must be at least the request's n (%d)", c.K)
+	case p.Step < 1:
+		return c.Bad("step", "step must be at least 1")
+	case p.MaxSamples < p.Initial || p.MaxSamples > c.Limits.MaxSamples:
+		return c.Bad("max_samples", "max_samples must be between initial (%d) and %d (server.max_samples)", p.Initial, c.Limits.MaxSamples)
+	case c.Common.MinSuccess > p.MaxSamples:
+		return c.Bad("min_success", "min_success must be at most max_samples (%d)", p.MaxSamples)
+	case p.Threshold != nil && !finite(*p.Threshold):
+		return c.Bad("threshold", "threshold must be a finite number")
+	case p.Delta < 0 || !finite(p.Delta):
+		return c.Bad("delta", "delta must be a finite number, not negative")
+	case p.PMin <= 0 || p.PMin >= 1:
+		return c.Bad("p_min", "p_min must be in (0, 1)")
+	case p.PruneTokens < 0:
+		return c.Bad("prune_tokens", "prune_tokens must not be negative")
+	case p.PruneTokens == 0 && p.Keep != 0:
+		return c.Bad("keep", "keep only applies with prune_tokens")
+	}
+	if p.PruneTokens > 0 {
+		if p.Keep <= 0 || p.Keep >= 1 {
+			return c.Bad("keep", "keep must be in (0, 1) when prune_tokens is set")
+		}
+		if kept := int(math.Ceil(p.Keep * float64(p.Initial))); kept < c.K {
+			return c.Bad("keep", "keep × initial (%d) must be at least the request's n (%d)", kept, c.K)
+		}
+		if c.Chat && !c.Caps.Continuation {
+			return c.Unsupported("prune_tokens", "pruning continues partial answers, which backend %s cannot do", c.Backend)
+		}
+	}
+	return nil
+}
+
+func finite(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }
+
+func (p *adaptive) Steer(ctx context.Context, r *backend.Request, env *Env) (*Outcome, error) {
 	var all []*sample
 	failed, next, waves := 0, 0, 0
 	var first error
 	size := p.Initial
 	reason := stopMaxSamples
 	for {
-		got, f, sampleErr, err := runWave(ctx, r, p, env, indices(next, size))
+		got, f, sampleErr, err := p.wave(ctx, r, env, indices(next, size))
 		if err != nil {
 			return nil, err
 		}
@@ -50,9 +110,9 @@ func (adaptive) Steer(ctx context.Context, r *backend.Request, p *Params, env En
 			break
 		}
 		size = min(p.Step, p.MaxSamples-next)
-		done := complete(all)
-		if len(done) == 0 {
-			continue
+		done := usable(all)
+		if len(done) < env.Common.MinSuccess {
+			continue // no statistical stop before enough usable answers exist
 		}
 		best := rank(done)[0].utility
 		if p.Threshold != nil && best >= *p.Threshold {
@@ -64,52 +124,29 @@ func (adaptive) Steer(ctx context.Context, r *backend.Request, p *Params, env En
 			break
 		}
 	}
-	done := complete(all)
-	if err := enough(len(done), p.MinSuccess, next, first); err != nil {
+	if err := enough(all, env.Common.MinSuccess, failed, first); err != nil {
 		return nil, err
 	}
-	return finishAdaptive(all, failed, r.Choices(), env, waves, reason, p)
-}
-
-func finishAdaptive(all []*sample, failed, k int, env Env, waves int, reason string, p *Params) (*Outcome, error) {
-	return finish(Adaptive, all, failed, k, env, func(i *Info) {
+	return finish(env, all, failed, r.Choices(), func(i *Info) {
 		i.Waves, i.StopReason = waves, reason
-		i.Params = map[string]any{"initial": p.Initial, "step": p.Step, "max_samples": p.MaxSamples, "delta": p.Delta, "p_min": p.PMin}
-		if p.Threshold != nil {
-			i.Params["threshold"] = *p.Threshold
-		}
-		if p.PruneTokens > 0 {
-			i.Params["prune_tokens"], i.Params["keep"] = p.PruneTokens, p.Keep
-		}
 	})
 }
 
-// runWave generates and scores one wave. Sample failures are counted and
-// the first is returned as sampleErr; a reward failure or a cancelled
-// request is err and ends the request.
-func runWave(ctx context.Context, r *backend.Request, p *Params, env Env, idx []int) (got []*sample, failed int, sampleErr, err error) {
+// wave generates and scores one wave. Sample failures are counted and the
+// first is returned as sampleErr; a reward failure or a cancelled request
+// is err and ends the request.
+func (p *adaptive) wave(ctx context.Context, r *backend.Request, env *Env, idx []int) (got []*sample, failed int, sampleErr, err error) {
 	if p.PruneTokens > 0 {
-		return pruneWave(ctx, r, p, env, idx)
+		return p.pruneWave(ctx, r, env, idx)
 	}
-	got, failed, sampleErr = wave(ctx, r, env, idx, 0)
-	if ctxDone(ctx) {
-		return nil, 0, nil, context.Cause(ctx)
+	got, failed, sampleErr, err = draw(ctx, r, env, idx, 0)
+	if err != nil {
+		return nil, 0, nil, err
 	}
-	if err := scoreAll(ctx, r, env, got); err != nil {
+	if err := env.score(ctx, r, got); err != nil {
 		return nil, 0, nil, err
 	}
 	return got, failed, sampleErr, nil
-}
-
-// complete returns the samples that are whole answers (not pruned).
-func complete(ss []*sample) []*sample {
-	var out []*sample
-	for _, s := range ss {
-		if !s.pruned {
-			out = append(out, s)
-		}
-	}
-	return out
 }
 
 func utilities(ss []*sample) []float64 {
@@ -153,20 +190,18 @@ func ImproveProbability(us []float64, best, delta float64, k int) float64 {
 // wave, scores the partial texts, and continues only the best keep share of
 // them to full answers; the rest are reported as pruned. Answers that ended
 // within prune_tokens are already whole.
-func pruneWave(ctx context.Context, r *backend.Request, p *Params, env Env, idx []int) ([]*sample, int, error, error) {
-	partial, failed, first := wave(ctx, r, env, idx, p.PruneTokens)
-	if ctxDone(ctx) {
-		return nil, 0, nil, context.Cause(ctx)
+func (p *adaptive) pruneWave(ctx context.Context, r *backend.Request, env *Env, idx []int) ([]*sample, int, error, error) {
+	partial, failed, first, err := draw(ctx, r, env, idx, p.PruneTokens)
+	if err != nil {
+		return nil, 0, nil, err
 	}
-	if err := scoreAll(ctx, r, env, partial); err != nil {
+	for _, s := range partial {
+		s.pruned = s.choice.FinishReason == backend.FinishLength // partial until continued
+	}
+	if err := env.score(ctx, r, partial); err != nil {
 		return nil, 0, nil, err
 	}
 	keep := int(math.Ceil(p.Keep * float64(len(partial))))
-	for rankPos, s := range rank(partial) {
-		if rankPos >= keep {
-			s.pruned = true
-		}
-	}
 	rest := 0
 	if r.MaxTokens > 0 {
 		rest = r.MaxTokens - p.PruneTokens
@@ -177,8 +212,11 @@ func pruneWave(ctx context.Context, r *backend.Request, p *Params, env Env, idx 
 	}
 	results := make(chan result, len(partial))
 	running := 0
-	for _, s := range partial {
-		if s.pruned || s.choice.FinishReason != backend.FinishLength || (r.MaxTokens > 0 && rest <= 0) {
+	// Prefixes and answers that already ended compete on their scores; a
+	// finished answer is never pruned.
+	scoredOK := func(s *sample) bool { return s.invalid == "" }
+	for pos, s := range order(partial, scoredOK) {
+		if pos >= keep || !s.pruned || (r.MaxTokens > 0 && rest <= 0) {
 			continue // pruned, or already a whole answer
 		}
 		running++
@@ -186,26 +224,33 @@ func pruneWave(ctx context.Context, r *backend.Request, p *Params, env Env, idx 
 			results <- result{s, continueSample(ctx, r, s, rest, env)}
 		}()
 	}
+	lost := map[*sample]bool{}
 	for range running {
 		res := <-results
 		if res.err != nil {
-			res.s.pruned = true // could not be finished: not a candidate
+			lost[res.s] = true // a failed continuation is a failed sample
 			if first == nil {
 				first = res.err
 			}
+			continue
 		}
+		res.s.pruned = false
 	}
-	if ctxDone(ctx) {
+	if ctx.Err() != nil {
 		return nil, 0, nil, context.Cause(ctx)
 	}
-	if err := scoreAll(ctx, r, env, partial); err != nil {
+	if len(lost) > 0 {
+		partial = slices.DeleteFunc(partial, func(s *sample) bool { return lost[s] })
+		failed += len(lost)
+	}
+	if err := env.score(ctx, r, partial); err != nil {
 		return nil, 0, nil, err
 	}
 	return partial, failed, first, nil
 }
 
 // continueSample extends a partial sample to a whole answer.
-func continueSample(ctx context.Context, r *backend.Request, s *sample, maxTokens int, env Env) error {
+func continueSample(ctx context.Context, r *backend.Request, s *sample, maxTokens int, env *Env) error {
 	c := sampleRequest(r, s.index, maxTokens)
 	if maxTokens == 0 {
 		c.MaxTokens = 0
@@ -217,18 +262,17 @@ func continueSample(ctx context.Context, r *backend.Request, s *sample, maxToken
 		c.Prompt += s.choice.Text
 	}
 	g, err := env.Backend.Generate(ctx, c)
+	if err == nil && (g == nil || len(g.Choices) == 0) {
+		err = fmt.Errorf("%w: backend returned no choice", fault.ErrUpstream)
+	}
 	if err != nil {
 		return err
-	}
-	if len(g.Choices) == 0 {
-		return fmt.Errorf("backend returned no choice")
 	}
 	more := newSample(s.index, g)
 	s.choice.Text += more.choice.Text
 	s.choice.FinishReason = more.choice.FinishReason
 	s.choice.Tokens += more.choice.Tokens
 	s.choice.Logprobs = append(s.choice.Logprobs, more.choice.Logprobs...)
-	s.usage.Add(more.usage)
 	s.scored = false
 	return nil
 }

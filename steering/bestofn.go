@@ -6,26 +6,43 @@ import (
 	"github.com/steergate/steergate/backend"
 )
 
+// BestOfN is the strategy's name.
+const BestOfN = "best_of_n"
+
+func init() { Register(BestOfN, func() Strategy { return &bestOfN{} }, RewardRequired) }
+
 // bestOfN draws n samples concurrently, scores them in one batched reward
 // call and returns the best (the request's n best distinct ones).
-type bestOfN struct{}
-
-func (bestOfN) Name() string { return BestOfN }
-
-func (bestOfN) Steer(ctx context.Context, r *backend.Request, p *Params, env Env) (*Outcome, error) {
-	ss, failed, first := wave(ctx, r, env, indices(0, p.N), 0)
-	if ss == nil && ctxDone(ctx) {
-		return nil, context.Cause(ctx)
-	}
-	if err := enough(len(ss), p.MinSuccess, p.N, first); err != nil {
-		return nil, err
-	}
-	if err := scoreAll(ctx, r, env, ss); err != nil {
-		return nil, err
-	}
-	return finish(BestOfN, ss, failed, r.Choices(), env, func(i *Info) {
-		i.Params = map[string]any{"n": p.N}
-	})
+type bestOfN struct {
+	N int `json:"n,omitempty"`
 }
 
-func ctxDone(ctx context.Context) bool { return ctx.Err() != nil }
+func (p *bestOfN) Check(c *Check) error {
+	if p.N == 0 {
+		p.N = max(4, c.K)
+	}
+	if p.N < c.K || p.N > c.Limits.MaxSamples {
+		return c.Bad("n", "n must be between the request's n (%d) and %d (server.max_samples)", c.K, c.Limits.MaxSamples)
+	}
+	if c.Common.MinSuccess > p.N {
+		return c.Bad("min_success", "min_success must be at most n (%d)", p.N)
+	}
+	return nil
+}
+
+func (p *bestOfN) Steer(ctx context.Context, r *backend.Request, env *Env) (*Outcome, error) {
+	ss, failed, first, err := draw(ctx, r, env, indices(0, p.N), 0)
+	if err != nil {
+		return nil, err
+	}
+	if err := enough(ss, env.Common.MinSuccess, failed, first); err != nil {
+		return nil, err
+	}
+	if err := env.score(ctx, r, ss); err != nil {
+		return nil, err
+	}
+	if err := enough(ss, env.Common.MinSuccess, failed, first); err != nil {
+		return nil, err
+	}
+	return finish(env, ss, failed, r.Choices(), nil)
+}

@@ -2,174 +2,472 @@ package steering
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"maps"
+	"math"
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
 
 	"github.com/steergate/steergate/backend"
+	"github.com/steergate/steergate/fault"
 )
 
-// Strategy names.
-const (
-	None     = "none"
-	BestOfN  = "best_of_n"
-	Adaptive = "adaptive"
-)
+// None is the passthrough strategy's name.
+const None = "none"
 
-// Params are a request's steering parameters: the route's defaults with the
-// request's "steering" field laid over them.
-type Params struct {
-	Strategy string             `json:"strategy,omitempty"`
-	Reward   string             `json:"reward,omitempty"`
-	Weights  map[string]float64 `json:"weights,omitempty"`
+// Common are the parameters every strategy shares.
+type Common struct {
+	Strategy string `json:"strategy,omitempty"`
+	Reward   string `json:"reward,omitempty"`
+	// Weights are objective weights; see Plan.Weights for how layers merge.
+	Weights map[string]float64 `json:"weights,omitempty"`
 	// LengthPenalty is subtracted from the utility per completion token
 	// beyond LengthFree (length-bias control).
 	LengthPenalty float64 `json:"length_penalty,omitempty"`
 	LengthFree    int     `json:"length_free,omitempty"`
-	MinSuccess    int     `json:"min_success,omitempty"`
-	// OnRewardError is what to do when the reward model fails: "fail"
-	// (502, the default) or "first" (answer with the first sample,
-	// unscored, and say so in the report).
-	OnRewardError string `json:"on_reward_error,omitempty"`
-	// Cache controls the response cache for this request.
-	Cache *CacheParams `json:"cache,omitempty"`
-
-	// best_of_n
-	N int `json:"n,omitempty"`
-
-	// adaptive
-	Initial     int      `json:"initial,omitempty"`
-	Step        int      `json:"step,omitempty"`
-	MaxSamples  int      `json:"max_samples,omitempty"`
-	Threshold   *float64 `json:"threshold,omitempty"`
-	Delta       float64  `json:"delta,omitempty"`
-	PMin        float64  `json:"p_min,omitempty"`
-	PruneTokens int      `json:"prune_tokens,omitempty"`
-	Keep        float64  `json:"keep,omitempty"`
-}
-
-// Decode lays raw (a JSON object) over p. Unknown fields are an error, so
-// that a misspelt parameter is not silently ignored.
-func (p *Params) Decode(raw []byte, param string) error {
-	if len(bytes.TrimSpace(raw)) == 0 || string(bytes.TrimSpace(raw)) == "null" {
-		return nil
-	}
-	var over Params
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&over); err != nil {
-		return backend.Invalid(param, "invalid %s: %v", param, err)
-	}
-	// Overlay: fields present in raw win; weights merge key by key. The
-	// route's map is shared, so it is never written to.
-	weights := p.Weights
-	p.Weights = nil
-	if err := json.Unmarshal(raw, p); err != nil {
-		return backend.Invalid(param, "invalid %s: %v", param, err)
-	}
-	switch {
-	case over.Weights == nil:
-		p.Weights = weights
-	case weights != nil:
-		merged := make(map[string]float64, len(weights)+len(over.Weights))
-		for k, v := range weights {
-			merged[k] = v
-		}
-		for k, v := range over.Weights {
-			merged[k] = v
-		}
-		p.Weights = merged
-	}
-	return nil
+	// MinSuccess is the fewest usable answers the request needs; default
+	// the request's n.
+	MinSuccess int `json:"min_success,omitempty"`
+	// OnRewardError: "fail" (the default: 502 reward_error) or "first"
+	// (answer with the first sample, unscored, and say so in the report).
+	OnRewardError string       `json:"on_reward_error,omitempty"`
+	Cache         *CacheParams `json:"cache,omitempty"`
+	// Arm forces an experiment arm (admin keys only).
+	Arm string `json:"arm,omitempty"`
 }
 
 // Limits cap what one request may spend.
 type Limits struct {
-	MaxSamples int // most samples per request
+	MaxSamples  int // most samples (particles, candidates) per request
+	MaxCacheTTL int // seconds; the largest steering.cache.ttl_s (0: unbounded)
 }
 
-// defaults fills unset parameters and checks ranges; k is the number of
-// answers the client asked for (n).
-func (p *Params) defaults(k int, l Limits) error {
-	bad := func(name, format string, args ...any) error {
-		return backend.Invalid("steering."+name, format, args...)
+// Strategy is one registered way of answering a request. Its value holds
+// its own parameters, decoded from the steering object.
+type Strategy interface {
+	// Check fills unset parameters with their defaults and validates them.
+	Check(c *Check) error
+	// Steer answers r.
+	Steer(ctx context.Context, r *backend.Request, env *Env) (*Outcome, error)
+}
+
+// RewardUse says whether a strategy scores answers with a sequence reward.
+type RewardUse int
+
+const (
+	RewardNone     RewardUse = iota // never (none)
+	RewardOptional                  // to break ties when one is configured (self_consistency)
+	RewardRequired                  // always (best_of_n, adaptive, particles)
+)
+
+// kind is a registered strategy.
+type kind struct {
+	name   string
+	new    func() Strategy
+	reward RewardUse
+	known  map[string]bool // its parameter keys
+}
+
+var (
+	regMu    sync.RWMutex
+	registry = map[string]kind{}
+)
+
+// Register adds a strategy: name is what steering.strategy names, new
+// returns a value with every parameter unset. Strategies register
+// themselves from init in their own file.
+func Register(name string, new func() Strategy, reward RewardUse) {
+	regMu.Lock()
+	defer regMu.Unlock()
+	if _, dup := registry[name]; dup {
+		panic("steering: strategy " + name + " registered twice")
 	}
-	if p.MinSuccess == 0 {
-		p.MinSuccess = k
+	registry[name] = kind{name: name, new: new, reward: reward, known: jsonKeys(reflect.TypeOf(new()))}
+}
+
+// Names lists the registered strategies, sorted: the closed set that
+// metric labels may take.
+func Names() []string {
+	regMu.RLock()
+	defer regMu.RUnlock()
+	return slices.Sorted(maps.Keys(registry))
+}
+
+// Known reports whether name is a registered strategy.
+func Known(name string) bool {
+	regMu.RLock()
+	defer regMu.RUnlock()
+	_, ok := registry[name]
+	return ok
+}
+
+func lookup(name string) (kind, bool) {
+	regMu.RLock()
+	defer regMu.RUnlock()
+	k, ok := registry[name]
+	return k, ok
+}
+
+var commonKeys = jsonKeys(reflect.TypeOf(Common{}))
+
+// jsonKeys returns the JSON names of a struct type's fields.
+func jsonKeys(t reflect.Type) map[string]bool {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
 	}
-	if p.MinSuccess < k {
-		return bad("min_success", "min_success must be at least n (%d)", k)
+	m := map[string]bool{}
+	if t.Kind() != reflect.Struct {
+		return m
 	}
-	switch p.OnRewardError {
+	for i := range t.NumField() {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		if name != "" && name != "-" {
+			m[name] = true
+		}
+	}
+	return m
+}
+
+// Check is what a strategy validates its parameters against.
+type Check struct {
+	K          int  // answers the request wants (its n); 1 for route defaults
+	Chat       bool // a chat request; false for a raw completion
+	Limits     Limits
+	Caps       backend.Caps
+	Backend    string // the route backend's name, for messages
+	Common     *Common
+	Objectives []string // the reward's objectives; nil when the strategy uses none
+	prefix     string   // "steering" or "models[2].steering"
+}
+
+// Bad returns a 400 naming the parameter key.
+func (c *Check) Bad(key, format string, args ...any) error {
+	return fault.Invalid(c.prefix+"."+key, format, args...)
+}
+
+// Unsupported returns a 400 for a parameter the route's backend cannot
+// serve.
+func (c *Check) Unsupported(key, format string, args ...any) error {
+	return fault.Unsupported(c.prefix+"."+key, format, args...)
+}
+
+// Plan is a request's steering resolved once: the strategy with its
+// parameters checked, the common parameters, and the reward and weights it
+// will use. It travels with the call.
+type Plan struct {
+	Name       string // the strategy's registered name
+	Strategy   Strategy
+	Common     Common
+	RewardName string   // "" when the strategy uses no reward
+	Objectives []string // the reward's
+	// Weight layers, merged key by key by Weights: the request's, the
+	// user's (set by the caller), the route's, the reward's defaults.
+	RequestWeights, UserWeights, RouteWeights, RewardWeights map[string]float64
+}
+
+// Weights returns the effective weight of every objective: for each, the
+// first layer that names it, in the order request, user, route, reward
+// default; objectives no layer names weigh 0.
+func (p *Plan) Weights() map[string]float64 {
+	w := make(map[string]float64, len(p.Objectives))
+	for _, o := range p.Objectives {
+		for _, layer := range []map[string]float64{p.RequestWeights, p.UserWeights, p.RouteWeights, p.RewardWeights} {
+			if v, ok := layer[o]; ok {
+				w[o] = v
+				break
+			}
+		}
+	}
+	return w
+}
+
+// Params returns the strategy's resolved parameters as a JSON object, for
+// the report and the response-cache key.
+func (p *Plan) Params() map[string]any {
+	b, _ := json.Marshal(p.Strategy)
+	var m map[string]any
+	_ = json.Unmarshal(b, &m)
+	return m
+}
+
+// RewardInfo is what resolving needs to know of a reward.
+type RewardInfo struct {
+	Objectives []string
+	Weights    map[string]float64 // default weights
+}
+
+// Resolver turns steering objects into plans. The gateway's engine and
+// check-config use the same resolver, so a route's defaults are checked at
+// load exactly as a request's steering is checked when it arrives.
+type Resolver struct {
+	Rewards map[string]RewardInfo
+	Default string // the reward used when none is named ("" when none applies)
+	Limits  Limits
+}
+
+// DefaultReward picks the reward a route uses when none is named: the one
+// called "default", else the only one.
+func DefaultReward(names []string) string {
+	if slices.Contains(names, "default") {
+		return "default"
+	}
+	if len(names) == 1 {
+		return names[0]
+	}
+	return ""
+}
+
+// Target is the route a plan is resolved for.
+type Target struct {
+	Backend string
+	Caps    backend.Caps
+	K       int  // answers wanted
+	Chat    bool // chat (true) or raw completion
+}
+
+// Resolve lays the request's steering object over the route's and checks
+// the result. prefix names the object in errors ("steering" for a
+// request). route and req may be empty.
+func (rs *Resolver) Resolve(route, req json.RawMessage, t Target, prefix string) (*Plan, error) {
+	bad := func(key, format string, args ...any) error {
+		if key != "" {
+			key = "." + key
+		}
+		return fault.Invalid(prefix+key, format, args...)
+	}
+	routeObj, err := object(route, prefix)
+	if err != nil {
+		return nil, err
+	}
+	reqObj, err := object(req, prefix)
+	if err != nil {
+		return nil, err
+	}
+	name := None
+	if s, ok := reqObj["strategy"]; ok {
+		if json.Unmarshal(s, &name) != nil {
+			return nil, bad("strategy", "strategy must be a string")
+		}
+	} else if s, ok := routeObj["strategy"]; ok {
+		if json.Unmarshal(s, &name) != nil {
+			return nil, bad("strategy", "strategy must be a string")
+		}
+	}
+	k, ok := lookup(name)
+	if !ok {
+		return nil, bad("strategy", "unknown strategy %q: use one of %s", clip(name, 64), strings.Join(Names(), ", "))
+	}
+	// A request that switches strategy keeps the route's common
+	// parameters, not the other strategy's own.
+	routeName := None
+	if s, ok := routeObj["strategy"]; ok {
+		_ = json.Unmarshal(s, &routeName)
+	}
+	merged := map[string]json.RawMessage{}
+	for key, v := range routeObj {
+		if commonKeys[key] || routeName == name {
+			merged[key] = v
+		}
+	}
+	for key, v := range reqObj {
+		if old, ok := merged[key]; ok && key != "weights" {
+			v = mergeJSON(old, v)
+		}
+		merged[key] = v
+	}
+	for _, key := range slices.Sorted(maps.Keys(merged)) {
+		if !commonKeys[key] && !k.known[key] {
+			return nil, bad(key, "unknown parameter %q for strategy %s", clip(key, 64), name)
+		}
+	}
+	all, _ := json.Marshal(merged)
+	var common Common
+	if err := strictDecode(all, &common); err != nil {
+		return nil, bad(errField(err), "%v", err)
+	}
+	strat := k.new()
+	if err := strictDecode(all, strat); err != nil {
+		return nil, bad(errField(err), "%v", err)
+	}
+	common.Strategy = name
+	p := &Plan{Name: name, Strategy: strat, Common: common}
+	// Weight layers stay apart so that a user's weights can go between the
+	// request's and the route's.
+	if w, ok := routeObj["weights"]; ok && json.Unmarshal(w, &p.RouteWeights) != nil {
+		return nil, bad("weights", "weights must be an object of numbers")
+	}
+	if w, ok := reqObj["weights"]; ok && json.Unmarshal(w, &p.RequestWeights) != nil {
+		return nil, bad("weights", "weights must be an object of numbers")
+	}
+	c := &Check{K: max(t.K, 1), Chat: t.Chat, Limits: rs.Limits, Caps: t.Caps, Backend: t.Backend, Common: &p.Common, prefix: prefix}
+	if err := rs.checkCommon(c, p, k.reward, reqObj); err != nil {
+		return nil, err
+	}
+	if err := strat.Check(c); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+func (rs *Resolver) checkCommon(c *Check, p *Plan, use RewardUse, reqKeys map[string]json.RawMessage) error {
+	cm := c.Common
+	if cm.MinSuccess == 0 {
+		cm.MinSuccess = c.K
+	}
+	if cm.MinSuccess < c.K {
+		return c.Bad("min_success", "min_success must be at least the request's n (%d)", c.K)
+	}
+	switch cm.OnRewardError {
 	case "", "fail", "first":
 	default:
-		return bad("on_reward_error", "on_reward_error must be fail or first")
+		return c.Bad("on_reward_error", "on_reward_error must be fail or first")
 	}
-	if p.LengthPenalty < 0 || p.LengthFree < 0 {
-		return bad("length_penalty", "length_penalty and length_free must not be negative")
+	if cm.LengthPenalty < 0 || math.IsNaN(cm.LengthPenalty) || math.IsInf(cm.LengthPenalty, 0) {
+		return c.Bad("length_penalty", "length_penalty must be a finite number, not negative")
 	}
-	switch p.Strategy {
-	case None:
-	case BestOfN:
-		if p.N == 0 {
-			p.N = 4
-		}
-		if p.N < k || p.N > l.MaxSamples {
-			return bad("n", "n must be between the request's n (%d) and %d", k, l.MaxSamples)
-		}
-		if p.MinSuccess > p.N {
-			return bad("min_success", "min_success must be at most n")
-		}
-	case Adaptive:
-		if p.Initial == 0 {
-			p.Initial = max(2, k)
-		}
-		if p.Step == 0 {
-			p.Step = 2
-		}
-		if p.MaxSamples == 0 {
-			p.MaxSamples = min(16, l.MaxSamples)
-		}
-		if p.PMin == 0 {
-			p.PMin = 0.1
-		}
-		switch {
-		case p.Initial < k:
-			return bad("initial", "initial must be at least the request's n (%d)", k)
-		case p.Step < 1:
-			return bad("step", "step must be at least 1")
-		case p.MaxSamples < p.Initial || p.MaxSamples > l.MaxSamples:
-			return bad("max_samples", "max_samples must be between initial (%d) and %d", p.Initial, l.MaxSamples)
-		case p.Delta < 0:
-			return bad("delta", "delta must not be negative")
-		case p.PMin <= 0 || p.PMin >= 1:
-			return bad("p_min", "p_min must be in (0, 1)")
-		case p.PruneTokens < 0:
-			return bad("prune_tokens", "prune_tokens must not be negative")
-		case p.PruneTokens > 0 && (p.Keep <= 0 || p.Keep >= 1):
-			return bad("keep", "keep must be in (0, 1) when prune_tokens is set")
-		}
-	default:
-		return bad("strategy", "unknown strategy %q: use none, best_of_n or adaptive", p.Strategy)
+	if cm.LengthFree < 0 {
+		return c.Bad("length_free", "length_free must not be negative")
 	}
-	return nil
-}
-
-func (p Params) String() string {
-	b, _ := json.Marshal(p)
-	return fmt.Sprint(string(b))
-}
-
-func (p *Params) checkCache() error {
-	if p.Cache == nil {
+	if err := cm.Cache.check(c, rs.Limits); err != nil {
+		return err
+	}
+	if use == RewardNone {
+		// The route's reward settings do not apply to a strategy that
+		// scores nothing; a request that sets them asks for what cannot be
+		// served.
+		for _, key := range []string{"reward", "weights", "length_penalty", "length_free", "on_reward_error"} {
+			if _, ok := reqKeys[key]; ok {
+				return c.Bad(key, "strategy %s scores no answers, so %s does not apply", p.Name, key)
+			}
+		}
+		p.RequestWeights, p.RouteWeights = nil, nil
 		return nil
 	}
-	switch p.Cache.Mode {
-	case CacheAuto, CacheOn, CacheOff, CacheReadOnly, CacheWriteOnly:
-	default:
-		return backend.Invalid("steering.cache.mode", "cache mode must be on, off, read_only or write_only")
+	name := cm.Reward
+	if name == "" {
+		name = rs.Default
 	}
-	if p.Cache.TTLS < 0 || p.Cache.MaxAgeS < 0 {
-		return backend.Invalid("steering.cache", "ttl_s and max_age_s must not be negative")
+	info, ok := rs.Rewards[name]
+	switch {
+	case !ok && name == "" && use == RewardOptional:
+		p.RequestWeights, p.RouteWeights = nil, nil
+		return nil
+	case !ok && name == "":
+		return c.Bad("reward", "several rewards are configured (%s) and none is called default: name one", strings.Join(slices.Sorted(maps.Keys(rs.Rewards)), ", "))
+	case !ok:
+		return c.Bad("reward", "unknown reward %q (configured: %s)", clip(name, 64), strings.Join(slices.Sorted(maps.Keys(rs.Rewards)), ", "))
+	}
+	p.RewardName, p.Objectives, p.RewardWeights = name, info.Objectives, info.Weights
+	idx := map[string]bool{}
+	for _, o := range info.Objectives {
+		idx[o] = true
+	}
+	for _, layer := range []map[string]float64{p.RouteWeights, p.RequestWeights} {
+		for _, o := range slices.Sorted(maps.Keys(layer)) {
+			if !idx[o] {
+				return c.Bad("weights", "reward %q has no objective %q (it has %s)", name, clip(o, 64), strings.Join(info.Objectives, ", "))
+			}
+			if v := layer[o]; math.IsNaN(v) || math.IsInf(v, 0) || math.Abs(v) > MaxWeight {
+				return c.Bad("weights", "weight of %q must be a finite number of magnitude at most %g", o, MaxWeight)
+			}
+		}
+	}
+	c.Objectives = info.Objectives
+	return nil
+}
+
+// MaxWeight bounds the magnitude of an objective weight, so that a utility
+// stays finite whatever the scores.
+const MaxWeight = 1e6
+
+// object decodes a steering object, refusing duplicate keys (also those
+// that differ only in letter case, which encoding/json would match to one
+// field).
+func object(raw json.RawMessage, prefix string) (map[string]json.RawMessage, error) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil, nil
+	}
+	if raw[0] != '{' {
+		return nil, fault.Invalid(prefix, "%s must be an object", prefix)
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return nil, fault.Invalid(prefix, "invalid %s: %v", prefix, err)
+	}
+	if err := uniqueKeys(raw); err != nil {
+		return nil, fault.Invalid(prefix, "invalid %s: %v", prefix, err)
+	}
+	return m, nil
+}
+
+// uniqueKeys refuses an object whose keys repeat, in any letter case.
+func uniqueKeys(raw []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if _, err := dec.Token(); err != nil {
+		return err
+	}
+	seen := map[string]string{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		key, _ := tok.(string)
+		low := strings.ToLower(key)
+		if prev, dup := seen[low]; dup {
+			return fmt.Errorf("key %q repeats %q", clip(key, 64), clip(prev, 64))
+		}
+		seen[low] = key
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return err
+		}
 	}
 	return nil
+}
+
+// mergeJSON lays over on base: objects merge key by key, anything else
+// replaces.
+func mergeJSON(base, over json.RawMessage) json.RawMessage {
+	var b, o map[string]json.RawMessage
+	if json.Unmarshal(base, &b) != nil || json.Unmarshal(over, &o) != nil || b == nil || o == nil {
+		return over
+	}
+	for k, v := range o {
+		if old, ok := b[k]; ok {
+			v = mergeJSON(old, v)
+		}
+		b[k] = v
+	}
+	out, _ := json.Marshal(b)
+	return out
+}
+
+// strictDecode decodes into v ignoring keys v does not have (the caller
+// has checked them) but failing on wrong types.
+func strictDecode(raw []byte, v any) error {
+	return json.Unmarshal(raw, v)
+}
+
+// errField names the field a decoding error is about.
+func errField(err error) string {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		return te.Field
+	}
+	return ""
+}
+
+// clip shortens user-supplied text quoted back in messages.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
 }

@@ -5,14 +5,12 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
+	"sync"
 	"time"
 
 	"github.com/steergate/steergate/backend"
 	"github.com/steergate/steergate/cache"
 	"github.com/steergate/steergate/metrics"
-	"github.com/steergate/steergate/rm"
-	"golang.org/x/sync/singleflight"
 )
 
 // Cache modes of a request's steering.cache.mode.
@@ -27,9 +25,30 @@ const (
 // CacheParams is a request's steering.cache.
 type CacheParams struct {
 	Mode    string `json:"mode,omitempty"`
-	TTLS    int    `json:"ttl_s,omitempty"`     // how long the answer is kept
-	MaxAgeS int    `json:"max_age_s,omitempty"` // the oldest answer this request accepts
+	TTLS    int64  `json:"ttl_s,omitempty"`     // how long the answer is kept
+	MaxAgeS int64  `json:"max_age_s,omitempty"` // the oldest answer this request accepts
 }
+
+func (cp *CacheParams) check(c *Check, l Limits) error {
+	if cp == nil {
+		return nil
+	}
+	switch cp.Mode {
+	case CacheAuto, CacheOn, CacheOff, CacheReadOnly, CacheWriteOnly:
+	default:
+		return c.Bad("cache.mode", "cache mode must be on, off, read_only or write_only")
+	}
+	if cp.TTLS < 0 || l.MaxCacheTTL > 0 && cp.TTLS > int64(l.MaxCacheTTL) {
+		return c.Bad("cache.ttl_s", "ttl_s must be between 0 and %d seconds (cache.responses.max_ttl)", l.MaxCacheTTL)
+	}
+	if cp.MaxAgeS < 0 || cp.MaxAgeS > maxAgeBound {
+		return c.Bad("cache.max_age_s", "max_age_s must be between 0 and %d", int64(maxAgeBound))
+	}
+	return nil
+}
+
+// maxAgeBound keeps max_age_s far from overflowing a time.Duration.
+const maxAgeBound = 100 * 365 * 24 * 3600
 
 // Cache status values, as the X-Cache header reports them.
 const (
@@ -38,22 +57,24 @@ const (
 )
 
 // entryFormat versions cached answers; a change makes old entries misses.
-const entryFormat = 1
+const entryFormat = 2
 
 // ResponseCache stores whole answers, keyed by everything they depend on
-// and scoped by tenant; identical concurrent misses compute once.
+// and scoped by tenant. Identical concurrent misses compute once.
 type ResponseCache struct {
 	c        cache.Cache
 	ttl      time.Duration
 	maxBytes int
 	enabled  bool // the config's default for requests that do not say
-	group    singleflight.Group
+	metrics  *metrics.Metrics
+	mu       sync.Mutex
+	flights  map[string]*flight
 }
 
 // NewResponseCache returns a response cache over c. enabled is whether
 // reproducible requests are cached when they do not say.
-func NewResponseCache(c cache.Cache, enabled bool, ttl time.Duration, maxEntryBytes int) *ResponseCache {
-	return &ResponseCache{c: c, enabled: enabled, ttl: ttl, maxBytes: maxEntryBytes}
+func NewResponseCache(c cache.Cache, enabled bool, ttl time.Duration, maxEntryBytes int, m *metrics.Metrics) *ResponseCache {
+	return &ResponseCache{c: c, enabled: enabled, ttl: ttl, maxBytes: maxEntryBytes, metrics: m, flights: map[string]*flight{}}
 }
 
 type entry struct {
@@ -70,13 +91,13 @@ func reproducible(r *backend.Request) bool {
 }
 
 // policy decides whether a call reads and writes the cache.
-func (rc *ResponseCache) policy(p *Params, r *backend.Request) (read, write bool) {
+func (rc *ResponseCache) policy(p *Plan, r *backend.Request) (read, write bool) {
 	if rc == nil {
 		return false, false
 	}
 	mode := CacheAuto
-	if p.Cache != nil {
-		mode = p.Cache.Mode
+	if p.Common.Cache != nil {
+		mode = p.Common.Cache.Mode
 	}
 	switch mode {
 	case CacheOn:
@@ -93,26 +114,27 @@ func (rc *ResponseCache) policy(p *Params, r *backend.Request) (read, write bool
 }
 
 // key hashes the canonical request: tenant, route, backend and its model,
-// the whole generation request (extra fields included), the effective
-// steering parameters (weights included) and the reward's identity.
-func key(c *Call, p *Params, reward rm.Rewarder) string {
-	r := c.Request
-	pp := *p
-	pp.Cache = nil // how to cache is not what is cached
-	var rid string
-	if reward != nil {
-		rid = rm.IDOf(reward)
-	}
+// the whole generation request (extra fields included), the strategy with
+// its resolved parameters, the effective weights and the reward's identity.
+func key(c *Call, p *Plan, w map[string]float64, rewardID string) string {
+	common := p.Common
+	common.Cache = nil // how to cache is not what is cached
+	common.Weights = nil
 	b, _ := json.Marshal(struct {
-		F       int
-		Tenant  string
-		Route   string
-		Backend string
-		Target  string
-		Req     backend.Request // Extra is a map: encoding/json sorts its keys
-		Params  Params
-		Reward  string
-	}{entryFormat, c.Tenant, c.Route.Name, c.Route.Backend.Name(), c.Route.Target, *r, pp, rid})
+		F        int
+		Tenant   string
+		User     string
+		Route    string
+		Backend  string
+		Target   string
+		Req      backend.Request // maps encode with sorted keys
+		Strategy string
+		Params   any
+		Common   Common
+		Weights  map[string]float64
+		Reward   string
+	}{entryFormat, c.Tenant, c.Request.User, c.Route.Name, c.Route.Backend.Name(), c.Route.Target, *c.Request,
+		p.Name, p.Strategy, common, w, rewardID})
 	h := sha256.Sum256(b)
 	return "resp:" + hex.EncodeToString(h[:])
 }
@@ -121,19 +143,35 @@ func key(c *Call, p *Params, reward rm.Rewarder) string {
 func (rc *ResponseCache) get(ctx context.Context, k string, maxAge time.Duration) *Outcome {
 	b, ok, err := rc.c.Get(ctx, k)
 	if err != nil || !ok {
-		metrics.Cache.WithLabelValues("response", "get", "miss").Inc()
+		rc.metrics.Cache("response", "get", "miss")
 		return nil
 	}
 	var e entry
 	if json.Unmarshal(b, &e) != nil || e.Format != entryFormat || e.Gen == nil {
+		rc.metrics.Cache("response", "get", "miss")
 		return nil
 	}
 	if maxAge > 0 && time.Since(time.Unix(e.Created, 0)) > maxAge {
-		metrics.Cache.WithLabelValues("response", "get", "miss").Inc()
+		rc.metrics.Cache("response", "get", "miss")
 		return nil
 	}
-	metrics.Cache.WithLabelValues("response", "get", "hit").Inc()
-	return &Outcome{Generation: e.Gen, Info: e.Info, Cache: CacheHit}
+	rc.metrics.Cache("response", "get", "hit")
+	return hit(e.Gen, e.Info)
+}
+
+// hit is a cached answer as served again: no backend spent anything on
+// it, so its usage is zero; the steering report keeps what the original
+// computation spent, marked cached.
+func hit(g *backend.Generation, info *Info) *Outcome {
+	gen := *g
+	gen.Usage = backend.Usage{}
+	var in *Info
+	if info != nil {
+		c := *info
+		c.Cached = true
+		in = &c
+	}
+	return &Outcome{Generation: &gen, Info: in, Cache: CacheHit}
 }
 
 func (rc *ResponseCache) put(ctx context.Context, k string, o *Outcome, ttl time.Duration) {
@@ -141,7 +179,11 @@ func (rc *ResponseCache) put(ctx context.Context, k string, o *Outcome, ttl time
 	if err != nil || len(b) > rc.maxBytes {
 		return
 	}
-	_ = rc.c.Set(ctx, k, b, ttl)
+	if err := rc.c.Set(ctx, k, b, ttl); err == nil {
+		rc.metrics.Cache("response", "set", "ok")
+	} else {
+		rc.metrics.Cache("response", "set", "error")
+	}
 }
 
 // replay sends a cached answer to a streaming client: each choice as one
@@ -151,7 +193,7 @@ func replay(o *Outcome, emit func(backend.Delta) error) error {
 		return nil
 	}
 	for _, c := range o.Generation.Choices {
-		if err := emit(backend.Delta{Index: c.Index, Text: c.Text, Logprobs: c.Logprobs}); err != nil {
+		if err := emit(backend.Delta{Index: c.Index, Text: c.Text, Logprobs: c.Logprobs, Reasoning: c.Reasoning, ToolCalls: c.ToolCalls, Refusal: c.Refusal}); err != nil {
 			return err
 		}
 		if err := emit(backend.Delta{Index: c.Index, FinishReason: c.FinishReason}); err != nil {
@@ -161,20 +203,32 @@ func replay(o *Outcome, emit func(backend.Delta) error) error {
 	return nil
 }
 
-// through runs compute behind the cache as the policy allows.
-func (rc *ResponseCache) through(ctx context.Context, c *Call, p *Params, reward rm.Rewarder, emit func(backend.Delta) error,
-	compute func(emit func(backend.Delta) error) (*Outcome, error)) (*Outcome, error) {
+// flight is one computation shared by identical concurrent misses. It runs
+// under its own context, cancelled only when every waiter has left, so one
+// client hanging up never fails another.
+type flight struct {
+	done    chan struct{}
+	out     *Outcome
+	err     error
+	waiters int
+	cancel  context.CancelFunc
+}
+
+// through runs compute behind the cache as the policy allows. rewardID
+// names the reward's model and version ("" for none).
+func (rc *ResponseCache) through(ctx context.Context, c *Call, p *Plan, w map[string]float64, rewardID string, emit func(backend.Delta) error,
+	compute func(ctx context.Context, emit func(backend.Delta) error) (*Outcome, error)) (*Outcome, error) {
 	read, write := rc.policy(p, c.Request)
 	if !read && !write {
-		return compute(emit)
+		return compute(ctx, emit)
 	}
-	k := key(c, p, reward)
+	k := key(c, p, w, rewardID)
 	ttl, maxAge := rc.ttl, time.Duration(0)
-	if p.Cache != nil {
-		if p.Cache.TTLS > 0 {
-			ttl = time.Duration(p.Cache.TTLS) * time.Second
+	if cp := p.Common.Cache; cp != nil {
+		if cp.TTLS > 0 {
+			ttl = time.Duration(cp.TTLS) * time.Second
 		}
-		maxAge = time.Duration(p.Cache.MaxAgeS) * time.Second
+		maxAge = time.Duration(cp.MaxAgeS) * time.Second
 	}
 	announce := func(status string) {
 		if c.CacheStatus != nil {
@@ -188,10 +242,9 @@ func (rc *ResponseCache) through(ctx context.Context, c *Call, p *Params, reward
 		}
 	}
 	announce(CacheMiss)
-	run := func(emit func(backend.Delta) error) (*Outcome, error) {
-		o, err := compute(emit)
+	store := func(o *Outcome, err error) (*Outcome, error) {
 		if err == nil && write {
-			rc.put(ctx, k, o, ttl)
+			rc.put(context.WithoutCancel(ctx), k, o, ttl)
 		}
 		if o != nil {
 			o.Cache = CacheMiss
@@ -199,26 +252,55 @@ func (rc *ResponseCache) through(ctx context.Context, c *Call, p *Params, reward
 		return o, err
 	}
 	if !read {
-		return run(emit)
+		return store(compute(ctx, emit))
 	}
-	// Identical concurrent misses compute once: the first caller computes
-	// (streaming to its own client), the others wait and replay.
-	leader := false
-	v, err, _ := rc.group.Do(k, func() (any, error) {
-		leader = true
-		return run(emit)
-	})
-	if leader {
-		o, _ := v.(*Outcome)
-		return o, err
+	// Identical concurrent misses compute once: the first caller's
+	// computation streams to its own client while the others wait and
+	// replay the answer.
+	rc.mu.Lock()
+	f, joined := rc.flights[k]
+	if !joined {
+		fctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		f = &flight{done: make(chan struct{}), cancel: cancel}
+		rc.flights[k] = f
+		go func() {
+			defer cancel()
+			var gone bool
+			var mu sync.Mutex
+			shared := func(d backend.Delta) error {
+				mu.Lock()
+				defer mu.Unlock()
+				if gone || emit == nil {
+					return nil
+				}
+				if err := emit(d); err != nil {
+					gone = true // the first client left; the answer is still wanted
+				}
+				return nil
+			}
+			f.out, f.err = store(compute(fctx, shared))
+			rc.mu.Lock()
+			delete(rc.flights, k)
+			rc.mu.Unlock()
+			close(f.done)
+		}()
 	}
-	if err != nil {
-		if errors.Is(err, context.Canceled) && ctx.Err() == nil {
-			return run(emit) // the leader's client left; this one has not
+	f.waiters++
+	rc.mu.Unlock()
+	select {
+	case <-f.done:
+	case <-ctx.Done():
+		rc.mu.Lock()
+		f.waiters--
+		if f.waiters == 0 {
+			f.cancel()
 		}
-		return nil, err
+		rc.mu.Unlock()
+		return nil, context.Cause(ctx)
 	}
-	o := *v.(*Outcome)
-	o.Cache = CacheMiss
+	if !joined || f.err != nil {
+		return f.out, f.err
+	}
+	o := *f.out
 	return &o, replay(&o, emit)
 }

@@ -13,8 +13,8 @@ import (
 )
 
 func cachedEngine(b backend.Backend, rewards map[string]rm.Rewarder) *Engine {
-	return NewEngine(rewards, map[string]Params{"m": {Weights: map[string]float64{"good": 1}}}, "t", Limits{MaxSamples: 32}).
-		WithResponseCache(NewResponseCache(cache.NewMemory(1<<20), true, time.Hour, 1<<20))
+	return NewEngine(Options{Rewards: rewards, Default: "t", Routes: map[string]json.RawMessage{"m": json.RawMessage(`{"weights":{"good":1,"long":0}}`)},
+		Limits: Limits{MaxSamples: 32}, Responses: NewResponseCache(cache.NewMemory(1<<20), true, time.Hour, 1<<20, nil)})
 }
 
 func runCall(t *testing.T, e *Engine, b backend.Backend, steer string, mod func(*Call)) *Outcome {
@@ -24,7 +24,7 @@ func runCall(t *testing.T, e *Engine, b backend.Backend, steer string, mod func(
 	if mod != nil {
 		mod(c)
 	}
-	o, err := e.Run(context.Background(), c, nil)
+	o, err := run(context.Background(), e, c, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,10 +43,16 @@ func TestResponseCacheKeys(t *testing.T) {
 	if first.Cache != CacheMiss || again.Cache != CacheHit {
 		t.Fatalf("cache %q then %q", first.Cache, again.Cache)
 	}
-	a, _ := json.Marshal(first.Generation)
-	c, _ := json.Marshal(again.Generation)
-	if string(a) != string(c) || again.Info.SamplesUsed != 4 {
+	a, _ := json.Marshal(first.Generation.Choices)
+	c, _ := json.Marshal(again.Generation.Choices)
+	if string(a) != string(c) || again.Info.SamplesUsed != 4 || !again.Info.Cached {
 		t.Errorf("hit differs:\n%s\n%s", a, c)
+	}
+	// A hit spent nothing: its usage is zero, while the report keeps what
+	// the answer cost when it was computed.
+	if again.Generation.Usage != (backend.Usage{}) || first.Generation.Usage.CompletionTokens == 0 ||
+		again.Info.BackendUsage != first.Info.BackendUsage {
+		t.Errorf("usage on a hit %+v, report %+v", again.Generation.Usage, again.Info.BackendUsage)
 	}
 	calls := b.calls.Load()
 	for name, c := range map[string]struct {
@@ -76,7 +82,7 @@ func TestResponseCacheModes(t *testing.T) {
 		c := call(steer, 1)
 		c.Request.Seed = nil
 		c.Route.Backend = &seededBackend{scripted: b}
-		o, err := e.Run(context.Background(), c, nil)
+		o, err := run(context.Background(), e, c, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -102,7 +108,9 @@ func TestResponseCacheModes(t *testing.T) {
 	if o := runCall(t, e, b, `{"strategy":"best_of_n","n":3,"cache":{"mode":"off"}}`, nil); o.Cache != "" {
 		t.Errorf("off: %q", o.Cache)
 	}
-	if _, err := e.Run(context.Background(), call(`{"cache":{"mode":"sometimes"}}`, 1), nil); err == nil {
+	bad := call(`{"cache":{"mode":"sometimes"}}`, 1)
+	bad.Route.Backend = b
+	if _, err := run(context.Background(), e, bad, nil); err == nil {
 		t.Error("bad mode accepted")
 	}
 }
@@ -130,7 +138,7 @@ func TestIdenticalMissesComputeOnce(t *testing.T) {
 			c := call(`{"strategy":"best_of_n","n":4}`, 1)
 			c.Route.Backend = b
 			var err error
-			outs[i], err = e.Run(context.Background(), c, nil)
+			outs[i], err = run(context.Background(), e, c, nil)
 			if err != nil {
 				t.Error(err)
 			}
@@ -166,9 +174,9 @@ func TestStreamingHitIsReplayed(t *testing.T) {
 	c.Route.Backend = b
 	var status string
 	c.CacheStatus = func(s string) { status = s }
-	first, _ := e.Run(context.Background(), c, nil)
+	first, _ := run(context.Background(), e, c, nil)
 	var deltas []backend.Delta
-	o, err := e.Run(context.Background(), c, func(d backend.Delta) error { deltas = append(deltas, d); return nil })
+	o, err := run(context.Background(), e, c, func(d backend.Delta) error { deltas = append(deltas, d); return nil })
 	if err != nil || o.Cache != CacheHit || status != CacheHit {
 		t.Fatalf("%v %q %q", err, o.Cache, status)
 	}

@@ -3,10 +3,32 @@ package steering
 import (
 	"context"
 	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"sort"
 	"sync"
+	"time"
 
 	"github.com/steergate/steergate/backend"
+	"github.com/steergate/steergate/fault"
+	"github.com/steergate/steergate/rm"
 )
+
+// sample is one generated candidate with its scores.
+type sample struct {
+	index   int
+	choice  backend.Choice
+	scores  []float32
+	utility float64
+	scored  bool
+	pruned  bool
+	invalid string         // why the utility cannot be used (NaN, ±Inf)
+	extra   map[string]any // strategy-specific report fields
+}
+
+// usable samples are whole answers with a finite utility.
+func (s *sample) usable() bool { return !s.pruned && s.invalid == "" }
 
 // sampleRequest is r for sample i alone: one choice, its own seed derived
 // from the request's (so a seeded request is reproducible and its samples
@@ -26,14 +48,14 @@ func newSample(i int, g *backend.Generation) *sample {
 	if c.Tokens == 0 {
 		c.Tokens = g.Usage.CompletionTokens
 	}
-	return &sample{index: i, choice: c, usage: g.Usage, finished: true}
+	return &sample{index: i, choice: c}
 }
 
-// wave generates the samples with the given indices concurrently (the
+// draw generates the samples with the given indices concurrently (the
 // backend's own limit bounds how many run at once). Failed samples are
 // dropped and counted; the first error is kept to explain a total failure.
-// A cancelled context fails the wave.
-func wave(ctx context.Context, r *backend.Request, env Env, indices []int, maxTokens int) ([]*sample, int, error) {
+// A cancelled context fails the whole draw.
+func draw(ctx context.Context, r *backend.Request, env *Env, indices []int, maxTokens int) ([]*sample, int, error, error) {
 	out := make([]*sample, len(indices))
 	errs := make([]error, len(indices))
 	var wg sync.WaitGroup
@@ -42,8 +64,8 @@ func wave(ctx context.Context, r *backend.Request, env Env, indices []int, maxTo
 		go func() {
 			defer wg.Done()
 			g, err := env.Backend.Generate(ctx, sampleRequest(r, i, maxTokens))
-			if err == nil && len(g.Choices) == 0 {
-				err = errors.New("backend returned no choice")
+			if err == nil && (g == nil || len(g.Choices) == 0) {
+				err = fmt.Errorf("%w: backend returned no choice", fault.ErrUpstream)
 			}
 			if err != nil {
 				errs[j] = err
@@ -53,8 +75,8 @@ func wave(ctx context.Context, r *backend.Request, env Env, indices []int, maxTo
 		}()
 	}
 	wg.Wait()
-	if err := ctx.Err(); err != nil {
-		return nil, 0, context.Cause(ctx)
+	if ctx.Err() != nil {
+		return nil, 0, nil, context.Cause(ctx)
 	}
 	var ok []*sample
 	var first error
@@ -65,18 +87,7 @@ func wave(ctx context.Context, r *backend.Request, env Env, indices []int, maxTo
 			first = errs[j]
 		}
 	}
-	return ok, len(indices) - len(ok), first
-}
-
-// enough fails the request when fewer than need samples succeeded.
-func enough(got, need, tried int, first error) error {
-	if got >= need {
-		return nil
-	}
-	if got == 0 && first != nil {
-		return first // every sample failed the same way: keep its class (404, 504, …)
-	}
-	return errors.Join(backend.ErrUpstream, errors.New("too few samples succeeded"), first)
+	return ok, len(indices) - len(ok), first, nil
 }
 
 // indices returns [from, from+n).
@@ -86,4 +97,225 @@ func indices(from, n int) []int {
 		out[i] = from + i
 	}
 	return out
+}
+
+// rmSample is what the reward sees of a sample: the conversation, and the
+// answer rendered as text (tool calls as JSON); reasoning is not scored.
+func rmSample(r *backend.Request, s *sample, env *Env) rm.Sample {
+	return rm.Sample{Messages: r.Messages, Prompt: r.Prompt, Response: rm.Render(s.choice), WantJSON: env.WantJSON,
+		Tools: r.Tools, Schema: schemaOf(r), Partial: s.pruned}
+}
+
+func schemaOf(r *backend.Request) []byte {
+	if rf := r.ResponseFormat; rf != nil && rf.Type == "json_schema" {
+		return rf.Schema
+	}
+	return nil
+}
+
+// score scores the samples that have no scores yet in one batched call and
+// computes their utilities. A reward that answers with the wrong shape
+// fails the request (reward_error); a NaN or infinite utility marks its
+// sample unusable. With on_reward_error: first a failing reward leaves the
+// samples unscored (equal utilities: the first wins).
+func (env *Env) score(ctx context.Context, r *backend.Request, ss []*sample) error {
+	var todo []*sample
+	var batch []rm.Sample
+	for _, s := range ss {
+		if !s.scored {
+			todo = append(todo, s)
+			batch = append(batch, rmSample(r, s, env))
+		}
+	}
+	if len(todo) == 0 {
+		return nil
+	}
+	start := time.Now()
+	scores, err := env.Reward.Score(ctx, batch)
+	if err == nil {
+		err = rm.CheckShape(scores, len(batch), len(env.Objectives))
+	}
+	outcome := "ok"
+	if err != nil {
+		outcome = "error"
+	}
+	env.Metrics.RewardCall(env.RewardName, outcome, time.Since(start))
+	if err != nil && ctx.Err() != nil {
+		return context.Cause(ctx)
+	}
+	if err != nil && env.Common.OnRewardError == "first" {
+		env.rewardErr = err
+		for _, s := range todo {
+			s.scores, s.scored, s.utility = make([]float32, len(env.Objectives)), true, 0
+		}
+		return nil
+	}
+	if err != nil {
+		if !errors.Is(err, fault.ErrReward) {
+			err = fmt.Errorf("%w: %s: %w", fault.ErrReward, env.RewardName, err)
+		}
+		return err
+	}
+	for i, s := range todo {
+		s.scores, s.scored = scores[i], true
+		s.utility = env.Utility.Of(env.Objectives, s.scores, s.choice.Tokens)
+		if math.IsNaN(s.utility) || math.IsInf(s.utility, 0) {
+			s.invalid = fmt.Sprintf("utility is %v", s.utility)
+		} else {
+			s.invalid = ""
+		}
+	}
+	return nil
+}
+
+// rank orders samples best first: usable ones by utility (ties to the
+// lower index), then the unusable ones by index.
+func rank(ss []*sample) []*sample { return order(ss, (*sample).usable) }
+
+// order sorts samples for which ok holds by utility, best first, ties to
+// the lower index; the others follow by index.
+func order(ss []*sample, ok func(*sample) bool) []*sample {
+	out := slices.Clone(ss)
+	sort.SliceStable(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if ok(a) != ok(b) {
+			return ok(a)
+		}
+		if ok(a) && a.utility != b.utility {
+			return a.utility > b.utility
+		}
+		return a.index < b.index
+	})
+	return out
+}
+
+// usable returns the usable samples.
+func usable(ss []*sample) []*sample {
+	var out []*sample
+	for _, s := range ss {
+		if s.usable() {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// choose returns the k best usable samples with distinct answers (topped up
+// with repeats in rank order when there are not k distinct ones).
+func choose(ss []*sample, k int) []*sample {
+	ranked := rank(usable(ss))
+	seen := map[string]bool{}
+	var out []*sample
+	for _, s := range ranked {
+		key := rm.Render(s.choice)
+		if len(out) < k && !seen[key] {
+			seen[key] = true
+			out = append(out, s)
+		}
+	}
+	for _, s := range ranked {
+		if len(out) >= k {
+			break
+		}
+		if !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// enough fails the request when fewer than need usable answers exist. When
+// backend calls failed, the failure keeps their class (every sample failing
+// with a 404 is a 404); otherwise too few usable answers is its own class.
+func enough(ss []*sample, need, failed int, first error) error {
+	got := len(usable(ss))
+	if got >= need {
+		return nil
+	}
+	if failed > 0 && first != nil {
+		if got == 0 && len(ss) == 0 {
+			return first
+		}
+		return fmt.Errorf("%w: %d of %d answers usable, %d needed: %w", fault.ErrUpstream, got, len(ss)+failed, need, first)
+	}
+	invalid, pruned := 0, 0
+	for _, s := range ss {
+		switch {
+		case s.pruned:
+			pruned++
+		case s.invalid != "":
+			invalid++
+		}
+	}
+	return fmt.Errorf("%w: %d of %d answers usable, %d needed (%d with unusable scores, %d pruned)", fault.ErrInsufficient,
+		got, len(ss), need, invalid, pruned)
+}
+
+// finish builds the outcome: the chosen samples as choices 0..k-1 and the
+// report (the engine fills in usage). When streaming, the chosen answers
+// are emitted now, each as one delta and a finishing delta.
+func finish(env *Env, ss []*sample, failed, k int, extra func(*Info)) (*Outcome, error) {
+	chosen := choose(ss, k)
+	info := &Info{SamplesUsed: len(ss) + failed, Failed: failed}
+	for _, s := range ss {
+		c := Candidate{Index: s.index, Utility: Number(s.utility), Objectives: objectives(env.Objectives, s.scores),
+			Chosen: slices.Contains(chosen, s), FinishReason: s.choice.FinishReason, CompletionTokens: s.choice.Tokens,
+			Pruned: s.pruned, ScoreError: s.invalid, Extra: s.extra}
+		if s.invalid != "" {
+			info.InvalidScores++
+		}
+		if !s.scored {
+			c.Utility = Number(math.NaN())
+		}
+		info.Candidates = append(info.Candidates, c)
+	}
+	sort.Slice(info.Candidates, func(i, j int) bool { return info.Candidates[i].Index < info.Candidates[j].Index })
+	g := &backend.Generation{}
+	for i, s := range chosen {
+		c := s.choice
+		c.Index = i
+		g.Choices = append(g.Choices, c)
+	}
+	if len(chosen) > 0 {
+		info.Reward = &RewardReport{Utility: Number(chosen[0].utility), Objectives: objectives(env.Objectives, chosen[0].scores)}
+	}
+	if env.rewardErr != nil {
+		info.RewardError = env.rewardErr.Error()
+		info.Reward = nil
+	}
+	if extra != nil {
+		extra(info)
+	}
+	if err := emitChoices(env, g.Choices); err != nil {
+		return nil, err
+	}
+	return &Outcome{Generation: g, Info: info}, nil
+}
+
+// emitChoices streams whole answers, each as one delta and a finishing
+// delta.
+func emitChoices(env *Env, cs []backend.Choice) error {
+	if env.Emit == nil {
+		return nil
+	}
+	for _, c := range cs {
+		if err := env.Emit(backend.Delta{Index: c.Index, Text: c.Text, Logprobs: c.Logprobs, Reasoning: c.Reasoning,
+			Refusal: c.Refusal, ToolCalls: c.ToolCalls}); err != nil {
+			return err
+		}
+		if err := env.Emit(backend.Delta{Index: c.Index, FinishReason: c.FinishReason}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func objectives(names []string, scores []float32) map[string]Number {
+	m := make(map[string]Number, len(names))
+	for i, o := range names {
+		if i < len(scores) {
+			m[o] = Number(rm.Widen(scores[i]))
+		}
+	}
+	return m
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/steergate/steergate/backend"
+	"github.com/steergate/steergate/fault"
 	"github.com/steergate/steergate/rm"
 	"github.com/steergate/steergate/rm/rmtest"
 	"go.uber.org/goleak"
@@ -80,15 +81,25 @@ func call(steer string, n int) *Call {
 		Messages: []backend.Message{{Role: "user", Content: "q"}}}, Steering: json.RawMessage(steer)}
 }
 
-func engine(b backend.Backend, reward rm.Rewarder, route Params) (*Engine, func(*Call) *Call) {
-	e := NewEngine(map[string]rm.Rewarder{"t": reward}, map[string]Params{"m": route}, "t", Limits{MaxSamples: 32})
+func engine(b backend.Backend, reward rm.Rewarder, route string) (*Engine, func(*Call) *Call) {
+	e := NewEngine(Options{Rewards: map[string]rm.Rewarder{"t": reward}, Routes: map[string]json.RawMessage{"m": json.RawMessage(route)},
+		Limits: Limits{MaxSamples: 32}})
 	return e, func(c *Call) *Call { c.Route.Backend = b; return c }
+}
+
+// run plans and runs a call, as the gateway does.
+func run(ctx context.Context, e *Engine, c *Call, emit func(backend.Delta) error) (*Outcome, error) {
+	p, err := e.Plan(c)
+	if err != nil {
+		return nil, err
+	}
+	return e.Run(ctx, c, p, emit)
 }
 
 func TestBestOfNPicksHighestUtilityTiesToLowestIndex(t *testing.T) {
 	b := &scripted{}
-	e, on := engine(b, table(), Params{Weights: map[string]float64{"good": 1}})
-	out, err := e.Run(context.Background(), on(call(`{"strategy":"best_of_n","n":4}`, 1)), nil)
+	e, on := engine(b, table(), `{"weights":{"good":1,"long":0}}`)
+	out, err := run(context.Background(), e, on(call(`{"strategy":"best_of_n","n":4}`, 1)), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +115,7 @@ func TestBestOfNPicksHighestUtilityTiesToLowestIndex(t *testing.T) {
 	if u := out.Generation.Usage; u.PromptTokens != 20 || u.CompletionTokens != 10 || info.BackendUsage != u {
 		t.Errorf("usage %+v / %+v", u, info.BackendUsage)
 	}
-	if info.Reward.Utility != info.Candidates[1].Utility || math.Abs(info.Reward.Utility-0.9) > 1e-6 {
+	if info.Reward.Utility != info.Candidates[1].Utility || math.Abs(float64(info.Reward.Utility)-0.9) > 1e-6 {
 		t.Errorf("reward %+v", info.Reward)
 	}
 	if b.seeds[0]+b.seeds[1]+b.seeds[2]+b.seeds[3] != 0+1+2+3 {
@@ -113,9 +124,9 @@ func TestBestOfNPicksHighestUtilityTiesToLowestIndex(t *testing.T) {
 }
 
 func TestBestOfNWeightsAndN(t *testing.T) {
-	e, on := engine(&scripted{}, table(), Params{Weights: map[string]float64{"good": 1}})
+	e, on := engine(&scripted{}, table(), `{"weights":{"good":1,"long":0}}`)
 	// Request weights merge over the route's: long now counts −0.1 per unit.
-	out, err := e.Run(context.Background(), on(call(`{"strategy":"best_of_n","n":4,"weights":{"long":-0.1}}`, 2)), nil)
+	out, err := run(context.Background(), e, on(call(`{"strategy":"best_of_n","n":4,"weights":{"long":-0.1}}`, 2)), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,41 +135,41 @@ func TestBestOfNWeightsAndN(t *testing.T) {
 	if got[0] != "s1" || got[1] != "s3" || out.Generation.Choices[1].Index != 1 {
 		t.Errorf("chose %v", got)
 	}
-	if math.Abs(out.Info.Candidates[3].Utility-0.6) > 1e-6 {
+	if math.Abs(float64(out.Info.Candidates[3].Utility)-0.6) > 1e-6 {
 		t.Errorf("utility of s3 = %v", out.Info.Candidates[3].Utility)
 	}
-	if _, err := e.Run(context.Background(), on(call(`{"strategy":"best_of_n","n":1}`, 2)), nil); !errors.Is(err, backend.ErrInvalid) {
+	if _, err := run(context.Background(), e, on(call(`{"strategy":"best_of_n","n":1}`, 2)), nil); !errors.Is(err, fault.ErrInvalid) {
 		t.Errorf("n below the request's n: %v", err)
 	}
-	if _, err := e.Run(context.Background(), on(call(`{"strategy":"best_of_n","weights":{"nope":1}}`, 1)), nil); !errors.Is(err, backend.ErrInvalid) {
+	if _, err := run(context.Background(), e, on(call(`{"strategy":"best_of_n","weights":{"nope":1}}`, 1)), nil); !errors.Is(err, fault.ErrInvalid) {
 		t.Errorf("unknown objective: %v", err)
 	}
-	if _, err := e.Run(context.Background(), on(call(`{"strategy":"best_of_n","nn":3}`, 1)), nil); !errors.Is(err, backend.ErrInvalid) || !strings.Contains(err.Error(), "nn") {
+	if _, err := run(context.Background(), e, on(call(`{"strategy":"best_of_n","nn":3}`, 1)), nil); !errors.Is(err, fault.ErrInvalid) || !strings.Contains(err.Error(), "nn") {
 		t.Errorf("misspelt parameter: %v", err)
 	}
 }
 
 func TestBestOfNPartialFailure(t *testing.T) {
-	boom := fmt.Errorf("%w: boom", backend.ErrUpstream)
+	boom := fmt.Errorf("%w: boom", fault.ErrUpstream)
 	b := &scripted{fail: map[int64]error{1: boom}}
-	e, on := engine(b, table(), Params{Weights: map[string]float64{"good": 1}})
-	out, err := e.Run(context.Background(), on(call(`{"strategy":"best_of_n","n":4,"min_success":3}`, 1)), nil)
+	e, on := engine(b, table(), `{"weights":{"good":1,"long":0}}`)
+	out, err := run(context.Background(), e, on(call(`{"strategy":"best_of_n","n":4,"min_success":3}`, 1)), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if out.Generation.Choices[0].Text != "s3" || out.Info.Failed != 1 || out.Info.SamplesUsed != 4 || len(out.Info.Candidates) != 3 {
 		t.Errorf("outcome %+v / %+v", out.Generation.Choices, out.Info)
 	}
-	_, err = e.Run(context.Background(), on(call(`{"strategy":"best_of_n","n":4,"min_success":4}`, 1)), nil)
-	if !errors.Is(err, backend.ErrUpstream) {
+	_, err = run(context.Background(), e, on(call(`{"strategy":"best_of_n","n":4,"min_success":4}`, 1)), nil)
+	if !errors.Is(err, fault.ErrUpstream) {
 		t.Errorf("below min_success: %v", err)
 	}
 	all := &scripted{fail: map[int64]error{}}
 	for i := range int64(4) {
-		all.fail[i] = &backend.ParamError{Param: "model", Msg: "gone", Err: backend.ErrNotFound}
+		all.fail[i] = &fault.ParamError{Param: "model", Msg: "gone", Err: fault.ErrNotFound}
 	}
-	e, on = engine(all, table(), Params{})
-	if _, err := e.Run(context.Background(), on(call(`{"strategy":"best_of_n","n":4}`, 1)), nil); !errors.Is(err, backend.ErrNotFound) {
+	e, on = engine(all, table(), ``)
+	if _, err := run(context.Background(), e, on(call(`{"strategy":"best_of_n","n":4}`, 1)), nil); !errors.Is(err, fault.ErrNotFound) {
 		t.Errorf("all failed with 404: %v", err)
 	}
 }
@@ -166,8 +177,8 @@ func TestBestOfNPartialFailure(t *testing.T) {
 func TestRewardFailure(t *testing.T) {
 	tab := table()
 	tab.Err = errors.New("model crashed")
-	e, on := engine(&scripted{}, tab, Params{})
-	if _, err := e.Run(context.Background(), on(call(`{"strategy":"best_of_n"}`, 1)), nil); !errors.Is(err, rm.ErrReward) {
+	e, on := engine(&scripted{}, tab, ``)
+	if _, err := run(context.Background(), e, on(call(`{"strategy":"best_of_n"}`, 1)), nil); !errors.Is(err, fault.ErrReward) {
 		t.Errorf("reward failure: %v", err)
 	}
 }
@@ -175,12 +186,12 @@ func TestRewardFailure(t *testing.T) {
 func TestCancelLeavesNothingBehind(t *testing.T) {
 	defer goleak.VerifyNone(t)
 	b := &scripted{block: true}
-	e, on := engine(b, table(), Params{})
+	e, on := engine(b, table(), ``)
 	for _, steer := range []string{`{"strategy":"best_of_n","n":8}`, `{"strategy":"adaptive","initial":4}`} {
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		go func() {
-			_, err := e.Run(ctx, on(call(steer, 1)), nil)
+			_, err := run(ctx, e, on(call(steer, 1)), nil)
 			done <- err
 		}()
 		for b.calls.Load() < 4 {
@@ -200,9 +211,9 @@ func TestCancelLeavesNothingBehind(t *testing.T) {
 }
 
 func TestStreamingEmitsTheChosenAnswer(t *testing.T) {
-	e, on := engine(&scripted{}, table(), Params{Weights: map[string]float64{"good": 1}})
+	e, on := engine(&scripted{}, table(), `{"weights":{"good":1,"long":0}}`)
 	var deltas []backend.Delta
-	_, err := e.Run(context.Background(), on(call(`{"strategy":"best_of_n","n":8}`, 1)), func(d backend.Delta) error {
+	_, err := run(context.Background(), e, on(call(`{"strategy":"best_of_n","n":8}`, 1)), func(d backend.Delta) error {
 		deltas = append(deltas, d)
 		return nil
 	})
@@ -215,7 +226,7 @@ func TestStreamingEmitsTheChosenAnswer(t *testing.T) {
 }
 
 func TestAdaptiveStoppingRules(t *testing.T) {
-	weights := Params{Weights: map[string]float64{"good": 1}}
+	weights := `{"weights":{"good":1,"long":0}}`
 	for _, c := range []struct {
 		steer   string
 		samples int
@@ -237,7 +248,7 @@ func TestAdaptiveStoppingRules(t *testing.T) {
 		{`{"strategy":"adaptive","initial":2,"step":2,"max_samples":8,"p_min":0.3}`, 6, stopUnlikely, "s1"},
 	} {
 		e, on := engine(&scripted{}, table(), weights)
-		out, err := e.Run(context.Background(), on(call(c.steer, 1)), nil)
+		out, err := run(context.Background(), e, on(call(c.steer, 1)), nil)
 		if err != nil {
 			t.Fatalf("%s: %v", c.steer, err)
 		}
@@ -261,11 +272,12 @@ func TestImproveProbability(t *testing.T) {
 
 func TestAdaptivePruning(t *testing.T) {
 	b := &scripted{}
-	e, on := engine(b, table(), Params{Weights: map[string]float64{"good": 1}})
+	e, on := engine(b, table(), `{"weights":{"good":1,"long":0}}`)
 	// Seeds 0..3 cut at 2 tokens: s0 and s1 end within them (1 and 2
-	// tokens); s2, s3 are partial. Keep half: by partial utility the top two
-	// are s1 (0.9) and s3 (0.9); s3 is continued to "s3+more" (0.91).
-	out, err := e.Run(context.Background(), on(call(`{"strategy":"adaptive","initial":4,"max_samples":4,"prune_tokens":2,"keep":0.5}`, 1)), nil)
+	// tokens) and, being whole answers, are never pruned; s2, s3 are
+	// partial. Keep half: by utility the top two are s1 (0.9) and s3 (0.9);
+	// s3 is continued to "s3+more" (0.91), s2 (0.5) is pruned.
+	out, err := run(context.Background(), e, on(call(`{"strategy":"adaptive","initial":4,"max_samples":4,"prune_tokens":2,"keep":0.5}`, 1)), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -278,7 +290,7 @@ func TestAdaptivePruning(t *testing.T) {
 			pruned++
 		}
 	}
-	if pruned != 2 || out.Info.SamplesUsed != 4 {
+	if pruned != 1 || out.Info.SamplesUsed != 4 || !out.Info.Candidates[2].Pruned {
 		t.Errorf("pruned %d of %d: %+v", pruned, out.Info.SamplesUsed, out.Info.Candidates)
 	}
 	// 4 partial calls + 1 continuation; the continuation asked to continue.
@@ -294,9 +306,9 @@ func TestAdaptivePruning(t *testing.T) {
 func TestRewardFailureFallsBackWhenConfigured(t *testing.T) {
 	tab := table()
 	tab.Err = errors.New("model crashed")
-	e, on := engine(&scripted{}, tab, Params{OnRewardError: "first"})
+	e, on := engine(&scripted{}, tab, `{"on_reward_error":"first"}`)
 	for _, steer := range []string{`{"strategy":"best_of_n","n":4}`, `{"strategy":"adaptive","initial":2}`} {
-		out, err := e.Run(context.Background(), on(call(steer, 1)), nil)
+		out, err := run(context.Background(), e, on(call(steer, 1)), nil)
 		if err != nil {
 			t.Fatalf("%s: %v", steer, err)
 		}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/steergate/steergate/backend"
+	"github.com/steergate/steergate/fault"
 )
 
 // Model is the model name the suite asks for.
@@ -275,7 +276,7 @@ func Run(t *testing.T, b backend.Backend) {
 		r := chat("hi")
 		r.Model = "no-such-model"
 		_, err := b.Generate(ctx, r)
-		if !errors.Is(err, backend.ErrNotFound) {
+		if !errors.Is(err, fault.ErrNotFound) {
 			t.Errorf("err = %v, want ErrNotFound", err)
 		}
 	})

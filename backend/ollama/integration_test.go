@@ -16,7 +16,7 @@ func TestRealOllama(t *testing.T) {
 	if host == "" {
 		t.Skip("OLLAMA_HOST not set: no real Ollama to test against")
 	}
-	c, err := ollama.New("ollama", host, nil)
+	c, err := ollama.New("ollama", host, nil, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

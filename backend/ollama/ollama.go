@@ -13,11 +13,13 @@ import (
 
 	"github.com/ollama/ollama/api"
 	"github.com/steergate/steergate/backend"
+	"github.com/steergate/steergate/fault"
 )
 
 // Client is an Ollama backend.
 type Client struct {
 	name     string
+	maxBytes int // bound of one answer's text
 	api      *api.Client
 	logprobs atomic.Bool // false when Probe found a server older than 0.12.11
 }
@@ -27,8 +29,12 @@ var (
 	_ backend.Lister  = (*Client)(nil)
 )
 
-// New returns a client for the Ollama at base (host:port or a URL).
-func New(name, base string, hc *http.Client) (*Client, error) {
+// New returns a client for the Ollama at base (host:port or a URL). maxBytes
+// bounds one answer's text (0: 32 MiB).
+func New(name, base string, hc *http.Client, maxBytes int) (*Client, error) {
+	if maxBytes <= 0 {
+		maxBytes = 32 << 20
+	}
 	if !strings.Contains(base, "://") {
 		base = "http://" + base
 	}
@@ -42,7 +48,7 @@ func New(name, base string, hc *http.Client) (*Client, error) {
 	if hc == nil {
 		hc = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256, ForceAttemptHTTP2: false}}
 	}
-	c := &Client{name: name, api: api.NewClient(u, hc)}
+	c := &Client{name: name, maxBytes: maxBytes, api: api.NewClient(u, hc)}
 	c.logprobs.Store(true)
 	return c, nil
 }
@@ -172,6 +178,9 @@ func (c *Client) run(ctx context.Context, r *backend.Request, emit func(backend.
 			return err
 		}
 		d := backend.Delta{Text: text, Logprobs: toLogprobs(lps, r.Logprobs)}
+		if len(ch.Text)+len(text) > c.maxBytes {
+			return fmt.Errorf("%w: %s: answer larger than %d bytes (backends.%s.max_response_bytes)", fault.ErrUpstream, c.name, c.maxBytes, c.name)
+		}
 		ch.Text += text
 		if r.Logprobs {
 			ch.Logprobs = append(ch.Logprobs, d.Logprobs...)
@@ -211,7 +220,7 @@ func (c *Client) run(ctx context.Context, r *backend.Request, emit func(backend.
 		return nil, mapErr(err)
 	}
 	if ch.FinishReason == "" {
-		return nil, fmt.Errorf("%w: ollama stream ended before done", backend.ErrUpstream)
+		return nil, fmt.Errorf("%w: ollama stream ended before done", fault.ErrUpstream)
 	}
 	g.Choices = []backend.Choice{ch}
 	return g, nil
@@ -236,7 +245,7 @@ func (c *Client) continuation(ctx context.Context, r *backend.Request) (string, 
 		return "", mapErr(err)
 	}
 	if rendered == "" {
-		return "", fmt.Errorf("%w: ollama did not render the chat template", backend.ErrUpstream)
+		return "", fmt.Errorf("%w: ollama did not render the chat template", fault.ErrUpstream)
 	}
 	return rendered + r.Messages[n-1].Content, nil
 }
@@ -275,13 +284,13 @@ func mapErr(err error) error {
 		msg := "ollama: " + se.ErrorMessage
 		switch {
 		case se.StatusCode == http.StatusNotFound:
-			return &backend.ParamError{Param: "model", Msg: msg, Err: backend.ErrNotFound}
+			return &fault.ParamError{Param: "model", Msg: msg, Err: fault.ErrNotFound}
 		case se.StatusCode == http.StatusBadRequest:
-			return &backend.ParamError{Msg: msg, Err: backend.ErrInvalid}
+			return &fault.ParamError{Msg: msg, Err: fault.ErrInvalid}
 		case se.StatusCode == http.StatusServiceUnavailable || se.StatusCode == http.StatusTooManyRequests:
-			return &backend.ParamError{Msg: msg, Err: backend.ErrOverloaded}
+			return &fault.ParamError{Msg: msg, Err: fault.ErrOverloaded}
 		}
-		return fmt.Errorf("%w: ollama status %d: %s", backend.ErrUpstream, se.StatusCode, se.ErrorMessage)
+		return fmt.Errorf("%w: ollama status %d: %s", fault.ErrUpstream, se.StatusCode, se.ErrorMessage)
 	}
-	return fmt.Errorf("%w: ollama: %v", backend.ErrUpstream, err)
+	return fmt.Errorf("%w: ollama: %v", fault.ErrUpstream, err)
 }

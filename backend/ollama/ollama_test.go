@@ -14,7 +14,7 @@ import (
 )
 
 func newClient(t *testing.T) *ollama.Client {
-	c, err := ollama.New("ollama", backendtest.StartReference(t, reference.Options{}), nil)
+	c, err := ollama.New("ollama", backendtest.StartReference(t, reference.Options{}), nil, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +51,7 @@ func TestProbeSetsLogprobsByVersion(t *testing.T) {
 		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			fmt.Fprintf(w, `{"version":%q}`, version)
 		}))
-		c, _ := ollama.New("o", srv.URL, nil)
+		c, _ := ollama.New("o", srv.URL, nil, 0)
 		if err := c.Probe(context.Background()); err != nil {
 			t.Fatal(err)
 		}

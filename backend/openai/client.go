@@ -5,12 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"strings"
 	"time"
 
 	"github.com/steergate/steergate/backend"
-	wire "github.com/steergate/steergate/gateway/openai"
+	"github.com/steergate/steergate/fault"
+	"github.com/steergate/steergate/wire"
 	"github.com/valyala/fasthttp"
 )
 
@@ -23,12 +25,13 @@ const (
 
 // Client is an OpenAI-compatible backend.
 type Client struct {
-	name    string
-	base    string // ends without a slash, e.g. http://host:8000/v1
-	apiKey  string
-	flavour string
-	hc      *fasthttp.Client
-	calls   *tracker
+	name     string
+	maxBytes int    // bound of a non-streamed body and of one streamed event
+	base     string // ends without a slash, e.g. http://host:8000/v1
+	apiKey   string
+	flavour  string
+	hc       *fasthttp.Client
+	calls    *tracker
 }
 
 var (
@@ -37,8 +40,12 @@ var (
 	_ backend.Scorer  = (*Client)(nil)
 )
 
-// New returns a client for the server at base (its /v1 URL).
-func New(name, base, apiKey, flavour string, maxConns int) (*Client, error) {
+// New returns a client for the server at base (its /v1 URL). maxBytes
+// bounds a non-streamed answer and one streamed event (0: 32 MiB).
+func New(name, base, apiKey, flavour string, maxConns, maxBytes int) (*Client, error) {
+	if maxBytes <= 0 {
+		maxBytes = 32 << 20
+	}
 	u, err := url.Parse(base)
 	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
 		return nil, fmt.Errorf("openai backend %s: url %q must be http(s)://host[:port]/path", name, base)
@@ -60,7 +67,7 @@ func New(name, base, apiKey, flavour string, maxConns int) (*Client, error) {
 		NoDefaultUserAgentHeader: false,
 		MaxConnWaitTimeout:       time.Minute,
 	}
-	return &Client{name: name, base: strings.TrimRight(base, "/"), apiKey: apiKey, flavour: flavour, hc: hc, calls: t}, nil
+	return &Client{name: name, maxBytes: maxBytes, base: strings.TrimRight(base, "/"), apiKey: apiKey, flavour: flavour, hc: hc, calls: t}, nil
 }
 
 func (c *Client) Name() string { return c.name }
@@ -112,11 +119,25 @@ func (c *Client) do(ctx context.Context, req *fasthttp.Request) (resp *fasthttp.
 		return nil, nil, c.callErr(ctx, err)
 	}
 	if sc := resp.StatusCode(); sc >= 400 {
-		err := statusErr(c.name, sc, resp.Body())
+		body, _ := c.read(resp, 64<<10)
+		err := statusErr(c.name, sc, body)
 		done()
 		return nil, nil, err
 	}
 	return resp, done, nil
+}
+
+// read reads a whole body of at most limit bytes; a larger one is a
+// backend error, and what was read is dropped.
+func (c *Client) read(resp *fasthttp.Response, limit int) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(resp.BodyStream(), int64(limit)+1))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: reading the answer: %v", fault.ErrUpstream, c.name, err)
+	}
+	if len(b) > limit {
+		return nil, fmt.Errorf("%w: %s: answer larger than %d bytes (backends.%s.max_response_bytes)", fault.ErrUpstream, c.name, limit, c.name)
+	}
+	return b, nil
 }
 
 func (c *Client) callErr(ctx context.Context, err error) error {
@@ -124,9 +145,9 @@ func (c *Client) callErr(ctx context.Context, err error) error {
 		return context.Cause(ctx)
 	}
 	if errors.Is(err, fasthttp.ErrTimeout) {
-		return fmt.Errorf("%w: %s: %v", backend.ErrTimeout, c.name, err)
+		return fmt.Errorf("%w: %s: %v", fault.ErrTimeout, c.name, err)
 	}
-	return fmt.Errorf("%w: %s: %v", backend.ErrUpstream, c.name, err)
+	return fmt.Errorf("%w: %s: %v", fault.ErrUpstream, c.name, err)
 }
 
 // statusErr maps an upstream error status and body into the taxonomy.
@@ -146,17 +167,17 @@ func statusErr(name string, status int, body []byte) error {
 	}
 	switch {
 	case status == 404:
-		return &backend.ParamError{Param: "model", Msg: msg, Err: backend.ErrNotFound}
+		return &fault.ParamError{Param: "model", Msg: msg, Err: fault.ErrNotFound}
 	case status == 400 || status == 422:
-		return &backend.ParamError{Param: param, Msg: msg, Err: backend.ErrInvalid}
+		return &fault.ParamError{Param: param, Msg: msg, Err: fault.ErrInvalid}
 	case status == 413:
-		return &backend.ParamError{Msg: msg, Err: backend.ErrTooLarge}
+		return &fault.ParamError{Msg: msg, Err: fault.ErrTooLarge}
 	case status == 429 || status == 503:
-		return &backend.ParamError{Msg: msg, Err: backend.ErrOverloaded}
+		return &fault.ParamError{Msg: msg, Err: fault.ErrOverloaded}
 	case status == 504:
-		return &backend.ParamError{Msg: msg, Err: backend.ErrTimeout}
+		return &fault.ParamError{Msg: msg, Err: fault.ErrTimeout}
 	}
-	return fmt.Errorf("%w: status %d: %s", backend.ErrUpstream, status, msg)
+	return fmt.Errorf("%w: status %d: %s", fault.ErrUpstream, status, msg)
 }
 
 // Models lists the server's models.
@@ -166,9 +187,13 @@ func (c *Client) Models(ctx context.Context) ([]string, error) {
 		return nil, err
 	}
 	defer done()
+	body, err := c.read(resp, c.maxBytes)
+	if err != nil {
+		return nil, err
+	}
 	var l wire.ModelList
-	if err := json.Unmarshal(resp.Body(), &l); err != nil {
-		return nil, fmt.Errorf("%w: %s: bad /models body: %v", backend.ErrUpstream, c.name, err)
+	if err := json.Unmarshal(body, &l); err != nil {
+		return nil, fmt.Errorf("%w: %s: bad /models body: %v", fault.ErrUpstream, c.name, err)
 	}
 	out := make([]string, len(l.Data))
 	for i, m := range l.Data {
@@ -192,7 +217,7 @@ func (c *Client) body(r *backend.Request, stream bool) ([]byte, string, error) {
 			cr.ContinueFinalMessage, cr.AddGenerationPrompt = true, &f
 		case FlavourLlamaCPP: // continues a trailing assistant message by default
 		default:
-			return nil, "", backend.Unsupported("continue_final_message", "%s cannot continue a partial assistant message", c.name)
+			return nil, "", fault.Unsupported("continue_final_message", "%s cannot continue a partial assistant message", c.name)
 		}
 	}
 	b, err := wire.Marshal(cr, r.Extra)
@@ -209,20 +234,23 @@ func (c *Client) Generate(ctx context.Context, r *backend.Request) (*backend.Gen
 		return nil, err
 	}
 	defer done()
-	raw := resp.Body()
+	raw, err := c.read(resp, c.maxBytes)
 	if ctx.Err() != nil {
 		return nil, context.Cause(ctx)
+	}
+	if err != nil {
+		return nil, err
 	}
 	if r.Messages == nil {
 		var cmp wire.Completion
 		if err := json.Unmarshal(raw, &cmp); err != nil {
-			return nil, fmt.Errorf("%w: %s: bad completion body: %v", backend.ErrUpstream, c.name, err)
+			return nil, fmt.Errorf("%w: %s: bad completion body: %v", fault.ErrUpstream, c.name, err)
 		}
 		return generationOfCompletion(&cmp), nil
 	}
 	var cc wire.ChatCompletion
 	if err := json.Unmarshal(raw, &cc); err != nil {
-		return nil, fmt.Errorf("%w: %s: bad chat completion body: %v", backend.ErrUpstream, c.name, err)
+		return nil, fmt.Errorf("%w: %s: bad chat completion body: %v", fault.ErrUpstream, c.name, err)
 	}
 	return wire.GenerationOfChat(&cc), nil
 }
@@ -270,16 +298,16 @@ func (c *Client) Stream(ctx context.Context, r *backend.Request, emit func(backe
 	chat := r.Messages != nil
 	g := &backend.Generation{Model: r.Model}
 	choices := map[int]*backend.Choice{}
-	err = readSSE(resp.BodyStream(), func(data []byte) error {
+	err = readSSE(resp.BodyStream(), c.maxBytes, func(data []byte) error {
 		if ctx.Err() != nil { // buffered chunks may outlive the closed connection
 			return context.Cause(ctx)
 		}
 		var ch chunk
 		if err := json.Unmarshal(data, &ch); err != nil {
-			return fmt.Errorf("%w: %s: bad stream chunk: %v", backend.ErrUpstream, c.name, err)
+			return fmt.Errorf("%w: %s: bad stream chunk: %v", fault.ErrUpstream, c.name, err)
 		}
 		if ch.Error != nil {
-			return fmt.Errorf("%w: %s: %s", backend.ErrUpstream, c.name, ch.Error.Message)
+			return fmt.Errorf("%w: %s: %s", fault.ErrUpstream, c.name, ch.Error.Message)
 		}
 		if ch.Usage != nil {
 			g.Usage = backend.Usage{PromptTokens: ch.Usage.PromptTokens, CompletionTokens: ch.Usage.CompletionTokens}
@@ -321,15 +349,15 @@ func (c *Client) Stream(ctx context.Context, r *backend.Request, emit func(backe
 			return nil, ee.error // the caller's own error, unchanged
 		case ctx.Err() != nil:
 			return nil, context.Cause(ctx)
-		case errors.Is(err, backend.ErrUpstream):
+		case errors.Is(err, fault.ErrUpstream):
 			return nil, err
 		}
-		return nil, fmt.Errorf("%w: %s: stream broken: %v", backend.ErrUpstream, c.name, err)
+		return nil, fmt.Errorf("%w: %s: stream broken: %v", fault.ErrUpstream, c.name, err)
 	}
 	for i := range r.Choices() {
 		ch := choices[i]
 		if ch == nil || ch.FinishReason == "" {
-			return nil, fmt.Errorf("%w: %s: stream ended before choice %d finished", backend.ErrUpstream, c.name, i)
+			return nil, fmt.Errorf("%w: %s: stream ended before choice %d finished", fault.ErrUpstream, c.name, i)
 		}
 		if !r.Logprobs {
 			ch.Logprobs, ch.Tokens = nil, 0
@@ -363,10 +391,10 @@ func decodeLogprobs(raw json.RawMessage, chat bool) []backend.TokenLogprob {
 // prompts are scored.
 func (c *Client) ScoreText(ctx context.Context, r *backend.Request, text string) (*backend.Score, error) {
 	if !c.Caps().Scoring {
-		return nil, backend.Unsupported("", "%s (%s) cannot score given text", c.name, c.flavour)
+		return nil, fault.Unsupported("", "%s (%s) cannot score given text", c.name, c.flavour)
 	}
 	if r.Messages != nil {
-		return nil, backend.Unsupported("", "%s scores raw prompts only, not chat messages", c.name)
+		return nil, fault.Unsupported("", "%s scores raw prompts only, not chat messages", c.name)
 	}
 	zero, lp := 0, 0
 	body, err := wire.Marshal(&wire.CompletionRequest{Model: r.Model, Prompt: wire.StringList{r.Prompt + text}, Echo: true,
@@ -387,8 +415,12 @@ func (c *Client) ScoreText(ctx context.Context, r *backend.Request, text string)
 			} `json:"logprobs"`
 		} `json:"choices"`
 	}
-	if err := json.Unmarshal(resp.Body(), &out); err != nil || len(out.Choices) == 0 {
-		return nil, fmt.Errorf("%w: %s: bad echo body", backend.ErrUpstream, c.name)
+	body, err = c.read(resp, c.maxBytes)
+	if err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal(body, &out); err != nil || len(out.Choices) == 0 {
+		return nil, fmt.Errorf("%w: %s: bad echo body", fault.ErrUpstream, c.name)
 	}
 	lps := out.Choices[0].Logprobs
 	sc := &backend.Score{}

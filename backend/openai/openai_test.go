@@ -9,7 +9,7 @@ import (
 )
 
 func newClient(t *testing.T, flavour string) *openai.Client {
-	c, err := openai.New("upstream", backendtest.StartReference(t, reference.Options{})+"/v1", "sk-test", flavour, 16)
+	c, err := openai.New("upstream", backendtest.StartReference(t, reference.Options{})+"/v1", "sk-test", flavour, 16, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,19 +8,16 @@ import (
 	"io"
 )
 
-// maxEventBytes bounds one server-sent event, so that a broken upstream
-// cannot make the gateway buffer without limit.
-const maxEventBytes = 4 << 20
-
 // errDone ends reading at "data: [DONE]".
 var errDone = errors.New("done")
 
 // readSSE calls fn with the data of every event in r until [DONE] or EOF.
 // Multi-line data is joined with newlines, as the SSE spec says; comments and
-// other fields are ignored.
-func readSSE(r io.Reader, fn func(data []byte) error) error {
+// other fields are ignored. One event may be at most maxEventBytes, so that
+// a broken upstream cannot make the gateway buffer without limit.
+func readSSE(r io.Reader, maxEventBytes int, fn func(data []byte) error) error {
 	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 64<<10), maxEventBytes)
+	sc.Buffer(make([]byte, 0, 4<<10), maxEventBytes)
 	var data []byte
 	have := false
 	dispatch := func() error {

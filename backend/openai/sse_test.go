@@ -10,7 +10,7 @@ import (
 func TestReadSSE(t *testing.T) {
 	in := ": comment\n\ndata: {\"a\":1}\n\nevent: x\ndata: line1\ndata: line2\n\ndata:nospace\n\ndata: [DONE]\n\ndata: after\n\n"
 	var got []string
-	err := readSSE(strings.NewReader(in), func(d []byte) error { got = append(got, string(d)); return nil })
+	err := readSSE(strings.NewReader(in), 4<<20, func(d []byte) error { got = append(got, string(d)); return nil })
 	if !errors.Is(err, errDone) {
 		t.Fatalf("err %v", err)
 	}
@@ -20,7 +20,7 @@ func TestReadSSE(t *testing.T) {
 	}
 	// A last event without its blank line still counts.
 	got = nil
-	_ = readSSE(strings.NewReader("data: tail"), func(d []byte) error { got = append(got, string(d)); return nil })
+	_ = readSSE(strings.NewReader("data: tail"), 4<<20, func(d []byte) error { got = append(got, string(d)); return nil })
 	if len(got) != 1 || got[0] != "tail" {
 		t.Errorf("tail %q", got)
 	}
@@ -33,7 +33,7 @@ func FuzzReadSSE(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
-		_ = readSSE(bytes.NewReader(in), func(d []byte) error {
+		_ = readSSE(bytes.NewReader(in), 4<<20, func(d []byte) error {
 			for _, line := range bytes.Split(d, []byte("\n")) {
 				if !bytes.Contains(in, line) {
 					t.Fatalf("event line %q is not in the input", line)

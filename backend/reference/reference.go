@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/steergate/steergate/backend"
+	"github.com/steergate/steergate/fault"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -104,16 +105,16 @@ func (b *Backend) Stream(ctx context.Context, r *backend.Request, emit func(back
 
 func (b *Backend) check(r *backend.Request) error {
 	if r.Model != "" && r.Model != ModelName && r.Model != ModelName+":latest" {
-		return &backend.ParamError{Param: "model", Msg: "model '" + r.Model + "' not found", Err: backend.ErrNotFound}
+		return &fault.ParamError{Param: "model", Msg: "model '" + r.Model + "' not found", Err: fault.ErrNotFound}
 	}
 	if r.TopLogprobs < 0 || r.TopLogprobs > 20 {
-		return backend.Invalid("top_logprobs", "top_logprobs must be between 0 and 20")
+		return fault.Invalid("top_logprobs", "top_logprobs must be between 0 and 20")
 	}
 	if r.Temperature != nil && (*r.Temperature < 0 || *r.Temperature > 2) {
-		return backend.Invalid("temperature", "temperature must be between 0 and 2")
+		return fault.Invalid("temperature", "temperature must be between 0 and 2")
 	}
 	if r.TopP != nil && (*r.TopP <= 0 || *r.TopP > 1) {
-		return backend.Invalid("top_p", "top_p must be in (0, 1]")
+		return fault.Invalid("top_p", "top_p must be in (0, 1]")
 	}
 	return nil
 }

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math"
 	"net"
@@ -13,7 +12,8 @@ import (
 
 	"github.com/ollama/ollama/api"
 	"github.com/steergate/steergate/backend"
-	"github.com/steergate/steergate/gateway/openai"
+	"github.com/steergate/steergate/fault"
+	"github.com/steergate/steergate/wire"
 	"github.com/valyala/fasthttp"
 )
 
@@ -70,7 +70,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	case "/api/generate":
 		s.ollama(ctx, false)
 	case "/v1/models":
-		jsonBody(ctx, 200, openai.ModelList{Object: "list", Data: []openai.Model{{ID: ModelName, Object: "model", OwnedBy: "steergate"}}})
+		jsonBody(ctx, 200, wire.ModelList{Object: "list", Data: []wire.Model{{ID: ModelName, Object: "model", OwnedBy: "steergate"}}})
 	case "/v1/chat/completions":
 		s.openaiChat(ctx)
 	case "/v1/completions":
@@ -87,14 +87,10 @@ func jsonBody(ctx *fasthttp.RequestCtx, status int, v any) {
 	ctx.SetBody(b)
 }
 
+// statusOf is the HTTP status an error earns, by the gateway's own table.
 func statusOf(err error) int {
-	switch {
-	case errors.Is(err, backend.ErrNotFound):
-		return 404
-	case errors.Is(err, backend.ErrInvalid), errors.Is(err, backend.ErrUnsupported):
-		return 400
-	}
-	return 500
+	status, _ := wire.ErrorOf(err)
+	return status
 }
 
 // --- Ollama face ---
@@ -291,24 +287,17 @@ func byteInts(s string) []int {
 // --- OpenAI face ---
 
 func openaiErr(ctx *fasthttp.RequestCtx, err error) {
-	body := openai.ErrorBody{Error: openai.ErrorDetail{Message: err.Error(), Type: "invalid_request_error"}}
-	status := statusOf(err)
-	if status >= 500 {
-		body.Error.Type = "server_error"
-	}
-	if p := backend.Param(err); p != "" {
-		body.Error.Param = &p
-	}
+	status, body := wire.ErrorOf(err)
 	jsonBody(ctx, status, body)
 }
 
-var serverLimits = openai.Limits{MaxN: 128, MaxStop: 16, MaxTopLogprobs: 20}
+var serverLimits = wire.Limits{MaxN: 128, MaxStop: 16, MaxTopLogprobs: 20}
 
 func (s *Server) openaiChat(ctx *fasthttp.RequestCtx) {
-	req, err := openai.DecodeChat(ctx.PostBody())
+	req, err := wire.DecodeChat(ctx.PostBody())
 	if err == nil {
 		var r *backend.Request
-		if r, err = openai.ChatToBackend(req, serverLimits); err == nil {
+		if r, err = wire.ChatToBackend(req, serverLimits); err == nil {
 			// Like llama.cpp and Ollama, continue a trailing assistant
 			// message unless told to add a generation prompt.
 			last := r.Messages[len(r.Messages)-1]
@@ -323,7 +312,7 @@ func (s *Server) openaiChat(ctx *fasthttp.RequestCtx) {
 }
 
 func (s *Server) openaiCompletion(ctx *fasthttp.RequestCtx) {
-	req, err := openai.DecodeCompletion(ctx.PostBody())
+	req, err := wire.DecodeCompletion(ctx.PostBody())
 	if err != nil {
 		openaiErr(ctx, err)
 		return
@@ -332,7 +321,7 @@ func (s *Server) openaiCompletion(ctx *fasthttp.RequestCtx) {
 		s.echoScore(ctx, req)
 		return
 	}
-	r, err := openai.CompletionToBackend(req, serverLimits)
+	r, err := wire.CompletionToBackend(req, serverLimits)
 	if err != nil {
 		openaiErr(ctx, err)
 		return
@@ -342,7 +331,7 @@ func (s *Server) openaiCompletion(ctx *fasthttp.RequestCtx) {
 
 // echoScore answers vLLM's scoring idiom (echo with max_tokens 0): the
 // logprob of every prompt token after the ones before it; the first has none.
-func (s *Server) echoScore(ctx *fasthttp.RequestCtx, req *openai.CompletionRequest) {
+func (s *Server) echoScore(ctx *fasthttp.RequestCtx, req *wire.CompletionRequest) {
 	prompt := req.Prompt[0]
 	toks := Split(prompt)
 	lps := []backend.TokenLogprob{}
@@ -354,7 +343,7 @@ func (s *Server) echoScore(ctx *fasthttp.RequestCtx, req *openai.CompletionReque
 		}
 		lps = append([]backend.TokenLogprob{{Token: toks[0]}}, rest...)
 	}
-	out := openai.LegacyLogprobs(lps, 0)
+	out := wire.LegacyLogprobs(lps, 0)
 	tl := make([]*float64, len(out.TokenLogprobs))
 	for i := range tl {
 		if i > 0 {
@@ -363,16 +352,16 @@ func (s *Server) echoScore(ctx *fasthttp.RequestCtx, req *openai.CompletionReque
 	}
 	f := backend.FinishLength
 	jsonBody(ctx, 200, map[string]any{
-		"id": "cmpl-ref", "object": openai.ObjectCompletion, "created": time.Now().Unix(), "model": req.Model,
+		"id": "cmpl-ref", "object": wire.ObjectCompletion, "created": time.Now().Unix(), "model": req.Model,
 		"choices": []map[string]any{{"index": 0, "text": prompt, "finish_reason": f, "logprobs": map[string]any{
 			"tokens": out.Tokens, "token_logprobs": tl, "top_logprobs": nil, "text_offset": out.TextOffset}}},
-		"usage": openai.Usage{PromptTokens: len(toks), TotalTokens: len(toks)},
+		"usage": wire.Usage{PromptTokens: len(toks), TotalTokens: len(toks)},
 	})
 }
 
-func (s *Server) openaiRun(ctx *fasthttp.RequestCtx, model string, r *backend.Request, stream bool, so *openai.StreamOptions, chat bool) {
+func (s *Server) openaiRun(ctx *fasthttp.RequestCtx, model string, r *backend.Request, stream bool, so *wire.StreamOptions, chat bool) {
 	if model != ModelName && model != ModelName+":latest" {
-		openaiErr(ctx, &backend.ParamError{Param: "model", Msg: fmt.Sprintf("The model `%s` does not exist.", model), Err: backend.ErrNotFound})
+		openaiErr(ctx, &fault.ParamError{Param: "model", Msg: fmt.Sprintf("The model `%s` does not exist.", model), Err: fault.ErrNotFound})
 		return
 	}
 	r.Model = ModelName
@@ -387,9 +376,9 @@ func (s *Server) openaiRun(ctx *fasthttp.RequestCtx, model string, r *backend.Re
 			return
 		}
 		if chat {
-			jsonBody(ctx, 200, openai.Chat(id, model, created, g))
+			jsonBody(ctx, 200, wire.Chat(id, model, created, g))
 		} else {
-			jsonBody(ctx, 200, openai.CompletionOf(id, model, created, g))
+			jsonBody(ctx, 200, wire.CompletionOf(id, model, created, g))
 		}
 		return
 	}
@@ -398,34 +387,27 @@ func (s *Server) openaiRun(ctx *fasthttp.RequestCtx, model string, r *backend.Re
 		rctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		seen := map[int]int{}
-		write := func(v any) error {
-			b, _ := json.Marshal(v)
-			w.WriteString("data: ")
-			w.Write(b)
-			w.WriteString("\n\n")
-			return w.Flush()
-		}
+		write := func(v any) error { return wire.WriteEvent(w, v) }
 		g, err := s.b.Stream(rctx, r, func(d backend.Delta) error {
 			off, ok := seen[d.Index]
 			seen[d.Index] = off + len(d.Text)
 			if chat {
-				return write(openai.ChatChunkOf(id, model, created, d, !ok))
+				return write(wire.ChatChunkOf(id, model, created, d, !ok))
 			}
-			return write(openai.CompletionChunkOf(id, model, created, d, off))
+			return write(wire.CompletionChunkOf(id, model, created, d, off))
 		})
 		if err != nil {
-			_ = write(openai.ErrorBody{Error: openai.ErrorDetail{Message: err.Error(), Type: "server_error"}})
+			_ = write(wire.ErrorBody{Error: wire.ErrorDetail{Message: err.Error(), Type: "server_error"}})
 			return
 		}
 		if so != nil && so.IncludeUsage {
 			if chat {
-				_ = write(openai.ChatUsageChunk(id, model, created, g.Usage))
+				_ = write(wire.ChatUsageChunk(id, model, created, g.Usage))
 			} else {
-				_ = write(openai.CompletionUsageChunk(id, model, created, g.Usage))
+				_ = write(wire.CompletionUsageChunk(id, model, created, g.Usage))
 			}
 		}
-		w.WriteString("data: [DONE]\n\n")
-		_ = w.Flush()
+		_ = wire.WriteDone(w)
 	})
 }
 

@@ -68,6 +68,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
+		// The validation serve runs, short of connecting and loading models.
+		a, err := assemble(cfg, newLogger(configs.Log{Level: "error", Format: cfg.Log.Format}, stderr), checkOnly)
+		if err != nil {
+			return err
+		}
+		a.close()
 		out, err := configs.Effective(cfg)
 		if err != nil {
 			return err
@@ -124,9 +130,10 @@ func serve(ctx context.Context, file string, stderr io.Writer) error {
 		return err
 	}
 	log := newLogger(cfg.Log, stderr)
+	slog.SetDefault(log)
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	app, err := build(ctx, cfg, log)
+	app, err := assemble(cfg, log, serving)
 	if err != nil {
 		return err
 	}
@@ -139,4 +146,14 @@ func serve(ctx context.Context, file string, stderr io.Writer) error {
 	err = app.server.Serve(ctx, ln)
 	log.Info("steergate stopped")
 	return err
+}
+
+// loadOffline loads a config and builds its backends, rewards and engine
+// for the offline commands (score, eval), which log only warnings.
+func loadOffline(file string, stderr io.Writer) (*app, error) {
+	cfg, err := configs.Load(file)
+	if err != nil {
+		return nil, err
+	}
+	return assemble(cfg, newLogger(configs.Log{Level: "warn", Format: cfg.Log.Format}, stderr), offline)
 }

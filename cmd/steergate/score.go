@@ -13,6 +13,7 @@ import (
 	"github.com/steergate/steergate/backend"
 	"github.com/steergate/steergate/configs"
 	"github.com/steergate/steergate/rm"
+	"github.com/steergate/steergate/steering"
 )
 
 // scoreLine is one input line of `steergate score`.
@@ -57,14 +58,17 @@ func score(ctx context.Context, args []string, in io.Reader, out, stderr io.Writ
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	a, err := buildOffline(ctx, *file, stderr)
+	if *batch < 1 {
+		return fmt.Errorf("--batch must be at least 1")
+	}
+	a, err := loadOffline(*file, stderr)
 	if err != nil {
 		return err
 	}
 	defer a.close()
-	r, ok := a.rewards[*name]
+	r, ok := a.rewards.Rewarders[*name]
 	if !ok {
-		return fmt.Errorf("--reward %q: no such reward in %s (have %v)", *name, *file, slices.Sorted(maps.Keys(a.rewards)))
+		return fmt.Errorf("--reward %q: no such reward in %s (have %v)", *name, *file, slices.Sorted(maps.Keys(a.rewards.Rewarders)))
 	}
 	w := bufio.NewWriter(out)
 	defer w.Flush()
@@ -78,10 +82,13 @@ func score(ctx context.Context, args []string, in io.Reader, out, stderr io.Writ
 		if err != nil {
 			return err
 		}
+		if err := rm.CheckShape(scores, len(pending), len(objectives)); err != nil {
+			return err
+		}
 		for _, row := range scores {
-			obj := make(map[string]float32, len(row))
+			obj := make(map[string]steering.Number, len(row))
 			for i, v := range row {
-				obj[objectives[i]] = v
+				obj[objectives[i]] = steering.Number(rm.Widen(v))
 			}
 			b, _ := json.Marshal(obj)
 			w.Write(append(b, '\n'))

@@ -10,6 +10,7 @@ import (
 	"text/template"
 
 	"github.com/steergate/steergate/backend"
+	"github.com/steergate/steergate/fault"
 	"github.com/steergate/steergate/rm"
 	"golang.org/x/sync/errgroup"
 )
@@ -33,6 +34,12 @@ Answer: {{.Response}}
 
 Rate the answer from 1 (useless) to 10 (excellent). Reply with the number only.`
 
+// Default objective names.
+const (
+	Objective             = "judge"
+	DensityRatioObjective = "density_ratio"
+)
+
 // Judge is an LLM-as-judge rewarder with one objective.
 type Judge struct {
 	b          backend.Backend
@@ -55,7 +62,7 @@ func New(b backend.Backend, model, question, objective string) (*Judge, error) {
 		question = DefaultQuestion
 	}
 	if objective == "" {
-		objective = "judge"
+		objective = Objective
 	}
 	q, err := template.New("judge").Option("missingkey=error").Parse(question)
 	if err != nil {
@@ -86,7 +93,7 @@ func (j *Judge) Score(ctx context.Context, samples []rm.Sample) ([][]float32, er
 		g.Go(func() error {
 			v, err := j.one(gctx, s)
 			if err != nil {
-				return fmt.Errorf("%w: judge: %w", rm.ErrReward, err)
+				return fmt.Errorf("%w: judge: %w", fault.ErrReward, err)
 			}
 			out[i] = []float32{float32(v)}
 			return nil
@@ -213,7 +220,7 @@ func NewDensityRatio(strong backend.Backend, strongModel string, weak backend.Ba
 		return nil, fmt.Errorf("density ratio: backends must implement scoring")
 	}
 	if objective == "" {
-		objective = "density_ratio"
+		objective = DensityRatioObjective
 	}
 	return &DensityRatio{strong: ss, weak: ws, strongName: strong.Name(), weakName: weak.Name(),
 		strongModel: strongModel, weakModel: weakModel, objective: objective}, nil
@@ -238,11 +245,11 @@ func (d *DensityRatio) Score(ctx context.Context, samples []rm.Sample) ([][]floa
 			}
 			a, err := d.strong.ScoreText(gctx, req(d.strongModel), s.Response)
 			if err != nil {
-				return fmt.Errorf("%w: density ratio (strong): %w", rm.ErrReward, err)
+				return fmt.Errorf("%w: density ratio (strong): %w", fault.ErrReward, err)
 			}
 			b, err := d.weak.ScoreText(gctx, req(d.weakModel), s.Response)
 			if err != nil {
-				return fmt.Errorf("%w: density ratio (weak): %w", rm.ErrReward, err)
+				return fmt.Errorf("%w: density ratio (weak): %w", fault.ErrReward, err)
 			}
 			out[i] = []float32{float32(a.Logprob - b.Logprob)}
 			return nil

@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/steergate/steergate/backend"
+	"github.com/steergate/steergate/fault"
 	"github.com/steergate/steergate/rm"
 )
 
@@ -19,6 +20,7 @@ type ARM struct {
 	sess *session
 	enc  *encoder
 	mu   sync.Mutex // one run at a time: candidates of a call are one batch
+	once sync.Once
 }
 
 var _ rm.TokenRewarder = (*ARM)(nil)
@@ -36,8 +38,8 @@ func NewARM(c Config) (*ARM, error) {
 	return &ARM{cfg: c, sess: sess, enc: enc}, nil
 }
 
-// Close releases the session.
-func (a *ARM) Close() { a.sess.s.Destroy() }
+// Close releases the session; safe to call more than once.
+func (a *ARM) Close() { a.once.Do(func() { _ = a.sess.s.Destroy() }) }
 
 // LogProbs returns, for each candidate next piece of text, its
 // log-probability after the conversation and the partial response.
@@ -47,7 +49,7 @@ func (a *ARM) LogProbs(ctx context.Context, prefix []backend.Message, partial st
 	}
 	ctxText, _, err := a.enc.format.Render(rm.Sample{Messages: prefix, Response: partial})
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", rm.ErrReward, err)
+		return nil, fmt.Errorf("%w: %w", fault.ErrReward, err)
 	}
 	base := a.enc.tok.Encode(ctxText)
 	rows := make([][]int, len(next))
@@ -62,7 +64,7 @@ func (a *ARM) LogProbs(ctx context.Context, prefix []backend.Message, partial st
 			common++
 		}
 		if common == 0 || len(cont) > a.enc.max {
-			return nil, fmt.Errorf("%w: candidate %d does not fit the model's context", rm.ErrReward, i)
+			return nil, fmt.Errorf("%w: candidate %d does not fit the model's context", fault.ErrReward, i)
 		}
 		rows[i], nextLen[i] = cont, len(cont)-common
 	}

@@ -6,7 +6,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/steergate/steergate/metrics"
+	"github.com/steergate/steergate/fault"
 	"github.com/steergate/steergate/rm"
 )
 
@@ -17,8 +17,9 @@ type Rewarder struct {
 	enc  *encoder
 	k    int
 	jobs chan *job
-	stop chan struct{}
-	wg   sync.WaitGroup
+	stop chan struct{} // closed by Close
+	done chan struct{} // closed when the batcher has exited
+	once sync.Once
 	// Runs and Batched count model runs and the samples they carried, for
 	// tests and metrics.
 	mu      sync.Mutex
@@ -62,8 +63,7 @@ func NewRewarder(c Config) (*Rewarder, error) {
 		sess.s.Destroy()
 		return nil, fmt.Errorf("model %s: output %s has %d columns but %d objectives are named (%v)", c.Model, sess.output.Name, k, len(c.Objectives), c.Objectives)
 	}
-	r := &Rewarder{cfg: c, sess: sess, enc: enc, k: k, jobs: make(chan *job, 4*c.MaxBatch), stop: make(chan struct{})}
-	r.wg.Add(1)
+	r := &Rewarder{cfg: c, sess: sess, enc: enc, k: k, jobs: make(chan *job, 4*c.MaxBatch), stop: make(chan struct{}), done: make(chan struct{})}
 	go r.batcher()
 	return r, nil
 }
@@ -86,11 +86,15 @@ func (r *Rewarder) Stats() (runs, samples int) {
 	return r.runs, r.batched
 }
 
-// Close stops the batcher and releases the session.
+// Close stops the batcher and releases the session. Scores waiting or
+// arriving later fail with a reward error. Safe to call concurrently and
+// more than once.
 func (r *Rewarder) Close() {
-	close(r.stop)
-	r.wg.Wait()
-	r.sess.s.Destroy()
+	r.once.Do(func() {
+		close(r.stop)
+		<-r.done
+		r.sess.s.Destroy()
+	})
 }
 
 // Score tokenizes the samples and hands them to the batcher, which runs
@@ -100,31 +104,47 @@ func (r *Rewarder) Score(ctx context.Context, samples []rm.Sample) ([][]float32,
 	for i, s := range samples {
 		ids, types, err := r.enc.encode(s)
 		if err != nil {
-			return nil, fmt.Errorf("%w: sample %d: %w", rm.ErrReward, i, err)
+			return nil, fmt.Errorf("%w: sample %d: %w", fault.ErrReward, i, err)
 		}
 		j.ids, j.types = append(j.ids, ids), append(j.types, types)
+	}
+	closed := fmt.Errorf("%w: reward model %s is closed", fault.ErrReward, r.cfg.Name)
+	select {
+	case <-r.stop:
+		return nil, closed
+	default:
 	}
 	select {
 	case r.jobs <- j:
 	case <-ctx.Done():
 		return nil, context.Cause(ctx)
 	case <-r.stop:
-		return nil, fmt.Errorf("%w: reward model closed", rm.ErrReward)
+		return nil, closed
 	}
-	<-j.done // the batcher always finishes a job it took
-	return j.out, j.err
+	select {
+	case <-j.done: // the batcher finishes every job it takes
+		return j.out, j.err
+	case <-r.done:
+		select {
+		case <-j.done:
+			return j.out, j.err
+		default:
+			return nil, closed // queued after the batcher's last look
+		}
+	}
 }
 
 // batcher runs queued jobs together: all that are waiting (up to
 // max_batch samples), plus, with max_wait, those that arrive within it.
 // One job larger than max_batch runs in several calls.
 func (r *Rewarder) batcher() {
-	defer r.wg.Done()
+	defer close(r.done)
 	for {
 		var first *job
 		select {
 		case first = <-r.jobs:
 		case <-r.stop:
+			r.refuseQueued()
 			return
 		}
 		pending := []*job{first}
@@ -156,6 +176,19 @@ func (r *Rewarder) batcher() {
 			timer.Stop()
 		}
 		r.runJobs(pending)
+	}
+}
+
+// refuseQueued fails the jobs still queued at Close.
+func (r *Rewarder) refuseQueued() {
+	for {
+		select {
+		case j := <-r.jobs:
+			j.err = fmt.Errorf("%w: reward model %s is closed", fault.ErrReward, r.cfg.Name)
+			close(j.done)
+		default:
+			return
+		}
 	}
 }
 
@@ -209,9 +242,9 @@ func (r *Rewarder) scoreBatch(b *batch) ([][]float32, error) {
 	r.runs++
 	r.batched += b.rows
 	r.mu.Unlock()
-	metrics.RewardBatch.WithLabelValues(r.cfg.Name).Observe(float64(b.rows))
+	r.cfg.Metrics.RewardBatch(r.cfg.Name, b.rows)
 	if int(shape.FlattenedSize()) != b.rows*r.k || shape[0] != int64(b.rows) {
-		return nil, fmt.Errorf("%w: output shape %v for %d samples and %d objectives", rm.ErrReward, shape, b.rows, r.k)
+		return nil, fmt.Errorf("%w: output shape %v for %d samples and %d objectives", fault.ErrReward, shape, b.rows, r.k)
 	}
 	out := make([][]float32, b.rows)
 	for i := range out {

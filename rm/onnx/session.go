@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/steergate/steergate/fault"
+	"github.com/steergate/steergate/metrics"
 	"github.com/steergate/steergate/rm"
 	"github.com/steergate/steergate/rm/tokenizer"
 	ort "github.com/yalue/onnxruntime_go"
@@ -32,6 +34,7 @@ type Config struct {
 	Fallback   string // "cpu": run on CPU when CUDA cannot load
 	Threads    int    // intra-op threads; 0: ONNX Runtime's default
 	Log        *slog.Logger
+	Metrics    *metrics.Metrics
 }
 
 func (c *Config) defaults() {
@@ -240,12 +243,12 @@ func (s *session) run(b *batch) ([]float32, ort.Shape, error) {
 	}
 	outputs := []ort.Value{nil}
 	if err := s.s.Run(inputs, outputs); err != nil {
-		return nil, nil, fmt.Errorf("%w: onnx run: %w", rm.ErrReward, err)
+		return nil, nil, fmt.Errorf("%w: onnx run: %w", fault.ErrReward, err)
 	}
 	defer outputs[0].Destroy()
 	t, ok := outputs[0].(*ort.Tensor[float32])
 	if !ok {
-		return nil, nil, fmt.Errorf("%w: output is not a float32 tensor", rm.ErrReward)
+		return nil, nil, fmt.Errorf("%w: output is not a float32 tensor", fault.ErrReward)
 	}
 	data := append([]float32(nil), t.GetData()...)
 	return data, t.GetShape(), nil

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/steergate/steergate/fault"
 	"github.com/steergate/steergate/rm"
 )
 
@@ -104,7 +105,7 @@ func (r *Remote) Score(ctx context.Context, samples []rm.Sample) ([][]float32, e
 	for i, s := range samples {
 		t, _, err := r.format.Render(s)
 		if err != nil {
-			return nil, fmt.Errorf("%w: render sample %d: %w", rm.ErrReward, i, err)
+			return nil, fmt.Errorf("%w: render sample %d: %w", fault.ErrReward, i, err)
 		}
 		texts[i] = t
 	}
@@ -123,19 +124,19 @@ func (r *Remote) Score(ctx context.Context, samples []rm.Sample) ([][]float32, e
 	hreq.Header.Set("Content-Type", "application/json")
 	resp, err := r.hc.Do(hreq)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %w", rm.ErrReward, r.infer, err)
+		return nil, fmt.Errorf("%w: %s: %w", fault.ErrReward, r.infer, err)
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %w", rm.ErrReward, r.infer, err)
+		return nil, fmt.Errorf("%w: %s: %w", fault.ErrReward, r.infer, err)
 	}
 	var out InferResponse
 	if err := json.Unmarshal(raw, &out); err != nil {
-		return nil, fmt.Errorf("%w: %s: status %d, body not JSON: %.200s", rm.ErrReward, r.infer, resp.StatusCode, raw)
+		return nil, fmt.Errorf("%w: %s: status %d, body not JSON: %.200s", fault.ErrReward, r.infer, resp.StatusCode, raw)
 	}
 	if resp.StatusCode != http.StatusOK || out.Error != "" {
-		return nil, fmt.Errorf("%w: %s: status %d: %s", rm.ErrReward, r.infer, resp.StatusCode, out.Error)
+		return nil, fmt.Errorf("%w: %s: status %d: %s", fault.ErrReward, r.infer, resp.StatusCode, out.Error)
 	}
 	return r.decode(out, len(samples))
 }
@@ -149,7 +150,7 @@ func (r *Remote) decode(out InferResponse, n int) ([][]float32, error) {
 		}
 	}
 	if t == nil {
-		return nil, fmt.Errorf("%w: response has no output %q", rm.ErrReward, r.c.Output)
+		return nil, fmt.Errorf("%w: response has no output %q", fault.ErrReward, r.c.Output)
 	}
 	k := len(r.c.Objectives)
 	want := fmt.Sprintf("[%d] or [%d,%d]", n, n, k)
@@ -157,19 +158,19 @@ func (r *Remote) decode(out InferResponse, n int) ([][]float32, error) {
 	case len(t.Shape) == 1 && k == 1 && t.Shape[0] == int64(n):
 	case len(t.Shape) == 2 && t.Shape[0] == int64(n) && t.Shape[1] == int64(k):
 	default:
-		return nil, fmt.Errorf("%w: output %s has shape %v, want %s", rm.ErrReward, t.Name, t.Shape, want)
+		return nil, fmt.Errorf("%w: output %s has shape %v, want %s", fault.ErrReward, t.Name, t.Shape, want)
 	}
 	switch t.Datatype {
 	case "FP32", "FP64", "FP16":
 	default:
-		return nil, fmt.Errorf("%w: output %s is %s, want FP32", rm.ErrReward, t.Name, t.Datatype)
+		return nil, fmt.Errorf("%w: output %s is %s, want FP32", fault.ErrReward, t.Name, t.Datatype)
 	}
 	var flat []float32
 	if err := json.Unmarshal(t.Data, &flat); err != nil {
-		return nil, fmt.Errorf("%w: output %s data: %w", rm.ErrReward, t.Name, err)
+		return nil, fmt.Errorf("%w: output %s data: %w", fault.ErrReward, t.Name, err)
 	}
 	if len(flat) != n*k {
-		return nil, fmt.Errorf("%w: output %s has %d values, want %d", rm.ErrReward, t.Name, len(flat), n*k)
+		return nil, fmt.Errorf("%w: output %s has %d values, want %d", fault.ErrReward, t.Name, len(flat), n*k)
 	}
 	rows := make([][]float32, n)
 	for i := range rows {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/steergate/steergate/fault"
 	"github.com/steergate/steergate/rm"
 )
 
@@ -58,7 +59,7 @@ func TestRemote(t *testing.T) {
 		t.Errorf("scores %v", got)
 	}
 	bad, _ := New(Config{URL: srv.URL, Model: "missing", Objectives: []string{"x"}}, nil)
-	if _, err := bad.Score(context.Background(), []rm.Sample{{Response: "x"}}); !errors.Is(err, rm.ErrReward) || !strings.Contains(err.Error(), "404") {
+	if _, err := bad.Score(context.Background(), []rm.Sample{{Response: "x"}}); !errors.Is(err, fault.ErrReward) || !strings.Contains(err.Error(), "404") {
 		t.Errorf("unknown model: %v", err)
 	}
 	wrongK, _ := New(Config{URL: srv.URL, Model: "rm", Objectives: []string{"only"}}, nil)

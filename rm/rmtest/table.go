@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync/atomic"
 
+	"github.com/steergate/steergate/fault"
 	"github.com/steergate/steergate/rm"
 )
 
@@ -31,7 +32,7 @@ func (t *Table) Score(_ context.Context, s []rm.Sample) ([][]float32, error) {
 	for i, x := range s {
 		row, ok := t.Rows[x.Response]
 		if !ok {
-			return nil, fmt.Errorf("%w: table has no row for %q", rm.ErrReward, x.Response)
+			return nil, fmt.Errorf("%w: table has no row for %q", fault.ErrReward, x.Response)
 		}
 		out[i] = row
 		t.Scored.Add(1)

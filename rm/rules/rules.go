@@ -194,3 +194,21 @@ func RepeatedNGrams(toks []string, n int) float64 {
 	}
 	return float64(repeats) / float64(total)
 }
+
+// DefaultWeights are the weights a rules reward applies when neither the
+// config nor a request names any: no preference on length, repetition
+// penalized, a well-formed answer and each keyword objective rewarded.
+func DefaultWeights(objectives []string) map[string]float64 {
+	w := make(map[string]float64, len(objectives))
+	for _, o := range objectives {
+		switch o {
+		case Verbosity:
+			w[o] = 0
+		case Repetition:
+			w[o] = -1
+		default:
+			w[o] = 1
+		}
+	}
+	return w
+}

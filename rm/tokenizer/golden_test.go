@@ -36,7 +36,7 @@ func load(t testing.TB, name string) *Tokenizer {
 }
 
 func goldens(t *testing.T, name string) []golden {
-	path := filepath.Join("..", "..", "..", "shared", "tokenizers", name+".golden.json")
+	path := filepath.Join("testdata", "golden", name+".golden.json")
 	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatalf("golden vectors: %v", err)

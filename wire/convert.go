@@ -1,4 +1,4 @@
-package openai
+package wire
 
 import (
 	"github.com/steergate/steergate/backend"

@@ -1,4 +1,4 @@
-package openai
+package wire
 
 import (
 	"bytes"
@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	"github.com/steergate/steergate/backend"
+	"github.com/steergate/steergate/fault"
 )
 
 // knownFields returns the JSON names of t's fields, computed once per type.
@@ -34,18 +35,18 @@ func knownFields(t reflect.Type) map[string]bool {
 // fields it does not know, untouched. Errors name the offending field.
 func decode(body []byte, v any) (map[string]json.RawMessage, error) {
 	if len(bytes.TrimSpace(body)) == 0 {
-		return nil, backend.Invalid("", "request body is empty; expected a JSON object")
+		return nil, fault.Invalid("", "request body is empty; expected a JSON object")
 	}
 	var all map[string]json.RawMessage
 	if err := json.Unmarshal(body, &all); err != nil {
-		return nil, backend.Invalid("", "request body is not a valid JSON object: %v", err)
+		return nil, fault.Invalid("", "request body is not a valid JSON object: %v", err)
 	}
 	if err := json.Unmarshal(body, v); err != nil {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) {
-			return nil, backend.Invalid(te.Field, "invalid type for '%s': expected %s, got %s", te.Field, te.Type, te.Value)
+			return nil, fault.Invalid(te.Field, "invalid type for '%s': expected %s, got %s", te.Field, te.Type, te.Value)
 		}
-		return nil, backend.Invalid("", "invalid request body: %v", err)
+		return nil, fault.Invalid("", "invalid request body: %v", err)
 	}
 	known := knownFields(reflect.TypeOf(v).Elem())
 	var extra map[string]json.RawMessage
@@ -120,24 +121,24 @@ var DefaultLimits = Limits{MaxN: 128, MaxStop: 4, MaxTopLogprobs: 20}
 
 func checkSampling(l Limits, n, maxTokens *int, temp, topP *float64, stop []string) error {
 	if n != nil && (*n < 1 || *n > l.MaxN) {
-		return backend.Invalid("n", "n must be between 1 and %d", l.MaxN)
+		return fault.Invalid("n", "n must be between 1 and %d", l.MaxN)
 	}
 	if maxTokens != nil {
 		if *maxTokens < 1 {
-			return backend.Invalid("max_tokens", "max_tokens must be at least 1")
+			return fault.Invalid("max_tokens", "max_tokens must be at least 1")
 		}
 		if l.MaxTokens > 0 && *maxTokens > l.MaxTokens {
-			return backend.Invalid("max_tokens", "max_tokens must be at most %d", l.MaxTokens)
+			return fault.Invalid("max_tokens", "max_tokens must be at most %d", l.MaxTokens)
 		}
 	}
 	if temp != nil && (*temp < 0 || *temp > 2) {
-		return backend.Invalid("temperature", "temperature must be between 0 and 2")
+		return fault.Invalid("temperature", "temperature must be between 0 and 2")
 	}
 	if topP != nil && (*topP <= 0 || *topP > 1) {
-		return backend.Invalid("top_p", "top_p must be greater than 0 and at most 1")
+		return fault.Invalid("top_p", "top_p must be greater than 0 and at most 1")
 	}
 	if len(stop) > l.MaxStop {
-		return backend.Invalid("stop", "at most %d stop sequences are allowed", l.MaxStop)
+		return fault.Invalid("stop", "at most %d stop sequences are allowed", l.MaxStop)
 	}
 	return nil
 }
@@ -154,13 +155,13 @@ var roles = map[string]bool{"system": true, "developer": true, "user": true, "as
 // ChatToBackend validates a chat request and converts it.
 func ChatToBackend(r *ChatRequest, l Limits) (*backend.Request, error) {
 	if r.Model == "" {
-		return nil, backend.Invalid("model", "model is required")
+		return nil, fault.Invalid("model", "model is required")
 	}
 	if len(r.Messages) == 0 {
-		return nil, backend.Invalid("messages", "messages must be a non-empty array")
+		return nil, fault.Invalid("messages", "messages must be a non-empty array")
 	}
 	if l.MaxMessages > 0 && len(r.Messages) > l.MaxMessages {
-		return nil, backend.Invalid("messages", "at most %d messages are allowed", l.MaxMessages)
+		return nil, fault.Invalid("messages", "at most %d messages are allowed", l.MaxMessages)
 	}
 	maxTokens := r.MaxCompletionTokens
 	param := "max_completion_tokens"
@@ -168,32 +169,32 @@ func ChatToBackend(r *ChatRequest, l Limits) (*backend.Request, error) {
 		maxTokens, param = r.MaxTokens, "max_tokens"
 	}
 	if err := checkSampling(l, r.N, maxTokens, r.Temperature, r.TopP, r.Stop); err != nil {
-		if backend.Param(err) == "max_tokens" {
-			err.(*backend.ParamError).Param = param
+		if fault.Param(err) == "max_tokens" {
+			err.(*fault.ParamError).Param = param
 		}
 		return nil, err
 	}
 	if r.TopLogprobs != nil {
 		if *r.TopLogprobs < 0 || *r.TopLogprobs > l.MaxTopLogprobs {
-			return nil, backend.Invalid("top_logprobs", "top_logprobs must be between 0 and %d", l.MaxTopLogprobs)
+			return nil, fault.Invalid("top_logprobs", "top_logprobs must be between 0 and %d", l.MaxTopLogprobs)
 		}
 		if *r.TopLogprobs > 0 && !r.Logprobs {
-			return nil, backend.Invalid("top_logprobs", "top_logprobs requires logprobs to be true")
+			return nil, fault.Invalid("top_logprobs", "top_logprobs requires logprobs to be true")
 		}
 	}
 	msgs := make([]backend.Message, len(r.Messages))
 	for i, m := range r.Messages {
 		if !roles[m.Role] {
-			return nil, backend.Invalid(fmt.Sprintf("messages[%d].role", i), "invalid role %q", m.Role)
+			return nil, fault.Invalid(fmt.Sprintf("messages[%d].role", i), "invalid role %q", m.Role)
 		}
 		msgs[i] = backend.Message{Role: m.Role, Content: string(m.Content), Name: m.Name}
 	}
 	cont := r.ContinueFinalMessage
 	if cont && msgs[len(msgs)-1].Role != "assistant" {
-		return nil, backend.Invalid("continue_final_message", "continue_final_message needs a final assistant message")
+		return nil, fault.Invalid("continue_final_message", "continue_final_message needs a final assistant message")
 	}
 	if cont && r.AddGenerationPrompt != nil && *r.AddGenerationPrompt {
-		return nil, backend.Invalid("add_generation_prompt", "cannot set both continue_final_message and add_generation_prompt")
+		return nil, fault.Invalid("add_generation_prompt", "cannot set both continue_final_message and add_generation_prompt")
 	}
 	return &backend.Request{
 		Model: r.Model, Messages: msgs, Continue: cont,
@@ -206,20 +207,20 @@ func ChatToBackend(r *ChatRequest, l Limits) (*backend.Request, error) {
 // CompletionToBackend validates a completions request and converts it.
 func CompletionToBackend(r *CompletionRequest, l Limits) (*backend.Request, error) {
 	if r.Model == "" {
-		return nil, backend.Invalid("model", "model is required")
+		return nil, fault.Invalid("model", "model is required")
 	}
 	if len(r.Prompt) != 1 {
-		return nil, backend.Invalid("prompt", "prompt must be one string")
+		return nil, fault.Invalid("prompt", "prompt must be one string")
 	}
 	if r.Echo {
-		return nil, backend.Unsupported("echo", "echo is not supported")
+		return nil, fault.Unsupported("echo", "echo is not supported")
 	}
 	if err := checkSampling(l, r.N, r.MaxTokens, r.Temperature, r.TopP, r.Stop); err != nil {
 		return nil, err
 	}
 	top := deref(r.Logprobs)
 	if r.Logprobs != nil && (top < 0 || top > 5) {
-		return nil, backend.Invalid("logprobs", "logprobs must be between 0 and 5")
+		return nil, fault.Invalid("logprobs", "logprobs must be between 0 and 5")
 	}
 	return &backend.Request{
 		Model: r.Model, Prompt: r.Prompt[0],

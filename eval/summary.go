@@ -1,0 +1,218 @@
+package eval
+
+import (
+	"fmt"
+	"maps"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/steergate/steergate/steering"
+)
+
+// Interval is a mean with its 95% interval.
+type Interval struct {
+	Mean, Lo, Hi float64
+}
+
+func (i Interval) String() string {
+	return fmt.Sprintf("%.4f [%.4f, %.4f]", i.Mean, i.Lo, i.Hi)
+}
+
+// Summary is one setting's results over every prompt and seed.
+type Summary struct {
+	Setting   int
+	Params    string
+	Strategy  string
+	Runs      int
+	Reward    Interval // prompt-clustered bootstrap
+	Samples   float64
+	Tokens    Interval
+	LatencyMS float64
+	Stops     map[string]int // stop reasons and how often
+}
+
+// BootstrapRounds is how many resamples an interval takes.
+const BootstrapRounds = 2000
+
+// Summarize reduces rows to one summary per setting, in setting order.
+// Intervals come from a bootstrap that resamples prompts (each prompt's
+// runs stay together), since runs on one prompt are not independent.
+func Summarize(rows []Row, settings []string, seed uint64) []Summary {
+	out := make([]Summary, len(settings))
+	for i, s := range settings {
+		out[i] = Summary{Setting: i, Params: s, Stops: map[string]int{}}
+	}
+	for _, r := range rows {
+		s := &out[r.Setting]
+		s.Strategy = r.Strategy
+		s.Runs++
+		s.Samples += float64(r.Samples)
+		s.LatencyMS += float64(r.Latency.Microseconds()) / 1000
+		if r.StopReason != "" {
+			s.Stops[r.StopReason]++
+		}
+	}
+	for i := range out {
+		s := &out[i]
+		if s.Runs == 0 {
+			continue
+		}
+		s.Samples /= float64(s.Runs)
+		s.LatencyMS /= float64(s.Runs)
+		s.Reward = ClusteredBootstrap(perPrompt(rows, i, func(r Row) float64 { return r.Reward }), BootstrapRounds, seed)
+		s.Tokens = ClusteredBootstrap(perPrompt(rows, i, func(r Row) float64 { return float64(r.Tokens) }), BootstrapRounds, seed)
+	}
+	return out
+}
+
+// perPrompt groups a setting's values by prompt, in prompt order.
+func perPrompt(rows []Row, setting int, v func(Row) float64) [][]float64 {
+	by := map[int][]float64{}
+	for _, r := range rows {
+		if r.Setting == setting {
+			by[r.Prompt] = append(by[r.Prompt], v(r))
+		}
+	}
+	keys := make([]int, 0, len(by))
+	for k := range by {
+		keys = append(keys, k)
+	}
+	sort.Ints(keys)
+	out := make([][]float64, len(keys))
+	for i, k := range keys {
+		out[i] = by[k]
+	}
+	return out
+}
+
+// ClusteredBootstrap is the mean of the clusters' means (each cluster one
+// prompt's runs) with a 95% percentile interval from resampling clusters
+// with replacement.
+func ClusteredBootstrap(clusters [][]float64, rounds int, seed uint64) Interval {
+	if len(clusters) == 0 {
+		return Interval{math.NaN(), math.NaN(), math.NaN()}
+	}
+	means := make([]float64, len(clusters))
+	for i, c := range clusters {
+		means[i] = mean(c)
+	}
+	point := mean(means)
+	rng := rand.New(rand.NewPCG(seed, 0x5eed))
+	stats := make([]float64, rounds)
+	for b := range rounds {
+		var sum float64
+		for range means {
+			sum += means[rng.IntN(len(means))]
+		}
+		stats[b] = sum / float64(len(means))
+	}
+	slices.Sort(stats)
+	return Interval{Mean: point, Lo: quantile(stats, 0.025), Hi: quantile(stats, 0.975)}
+}
+
+func mean(xs []float64) float64 {
+	var s float64
+	for _, x := range xs {
+		s += x
+	}
+	return s / float64(len(xs))
+}
+
+// quantile of sorted xs, interpolating linearly.
+func quantile(xs []float64, q float64) float64 {
+	if len(xs) == 1 {
+		return xs[0]
+	}
+	pos := q * float64(len(xs)-1)
+	lo := int(math.Floor(pos))
+	hi := min(lo+1, len(xs)-1)
+	return xs[lo] + (pos-float64(lo))*(xs[hi]-xs[lo])
+}
+
+// Table renders the summaries as a Markdown table.
+func Table(ss []Summary) string {
+	var b strings.Builder
+	b.WriteString("| # | strategy | parameters | runs | mean samples | mean backend tokens | mean latency (ms) | mean reward [95% CI] | stop reasons |\n|---|---|---|---|---|---|---|---|---|\n")
+	for _, s := range ss {
+		var stops []string
+		for _, k := range slices.Sorted(maps.Keys(s.Stops)) {
+			stops = append(stops, fmt.Sprintf("%s %d", k, s.Stops[k]))
+		}
+		fmt.Fprintf(&b, "| %d | %s | `%s` | %d | %.2f | %.0f | %.2f | %s | %s |\n", s.Setting+1, s.Strategy, s.Params, s.Runs, s.Samples,
+			s.Tokens.Mean, s.LatencyMS, s.Reward, strings.Join(stops, ", "))
+	}
+	return b.String()
+}
+
+// PlotSVG draws mean reward (with its interval) against mean backend
+// tokens, log scale: best-of-N settings joined by a line, the others as
+// labelled points.
+func PlotSVG(ss []Summary) string {
+	const w, h, m = 640.0, 400.0, 60.0
+	var pts []Summary
+	for _, s := range ss {
+		if s.Runs > 0 {
+			pts = append(pts, s)
+		}
+	}
+	if len(pts) == 0 {
+		return `<svg xmlns="http://www.w3.org/2000/svg" width="640" height="400"></svg>` + "\n"
+	}
+	minR, maxR := pts[0].Reward.Lo, pts[0].Reward.Hi
+	minT, maxT := pts[0].Tokens.Mean, pts[0].Tokens.Mean
+	for _, p := range pts {
+		minR, maxR = math.Min(minR, p.Reward.Lo), math.Max(maxR, p.Reward.Hi)
+		minT, maxT = math.Min(minT, p.Tokens.Mean), math.Max(maxT, p.Tokens.Mean)
+	}
+	if maxR == minR {
+		maxR = minR + 1
+	}
+	pad := (maxR - minR) * 0.1
+	minR, maxR = minR-pad, maxR+pad
+	lminT, lmaxT := math.Log2(math.Max(minT, 1))-0.25, math.Log2(math.Max(maxT, 1))+0.25
+	x := func(t float64) float64 { return m + (w-2*m)*(math.Log2(math.Max(t, 1))-lminT)/(lmaxT-lminT) }
+	y := func(r float64) float64 { return h - m - (h-2*m)*(r-minR)/(maxR-minR) }
+	var b strings.Builder
+	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%.0f" height="%.0f" font-family="sans-serif" font-size="12">`+"\n", w, h)
+	b.WriteString(`<rect width="100%" height="100%" fill="white"/>` + "\n")
+	fmt.Fprintf(&b, `<line x1="%.0f" y1="%.0f" x2="%.0f" y2="%.0f" stroke="black"/><line x1="%.0f" y1="%.0f" x2="%.0f" y2="%.0f" stroke="black"/>`+"\n", m, h-m, w-m, h-m, m, m, m, h-m)
+	for e := math.Ceil(lminT); e <= lmaxT; e++ {
+		fmt.Fprintf(&b, `<text x="%.1f" y="%.0f" text-anchor="middle">%g</text>`+"\n", x(math.Exp2(e)), h-m+18, math.Exp2(e))
+	}
+	for i := range 5 {
+		r := minR + (maxR-minR)*float64(i)/4
+		fmt.Fprintf(&b, `<text x="%.0f" y="%.1f" text-anchor="end">%.3f</text>`+"\n", m-6, y(r)+4, r)
+	}
+	fmt.Fprintf(&b, `<text x="%.0f" y="%.0f" text-anchor="middle">mean backend tokens per request (log scale)</text>`+"\n", w/2, h-15)
+	fmt.Fprintf(&b, `<text x="15" y="%.0f" transform="rotate(-90 15 %.0f)" text-anchor="middle">mean reward of the answer, 95%% CI</text>`+"\n", h/2, h/2)
+	var bon []Summary
+	for _, p := range pts {
+		if p.Strategy == steering.BestOfN {
+			bon = append(bon, p)
+		}
+	}
+	sort.Slice(bon, func(i, j int) bool { return bon[i].Tokens.Mean < bon[j].Tokens.Mean })
+	var line []string
+	for _, p := range bon {
+		line = append(line, fmt.Sprintf("%.1f,%.1f", x(p.Tokens.Mean), y(p.Reward.Mean)))
+	}
+	if len(line) > 1 {
+		fmt.Fprintf(&b, `<polyline points="%s" fill="none" stroke="#1f77b4" stroke-width="2"/>`+"\n", strings.Join(line, " "))
+	}
+	for _, p := range pts {
+		color := "#d62728"
+		if p.Strategy == steering.BestOfN {
+			color = "#1f77b4"
+		}
+		fmt.Fprintf(&b, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="%s"/>`+"\n", x(p.Tokens.Mean), y(p.Reward.Lo), x(p.Tokens.Mean), y(p.Reward.Hi), color)
+		fmt.Fprintf(&b, `<circle cx="%.1f" cy="%.1f" r="4" fill="%s"/>`+"\n", x(p.Tokens.Mean), y(p.Reward.Mean), color)
+		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" fill="%s">%d</text>`+"\n", x(p.Tokens.Mean)+6, y(p.Reward.Mean)-6, color, p.Setting+1)
+	}
+	fmt.Fprintf(&b, `<text x="%.0f" y="20" fill="#1f77b4">— best-of-N</text>`+"\n", m)
+	fmt.Fprintf(&b, `<text x="%.0f" y="36" fill="#d62728">● other settings, numbered as in the table</text>`+"\n", m)
+	b.WriteString("</svg>\n")
+	return b.String()
+}

@@ -1,0 +1,393 @@
+package gateway
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"runtime/debug"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/steergate/steergate/backend"
+	"github.com/steergate/steergate/fault"
+	"github.com/steergate/steergate/steering"
+	"github.com/steergate/steergate/wire"
+	"github.com/valyala/fasthttp"
+	"github.com/valyala/fasthttp/fasthttpadaptor"
+)
+
+// request is a decoded and validated completion request.
+type request struct {
+	model        string
+	backend      *backend.Request
+	steering     json.RawMessage
+	stream       bool
+	includeUsage bool
+}
+
+// format is what differs between chat and completions on the wire.
+type format struct {
+	idPrefix string
+	decode   func(body []byte, l wire.Limits) (*request, error)
+	full     func(id, model string, created int64, g *backend.Generation, steer json.RawMessage) any
+	chunk    func(id, model string, created int64, d backend.Delta, first bool, offset int) any
+	usage    func(id, model string, created int64, u backend.Usage, steer json.RawMessage) any
+}
+
+var chatFormat = format{
+	idPrefix: "chatcmpl-",
+	decode: func(body []byte, l wire.Limits) (*request, error) {
+		req, err := wire.DecodeChat(body)
+		if err != nil {
+			return nil, err
+		}
+		br, err := wire.ChatToBackend(req, l)
+		if err != nil {
+			return nil, err
+		}
+		return &request{model: req.Model, backend: br, steering: req.Steering, stream: req.Stream,
+			includeUsage: req.StreamOptions != nil && req.StreamOptions.IncludeUsage}, nil
+	},
+	full: func(id, model string, created int64, g *backend.Generation, steer json.RawMessage) any {
+		c := wire.Chat(id, model, created, g)
+		c.Steering = steer
+		return c
+	},
+	chunk: func(id, model string, created int64, d backend.Delta, first bool, _ int) any {
+		return wire.ChatChunkOf(id, model, created, d, first)
+	},
+	usage: func(id, model string, created int64, u backend.Usage, steer json.RawMessage) any {
+		c := wire.ChatUsageChunk(id, model, created, u)
+		c.Steering = steer
+		return c
+	},
+}
+
+var completionFormat = format{
+	idPrefix: "cmpl-",
+	decode: func(body []byte, l wire.Limits) (*request, error) {
+		req, err := wire.DecodeCompletion(body)
+		if err != nil {
+			return nil, err
+		}
+		br, err := wire.CompletionToBackend(req, l)
+		if err != nil {
+			return nil, err
+		}
+		return &request{model: req.Model, backend: br, steering: req.Steering, stream: req.Stream,
+			includeUsage: req.StreamOptions != nil && req.StreamOptions.IncludeUsage}, nil
+	},
+	full: func(id, model string, created int64, g *backend.Generation, steer json.RawMessage) any {
+		c := wire.CompletionOf(id, model, created, g)
+		c.Steering = steer
+		return c
+	},
+	chunk: func(id, model string, created int64, d backend.Delta, _ bool, offset int) any {
+		return wire.CompletionChunkOf(id, model, created, d, offset)
+	},
+	usage: func(id, model string, created int64, u backend.Usage, steer json.RawMessage) any {
+		c := wire.CompletionUsageChunk(id, model, created, u)
+		c.Steering = steer
+		return c
+	},
+}
+
+// Label values for requests that never got as far as a route or a plan;
+// every label comes from a closed set (configured routes, registered
+// strategies), never from what a client sent.
+const (
+	labelNone    = "-"
+	labelInvalid = "invalid"
+)
+
+// labels are what a completion request's metrics and access log carry;
+// they are filled in as the request is understood.
+type labels struct {
+	route, strategy, arm, cache string
+	streamed                    bool
+}
+
+// checkCaps refuses what the backend has declared it cannot do.
+func checkCaps(c backend.Caps, r *backend.Request) error {
+	if r.Logprobs && !c.Logprobs {
+		return fault.Unsupported("logprobs", "this model's backend does not return logprobs")
+	}
+	if r.TopLogprobs > c.MaxTopLogprobs && c.Logprobs {
+		return fault.Invalid("top_logprobs", "top_logprobs must be at most %d for this model", c.MaxTopLogprobs)
+	}
+	if r.Continue && !c.Continuation {
+		return fault.Unsupported("continue_final_message", "this model's backend cannot continue a partial assistant message")
+	}
+	return nil
+}
+
+// completion serves POST /v1/chat/completions and /v1/completions: admit,
+// decode, route, plan, run, encode. Admission and the disconnect watch come
+// before any work that grows with the body.
+func (s *Server) completion(ctx *fasthttp.RequestCtx, reqID string, f format) {
+	start := time.Now()
+	l := &labels{route: labelNone, strategy: labelNone}
+	rctx, cancel := context.WithCancelCause(s.base)
+	rctx, cancelTimeout := context.WithTimeout(rctx, s.opts.RequestTimeout)
+	stopWatch := watchDisconnect(ctx.Conn(), cancel)
+	finish := sync.OnceFunc(func() { stopWatch(); cancelTimeout(); cancel(nil) })
+	handedOver := false // to the stream writer, which finishes the request
+	defer func() {
+		if !handedOver {
+			finish()
+		}
+		s.observe(ctx, reqID, start, l)
+	}()
+	if err := s.adm.acquire(rctx); err != nil {
+		s.fail(ctx, reqID, rctx, err)
+		return
+	}
+	release := sync.OnceFunc(s.adm.release)
+	defer func() {
+		if !handedOver {
+			release()
+		}
+	}()
+	req, err := f.decode(ctx.PostBody(), s.opts.Limits)
+	if err != nil {
+		s.fail(ctx, reqID, rctx, err)
+		return
+	}
+	rt, err := s.router.Resolve(req.model)
+	if err != nil {
+		s.fail(ctx, reqID, rctx, err)
+		return
+	}
+	l.route = rt.Name
+	br := req.backend
+	br.Model = rt.Target
+	if err := checkCaps(rt.Backend.Caps(), br); err != nil {
+		s.fail(ctx, reqID, rctx, err)
+		return
+	}
+	call := &steering.Call{Route: rt, Request: br, Steering: req.steering, Tenant: br.User}
+	plan, err := s.engine.Plan(call)
+	if err != nil {
+		l.strategy = labelInvalid
+		s.fail(ctx, reqID, rctx, err)
+		return
+	}
+	l.strategy = plan.Name
+	id, created := newID(f.idPrefix), time.Now().Unix()
+	var cacheStatus atomic.Value
+	call.CacheStatus = func(s string) { cacheStatus.Store(s) }
+	if !req.stream {
+		out, err := s.engine.Run(rctx, call, plan, nil)
+		if err != nil {
+			s.fail(ctx, reqID, rctx, err)
+			return
+		}
+		steer := s.steeringHeaders(ctx, out, l)
+		if out.Cache != "" {
+			ctx.Response.Header.Set("X-Cache", out.Cache)
+			l.cache = out.Cache
+		}
+		writeJSON(ctx, fasthttp.StatusOK, f.full(id, req.model, created, out.Generation, steer))
+		return
+	}
+	st := s.startStream(rctx, reqID, func(emit func(backend.Delta) error) (*steering.Outcome, error) {
+		return s.engine.Run(rctx, call, plan, emit)
+	})
+	// Wait for the first delta so that an error before any output still
+	// gets its own HTTP status.
+	first, ok := <-st.events
+	if !ok && st.err != nil {
+		s.fail(ctx, reqID, rctx, st.err)
+		return
+	}
+	ctx.Response.Header.Set("X-Steering-Strategy", plan.Name)
+	if cs, ok := cacheStatus.Load().(string); ok {
+		ctx.Response.Header.Set("X-Cache", cs) // told before the first delta was sent
+		l.cache = cs
+	}
+	l.streamed = true
+	handedOver = true
+	streamStart, route, strategy := time.Now(), l.route, l.strategy
+	body := func(w *bufio.Writer) {
+		defer release()
+		defer finish()
+		defer func() { s.metrics.StreamEnd(route, strategy, time.Since(streamStart)) }()
+		sw := sseWriter{w: w, f: f, id: id, model: req.model, created: created, seen: map[int]int{}}
+		var werr error
+		if ok {
+			werr = sw.delta(first)
+		}
+		for d := range st.events {
+			if werr == nil {
+				werr = sw.delta(d)
+			}
+			if werr != nil {
+				cancel(errClientGone) // stop the backend; keep draining until it returns
+			}
+		}
+		if werr != nil {
+			return
+		}
+		if st.err != nil {
+			err := s.requestErr(rctx, st.err)
+			s.log.Warn("stream failed after first byte", "request_id", reqID, "err", err)
+			_, body := wire.ErrorOf(err)
+			_ = sw.event(body)
+			_ = sw.done()
+			return
+		}
+		if req.includeUsage {
+			_ = sw.event(f.usage(id, req.model, created, st.out.Generation.Usage, marshalInfo(st.out)))
+		}
+		_ = sw.done()
+	}
+	ctx.Response.Header.Set("Cache-Control", "no-cache")
+	ctx.Response.Header.Set("X-Accel-Buffering", "no")
+	if !ctx.Request.Header.IsHTTP11() {
+		// HTTP/1.0 has no chunked encoding: the events go out on the bare
+		// connection, which closes at the end.
+		ctx.HijackSetNoResponse(true)
+		ctx.Hijack(func(c net.Conn) {
+			w := bufio.NewWriter(c)
+			w.WriteString("HTTP/1.0 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nConnection: close\r\n")
+			ctx.Response.Header.VisitAll(func(k, v []byte) {
+				if string(k) == "X-Request-Id" || string(k) == "X-Steering-Strategy" || string(k) == "X-Cache" || string(k) == "X-Steering-Arm" {
+					w.Write(k)
+					w.WriteString(": ")
+					w.Write(v)
+					w.WriteString("\r\n")
+				}
+			})
+			w.WriteString("\r\n")
+			body(w)
+		})
+		return
+	}
+	ctx.SetContentType("text/event-stream")
+	ctx.SetBodyStreamWriter(body)
+}
+
+// observe records a finished handler: its status and latency (for a
+// stream, the time to its first byte; the stream records its own end), and
+// a sampled access-log line.
+func (s *Server) observe(ctx *fasthttp.RequestCtx, reqID string, start time.Time, l *labels) {
+	status := ctx.Response.StatusCode()
+	took := time.Since(start)
+	s.metrics.Request(l.route, strconv.Itoa(status), l.strategy, l.arm, took, l.streamed)
+	if s.opts.AccessSample > 0 && rand.Float64() < s.opts.AccessSample {
+		s.log.Info("access", "request_id", reqID, "path", string(ctx.Path()), "status", status, "route", l.route,
+			"strategy", l.strategy, "arm", l.arm, "cache", l.cache, "stream", l.streamed, "duration_ms", float64(took.Microseconds())/1000)
+	}
+}
+
+// steeringHeaders sets the steering headers and returns the response's
+// "steering" object.
+func (s *Server) steeringHeaders(ctx *fasthttp.RequestCtx, out *steering.Outcome, l *labels) json.RawMessage {
+	strategy := steering.None
+	if out.Info != nil {
+		strategy = out.Info.Strategy
+		if out.Info.Arm != "" {
+			ctx.Response.Header.Set("X-Steering-Arm", out.Info.Arm)
+			l.arm = out.Info.Arm
+		}
+	}
+	ctx.Response.Header.Set("X-Steering-Strategy", strategy)
+	return marshalInfo(out)
+}
+
+func marshalInfo(out *steering.Outcome) json.RawMessage {
+	if out == nil || out.Info == nil {
+		return nil
+	}
+	b, err := json.Marshal(out.Info)
+	if err != nil {
+		return nil
+	}
+	return b
+}
+
+// fail writes the error of a request that produced no output yet.
+func (s *Server) fail(ctx *fasthttp.RequestCtx, reqID string, rctx context.Context, err error) {
+	err = s.requestErr(rctx, err)
+	status, _ := wire.ErrorOf(err)
+	if status >= 500 {
+		s.log.Warn("request failed", "request_id", reqID, "status", status, "err", err)
+	}
+	writeError(ctx, err)
+}
+
+// requestErr names why a request's work ended: a cancellation by its cause
+// (the client leaving, the server shutting down), the request deadline as a
+// timeout.
+func (s *Server) requestErr(rctx context.Context, err error) error {
+	if cause := context.Cause(rctx); cause != nil && errors.Is(err, context.Canceled) {
+		err = cause
+	}
+	if errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, fault.ErrTimeout) {
+		err = fault.New(fault.ErrTimeout, "", "request deadline of %s exceeded", s.opts.RequestTimeout)
+	}
+	return err
+}
+
+// stream runs a producer in its own goroutine and hands its deltas over a
+// channel; out and err are set before events is closed.
+type stream struct {
+	events chan backend.Delta
+	out    *steering.Outcome
+	err    error
+}
+
+func (s *Server) startStream(ctx context.Context, reqID string, produce func(emit func(backend.Delta) error) (*steering.Outcome, error)) *stream {
+	st := &stream{events: make(chan backend.Delta, 32)}
+	go func() {
+		defer close(st.events)
+		defer func() {
+			if p := recover(); p != nil {
+				s.metrics.Panic()
+				s.log.Error("panic serving a request", "request_id", reqID, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+				st.out, st.err = nil, fault.New(fault.ErrInternal, "", "internal error (request %s)", reqID)
+			}
+		}()
+		st.out, st.err = produce(func(d backend.Delta) error {
+			select {
+			case st.events <- d:
+				return nil
+			case <-ctx.Done():
+				return context.Cause(ctx)
+			}
+		})
+	}()
+	return st
+}
+
+// sseWriter writes server-sent events.
+type sseWriter struct {
+	w       *bufio.Writer
+	f       format
+	id      string
+	model   string
+	created int64
+	seen    map[int]int // choice index -> text written so far
+}
+
+func (s *sseWriter) delta(d backend.Delta) error {
+	off, seen := s.seen[d.Index]
+	s.seen[d.Index] = off + len(d.Text)
+	return s.event(s.f.chunk(s.id, s.model, s.created, d, !seen, off))
+}
+
+func (s *sseWriter) event(v any) error { return wire.WriteEvent(s.w, v) }
+
+func (s *sseWriter) done() error { return wire.WriteDone(s.w) }
+
+// serveHTTP runs a net/http handler (the Prometheus one) on fasthttp.
+func serveHTTP(ctx *fasthttp.RequestCtx, h http.Handler) {
+	fasthttpadaptor.NewFastHTTPHandler(h)(ctx)
+}

@@ -1,0 +1,297 @@
+package factory
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net/http"
+	"os"
+	"slices"
+
+	"github.com/steergate/steergate/backend"
+	"github.com/steergate/steergate/cache"
+	"github.com/steergate/steergate/configs"
+	"github.com/steergate/steergate/metrics"
+	"github.com/steergate/steergate/rm"
+	"github.com/steergate/steergate/rm/judge"
+	"github.com/steergate/steergate/rm/onnx"
+	"github.com/steergate/steergate/rm/remote"
+	"github.com/steergate/steergate/rm/rules"
+)
+
+// Info is what the rest of the gateway knows of a reward before any model
+// is loaded: its objectives and default weights.
+type Info struct {
+	Objectives []string
+	Weights    map[string]float64 // nil: 1 for every objective
+}
+
+// Describe derives every configured reward's objectives and default weights
+// from the config alone: no model is loaded and no connection opened, but
+// the files rewards name must exist. check-config and serve both validate
+// routes against it.
+func Describe(cfg *configs.Config) (map[string]Info, error) {
+	out := map[string]Info{}
+	var errs configs.Errors
+	names := slices.Sorted(maps.Keys(cfg.Rewards))
+	for pass := range 2 { // members before ensembles
+		for _, name := range names {
+			rc := cfg.Rewards[name]
+			if (rc.Type == configs.RewardEnsemble) != (pass == 1) {
+				continue
+			}
+			objs, err := objectives(name, rc, out)
+			if err != nil {
+				errs = append(errs, fmt.Sprintf("%s:rewards.%s: %v", cfg.File, name, err))
+				continue
+			}
+			info := Info{Objectives: objs, Weights: rc.Weights}
+			if info.Weights == nil && rc.Type == configs.RewardRules {
+				info.Weights = rules.DefaultWeights(objs)
+			}
+			for _, o := range slices.Sorted(maps.Keys(rc.Weights)) {
+				if !slices.Contains(objs, o) {
+					errs = append(errs, fmt.Sprintf("%s:rewards.%s.weights.%s: the reward has no objective %q (it has %v)", cfg.File, name, o, o, objs))
+				}
+			}
+			for _, o := range slices.Sorted(maps.Keys(rc.Normalize)) {
+				if !slices.Contains(objs, o) {
+					errs = append(errs, fmt.Sprintf("%s:rewards.%s.normalize.%s: the reward has no objective %q (it has %v)", cfg.File, name, o, o, objs))
+				}
+			}
+			for _, o := range slices.Sorted(maps.Keys(rc.Transform)) {
+				if !slices.Contains(objs, o) {
+					errs = append(errs, fmt.Sprintf("%s:rewards.%s.transform.%s: the reward has no objective %q (it has %v)", cfg.File, name, o, o, objs))
+				}
+			}
+			for _, f := range files(rc) {
+				if _, err := os.Stat(f.path); err != nil {
+					errs = append(errs, fmt.Sprintf("%s:rewards.%s.%s: %v", cfg.File, name, f.key, err))
+				}
+			}
+			out[name] = info
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	return out, nil
+}
+
+type file struct{ key, path string }
+
+// files are the files a reward reads at load.
+func files(rc configs.Reward) []file {
+	switch rc.Type {
+	case configs.RewardONNX, configs.RewardONNXARM:
+		return []file{{"onnx.path", rc.Model.Path}, {"onnx.tokenizer", rc.Model.Tokenizer}}
+	}
+	return nil
+}
+
+// objectives are a reward's objective names as its config determines them.
+func objectives(name string, rc configs.Reward, built map[string]Info) ([]string, error) {
+	switch rc.Type {
+	case configs.RewardRules:
+		r, err := newRules(rc)
+		if err != nil {
+			return nil, err
+		}
+		return r.Objectives(), nil
+	case configs.RewardJudge:
+		if len(rc.Objectives) > 1 {
+			return nil, fmt.Errorf("a judge has one objective; objectives names %d", len(rc.Objectives))
+		}
+		if len(rc.Objectives) == 1 {
+			return rc.Objectives, nil
+		}
+		if rc.Judge.Mode == configs.JudgeDensityRatio {
+			return []string{judge.DensityRatioObjective}, nil
+		}
+		return []string{judge.Objective}, nil
+	case configs.RewardEnsemble:
+		members := make([][]string, len(rc.Ensemble.Members))
+		for i, m := range rc.Ensemble.Members {
+			info, ok := built[m]
+			if !ok {
+				return nil, fmt.Errorf("member %q failed to load", m)
+			}
+			members[i] = info.Objectives
+		}
+		objs := rm.SharedObjectives(members)
+		if len(rc.Objectives) > 0 {
+			for _, o := range rc.Objectives {
+				if !slices.Contains(objs, o) {
+					return nil, fmt.Errorf("objective %q is not shared by every member (%v)", o, rc.Ensemble.Members)
+				}
+			}
+			objs = rc.Objectives
+		}
+		if len(objs) == 0 {
+			return nil, fmt.Errorf("its members %v share no objective, so it would score nothing", rc.Ensemble.Members)
+		}
+		return objs, nil
+	case configs.RewardONNX, configs.RewardRemote:
+		return rc.Objectives, nil
+	case configs.RewardONNXARM:
+		return nil, nil
+	}
+	return nil, fmt.Errorf("unknown reward type %q", rc.Type)
+}
+
+func newRules(rc configs.Reward) (*rules.Rules, error) {
+	return rules.New(rules.Config{Objectives: rc.Objectives, NGram: rc.Rules.NGram, Regex: rc.Rules.Regex, Keywords: rc.Rules.Keywords})
+}
+
+// Set is the loaded rewards.
+type Set struct {
+	Rewarders map[string]rm.Rewarder
+	Tokens    map[string]rm.TokenRewarder // onnx_arm and other token-level rewards
+	Infos     map[string]Info
+	closers   []func()
+}
+
+// Close releases every loaded model, in reverse order of loading. Safe
+// after a failed Build and more than once.
+func (s *Set) Close() {
+	if s == nil {
+		return
+	}
+	for i := len(s.closers) - 1; i >= 0; i-- {
+		s.closers[i]()
+	}
+	s.closers = nil
+}
+
+// Options are what loading rewards needs beyond the config.
+type Options struct {
+	Backends map[string]backend.Backend // judges call these
+	Scores   cache.Cache                // the score cache; nil: none
+	Metrics  *metrics.Metrics
+	Log      *slog.Logger
+}
+
+// Build loads every configured reward: the model, then its shaping
+// (normalization, transforms), then its score cache. Ensembles are built
+// last, over the shaped members. On error, what was loaded is released.
+func Build(cfg *configs.Config, infos map[string]Info, o Options) (*Set, error) {
+	s := &Set{Rewarders: map[string]rm.Rewarder{}, Tokens: map[string]rm.TokenRewarder{}, Infos: infos}
+	names := slices.Sorted(maps.Keys(cfg.Rewards))
+	for pass := range 2 {
+		for _, name := range names {
+			rc := cfg.Rewards[name]
+			if (rc.Type == configs.RewardEnsemble) != (pass == 1) {
+				continue
+			}
+			if err := s.add(name, rc, cfg, o); err != nil {
+				s.Close()
+				return nil, fmt.Errorf("rewards.%s: %w", name, err)
+			}
+		}
+	}
+	return s, nil
+}
+
+func (s *Set) add(name string, rc configs.Reward, cfg *configs.Config, o Options) error {
+	if rc.Type == configs.RewardONNXARM {
+		a, err := onnx.NewARM(onnxConfig(name, rc, cfg, o))
+		if err != nil {
+			return err
+		}
+		s.closers = append(s.closers, a.Close)
+		s.Tokens[name] = a
+		return nil
+	}
+	r, err := s.model(name, rc, cfg, o)
+	if err != nil {
+		return err
+	}
+	if want := s.Infos[name].Objectives; !slices.Equal(r.Objectives(), want) {
+		return fmt.Errorf("the loaded model has objectives %v; the config describes %v", r.Objectives(), want)
+	}
+	if len(rc.Normalize) > 0 || len(rc.Transform) > 0 {
+		norm := map[string]rm.Normalization{}
+		for obj, n := range rc.Normalize {
+			norm[obj] = rm.Normalization{Mean: n.Mean, Std: n.Std, Running: n.Running}
+		}
+		tr := map[string]rm.Transform{}
+		for obj, t := range rc.Transform {
+			tr[obj] = rm.Transform{Kind: t.Kind, Reference: t.Reference, Min: t.Min, Max: t.Max}
+		}
+		if r, err = rm.NewShaped(r, norm, tr); err != nil {
+			return err
+		}
+	}
+	if rc.CacheOn() && o.Scores != nil && !Drifts(rc) {
+		r = rm.NewCached(r, id(name, rc, r), o.Scores, rc.CacheTTL, o.Metrics)
+	}
+	s.Rewarders[name] = r
+	return nil
+}
+
+func (s *Set) model(name string, rc configs.Reward, cfg *configs.Config, o Options) (rm.Rewarder, error) {
+	switch rc.Type {
+	case configs.RewardRules:
+		return newRules(rc)
+	case configs.RewardJudge:
+		j := rc.Judge
+		obj := s.Infos[name].Objectives[0]
+		if j.Mode == configs.JudgeDensityRatio {
+			return judge.NewDensityRatio(backend.Metered(o.Backends[j.Backend]), j.Model, backend.Metered(o.Backends[j.WeakBackend]), j.WeakModel, obj)
+		}
+		return judge.New(backend.Metered(o.Backends[j.Backend]), j.Model, j.Question, obj)
+	case configs.RewardRemote:
+		x := rc.Remote
+		return remote.New(remote.Config{URL: x.URL, Model: x.Model, Version: x.Version, Input: x.Input, Output: x.Output,
+			Objectives: rc.Objectives, Format: x.Format}, &http.Client{Timeout: x.Timeout})
+	case configs.RewardEnsemble:
+		var members []rm.Rewarder
+		for _, m := range rc.Ensemble.Members {
+			members = append(members, s.Rewarders[m])
+		}
+		return rm.NewEnsemble(name, members, s.Infos[name].Objectives, rc.Ensemble.Aggregate, rc.Ensemble.Lambda)
+	case configs.RewardONNX:
+		r, err := onnx.NewRewarder(onnxConfig(name, rc, cfg, o))
+		if err != nil {
+			return nil, err
+		}
+		s.closers = append(s.closers, r.Close)
+		return r, nil
+	}
+	return nil, fmt.Errorf("unknown reward type %q", rc.Type)
+}
+
+func onnxConfig(name string, rc configs.Reward, cfg *configs.Config, o Options) onnx.Config {
+	m := rc.Model
+	log := o.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	return onnx.Config{Name: name, Library: cfg.ONNX.Library, Model: m.Path, Tokenizer: m.Tokenizer, Format: m.Format,
+		Objectives: rc.Objectives, MaxLength: m.MaxLength, Truncation: m.Truncation, PadID: m.PadID, MaxBatch: m.MaxBatch,
+		MaxWait: m.MaxWait, Provider: m.Provider, DeviceID: m.DeviceID, MemLimit: m.MemoryLimit, Fallback: m.Fallback,
+		Log: log.With("reward", name), Metrics: o.Metrics}
+}
+
+// Drifts reports whether a reward's scores change as it sees more of them
+// (running normalization without freeze_after): such scores are not cached,
+// and preferences are not learned from them.
+func Drifts(rc configs.Reward) bool {
+	for _, n := range rc.Normalize {
+		if n.Running {
+			return true
+		}
+	}
+	return false
+}
+
+// id names a reward's scores for caching: its name, version, model
+// identity and whole config, so that any change is a different key.
+func id(name string, rc configs.Reward, r rm.Rewarder) string {
+	b, _ := json.Marshal(rc)
+	h := sha256.Sum256(append(b, rm.IDOf(r)...))
+	return name + "@" + rc.Version + ":" + hex.EncodeToString(h[:8])
+}

@@ -1,0 +1,250 @@
+package steering
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
+
+	"github.com/steergate/steergate/backend"
+	"github.com/steergate/steergate/metrics"
+	"github.com/steergate/steergate/rm"
+)
+
+// Call is one client request on its route.
+type Call struct {
+	Route    backend.Route
+	Request  *backend.Request
+	Steering json.RawMessage // the request's "steering" field
+	// Tenant scopes the response cache: answers are never shared across
+	// tenants.
+	Tenant string
+	// CacheStatus, when set, is told "hit" or "miss" before anything is
+	// emitted, so a stream's headers can carry it.
+	CacheStatus func(string)
+}
+
+// Outcome is what a strategy returns: the answers and, when steering ran,
+// its report.
+type Outcome struct {
+	Generation *backend.Generation
+	Info       *Info  // nil for plain passthrough
+	Cache      string // hit, miss, or "" when the cache was not used
+}
+
+// Candidate is one sample's report.
+type Candidate struct {
+	Index            int                 `json:"index"`
+	Utility          Number              `json:"utility"` // null when the score was unusable
+	Objectives       map[string]Number   `json:"objectives"`
+	Chosen           bool                `json:"chosen"`
+	FinishReason     string              `json:"finish_reason"`
+	CompletionTokens int                 `json:"completion_tokens"`
+	Pruned           bool                `json:"pruned,omitempty"`
+	ScoreError       string              `json:"score_error,omitempty"` // why the utility is null
+	Extra            map[string]any      `json:"extra,omitempty"`       // strategy-specific (parent, weight, steps, …)
+	Steps            []map[string]Number `json:"steps,omitempty"`       // per-step scores (process rewards)
+}
+
+// RewardReport is the chosen answer's reward.
+type RewardReport struct {
+	Utility    Number            `json:"utility"`
+	Objectives map[string]Number `json:"objectives"`
+}
+
+// Info is the response's "steering" object.
+type Info struct {
+	Strategy      string         `json:"strategy"`
+	Experiment    string         `json:"experiment,omitempty"`
+	Arm           string         `json:"arm,omitempty"`
+	Reward        *RewardReport  `json:"reward,omitempty"`
+	Candidates    []Candidate    `json:"candidates"`
+	SamplesUsed   int            `json:"samples_used"`
+	BackendUsage  backend.Usage  `json:"backend_usage"`
+	Failed        int            `json:"failed"`                   // samples dropped after a backend error
+	InvalidScores int            `json:"invalid_scores,omitempty"` // samples whose utility was NaN or infinite
+	RewardError   string         `json:"reward_error,omitempty"`   // the reward failed; answered unscored
+	Waves         int            `json:"waves,omitempty"`
+	StopReason    string         `json:"stop_reason,omitempty"`
+	Params        map[string]any `json:"params,omitempty"`
+	Weights       map[string]any `json:"weights,omitempty"`
+	Cached        bool           `json:"cached,omitempty"` // served from the response cache: nothing was spent now
+	// Extra carries strategy-specific fields (steps, resampling events,
+	// effective sample sizes, votes, timings).
+	Extra map[string]any `json:"-"`
+}
+
+// MarshalJSON flattens Extra into the object.
+func (i Info) MarshalJSON() ([]byte, error) {
+	type plain Info
+	b, err := json.Marshal(plain(i))
+	if err != nil || len(i.Extra) == 0 {
+		return b, err
+	}
+	extra, err := json.Marshal(i.Extra)
+	if err != nil {
+		return nil, err
+	}
+	return append(append(b[:len(b)-1], ','), extra[1:]...), nil
+}
+
+// UnmarshalJSON keeps the fields it does not know in Extra, so a cached
+// report replays whole.
+func (i *Info) UnmarshalJSON(b []byte) error {
+	type plain Info
+	if err := json.Unmarshal(b, (*plain)(i)); err != nil {
+		return err
+	}
+	var all map[string]any
+	if err := json.Unmarshal(b, &all); err != nil {
+		return err
+	}
+	known := jsonKeys(reflectTypeOfInfo)
+	for k, v := range all {
+		if !known[k] {
+			if i.Extra == nil {
+				i.Extra = map[string]any{}
+			}
+			i.Extra[k] = v
+		}
+	}
+	return nil
+}
+
+// Env is what a strategy may use for one request.
+type Env struct {
+	Backend    backend.Backend // the route's backend; every call is metered
+	Reward     rm.Rewarder     // nil for strategies that use none
+	RewardName string
+	Objectives []string
+	Utility    rm.Utility
+	Common     Common
+	// Emit streams deltas to the client; nil when not streaming.
+	Emit func(backend.Delta) error
+	// WantJSON is true when the request asked for a JSON answer.
+	WantJSON bool
+	Metrics  *metrics.Metrics
+	Limits   Limits
+	meter    *backend.Meter
+	// rewardErr keeps a reward failure answered with on_reward_error: first.
+	rewardErr error
+}
+
+// Usage is what every backend call of this request has spent so far.
+func (e *Env) Usage() backend.Usage { return e.meter.Usage() }
+
+// Engine resolves and runs calls.
+type Engine struct {
+	resolver  Resolver
+	rewards   map[string]rm.Rewarder
+	routes    map[string]json.RawMessage // route defaults by public model name
+	limits    Limits
+	responses *ResponseCache
+	metrics   *metrics.Metrics
+}
+
+// Options configure an engine.
+type Options struct {
+	Rewards map[string]rm.Rewarder
+	// Infos describe the rewards (nil: from Rewards, weighing every
+	// objective 1).
+	Infos     map[string]RewardInfo
+	Default   string                     // the reward used when none is named; "" picks with DefaultReward
+	Routes    map[string]json.RawMessage // route steering defaults by public model name
+	Limits    Limits
+	Responses *ResponseCache
+	Metrics   *metrics.Metrics
+}
+
+// NewEngine returns an engine.
+func NewEngine(o Options) *Engine {
+	infos := o.Infos
+	if infos == nil {
+		infos = map[string]RewardInfo{}
+		for name, r := range o.Rewards {
+			infos[name] = RewardInfo{Objectives: r.Objectives(), Weights: DefaultWeights(r.Objectives(), nil)}
+		}
+	}
+	def := o.Default
+	if def == "" {
+		def = DefaultReward(slices.Sorted(maps.Keys(o.Rewards)))
+	}
+	return &Engine{resolver: Resolver{Rewards: infos, Default: def, Limits: o.Limits}, rewards: o.Rewards,
+		routes: o.Routes, limits: o.Limits, responses: o.Responses, metrics: o.Metrics}
+}
+
+// DefaultWeights returns a reward's default weights: the configured ones,
+// else 1 for every objective.
+func DefaultWeights(objectives []string, configured map[string]float64) map[string]float64 {
+	if configured != nil {
+		return configured
+	}
+	w := make(map[string]float64, len(objectives))
+	for _, o := range objectives {
+		w[o] = 1
+	}
+	return w
+}
+
+// Resolver returns the engine's resolver, for validating route defaults.
+func (e *Engine) Resolver() *Resolver { return &e.resolver }
+
+// Plan resolves a call's steering: the request's object over its route's
+// defaults, checked once.
+func (e *Engine) Plan(c *Call) (*Plan, error) {
+	r := c.Request
+	return e.resolver.Resolve(e.routes[c.Route.Name], c.Steering, Target{Backend: c.Route.Backend.Name(),
+		Caps: c.Route.Backend.Caps(), K: r.Choices(), Chat: r.Messages != nil}, "steering")
+}
+
+// Run answers a call with its plan.
+func (e *Engine) Run(ctx context.Context, c *Call, p *Plan, emit func(backend.Delta) error) (*Outcome, error) {
+	ctx, meter := backend.WithMeter(ctx)
+	env := &Env{Backend: backend.Metered(c.Route.Backend), Common: p.Common, Emit: emit, WantJSON: wantJSON(c.Request),
+		Metrics: e.metrics, Limits: e.limits, meter: meter}
+	var weights map[string]float64
+	rewardID := ""
+	if p.RewardName != "" {
+		reward, ok := e.rewards[p.RewardName]
+		if !ok {
+			return nil, fmt.Errorf("steering: plan names reward %q, which the engine lacks", p.RewardName)
+		}
+		weights = p.Weights()
+		env.Reward, env.RewardName, env.Objectives = reward, p.RewardName, p.Objectives
+		env.Utility = rm.Utility{Weights: weights, LengthPenalty: p.Common.LengthPenalty, LengthFree: p.Common.LengthFree}
+		rewardID = p.RewardName + "|" + rm.IDOf(reward)
+	}
+	return e.responses.through(ctx, c, p, weights, rewardID, emit, func(ctx context.Context, emit func(backend.Delta) error) (*Outcome, error) {
+		env := *env
+		env.Emit = emit
+		out, err := p.Strategy.Steer(ctx, c.Request, &env)
+		if err != nil {
+			return nil, err
+		}
+		if out.Info != nil {
+			out.Info.Strategy = p.Name
+			out.Info.BackendUsage = meter.Usage()
+			out.Generation.Usage = out.Info.BackendUsage
+			if out.Info.Params == nil {
+				out.Info.Params = p.Params()
+			}
+			if weights != nil {
+				out.Info.Weights = map[string]any{}
+				for k, v := range weights {
+					out.Info.Weights[k] = v
+				}
+			}
+			e.metrics.Spend(p.Name, out.Info.SamplesUsed, out.Info.BackendUsage.PromptTokens+out.Info.BackendUsage.CompletionTokens)
+		}
+		return out, nil
+	})
+}
+
+// wantJSON reports whether the request asked for JSON output.
+func wantJSON(r *backend.Request) bool {
+	if r.ResponseFormat != nil {
+		return r.ResponseFormat.Type == "json_object" || r.ResponseFormat.Type == "json_schema"
+	}
+	return false
+}
