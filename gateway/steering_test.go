@@ -127,3 +127,53 @@ func TestRewardFailureIs502(t *testing.T) {
 		t.Errorf("%d %s", status, body)
 	}
 }
+
+// panicky is a strategy that panics: a bug the gateway must contain.
+type panicky struct{}
+
+func (*panicky) Check(*steering.Check) error { return nil }
+func (*panicky) Steer(context.Context, *backend.Request, *steering.Env) (*steering.Outcome, error) {
+	panic("strategy bug")
+}
+
+func init() {
+	steering.Register("test_panic", func() steering.Strategy { return &panicky{} }, steering.RewardNone)
+}
+
+// Faults inside a request end that request only: a panicking strategy is
+// a 500 (and a 500 error event in a stream), a reward answering with the
+// wrong shape a 502; the next request is served.
+func TestFaultsAreContained(t *testing.T) {
+	rt := backend.NewRouter()
+	rt.Add(backend.Route{Name: "reference", Backend: reference.New("reference", reference.Options{}), Target: "reference"})
+	short := &rmtest.Table{Name: "short", Names: []string{"a", "b"}, Rows: map[string][]float32{}}
+	e := serveWith(t, defaultOptions(), rt, steering.NewEngine(steering.Options{Rewards: map[string]rm.Rewarder{"default": shortRows{short}},
+		Limits: steering.Limits{MaxSamples: 16}}))
+	url := e.url + "/v1/chat/completions"
+	status, _, body := post(t, url, `{"model":"reference","messages":[{"role":"user","content":"hi"}],"steering":{"strategy":"test_panic"}}`)
+	if status != 500 || !strings.Contains(body, `"code":"internal_error"`) {
+		t.Errorf("panic: %d %s", status, body)
+	}
+	status, _, body = post(t, url, `{"model":"reference","stream":true,"messages":[{"role":"user","content":"hi"}],"steering":{"strategy":"test_panic"}}`)
+	if status != 500 || !strings.Contains(body, `"code":"internal_error"`) {
+		t.Errorf("panic in a stream: %d %s", status, body)
+	}
+	status, _, body = post(t, url, `{"model":"reference","messages":[{"role":"user","content":"hi"}],"steering":{"strategy":"best_of_n","n":2}}`)
+	if status != 502 || !strings.Contains(body, `"code":"reward_error"`) {
+		t.Errorf("short rows: %d %s", status, body)
+	}
+	if status, _, body := post(t, url, `{"model":"reference","messages":[{"role":"user","content":"hi"}],"max_tokens":5}`); status != 200 {
+		t.Errorf("after the faults: %d %s", status, body)
+	}
+}
+
+// shortRows answers one score per sample for a two-objective reward.
+type shortRows struct{ *rmtest.Table }
+
+func (s shortRows) Score(_ context.Context, ss []rm.Sample) ([][]float32, error) {
+	out := make([][]float32, len(ss))
+	for i := range out {
+		out[i] = []float32{1}
+	}
+	return out, nil
+}

@@ -287,12 +287,12 @@ func (rs *Resolver) Resolve(route, req json.RawMessage, t Target, prefix string)
 	}
 	all, _ := json.Marshal(merged)
 	var common Common
-	if err := strictDecode(all, &common); err != nil {
-		return nil, bad(errField(err), "%v", err)
+	if err := json.Unmarshal(all, &common); err != nil {
+		return nil, typeErr(bad, err)
 	}
 	strat := k.new()
-	if err := strictDecode(all, strat); err != nil {
-		return nil, bad(errField(err), "%v", err)
+	if err := json.Unmarshal(all, strat); err != nil {
+		return nil, typeErr(bad, err)
 	}
 	common.Strategy = name
 	p := &Plan{Name: name, Strategy: strat, Common: common}
@@ -449,19 +449,27 @@ func mergeJSON(base, over json.RawMessage) json.RawMessage {
 	return out
 }
 
-// strictDecode decodes into v ignoring keys v does not have (the caller
-// has checked them) but failing on wrong types.
-func strictDecode(raw []byte, v any) error {
-	return json.Unmarshal(raw, v)
-}
-
-// errField names the field a decoding error is about.
-func errField(err error) string {
+// typeErr names the parameter a decoding error is about and what it should
+// have been.
+func typeErr(bad func(key, format string, args ...any) error, err error) error {
 	var te *json.UnmarshalTypeError
-	if errors.As(err, &te) {
-		return te.Field
+	if !errors.As(err, &te) {
+		return bad("", "%v", err)
 	}
-	return ""
+	want := te.Type.Kind().String()
+	switch te.Type.Kind() {
+	case reflect.Int, reflect.Int64:
+		want = "an integer"
+	case reflect.Float64:
+		want = "a number"
+	case reflect.String:
+		want = "a string"
+	case reflect.Bool:
+		want = "true or false"
+	case reflect.Map, reflect.Struct, reflect.Pointer:
+		want = "an object"
+	}
+	return bad(te.Field, "%s must be %s, not %s", te.Field, want, te.Value)
 }
 
 // clip shortens user-supplied text quoted back in messages.

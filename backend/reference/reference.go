@@ -200,6 +200,9 @@ func (b *Backend) run(ctx context.Context, r *backend.Request, p prepared, index
 	st := stopper{stops: r.Stop}
 	u, v := p.ctx[len(p.ctx)-2], p.ctx[len(p.ctx)-1]
 	choice := backend.Choice{Index: index, FinishReason: backend.FinishLength}
+	if r.Logprobs {
+		choice.Logprobs = []backend.TokenLogprob{} // an empty answer has logprobs too: none
+	}
 	flush := func(pieces []piece, finish string) error {
 		var d backend.Delta
 		d.Index = index
@@ -233,15 +236,19 @@ func (b *Backend) run(ctx context.Context, r *backend.Request, p prepared, index
 			choice.FinishReason = backend.FinishStop
 			break
 		}
-		text := m.Token(w)
+		// An answer starts without the space its first word carries in the
+		// corpus; its alternatives are spelled the same way, so that the
+		// chosen token is always one of them.
+		spell := m.Token
 		if t == 0 && p.fresh {
-			text = strings.TrimLeft(text, " ") // an answer starts without the space its first word carries in the corpus
+			spell = func(w int32) string { return strings.TrimLeft(m.Token(w), " ") }
 		}
+		text := spell(w)
 		var lp *backend.TokenLogprob
 		if r.Logprobs {
 			lp = &backend.TokenLogprob{Token: text, Logprob: math.Log(dist[w])}
 			for _, alt := range Top(dist, r.TopLogprobs) {
-				lp.Top = append(lp.Top, backend.TopLogprob{Token: m.Token(alt), Logprob: math.Log(dist[alt])})
+				lp.Top = append(lp.Top, backend.TopLogprob{Token: spell(alt), Logprob: math.Log(dist[alt])})
 			}
 		}
 		ready, stopped := st.push(piece{text: text, lp: lp})
@@ -356,7 +363,7 @@ func (b *Backend) ScoreText(ctx context.Context, r *backend.Request, text string
 	if err != nil {
 		return nil, err
 	}
-	sc := &backend.Score{Tokens: len(lps)}
+	sc := &backend.Score{Tokens: len(lps), Usage: backend.Usage{PromptTokens: b.prepare(r).promptTokens + len(lps)}}
 	for _, lp := range lps {
 		sc.Logprob += lp.Logprob
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -113,5 +114,27 @@ rewards:
 	out2, _, _ := runCmd(t, `{"prompt":"why is the sky blue?","response":"because air scatters light."}`+"\n", "score", "--config", cfg, "--reward", "tiny")
 	if out2 != out {
 		t.Errorf("%q then %q", out, out2)
+	}
+}
+
+// TestCheckConfigRefusesBadSteering: configs that load but whose route
+// steering, or rewards, serve would refuse; check-config names file and key.
+func TestCheckConfigRefusesBadSteering(t *testing.T) {
+	t.Chdir("../..")
+	files, _ := filepath.Glob("configs/testdata/check/*.yaml")
+	if len(files) < 10 {
+		t.Fatalf("only %d files", len(files))
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			want, err := os.ReadFile(strings.TrimSuffix(f, ".yaml") + ".err")
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, _, err = runCmd(t, "", "check-config", f)
+			if err == nil || !strings.Contains(err.Error(), strings.TrimSpace(string(want))) {
+				t.Errorf("check-config %s: %v\nwant: %s", f, err, want)
+			}
+		})
 	}
 }

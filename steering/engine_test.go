@@ -1,0 +1,245 @@
+package steering
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/steergate/steergate/backend"
+	"github.com/steergate/steergate/backend/reference"
+	"github.com/steergate/steergate/cache"
+	"github.com/steergate/steergate/fault"
+	"github.com/steergate/steergate/rm"
+	"github.com/steergate/steergate/rm/judge"
+)
+
+// A request's steering object never changes its route's defaults, however
+// many requests override them at once (run under -race).
+func TestOverridesLeaveRouteDefaultsAlone(t *testing.T) {
+	route := `{"strategy":"adaptive","initial":2,"max_samples":4,"threshold":1.0,"cache":{"mode":"on","ttl_s":60},"weights":{"good":1,"long":0}}`
+	e := NewEngine(Options{Rewards: map[string]rm.Rewarder{"t": table()}, Routes: map[string]json.RawMessage{"m": json.RawMessage(route)},
+		Limits: Limits{MaxSamples: 32, MaxCacheTTL: 3600}, Responses: NewResponseCache(cache.NewMemory(1<<20), true, 0, 1<<20, nil)})
+	overrides := []string{
+		`{"threshold":99,"cache":{"mode":"off"},"weights":{"good":5}}`,
+		`{"threshold":-1,"cache":{"ttl_s":1},"weights":{"long":3}}`,
+		`{"strategy":"best_of_n","n":3,"weights":{"good":-1}}`,
+		`{"threshold":"x"}`,             // refused
+		`{"cache":{"mode":"sometimes"}}`, // refused
+		`{"initial":100}`,               // refused
+	}
+	var wg sync.WaitGroup
+	for i := range 48 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := call(overrides[i%len(overrides)], 1)
+			c.Route.Backend = &scripted{}
+			_, _ = run(context.Background(), e, c, nil)
+		}()
+	}
+	wg.Wait()
+	c := call("", 1)
+	c.Route.Backend = &scripted{}
+	p, err := e.Plan(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := p.Strategy.(*adaptive)
+	if p.Name != Adaptive || a.Threshold == nil || *a.Threshold != 1.0 || a.MaxSamples != 4 {
+		t.Errorf("route defaults changed: %s %+v", p.Name, a)
+	}
+	if cp := p.Common.Cache; cp == nil || cp.Mode != CacheOn || cp.TTLS != 60 {
+		t.Errorf("route cache changed: %+v", cp)
+	}
+	if w := p.Weights(); w["good"] != 1 || w["long"] != 0 {
+		t.Errorf("route weights changed: %v", w)
+	}
+}
+
+// shaped answers every sample with the row shape it is told to.
+type shaped struct {
+	rows, cols int // -1: as asked
+	value      func(i int) float32
+}
+
+func (s *shaped) Objectives() []string { return []string{"good", "long"} }
+func (s *shaped) Score(_ context.Context, ss []rm.Sample) ([][]float32, error) {
+	rows, cols := s.rows, s.cols
+	if rows < 0 {
+		rows = len(ss)
+	}
+	if cols < 0 {
+		cols = 2
+	}
+	out := make([][]float32, rows)
+	for i := range out {
+		out[i] = make([]float32, cols)
+		for j := range out[i] {
+			out[i][j] = s.value(i)
+		}
+	}
+	return out, nil
+}
+
+func TestRewardShapeAndValueFaults(t *testing.T) {
+	one := func(int) float32 { return 1 }
+	for name, r := range map[string]*shaped{
+		"short rows":    {rows: -1, cols: 1, value: one},
+		"extra columns": {rows: -1, cols: 3, value: one},
+		"missing rows":  {rows: 2, cols: -1, value: one},
+	} {
+		e, on := engine(&scripted{}, r, `{"weights":{"good":1}}`)
+		_, err := run(context.Background(), e, on(call(`{"strategy":"best_of_n","n":4}`, 1)), nil)
+		if !errors.Is(err, fault.ErrReward) {
+			t.Errorf("%s: %v, want a reward error", name, err)
+		}
+	}
+	// NaN and ±Inf utilities are unusable: ranked last, never chosen,
+	// counted in the report.
+	nan := &shaped{rows: -1, cols: -1, value: func(i int) float32 {
+		switch i {
+		case 0:
+			return float32(math.NaN())
+		case 2:
+			return float32(math.Inf(1))
+		}
+		return float32(i)
+	}}
+	e, on := engine(&scripted{}, nan, `{"weights":{"good":1}}`)
+	out, err := run(context.Background(), e, on(call(`{"strategy":"best_of_n","n":4,"min_success":1}`, 1)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Generation.Choices[0].Text != "s3" || out.Info.InvalidScores != 2 || out.Info.Candidates[0].Chosen {
+		t.Errorf("chose %q, invalid %d: %+v", out.Generation.Choices[0].Text, out.Info.InvalidScores, out.Info.Candidates)
+	}
+	if b, err := json.Marshal(out.Info); err != nil || !strings.Contains(string(b), `"utility":null`) {
+		t.Errorf("report %s (%v): a NaN utility must read null", b, err)
+	}
+	// Every utility unusable and no backend failed: its own class.
+	allNaN := &shaped{rows: -1, cols: -1, value: func(int) float32 { return float32(math.NaN()) }}
+	e, on = engine(&scripted{}, allNaN, `{"weights":{"good":1}}`)
+	_, err = run(context.Background(), e, on(call(`{"strategy":"best_of_n","n":2}`, 1)), nil)
+	if !errors.Is(err, fault.ErrInsufficient) || errors.Is(err, fault.ErrUpstream) {
+		t.Errorf("all NaN: %v", err)
+	}
+}
+
+// Adaptive never stops on a statistical rule before min_success usable
+// answers exist, and refuses a keep share that cannot yield n answers.
+func TestAdaptiveWaitsForMinSuccess(t *testing.T) {
+	e, on := engine(&scripted{}, table(), `{"weights":{"good":1,"long":0}}`)
+	out, err := run(context.Background(), e, on(call(`{"strategy":"adaptive","initial":3,"step":1,"max_samples":8,"threshold":-100,"min_success":5}`, 3)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Info.SamplesUsed < 5 || out.Info.StopReason != stopThreshold {
+		t.Errorf("stopped after %d samples (%s)", out.Info.SamplesUsed, out.Info.StopReason)
+	}
+	_, err = run(context.Background(), e, on(call(`{"strategy":"adaptive","initial":3,"prune_tokens":2,"keep":0.5}`, 3)), nil)
+	if !errors.Is(err, fault.ErrInvalid) || fault.Param(err) != "steering.keep" {
+		t.Errorf("keep × initial below n: %v", err)
+	}
+	_, err = run(context.Background(), e, on(call(`{"strategy":"adaptive","min_success":100}`, 1)), nil)
+	if !errors.Is(err, fault.ErrInvalid) || fault.Param(err) != "steering.min_success" {
+		t.Errorf("min_success above max_samples: %v", err)
+	}
+}
+
+// counting sums the usage every call to a backend reported.
+type counting struct {
+	backend.Backend
+	mu    sync.Mutex
+	usage backend.Usage
+}
+
+func (c *counting) add(u backend.Usage) {
+	c.mu.Lock()
+	c.usage.Add(u)
+	c.mu.Unlock()
+}
+
+func (c *counting) Generate(ctx context.Context, r *backend.Request) (*backend.Generation, error) {
+	g, err := c.Backend.Generate(ctx, r)
+	if g != nil {
+		c.add(g.Usage)
+	}
+	return g, err
+}
+
+func (c *counting) Stream(ctx context.Context, r *backend.Request, emit func(backend.Delta) error) (*backend.Generation, error) {
+	g, err := c.Backend.Stream(ctx, r, emit)
+	if g != nil {
+		c.add(g.Usage)
+	}
+	return g, err
+}
+
+func (c *counting) ScoreText(ctx context.Context, r *backend.Request, text string) (*backend.Score, error) {
+	s, err := c.Backend.(backend.Scorer).ScoreText(ctx, r, text)
+	if s != nil {
+		c.add(s.Usage)
+	}
+	return s, err
+}
+
+// usage and steering.backend_usage are everything the backends spent for
+// the request: samples, a judge's scoring calls, samples that failed after
+// spending.
+func TestUsageIsEveryBackendToken(t *testing.T) {
+	gen := &counting{Backend: reference.New("reference", reference.Options{})}
+	strong := &counting{Backend: reference.New("strong", reference.Options{})}
+	weak := &counting{Backend: reference.New("weak", reference.Options{})}
+	dr, err := judge.NewDensityRatio(backend.Metered(strong), "reference", backend.Metered(weak), "reference", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := NewEngine(Options{Rewards: map[string]rm.Rewarder{"dr": dr}, Limits: Limits{MaxSamples: 32}})
+	for _, steer := range []string{`{"strategy":"best_of_n","n":4}`, `{"strategy":"adaptive","initial":2,"prune_tokens":3,"keep":0.5,"max_samples":4}`} {
+		gen.usage, strong.usage, weak.usage = backend.Usage{}, backend.Usage{}, backend.Usage{}
+		seed := int64(5)
+		c := &Call{Route: backend.Route{Name: "reference", Backend: gen, Target: "reference"}, Steering: json.RawMessage(steer),
+			Request: &backend.Request{Model: "reference", Seed: &seed, MaxTokens: 12, Messages: []backend.Message{{Role: "user", Content: "Why is the sky blue?"}}}}
+		out, err := run(context.Background(), e, c, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := gen.usage
+		want.Add(strong.usage)
+		want.Add(weak.usage)
+		if strong.usage.PromptTokens == 0 || out.Generation.Usage != want || out.Info.BackendUsage != want {
+			t.Errorf("%s: usage %+v, report %+v; the backends saw %+v (judge %+v + %+v)", steer, out.Generation.Usage, out.Info.BackendUsage,
+				want, strong.usage, weak.usage)
+		}
+	}
+}
+
+// A sample that fails after the backend reported what it spent still
+// counts.
+type spendsThenFails struct{ scripted }
+
+func (s *spendsThenFails) Generate(ctx context.Context, r *backend.Request) (*backend.Generation, error) {
+	g, err := s.scripted.Generate(ctx, r)
+	if err == nil && *r.Seed == 1 {
+		return g, fmt.Errorf("%w: broke after answering", fault.ErrUpstream)
+	}
+	return g, err
+}
+
+func TestUsageCountsFailedSamples(t *testing.T) {
+	b := &spendsThenFails{}
+	e, on := engine(b, table(), `{"weights":{"good":1,"long":0}}`)
+	out, err := run(context.Background(), e, on(call(`{"strategy":"best_of_n","n":3,"min_success":2}`, 1)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Three calls of prompt 5; completions 1, 2 (the failed one) and 3.
+	if u := out.Generation.Usage; u.PromptTokens != 15 || u.CompletionTokens != 6 || out.Info.Failed != 1 {
+		t.Errorf("usage %+v, failed %d", u, out.Info.Failed)
+	}
+}
