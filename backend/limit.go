@@ -101,6 +101,13 @@ func (l *limited) Stream(ctx context.Context, r *Request, emit func(Delta) error
 	return g, err
 }
 
+// Close closes the wrapped backend's connections, if it keeps any.
+func (l *limited) Close() {
+	if c, ok := l.Backend.(interface{ Close() }); ok {
+		c.Close()
+	}
+}
+
 func (l *limited) Models(ctx context.Context) ([]string, error) {
 	if ls, ok := l.Backend.(Lister); ok {
 		return ls.Models(ctx)

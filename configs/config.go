@@ -293,22 +293,31 @@ func rewardDefaults(r *Reward) {
 		r.Remote.Timeout = 10 * time.Second
 	}
 	if r.Type == RewardONNX || r.Type == RewardONNXARM {
-		m := &r.Model
-		if m.MaxLength == 0 {
-			m.MaxLength = 512
-		}
-		if m.Truncation == "" {
-			m.Truncation = "left"
-		}
-		if m.MaxBatch == 0 {
-			m.MaxBatch = 16
-		}
-		if m.Provider == "" {
-			m.Provider = "cpu"
-		}
-		if m.Format == "" {
-			m.Format = "plain"
-		}
+		r.Model.Fill()
+	}
+}
+
+// ONNXDefaults are the defaults of an ONNX reward model, here and in
+// package onnx alike.
+var ONNXDefaults = ONNXModel{MaxLength: 512, Truncation: "left", MaxBatch: 16, Provider: "cpu", Format: "plain"}
+
+// Fill sets m's unset fields to ONNXDefaults.
+func (m *ONNXModel) Fill() {
+	d := ONNXDefaults
+	if m.MaxLength == 0 {
+		m.MaxLength = d.MaxLength
+	}
+	if m.Truncation == "" {
+		m.Truncation = d.Truncation
+	}
+	if m.MaxBatch == 0 {
+		m.MaxBatch = d.MaxBatch
+	}
+	if m.Provider == "" {
+		m.Provider = d.Provider
+	}
+	if m.Format == "" {
+		m.Format = d.Format
 	}
 }
 

@@ -5,7 +5,7 @@ import (
 
 	"github.com/steergate/steergate/backend"
 	"github.com/steergate/steergate/backend/backendtest"
-	oaibackend "github.com/steergate/steergate/backend/openai"
+	"github.com/steergate/steergate/backend/openai"
 	"github.com/steergate/steergate/backend/reference"
 	"github.com/valyala/fasthttp"
 )
@@ -15,11 +15,8 @@ import (
 // BenchmarkDirect, the same request to the reference server itself.
 func BenchmarkPassthrough(b *testing.B) {
 	up := backendtest.StartReference(b, reference.Options{})
-	c, err := oaibackend.New("upstream", up+"/v1", "", oaibackend.FlavourVLLM, 64, 0)
-	if err != nil {
-		b.Fatal(err)
-	}
-	e := start(&testing.T{}, defaultOptions(), map[string]backend.Backend{"reference": c})
+	c := upstream(b, "upstream", up+"/v1", openai.FlavourVLLM)
+	e := start(b, defaultOptions(), map[string]backend.Backend{"reference": c})
 	b.Cleanup(func() { _ = e.stop() })
 	benchPost(b, e.url+"/v1/chat/completions")
 }
@@ -42,4 +39,15 @@ func benchPost(b *testing.B, url string) {
 			b.Fatalf("%v %d %s", err, resp.StatusCode(), resp.Body())
 		}
 	}
+}
+
+// upstream is an OpenAI-compatible backend of the given flavour at url (a
+// /v1 base).
+func upstream(t testing.TB, name, url, flavour string) backend.Backend {
+	t.Helper()
+	c, err := openai.New(name, url, "", flavour, 64, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }

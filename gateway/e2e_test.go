@@ -14,13 +14,13 @@ import (
 	"testing"
 	"time"
 
-	sdk "github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
 	"github.com/steergate/steergate/backend"
 	"github.com/steergate/steergate/backend/backendtest"
-	oaibackend "github.com/steergate/steergate/backend/openai"
 	"github.com/steergate/steergate/backend/reference"
 	"github.com/steergate/steergate/gateway"
+	"github.com/steergate/steergate/test/leak"
 	"github.com/steergate/steergate/wire"
 	"go.uber.org/goleak"
 )
@@ -35,12 +35,12 @@ func defaultOptions() gateway.Options {
 
 type env struct {
 	url    string
-	client sdk.Client
+	client openai.Client
 	stop   func() error // drains and stops the server
 }
 
 // start serves a gateway routing each model name to its backend.
-func start(t *testing.T, opts gateway.Options, routes map[string]backend.Backend) *env {
+func start(t testing.TB, opts gateway.Options, routes map[string]backend.Backend) *env {
 	t.Helper()
 	rt := backend.NewRouter()
 	for name, b := range routes {
@@ -53,7 +53,7 @@ func start(t *testing.T, opts gateway.Options, routes map[string]backend.Backend
 
 // serveWith serves a gateway over a router and engine (nil: passthrough
 // only) on a loopback port until the test ends.
-func serveWith(t *testing.T, opts gateway.Options, rt *backend.Router, eng gateway.Engine) *env {
+func serveWith(t testing.TB, opts gateway.Options, rt *backend.Router, eng gateway.Engine) *env {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -72,7 +72,7 @@ func serveWith(t *testing.T, opts gateway.Options, rt *backend.Router, eng gatew
 	}
 	t.Cleanup(func() { _ = stop() })
 	url := "http://" + ln.Addr().String()
-	c := sdk.NewClient(option.WithBaseURL(url+"/v1/"), option.WithAPIKey("sk-none"), option.WithMaxRetries(0))
+	c := openai.NewClient(option.WithBaseURL(url+"/v1/"), option.WithAPIKey("sk-none"), option.WithMaxRetries(0))
 	return &env{url: url, client: c, stop: stop}
 }
 
@@ -80,8 +80,8 @@ func ref(opts reference.Options) map[string]backend.Backend {
 	return map[string]backend.Backend{"reference": reference.New("reference", opts)}
 }
 
-func userMsg(q string) []sdk.ChatCompletionMessageParamUnion {
-	return []sdk.ChatCompletionMessageParamUnion{sdk.UserMessage(q)}
+func userMsg(q string) []openai.ChatCompletionMessageParamUnion {
+	return []openai.ChatCompletionMessageParamUnion{openai.UserMessage(q)}
 }
 
 func TestSDKModels(t *testing.T) {
@@ -98,8 +98,8 @@ func TestSDKModels(t *testing.T) {
 func TestSDKChatSeededAndStreamed(t *testing.T) {
 	e := start(t, defaultOptions(), ref(reference.Options{}))
 	ctx := context.Background()
-	params := sdk.ChatCompletionNewParams{Model: "reference", Messages: userMsg("Why is the sky blue?"),
-		Seed: sdk.Int(42), MaxTokens: sdk.Int(40)}
+	params := openai.ChatCompletionNewParams{Model: "reference", Messages: userMsg("Why is the sky blue?"),
+		Seed: openai.Int(42), MaxTokens: openai.Int(40)}
 	var httpResp *http.Response
 	a, err := e.client.Chat.Completions.New(ctx, params, option.WithResponseInto(&httpResp))
 	if err != nil {
@@ -122,9 +122,9 @@ func TestSDKChatSeededAndStreamed(t *testing.T) {
 		t.Errorf("same seed, different answers: %q / %q", a.Choices[0].Message.Content, b.Choices[0].Message.Content)
 	}
 
-	params.StreamOptions = sdk.ChatCompletionStreamOptionsParam{IncludeUsage: sdk.Bool(true)}
+	params.StreamOptions = openai.ChatCompletionStreamOptionsParam{IncludeUsage: openai.Bool(true)}
 	st := e.client.Chat.Completions.NewStreaming(ctx, params)
-	acc := sdk.ChatCompletionAccumulator{}
+	acc := openai.ChatCompletionAccumulator{}
 	chunks, usageChunks := 0, 0
 	for st.Next() {
 		ch := st.Current()
@@ -156,14 +156,10 @@ func TestSDKChatSeededAndStreamed(t *testing.T) {
 
 func TestSDKNFannedOut(t *testing.T) {
 	// The llama.cpp flavour has no native n, so the gateway fans out.
-	upstream := backendtest.StartReference(t, reference.Options{})
-	lc, err := oaibackend.New("llamacpp", upstream+"/v1", "", oaibackend.FlavourLlamaCPP, 8, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	lc := upstream(t, "llamacpp", backendtest.StartReference(t, reference.Options{})+"/v1", "llamacpp")
 	e := start(t, defaultOptions(), map[string]backend.Backend{"reference": lc})
-	params := sdk.ChatCompletionNewParams{Model: "reference", Messages: userMsg("Give me advice on exercise."),
-		N: sdk.Int(3), Seed: sdk.Int(9), MaxTokens: sdk.Int(30), Logprobs: sdk.Bool(true), TopLogprobs: sdk.Int(2)}
+	params := openai.ChatCompletionNewParams{Model: "reference", Messages: userMsg("Give me advice on exercise."),
+		N: openai.Int(3), Seed: openai.Int(9), MaxTokens: openai.Int(30), Logprobs: openai.Bool(true), TopLogprobs: openai.Int(2)}
 	c, err := e.client.Chat.Completions.New(context.Background(), params)
 	if err != nil {
 		t.Fatal(err)
@@ -208,9 +204,9 @@ func TestSDKNFannedOut(t *testing.T) {
 
 func TestSDKCompletions(t *testing.T) {
 	e := start(t, defaultOptions(), ref(reference.Options{}))
-	c, err := e.client.Completions.New(context.Background(), sdk.CompletionNewParams{
-		Model: "reference", Prompt: sdk.CompletionNewParamsPromptUnion{OfString: sdk.String("Light travels at")},
-		MaxTokens: sdk.Int(5), Temperature: sdk.Float(0), Logprobs: sdk.Int(2)})
+	c, err := e.client.Completions.New(context.Background(), openai.CompletionNewParams{
+		Model: "reference", Prompt: openai.CompletionNewParamsPromptUnion{OfString: openai.String("Light travels at")},
+		MaxTokens: openai.Int(5), Temperature: openai.Float(0), Logprobs: openai.Int(2)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,7 +218,7 @@ func TestSDKCompletions(t *testing.T) {
 // apiErr asserts err is an OpenAI API error with the given status and param.
 func apiErr(t *testing.T, err error, status int, param string) {
 	t.Helper()
-	var ae *sdk.Error
+	var ae *openai.Error
 	if !errors.As(err, &ae) {
 		t.Fatalf("err = %v, want an API error", err)
 	}
@@ -234,20 +230,20 @@ func apiErr(t *testing.T, err error, status int, param string) {
 func TestSDKErrors(t *testing.T) {
 	e := start(t, defaultOptions(), ref(reference.Options{}))
 	ctx := context.Background()
-	base := sdk.ChatCompletionNewParams{Model: "reference", Messages: userMsg("hi")}
+	base := openai.ChatCompletionNewParams{Model: "reference", Messages: userMsg("hi")}
 	cases := []struct {
 		name   string
-		mod    func(p *sdk.ChatCompletionNewParams)
+		mod    func(p *openai.ChatCompletionNewParams)
 		status int
 		param  string
 	}{
-		{"unknown model", func(p *sdk.ChatCompletionNewParams) { p.Model = "gpt-nope" }, 404, "model"},
-		{"temperature", func(p *sdk.ChatCompletionNewParams) { p.Temperature = sdk.Float(3) }, 400, "temperature"},
-		{"n too large", func(p *sdk.ChatCompletionNewParams) { p.N = sdk.Int(99) }, 400, "n"},
-		{"top_logprobs without logprobs", func(p *sdk.ChatCompletionNewParams) { p.TopLogprobs = sdk.Int(3) }, 400, "top_logprobs"},
-		{"max_tokens zero", func(p *sdk.ChatCompletionNewParams) { p.MaxTokens = sdk.Int(0) }, 400, "max_tokens"},
-		{"max_completion_tokens", func(p *sdk.ChatCompletionNewParams) { p.MaxCompletionTokens = sdk.Int(-1) }, 400, "max_completion_tokens"},
-		{"no messages", func(p *sdk.ChatCompletionNewParams) { p.Messages = nil }, 400, "messages"},
+		{"unknown model", func(p *openai.ChatCompletionNewParams) { p.Model = "gpt-nope" }, 404, "model"},
+		{"temperature", func(p *openai.ChatCompletionNewParams) { p.Temperature = openai.Float(3) }, 400, "temperature"},
+		{"n too large", func(p *openai.ChatCompletionNewParams) { p.N = openai.Int(99) }, 400, "n"},
+		{"top_logprobs without logprobs", func(p *openai.ChatCompletionNewParams) { p.TopLogprobs = openai.Int(3) }, 400, "top_logprobs"},
+		{"max_tokens zero", func(p *openai.ChatCompletionNewParams) { p.MaxTokens = openai.Int(0) }, 400, "max_tokens"},
+		{"max_completion_tokens", func(p *openai.ChatCompletionNewParams) { p.MaxCompletionTokens = openai.Int(-1) }, 400, "max_completion_tokens"},
+		{"no messages", func(p *openai.ChatCompletionNewParams) { p.Messages = nil }, 400, "messages"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -310,8 +306,8 @@ func TestOverloadedGets503WithRetryAfter(t *testing.T) {
 	opts.MaxInflight, opts.MaxQueue = 1, 0
 	e := start(t, opts, ref(reference.Options{TokenDelay: 300 * time.Millisecond}))
 	// Hold the only slot with a stream whose first chunk has arrived.
-	st := e.client.Chat.Completions.NewStreaming(context.Background(), sdk.ChatCompletionNewParams{
-		Model: "reference", Messages: userMsg("Tell me about tea."), MaxTokens: sdk.Int(4), Seed: sdk.Int(1)})
+	st := e.client.Chat.Completions.NewStreaming(context.Background(), openai.ChatCompletionNewParams{
+		Model: "reference", Messages: userMsg("Tell me about tea."), MaxTokens: openai.Int(4), Seed: openai.Int(1)})
 	if !st.Next() {
 		t.Fatalf("no first chunk: %v", st.Err())
 	}
@@ -330,7 +326,7 @@ func TestBackendTimeoutIs504(t *testing.T) {
 	opts := defaultOptions()
 	opts.RequestTimeout = 200 * time.Millisecond
 	e := start(t, opts, ref(reference.Options{FirstTokenDelay: 5 * time.Second}))
-	_, err := e.client.Chat.Completions.New(context.Background(), sdk.ChatCompletionNewParams{Model: "reference", Messages: userMsg("hi")})
+	_, err := e.client.Chat.Completions.New(context.Background(), openai.ChatCompletionNewParams{Model: "reference", Messages: userMsg("hi")})
 	apiErr(t, err, 504, "")
 }
 
@@ -369,13 +365,10 @@ func failingUpstream(t *testing.T) string {
 }
 
 func TestBackendFailureIs502AndMidStreamErrorEndsStream(t *testing.T) {
-	up, err := oaibackend.New("flaky", failingUpstream(t), "", oaibackend.FlavourOpenAI, 4, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	up := upstream(t, "flaky", failingUpstream(t), "openai")
 	e := start(t, defaultOptions(), map[string]backend.Backend{"flaky": up})
-	params := sdk.ChatCompletionNewParams{Model: "flaky", Messages: userMsg("hi")}
-	_, err = e.client.Chat.Completions.New(context.Background(), params)
+	params := openai.ChatCompletionNewParams{Model: "flaky", Messages: userMsg("hi")}
+	_, err := e.client.Chat.Completions.New(context.Background(), params)
 	apiErr(t, err, 502, "")
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -395,12 +388,18 @@ func TestBackendFailureIs502AndMidStreamErrorEndsStream(t *testing.T) {
 	}
 }
 
-// watched records when its backend calls end and why.
+// watched records when its backend calls start and end, and why they
+// ended.
 type watched struct {
 	backend.Backend
-	mu    sync.Mutex
-	ended chan error
-	extra map[string]string
+	mu      sync.Mutex
+	started chan struct{}
+	ended   chan error
+	extra   map[string]string
+}
+
+func newWatched(b backend.Backend) *watched {
+	return &watched{Backend: b, started: make(chan struct{}, 16), ended: make(chan error, 16), extra: map[string]string{}}
 }
 
 func (w *watched) record(ctx context.Context, r *backend.Request) {
@@ -409,6 +408,7 @@ func (w *watched) record(ctx context.Context, r *backend.Request) {
 		w.extra[k] = string(v)
 	}
 	w.mu.Unlock()
+	w.started <- struct{}{}
 	go func() { <-ctx.Done(); w.ended <- ctx.Err() }()
 }
 
@@ -423,15 +423,16 @@ func (w *watched) Stream(ctx context.Context, r *backend.Request, emit func(back
 }
 
 func TestClientDisconnectCancelsBackend(t *testing.T) {
-	// fasthttp's worker-pool janitor outlives a stopped server by design.
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent(), goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*workerPool).Start.func2"))
-	w := &watched{Backend: reference.New("reference", reference.Options{TokenDelay: 50 * time.Millisecond}),
-		ended: make(chan error, 4), extra: map[string]string{}}
+	defer goleak.VerifyNone(t, append(leak.Ignored, goleak.IgnoreCurrent())...)
+	w := newWatched(reference.New("reference", reference.Options{TokenDelay: 50 * time.Millisecond}))
 	e := start(t, defaultOptions(), map[string]backend.Backend{"reference": w})
 	for _, stream := range []bool{false, true} {
 		ctx, cancel := context.WithCancel(context.Background())
-		params := sdk.ChatCompletionNewParams{Model: "reference", Messages: userMsg("Tell me about the ocean."), MaxTokens: sdk.Int(200)}
-		go func() { time.Sleep(150 * time.Millisecond); cancel() }()
+		params := openai.ChatCompletionNewParams{Model: "reference", Messages: userMsg("Tell me about the ocean."), MaxTokens: openai.Int(200)}
+		go func() {
+			<-w.started
+			cancel() // the client leaves once the backend is at work
+		}()
 		if stream {
 			st := e.client.Chat.Completions.NewStreaming(ctx, params)
 			for st.Next() {
@@ -448,7 +449,7 @@ func TestClientDisconnectCancelsBackend(t *testing.T) {
 			t.Fatalf("stream=%v: backend call still running 5s after the client left", stream)
 		}
 	}
-	e.client = sdk.Client{}
+	e.client = openai.Client{}
 	if err := e.stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -456,7 +457,7 @@ func TestClientDisconnectCancelsBackend(t *testing.T) {
 }
 
 func TestUnknownFieldsPassThrough(t *testing.T) {
-	w := &watched{Backend: reference.New("reference", reference.Options{}), ended: make(chan error, 16), extra: map[string]string{}}
+	w := newWatched(reference.New("reference", reference.Options{}))
 	e := start(t, defaultOptions(), map[string]backend.Backend{"reference": w})
 	status, _, body := post(t, e.url+"/v1/chat/completions",
 		`{"model":"reference","messages":[{"role":"user","content":"hi"}],"max_tokens":3,"top_k":5,"vendor_thing":{"a":[1,2]}}`)
@@ -471,13 +472,14 @@ func TestUnknownFieldsPassThrough(t *testing.T) {
 }
 
 func TestDrainOnShutdown(t *testing.T) {
-	e := start(t, defaultOptions(), ref(reference.Options{FirstTokenDelay: 300 * time.Millisecond}))
+	w := newWatched(reference.New("reference", reference.Options{FirstTokenDelay: 300 * time.Millisecond}))
+	e := start(t, defaultOptions(), map[string]backend.Backend{"reference": w})
 	res := make(chan error, 1)
 	go func() {
-		_, err := e.client.Chat.Completions.New(context.Background(), sdk.ChatCompletionNewParams{Model: "reference", Messages: userMsg("hi"), MaxTokens: sdk.Int(3)})
+		_, err := e.client.Chat.Completions.New(context.Background(), openai.ChatCompletionNewParams{Model: "reference", Messages: userMsg("hi"), MaxTokens: openai.Int(3)})
 		res <- err
 	}()
-	time.Sleep(100 * time.Millisecond) // let the request get in flight
+	<-w.started // the request is in flight
 	if err := e.stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -487,15 +489,12 @@ func TestDrainOnShutdown(t *testing.T) {
 }
 
 func TestFailoverToSecondBackend(t *testing.T) {
-	up, err := oaibackend.New("flaky", failingUpstream(t), "", oaibackend.FlavourOpenAI, 4, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	up := upstream(t, "flaky", failingUpstream(t), "openai")
 	pool := backend.NewPool(
 		backend.Member{Backend: up, Target: "reference", Breaker: backend.NewBreaker("flaky", 3, time.Minute, nil, nil)},
 		backend.Member{Backend: reference.New("reference", reference.Options{}), Target: "reference"})
 	e := start(t, defaultOptions(), map[string]backend.Backend{"reference": pool})
-	c, err := e.client.Chat.Completions.New(context.Background(), sdk.ChatCompletionNewParams{Model: "reference", Messages: userMsg("hi"), MaxTokens: sdk.Int(5)})
+	c, err := e.client.Chat.Completions.New(context.Background(), openai.ChatCompletionNewParams{Model: "reference", Messages: userMsg("hi"), MaxTokens: openai.Int(5)})
 	if err != nil {
 		t.Fatalf("no failover: %v", err)
 	}
@@ -504,7 +503,7 @@ func TestFailoverToSecondBackend(t *testing.T) {
 	}
 	// Once the primary has streamed a byte there is no failover: the
 	// client sees the error event.
-	st := e.client.Chat.Completions.NewStreaming(context.Background(), sdk.ChatCompletionNewParams{Model: "reference", Messages: userMsg("hi")})
+	st := e.client.Chat.Completions.NewStreaming(context.Background(), openai.ChatCompletionNewParams{Model: "reference", Messages: userMsg("hi")})
 	for st.Next() {
 	}
 	if st.Err() == nil {

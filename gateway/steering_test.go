@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	sdk "github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
 	"github.com/steergate/steergate/backend"
 	"github.com/steergate/steergate/backend/reference"
@@ -58,7 +58,7 @@ func TestSDKSteeredRequests(t *testing.T) {
 		{"strategy": "best_of_n", "n": 6},
 		{"strategy": "adaptive", "initial": 2, "step": 2, "max_samples": 8},
 	} {
-		params := sdk.ChatCompletionNewParams{Model: "reference", Messages: userMsg("How can I sleep better?"), Seed: sdk.Int(3), MaxTokens: sdk.Int(40)}
+		params := openai.ChatCompletionNewParams{Model: "reference", Messages: userMsg("How can I sleep better?"), Seed: openai.Int(3), MaxTokens: openai.Int(40)}
 		var resp *http.Response
 		a, err := e.client.Chat.Completions.New(ctx, params, option.WithJSONSet("steering", steer), option.WithResponseInto(&resp))
 		if err != nil {
@@ -102,7 +102,7 @@ func TestSDKSteeredRequests(t *testing.T) {
 		}
 		// Streaming sends the same chosen answer.
 		st := e.client.Chat.Completions.NewStreaming(ctx, params, option.WithJSONSet("steering", steer))
-		acc := sdk.ChatCompletionAccumulator{}
+		acc := openai.ChatCompletionAccumulator{}
 		for st.Next() {
 			acc.AddChunk(st.Current())
 		}
@@ -110,7 +110,7 @@ func TestSDKSteeredRequests(t *testing.T) {
 			t.Errorf("stream %q (%v), want %q", acc.Choices[0].Message.Content, st.Err(), a.Choices[0].Message.Content)
 		}
 	}
-	_, err := e.client.Chat.Completions.New(ctx, sdk.ChatCompletionNewParams{Model: "reference", Messages: userMsg("hi")},
+	_, err := e.client.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{Model: "reference", Messages: userMsg("hi")},
 		option.WithJSONSet("steering", map[string]any{"strategy": "beam"}))
 	apiErr(t, err, 400, "steering.strategy")
 }

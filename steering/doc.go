@@ -1,8 +1,9 @@
-// Package steering owns inference-time steering: the Strategy interface,
-// the registry built from config, per-request parameters (the request's
-// "steering" field over the route's defaults), the Engine the gateway calls,
-// and each strategy in its own file: none (passthrough), best_of_n and
-// adaptive. Rewards come from package rm; this package turns their
-// objective scores into one utility per candidate under the effective
-// weights, picks, and reports what it bought and cost.
+// Package steering owns inference-time steering: the Strategy interface and
+// the registry strategies join from their own files (none, best_of_n,
+// adaptive, …); the Resolver, which lays a request's "steering" object over
+// its route's defaults into fresh values and checks the result once into a
+// Plan; the Engine the gateway calls with that plan; the response cache in
+// front of it; and the shared machinery of sampling, scoring (with shape
+// checks and unusable utilities set aside), ranking, choosing and
+// reporting. Rewards come from package rm.
 package steering

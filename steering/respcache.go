@@ -69,6 +69,7 @@ type ResponseCache struct {
 	metrics  *metrics.Metrics
 	mu       sync.Mutex
 	flights  map[string]*flight
+	onJoin   func() // tests: told each time a caller joins a flight
 }
 
 // NewResponseCache returns a response cache over c. enabled is whether
@@ -287,6 +288,9 @@ func (rc *ResponseCache) through(ctx context.Context, c *Call, p *Plan, w map[st
 	}
 	f.waiters++
 	rc.mu.Unlock()
+	if rc.onJoin != nil {
+		rc.onJoin()
+	}
 	select {
 	case <-f.done:
 	case <-ctx.Done():

@@ -129,6 +129,8 @@ func (s *seededBackend) Generate(ctx context.Context, r *backend.Request) (*back
 func TestIdenticalMissesComputeOnce(t *testing.T) {
 	b := &slowBackend{scripted: &scripted{}, gate: make(chan struct{})}
 	e := cachedEngine(b, map[string]rm.Rewarder{"t": table()})
+	joined := make(chan struct{}, 8)
+	e.responses.onJoin = func() { joined <- struct{}{} }
 	var wg sync.WaitGroup
 	outs := make([]*Outcome, 8)
 	for i := range outs {
@@ -144,7 +146,9 @@ func TestIdenticalMissesComputeOnce(t *testing.T) {
 			}
 		}()
 	}
-	time.Sleep(50 * time.Millisecond) // let every caller reach the cache
+	for range outs {
+		<-joined // every caller has reached the cache
+	}
 	close(b.gate)
 	wg.Wait()
 	if n := b.calls.Load(); n != 4 {

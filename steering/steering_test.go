@@ -22,8 +22,9 @@ import (
 // scripted answers "s<seed>" with seed+1 completion tokens; seeds in fail
 // fail with err; block makes every call wait for its context.
 type scripted struct {
-	fail  map[int64]error
-	block bool
+	fail    map[int64]error
+	block   bool
+	started chan struct{} // with block: told of every call
 	calls atomic.Int64
 	mu    sync.Mutex
 	seeds []int64
@@ -42,6 +43,7 @@ func (s *scripted) Generate(ctx context.Context, r *backend.Request) (*backend.G
 	s.reqs = append(s.reqs, r)
 	s.mu.Unlock()
 	if s.block {
+		s.started <- struct{}{}
 		<-ctx.Done()
 		return nil, ctx.Err()
 	}
@@ -185,7 +187,7 @@ func TestRewardFailure(t *testing.T) {
 
 func TestCancelLeavesNothingBehind(t *testing.T) {
 	defer goleak.VerifyNone(t)
-	b := &scripted{block: true}
+	b := &scripted{block: true, started: make(chan struct{}, 64)}
 	e, on := engine(b, table(), ``)
 	for _, steer := range []string{`{"strategy":"best_of_n","n":8}`, `{"strategy":"adaptive","initial":4}`} {
 		ctx, cancel := context.WithCancel(context.Background())
@@ -194,8 +196,8 @@ func TestCancelLeavesNothingBehind(t *testing.T) {
 			_, err := run(ctx, e, on(call(steer, 1)), nil)
 			done <- err
 		}()
-		for b.calls.Load() < 4 {
-			time.Sleep(time.Millisecond)
+		for range 4 {
+			<-b.started
 		}
 		cancel()
 		select {
@@ -207,6 +209,9 @@ func TestCancelLeavesNothingBehind(t *testing.T) {
 			t.Fatalf("%s: not cancelled", steer)
 		}
 		b.calls.Store(0)
+		for len(b.started) > 0 {
+			<-b.started
+		}
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 
 // Client is an Ollama backend.
 type Client struct {
+	hc       *http.Client
 	name     string
 	maxBytes int // bound of one answer's text
 	api      *api.Client
@@ -48,7 +49,7 @@ func New(name, base string, hc *http.Client, maxBytes int) (*Client, error) {
 	if hc == nil {
 		hc = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256, ForceAttemptHTTP2: false}}
 	}
-	c := &Client{name: name, maxBytes: maxBytes, api: api.NewClient(u, hc)}
+	c := &Client{hc: hc, name: name, maxBytes: maxBytes, api: api.NewClient(u, hc)}
 	c.logprobs.Store(true)
 	return c, nil
 }
@@ -82,6 +83,9 @@ func atLeast(v string, major, minor, patch int) bool {
 }
 
 func (c *Client) Name() string { return c.name }
+
+// Close closes the idle connections to the server.
+func (c *Client) Close() { c.hc.CloseIdleConnections() }
 
 // Caps: logprobs since Ollama 0.12.11 (at most 20 alternatives); no native
 // n (Ollama ignores it); no scoring of given text.

@@ -72,6 +72,9 @@ func New(name, base, apiKey, flavour string, maxConns, maxBytes int) (*Client, e
 
 func (c *Client) Name() string { return c.name }
 
+// Close closes the idle connections to the server.
+func (c *Client) Close() { c.hc.CloseIdleConnections() }
+
 // Caps by flavour: OpenAI continues nothing and scores nothing; vLLM does
 // both (continue_final_message; echo with max_tokens 0); llama.cpp continues
 // a trailing assistant message by itself.

@@ -159,9 +159,9 @@ func YesNo(lp backend.TokenLogprob) float64 {
 		floor = math.Min(floor, a.Logprob)
 		switch strings.ToLower(strings.TrimSpace(a.Token)) {
 		case "yes":
-			yes = logAdd(yes, a.Logprob)
+			yes = rm.LogSumExp(yes, a.Logprob)
 		case "no":
-			no = logAdd(no, a.Logprob)
+			no = rm.LogSumExp(no, a.Logprob)
 		}
 	}
 	if math.IsInf(yes, -1) {
@@ -171,14 +171,6 @@ func YesNo(lp backend.TokenLogprob) float64 {
 		no = floor
 	}
 	return yes - no
-}
-
-func logAdd(a, b float64) float64 {
-	if math.IsInf(a, -1) {
-		return b
-	}
-	m := math.Max(a, b)
-	return m + math.Log(math.Exp(a-m)+math.Exp(b-m))
 }
 
 var firstNumber = regexp.MustCompile(`\d+`)

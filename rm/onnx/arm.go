@@ -3,7 +3,6 @@ package onnx
 import (
 	"context"
 	"fmt"
-	"math"
 	"sync"
 
 	"github.com/steergate/steergate/backend"
@@ -83,21 +82,9 @@ func (a *ARM) LogProbs(ctx context.Context, prefix []backend.Message, partial st
 		var lp float64
 		for t := len(row) - nextLen[i]; t < len(row); t++ {
 			logits := data[(i*cols+t-1)*vocab : (i*cols+t)*vocab]
-			lp += logSoftmaxAt(logits, row[t])
+			lp += float64(logits[row[t]]) - rm.LogNormalizer(logits)
 		}
 		out[i] = float32(lp)
 	}
 	return out, nil
-}
-
-func logSoftmaxAt(logits []float32, id int) float64 {
-	m := math.Inf(-1)
-	for _, x := range logits {
-		m = math.Max(m, float64(x))
-	}
-	var sum float64
-	for _, x := range logits {
-		sum += math.Exp(float64(x) - m)
-	}
-	return float64(logits[id]) - m - math.Log(sum)
 }

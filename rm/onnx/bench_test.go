@@ -23,12 +23,12 @@ func benchSamples(n int) []rm.Sample {
 func BenchmarkScoreBatch(b *testing.B) {
 	for _, n := range []int{1, 4, 16, 64} {
 		b.Run(fmt.Sprintf("batch=%d", n), func(b *testing.B) {
-			cfg := config(&testing.T{}, "seq_reward_types.onnx")
+			cfg := config(b, "seq_reward_types.onnx")
 			cfg.Library = LibraryPath("")
 			cfg.MaxBatch, cfg.MaxWait, cfg.MaxLength = 64, 0, 128
 			r, err := NewRewarder(cfg)
 			if err != nil {
-				b.Skip(err)
+				b.Fatal(err)
 			}
 			defer r.Close()
 			ss := benchSamples(n)
@@ -53,12 +53,12 @@ func BenchmarkConcurrentCallers(b *testing.B) {
 		wait  time.Duration
 	}{{"batching=off", 1, 0}, {"batching=on", 64, 0}, {"batching=on,max_wait=2ms", 64, 2 * time.Millisecond}} {
 		b.Run(c.name, func(b *testing.B) {
-			cfg := config(&testing.T{}, "seq_reward_types.onnx")
+			cfg := config(b, "seq_reward_types.onnx")
 			cfg.Library = LibraryPath("")
 			cfg.MaxBatch, cfg.MaxWait, cfg.MaxLength = c.batch, c.wait, 128
 			r, err := NewRewarder(cfg)
 			if err != nil {
-				b.Skip(err)
+				b.Fatal(err)
 			}
 			defer r.Close()
 			ss := benchSamples(64)

@@ -21,7 +21,7 @@ import (
 var testdata = filepath.Join("..", "rmtest", "testdata")
 
 // library returns the ONNX Runtime library, which make test fetches.
-func library(t *testing.T) string {
+func library(t testing.TB) string {
 	t.Helper()
 	p := LibraryPath("")
 	if _, err := os.Stat(p); err != nil {
@@ -33,7 +33,7 @@ func library(t *testing.T) string {
 	return p
 }
 
-func config(t *testing.T, model string) Config {
+func config(t testing.TB, model string) Config {
 	return Config{Name: "test", Library: library(t), Model: filepath.Join(testdata, model),
 		Tokenizer: filepath.Join(testdata, "tokenizer.json"), Objectives: rmtest.Objectives, MaxLength: 64,
 		MaxBatch: 16, MaxWait: 5 * time.Millisecond}

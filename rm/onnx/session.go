@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/steergate/steergate/configs"
 	"github.com/steergate/steergate/fault"
 	"github.com/steergate/steergate/metrics"
 	"github.com/steergate/steergate/rm"
@@ -38,21 +39,9 @@ type Config struct {
 }
 
 func (c *Config) defaults() {
-	if c.MaxLength == 0 {
-		c.MaxLength = 512
-	}
-	if c.Truncation == "" {
-		c.Truncation = "left"
-	}
-	if c.MaxBatch == 0 {
-		c.MaxBatch = 16
-	}
-	if c.Provider == "" {
-		c.Provider = "cpu"
-	}
-	if c.Format == "" {
-		c.Format = "plain"
-	}
+	m := configs.ONNXModel{MaxLength: c.MaxLength, Truncation: c.Truncation, MaxBatch: c.MaxBatch, Provider: c.Provider, Format: c.Format}
+	m.Fill()
+	c.MaxLength, c.Truncation, c.MaxBatch, c.Provider, c.Format = m.MaxLength, m.Truncation, m.MaxBatch, m.Provider, m.Format
 	if c.Log == nil {
 		c.Log = slog.Default()
 	}

@@ -3,12 +3,13 @@ package rmtest
 import (
 	"encoding/json"
 	"fmt"
-	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/steergate/steergate/rm"
 )
 
 // The tiny test models. Their weights come from a fixed seed, so the
@@ -128,21 +129,7 @@ func (w ARMWeights) Logits(ids []int64) [][]float32 {
 }
 
 // LogSoftmax returns log-probabilities of logits.
-func LogSoftmax(logits []float32) []float64 {
-	m := math.Inf(-1)
-	for _, x := range logits {
-		m = math.Max(m, float64(x))
-	}
-	var sum float64
-	for _, x := range logits {
-		sum += math.Exp(float64(x) - m)
-	}
-	out := make([]float64, len(logits))
-	for i, x := range logits {
-		out[i] = float64(x) - m - math.Log(sum)
-	}
-	return out
-}
+func LogSoftmax(logits []float32) []float64 { return rm.LogSoftmax(logits) }
 
 func seqModel(w SeqWeights) []byte {
 	v, k := int64(len(Vocab())), int64(len(w.B))
