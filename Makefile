@@ -10,12 +10,17 @@ ORT_ARCH := $(if $(filter aarch64 arm64,$(shell uname -m)),arm64,x64)
 ORT_LIB := $(CACHE)/onnxruntime/$(ORT_VERSION)/libonnxruntime.so.1
 TOKENIZERS := llama3 qwen3 gemma3
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+OLLAMA_VERSION := 0.17.4
+OLLAMA_BIN := $(CACHE)/ollama/$(OLLAMA_VERSION)/ollama
+OLLAMA_MODELS := $(CACHE)/ollama/models
 BIN := bin/steergate
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
 export STEERGATE_NODE_MODULES := $(CACHE)/node/node_modules
 export STEERGATE_DOWNLOADS := $(CACHE)
 export ONNXRUNTIME_LIB ?= $(ORT_LIB)
+export STEERGATE_OLLAMA := $(OLLAMA_BIN)
+export STEERGATE_OLLAMA_MODELS := $(OLLAMA_MODELS)
 
 .PHONY: run test bench lint build deps-test deps-bench clean
 
@@ -50,8 +55,29 @@ $(CACHE)/tokenizers/%/package/models/tokenizer.json:
 /usr/bin/redis-server:
 	apt-get update -qq && apt-get install -y -qq redis-server
 
+# A real Ollama for the adapter and end-to-end tests, built from Ollama's own
+# Go module (cgo, CPU only; a few minutes once, then cached). Debian lacks
+# one header it includes, for audio input it never gets here; the tests
+# ship a stand-in.
+$(OLLAMA_BIN):
+	@dpkg -s nlohmann-json3-dev libstb-dev >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq nlohmann-json3-dev libstb-dev)
+	mkdir -p $(dir $@)
+	cd / && CGO_CPPFLAGS=-I$(CURDIR)/backend/ollama/ollamatest/include GOBIN=$(dir $@) GOFLAGS= \
+		$(GO) install -ldflags "-X github.com/ollama/ollama/version.Version=$(OLLAMA_VERSION)" github.com/ollama/ollama@v$(OLLAMA_VERSION)
+
+# The tiny random-weight Llama model those tests serve, made by our own
+# code and created in a models folder of the cache.
+$(OLLAMA_MODELS)/steergate-tiny.stamp: $(OLLAMA_BIN) $(CACHE)/tokenizers/llama3/package/models/tokenizer.json \
+		backend/ollama/ollamatest/gen/main.go backend/ollama/ollamatest/ollamatest.go
+	rm -rf $(OLLAMA_MODELS) $(CACHE)/ollama/work
+	mkdir -p $(OLLAMA_MODELS) $(CACHE)/ollama/work
+	$(GO) run ./backend/ollama/ollamatest/gen -ollama $(OLLAMA_BIN) -tokenizer $(CACHE)/tokenizers/llama3/package/models \
+		-models $(OLLAMA_MODELS) -work $(CACHE)/ollama/work
+	rm -rf $(CACHE)/ollama/work
+	touch $@
+
 deps-test: /usr/bin/redis-server $(CACHE)/node/node_modules/openai/package.json $(ORT_LIB) \
-	$(foreach t,$(TOKENIZERS),$(CACHE)/tokenizers/$(t)/package/models/tokenizer.json)
+	$(foreach t,$(TOKENIZERS),$(CACHE)/tokenizers/$(t)/package/models/tokenizer.json) $(OLLAMA_MODELS)/steergate-tiny.stamp
 
 # Fuzz budgets are execution counts (about 10 s each here), not durations:
 # Go 1.26's fuzz coordinator can report a spurious "context deadline

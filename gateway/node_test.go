@@ -9,7 +9,7 @@ import (
 	"github.com/steergate/steergate/backend/reference"
 )
 
-// TestNodeSDK runs test/node/openai.mjs, the official OpenAI Node SDK against
+// TestNodeSDK runs test/node/sdk.mjs, the official OpenAI Node SDK against
 // the gateway. `make test` installs the SDK and sets STEERGATE_NODE_MODULES.
 func TestNodeSDK(t *testing.T) {
 	mods := os.Getenv("STEERGATE_NODE_MODULES")
@@ -21,10 +21,10 @@ func TestNodeSDK(t *testing.T) {
 		t.Skip("node or STEERGATE_NODE_MODULES missing; make test installs them")
 	}
 	e := start(t, defaultOptions(), ref(reference.Options{}))
-	script, _ := filepath.Abs("../test/node/openai.mjs")
+	script, _ := filepath.Abs("../test/node/sdk.mjs")
 	// ES modules resolve packages from the script's folder upwards, so run a
 	// copy placed beside node_modules.
-	dst := filepath.Join(filepath.Dir(mods), "openai.mjs")
+	dst := filepath.Join(filepath.Dir(mods), "sdk.mjs")
 	b, err := os.ReadFile(script)
 	if err != nil {
 		t.Fatal(err)

@@ -45,6 +45,7 @@ type steeringObject struct {
 		Utility          float64 `json:"utility"`
 		Chosen           bool    `json:"chosen"`
 		CompletionTokens int     `json:"completion_tokens"`
+		Pruned           bool    `json:"pruned"`
 	} `json:"candidates"`
 	SamplesUsed  int           `json:"samples_used"`
 	BackendUsage backend.Usage `json:"backend_usage"`

@@ -12,21 +12,36 @@ import (
 	"github.com/steergate/steergate/fault"
 )
 
-// Model is the model name the suite asks for.
+// Model is the model name the suite asks for by default: the reference
+// model's.
 const Model = "reference"
+
+// Spec says what the suite may expect of a backend beyond the capabilities
+// it declares.
+type Spec struct {
+	Model string // the model to ask for
+	// Reference: the backend serves the embedded reference model, whose
+	// answers to some prompts the suite knows.
+	Reference bool
+	// Samples is how many one-token samples check that sampling follows the
+	// reported logprobs (0: 200).
+	Samples int
+}
+
+// Reference is the spec of a backend serving the reference model.
+var Reference = Spec{Model: Model, Reference: true}
 
 func f(x float64) *float64 { return &x }
 func seed(s int64) *int64  { return &s }
 
-func chat(q string) *backend.Request {
-	return &backend.Request{Model: Model, Messages: []backend.Message{{Role: "user", Content: q}}, MaxTokens: 24}
-}
-
-// Run runs the suite against the backend that newBackend returns.
-func Run(t *testing.T, b backend.Backend) {
+// Run runs the suite against b.
+func Run(t *testing.T, b backend.Backend, spec Spec) {
 	t.Helper()
 	ctx := context.Background()
 	caps := b.Caps()
+	chat := func(q string) *backend.Request {
+		return &backend.Request{Model: spec.Model, Messages: []backend.Message{{Role: "user", Content: q}}, MaxTokens: 24}
+	}
 
 	t.Run("Generate", func(t *testing.T) {
 		g, err := b.Generate(ctx, chat("Why is the sky blue?"))
@@ -212,22 +227,41 @@ func Run(t *testing.T, b backend.Backend) {
 		if !caps.Continuation {
 			t.Skip("backend declares no continuation")
 		}
-		r := &backend.Request{Model: Model, MaxTokens: 12, Temperature: f(0), Continue: true, Messages: []backend.Message{
-			{Role: "user", Content: "Why is the sky blue?"},
-			{Role: "assistant", Content: "The sky looks blue because air"},
-		}}
-		g, err := b.Generate(ctx, r)
-		if err != nil {
-			t.Fatal(err)
+		partial := "The sky looks blue because air"
+		cont := func(p string, max int) *backend.Generation {
+			t.Helper()
+			r := &backend.Request{Model: spec.Model, MaxTokens: max, Temperature: f(0), Continue: true, Logprobs: caps.Logprobs,
+				Messages: []backend.Message{{Role: "user", Content: "Why is the sky blue?"}, {Role: "assistant", Content: p}}}
+			g, err := b.Generate(ctx, r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return g
 		}
+		g := cont(partial, 12)
 		text := g.Choices[0].Text
-		if text == "" || strings.HasPrefix(text, "The sky") {
+		if text == "" || strings.HasPrefix(text, partial) {
 			t.Fatalf("continuation %q: empty or echoes the partial message", text)
 		}
-		// The corpus continues this sentence one way.
-		if !strings.HasPrefix(text, " scatters") {
-			t.Errorf("continuation %q does not continue the partial message", text)
+		if spec.Reference && !strings.HasPrefix(text, " scatters") {
+			t.Errorf("continuation %q does not continue the partial message", text) // the corpus continues it one way
 		}
+		// The model reads the partial answer as its own: greedily
+		// continuing it plus the first token it added gives the rest.
+		if lps := g.Choices[0].Logprobs; len(lps) > 2 && g.Choices[0].FinishReason == backend.FinishLength {
+			first := lps[0].Token
+			rest := cont(partial+first, 11).Choices[0].Text
+			if want := strings.TrimPrefix(text, first); !strings.HasPrefix(want, rest) && !strings.HasPrefix(rest, want) {
+				t.Errorf("continuing %q gave %q, but %q then %q before", partial+first, rest, first, want)
+			}
+		}
+	})
+
+	t.Run("SamplesFollowLogprobs", func(t *testing.T) {
+		if !caps.Logprobs {
+			t.Skip("backend declares no logprobs")
+		}
+		samplesFollowLogprobs(t, b, spec, chat("Tell me something."))
 	})
 
 	t.Run("N", func(t *testing.T) {
@@ -262,12 +296,15 @@ func Run(t *testing.T, b backend.Backend) {
 	})
 
 	t.Run("Completion", func(t *testing.T) {
-		r := &backend.Request{Model: Model, Prompt: "Light travels at", MaxTokens: 6, Temperature: f(0)}
+		r := &backend.Request{Model: spec.Model, Prompt: "Light travels at", MaxTokens: 6, Temperature: f(0)}
 		g, err := b.Generate(ctx, r)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !strings.HasPrefix(g.Choices[0].Text, " about three") {
+		if g.Choices[0].Text == "" || g.Choices[0].FinishReason == "" {
+			t.Errorf("raw completion %+v", g.Choices[0])
+		}
+		if spec.Reference && !strings.HasPrefix(g.Choices[0].Text, " about three") {
 			t.Errorf("raw completion %q", g.Choices[0].Text)
 		}
 	})
@@ -310,3 +347,61 @@ func Run(t *testing.T, b backend.Backend) {
 		}
 	})
 }
+
+// samplesFollowLogprobs draws many one-token samples at temperature 1
+// with distinct seeds and checks, by a chi-square test, that the first
+// token follows the distribution the backend reports in its logprobs. A
+// backend whose own sampling defaults leak in (Ollama's top_k 40 and
+// repeat penalty, a default temperature below 1) concentrates the samples
+// on the top tokens and fails.
+func samplesFollowLogprobs(t *testing.T, b backend.Backend, spec Spec, r *backend.Request) {
+	t.Helper()
+	n := spec.Samples
+	if n == 0 {
+		n = 200
+	}
+	r.MaxTokens, r.Logprobs, r.TopLogprobs = 1, true, 5
+	var top []backend.TopLogprob
+	counts := map[string]int{}
+	for s := range int64(n) {
+		r.Seed = seed(1000 + s)
+		g, err := b.Generate(context.Background(), r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := g.Choices[0]
+		if len(c.Logprobs) == 0 {
+			counts["<end>"]++
+			continue
+		}
+		if top == nil {
+			top = c.Logprobs[0].Top
+		}
+		counts[c.Logprobs[0].Token]++
+	}
+	if len(top) == 0 {
+		t.Fatal("no top logprobs reported")
+	}
+	// Bins: each of the top tokens, and everything else.
+	var chi2, rest float64 = 0, 1
+	observedRest := n
+	for _, alt := range top {
+		p := math.Exp(alt.Logprob)
+		rest -= p
+		exp := p * float64(n)
+		obs := counts[alt.Token]
+		observedRest -= obs
+		chi2 += (float64(obs) - exp) * (float64(obs) - exp) / exp
+	}
+	if exp := rest * float64(n); exp > 0 {
+		chi2 += (float64(observedRest) - exp) * (float64(observedRest) - exp) / exp
+	}
+	// The 0.999 quantile of chi-square with len(top) degrees of freedom
+	// (5: 20.52); a false alarm once in a thousand runs.
+	if limit := chiSquare999[len(top)]; chi2 > limit {
+		t.Errorf("samples do not follow the reported logprobs: chi-square %.1f > %.1f over %d samples; top %+v, counts %v",
+			chi2, limit, n, top, counts)
+	}
+}
+
+var chiSquare999 = map[int]float64{1: 10.83, 2: 13.82, 3: 16.27, 4: 18.47, 5: 20.52}

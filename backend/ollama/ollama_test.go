@@ -21,7 +21,7 @@ func newClient(t *testing.T) *ollama.Client {
 	return c
 }
 
-func TestConformance(t *testing.T) { backendtest.Run(t, newClient(t)) }
+func TestConformance(t *testing.T) { backendtest.Run(t, newClient(t), backendtest.Reference) }
 
 func TestSameAsReference(t *testing.T) { backendtest.SameAsReference(t, newClient(t)) }
 

@@ -18,7 +18,7 @@ func newClient(t *testing.T, flavour string) *openai.Client {
 
 func TestConformance(t *testing.T) {
 	for _, fl := range []string{openai.FlavourOpenAI, openai.FlavourVLLM, openai.FlavourLlamaCPP} {
-		t.Run(fl, func(t *testing.T) { backendtest.Run(t, newClient(t, fl)) })
+		t.Run(fl, func(t *testing.T) { backendtest.Run(t, newClient(t, fl), backendtest.Reference) })
 	}
 }
 

@@ -12,7 +12,7 @@ import (
 )
 
 func TestConformance(t *testing.T) {
-	backendtest.Run(t, reference.New("reference", reference.Options{}))
+	backendtest.Run(t, reference.New("reference", reference.Options{}), backendtest.Reference)
 }
 
 // The chosen token is spelled as its alternatives are, also for the first

@@ -31,8 +31,9 @@ var layers = map[string]int{
 	// Backend adapters; reward interfaces and combinators.
 	"backend/ollama": 3, "backend/openai": 3, "backend/reference": 3, "rm": 3,
 	// Reward implementations and the backends' conformance suite.
-	"rm/rules": 4, "rm/judge": 4, "rm/remote": 4, "rm/onnx": 4, "rm/rmtest": 4, "backend/backendtest": 4,
-	"rm/factory": 5, "rm/rmtest/gen": 5,
+	"rm/rules": 4, "rm/judge": 4, "rm/remote": 4, "rm/onnx": 4, "rm/rmtest": 4, "backend/backendtest": 4, "backend/ollama/ollamatest": 4,
+	"backend/ollama/ollamatest/gen": 5,
+	"rm/factory":                    5, "rm/rmtest/gen": 5,
 	// Steering, then who asks and what is being tried.
 	"steering": 6, "prefs": 7, "experiment": 7,
 	// Faces: HTTP, the dashboard, the evaluation harness.

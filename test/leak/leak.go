@@ -3,6 +3,8 @@
 package leak
 
 import (
+	"fmt"
+	"os"
 	"testing"
 
 	"go.uber.org/goleak"
@@ -22,5 +24,18 @@ var Ignored = []goleak.Option{
 	goleak.IgnoreAnyFunction("net/http.(*persistConn).writeLoop"),
 }
 
-// VerifyTestMain runs the tests and fails if goroutines are left.
-func VerifyTestMain(m *testing.M) { goleak.VerifyTestMain(m, Ignored...) }
+// VerifyTestMain runs the tests, then the after functions (stopping what
+// the tests shared), and fails if goroutines are left.
+func VerifyTestMain(m *testing.M, after ...func()) {
+	code := m.Run()
+	for _, f := range after {
+		f()
+	}
+	if code == 0 {
+		if err := goleak.Find(Ignored...); err != nil {
+			fmt.Fprintf(os.Stderr, "goleak: goroutines left running after the tests: %v\n", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
