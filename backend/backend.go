@@ -3,6 +3,7 @@ package backend
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 
 	"github.com/steergate/steergate/fault"
 )
@@ -48,6 +49,77 @@ type Caps struct {
 	Continuation   bool // continues a trailing partial assistant message
 	NativeN        bool // n > 1 in one call
 	Scoring        bool // logprobs of a given text (implements Scorer)
+	Tools          bool // tools, tool_choice, tool calls and tool results
+	Images         bool // image_url content parts
+	Audio          bool // input_audio content parts
+	Files          bool // file content parts
+	AnyParts       bool // content parts of any other type, passed on as sent
+	JSON           bool // response_format json_object and json_schema
+	Reasoning      bool // reasoning_effort
+}
+
+// And is what both c and o can do.
+func (c Caps) And(o Caps) Caps {
+	return Caps{Logprobs: c.Logprobs && o.Logprobs, MaxTopLogprobs: min(c.MaxTopLogprobs, o.MaxTopLogprobs),
+		Continuation: c.Continuation && o.Continuation, NativeN: c.NativeN && o.NativeN, Scoring: c.Scoring && o.Scoring,
+		Tools: c.Tools && o.Tools, Images: c.Images && o.Images, Audio: c.Audio && o.Audio, Files: c.Files && o.Files,
+		AnyParts: c.AnyParts && o.AnyParts, JSON: c.JSON && o.JSON, Reasoning: c.Reasoning && o.Reasoning}
+}
+
+// Check refuses, by name, every field of r that a backend with these
+// capabilities cannot serve.
+func (c Caps) Check(r *Request) error {
+	if r.Logprobs && !c.Logprobs {
+		return fault.Unsupported("logprobs", "this model's backend does not return logprobs")
+	}
+	if r.TopLogprobs > c.MaxTopLogprobs && c.Logprobs {
+		return fault.Invalid("top_logprobs", "top_logprobs must be at most %d for this model", c.MaxTopLogprobs)
+	}
+	if r.Continue && !c.Continuation {
+		return fault.Unsupported("continue_final_message", "this model's backend cannot continue a partial assistant message")
+	}
+	if !c.Tools {
+		switch {
+		case len(r.Tools) > 0:
+			return fault.Unsupported("tools", "this model's backend cannot call tools")
+		case len(r.ToolChoice) > 0:
+			return fault.Unsupported("tool_choice", "this model's backend cannot call tools")
+		case r.ParallelToolCalls != nil:
+			return fault.Unsupported("parallel_tool_calls", "this model's backend cannot call tools")
+		}
+	}
+	if rf := r.ResponseFormat; rf != nil && rf.Type != "text" && !c.JSON {
+		return fault.Unsupported("response_format", "this model's backend cannot constrain its answer to JSON")
+	}
+	if r.ReasoningEffort != "" && !c.Reasoning {
+		return fault.Unsupported("reasoning_effort", "this model's backend has no reasoning effort to set")
+	}
+	for i, m := range r.Messages {
+		if !c.Tools && len(m.ToolCalls) > 0 {
+			return fault.Unsupported(fmt.Sprintf("messages[%d].tool_calls", i), "this model's backend cannot read tool calls")
+		}
+		if !c.Tools && m.Role == "tool" {
+			return fault.Unsupported(fmt.Sprintf("messages[%d].role", i), "this model's backend cannot read tool results")
+		}
+		for j, p := range m.Parts {
+			ok := true
+			switch p.Type {
+			case "text", "refusal":
+			case "image_url":
+				ok = c.Images
+			case "input_audio":
+				ok = c.Audio
+			case "file":
+				ok = c.Files
+			default:
+				ok = c.AnyParts
+			}
+			if !ok {
+				return fault.Unsupported(fmt.Sprintf("messages[%d].content[%d]", i, j), "this model's backend cannot read %q content parts", p.Type)
+			}
+		}
+	}
+	return nil
 }
 
 // Message is one chat message, with every field the OpenAI API defines.
@@ -63,9 +135,10 @@ type Message struct {
 	ToolCallID string     `json:"tool_call_id,omitempty"` // a tool message answers this call
 	Refusal    string     `json:"refusal,omitempty"`
 	Reasoning  string     `json:"reasoning,omitempty"` // an assistant's reasoning_content, sent back
-	// Extra holds message fields this package does not interpret; adapters
-	// that speak OpenAI's wire pass them on.
-	Extra map[string]json.RawMessage `json:"extra,omitempty"`
+	// Raw is the message as the client sent it, every field included;
+	// adapters that speak OpenAI's wire send it unchanged. Code that
+	// changes a message must clear it.
+	Raw json.RawMessage `json:"-"`
 }
 
 // Part is one content part. Raw is the part as the client sent it.
@@ -167,8 +240,9 @@ type TokenLogprob struct {
 
 // Finish reasons, as OpenAI names them.
 const (
-	FinishStop   = "stop"
-	FinishLength = "length"
+	FinishStop      = "stop"
+	FinishLength    = "length"
+	FinishToolCalls = "tool_calls"
 )
 
 // ToolCall is a function call an assistant message makes. In a streamed
@@ -211,9 +285,15 @@ func (u *Usage) Add(u2 Usage) {
 
 // Generation is a finished generation.
 type Generation struct {
-	Model   string
-	Choices []Choice
-	Usage   Usage
+	Model             string
+	Choices           []Choice
+	Usage             Usage
+	SystemFingerprint string `json:",omitempty"`
+	// Extra holds top-level answer fields this package does not interpret,
+	// and UsageExtra the usage details (prompt_tokens_details, …), so that
+	// they reach the client.
+	Extra      map[string]json.RawMessage `json:",omitempty"`
+	UsageExtra map[string]json.RawMessage `json:",omitempty"`
 }
 
 // Delta is one streamed piece of a choice. The last delta of a choice carries
@@ -226,4 +306,18 @@ type Delta struct {
 	ToolCalls    []ToolCall // fragments, by ToolCall.Index
 	Logprobs     []TokenLogprob
 	FinishReason string
+}
+
+// Spelled is a token as its bytes spell it. Servers send a token that ends
+// inside a UTF-8 character as text with a replacement character and its
+// exact bytes beside it; the bytes win.
+func Spelled(token string, bs []int) string {
+	if len(bs) == 0 {
+		return token
+	}
+	b := make([]byte, len(bs))
+	for i, x := range bs {
+		b[i] = byte(x)
+	}
+	return string(b)
 }

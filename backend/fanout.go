@@ -76,7 +76,7 @@ func Merge(gens []*Generation) *Generation {
 			continue
 		}
 		if out.Model == "" {
-			out.Model = g.Model
+			out.Model, out.SystemFingerprint, out.Extra = g.Model, g.SystemFingerprint, g.Extra
 		}
 		for _, c := range g.Choices {
 			c.Index = len(out.Choices)

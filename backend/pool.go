@@ -127,12 +127,7 @@ func NewPool(members ...Member) *Pool {
 	p := &Pool{members: members}
 	c := members[0].Backend.Caps()
 	for _, m := range members[1:] {
-		mc := m.Backend.Caps()
-		c.Logprobs = c.Logprobs && mc.Logprobs
-		c.MaxTopLogprobs = min(c.MaxTopLogprobs, mc.MaxTopLogprobs)
-		c.Continuation = c.Continuation && mc.Continuation
-		c.NativeN = c.NativeN && mc.NativeN
-		c.Scoring = c.Scoring && mc.Scoring
+		c = c.And(m.Backend.Caps())
 	}
 	p.caps = c
 	return p

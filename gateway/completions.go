@@ -114,20 +114,6 @@ type labels struct {
 	streamed                    bool
 }
 
-// checkCaps refuses what the backend has declared it cannot do.
-func checkCaps(c backend.Caps, r *backend.Request) error {
-	if r.Logprobs && !c.Logprobs {
-		return fault.Unsupported("logprobs", "this model's backend does not return logprobs")
-	}
-	if r.TopLogprobs > c.MaxTopLogprobs && c.Logprobs {
-		return fault.Invalid("top_logprobs", "top_logprobs must be at most %d for this model", c.MaxTopLogprobs)
-	}
-	if r.Continue && !c.Continuation {
-		return fault.Unsupported("continue_final_message", "this model's backend cannot continue a partial assistant message")
-	}
-	return nil
-}
-
 // completion serves POST /v1/chat/completions and /v1/completions: admit,
 // decode, route, plan, run, encode. Admission and the disconnect watch come
 // before any work that grows with the body.
@@ -168,7 +154,7 @@ func (s *Server) completion(ctx *fasthttp.RequestCtx, reqID string, f format) {
 	l.route = rt.Name
 	br := req.backend
 	br.Model = rt.Target
-	if err := checkCaps(rt.Backend.Caps(), br); err != nil {
+	if err := rt.Backend.Caps().Check(br); err != nil {
 		s.fail(ctx, reqID, rctx, err)
 		return
 	}

@@ -283,7 +283,12 @@ func TestRawErrors(t *testing.T) {
 		{"wrong type", `{"model":"reference","messages":"hi"}`, 400, `"param":"messages"`},
 		{"too large", `{"model":"reference","messages":[{"role":"user","content":"` + strings.Repeat("x", 4096) + `"}]}`, 413, `"code":"request_too_large"`},
 		{"bad role", `{"model":"reference","messages":[{"role":"wizard","content":"x"}]}`, 400, `"param":"messages[0].role"`},
-		{"image part", `{"model":"reference","messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"x"}}]}]}`, 400, `only text parts`},
+		// The reference model reads text only: an image is refused by name.
+		{"image part", `{"model":"reference","messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"x"}}]}]}`, 400,
+			`"param":"messages[0].content[0]","code":"unsupported"`},
+		{"tools", `{"model":"reference","messages":[{"role":"user","content":"x"}],"tools":[{"type":"function","function":{"name":"f"}}]}`, 400,
+			`"param":"tools","code":"unsupported"`},
+		{"case smuggling", `{"model":"reference","messages":[{"role":"user","content":"x"}],"N":8}`, 400, `"param":"n"`},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			status, h, body := post(t, u, c.body)

@@ -12,6 +12,21 @@ import (
 // TestNodeSDK runs test/node/sdk.mjs, the official OpenAI Node SDK against
 // the gateway. `make test` installs the SDK and sets STEERGATE_NODE_MODULES.
 func TestNodeSDK(t *testing.T) {
+	e := start(t, defaultOptions(), ref(reference.Options{}))
+	runNode(t, "sdk.mjs", e.url+"/v1")
+}
+
+// TestNodeSDKAgentLoop runs test/node/tools.mjs, an agent loop written
+// with the Node SDK, through the gateway in front of a tool-calling
+// backend.
+func TestNodeSDKAgentLoop(t *testing.T) {
+	e, _ := toolGateway(t, "openai")
+	runNode(t, "tools.mjs", e.url+"/v1")
+}
+
+// runNode runs a script of test/node with the gateway's base URL.
+func runNode(t *testing.T, script, url string) {
+	t.Helper()
 	mods := os.Getenv("STEERGATE_NODE_MODULES")
 	node, err := exec.LookPath("node")
 	if mods == "" || err != nil {
@@ -20,21 +35,20 @@ func TestNodeSDK(t *testing.T) {
 		}
 		t.Skip("node or STEERGATE_NODE_MODULES missing; make test installs them")
 	}
-	e := start(t, defaultOptions(), ref(reference.Options{}))
-	script, _ := filepath.Abs("../test/node/sdk.mjs")
+	src, _ := filepath.Abs(filepath.Join("..", "test", "node", script))
 	// ES modules resolve packages from the script's folder upwards, so run a
 	// copy placed beside node_modules.
-	dst := filepath.Join(filepath.Dir(mods), "sdk.mjs")
-	b, err := os.ReadFile(script)
+	dst := filepath.Join(filepath.Dir(mods), script)
+	b, err := os.ReadFile(src)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(dst, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out, err := exec.Command(node, dst, e.url+"/v1").CombinedOutput()
+	out, err := exec.Command(node, dst, url).CombinedOutput()
 	if err != nil {
-		t.Fatalf("node sdk: %v\n%s", err, out)
+		t.Fatalf("node %s: %v\n%s", script, err, out)
 	}
 	t.Logf("%s", out)
 }

@@ -178,3 +178,52 @@ func (s shortRows) Score(_ context.Context, ss []rm.Sample) ([][]float32, error)
 	}
 	return out, nil
 }
+
+// Self-consistency through the SDK on the reference model: the answer most
+// samples agree on (here the last number each gives), with its votes.
+func TestSDKSelfConsistency(t *testing.T) {
+	e := startSteered(t)
+	params := openai.ChatCompletionNewParams{Model: "reference", Messages: userMsg("How far away is the sun?"), Seed: openai.Int(1), MaxTokens: openai.Int(40)}
+	for _, stream := range []bool{false, true} {
+		steer := option.WithJSONSet("steering", map[string]any{"strategy": "self_consistency", "n": 6, "extract": "answer"})
+		var raw string
+		var content string
+		if stream {
+			st := e.client.Chat.Completions.NewStreaming(context.Background(), params, steer,
+				option.WithJSONSet("stream_options", map[string]any{"include_usage": true}))
+			acc := openai.ChatCompletionAccumulator{}
+			for st.Next() {
+				acc.AddChunk(st.Current())
+				if c := st.Current(); len(c.Choices) == 0 {
+					raw = c.JSON.ExtraFields["steering"].Raw()
+				}
+			}
+			if st.Err() != nil {
+				t.Fatal(st.Err())
+			}
+			content = acc.Choices[0].Message.Content
+		} else {
+			a, err := e.client.Chat.Completions.New(context.Background(), params, steer)
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw, content = a.JSON.ExtraFields["steering"].Raw(), a.Choices[0].Message.Content
+		}
+		var s struct {
+			Strategy    string         `json:"strategy"`
+			Votes       map[string]int `json:"votes"`
+			SamplesUsed int            `json:"samples_used"`
+			TieBreak    string         `json:"tie_break"`
+		}
+		if err := json.Unmarshal([]byte(raw), &s); err != nil {
+			t.Fatalf("stream=%v: %v in %q", stream, err, raw)
+		}
+		total := 0
+		for _, v := range s.Votes {
+			total += v
+		}
+		if s.Strategy != "self_consistency" || s.SamplesUsed != 6 || total != 6 || content == "" || s.TieBreak != "reward" {
+			t.Errorf("stream=%v: %+v, answer %q", stream, s, content)
+		}
+	}
+}

@@ -18,8 +18,12 @@ type Sample struct {
 	// WantJSON is true when the request asked for a JSON answer
 	// (response_format json_object or json_schema).
 	WantJSON bool `json:"want_json,omitempty"`
-	// Tools are the request's tools, for objectives that check tool calls.
-	Tools []backend.Tool `json:"tools,omitempty"`
+	// Tools are the request's tools, and Text and Calls the answer's text
+	// and tool calls apart (Response renders both), for objectives that
+	// check tool calls and JSON. Response covers them in cache keys.
+	Tools []backend.Tool     `json:"tools,omitempty"`
+	Text  string             `json:"-"`
+	Calls []backend.ToolCall `json:"-"`
 	// Schema is the JSON schema the request's response_format asked for.
 	Schema json.RawMessage `json:"schema,omitempty"`
 	// Partial marks a prefix of an answer (a step of a step-wise

@@ -52,15 +52,16 @@ func (p *adaptive) Check(c *Check) error {
 	if p.PMin == 0 {
 		p.PMin = 0.1
 	}
+	if err := c.Samples("max_samples", &p.MaxSamples, p.MaxSamples); err != nil {
+		return err
+	}
 	switch {
 	case p.Initial < c.K:
 		return c.Bad("initial", "initial must be at least the request's n (%d)", c.K)
 	case p.Step < 1:
 		return c.Bad("step", "step must be at least 1")
-	case p.MaxSamples < p.Initial || p.MaxSamples > c.Limits.MaxSamples:
-		return c.Bad("max_samples", "max_samples must be between initial (%d) and %d (server.max_samples)", p.Initial, c.Limits.MaxSamples)
-	case c.Common.MinSuccess > p.MaxSamples:
-		return c.Bad("min_success", "min_success must be at most max_samples (%d)", p.MaxSamples)
+	case p.MaxSamples < p.Initial:
+		return c.Bad("max_samples", "max_samples must be at least initial (%d)", p.Initial)
 	case p.Threshold != nil && !finite(*p.Threshold):
 		return c.Bad("threshold", "threshold must be a finite number")
 	case p.Delta < 0 || !finite(p.Delta):

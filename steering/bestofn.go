@@ -17,18 +17,7 @@ type bestOfN struct {
 	N int `json:"n,omitempty"`
 }
 
-func (p *bestOfN) Check(c *Check) error {
-	if p.N == 0 {
-		p.N = max(4, c.K)
-	}
-	if p.N < c.K || p.N > c.Limits.MaxSamples {
-		return c.Bad("n", "n must be between the request's n (%d) and %d (server.max_samples)", c.K, c.Limits.MaxSamples)
-	}
-	if c.Common.MinSuccess > p.N {
-		return c.Bad("min_success", "min_success must be at most n (%d)", p.N)
-	}
-	return nil
-}
+func (p *bestOfN) Check(c *Check) error { return c.Samples("n", &p.N, max(4, c.K)) }
 
 func (p *bestOfN) Steer(ctx context.Context, r *backend.Request, env *Env) (*Outcome, error) {
 	ss, failed, first, err := draw(ctx, r, env, indices(0, p.N), 0)

@@ -43,6 +43,7 @@ type Candidate struct {
 	CompletionTokens int                 `json:"completion_tokens"`
 	Pruned           bool                `json:"pruned,omitempty"`
 	ScoreError       string              `json:"score_error,omitempty"` // why the utility is null
+	Dropped          string              `json:"dropped,omitempty"`     // why the answer could not be chosen
 	Extra            map[string]any      `json:"extra,omitempty"`       // strategy-specific (parent, weight, steps, …)
 	Steps            []map[string]Number `json:"steps,omitempty"`       // per-step scores (process rewards)
 }

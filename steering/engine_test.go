@@ -28,9 +28,9 @@ func TestOverridesLeaveRouteDefaultsAlone(t *testing.T) {
 		`{"threshold":99,"cache":{"mode":"off"},"weights":{"good":5}}`,
 		`{"threshold":-1,"cache":{"ttl_s":1},"weights":{"long":3}}`,
 		`{"strategy":"best_of_n","n":3,"weights":{"good":-1}}`,
-		`{"threshold":"x"}`,             // refused
+		`{"threshold":"x"}`,              // refused
 		`{"cache":{"mode":"sometimes"}}`, // refused
-		`{"initial":100}`,               // refused
+		`{"initial":100}`,                // refused
 	}
 	var wg sync.WaitGroup
 	for i := range 48 {

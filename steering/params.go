@@ -156,6 +156,22 @@ func (c *Check) Unsupported(key, format string, args ...any) error {
 	return fault.Unsupported(c.prefix+"."+key, format, args...)
 }
 
+// Samples defaults a sample count (the parameter key) to def and checks it
+// lies between the request's n and server.max_samples, with min_success
+// at most it.
+func (c *Check) Samples(key string, n *int, def int) error {
+	if *n == 0 {
+		*n = def
+	}
+	if *n < c.K || *n > c.Limits.MaxSamples {
+		return c.Bad(key, "%s must be between the request's n (%d) and %d (server.max_samples)", key, c.K, c.Limits.MaxSamples)
+	}
+	if c.Common.MinSuccess > *n {
+		return c.Bad("min_success", "min_success must be at most %s (%d)", key, *n)
+	}
+	return nil
+}
+
 // Plan is a request's steering resolved once: the strategy with its
 // parameters checked, the common parameters, and the reward and weights it
 // will use. It travels with the call.

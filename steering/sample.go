@@ -24,11 +24,13 @@ type sample struct {
 	scored  bool
 	pruned  bool
 	invalid string         // why the utility cannot be used (NaN, ±Inf)
+	dropped string         // why, scores aside, the sample is no candidate answer
 	extra   map[string]any // strategy-specific report fields
 }
 
-// usable samples are whole answers with a finite utility.
-func (s *sample) usable() bool { return !s.pruned && s.invalid == "" }
+// usable samples are whole answers with a finite utility that no strategy
+// rule dropped.
+func (s *sample) usable() bool { return !s.pruned && s.invalid == "" && s.dropped == "" }
 
 // sampleRequest is r for sample i alone: one choice, its own seed derived
 // from the request's (so a seeded request is reproducible and its samples
@@ -103,7 +105,7 @@ func indices(from, n int) []int {
 // answer rendered as text (tool calls as JSON); reasoning is not scored.
 func rmSample(r *backend.Request, s *sample, env *Env) rm.Sample {
 	return rm.Sample{Messages: r.Messages, Prompt: r.Prompt, Response: rm.Render(s.choice), WantJSON: env.WantJSON,
-		Tools: r.Tools, Schema: schemaOf(r), Partial: s.pruned}
+		Tools: r.Tools, Text: s.choice.Text, Calls: s.choice.ToolCalls, Schema: schemaOf(r), Partial: s.pruned}
 }
 
 func schemaOf(r *backend.Request) []byte {
@@ -238,29 +240,35 @@ func enough(ss []*sample, need, failed int, first error) error {
 		}
 		return fmt.Errorf("%w: %d of %d answers usable, %d needed: %w", fault.ErrUpstream, got, len(ss)+failed, need, first)
 	}
-	invalid, pruned := 0, 0
+	invalid, pruned, dropped := 0, 0, 0
 	for _, s := range ss {
 		switch {
 		case s.pruned:
 			pruned++
 		case s.invalid != "":
 			invalid++
+		case s.dropped != "":
+			dropped++
 		}
 	}
-	return fmt.Errorf("%w: %d of %d answers usable, %d needed (%d with unusable scores, %d pruned)", fault.ErrInsufficient,
-		got, len(ss), need, invalid, pruned)
+	return fmt.Errorf("%w: %d of %d answers usable, %d needed (%d with unusable scores, %d pruned, %d dropped)", fault.ErrInsufficient,
+		got, len(ss), need, invalid, pruned, dropped)
 }
 
 // finish builds the outcome: the chosen samples as choices 0..k-1 and the
 // report (the engine fills in usage). When streaming, the chosen answers
 // are emitted now, each as one delta and a finishing delta.
 func finish(env *Env, ss []*sample, failed, k int, extra func(*Info)) (*Outcome, error) {
-	chosen := choose(ss, k)
+	return finishChosen(env, ss, choose(ss, k), failed, extra)
+}
+
+// finishChosen is finish with the answers already chosen, in order.
+func finishChosen(env *Env, ss, chosen []*sample, failed int, extra func(*Info)) (*Outcome, error) {
 	info := &Info{SamplesUsed: len(ss) + failed, Failed: failed}
 	for _, s := range ss {
 		c := Candidate{Index: s.index, Utility: Number(s.utility), Objectives: objectives(env.Objectives, s.scores),
 			Chosen: slices.Contains(chosen, s), FinishReason: s.choice.FinishReason, CompletionTokens: s.choice.Tokens,
-			Pruned: s.pruned, ScoreError: s.invalid, Extra: s.extra}
+			Pruned: s.pruned, ScoreError: s.invalid, Dropped: s.dropped, Extra: s.extra}
 		if s.invalid != "" {
 			info.InvalidScores++
 		}
@@ -276,7 +284,7 @@ func finish(env *Env, ss []*sample, failed, k int, extra func(*Info)) (*Outcome,
 		c.Index = i
 		g.Choices = append(g.Choices, c)
 	}
-	if len(chosen) > 0 {
+	if len(chosen) > 0 && chosen[0].scored {
 		info.Reward = &RewardReport{Utility: Number(chosen[0].utility), Objectives: objectives(env.Objectives, chosen[0].scores)}
 	}
 	if env.rewardErr != nil {

@@ -25,10 +25,10 @@ type scripted struct {
 	fail    map[int64]error
 	block   bool
 	started chan struct{} // with block: told of every call
-	calls atomic.Int64
-	mu    sync.Mutex
-	seeds []int64
-	reqs  []*backend.Request
+	calls   atomic.Int64
+	mu      sync.Mutex
+	seeds   []int64
+	reqs    []*backend.Request
 }
 
 func (s *scripted) Name() string { return "scripted" }

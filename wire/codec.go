@@ -4,21 +4,25 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"fmt"
+	"maps"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 
-	"github.com/steergate/steergate/backend"
 	"github.com/steergate/steergate/fault"
 )
 
-// knownFields returns the JSON names of t's fields, computed once per type.
 var knownCache sync.Map // reflect.Type -> map[string]bool
 
-func knownFields(t reflect.Type) map[string]bool {
-	if v, ok := knownCache.Load(t); ok {
-		return v.(map[string]bool)
+// knownKeys returns the JSON names of the fields of v's struct type.
+func knownKeys(v any) map[string]bool {
+	t := reflect.TypeOf(v)
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if m, ok := knownCache.Load(t); ok {
+		return m.(map[string]bool)
 	}
 	m := map[string]bool{}
 	for i := range t.NumField() {
@@ -31,24 +35,142 @@ func knownFields(t reflect.Type) map[string]bool {
 	return m
 }
 
-// decode fills v (a pointer to a request struct) from body and returns the
-// fields it does not know, untouched. Errors name the offending field.
-func decode(body []byte, v any) (map[string]json.RawMessage, error) {
-	if len(bytes.TrimSpace(body)) == 0 {
-		return nil, fault.Invalid("", "request body is empty; expected a JSON object")
+// objectKeys calls fn with each key of the JSON object b, in order,
+// without decoding the values. b must be valid JSON (the caller decodes it
+// too); anything else stops the scan.
+func objectKeys(b []byte, fn func(key string) error) error {
+	i := skipSpace(b, 0)
+	if i >= len(b) || b[i] != '{' {
+		return nil
+	}
+	i++
+	for {
+		i = skipSpace(b, i)
+		if i >= len(b) || b[i] == '}' {
+			return nil
+		}
+		if b[i] == ',' {
+			i++
+			continue
+		}
+		if b[i] != '"' {
+			return nil
+		}
+		end := stringEnd(b, i)
+		if end < 0 {
+			return nil
+		}
+		key := string(b[i+1 : end-1])
+		if bytes.IndexByte(b[i:end], '\\') >= 0 {
+			if json.Unmarshal(b[i:end], &key) != nil {
+				return nil
+			}
+		}
+		if err := fn(key); err != nil {
+			return err
+		}
+		i = skipSpace(b, end)
+		if i >= len(b) || b[i] != ':' {
+			return nil
+		}
+		i = skipValue(b, i+1)
+		if i < 0 {
+			return nil
+		}
+	}
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// stringEnd returns the index after the string starting at b[i] == '"'.
+func stringEnd(b []byte, i int) int {
+	for j := i + 1; j < len(b); j++ {
+		switch b[j] {
+		case '\\':
+			j++
+		case '"':
+			return j + 1
+		}
+	}
+	return -1
+}
+
+// skipValue returns the index after the value starting at or after i.
+func skipValue(b []byte, i int) int {
+	depth := 0
+	for i = skipSpace(b, i); i < len(b); i++ {
+		switch b[i] {
+		case '"':
+			i = stringEnd(b, i) - 1
+			if i < 0 {
+				return -1
+			}
+		case '{', '[':
+			depth++
+		case '}', ']':
+			depth--
+			if depth < 0 {
+				return i // the end of the enclosing object
+			}
+			if depth == 0 {
+				return i + 1
+			}
+		case ',':
+			if depth == 0 {
+				return i
+			}
+		}
+	}
+	return i
+}
+
+// checkKeys refuses an object whose keys repeat, also in another letter
+// case, or that spells a known field in another case: encoding/json would
+// read it as that field, while a backend that receives it as sent might
+// not. One key, one meaning.
+func checkKeys(b []byte, known map[string]bool) error {
+	seen := map[string]string{}
+	return objectKeys(b, func(key string) error {
+		low := strings.ToLower(key)
+		if prev, dup := seen[low]; dup {
+			if prev == key {
+				return fault.Invalid(key, "field %q appears twice", clip(key))
+			}
+			return fault.Invalid(key, "fields %q and %q differ only in letter case", clip(prev), clip(key))
+		}
+		seen[low] = key
+		if !known[key] && len(low) < 64 {
+			for k := range known {
+				if strings.EqualFold(k, key) {
+					return fault.Invalid(k, "unknown field %q: field names are case-sensitive (did you mean %q?)", clip(key), k)
+				}
+			}
+		}
+		return nil
+	})
+}
+
+func clip(s string) string {
+	if len(s) <= 64 {
+		return s
+	}
+	return s[:64] + "…"
+}
+
+// decodeExtra decodes b into v and returns the fields v does not have.
+func decodeExtra(b []byte, v any, known map[string]bool) (map[string]json.RawMessage, error) {
+	if err := json.Unmarshal(b, v); err != nil {
+		return nil, err
 	}
 	var all map[string]json.RawMessage
-	if err := json.Unmarshal(body, &all); err != nil {
-		return nil, fault.Invalid("", "request body is not a valid JSON object: %v", err)
+	if err := json.Unmarshal(b, &all); err != nil {
+		return nil, err
 	}
-	if err := json.Unmarshal(body, v); err != nil {
-		var te *json.UnmarshalTypeError
-		if errors.As(err, &te) {
-			return nil, fault.Invalid(te.Field, "invalid type for '%s': expected %s, got %s", te.Field, te.Type, te.Value)
-		}
-		return nil, fault.Invalid("", "invalid request body: %v", err)
-	}
-	known := knownFields(reflect.TypeOf(v).Elem())
 	var extra map[string]json.RawMessage
 	for k, raw := range all {
 		if !known[k] {
@@ -61,10 +183,74 @@ func decode(body []byte, v any) (map[string]json.RawMessage, error) {
 	return extra, nil
 }
 
+// marshalExtra encodes v and appends the extra fields v does not have.
+func marshalExtra(v any, extra map[string]json.RawMessage) ([]byte, error) {
+	b, err := json.Marshal(v)
+	if err != nil || len(extra) == 0 {
+		return b, err
+	}
+	known := knownKeys(v)
+	b = b[:len(b)-1] // drop '}'
+	for _, k := range sortedKeys(extra) {
+		if known[k] {
+			continue // a known field always wins over a stray copy
+		}
+		if len(b) > 1 {
+			b = append(b, ',')
+		}
+		kb, _ := json.Marshal(k)
+		b = append(b, kb...)
+		b = append(b, ':')
+		b = append(b, extra[k]...)
+	}
+	return append(b, '}'), nil
+}
+
+// decodeRequest fills v (a pointer to a request struct) from body and
+// returns the fields it does not know, untouched. Errors name the field.
+func decodeRequest(body []byte, v any) (map[string]json.RawMessage, error) {
+	body = bytes.TrimSpace(body)
+	if len(body) == 0 {
+		return nil, fault.Invalid("", "request body is empty; expected a JSON object")
+	}
+	if body[0] != '{' || !json.Valid(body) {
+		return nil, fault.Invalid("", "request body is not a valid JSON object")
+	}
+	if err := checkKeys(body, knownKeys(v)); err != nil {
+		return nil, err
+	}
+	extra, err := decodeExtra(body, v, knownKeys(v))
+	if err != nil {
+		var te *json.UnmarshalTypeError
+		var pe *fault.ParamError
+		switch {
+		case errors.As(err, &pe):
+			return nil, err
+		case errors.As(err, &te):
+			return nil, fault.Invalid(te.Field, "invalid type for '%s': expected %s, got %s", te.Field, te.Type, te.Value)
+		}
+		return nil, fault.Invalid(fieldOf(err), "invalid request body: %v", err)
+	}
+	return extra, nil
+}
+
+// fieldOf guesses the field a decoding error came from, for errors our own
+// UnmarshalJSON methods return (messages, content, stop).
+func fieldOf(err error) string {
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "content"):
+		return "messages"
+	case strings.Contains(msg, "string or an array of strings"):
+		return "stop"
+	}
+	return ""
+}
+
 // DecodeChat parses a chat completions request body.
 func DecodeChat(body []byte) (*ChatRequest, error) {
 	var r ChatRequest
-	extra, err := decode(body, &r)
+	extra, err := decodeRequest(body, &r)
 	if err != nil {
 		return nil, err
 	}
@@ -75,7 +261,7 @@ func DecodeChat(body []byte) (*ChatRequest, error) {
 // DecodeCompletion parses a completions request body.
 func DecodeCompletion(body []byte) (*CompletionRequest, error) {
 	var r CompletionRequest
-	extra, err := decode(body, &r)
+	extra, err := decodeRequest(body, &r)
 	if err != nil {
 		return nil, err
 	}
@@ -86,146 +272,7 @@ func DecodeCompletion(body []byte) (*CompletionRequest, error) {
 // Marshal encodes a request struct and appends its Extra fields, so that
 // fields Steergate does not interpret reach the backend untouched.
 func Marshal(v any, extra map[string]json.RawMessage) ([]byte, error) {
-	b, err := json.Marshal(v)
-	if err != nil || len(extra) == 0 {
-		return b, err
-	}
-	known := knownFields(reflect.TypeOf(v).Elem())
-	b = b[:len(b)-1] // drop '}'
-	for k, raw := range extra {
-		if known[k] {
-			continue // a known field always wins over a stray copy
-		}
-		if len(b) > 1 {
-			b = append(b, ',')
-		}
-		kb, _ := json.Marshal(k)
-		b = append(b, kb...)
-		b = append(b, ':')
-		b = append(b, raw...)
-	}
-	return append(b, '}'), nil
+	return marshalExtra(v, extra)
 }
 
-// Limits bound what one request may ask for.
-type Limits struct {
-	MaxN           int // largest n
-	MaxTokens      int // largest max_tokens; 0: unbounded
-	MaxMessages    int // 0: unbounded
-	MaxStop        int
-	MaxTopLogprobs int
-}
-
-// DefaultLimits are OpenAI's own bounds.
-var DefaultLimits = Limits{MaxN: 128, MaxStop: 4, MaxTopLogprobs: 20}
-
-func checkSampling(l Limits, n, maxTokens *int, temp, topP *float64, stop []string) error {
-	if n != nil && (*n < 1 || *n > l.MaxN) {
-		return fault.Invalid("n", "n must be between 1 and %d", l.MaxN)
-	}
-	if maxTokens != nil {
-		if *maxTokens < 1 {
-			return fault.Invalid("max_tokens", "max_tokens must be at least 1")
-		}
-		if l.MaxTokens > 0 && *maxTokens > l.MaxTokens {
-			return fault.Invalid("max_tokens", "max_tokens must be at most %d", l.MaxTokens)
-		}
-	}
-	if temp != nil && (*temp < 0 || *temp > 2) {
-		return fault.Invalid("temperature", "temperature must be between 0 and 2")
-	}
-	if topP != nil && (*topP <= 0 || *topP > 1) {
-		return fault.Invalid("top_p", "top_p must be greater than 0 and at most 1")
-	}
-	if len(stop) > l.MaxStop {
-		return fault.Invalid("stop", "at most %d stop sequences are allowed", l.MaxStop)
-	}
-	return nil
-}
-
-func deref(p *int) int {
-	if p == nil {
-		return 0
-	}
-	return *p
-}
-
-var roles = map[string]bool{"system": true, "developer": true, "user": true, "assistant": true, "tool": true}
-
-// ChatToBackend validates a chat request and converts it.
-func ChatToBackend(r *ChatRequest, l Limits) (*backend.Request, error) {
-	if r.Model == "" {
-		return nil, fault.Invalid("model", "model is required")
-	}
-	if len(r.Messages) == 0 {
-		return nil, fault.Invalid("messages", "messages must be a non-empty array")
-	}
-	if l.MaxMessages > 0 && len(r.Messages) > l.MaxMessages {
-		return nil, fault.Invalid("messages", "at most %d messages are allowed", l.MaxMessages)
-	}
-	maxTokens := r.MaxCompletionTokens
-	param := "max_completion_tokens"
-	if maxTokens == nil {
-		maxTokens, param = r.MaxTokens, "max_tokens"
-	}
-	if err := checkSampling(l, r.N, maxTokens, r.Temperature, r.TopP, r.Stop); err != nil {
-		if fault.Param(err) == "max_tokens" {
-			err.(*fault.ParamError).Param = param
-		}
-		return nil, err
-	}
-	if r.TopLogprobs != nil {
-		if *r.TopLogprobs < 0 || *r.TopLogprobs > l.MaxTopLogprobs {
-			return nil, fault.Invalid("top_logprobs", "top_logprobs must be between 0 and %d", l.MaxTopLogprobs)
-		}
-		if *r.TopLogprobs > 0 && !r.Logprobs {
-			return nil, fault.Invalid("top_logprobs", "top_logprobs requires logprobs to be true")
-		}
-	}
-	msgs := make([]backend.Message, len(r.Messages))
-	for i, m := range r.Messages {
-		if !roles[m.Role] {
-			return nil, fault.Invalid(fmt.Sprintf("messages[%d].role", i), "invalid role %q", m.Role)
-		}
-		msgs[i] = backend.Message{Role: m.Role, Content: string(m.Content), Name: m.Name}
-	}
-	cont := r.ContinueFinalMessage
-	if cont && msgs[len(msgs)-1].Role != "assistant" {
-		return nil, fault.Invalid("continue_final_message", "continue_final_message needs a final assistant message")
-	}
-	if cont && r.AddGenerationPrompt != nil && *r.AddGenerationPrompt {
-		return nil, fault.Invalid("add_generation_prompt", "cannot set both continue_final_message and add_generation_prompt")
-	}
-	return &backend.Request{
-		Model: r.Model, Messages: msgs, Continue: cont,
-		N: deref(r.N), MaxTokens: deref(maxTokens), Temperature: r.Temperature, TopP: r.TopP,
-		Seed: r.Seed, Stop: r.Stop, Logprobs: r.Logprobs, TopLogprobs: deref(r.TopLogprobs),
-		User: r.User, Extra: r.Extra,
-	}, nil
-}
-
-// CompletionToBackend validates a completions request and converts it.
-func CompletionToBackend(r *CompletionRequest, l Limits) (*backend.Request, error) {
-	if r.Model == "" {
-		return nil, fault.Invalid("model", "model is required")
-	}
-	if len(r.Prompt) != 1 {
-		return nil, fault.Invalid("prompt", "prompt must be one string")
-	}
-	if r.Echo {
-		return nil, fault.Unsupported("echo", "echo is not supported")
-	}
-	if err := checkSampling(l, r.N, r.MaxTokens, r.Temperature, r.TopP, r.Stop); err != nil {
-		return nil, err
-	}
-	top := deref(r.Logprobs)
-	if r.Logprobs != nil && (top < 0 || top > 5) {
-		return nil, fault.Invalid("logprobs", "logprobs must be between 0 and 5")
-	}
-	return &backend.Request{
-		Model: r.Model, Prompt: r.Prompt[0],
-		N: deref(r.N), MaxTokens: deref(r.MaxTokens), Temperature: r.Temperature, TopP: r.TopP,
-		Seed: r.Seed, Stop: r.Stop, Logprobs: r.Logprobs != nil, TopLogprobs: top,
-		User: r.User, Extra: r.Extra,
-	}, nil
-}
+func sortedKeys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }

@@ -1,6 +1,10 @@
 package wire
 
 import (
+	"encoding/json"
+	"slices"
+	"strings"
+
 	"github.com/steergate/steergate/backend"
 )
 
@@ -19,7 +23,8 @@ func bytesOf(s string) []int {
 	return out
 }
 
-// ChatLogprobs converts backend logprobs to the chat wire shape.
+// ChatLogprobs converts backend logprobs to the chat wire shape; nil stays
+// null and an empty list is {"content": []}.
 func ChatLogprobs(lps []backend.TokenLogprob) *ChoiceLogprobs {
 	if lps == nil {
 		return nil
@@ -35,7 +40,9 @@ func ChatLogprobs(lps []backend.TokenLogprob) *ChoiceLogprobs {
 	return out
 }
 
-// BackendLogprobs converts chat wire logprobs to backend logprobs.
+// BackendLogprobs converts chat wire logprobs to backend logprobs. Where a
+// server gives a token's bytes they spell it, so that a token that ends in
+// the middle of a UTF-8 character keeps its exact bytes.
 func BackendLogprobs(c *ChoiceLogprobs) []backend.TokenLogprob {
 	if c == nil {
 		return nil
@@ -44,12 +51,13 @@ func BackendLogprobs(c *ChoiceLogprobs) []backend.TokenLogprob {
 	for i, lp := range c.Content {
 		var top []backend.TopLogprob
 		for _, t := range lp.TopLogprobs {
-			top = append(top, backend.TopLogprob{Token: t.Token, Logprob: t.Logprob})
+			top = append(top, backend.TopLogprob{Token: backend.Spelled(t.Token, t.Bytes), Logprob: t.Logprob})
 		}
-		out[i] = backend.TokenLogprob{Token: lp.Token, Logprob: lp.Logprob, Top: top}
+		out[i] = backend.TokenLogprob{Token: backend.Spelled(lp.Token, lp.Bytes), Logprob: lp.Logprob, Top: top}
 	}
 	return out
 }
+
 
 // LegacyLogprobs converts backend logprobs to the completions wire shape;
 // offset is where the choice's text starts.
@@ -89,31 +97,55 @@ func BackendLegacyLogprobs(c *CompletionLogprobs) []backend.TokenLogprob {
 			for t, lp := range c.TopLogprobs[i] {
 				out[i].Top = append(out[i].Top, backend.TopLogprob{Token: t, Logprob: lp})
 			}
-			sortTop(out[i].Top)
+			slices.SortFunc(out[i].Top, func(a, b backend.TopLogprob) int {
+				switch {
+				case a.Logprob > b.Logprob:
+					return -1
+				case a.Logprob < b.Logprob:
+					return 1
+				}
+				return strings.Compare(a.Token, b.Token)
+			})
 		}
 	}
 	return out
 }
 
-func sortTop(top []backend.TopLogprob) {
-	for i := 1; i < len(top); i++ {
-		for j := i; j > 0 && (top[j].Logprob > top[j-1].Logprob || top[j].Logprob == top[j-1].Logprob && top[j].Token < top[j-1].Token); j-- {
-			top[j], top[j-1] = top[j-1], top[j]
-		}
+func usageOf(u backend.Usage, extra map[string]json.RawMessage) *Usage {
+	return &Usage{PromptTokens: u.PromptTokens, CompletionTokens: u.CompletionTokens, TotalTokens: u.PromptTokens + u.CompletionTokens, Extra: extra}
+}
+
+func strPtr(s string) *string {
+	if s == "" {
+		return nil
 	}
+	return &s
 }
 
-func usage(u backend.Usage) *Usage {
-	return &Usage{PromptTokens: u.PromptTokens, CompletionTokens: u.CompletionTokens, TotalTokens: u.PromptTokens + u.CompletionTokens}
+func toolCalls(tcs []backend.ToolCall) []ToolCall {
+	if len(tcs) == 0 {
+		return nil
+	}
+	out := make([]ToolCall, len(tcs))
+	for i, tc := range tcs {
+		out[i] = ToolCall{ID: tc.ID, Type: "function", Function: FunctionCall{Name: tc.Name, Arguments: tc.Arguments}}
+	}
+	return out
 }
 
-// Chat builds a chat completion from a generation.
+// Chat builds a chat completion from a generation: tool calls, refusal,
+// reasoning (as reasoning_content), the system fingerprint and every field
+// a backend answered that this package does not know.
 func Chat(id, model string, created int64, g *backend.Generation) *ChatCompletion {
-	out := &ChatCompletion{ID: id, Object: ObjectChat, Created: created, Model: model,
-		Choices: make([]ChatChoice, len(g.Choices)), Usage: usage(g.Usage)}
+	out := &ChatCompletion{ID: id, Object: ObjectChat, Created: created, Model: model, SystemFingerprint: g.SystemFingerprint,
+		Choices: make([]ChatChoice, len(g.Choices)), Usage: usageOf(g.Usage, g.UsageExtra), Extra: g.Extra}
 	for i, c := range g.Choices {
-		out.Choices[i] = ChatChoice{Index: c.Index, Message: ResponseMessage{Role: "assistant", Content: c.Text},
-			Logprobs: ChatLogprobs(c.Logprobs), FinishReason: c.FinishReason}
+		msg := ResponseMessage{Role: "assistant", Content: &c.Text, Refusal: strPtr(c.Refusal), ToolCalls: toolCalls(c.ToolCalls),
+			ReasoningContent: strPtr(c.Reasoning), Extra: c.Extra}
+		if c.Text == "" && (len(c.ToolCalls) > 0 || c.Refusal != "") {
+			msg.Content = nil // as OpenAI answers a call or a refusal: content null
+		}
+		out.Choices[i] = ChatChoice{Index: c.Index, Message: msg, Logprobs: ChatLogprobs(c.Logprobs), FinishReason: c.FinishReason}
 	}
 	return out
 }
@@ -121,13 +153,18 @@ func Chat(id, model string, created int64, g *backend.Generation) *ChatCompletio
 // ChatChunkOf builds the chunk for one delta. The first chunk of each choice
 // carries the assistant role, as OpenAI's do.
 func ChatChunkOf(id, model string, created int64, d backend.Delta, first bool) *ChatChunk {
-	cc := ChunkChoice{Index: d.Index, Logprobs: ChatLogprobs(d.Logprobs)}
+	cc := ChunkChoice{Index: d.Index, Logprobs: ChatLogprobs(d.Logprobs), Delta: Delta{ReasoningContent: strPtr(d.Reasoning), Refusal: strPtr(d.Refusal)}}
 	if first {
 		cc.Delta.Role = "assistant"
 	}
-	if d.Text != "" || first {
+	if d.Text != "" || (first && d.Reasoning == "" && len(d.ToolCalls) == 0 && d.Refusal == "") {
 		t := d.Text
 		cc.Delta.Content = &t
+	}
+	for _, tc := range d.ToolCalls {
+		td := ToolCallDelta{Index: tc.Index, ID: tc.ID, Type: tc.Type}
+		td.Function.Name, td.Function.Arguments = tc.Name, tc.Arguments
+		cc.Delta.ToolCalls = append(cc.Delta.ToolCalls, td)
 	}
 	if d.FinishReason != "" {
 		f := d.FinishReason
@@ -138,13 +175,13 @@ func ChatChunkOf(id, model string, created int64, d backend.Delta, first bool) *
 
 // ChatUsageChunk is the final chunk of stream_options.include_usage.
 func ChatUsageChunk(id, model string, created int64, u backend.Usage) *ChatChunk {
-	return &ChatChunk{ID: id, Object: ObjectChatChunk, Created: created, Model: model, Choices: []ChunkChoice{}, Usage: usage(u)}
+	return &ChatChunk{ID: id, Object: ObjectChatChunk, Created: created, Model: model, Choices: []ChunkChoice{}, Usage: usageOf(u, nil)}
 }
 
 // CompletionOf builds a completion from a generation.
 func CompletionOf(id, model string, created int64, g *backend.Generation) *Completion {
-	out := &Completion{ID: id, Object: ObjectCompletion, Created: created, Model: model,
-		Choices: make([]CompletionChoice, len(g.Choices)), Usage: usage(g.Usage)}
+	out := &Completion{ID: id, Object: ObjectCompletion, Created: created, Model: model, SystemFingerprint: g.SystemFingerprint,
+		Choices: make([]CompletionChoice, len(g.Choices)), Usage: usageOf(g.Usage, g.UsageExtra)}
 	for i, c := range g.Choices {
 		f := c.FinishReason
 		out.Choices[i] = CompletionChoice{Text: c.Text, Index: c.Index, Logprobs: LegacyLogprobs(c.Logprobs, 0), FinishReason: &f}
@@ -165,17 +202,42 @@ func CompletionChunkOf(id, model string, created int64, d backend.Delta, offset 
 
 // CompletionUsageChunk is the final usage chunk of a completions stream.
 func CompletionUsageChunk(id, model string, created int64, u backend.Usage) *Completion {
-	return &Completion{ID: id, Object: ObjectCompletion, Created: created, Model: model, Choices: []CompletionChoice{}, Usage: usage(u)}
+	return &Completion{ID: id, Object: ObjectCompletion, Created: created, Model: model, Choices: []CompletionChoice{}, Usage: usageOf(u, nil)}
+}
+
+// messageOfBackend encodes a message for an upstream: as the client sent
+// it when it is unchanged, else from its fields.
+func messageOfBackend(m backend.Message) Message {
+	if m.Raw != nil {
+		return Message{Raw: m.Raw}
+	}
+	out := Message{Role: m.Role, Content: Content{Text: m.Content, Parts: m.Parts}, Name: m.Name, ToolCallID: m.ToolCallID,
+		Refusal: strPtr(m.Refusal), ReasoningContent: strPtr(m.Reasoning), ToolCalls: toolCalls(m.ToolCalls)}
+	if m.Content == "" && m.Parts == nil && m.Role == "assistant" && (len(m.ToolCalls) > 0 || m.Refusal != "") {
+		out.Content.Null = true
+	}
+	return out
 }
 
 // ChatRequestOf encodes a backend request as an upstream chat request.
 func ChatRequestOf(r *backend.Request, stream bool) *ChatRequest {
 	msgs := make([]Message, len(r.Messages))
 	for i, m := range r.Messages {
-		msgs[i] = Message{Role: m.Role, Content: Content(m.Content), Name: m.Name}
+		msgs[i] = messageOfBackend(m)
 	}
 	out := &ChatRequest{Model: r.Model, Messages: msgs, Stream: stream, Seed: r.Seed, Stop: r.Stop,
-		Temperature: r.Temperature, TopP: r.TopP, Logprobs: r.Logprobs, User: r.User}
+		Temperature: r.Temperature, TopP: r.TopP, Logprobs: r.Logprobs, User: r.User,
+		ToolChoice: r.ToolChoice, ParallelToolCalls: r.ParallelToolCalls, ReasoningEffort: r.ReasoningEffort}
+	for _, t := range r.Tools {
+		wt := Tool{Type: t.Type, Function: ToolFunction{Name: t.Name, Description: t.Description, Parameters: t.Parameters, Strict: t.Strict}, Raw: t.Raw}
+		out.Tools = append(out.Tools, wt)
+	}
+	if rf := r.ResponseFormat; rf != nil {
+		out.ResponseFormat = &ResponseFormat{Type: rf.Type, Raw: rf.Raw}
+		if rf.Type == "json_schema" {
+			out.ResponseFormat.JSONSchema = &JSONSchema{Name: rf.SchemaName, Schema: rf.Schema, Strict: rf.Strict}
+		}
+	}
 	if stream {
 		out.StreamOptions = &StreamOptions{IncludeUsage: true}
 	}
@@ -211,14 +273,45 @@ func CompletionRequestOf(r *backend.Request, stream bool) *CompletionRequest {
 	return out
 }
 
-// GenerationOfChat converts an upstream chat completion.
+// GenerationOfChat converts an upstream chat completion, keeping what the
+// gateway does not interpret.
 func GenerationOfChat(c *ChatCompletion) *backend.Generation {
-	g := &backend.Generation{Model: c.Model, Choices: make([]backend.Choice, len(c.Choices))}
+	g := &backend.Generation{Model: c.Model, Choices: make([]backend.Choice, len(c.Choices)), SystemFingerprint: c.SystemFingerprint, Extra: c.Extra}
 	for i, ch := range c.Choices {
-		g.Choices[i] = backend.Choice{Index: ch.Index, Text: ch.Message.Content, FinishReason: ch.FinishReason, Logprobs: BackendLogprobs(ch.Logprobs)}
+		m := ch.Message
+		bc := backend.Choice{Index: ch.Index, FinishReason: ch.FinishReason, Logprobs: BackendLogprobs(ch.Logprobs), Extra: m.Extra}
+		if m.Content != nil {
+			bc.Text = *m.Content
+		}
+		if m.Refusal != nil {
+			bc.Refusal = *m.Refusal
+		}
+		bc.Reasoning = reasoningOf(m)
+		for j, tc := range m.ToolCalls {
+			bc.ToolCalls = append(bc.ToolCalls, backend.ToolCall{Index: j, ID: tc.ID, Type: "function", Name: tc.Function.Name, Arguments: tc.Function.Arguments})
+		}
+		g.Choices[i] = bc
 	}
 	if c.Usage != nil {
 		g.Usage = backend.Usage{PromptTokens: c.Usage.PromptTokens, CompletionTokens: c.Usage.CompletionTokens}
+		g.UsageExtra = c.Usage.Extra
 	}
 	return g
+}
+
+// reasoningOf reads a message's reasoning: reasoning_content (vLLM,
+// DeepSeek) or, from servers that call it reasoning, that field, which then
+// leaves Extra so that it is not sent twice.
+func reasoningOf(m ResponseMessage) string {
+	if m.ReasoningContent != nil {
+		return *m.ReasoningContent
+	}
+	if raw, ok := m.Extra["reasoning"]; ok {
+		var s string
+		if json.Unmarshal(raw, &s) == nil {
+			delete(m.Extra, "reasoning")
+			return s
+		}
+	}
+	return ""
 }

@@ -5,42 +5,123 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
+
+	"github.com/steergate/steergate/backend"
 )
 
-// Content is a message's text. On the wire it is a string, null, or an array
-// of content parts of which only text parts are understood.
-type Content string
+// Content is a message's content: a string, null, or an array of content
+// parts. Text is the string or the text parts joined; Parts keeps every part
+// as the client sent it (text, image_url, input_audio, file, refusal, and
+// types newer than this code), so that backends speaking OpenAI's wire get
+// them unchanged.
+type Content struct {
+	Text  string
+	Parts []backend.Part // nil unless content was an array
+	Null  bool
+}
 
 func (c *Content) UnmarshalJSON(b []byte) error {
 	b = bytes.TrimSpace(b)
+	*c = Content{}
 	switch {
 	case len(b) == 0 || string(b) == "null":
-		*c = ""
+		c.Null = true
 		return nil
 	case b[0] == '"':
-		var s string
-		err := json.Unmarshal(b, &s)
-		*c = Content(s)
-		return err
+		return json.Unmarshal(b, &c.Text)
 	case b[0] == '[':
-		var parts []struct {
-			Type string `json:"type"`
-			Text string `json:"text"`
-		}
-		if err := json.Unmarshal(b, &parts); err != nil {
+		var raws []json.RawMessage
+		if err := json.Unmarshal(b, &raws); err != nil {
 			return err
 		}
-		var s string
-		for _, p := range parts {
-			if p.Type != "text" {
-				return fmt.Errorf("content part type %q is not supported; only text parts are", p.Type)
+		c.Parts = make([]backend.Part, 0, len(raws))
+		var text strings.Builder // linear in the parts, however many
+		for i, raw := range raws {
+			var p struct {
+				Type     string          `json:"type"`
+				Text     *string         `json:"text"`
+				Refusal  *string         `json:"refusal"`
+				ImageURL json.RawMessage `json:"image_url"`
 			}
-			s += p.Text
+			if err := json.Unmarshal(raw, &p); err != nil {
+				return fmt.Errorf("content part %d: %v", i, err)
+			}
+			part := backend.Part{Type: p.Type, Raw: raw}
+			switch p.Type {
+			case "":
+				return fmt.Errorf("content part %d has no type", i)
+			case "text":
+				if p.Text == nil {
+					return fmt.Errorf("content part %d: a text part needs a text string", i)
+				}
+				part.Text = *p.Text
+				text.WriteString(*p.Text)
+			case "refusal":
+				if p.Refusal != nil {
+					part.Text = *p.Refusal
+				}
+			case "image_url":
+				url, err := imageURL(p.ImageURL)
+				if err != nil {
+					return fmt.Errorf("content part %d: %v", i, err)
+				}
+				part.ImageURL = url
+			}
+			c.Parts = append(c.Parts, part)
 		}
-		*c = Content(s)
+		c.Text = text.String()
 		return nil
 	}
-	return errors.New("content must be a string or an array of content parts")
+	return errors.New("content must be a string, null or an array of content parts")
+}
+
+// imageURL reads an image_url part's url: {"url": ...} (or a bare string,
+// as some clients send).
+func imageURL(raw json.RawMessage) (string, error) {
+	var obj struct {
+		URL string `json:"url"`
+	}
+	if json.Unmarshal(raw, &obj) == nil && obj.URL != "" {
+		return obj.URL, nil
+	}
+	var s string
+	if json.Unmarshal(raw, &s) == nil && s != "" {
+		return s, nil
+	}
+	return "", errors.New("an image_url part needs image_url.url")
+}
+
+func (c Content) MarshalJSON() ([]byte, error) {
+	switch {
+	case c.Parts != nil:
+		raws := make([]json.RawMessage, len(c.Parts))
+		for i, p := range c.Parts {
+			raws[i] = partJSON(p)
+		}
+		return json.Marshal(raws)
+	case c.Null:
+		return []byte("null"), nil
+	}
+	return json.Marshal(c.Text)
+}
+
+// partJSON is a part as sent, or built from its fields.
+func partJSON(p backend.Part) json.RawMessage {
+	if p.Raw != nil {
+		return p.Raw
+	}
+	var v any
+	switch p.Type {
+	case "text":
+		v = map[string]string{"type": "text", "text": p.Text}
+	case "image_url":
+		v = map[string]any{"type": "image_url", "image_url": map[string]string{"url": p.ImageURL}}
+	default:
+		v = map[string]string{"type": p.Type}
+	}
+	b, _ := json.Marshal(v)
+	return b
 }
 
 // StringList is a string or an array of strings on the wire (stop, prompt).
@@ -68,11 +149,123 @@ func (s *StringList) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// Message is a chat message.
+// FunctionCall is a tool call's function and its arguments (a JSON text).
+type FunctionCall struct {
+	Name      string `json:"name"`
+	Arguments string `json:"arguments"`
+}
+
+// ToolCall is an assistant message's call of a tool.
+type ToolCall struct {
+	ID       string       `json:"id"`
+	Type     string       `json:"type"`
+	Function FunctionCall `json:"function"`
+}
+
+// Message is a chat message. Raw is the message as the client sent it,
+// kept so that OpenAI-compatible backends get it byte for byte.
 type Message struct {
-	Role    string  `json:"role"`
-	Content Content `json:"content"`
-	Name    string  `json:"name,omitempty"`
+	Role             string          `json:"role"`
+	Content          Content         `json:"content"`
+	Name             string          `json:"name,omitempty"`
+	ToolCalls        []ToolCall      `json:"tool_calls,omitempty"`
+	ToolCallID       string          `json:"tool_call_id,omitempty"`
+	Refusal          *string         `json:"refusal,omitempty"`
+	ReasoningContent *string         `json:"reasoning_content,omitempty"`
+	Raw              json.RawMessage `json:"-"`
+}
+
+type messageFields Message
+
+var messageKeys = knownKeys(messageFields{})
+
+func (m *Message) UnmarshalJSON(b []byte) error {
+	if err := checkKeys(b, messageKeys); err != nil {
+		return err
+	}
+	var f messageFields
+	if err := json.Unmarshal(b, &f); err != nil {
+		return err
+	}
+	*m = Message(f)
+	m.Raw = append(json.RawMessage(nil), b...)
+	return nil
+}
+
+func (m Message) MarshalJSON() ([]byte, error) {
+	if m.Raw != nil {
+		return m.Raw, nil
+	}
+	m.Raw = nil
+	return json.Marshal(messageFields(m))
+}
+
+// ToolFunction is a function tool's definition.
+type ToolFunction struct {
+	Name        string          `json:"name"`
+	Description string          `json:"description,omitempty"`
+	Parameters  json.RawMessage `json:"parameters,omitempty"`
+	Strict      *bool           `json:"strict,omitempty"`
+}
+
+// Tool is a tool the model may call, kept as sent (Raw).
+type Tool struct {
+	Type     string          `json:"type"`
+	Function ToolFunction    `json:"function"`
+	Raw      json.RawMessage `json:"-"`
+}
+
+type toolFields Tool
+
+func (t *Tool) UnmarshalJSON(b []byte) error {
+	var f toolFields
+	if err := json.Unmarshal(b, &f); err != nil {
+		return err
+	}
+	*t = Tool(f)
+	t.Raw = append(json.RawMessage(nil), b...)
+	return nil
+}
+
+func (t Tool) MarshalJSON() ([]byte, error) {
+	if t.Raw != nil {
+		return t.Raw, nil
+	}
+	return json.Marshal(toolFields(t))
+}
+
+// JSONSchema is response_format.json_schema.
+type JSONSchema struct {
+	Name        string          `json:"name"`
+	Description string          `json:"description,omitempty"`
+	Schema      json.RawMessage `json:"schema,omitempty"`
+	Strict      *bool           `json:"strict,omitempty"`
+}
+
+// ResponseFormat is response_format, kept as sent (Raw).
+type ResponseFormat struct {
+	Type       string          `json:"type"`
+	JSONSchema *JSONSchema     `json:"json_schema,omitempty"`
+	Raw        json.RawMessage `json:"-"`
+}
+
+type responseFormatFields ResponseFormat
+
+func (f *ResponseFormat) UnmarshalJSON(b []byte) error {
+	var x responseFormatFields
+	if err := json.Unmarshal(b, &x); err != nil {
+		return err
+	}
+	*f = ResponseFormat(x)
+	f.Raw = append(json.RawMessage(nil), b...)
+	return nil
+}
+
+func (f ResponseFormat) MarshalJSON() ([]byte, error) {
+	if f.Raw != nil {
+		return f.Raw, nil
+	}
+	return json.Marshal(responseFormatFields(f))
 }
 
 // StreamOptions is the stream_options object.
@@ -97,6 +290,11 @@ type ChatRequest struct {
 	Logprobs            bool            `json:"logprobs,omitempty"`
 	TopLogprobs         *int            `json:"top_logprobs,omitempty"`
 	User                string          `json:"user,omitempty"`
+	Tools               []Tool          `json:"tools,omitempty"`
+	ToolChoice          json.RawMessage `json:"tool_choice,omitempty"`
+	ParallelToolCalls   *bool           `json:"parallel_tool_calls,omitempty"`
+	ResponseFormat      *ResponseFormat `json:"response_format,omitempty"`
+	ReasoningEffort     string          `json:"reasoning_effort,omitempty"`
 	Steering            json.RawMessage `json:"steering,omitempty"`
 	// vLLM's prefill flags: continue the final (assistant) message.
 	ContinueFinalMessage bool  `json:"continue_final_message,omitempty"`
@@ -125,12 +323,31 @@ type CompletionRequest struct {
 	Extra map[string]json.RawMessage `json:"-"`
 }
 
-// Usage is the usage object.
+// Usage is the usage object; Extra keeps what newer servers add
+// (prompt_tokens_details, completion_tokens_details, …).
 type Usage struct {
-	PromptTokens     int `json:"prompt_tokens"`
-	CompletionTokens int `json:"completion_tokens"`
-	TotalTokens      int `json:"total_tokens"`
+	PromptTokens     int                        `json:"prompt_tokens"`
+	CompletionTokens int                        `json:"completion_tokens"`
+	TotalTokens      int                        `json:"total_tokens"`
+	Extra            map[string]json.RawMessage `json:"-"`
 }
+
+type usageFields Usage
+
+var usageKeys = knownKeys(usageFields{})
+
+func (u *Usage) UnmarshalJSON(b []byte) error {
+	var f usageFields
+	extra, err := decodeExtra(b, &f, usageKeys)
+	if err != nil {
+		return err
+	}
+	*u = Usage(f)
+	u.Extra = extra
+	return nil
+}
+
+func (u Usage) MarshalJSON() ([]byte, error) { return marshalExtra(usageFields(u), u.Extra) }
 
 // TopLogprob is one alternative token.
 type TopLogprob struct {
@@ -152,11 +369,34 @@ type ChoiceLogprobs struct {
 	Content []TokenLogprob `json:"content"`
 }
 
-// ResponseMessage is the assistant message of a chat choice.
+// ResponseMessage is the assistant message of a chat choice. Extra keeps
+// the fields this package does not know (annotations, audio, …).
 type ResponseMessage struct {
-	Role    string  `json:"role"`
-	Content string  `json:"content"`
-	Refusal *string `json:"refusal"`
+	Role             string                     `json:"role"`
+	Content          *string                    `json:"content"`
+	Refusal          *string                    `json:"refusal"`
+	ToolCalls        []ToolCall                 `json:"tool_calls,omitempty"`
+	ReasoningContent *string                    `json:"reasoning_content,omitempty"`
+	Extra            map[string]json.RawMessage `json:"-"`
+}
+
+type responseMessageFields ResponseMessage
+
+var responseMessageKeys = knownKeys(responseMessageFields{})
+
+func (m *ResponseMessage) UnmarshalJSON(b []byte) error {
+	var f responseMessageFields
+	extra, err := decodeExtra(b, &f, responseMessageKeys)
+	if err != nil {
+		return err
+	}
+	*m = ResponseMessage(f)
+	m.Extra = extra
+	return nil
+}
+
+func (m ResponseMessage) MarshalJSON() ([]byte, error) {
+	return marshalExtra(responseMessageFields(m), m.Extra)
 }
 
 // ChatChoice is one choice of a chat completion.
@@ -167,21 +407,58 @@ type ChatChoice struct {
 	FinishReason string          `json:"finish_reason"`
 }
 
-// ChatCompletion is a non-streaming chat response.
+// ChatCompletion is a non-streaming chat response. Extra keeps the
+// top-level fields this package does not know (service_tier, …).
 type ChatCompletion struct {
-	ID       string          `json:"id"`
-	Object   string          `json:"object"`
-	Created  int64           `json:"created"`
-	Model    string          `json:"model"`
-	Choices  []ChatChoice    `json:"choices"`
-	Usage    *Usage          `json:"usage,omitempty"`
-	Steering json.RawMessage `json:"steering,omitempty"`
+	ID                string                     `json:"id"`
+	Object            string                     `json:"object"`
+	Created           int64                      `json:"created"`
+	Model             string                     `json:"model"`
+	Choices           []ChatChoice               `json:"choices"`
+	Usage             *Usage                     `json:"usage,omitempty"`
+	SystemFingerprint string                     `json:"system_fingerprint,omitempty"`
+	Steering          json.RawMessage            `json:"steering,omitempty"`
+	Extra             map[string]json.RawMessage `json:"-"`
+}
+
+type chatCompletionFields ChatCompletion
+
+var chatCompletionKeys = knownKeys(chatCompletionFields{})
+
+func (c *ChatCompletion) UnmarshalJSON(b []byte) error {
+	var f chatCompletionFields
+	extra, err := decodeExtra(b, &f, chatCompletionKeys)
+	if err != nil {
+		return err
+	}
+	*c = ChatCompletion(f)
+	c.Extra = extra
+	return nil
+}
+
+func (c ChatCompletion) MarshalJSON() ([]byte, error) {
+	return marshalExtra(chatCompletionFields(c), c.Extra)
+}
+
+// ToolCallDelta is a streamed fragment of a tool call: the first for an
+// index carries its id, type and name; the rest carry argument text.
+type ToolCallDelta struct {
+	Index    int    `json:"index"`
+	ID       string `json:"id,omitempty"`
+	Type     string `json:"type,omitempty"`
+	Function struct {
+		Name      string `json:"name,omitempty"`
+		Arguments string `json:"arguments"`
+	} `json:"function"`
 }
 
 // Delta is the delta of a streamed chat choice.
 type Delta struct {
-	Role    string  `json:"role,omitempty"`
-	Content *string `json:"content,omitempty"`
+	Role             string          `json:"role,omitempty"`
+	Content          *string         `json:"content,omitempty"`
+	ReasoningContent *string         `json:"reasoning_content,omitempty"`
+	Refusal          *string         `json:"refusal,omitempty"`
+	ToolCalls        []ToolCallDelta `json:"tool_calls,omitempty"`
 }
 
 // ChunkChoice is one choice of a chat chunk.
@@ -194,13 +471,14 @@ type ChunkChoice struct {
 
 // ChatChunk is one server-sent event of a streaming chat response.
 type ChatChunk struct {
-	ID       string          `json:"id"`
-	Object   string          `json:"object"`
-	Created  int64           `json:"created"`
-	Model    string          `json:"model"`
-	Choices  []ChunkChoice   `json:"choices"`
-	Usage    *Usage          `json:"usage,omitempty"`
-	Steering json.RawMessage `json:"steering,omitempty"`
+	ID                string          `json:"id"`
+	Object            string          `json:"object"`
+	Created           int64           `json:"created"`
+	Model             string          `json:"model"`
+	SystemFingerprint string          `json:"system_fingerprint,omitempty"`
+	Choices           []ChunkChoice   `json:"choices"`
+	Usage             *Usage          `json:"usage,omitempty"`
+	Steering          json.RawMessage `json:"steering,omitempty"`
 }
 
 // CompletionLogprobs is the legacy completions logprobs object.
@@ -221,13 +499,14 @@ type CompletionChoice struct {
 
 // Completion is a /v1/completions response or stream chunk.
 type Completion struct {
-	ID       string             `json:"id"`
-	Object   string             `json:"object"`
-	Created  int64              `json:"created"`
-	Model    string             `json:"model"`
-	Choices  []CompletionChoice `json:"choices"`
-	Usage    *Usage             `json:"usage,omitempty"`
-	Steering json.RawMessage    `json:"steering,omitempty"`
+	ID                string             `json:"id"`
+	Object            string             `json:"object"`
+	Created           int64              `json:"created"`
+	Model             string             `json:"model"`
+	SystemFingerprint string             `json:"system_fingerprint,omitempty"`
+	Choices           []CompletionChoice `json:"choices"`
+	Usage             *Usage             `json:"usage,omitempty"`
+	Steering          json.RawMessage    `json:"steering,omitempty"`
 }
 
 // Model is one entry of GET /v1/models.

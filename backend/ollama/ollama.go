@@ -2,6 +2,7 @@ package ollama
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -95,7 +96,7 @@ func (c *Client) Caps() backend.Caps {
 	if lp {
 		top = 20
 	}
-	return backend.Caps{Logprobs: lp, MaxTopLogprobs: top, Continuation: true}
+	return backend.Caps{Logprobs: lp, MaxTopLogprobs: top, Continuation: true, Tools: true, Images: true, JSON: true, Reasoning: true}
 }
 
 // Models lists the models Ollama has.
@@ -151,12 +152,128 @@ func Options(r *backend.Request) map[string]any {
 	return o
 }
 
-func messages(ms []backend.Message) []api.Message {
+// messages maps OpenAI messages to Ollama's: images as base64 data (from
+// data: URLs; Ollama fetches nothing), tool calls with their arguments as
+// objects, tool results with the name of the tool they answer, reasoning
+// as thinking.
+func messages(ms []backend.Message) ([]api.Message, error) {
 	out := make([]api.Message, len(ms))
+	toolNames := map[string]string{} // tool call id -> function name
 	for i, m := range ms {
-		out[i] = api.Message{Role: m.Role, Content: m.Content}
+		om := api.Message{Role: m.Role, Content: m.Content, Thinking: m.Reasoning, ToolCallID: m.ToolCallID}
+		if m.Refusal != "" && m.Content == "" {
+			om.Content = m.Refusal
+		}
+		for j, p := range m.Parts {
+			if p.Type != "image_url" {
+				continue
+			}
+			img, err := dataURL(p.ImageURL)
+			if err != nil {
+				return nil, fault.Unsupported(fmt.Sprintf("messages[%d].content[%d].image_url", i, j), "Ollama takes images as data: URLs (base64): %v", err)
+			}
+			om.Images = append(om.Images, img)
+		}
+		for j, tc := range m.ToolCalls {
+			args := api.NewToolCallFunctionArguments()
+			if strings.TrimSpace(tc.Arguments) != "" {
+				if err := json.Unmarshal([]byte(tc.Arguments), &args); err != nil {
+					return nil, fault.Invalid(fmt.Sprintf("messages[%d].tool_calls[%d].function.arguments", i, j), "arguments must be a JSON object for Ollama: %v", err)
+				}
+			}
+			om.ToolCalls = append(om.ToolCalls, api.ToolCall{ID: tc.ID, Function: api.ToolCallFunction{Index: j, Name: tc.Name, Arguments: args}})
+			toolNames[tc.ID] = tc.Name
+		}
+		if m.Role == "tool" {
+			om.ToolName = toolNames[m.ToolCallID]
+		}
+		out[i] = om
 	}
-	return out
+	return out, nil
+}
+
+// dataURL decodes a data: URL's base64 payload.
+func dataURL(u string) (api.ImageData, error) {
+	rest, ok := strings.CutPrefix(u, "data:")
+	if !ok {
+		return nil, errors.New("not a data: URL")
+	}
+	meta, data, ok := strings.Cut(rest, ",")
+	if !ok || !strings.HasSuffix(meta, ";base64") {
+		return nil, errors.New("a data: URL must be base64")
+	}
+	b, err := base64.StdEncoding.DecodeString(data)
+	if err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// tools maps OpenAI tool definitions, which Ollama takes in the same shape.
+func tools(ts []backend.Tool) (api.Tools, error) {
+	var out api.Tools
+	for i, t := range ts {
+		raw := t.Raw
+		if raw == nil {
+			raw, _ = json.Marshal(map[string]any{"type": "function", "function": map[string]any{
+				"name": t.Name, "description": t.Description, "parameters": t.Parameters}})
+		}
+		var ot api.Tool
+		if err := json.Unmarshal(raw, &ot); err != nil {
+			return nil, fault.Unsupported(fmt.Sprintf("tools[%d]", i), "Ollama cannot read this tool: %v", err)
+		}
+		out = append(out, ot)
+	}
+	return out, nil
+}
+
+// format maps response_format: json_object to "json", json_schema to the
+// schema itself.
+func format(rf *backend.ResponseFormat) json.RawMessage {
+	switch {
+	case rf == nil:
+		return nil
+	case rf.Type == "json_object":
+		return json.RawMessage(`"json"`)
+	case rf.Type == "json_schema":
+		return rf.Schema
+	}
+	return nil
+}
+
+// think maps reasoning_effort to Ollama's think: a level where the model
+// has them; "none" turns thinking off.
+func think(effort string) *api.ThinkValue {
+	switch effort {
+	case "":
+		return nil
+	case "none":
+		return &api.ThinkValue{Value: false}
+	}
+	return &api.ThinkValue{Value: effort}
+}
+
+// ChatRequest is r as Ollama's /api/chat takes it.
+func ChatRequest(r *backend.Request, stream bool) (*api.ChatRequest, error) {
+	msgs, err := messages(r.Messages)
+	if err != nil {
+		return nil, err
+	}
+	ts, err := tools(r.Tools)
+	if err != nil {
+		return nil, err
+	}
+	return &api.ChatRequest{Model: r.Model, Messages: msgs, Stream: &stream, Options: Options(r), Tools: ts,
+		Format: format(r.ResponseFormat), Think: think(r.ReasoningEffort), Logprobs: r.Logprobs, TopLogprobs: r.TopLogprobs}, nil
+}
+
+// checkOllama refuses what Ollama cannot do with an otherwise valid
+// request: a tool_choice other than auto, which it has no field for.
+func checkOllama(r *backend.Request) error {
+	if len(r.ToolChoice) > 0 && string(r.ToolChoice) != `"auto"` {
+		return fault.Unsupported("tool_choice", "Ollama always chooses tools itself (tool_choice auto); it cannot be told %s", r.ToolChoice)
+	}
+	return nil
 }
 
 func (c *Client) Generate(ctx context.Context, r *backend.Request) (*backend.Generation, error) {
@@ -174,39 +291,68 @@ func (c *Client) run(ctx context.Context, r *backend.Request, emit func(backend.
 		}
 		return backend.StreamN(ctx, c, r, emit)
 	}
+	if err := checkOllama(r); err != nil {
+		return nil, err
+	}
 	stream := emit != nil
 	g := &backend.Generation{Model: r.Model}
+	var text, reasoning strings.Builder
+	var calls []backend.ToolCall
 	ch := backend.Choice{}
-	onChunk := func(text string, lps []api.Logprob, done bool, reason string, m api.Metrics) error {
+	if r.Logprobs {
+		ch.Logprobs = []backend.TokenLogprob{}
+	}
+	onChunk := func(msg api.Message, lps []api.Logprob, done bool, reason string, m api.Metrics) error {
 		if err := ctx.Err(); err != nil { // lines already read may outlive the cancelled call
 			return err
 		}
-		d := backend.Delta{Text: text, Logprobs: toLogprobs(lps, r.Logprobs)}
-		if len(ch.Text)+len(text) > c.maxBytes {
+		d := backend.Delta{Text: msg.Content, Reasoning: msg.Thinking, Logprobs: toLogprobs(lps, r.Logprobs)}
+		if text.Len()+reasoning.Len()+len(msg.Content)+len(msg.Thinking) > c.maxBytes {
 			return fmt.Errorf("%w: %s: answer larger than %d bytes (backends.%s.max_response_bytes)", fault.ErrUpstream, c.name, c.maxBytes, c.name)
 		}
-		ch.Text += text
+		text.WriteString(msg.Content)
+		reasoning.WriteString(msg.Thinking)
+		for _, tc := range msg.ToolCalls {
+			// Ollama sends each call whole; it numbers them from 0 per
+			// answer and may omit the id, which OpenAI clients need.
+			call := backend.ToolCall{Index: len(calls), ID: tc.ID, Type: "function", Name: tc.Function.Name}
+			if call.ID == "" {
+				call.ID = fmt.Sprintf("call_%d", len(calls))
+			}
+			args, _ := json.Marshal(tc.Function.Arguments)
+			call.Arguments = string(args)
+			calls = append(calls, call)
+			d.ToolCalls = append(d.ToolCalls, call)
+		}
 		if r.Logprobs {
 			ch.Logprobs = append(ch.Logprobs, d.Logprobs...)
 		}
 		if done {
 			ch.FinishReason = finishReason(reason)
+			if len(calls) > 0 && ch.FinishReason == backend.FinishStop {
+				ch.FinishReason = backend.FinishToolCalls
+			}
 			d.FinishReason = ch.FinishReason
 			g.Usage = backend.Usage{PromptTokens: m.PromptEvalCount, CompletionTokens: m.EvalCount}
 			ch.Tokens = m.EvalCount
 		}
-		if emit != nil && (d.Text != "" || d.Logprobs != nil || done) {
+		if emit != nil && (d.Text != "" || d.Reasoning != "" || d.ToolCalls != nil || d.Logprobs != nil || done) {
 			return emit(d)
 		}
 		return nil
 	}
 	var err error
 	if r.Messages != nil && !r.Continue {
-		req := &api.ChatRequest{Model: r.Model, Messages: messages(r.Messages), Stream: &stream, Options: Options(r),
-			Logprobs: r.Logprobs, TopLogprobs: r.TopLogprobs}
+		req, err := ChatRequest(r, stream)
+		if err != nil {
+			return nil, err
+		}
 		err = c.api.Chat(ctx, req, func(resp api.ChatResponse) error {
-			return onChunk(resp.Message.Content, resp.Logprobs, resp.Done, resp.DoneReason, resp.Metrics)
+			return onChunk(resp.Message, resp.Logprobs, resp.Done, resp.DoneReason, resp.Metrics)
 		})
+		if err != nil {
+			return nil, mapErr(err)
+		}
 	} else {
 		prompt := r.Prompt
 		if r.Continue {
@@ -215,17 +361,18 @@ func (c *Client) run(ctx context.Context, r *backend.Request, emit func(backend.
 			}
 		}
 		req := &api.GenerateRequest{Model: r.Model, Prompt: prompt, Raw: true, Stream: &stream, Options: Options(r),
-			Logprobs: r.Logprobs, TopLogprobs: r.TopLogprobs}
+			Format: format(r.ResponseFormat), Logprobs: r.Logprobs, TopLogprobs: r.TopLogprobs}
 		err = c.api.Generate(ctx, req, func(resp api.GenerateResponse) error {
-			return onChunk(resp.Response, resp.Logprobs, resp.Done, resp.DoneReason, resp.Metrics)
+			return onChunk(api.Message{Content: resp.Response, Thinking: resp.Thinking}, resp.Logprobs, resp.Done, resp.DoneReason, resp.Metrics)
 		})
-	}
-	if err != nil {
-		return nil, mapErr(err)
+		if err != nil {
+			return nil, mapErr(err)
+		}
 	}
 	if ch.FinishReason == "" {
 		return nil, fmt.Errorf("%w: ollama stream ended before done", fault.ErrUpstream)
 	}
+	ch.Text, ch.Reasoning, ch.ToolCalls = text.String(), reasoning.String(), calls
 	g.Choices = []backend.Choice{ch}
 	return g, nil
 }
@@ -237,9 +384,17 @@ func (c *Client) run(ctx context.Context, r *backend.Request, emit func(backend.
 func (c *Client) continuation(ctx context.Context, r *backend.Request) (string, error) {
 	n := len(r.Messages)
 	stream := false
-	req := &api.ChatRequest{Model: r.Model, Messages: messages(r.Messages[:n-1]), Stream: &stream, DebugRenderOnly: true}
+	msgs, err := messages(r.Messages[:n-1])
+	if err != nil {
+		return "", err
+	}
+	ts, err := tools(r.Tools)
+	if err != nil {
+		return "", err
+	}
+	req := &api.ChatRequest{Model: r.Model, Messages: msgs, Tools: ts, Stream: &stream, DebugRenderOnly: true}
 	var rendered string
-	err := c.api.Chat(ctx, req, func(resp api.ChatResponse) error {
+	err = c.api.Chat(ctx, req, func(resp api.ChatResponse) error {
 		if resp.DebugInfo != nil {
 			rendered = resp.DebugInfo.RenderedTemplate
 		}
@@ -267,13 +422,14 @@ func toLogprobs(lps []api.Logprob, want bool) []backend.TokenLogprob {
 	}
 	out := make([]backend.TokenLogprob, len(lps))
 	for i, lp := range lps {
-		out[i] = backend.TokenLogprob{Token: lp.Token, Logprob: lp.Logprob}
+		out[i] = backend.TokenLogprob{Token: backend.Spelled(lp.Token, lp.Bytes), Logprob: lp.Logprob}
 		for _, t := range lp.TopLogprobs {
-			out[i].Top = append(out[i].Top, backend.TopLogprob{Token: t.Token, Logprob: t.Logprob})
+			out[i].Top = append(out[i].Top, backend.TopLogprob{Token: backend.Spelled(t.Token, t.Bytes), Logprob: t.Logprob})
 		}
 	}
 	return out
 }
+
 
 // mapErr places Ollama's errors in the taxonomy.
 func mapErr(err error) error {

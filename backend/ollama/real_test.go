@@ -2,6 +2,7 @@ package ollama_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/steergate/steergate/backend"
@@ -40,6 +41,51 @@ func TestRealOllama(t *testing.T) {
 			Messages: []backend.Message{{Role: "user", Content: "hi"}}})
 		if err != nil || len(g.Choices) != 1 {
 			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
+
+// Tools, a tool call and its result reach a real Ollama with their
+// meaning: it accepts them, and its own template renders the tool
+// definition, the call's arguments and the result.
+func TestRealOllamaTools(t *testing.T) {
+	host := ollamatest.Start(t)
+	c, err := ollama.New("ollama", host, nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r *backend.Request
+	for _, f := range backendtest.Fixtures() {
+		if f.Name == "tools" {
+			r = f.Request.Clone()
+		}
+	}
+	r.Model, r.MaxTokens, r.ToolChoice = ollamatest.Model, 4, nil
+	g, err := c.Generate(context.Background(), r)
+	if err != nil || len(g.Choices) != 1 {
+		t.Fatalf("chat with tools: %v", err)
+	}
+	req, err := ollama.ChatRequest(r, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.DebugRenderOnly = true
+	api, err := apiClient(host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rendered string
+	if err := api.Chat(context.Background(), req, func(resp apiChatResponse) error {
+		if resp.DebugInfo != nil {
+			rendered = resp.DebugInfo.RenderedTemplate
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"name":"get_weather"`, `{"name": "get_weather", "parameters": {"city":"Paris"}}`, "ipython<|end_header_id|>\n\n{\"temp\":21}"} {
+		if !strings.Contains(rendered, want) {
+			t.Errorf("rendered prompt lacks %q:\n%s", want, rendered)
 		}
 	}
 }

@@ -79,7 +79,10 @@ func (c *Client) Close() { c.hc.CloseIdleConnections() }
 // both (continue_final_message; echo with max_tokens 0); llama.cpp continues
 // a trailing assistant message by itself.
 func (c *Client) Caps() backend.Caps {
-	caps := backend.Caps{Logprobs: true, MaxTopLogprobs: 20, NativeN: true}
+	// What the client sends reaches the server as sent; the server itself
+	// refuses what its model cannot do.
+	caps := backend.Caps{Logprobs: true, MaxTopLogprobs: 20, NativeN: true, Tools: true, Images: true, Audio: true, Files: true,
+		AnyParts: true, JSON: true, Reasoning: true}
 	switch c.flavour {
 	case FlavourVLLM:
 		caps.Continuation, caps.Scoring = true, true
@@ -251,9 +254,18 @@ func (c *Client) Generate(ctx context.Context, r *backend.Request) (*backend.Gen
 		}
 		return generationOfCompletion(&cmp), nil
 	}
+	g, err := decodeChat(raw)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: bad chat completion body: %v", fault.ErrUpstream, c.name, err)
+	}
+	return g, nil
+}
+
+// decodeChat reads a chat completion body.
+func decodeChat(raw []byte) (*backend.Generation, error) {
 	var cc wire.ChatCompletion
 	if err := json.Unmarshal(raw, &cc); err != nil {
-		return nil, fmt.Errorf("%w: %s: bad chat completion body: %v", fault.ErrUpstream, c.name, err)
+		return nil, err
 	}
 	return wire.GenerationOfChat(&cc), nil
 }
@@ -274,11 +286,16 @@ func generationOfCompletion(cmp *wire.Completion) *backend.Generation {
 
 // chunk is the union of chat and completion stream chunks.
 type chunk struct {
-	Model   string `json:"model"`
-	Choices []struct {
+	Model             string `json:"model"`
+	SystemFingerprint string `json:"system_fingerprint"`
+	Choices           []struct {
 		Index int `json:"index"`
 		Delta struct {
-			Content *string `json:"content"`
+			Content          *string              `json:"content"`
+			ReasoningContent *string              `json:"reasoning_content"`
+			Reasoning        *string              `json:"reasoning"` // what some servers call it
+			Refusal          *string              `json:"refusal"`
+			ToolCalls        []wire.ToolCallDelta `json:"tool_calls"`
 		} `json:"delta"`
 		Text         string          `json:"text"`
 		Logprobs     json.RawMessage `json:"logprobs"`
@@ -298,27 +315,56 @@ func (c *Client) Stream(ctx context.Context, r *backend.Request, emit func(backe
 		return nil, err
 	}
 	defer done()
-	chat := r.Messages != nil
-	g := &backend.Generation{Model: r.Model}
-	choices := map[int]*backend.Choice{}
-	err = readSSE(resp.BodyStream(), c.maxBytes, func(data []byte) error {
+	g, err := readStream(resp.BodyStream(), r, c.name, c.maxBytes, func(d backend.Delta) error {
 		if ctx.Err() != nil { // buffered chunks may outlive the closed connection
 			return context.Cause(ctx)
 		}
+		return emit(d)
+	})
+	var ee emitErr
+	switch {
+	case errors.As(err, &ee):
+		return nil, ee.error // the caller's own error, unchanged
+	case err != nil && ctx.Err() != nil:
+		return nil, context.Cause(ctx)
+	}
+	return g, err
+}
+
+// readStream reads an upstream's server-sent events into deltas for emit
+// and the whole generation. An error of emit comes back as an emitErr.
+func readStream(body io.Reader, r *backend.Request, name string, maxEvent int, emit func(backend.Delta) error) (*backend.Generation, error) {
+	chat := r.Messages != nil
+	g := &backend.Generation{Model: r.Model}
+	choices := map[int]*accumulator{}
+	err := readSSE(body, maxEvent, func(data []byte) error {
 		var ch chunk
 		if err := json.Unmarshal(data, &ch); err != nil {
-			return fmt.Errorf("%w: %s: bad stream chunk: %v", fault.ErrUpstream, c.name, err)
+			return fmt.Errorf("%w: %s: bad stream chunk: %v", fault.ErrUpstream, name, err)
 		}
 		if ch.Error != nil {
-			return fmt.Errorf("%w: %s: %s", fault.ErrUpstream, c.name, ch.Error.Message)
+			return fmt.Errorf("%w: %s: %s", fault.ErrUpstream, name, ch.Error.Message)
 		}
 		if ch.Usage != nil {
 			g.Usage = backend.Usage{PromptTokens: ch.Usage.PromptTokens, CompletionTokens: ch.Usage.CompletionTokens}
+			g.UsageExtra = ch.Usage.Extra
+		}
+		if ch.SystemFingerprint != "" {
+			g.SystemFingerprint = ch.SystemFingerprint
 		}
 		for _, cc := range ch.Choices {
 			d := backend.Delta{Index: cc.Index, Text: cc.Text}
-			if chat && cc.Delta.Content != nil {
-				d.Text = *cc.Delta.Content
+			if chat {
+				dd := cc.Delta
+				d.Text, d.Refusal = deref(dd.Content), deref(dd.Refusal)
+				d.Reasoning = deref(dd.ReasoningContent)
+				if dd.ReasoningContent == nil {
+					d.Reasoning = deref(dd.Reasoning)
+				}
+				for _, tc := range dd.ToolCalls {
+					d.ToolCalls = append(d.ToolCalls, backend.ToolCall{Index: tc.Index, ID: tc.ID, Type: tc.Type,
+						Name: tc.Function.Name, Arguments: tc.Function.Arguments})
+				}
 			}
 			if len(cc.Logprobs) > 0 && string(cc.Logprobs) != "null" {
 				d.Logprobs = decodeLogprobs(cc.Logprobs, chat)
@@ -328,16 +374,11 @@ func (c *Client) Stream(ctx context.Context, r *backend.Request, emit func(backe
 			}
 			acc := choices[cc.Index]
 			if acc == nil {
-				acc = &backend.Choice{Index: cc.Index}
+				acc = &accumulator{}
 				choices[cc.Index] = acc
 			}
-			acc.Text += d.Text
-			acc.Logprobs = append(acc.Logprobs, d.Logprobs...)
-			acc.Tokens += len(d.Logprobs)
-			if d.FinishReason != "" {
-				acc.FinishReason = d.FinishReason
-			}
-			if d.Text != "" || d.Logprobs != nil || d.FinishReason != "" {
+			acc.add(d)
+			if d.Text != "" || d.Reasoning != "" || d.Refusal != "" || d.ToolCalls != nil || d.Logprobs != nil || d.FinishReason != "" {
 				if err := emit(d); err != nil {
 					return emitErr{err}
 				}
@@ -347,27 +388,74 @@ func (c *Client) Stream(ctx context.Context, r *backend.Request, emit func(backe
 	})
 	if err != nil && !errors.Is(err, errDone) {
 		var ee emitErr
-		switch {
-		case errors.As(err, &ee):
-			return nil, ee.error // the caller's own error, unchanged
-		case ctx.Err() != nil:
-			return nil, context.Cause(ctx)
-		case errors.Is(err, fault.ErrUpstream):
+		if errors.As(err, &ee) || errors.Is(err, fault.ErrUpstream) {
 			return nil, err
 		}
-		return nil, fmt.Errorf("%w: %s: stream broken: %v", fault.ErrUpstream, c.name, err)
+		return nil, fmt.Errorf("%w: %s: stream broken: %v", fault.ErrUpstream, name, err)
 	}
 	for i := range r.Choices() {
-		ch := choices[i]
-		if ch == nil || ch.FinishReason == "" {
-			return nil, fmt.Errorf("%w: %s: stream ended before choice %d finished", fault.ErrUpstream, c.name, i)
+		acc := choices[i]
+		if acc == nil || acc.finish == "" {
+			return nil, fmt.Errorf("%w: %s: stream ended before choice %d finished", fault.ErrUpstream, name, i)
 		}
+		ch := acc.choice(i)
 		if !r.Logprobs {
 			ch.Logprobs, ch.Tokens = nil, 0
 		}
-		g.Choices = append(g.Choices, *ch)
+		g.Choices = append(g.Choices, ch)
 	}
 	return g, nil
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+// accumulator builds a choice from its streamed deltas, in time linear in
+// their size.
+type accumulator struct {
+	text, reasoning, refusal strings.Builder
+	calls                    []backend.ToolCall
+	args                     []strings.Builder
+	logprobs                 []backend.TokenLogprob
+	finish                   string
+}
+
+func (a *accumulator) add(d backend.Delta) {
+	a.text.WriteString(d.Text)
+	a.reasoning.WriteString(d.Reasoning)
+	a.refusal.WriteString(d.Refusal)
+	for _, tc := range d.ToolCalls {
+		for tc.Index >= len(a.calls) {
+			a.calls = append(a.calls, backend.ToolCall{Index: len(a.calls), Type: "function"})
+			a.args = append(a.args, strings.Builder{})
+		}
+		c := &a.calls[tc.Index]
+		if tc.ID != "" {
+			c.ID = tc.ID
+		}
+		if tc.Name != "" {
+			c.Name += tc.Name
+		}
+		a.args[tc.Index].WriteString(tc.Arguments)
+	}
+	a.logprobs = append(a.logprobs, d.Logprobs...)
+	if d.FinishReason != "" {
+		a.finish = d.FinishReason
+	}
+}
+
+func (a *accumulator) choice(i int) backend.Choice {
+	c := backend.Choice{Index: i, Text: a.text.String(), Reasoning: a.reasoning.String(), Refusal: a.refusal.String(),
+		FinishReason: a.finish, Logprobs: a.logprobs, Tokens: len(a.logprobs)}
+	for j, call := range a.calls {
+		call.Arguments = a.args[j].String()
+		c.ToolCalls = append(c.ToolCalls, call)
+	}
+	return c
 }
 
 // emitErr marks an error returned by the caller's emit.

@@ -17,12 +17,15 @@ const (
 	Verbosity  = "verbosity"
 	Repetition = "repetition"
 	Format     = "format"
+	ToolCalls  = "tool_calls"
 )
+
+func builtin(o string) bool { return o == Verbosity || o == Repetition || o == Format || o == ToolCalls }
 
 // Config selects and tunes the rules.
 type Config struct {
-	// Objectives to compute, in order; empty: verbosity, repetition, format,
-	// then every keyword objective in name order.
+	// Objectives to compute, in order; empty: verbosity, repetition,
+	// format, tool_calls, then every keyword objective in name order.
 	Objectives []string
 	NGram      int    // repetition's n; 0: 3
 	Regex      string // format: a response must match it (when JSON is not asked for)
@@ -38,6 +41,7 @@ type Rules struct {
 	format     *regexp.Regexp
 	keywords   map[string][]*regexp.Regexp
 	id         string
+	schemas    schemas
 }
 
 var (
@@ -63,7 +67,7 @@ func New(c Config) (*Rules, error) {
 	}
 	names := make([]string, 0, len(c.Keywords))
 	for name, pats := range c.Keywords {
-		if name == Verbosity || name == Repetition || name == Format {
+		if builtin(name) {
 			return nil, fmt.Errorf("keyword objective %q shadows a built-in rule", name)
 		}
 		if len(pats) == 0 {
@@ -81,10 +85,10 @@ func New(c Config) (*Rules, error) {
 	sort.Strings(names)
 	r.objectives = c.Objectives
 	if len(r.objectives) == 0 {
-		r.objectives = append([]string{Verbosity, Repetition, Format}, names...)
+		r.objectives = append([]string{Verbosity, Repetition, Format, ToolCalls}, names...)
 	}
 	for _, o := range r.objectives {
-		if _, ok := r.keywords[o]; !ok && o != Verbosity && o != Repetition && o != Format {
+		if _, ok := r.keywords[o]; !ok && !builtin(o) {
 			return nil, fmt.Errorf("unknown rule objective %q", o)
 		}
 	}
@@ -112,6 +116,8 @@ func (r *Rules) Score(ctx context.Context, samples []rm.Sample) ([][]float32, er
 				row[k] = float32(RepeatedNGrams(toks, r.n))
 			case Format:
 				row[k] = r.formatScore(s)
+			case ToolCalls:
+				row[k] = r.schemas.toolCalls(s.Calls, s.Tools)
 			default:
 				row[k] = share(r.keywords[o], s.Response)
 			}
@@ -121,10 +127,17 @@ func (r *Rules) Score(ctx context.Context, samples []rm.Sample) ([][]float32, er
 	return out, nil
 }
 
+// formatScore: when the request asked for JSON, 1 for a JSON object (that
+// follows the schema response_format gave); else whether the regex
+// matches; else 1.
 func (r *Rules) formatScore(s rm.Sample) float32 {
+	text := s.Response
+	if s.Calls != nil {
+		text = s.Text
+	}
 	switch {
 	case s.WantJSON:
-		return boolScore(json.Valid([]byte(strings.TrimSpace(s.Response))))
+		return boolScore(r.schemas.validJSON(text, s.Schema))
 	case r.format != nil:
 		return boolScore(r.format.MatchString(s.Response))
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"testing"
 
+	"github.com/steergate/steergate/backend"
+
 	"github.com/steergate/steergate/rm"
 )
 
@@ -12,7 +14,7 @@ func TestRules(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := r.Objectives(); len(got) != 4 || got[3] != "explain" {
+	if got := r.Objectives(); len(got) != 5 || got[3] != ToolCalls || got[4] != "explain" {
 		t.Fatalf("objectives %v", got)
 	}
 	samples := []rm.Sample{
@@ -28,14 +30,14 @@ func TestRules(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := [][]float32{
-		{7, 0, 0, 0.5},
-		{4, 2.0 / 3, 0, 0},
-		{7, 0, 1, 0},
-		{6, 0, 0, 0},
-		{1, 0, 1, 0},
+		{7, 0, 0, 1, 0.5},
+		{4, 2.0 / 3, 0, 1, 0},
+		{7, 0, 1, 1, 0},
+		{6, 0, 0, 1, 0},
+		{1, 0, 1, 1, 0},
 		// 12 tokens, 11 bigrams; the second sentence repeats 5 of them
 		// and "is ." -> ". first" is new, so 5/11.
-		{12, 5.0 / 11, 0, 1},
+		{12, 5.0 / 11, 0, 1, 1},
 	}
 	for i := range want {
 		for k := range want[i] {
@@ -56,6 +58,45 @@ func TestRulesConfigErrors(t *testing.T) {
 	} {
 		if _, err := New(c); err == nil {
 			t.Errorf("%+v: accepted", c)
+		}
+	}
+}
+
+// The JSON schema a request gives through response_format, and its tools'
+// parameters, decide the format and tool_calls objectives.
+func TestSchemaObjectives(t *testing.T) {
+	r, err := New(Config{Objectives: []string{Format, ToolCalls}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	schema := []byte(`{"type":"object","properties":{"city":{"type":"string"}},"required":["city"],"additionalProperties":false}`)
+	tools := []backend.Tool{{Type: "function", Name: "weather", Parameters: schema}}
+	call := func(name, args string) []backend.ToolCall {
+		return []backend.ToolCall{{ID: "c", Type: "function", Name: name, Arguments: args}}
+	}
+	for _, c := range []struct {
+		s      rm.Sample
+		format float32
+		calls  float32
+	}{
+		{rm.Sample{Response: `{"city":"Paris"}`, WantJSON: true, Schema: schema}, 1, 1},
+		{rm.Sample{Response: `{"city":3}`, WantJSON: true, Schema: schema}, 0, 1},
+		{rm.Sample{Response: `{"town":"x"}`, WantJSON: true, Schema: schema}, 0, 1},
+		{rm.Sample{Response: `[1]`, WantJSON: true}, 0, 1}, // json_object: an object
+		{rm.Sample{Response: "x", Calls: call("weather", `{"city":"Paris"}`), Tools: tools}, 1, 1},
+		{rm.Sample{Response: "x", Calls: call("weather", `{"city":42}`), Tools: tools}, 1, 0},
+		{rm.Sample{Response: "x", Calls: call("weather", `{"city": "Par`), Tools: tools}, 1, 0},
+		{rm.Sample{Response: "x", Calls: call("stocks", `{}`), Tools: tools}, 1, 0},
+		{rm.Sample{Response: "x", Calls: append(call("weather", `{"city":"a"}`), call("stocks", `{}`)...), Tools: tools}, 1, 0.5},
+		// A schema that tries to read a file validates nothing.
+		{rm.Sample{Response: `{"city":"Paris"}`, WantJSON: true, Schema: []byte(`{"$ref":"file:///etc/passwd"}`)}, 0, 1},
+	} {
+		got, err := r.Score(context.Background(), []rm.Sample{c.s})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got[0][0] != c.format || got[0][1] != c.calls {
+			t.Errorf("%+v: format %v, tool_calls %v; want %v, %v", c.s, got[0][0], got[0][1], c.format, c.calls)
 		}
 	}
 }

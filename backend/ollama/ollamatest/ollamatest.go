@@ -24,12 +24,19 @@ const Model = "steergate-tiny"
 
 // Template is the model's chat template, Llama 3's with the `$last` test
 // of Ollama's llama3.2 template: a trailing assistant message is left open,
-// so Ollama's chat continues it.
-const Template = `{{- range $i, $_ := .Messages }}
-{{- $last := eq (len (slice $.Messages $i)) 1 -}}
-<|start_header_id|>{{ .Role }}<|end_header_id|>
+// so Ollama's chat continues it. Tools, tool calls and tool results are
+// rendered as Llama 3.1 does, so Ollama counts the model as calling tools.
+const Template = `{{- if .Tools }}<|start_header_id|>system<|end_header_id|>
 
-{{ .Content }}{{ if or (ne .Role "assistant") (not $last) }}<|eot_id|>{{ end }}
+You may call these tools:
+{{ range .Tools }}{{ json . }}
+{{ end }}<|eot_id|>
+{{- end }}
+{{- range $i, $_ := .Messages }}
+{{- $last := eq (len (slice $.Messages $i)) 1 -}}
+<|start_header_id|>{{ if eq .Role "tool" }}ipython{{ else }}{{ .Role }}{{ end }}<|end_header_id|>
+
+{{ if .ToolCalls }}{{ range .ToolCalls }}{"name": "{{ .Function.Name }}", "parameters": {{ .Function.Arguments }}}{{ end }}{{ else }}{{ .Content }}{{ end }}{{ if or (ne .Role "assistant") (not $last) }}<|eot_id|>{{ end }}
 {{- if and (ne .Role "assistant") $last }}<|start_header_id|>assistant<|end_header_id|>
 
 {{ end }}
