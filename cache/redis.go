@@ -54,8 +54,9 @@ type Redis struct {
 	log     *slog.Logger
 	metrics *metrics.Metrics
 	// Errors counts failed operations; Hits and Misses count lookups;
-	// Dropped counts writes the full queue refused.
-	Errors, Hits, Misses, Dropped atomic.Int64
+	// Skipped counts lookups the open circuit answered as misses; Dropped
+	// counts writes the full queue refused.
+	Errors, Hits, Misses, Skipped, Dropped atomic.Int64
 	logMu                         sync.Mutex
 	lastLog                       time.Time
 	rtt                           atomic.Int64 // typical read round trip, ns (an exponential average)
@@ -193,6 +194,7 @@ func (r *Redis) GetMany(ctx context.Context, keys []string) ([][]byte, error) {
 	}
 	if r.open() {
 		r.Misses.Add(int64(len(keys)))
+		r.Skipped.Add(1)
 		r.metrics.Cache("redis", "get", "skipped")
 		return out, nil
 	}

@@ -69,3 +69,45 @@ func TestRedisDownIsAMissAndRecovers(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// A hung Redis (stopped by SIGSTOP) costs a request at most the read
+// budget: reads fail as misses, and after breaker_failures of them the
+// circuit skips Redis until the cooldown; writes never wait. When Redis
+// answers again, hits resume.
+func TestHungRedisIsSkipped(t *testing.T) {
+	srv := cachetest.StartRedis(t)
+	r := cache.NewRedis(cache.RedisOptions{Addrs: []string{srv.Addr}, Prefix: "t:", DialTimeout: 200 * time.Millisecond,
+		ReadTimeout: 200 * time.Millisecond, WriteTimeout: 200 * time.Millisecond, BreakerFailures: 3, BreakerCooldown: 100 * time.Millisecond,
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	defer r.Close()
+	ctx := context.Background()
+	_ = r.Set(ctx, "k", []byte("v"), 0)
+	r.Flush()
+	if _, ok, _ := r.Get(ctx, "k"); !ok {
+		t.Fatal("warm-up get missed")
+	}
+	srv.Pause()
+	for range 20 {
+		if _, ok, err := r.Get(ctx, "k"); ok || err != nil {
+			t.Fatalf("paused Redis: ok=%v err=%v", ok, err)
+		}
+		_ = r.Set(ctx, "k2", []byte("v"), 0) // queued, never waited for
+	}
+	if e := r.Errors.Load(); e < 3 || e > 4 {
+		t.Errorf("%d failed reads reached the hung Redis; the circuit should have opened after 3", e)
+	}
+	if r.Skipped.Load() < 16 {
+		t.Errorf("only %d reads skipped Redis", r.Skipped.Load())
+	}
+	srv.Resume()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if _, ok, _ := r.Get(ctx, "k"); ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("hits did not resume")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

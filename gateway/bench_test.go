@@ -40,14 +40,3 @@ func benchPost(b *testing.B, url string) {
 		}
 	}
 }
-
-// upstream is an OpenAI-compatible backend of the given flavour at url (a
-// /v1 base).
-func upstream(t testing.TB, name, url, flavour string) backend.Backend {
-	t.Helper()
-	c, err := openai.New(name, url, "", flavour, 64, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}

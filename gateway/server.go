@@ -102,7 +102,7 @@ var errShutdown = fault.New(fault.ErrOverloaded, "", "the server is shutting dow
 // with an error (streams with an error event and [DONE]).
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	errc := make(chan error, 1)
-	go func() { errc <- s.srv.Serve(ln) }()
+	go func() { errc <- s.srv.Serve(lingerListener{ln}) }()
 	select {
 	case err := <-errc:
 		return err
@@ -120,7 +120,13 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		}
 	}
 	shut := make(chan error, 1)
-	go func() { shut <- s.srv.Shutdown() }()
+	go func() {
+		err := s.srv.Shutdown()
+		// fasthttp closes only the listeners Serve had registered; one it
+		// had not reached yet is closed here.
+		_ = ln.Close()
+		shut <- err
+	}()
 	t := time.NewTimer(s.opts.ShutdownTimeout)
 	defer t.Stop()
 	select {
@@ -145,6 +151,7 @@ func (s *Server) parseError(ctx *fasthttp.RequestCtx, err error) {
 	var small *fasthttp.ErrSmallBuffer
 	switch {
 	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		lingerOnClose(ctx.Conn())
 		writeError(ctx, fault.New(fault.ErrTooLarge, "", "request body exceeds %d bytes", s.opts.MaxBodyBytes))
 	case errors.As(err, &small):
 		writeError(ctx, fault.New(wire.ErrHeaderTooLarge, "", "request headers exceed %d bytes", s.srv.ReadBufferSize))

@@ -3,6 +3,7 @@ package steering
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -186,5 +187,46 @@ func TestStreamingHitIsReplayed(t *testing.T) {
 	}
 	if len(deltas) != 2 || deltas[0].Text != first.Generation.Choices[0].Text || deltas[1].FinishReason == "" {
 		t.Errorf("replay %+v", deltas)
+	}
+}
+
+// The computation identical misses share runs until every caller has
+// gone: the first caller leaving does not fail the second.
+func TestSharedComputationSurvivesALeaver(t *testing.T) {
+	b := &slowBackend{scripted: &scripted{}, gate: make(chan struct{})}
+	e := cachedEngine(b, map[string]rm.Rewarder{"t": table()})
+	joined := make(chan struct{}, 2)
+	e.responses.onJoin = func() { joined <- struct{}{} }
+	first, leave := context.WithCancel(context.Background())
+	errs := make(chan error, 2)
+	outs := make(chan *Outcome, 1)
+	go func() {
+		c := call(`{"strategy":"best_of_n","n":4}`, 1)
+		c.Route.Backend = b
+		_, err := run(first, e, c, nil)
+		errs <- err
+	}()
+	<-joined
+	go func() {
+		c := call(`{"strategy":"best_of_n","n":4}`, 1)
+		c.Route.Backend = b
+		o, err := run(context.Background(), e, c, nil)
+		outs <- o
+		errs <- err
+	}()
+	<-joined
+	leave()
+	if err := <-errs; !errors.Is(err, context.Canceled) {
+		t.Errorf("the leaver got %v", err)
+	}
+	close(b.gate)
+	if err := <-errs; err != nil {
+		t.Fatalf("the one who stayed got %v", err)
+	}
+	if o := <-outs; o.Generation.Choices[0].Text == "" {
+		t.Error("empty answer")
+	}
+	if n := b.calls.Load(); n != 4 {
+		t.Errorf("%d backend calls; the computation should have run once", n)
 	}
 }

@@ -234,14 +234,10 @@ func decodeRequest(body []byte, v any) (map[string]json.RawMessage, error) {
 	return extra, nil
 }
 
-// fieldOf guesses the field a decoding error came from, for errors our own
-// UnmarshalJSON methods return (messages, content, stop).
+// fieldOf names the field of errors that StringList returns, the only
+// custom decoding whose field encoding/json does not tell (stop, prompt).
 func fieldOf(err error) string {
-	msg := err.Error()
-	switch {
-	case strings.Contains(msg, "content"):
-		return "messages"
-	case strings.Contains(msg, "string or an array of strings"):
+	if strings.Contains(err.Error(), "string or an array of strings") {
 		return "stop"
 	}
 	return ""

@@ -2,6 +2,7 @@ package wire
 
 import (
 	"encoding/json"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -59,5 +60,34 @@ func BenchmarkDecodeChat(b *testing.B) {
 		if _, err := DecodeChat(body); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// Decoding is linear in the body whatever its shape: content given as
+// tens of thousands of text parts allocates a small multiple of the body,
+// not the square of it (as joining parts with += did).
+func TestDecodeIsLinearInParts(t *testing.T) {
+	var b strings.Builder
+	b.WriteString(`{"model":"m","messages":[{"role":"user","content":[`)
+	for i := range 60000 {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(`{"type":"text","text":"some words "}`)
+	}
+	b.WriteString(`]}]}`)
+	body := []byte(b.String())
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	r, err := DecodeChat(body)
+	runtime.ReadMemStats(&after)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := len(r.Messages[0].Content.Text); got != 60000*len("some words ") {
+		t.Fatalf("text of %d bytes", got)
+	}
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 40*uint64(len(body)) {
+		t.Errorf("decoding %d bytes allocated %d: not linear", len(body), alloc)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/steergate/steergate/backend"
+	"github.com/steergate/steergate/fault"
 )
 
 // Content is a message's content: a string, null, or an array of content
@@ -21,7 +22,17 @@ type Content struct {
 	Null  bool
 }
 
+// contentError marks an error about a message's content.
+type contentError struct{ error }
+
 func (c *Content) UnmarshalJSON(b []byte) error {
+	if err := c.unmarshal(b); err != nil {
+		return contentError{err}
+	}
+	return nil
+}
+
+func (c *Content) unmarshal(b []byte) error {
 	b = bytes.TrimSpace(b)
 	*c = Content{}
 	switch {
@@ -175,16 +186,49 @@ type Message struct {
 	Raw              json.RawMessage `json:"-"`
 }
 
+// Messages decodes a messages array one message at a time, so that an
+// error names the message (messages[3].content) it is about.
+type Messages []Message
+
+func (ms *Messages) UnmarshalJSON(b []byte) error {
+	var raws []json.RawMessage
+	if err := json.Unmarshal(b, &raws); err != nil {
+		return fault.Invalid("messages", "messages must be an array of message objects")
+	}
+	out := make(Messages, len(raws))
+	for i, raw := range raws {
+		if err := out[i].UnmarshalJSON(raw); err != nil {
+			if p := fault.Param(err); p != "" {
+				return fault.Invalid(fmt.Sprintf("messages[%d].%s", i, p), "messages[%d]: %v", i, err)
+			}
+			var te *json.UnmarshalTypeError
+			if errors.As(err, &te) && te.Field != "" {
+				return fault.Invalid(fmt.Sprintf("messages[%d].%s", i, te.Field), "messages[%d].%s must be %s, not %s", i, te.Field, te.Type, te.Value)
+			}
+			return fault.Invalid(fmt.Sprintf("messages[%d]", i), "messages[%d]: %v", i, err)
+		}
+	}
+	*ms = out
+	return nil
+}
+
 type messageFields Message
 
 var messageKeys = knownKeys(messageFields{})
 
 func (m *Message) UnmarshalJSON(b []byte) error {
+	if t := bytes.TrimSpace(b); len(t) == 0 || t[0] != '{' {
+		return errors.New("a message must be an object")
+	}
 	if err := checkKeys(b, messageKeys); err != nil {
 		return err
 	}
 	var f messageFields
 	if err := json.Unmarshal(b, &f); err != nil {
+		var ce contentError
+		if errors.As(err, &ce) {
+			return fault.Invalid("content", "%v", err)
+		}
 		return err
 	}
 	*m = Message(f)
@@ -277,7 +321,7 @@ type StreamOptions struct {
 // interpret are kept in Extra and written back out by Marshal.
 type ChatRequest struct {
 	Model               string          `json:"model"`
-	Messages            []Message       `json:"messages"`
+	Messages            Messages        `json:"messages"`
 	Stream              bool            `json:"stream,omitempty"`
 	StreamOptions       *StreamOptions  `json:"stream_options,omitempty"`
 	N                   *int            `json:"n,omitempty"`
