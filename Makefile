@@ -16,11 +16,11 @@ OLLAMA_MODELS := $(CACHE)/ollama/models
 BIN := bin/steergate
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
-export STEERGATE_NODE_MODULES := $(CACHE)/node/node_modules
+export STEERGATE_TEST_NODE_MODULES := $(CACHE)/node/node_modules
 export STEERGATE_DOWNLOADS := $(CACHE)
 export ONNXRUNTIME_LIB ?= $(ORT_LIB)
-export STEERGATE_OLLAMA := $(OLLAMA_BIN)
-export STEERGATE_OLLAMA_MODELS := $(OLLAMA_MODELS)
+export STEERGATE_TEST_OLLAMA := $(OLLAMA_BIN)
+export STEERGATE_TEST_OLLAMA_MODELS := $(OLLAMA_MODELS)
 
 .PHONY: run test bench lint build deps-test deps-bench clean
 

@@ -23,7 +23,7 @@ type Route struct {
 type Router struct {
 	mu     sync.RWMutex
 	routes map[string]Route
-	public map[string]bool // names listed by /v1/models (aliases are not)
+	public map[string]bool // names listed by /v1/models: routes and their aliases
 }
 
 // NewRouter returns an empty router.
@@ -41,8 +41,8 @@ func (rt *Router) Add(r Route, aliases ...string) error {
 			return fmt.Errorf("model name %q is routed twice", n)
 		}
 		rt.routes[n] = r
+		rt.public[n] = true
 	}
-	rt.public[r.Name] = true
 	return nil
 }
 
@@ -88,13 +88,16 @@ func (rt *Router) Resolve(model string) (Route, error) {
 	return Route{}, &fault.ParamError{Param: "model", Msg: fmt.Sprintf("The model '%s' does not exist", model), Err: fault.ErrNotFound}
 }
 
-// List returns every public route, sorted by name.
+// List returns every routable name (aliases included) with its route,
+// sorted by name.
 func (rt *Router) List() []Route {
 	rt.mu.RLock()
 	defer rt.mu.RUnlock()
 	out := make([]Route, 0, len(rt.public))
 	for n := range rt.public {
-		out = append(out, rt.routes[n])
+		r := rt.routes[n]
+		r.Name = n
+		out = append(out, r)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out

@@ -210,7 +210,7 @@ type Backend struct {
 	Flavour        string        `mapstructure:"flavour"` // openai type: openai, vllm, llamacpp
 	Timeout        time.Duration `mapstructure:"timeout"`
 	MaxConcurrency int           `mapstructure:"max_concurrency"`
-	MaxQueue       int           `mapstructure:"max_queue"`     // calls waiting for a turn; more get 503
+	MaxQueue       *int          `mapstructure:"max_queue"`     // calls waiting for a turn, more get 503 (0: none wait)
 	QueueTimeout   time.Duration `mapstructure:"queue_timeout"` // how long one waits
 	Retries        int           `mapstructure:"retries"`       // extra attempts on connection errors, 5xx and overload
 	Backoff        time.Duration `mapstructure:"backoff"`       // before the first retry; doubles after each
@@ -283,6 +283,9 @@ func rewardDefaults(r *Reward) {
 	if r.CacheTTL == 0 {
 		r.CacheTTL = time.Hour
 	}
+	if r.Type == RewardRules && r.Rules.NGram == 0 {
+		r.Rules.NGram = 3
+	}
 	if r.Type == RewardEnsemble && r.Ensemble.Aggregate == "" {
 		r.Ensemble.Aggregate = "mean"
 	}
@@ -332,8 +335,9 @@ func backendDefaults(b *Backend) {
 	if b.MaxConcurrency == 0 {
 		b.MaxConcurrency = 64
 	}
-	if b.MaxQueue == 0 {
-		b.MaxQueue = 1024
+	if b.MaxQueue == nil {
+		q := 1024
+		b.MaxQueue = &q
 	}
 	if b.Backoff == 0 {
 		b.Backoff = 100 * time.Millisecond

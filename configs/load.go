@@ -1,7 +1,6 @@
 package configs
 
 import (
-	"bytes"
 	"embed"
 	"errors"
 	"fmt"
@@ -61,6 +60,19 @@ func expand(data []byte) []byte {
 
 // Parse is Load for bytes already read; file names the source in errors.
 func Parse(file string, data []byte) (*Config, error) {
+	cfg, err := decode(file, data)
+	if err != nil {
+		return nil, err
+	}
+	if err := cfg.Validate(file); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// decode reads, expands, overrides from the environment and decodes a
+// config, filling defaults, without validating values.
+func decode(file string, data []byte) (*Config, error) {
 	data = expand(data)
 	var raw map[string]any
 	if err := yaml.Unmarshal(data, &raw); err != nil {
@@ -71,24 +83,14 @@ func Parse(file string, data []byte) (*Config, error) {
 	if len(errs) > 0 {
 		return nil, errs
 	}
-	// STEERGATE_<SECTION> would replace a whole section with a string and
-	// silently drop every key under it; only leaf keys may be set this way.
-	for i := range reflect.TypeOf(Config{}).NumField() {
-		name := tagName(reflect.TypeOf(Config{}).Field(i))
-		env := "STEERGATE_" + strings.ToUpper(name)
-		if _, ok := os.LookupEnv(env); ok {
-			return nil, Errors{fmt.Sprintf("%s:%s: the environment variable %s would replace the whole %s section; set its keys instead (e.g. %s_...)", file, name, env, name, env)}
-		}
+	if raw == nil {
+		raw = map[string]any{}
+	}
+	if err := applyEnv(file, raw, environ()); err != nil {
+		return nil, err
 	}
 	v := viper.New()
-	v.SetConfigType("yaml")
-	v.SetEnvPrefix("STEERGATE")
-	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
-	v.AutomaticEnv()
-	for _, k := range leafKeys("", reflect.TypeOf(Config{})) {
-		_ = v.BindEnv(k)
-	}
-	if err := v.ReadConfig(bytes.NewReader(data)); err != nil {
+	if err := v.MergeConfigMap(raw); err != nil {
 		return nil, Errors{fmt.Sprintf("%s: %v", file, err)}
 	}
 	cfg := Defaults()
@@ -120,9 +122,6 @@ func Parse(file string, data []byte) (*Config, error) {
 		}
 	}
 	cfg.File = file
-	if err := cfg.Validate(file); err != nil {
-		return nil, err
-	}
 	return &cfg, nil
 }
 
@@ -188,10 +187,17 @@ func unknownKeys(file, prefix string, raw any, t reflect.Type, errs *Errors) {
 		}
 	case reflect.Map:
 		if m, ok := raw.(map[string]any); ok {
-			for k, v := range m {
-				unknownKeys(file, prefix+"."+k, v, t.Elem(), errs)
+			for _, k := range slices.Sorted(maps.Keys(m)) {
+				if k != strings.ToLower(k) {
+					// viper reads every key in lower case; a name written
+					// otherwise would not match where it is used.
+					*errs = append(*errs, fmt.Sprintf("%s:%s.%s: names are read in lower case; write %q", file, strings.TrimPrefix(prefix, "."), k, strings.ToLower(k)))
+				}
+				unknownKeys(file, prefix+"."+k, m[k], t.Elem(), errs)
 			}
 		}
+	case reflect.Interface:
+		lowerKeys(file, prefix, raw, errs)
 	case reflect.Slice:
 		if l, ok := raw.([]any); ok {
 			for i, v := range l {
@@ -199,21 +205,6 @@ func unknownKeys(file, prefix string, raw any, t reflect.Type, errs *Errors) {
 			}
 		}
 	}
-}
-
-// leafKeys lists the dotted keys of t's plain fields, for env binding.
-func leafKeys(prefix string, t reflect.Type) []string {
-	var out []string
-	for i := range t.NumField() {
-		f := t.Field(i)
-		k := strings.TrimPrefix(prefix+"."+tagName(f), ".")
-		if f.Type.Kind() == reflect.Struct && f.Type != reflect.TypeOf(time.Duration(0)) {
-			out = append(out, leafKeys(k, f.Type)...)
-		} else if f.Type.Kind() != reflect.Map && f.Type.Kind() != reflect.Slice {
-			out = append(out, k)
-		}
-	}
-	return out
 }
 
 // Validate checks values and references; errors name file and key.
@@ -315,7 +306,7 @@ func (c *Config) Validate(file string) error {
 		if b.MaxConcurrency < 1 {
 			bad(k+".max_concurrency", "must be at least 1")
 		}
-		if b.MaxQueue < 0 || b.Retries < 0 || b.BreakerFailures < 0 || b.QueueTimeout < 0 || b.HealthInterval < 0 {
+		if *b.MaxQueue < 0 || b.Retries < 0 || b.BreakerFailures < 0 || b.QueueTimeout < 0 || b.HealthInterval < 0 {
 			bad(k, "max_queue, retries, breaker_failures, queue_timeout and health_interval must not be negative")
 		}
 		if b.Type != TypeReference && (b.TokenDelay != 0 || b.FirstTokenDelay != 0 || b.MaxTokens != 0) {
@@ -348,6 +339,24 @@ func (c *Config) Validate(file string) error {
 		return errs
 	}
 	return nil
+}
+
+// lowerKeys reports keys written other than in lower case anywhere under
+// raw (route steering objects, whose weights name objectives).
+func lowerKeys(file, prefix string, raw any, errs *Errors) {
+	switch v := raw.(type) {
+	case map[string]any:
+		for _, k := range slices.Sorted(maps.Keys(v)) {
+			if k != strings.ToLower(k) {
+				*errs = append(*errs, fmt.Sprintf("%s:%s.%s: names are read in lower case; write %q", file, strings.TrimPrefix(prefix, "."), k, strings.ToLower(k)))
+			}
+			lowerKeys(file, prefix+"."+k, v[k], errs)
+		}
+	case []any:
+		for i, x := range v {
+			lowerKeys(file, fmt.Sprintf("%s[%d]", prefix, i), x, errs)
+		}
+	}
 }
 
 // withScheme adds http:// to a bare host:port, as Ollama's own client does

@@ -10,7 +10,7 @@ import (
 )
 
 // TestNodeSDK runs test/node/sdk.mjs, the official OpenAI Node SDK against
-// the gateway. `make test` installs the SDK and sets STEERGATE_NODE_MODULES.
+// the gateway. `make test` installs the SDK and sets STEERGATE_TEST_NODE_MODULES.
 func TestNodeSDK(t *testing.T) {
 	e := start(t, defaultOptions(), ref(reference.Options{}))
 	runNode(t, "sdk.mjs", e.url+"/v1")
@@ -27,13 +27,13 @@ func TestNodeSDKAgentLoop(t *testing.T) {
 // runNode runs a script of test/node with the gateway's base URL.
 func runNode(t *testing.T, script, url string) {
 	t.Helper()
-	mods := os.Getenv("STEERGATE_NODE_MODULES")
+	mods := os.Getenv("STEERGATE_TEST_NODE_MODULES")
 	node, err := exec.LookPath("node")
 	if mods == "" || err != nil {
 		if os.Getenv("CI") != "" {
 			t.Fatal("CI must run the Node SDK test: run it through make test")
 		}
-		t.Skip("node or STEERGATE_NODE_MODULES missing; make test installs them")
+		t.Skip("node or STEERGATE_TEST_NODE_MODULES missing; make test installs them")
 	}
 	src, _ := filepath.Abs(filepath.Join("..", "test", "node", script))
 	// ES modules resolve packages from the script's folder upwards, so run a

@@ -237,7 +237,7 @@ func newBackend(name string, b configs.Backend, probe bool, m *metrics.Metrics, 
 	default:
 		return nil, fmt.Errorf("unknown type %q", b.Type)
 	}
-	return backend.Limit(be, backend.LimitOptions{MaxConcurrency: b.MaxConcurrency, MaxQueue: b.MaxQueue,
+	return backend.Limit(be, backend.LimitOptions{MaxConcurrency: b.MaxConcurrency, MaxQueue: *b.MaxQueue,
 		QueueTimeout: b.QueueTimeout, Timeout: b.Timeout, Metrics: m}), nil
 }
 

@@ -45,8 +45,8 @@ You may call these tools:
 // The environment make test sets: the binary and the models folder that
 // holds Model.
 const (
-	EnvBinary = "STEERGATE_OLLAMA"
-	EnvModels = "STEERGATE_OLLAMA_MODELS"
+	EnvBinary = "STEERGATE_TEST_OLLAMA"
+	EnvModels = "STEERGATE_TEST_OLLAMA_MODELS"
 )
 
 // Server is a running `ollama serve`.

@@ -1,0 +1,190 @@
+package configs
+
+import (
+	"fmt"
+	"os"
+	"reflect"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// EnvPrefix starts every variable that overrides a config key.
+const EnvPrefix = "STEERGATE_"
+
+// nonConfig are variables with the prefix that are not config keys: the
+// download cache folder make fills, and the tests' own settings.
+func nonConfig(name string) bool {
+	return name == "STEERGATE_DOWNLOADS" || strings.HasPrefix(name, "STEERGATE_TEST_")
+}
+
+// applyEnv sets, in the raw YAML tree, every key that a STEERGATE_<PATH>
+// variable names: the path upper-cased with dots and list indices as
+// underscores (STEERGATE_SERVER_LISTEN, STEERGATE_BACKENDS_UP_API_KEY,
+// STEERGATE_MODELS_0_BACKEND), whether or not the file has the key. A map
+// entry (a backend, a reward) must be named in the file; list-valued keys
+// take comma-separated values. A variable that names a section, or nothing,
+// is an error naming it.
+func applyEnv(file string, raw map[string]any, environ []string) error {
+	var errs Errors
+	names := make([]string, 0)
+	values := map[string]string{}
+	for _, kv := range environ {
+		name, value, _ := strings.Cut(kv, "=")
+		if !strings.HasPrefix(name, EnvPrefix) || nonConfig(name) {
+			continue
+		}
+		names = append(names, name)
+		values[name] = value
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		rest := strings.TrimPrefix(name, EnvPrefix)
+		if err := setEnv(raw, reflect.TypeOf(Config{}), rest, "", values[name]); err != nil {
+			errs = append(errs, fmt.Sprintf("%s: the environment variable %s %v", file, name, err))
+		}
+	}
+	if len(errs) > 0 {
+		return errs
+	}
+	return nil
+}
+
+// setEnv walks t along the variable's remaining name and sets the leaf it
+// reaches in node.
+func setEnv(node map[string]any, t reflect.Type, rest, path, value string) error {
+	if t.Kind() != reflect.Struct {
+		return fmt.Errorf("does not name a config key")
+	}
+	// The longest field name that starts rest wins, so that max_n does not
+	// shadow max_n_something.
+	type cand struct {
+		name string
+		ft   reflect.Type
+	}
+	var best *cand
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name := tagName(f)
+		if name == "" || name == "-" {
+			continue
+		}
+		up := strings.ToUpper(name)
+		if rest == up || strings.HasPrefix(rest, up+"_") {
+			if best == nil || len(name) > len(best.name) {
+				best = &cand{name, f.Type}
+			}
+		}
+	}
+	if best == nil {
+		return fmt.Errorf("does not name a config key")
+	}
+	key := best.name
+	p := strings.TrimPrefix(path+"."+key, ".")
+	after := strings.TrimPrefix(strings.TrimPrefix(rest, strings.ToUpper(key)), "_")
+	ft := best.ft
+	if isLeaf(ft) {
+		if after != "" {
+			return fmt.Errorf("does not name a config key (%s is a value, not a section)", p)
+		}
+		node[key] = leafValue(ft, value)
+		return nil
+	}
+	if after == "" {
+		return fmt.Errorf("would replace the whole %s section; set its keys instead (e.g. %s%s_...)", p, EnvPrefix, strings.ToUpper(strings.ReplaceAll(p, ".", "_")))
+	}
+	switch ft.Kind() {
+	case reflect.Struct:
+		child, _ := node[key].(map[string]any)
+		if child == nil {
+			child = map[string]any{}
+			node[key] = child
+		}
+		return setEnv(child, ft, after, p, value)
+	case reflect.Map:
+		entries, _ := node[key].(map[string]any)
+		// The longest entry name of the file that starts the rest.
+		var name string
+		for n := range entries {
+			up := strings.ToUpper(n)
+			if (after == up || strings.HasPrefix(after, up+"_")) && len(n) > len(name) {
+				name = n
+			}
+		}
+		if name == "" {
+			return fmt.Errorf("names no %s entry of the file (entries must be named in the file)", p)
+		}
+		sub := strings.TrimPrefix(strings.TrimPrefix(after, strings.ToUpper(name)), "_")
+		ep := p + "." + name
+		et := ft.Elem()
+		if isLeaf(et) {
+			if sub != "" {
+				return fmt.Errorf("does not name a config key")
+			}
+			entries[name] = leafValue(et, value)
+			return nil
+		}
+		if sub == "" {
+			return fmt.Errorf("would replace the whole %s section; set its keys instead", ep)
+		}
+		child, _ := entries[name].(map[string]any)
+		if child == nil {
+			child = map[string]any{}
+			entries[name] = child
+		}
+		return setEnv(child, et, sub, ep, value)
+	case reflect.Slice:
+		list, _ := node[key].([]any)
+		idx, sub, _ := strings.Cut(after, "_")
+		i, err := strconv.Atoi(idx)
+		if err != nil || i < 0 || i >= len(list) {
+			return fmt.Errorf("names %s[%s], which the file does not have", p, idx)
+		}
+		if sub == "" {
+			return fmt.Errorf("would replace the whole %s[%d] section; set its keys instead", p, i)
+		}
+		child, _ := list[i].(map[string]any)
+		if child == nil {
+			child = map[string]any{}
+			list[i] = child
+		}
+		return setEnv(child, ft.Elem(), sub, fmt.Sprintf("%s[%d]", p, i), value)
+	}
+	return fmt.Errorf("does not name a config key")
+}
+
+// isLeaf types hold one value: scalars, durations, lists of scalars
+// (comma-separated in a variable).
+func isLeaf(t reflect.Type) bool {
+	if t == reflect.TypeOf(time.Duration(0)) {
+		return true
+	}
+	switch t.Kind() {
+	case reflect.Struct, reflect.Map:
+		return false
+	case reflect.Slice:
+		return isLeaf(t.Elem()) && t.Elem().Kind() != reflect.Slice
+	case reflect.Pointer:
+		return isLeaf(t.Elem())
+	}
+	return true
+}
+
+// leafValue is a variable's value for a key of type t: a YAML scalar for
+// keys of any type (route steering parameters), else the text, which the
+// decoder converts.
+func leafValue(t reflect.Type, value string) any {
+	if t.Kind() == reflect.Interface {
+		var v any
+		if yaml.Unmarshal([]byte(value), &v) == nil {
+			return v
+		}
+	}
+	return value
+}
+
+// environ is the process environment; tests replace it.
+var environ = os.Environ
