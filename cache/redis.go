@@ -143,10 +143,12 @@ func (r *Redis) Flush() {
 	}
 }
 
-// budget is how long a read may take now.
+// budget is how long a read may take now: a little beyond the typical
+// round trip, or read_timeout for the first read after the circuit's
+// cooldown, which measures a Redis that has become slower.
 func (r *Redis) budget() time.Duration {
 	rtt := time.Duration(r.rtt.Load())
-	if rtt == 0 {
+	if rtt == 0 || r.openUntil.Load() != 0 {
 		return r.o.ReadTimeout
 	}
 	return min(r.o.ReadTimeout, 2*rtt+r.o.ReadSlack)
@@ -167,9 +169,11 @@ func (r *Redis) readDone(start time.Time, err error) {
 	}
 	r.streak.Store(0)
 	r.openUntil.Store(0)
+	// The typical round trip follows a slower Redis at once and a faster
+	// one gradually, so that a loaded machine does not turn every read into
+	// a miss.
 	took := time.Since(start).Nanoseconds()
-	old := r.rtt.Load()
-	if old == 0 {
+	if old := r.rtt.Load(); took > old {
 		r.rtt.Store(took)
 	} else {
 		r.rtt.Store(old + (took-old)/8)
