@@ -88,6 +88,7 @@ FUZZ_SSE ?= 60000x
 FUZZ_TOKENIZER ?= 10000x
 
 test: deps-test
+	@test -z "$$(gofmt -l .)" || (echo "not gofmt-formatted:"; gofmt -l .; exit 1)
 	$(GO) vet ./...
 	$(GO) test -race -count=1 ./...
 	$(GO) test -run - -fuzz '^FuzzDecodeChat$$' -fuzztime $(FUZZ_DECODE) ./wire/
@@ -111,6 +112,7 @@ bench: build deps-bench
 	$(GO) run ./bench -out docs/benchmarks.md -duration 2s -rounds 3
 
 lint:
+	@test -z "$$(gofmt -l .)" || (echo "not gofmt-formatted:"; gofmt -l .; exit 1)
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
 

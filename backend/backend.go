@@ -49,6 +49,7 @@ type Caps struct {
 	Continuation   bool // continues a trailing partial assistant message
 	NativeN        bool // n > 1 in one call
 	Scoring        bool // logprobs of a given text (implements Scorer)
+	ScoringChat    bool // ... after chat messages, not only a raw prompt
 	Tools          bool // tools, tool_choice, tool calls and tool results
 	Images         bool // image_url content parts
 	Audio          bool // input_audio content parts
@@ -61,7 +62,7 @@ type Caps struct {
 // And is what both c and o can do.
 func (c Caps) And(o Caps) Caps {
 	return Caps{Logprobs: c.Logprobs && o.Logprobs, MaxTopLogprobs: min(c.MaxTopLogprobs, o.MaxTopLogprobs),
-		Continuation: c.Continuation && o.Continuation, NativeN: c.NativeN && o.NativeN, Scoring: c.Scoring && o.Scoring,
+		Continuation: c.Continuation && o.Continuation, NativeN: c.NativeN && o.NativeN, Scoring: c.Scoring && o.Scoring, ScoringChat: c.ScoringChat && o.ScoringChat,
 		Tools: c.Tools && o.Tools, Images: c.Images && o.Images, Audio: c.Audio && o.Audio, Files: c.Files && o.Files,
 		AnyParts: c.AnyParts && o.AnyParts, JSON: c.JSON && o.JSON, Reasoning: c.Reasoning && o.Reasoning}
 }

@@ -3,11 +3,11 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"encoding/csv"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"os"
 	"os/exec"
@@ -20,6 +20,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/steergate/steergate/eval"
 	"github.com/valyala/fasthttp"
 )
 
@@ -28,7 +29,7 @@ func main() {
 	bin := flag.String("bin", "bin/steergate", "steergate binary")
 	dur := flag.Duration("duration", 3*time.Second, "length of one measured run")
 	rounds := flag.Int("rounds", 3, "interleaved repetitions of every run")
-	only := flag.String("only", "", "run one section and print it: load, cache, steering")
+	only := flag.String("only", "", "run one section and print it: peers, steering, cache, load, eval")
 	flag.Parse()
 	if *only != "" {
 		var md strings.Builder
@@ -42,6 +43,8 @@ func main() {
 			err = steeringWallTime(*bin, &md, *rounds)
 		case "peers":
 			err = peers(*bin, &md, *dur, *rounds)
+		case "eval":
+			err = evalCurve(*bin, &md, filepath.Dir(*out))
 		default:
 			err = fmt.Errorf("unknown section %q", *only)
 		}
@@ -371,13 +374,30 @@ func post(url string, body []byte) error {
 	return nil
 }
 
-// evalCurve runs steergate eval on the shipped prompt set and config and
-// adds its table and plot.
+// The evaluation behind "Reward against compute": reported on the test
+// split with seeds the defaults were never tuned with.
+var (
+	evalArgs = []string{"eval", "--config", "configs/default.yaml", "--prompts", "test", "--seeds", "4", "--first-seed", "1000000",
+		"--token-delay", "1ms", "--concurrency", "8"}
+	// Beside best-of-N and adaptive's defaults: an absolute threshold and
+	// a pruning setting, each chosen on the dev split.
+	evalSettings = []string{
+		`{"strategy":"best_of_n","n":1}`, `{"strategy":"best_of_n","n":2}`, `{"strategy":"best_of_n","n":4}`,
+		`{"strategy":"best_of_n","n":8}`, `{"strategy":"best_of_n","n":16}`, `{"strategy":"adaptive"}`,
+		`{"strategy":"adaptive","initial":1,"step":1,"threshold":2.28,"cost":0}`,
+		`{"strategy":"adaptive","initial":8,"step":8,"prune_tokens":8,"keep":0.25}`,
+	}
+)
+
+// evalCurve runs steergate eval and adds its tables, plot and verdict.
 func evalCurve(bin string, md *strings.Builder, dir string) error {
 	svg := filepath.Join(dir, "eval-curve.svg")
 	csvPath := filepath.Join(os.TempDir(), "steergate-eval.csv")
-	cmd := exec.Command(bin, "eval", "--config", "configs/default.yaml", "--prompts", "eval/prompts.jsonl", "--seeds", "4",
-		"--out", csvPath, "--svg", svg)
+	args := append(slices.Clone(evalArgs), "--out", csvPath, "--svg", svg)
+	for _, s := range evalSettings {
+		args = append(args, "--setting", s)
+	}
+	cmd := exec.Command(bin, args...)
 	cmd.Stderr = os.Stderr
 	table, err := cmd.Output()
 	if err != nil {
@@ -387,62 +407,121 @@ func evalCurve(bin string, md *strings.Builder, dir string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(md, "\n## Reward against compute\n\n`steergate eval --config configs/default.yaml --prompts eval/prompts.jsonl --seeds 4` "+
-		"on the embedded default (reference model, rules reward, the route's weights): 30 prompts × 4 seeds per setting. "+
-		"Samples of one run use seeds s, s+1, …, so best-of-N and adaptive draw the same samples in the same order. "+
-		"Reward is the utility of the chosen answer; gain is measured over a single sample.\n\n%s\n![reward against compute](eval-curve.svg)\n\n%s\n", table, verdict)
+	bound, err := thresholdBound(bin)
+	if err != nil {
+		return err
+	}
+	shown := slices.Clone(evalArgs)
+	for _, s := range evalSettings {
+		shown = append(shown, "--setting", "'"+s+"'")
+	}
+	fmt.Fprintf(md, "\n## Reward against compute\n\n`steergate %s`\n\n"+
+		"The embedded default (reference model, rules reward, the route's weights) on the test split (eval/test.jsonl), "+
+		"4 fresh seeds a prompt; adaptive's defaults, the threshold and the pruning setting were chosen on the dev split "+
+		"(eval/dev.jsonl) with seeds 0–3000, which share no topic and no seed with these runs. Samples of one run use seeds "+
+		"s, s+1, …, so best-of-N and adaptive draw the same samples in the same order. The reward is the utility that selects "+
+		"(the route's reward and weights); gain is measured over one sample. Wall time is with 1 ms between tokens, 8 runs "+
+		"in flight.\n\n%s\n![reward against compute](eval-curve.svg)\n\n%s\n\n%s\n", strings.Join(shown, " "), table, verdict, bound)
 	return nil
 }
 
-// adaptiveTarget checks, from eval's CSV, whether an adaptive setting
-// reaches 90% of best-of-16's mean reward gain over one sample with at most
-// 30% of its samples.
+// adaptiveTarget checks, from eval's CSV, whether adaptive with its
+// defaults reaches 90% of best-of-16's mean reward gain over one sample
+// with at most 30% of its backend tokens.
 func adaptiveTarget(path string) (string, error) {
+	rows, err := readEvalCSV(path)
+	if err != nil {
+		return "", err
+	}
+	at := func(set string) int { return slices.Index(evalSettings, set) }
+	sh := eval.GainShare(rows, at(`{"strategy":"adaptive"}`), at(`{"strategy":"best_of_n","n":1}`), at(`{"strategy":"best_of_n","n":16}`), eval.BootstrapRounds, 1)
+	ok := sh.Gain.Mean >= 0.9 && sh.Tokens.Mean <= 0.3
+	return fmt.Sprintf("Target: adaptive with its defaults reaches at least 90%% of best-of-16's gain over one sample with at most "+
+		"30%% of its backend tokens: %s (%.0f%% [%.0f%%, %.0f%%] of the gain with %.0f%% [%.0f%%, %.0f%%] of the tokens).",
+		metOr(ok), 100*sh.Gain.Mean, 100*sh.Gain.Lo, 100*sh.Gain.Hi, 100*sh.Tokens.Mean, 100*sh.Tokens.Lo, 100*sh.Tokens.Hi), nil
+}
+
+func readEvalCSV(path string) ([]eval.Row, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	defer f.Close()
-	rows, err := csv.NewReader(f).ReadAll()
+	return eval.ReadCSV(f)
+}
+
+// thresholdBound explains a missed target: on this reward every prompt's
+// utilities spread about alike, so the best a stopping rule can do is
+// close to a fixed threshold on the best answer so far (the optimal rule
+// for draws from one known distribution). It sweeps that threshold on the
+// test split itself, which makes the best point an upper bound in
+// hindsight, not a result.
+func thresholdBound(bin string) (string, error) {
+	thresholds := []float64{2.2, 2.24, 2.26, 2.28, 2.3, 2.31, 2.32, 2.33, 2.34, 2.36}
+	csvPath := filepath.Join(os.TempDir(), "steergate-eval-bound.csv")
+	args := []string{"eval", "--config", "configs/default.yaml", "--prompts", "test", "--seeds", "4", "--first-seed", "1000000",
+		"--out", csvPath, "--svg", os.DevNull, "--setting", `{"strategy":"best_of_n","n":1}`, "--setting", `{"strategy":"best_of_n","n":16}`}
+	for _, t := range thresholds {
+		args = append(args, "--setting", fmt.Sprintf(`{"strategy":"adaptive","initial":1,"step":1,"threshold":%g,"cost":0}`, t))
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Stderr = os.Stderr
+	if _, err := cmd.Output(); err != nil {
+		return "", fmt.Errorf("steergate eval: %w", err)
+	}
+	rows, err := readEvalCSV(csvPath)
 	if err != nil {
 		return "", err
 	}
-	type agg struct{ reward, samples, n float64 }
-	by := map[string]*agg{}
-	var order []string
-	for _, r := range rows[1:] {
-		a := by[r[1]]
-		if a == nil {
-			a = &agg{}
-			by[r[1]] = a
-			order = append(order, r[1])
-		}
-		s, _ := strconv.ParseFloat(r[4], 64)
-		w, _ := strconv.ParseFloat(r[7], 64)
-		a.samples, a.reward, a.n = a.samples+s, a.reward+w, a.n+1
-	}
-	one, sixteen := by[`{"strategy":"best_of_n","n":1}`], by[`{"strategy":"best_of_n","n":16}`]
-	if one == nil || sixteen == nil {
-		return "", fmt.Errorf("eval ran without best-of-1 and best-of-16")
-	}
-	gain := sixteen.reward/sixteen.n - one.reward/one.n
-	best, bestShare, bestSamples := "", 0.0, 0.0
-	for _, k := range order {
-		a := by[k]
-		if !strings.Contains(k, `"adaptive"`) {
-			continue
-		}
-		share, samples := (a.reward/a.n-one.reward/one.n)/gain, a.samples/a.n/16
-		if samples <= 0.3 && share > bestShare {
-			best, bestShare, bestSamples = k, share, samples
+	// One-way variance components of a single sample's utility (best-of-1
+	// rows): how much of its variance lies between prompts.
+	by := map[int][]float64{}
+	for _, r := range rows {
+		if r.Setting == 0 {
+			by[r.Prompt] = append(by[r.Prompt], r.Reward)
 		}
 	}
-	ok := bestShare >= 0.9
-	if best == "" {
-		return "Target: an adaptive setting with at least 90% of best-of-16's gain using at most 30% of its samples: missed (no adaptive setting stayed under 30% of the samples).", nil
+	var within, k float64
+	var means []float64
+	for _, xs := range by {
+		m, v := meanVar(xs)
+		within += v / float64(len(by))
+		k += float64(len(xs)) / float64(len(by))
+		means = append(means, m)
 	}
-	return fmt.Sprintf("Target: an adaptive setting with at least 90%% of best-of-16's gain using at most 30%% of its samples: %s "+
-		"(`%s`: %.0f%% of the gain with %.0f%% of the samples; its threshold was chosen on this prompt set).", metOr(ok), best, 100*bestShare, 100*bestSamples), nil
+	_, vm := meanVar(means)
+	between := max(0, vm-within/k)
+	best, at := eval.Share{}, 0.0
+	for i, t := range thresholds {
+		sh := eval.GainShare(rows, 2+i, 0, 1, eval.BootstrapRounds, 1)
+		if sh.Tokens.Mean <= 0.3 && sh.Gain.Mean > best.Gain.Mean {
+			best, at = sh, t
+		}
+	}
+	return fmt.Sprintf("Why: on this reward the prompts differ little. Of a single sample's utility variance, %.0f%% lies between "+
+		"prompts (standard deviation %.3f between, %.3f within; one-way variance components of the best-of-1 runs), so there is "+
+		"little for a per-prompt rule to adapt to, and the best stopping rule is close to a fixed threshold on the best answer so "+
+		"far (the optimal rule for draws from one known distribution). Swept over thresholds %v on the test split itself (a bound "+
+		"in hindsight, not a result), the best one within 30%% of the tokens (%g) reaches %.0f%% [%.0f%%, %.0f%%] of the gain with "+
+		"%.0f%% of the tokens.", 100*between/(between+within), math.Sqrt(between), math.Sqrt(within),
+		thresholds, at, 100*best.Gain.Mean, 100*best.Gain.Lo, 100*best.Gain.Hi, 100*best.Tokens.Mean), nil
+}
+
+// meanVar returns the mean and the sample variance.
+func meanVar(xs []float64) (float64, float64) {
+	var m float64
+	for _, x := range xs {
+		m += x
+	}
+	m /= float64(len(xs))
+	if len(xs) < 2 {
+		return m, 0
+	}
+	var ss float64
+	for _, x := range xs {
+		ss += (x - m) * (x - m)
+	}
+	return m, ss / float64(len(xs)-1)
 }
 
 // goBench runs `go test -bench` and adds its results as a table.

@@ -57,15 +57,15 @@ type Redis struct {
 	// Skipped counts lookups the open circuit answered as misses; Dropped
 	// counts writes the full queue refused.
 	Errors, Hits, Misses, Skipped, Dropped atomic.Int64
-	logMu                         sync.Mutex
-	lastLog                       time.Time
-	rtt                           atomic.Int64 // typical read round trip, ns (an exponential average)
-	streak                        atomic.Int64 // failed reads in a row
-	openUntil                     atomic.Int64 // unix ns; reads skip Redis until then
-	writes                        chan write
-	stop                          chan struct{}
-	done                          chan struct{}
-	closeOnce                     sync.Once
+	logMu                                  sync.Mutex
+	lastLog                                time.Time
+	rtt                                    atomic.Int64 // typical read round trip, ns (an exponential average)
+	streak                                 atomic.Int64 // failed reads in a row
+	openUntil                              atomic.Int64 // unix ns; reads skip Redis until then
+	writes                                 chan write
+	stop                                   chan struct{}
+	done                                   chan struct{}
+	closeOnce                              sync.Once
 }
 
 type write struct {

@@ -94,20 +94,23 @@ type Reward struct {
 	Model    ONNXModel      `mapstructure:"onnx"`
 }
 
-// Normalization of one objective: (r − mean) / std; running estimates them.
+// Normalization of one objective: (r − mean) / std; running estimates them
+// (per route), freeze_after stops estimating after that many scores.
 type Normalization struct {
-	Mean    float64 `mapstructure:"mean"`
-	Std     float64 `mapstructure:"std"`
-	Running bool    `mapstructure:"running"`
+	Mean        float64 `mapstructure:"mean"`
+	Std         float64 `mapstructure:"std"`
+	Running     bool    `mapstructure:"running"`
+	FreezeAfter int     `mapstructure:"freeze_after"`
 }
 
 // Transform of one objective: identity, clip (min, max) or log_sigmoid
 // (reference).
 type Transform struct {
-	Kind      string  `mapstructure:"kind"`
-	Reference float64 `mapstructure:"reference"`
-	Min       float64 `mapstructure:"min"`
-	Max       float64 `mapstructure:"max"`
+	Kind              string   `mapstructure:"kind"`
+	Reference         float64  `mapstructure:"reference"`
+	ReferenceQuantile *float64 `mapstructure:"reference_quantile"` // per prompt: that quantile of its candidates' scores
+	Min               float64  `mapstructure:"min"`
+	Max               float64  `mapstructure:"max"`
 }
 
 // RulesReward tunes the rule objectives.
@@ -120,11 +123,13 @@ type RulesReward struct {
 // Judge modes.
 const (
 	JudgeYesNo        = "yes_no"
+	JudgeRating       = "rating"
 	JudgeDensityRatio = "density_ratio"
 )
 
-// JudgeReward is an LLM judge (mode yes_no) or a density ratio of two
-// backends (mode density_ratio).
+// JudgeReward is an LLM judge (mode yes_no: the log-odds of Yes; rating: a
+// 1–10 rating read from the text, for backends without logprobs) or a
+// density ratio of two backends (mode density_ratio).
 type JudgeReward struct {
 	Mode        string `mapstructure:"mode"`
 	Backend     string `mapstructure:"backend"`
@@ -132,6 +137,14 @@ type JudgeReward struct {
 	Question    string `mapstructure:"question"`
 	WeakBackend string `mapstructure:"weak_backend"`
 	WeakModel   string `mapstructure:"weak_model"`
+	// Floor is the logprob yes_no gives the missing word when the judge's
+	// alternatives list only one of Yes and No (default: the smallest
+	// listed logprob, a bound).
+	Floor *float64 `mapstructure:"floor"`
+	// Format renders chats to raw prompts for density_ratio backends that
+	// score raw text only (vLLM); PerToken divides by the answer's tokens.
+	Format   string `mapstructure:"format"`
+	PerToken bool   `mapstructure:"per_token"`
 }
 
 // RemoteReward is a KServe v2 (Triton) model.
@@ -148,7 +161,7 @@ type RemoteReward struct {
 // EnsembleReward combines other rewards.
 type EnsembleReward struct {
 	Members   []string `mapstructure:"members"`
-	Aggregate string   `mapstructure:"aggregate"` // mean, min, mean_minus_std
+	Aggregate string   `mapstructure:"aggregate"` // mean, min, mean_minus_std, mean_minus_var
 	Lambda    float64  `mapstructure:"lambda"`
 }
 

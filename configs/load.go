@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"net"
 	"net/url"
 	"os"
@@ -379,8 +380,14 @@ func (c *Config) validateRewards(bad func(key, format string, args ...any)) {
 			if norm.Std <= 0 {
 				bad(k+".normalize."+obj+".std", "must be positive")
 			}
+			if norm.FreezeAfter < 0 || norm.FreezeAfter > 0 && !norm.Running {
+				bad(k+".normalize."+obj+".freeze_after", "must not be negative, and applies to running normalization only")
+			}
 		}
 		for obj, t := range r.Transform {
+			if q := t.ReferenceQuantile; q != nil && (*q < 0 || *q > 1 || t.Kind != "log_sigmoid") {
+				bad(k+".transform."+obj+".reference_quantile", "must be in [0, 1], for log_sigmoid")
+			}
 			switch t.Kind {
 			case "identity", "log_sigmoid":
 			case "clip":
@@ -401,9 +408,18 @@ func (c *Config) validateRewards(bad func(key, format string, args ...any)) {
 			if j.Model == "" {
 				bad(k+".judge.model", "is required")
 			}
+			if j.Floor != nil && (j.Mode != JudgeYesNo || *j.Floor > 0 || math.IsNaN(*j.Floor) || math.IsInf(*j.Floor, 0)) {
+				bad(k+".judge.floor", "is a logprob (finite, at most 0) and applies to yes_no only")
+			}
+			if (j.Format != "" || j.PerToken) && j.Mode != JudgeDensityRatio {
+				bad(k+".judge.format", "format and per_token apply to density_ratio only")
+			}
+			if j.Question != "" && j.Mode == JudgeDensityRatio {
+				bad(k+".judge.question", "density_ratio asks no question")
+			}
 			switch j.Mode {
-			case "yes_no":
-			case "density_ratio":
+			case JudgeYesNo, JudgeRating:
+			case JudgeDensityRatio:
 				if _, ok := c.Backends[j.WeakBackend]; !ok {
 					bad(k+".judge.weak_backend", "names backend %q, which is not defined under backends", j.WeakBackend)
 				}
@@ -411,7 +427,7 @@ func (c *Config) validateRewards(bad func(key, format string, args ...any)) {
 					bad(k+".judge.weak_model", "is required for density_ratio")
 				}
 			default:
-				bad(k+".judge.mode", "must be yes_no or density_ratio; got %q", j.Mode)
+				bad(k+".judge.mode", "must be yes_no, rating or density_ratio; got %q", j.Mode)
 			}
 		case RewardRemote:
 			if u, err := url.Parse(r.Remote.URL); err != nil || u.Host == "" {
@@ -436,9 +452,9 @@ func (c *Config) validateRewards(bad func(key, format string, args ...any)) {
 				}
 			}
 			switch e.Aggregate {
-			case "mean", "min", "mean_minus_std":
+			case "mean", "min", "mean_minus_std", "mean_minus_var":
 			default:
-				bad(k+".ensemble.aggregate", "must be mean, min or mean_minus_std; got %q", e.Aggregate)
+				bad(k+".ensemble.aggregate", "must be mean, min, mean_minus_std or mean_minus_var; got %q", e.Aggregate)
 			}
 		case RewardONNX, RewardONNXARM:
 			m := r.Model

@@ -32,20 +32,27 @@ type Summary struct {
 	Tokens    Interval
 	LatencyMS float64
 	Stops     map[string]int // stop reasons and how often
+
+	// Against the budget-matched best-of-N (Baseline −1: none): the mean
+	// paired difference in reward (this setting's minus the baseline's, on
+	// the same prompt and seed) and the ratio of backend tokens.
+	Baseline   int
+	Diff       Interval
+	TokenRatio float64
 }
 
 // BootstrapRounds is how many resamples an interval takes.
 const BootstrapRounds = 2000
 
-// Summarize reduces rows to one summary per setting, in setting order.
+// Summarize reduces a result to one summary per setting, in setting order.
 // Intervals come from a bootstrap that resamples prompts (each prompt's
 // runs stay together), since runs on one prompt are not independent.
-func Summarize(rows []Row, settings []string, seed uint64) []Summary {
-	out := make([]Summary, len(settings))
-	for i, s := range settings {
-		out[i] = Summary{Setting: i, Params: s, Stops: map[string]int{}}
+func Summarize(res *Result, seed uint64) []Summary {
+	out := make([]Summary, len(res.Settings))
+	for i, s := range res.Settings {
+		out[i] = Summary{Setting: i, Params: s, Stops: map[string]int{}, Baseline: -1}
 	}
-	for _, r := range rows {
+	for _, r := range res.Rows {
 		s := &out[r.Setting]
 		s.Strategy = r.Strategy
 		s.Runs++
@@ -62,10 +69,32 @@ func Summarize(rows []Row, settings []string, seed uint64) []Summary {
 		}
 		s.Samples /= float64(s.Runs)
 		s.LatencyMS /= float64(s.Runs)
-		s.Reward = ClusteredBootstrap(perPrompt(rows, i, func(r Row) float64 { return r.Reward }), BootstrapRounds, seed)
-		s.Tokens = ClusteredBootstrap(perPrompt(rows, i, func(r Row) float64 { return float64(r.Tokens) }), BootstrapRounds, seed)
+		s.Reward = ClusteredBootstrap(perPrompt(res.Rows, i, func(r Row) float64 { return r.Reward }), BootstrapRounds, seed)
+		s.Tokens = ClusteredBootstrap(perPrompt(res.Rows, i, func(r Row) float64 { return float64(r.Tokens) }), BootstrapRounds, seed)
+	}
+	for i, b := range res.Baseline {
+		s := &out[i]
+		s.Baseline = b
+		s.Diff = ClusteredBootstrap(pairedDiffs(res.Rows, i, b), BootstrapRounds, seed)
+		s.TokenRatio = s.Tokens.Mean / out[b].Tokens.Mean
 	}
 	return out
+}
+
+// pairedDiffs groups by prompt the differences in reward between two
+// settings' runs with the same prompt and seed.
+func pairedDiffs(rows []Row, a, b int) [][]float64 {
+	type key struct {
+		prompt int
+		seed   int64
+	}
+	base := map[key]float64{}
+	for _, r := range rows {
+		if r.Setting == b {
+			base[key{r.Prompt, r.Seed}] = r.Reward
+		}
+	}
+	return perPrompt(rows, a, func(r Row) float64 { return r.Reward - base[key{r.Prompt, r.Seed}] })
 }
 
 // perPrompt groups a setting's values by prompt, in prompt order.
@@ -76,11 +105,7 @@ func perPrompt(rows []Row, setting int, v func(Row) float64) [][]float64 {
 			by[r.Prompt] = append(by[r.Prompt], v(r))
 		}
 	}
-	keys := make([]int, 0, len(by))
-	for k := range by {
-		keys = append(keys, k)
-	}
-	sort.Ints(keys)
+	keys := slices.Sorted(maps.Keys(by))
 	out := make([][]float64, len(keys))
 	for i, k := range keys {
 		out[i] = by[k]
@@ -92,25 +117,77 @@ func perPrompt(rows []Row, setting int, v func(Row) float64) [][]float64 {
 // prompt's runs) with a 95% percentile interval from resampling clusters
 // with replacement.
 func ClusteredBootstrap(clusters [][]float64, rounds int, seed uint64) Interval {
-	if len(clusters) == 0 {
-		return Interval{math.NaN(), math.NaN(), math.NaN()}
-	}
 	means := make([]float64, len(clusters))
 	for i, c := range clusters {
 		means[i] = mean(c)
 	}
-	point := mean(means)
+	return bootstrap(len(means), rounds, seed, func(idx []int) float64 {
+		var s float64
+		for _, i := range idx {
+			s += means[i]
+		}
+		return s / float64(len(idx))
+	})
+}
+
+// bootstrap is stat over all n clusters, with a 95% percentile interval
+// from stat over n clusters drawn with replacement, rounds times.
+func bootstrap(n, rounds int, seed uint64, stat func(idx []int) float64) Interval {
+	if n == 0 {
+		return Interval{math.NaN(), math.NaN(), math.NaN()}
+	}
+	idx := make([]int, n)
+	for i := range idx {
+		idx[i] = i
+	}
+	point := stat(idx)
 	rng := rand.New(rand.NewPCG(seed, 0x5eed))
 	stats := make([]float64, rounds)
 	for b := range rounds {
-		var sum float64
-		for range means {
-			sum += means[rng.IntN(len(means))]
+		for i := range idx {
+			idx[i] = rng.IntN(n)
 		}
-		stats[b] = sum / float64(len(means))
+		stats[b] = stat(idx)
 	}
 	slices.Sort(stats)
 	return Interval{Mean: point, Lo: quantile(stats, 0.025), Hi: quantile(stats, 0.975)}
+}
+
+// Share is a setting's share of the gain in mean reward from one setting
+// (one sample) to another (the most samples), and its share of the latter's
+// backend tokens, each with a prompt-clustered bootstrap interval: the
+// same resampled prompts for the three settings, so the ratio's interval
+// carries their correlation.
+type Share struct {
+	Gain, Tokens Interval
+}
+
+// GainShare computes Share for setting s between settings one and full.
+func GainShare(rows []Row, s, one, full int, rounds int, seed uint64) Share {
+	get := func(setting int, v func(Row) float64) []float64 {
+		var out []float64
+		for _, c := range perPrompt(rows, setting, v) {
+			out = append(out, mean(c))
+		}
+		return out
+	}
+	reward := func(r Row) float64 { return r.Reward }
+	tokens := func(r Row) float64 { return float64(r.Tokens) }
+	rs, r1, rf := get(s, reward), get(one, reward), get(full, reward)
+	ts, tf := get(s, tokens), get(full, tokens)
+	n := min(len(rs), len(r1), len(rf))
+	sum := func(xs []float64, idx []int) (t float64) {
+		for _, i := range idx {
+			t += xs[i]
+		}
+		return t
+	}
+	return Share{
+		Gain: bootstrap(n, rounds, seed, func(idx []int) float64 {
+			return (sum(rs, idx) - sum(r1, idx)) / (sum(rf, idx) - sum(r1, idx))
+		}),
+		Tokens: bootstrap(n, rounds, seed, func(idx []int) float64 { return sum(ts, idx) / sum(tf, idx) }),
+	}
 }
 
 func mean(xs []float64) float64 {
@@ -132,10 +209,13 @@ func quantile(xs []float64, q float64) float64 {
 	return xs[lo] + (pos-float64(lo))*(xs[hi]-xs[lo])
 }
 
-// Table renders the summaries as a Markdown table.
-func Table(ss []Summary) string {
+// Table renders the summaries as Markdown: every setting, then each
+// setting against its budget-matched best-of-N, then, where best-of-1 and
+// a larger best-of-N ran, each setting's share of the largest one's gain
+// and tokens.
+func Table(ss []Summary, rows []Row) string {
 	var b strings.Builder
-	b.WriteString("| # | strategy | parameters | runs | mean samples | mean backend tokens | mean latency (ms) | mean reward [95% CI] | stop reasons |\n|---|---|---|---|---|---|---|---|---|\n")
+	b.WriteString("| # | strategy | parameters | runs | mean samples | mean backend tokens | mean wall time (ms) | mean reward [95% CI] | stop reasons |\n|---|---|---|---|---|---|---|---|---|\n")
 	for _, s := range ss {
 		var stops []string
 		for _, k := range slices.Sorted(maps.Keys(s.Stops)) {
@@ -144,7 +224,47 @@ func Table(ss []Summary) string {
 		fmt.Fprintf(&b, "| %d | %s | `%s` | %d | %.2f | %.0f | %.2f | %s | %s |\n", s.Setting+1, s.Strategy, s.Params, s.Runs, s.Samples,
 			s.Tokens.Mean, s.LatencyMS, s.Reward, strings.Join(stops, ", "))
 	}
+	var paired []Summary
+	for _, s := range ss {
+		if s.Baseline >= 0 {
+			paired = append(paired, s)
+		}
+	}
+	if len(paired) > 0 {
+		b.WriteString("\nAgainst best-of-N with the same budget (N: the setting's mean backend tokens over one sample's, rounded), on the same prompts and seeds:\n\n" +
+			"| # | vs # | reward difference [95% CI] | backend tokens, ratio | wall time, ratio |\n|---|---|---|---|---|\n")
+		for _, s := range paired {
+			base := ss[s.Baseline]
+			fmt.Fprintf(&b, "| %d | %d (`%s`) | %+.4f [%+.4f, %+.4f] | %.2f | %.2f |\n", s.Setting+1, base.Setting+1, base.Params,
+				s.Diff.Mean, s.Diff.Lo, s.Diff.Hi, s.TokenRatio, s.LatencyMS/base.LatencyMS)
+		}
+	}
+	one, full, fullN := -1, -1, 1
+	for _, s := range ss {
+		if n, ok := plainBestOfN(s.Params); ok && s.Runs > 0 {
+			if n == 1 {
+				one = s.Setting
+			} else if n > fullN {
+				full, fullN = s.Setting, n
+			}
+		}
+	}
+	if one >= 0 && full >= 0 {
+		fmt.Fprintf(&b, "\nShare of best-of-%d's gain in mean reward over one sample, and of its backend tokens:\n\n"+
+			"| # | share of the gain [95%% CI] | share of the tokens [95%% CI] |\n|---|---|---|\n", fullN)
+		for _, s := range ss {
+			if s.Setting == one || s.Setting == full || s.Runs == 0 {
+				continue
+			}
+			sh := GainShare(rows, s.Setting, one, full, BootstrapRounds, 1)
+			fmt.Fprintf(&b, "| %d | %s | %s |\n", s.Setting+1, percent(sh.Gain), percent(sh.Tokens))
+		}
+	}
 	return b.String()
+}
+
+func percent(i Interval) string {
+	return fmt.Sprintf("%.0f%% [%.0f%%, %.0f%%]", 100*i.Mean, 100*i.Lo, 100*i.Hi)
 }
 
 // PlotSVG draws mean reward (with its interval) against mean backend

@@ -10,13 +10,14 @@ import (
 )
 
 // Normalization maps a raw score to (r − mean) / std. With Running, mean and
-// std are estimated from every score seen so far (Welford), starting from
-// the fixed values, so a reward is read relative to its own running
-// calibration.
+// std are estimated from the scores seen (Welford), starting from the fixed
+// values; FreezeAfter stops updating them after that many scores, so that a
+// seeded request scores alike again.
 type Normalization struct {
-	Mean    float64
-	Std     float64
-	Running bool
+	Mean        float64
+	Std         float64
+	Running     bool
+	FreezeAfter int // 0: never frozen
 }
 
 // Transform kinds.
@@ -29,19 +30,23 @@ const (
 // Transform shapes a (normalized) score. log_sigmoid(r − reference) is ≤ 0
 // and saturates above the reference, so a sum of transformed objectives is
 // high only when every objective is good, and no single objective can be
-// pushed up without bound (reward hacking).
+// pushed up without bound (reward hacking). The reference is fixed, or,
+// with ReferenceQuantile, that quantile of the scores of one scoring call's
+// samples: the candidates for one prompt, so the reference is the prompt's
+// own (r_ref(x) of "Transforming and Combining Rewards").
 type Transform struct {
-	Kind      string
-	Reference float64 // log_sigmoid
-	Min, Max  float64 // clip
+	Kind              string
+	Reference         float64  // log_sigmoid
+	ReferenceQuantile *float64 // log_sigmoid: in [0, 1]; replaces Reference
+	Min, Max          float64  // clip
 }
 
-func (t Transform) apply(x float64) float64 {
+func (t Transform) apply(x, ref float64) float64 {
 	switch t.Kind {
 	case TransformClip:
 		return math.Max(t.Min, math.Min(t.Max, x))
 	case TransformLogSigmoid:
-		z := x - t.Reference
+		z := x - ref
 		// log σ(z) = −log(1 + e^−z), computed stably on both sides.
 		if z >= 0 {
 			return -math.Log1p(math.Exp(-z))
@@ -52,19 +57,20 @@ func (t Transform) apply(x float64) float64 {
 }
 
 // Shaped wraps a rewarder with per-objective normalization and transforms.
+// Running statistics are kept per scope (the route: Sample.Scope), and a
+// scoring call reads them as they were before it and updates them once,
+// after: every sample of a call is normalized alike.
 type Shaped struct {
 	Rewarder
 	norm      []*Normalization // nil: none
 	transform []Transform
 	mu        sync.Mutex
-	stats     []welford
+	stats     map[string][]welford // by scope
 }
 
 type welford struct {
 	n        float64
 	mean, m2 float64
-	seedMean float64
-	seedStd  float64
 }
 
 func (w *welford) add(x float64) {
@@ -74,20 +80,15 @@ func (w *welford) add(x float64) {
 	w.m2 += d * (x - w.mean)
 }
 
-// current returns the running mean and std, falling back to the fixed values
-// until enough scores were seen.
-func (w *welford) current() (float64, float64) {
-	if w.n < 8 {
-		return w.seedMean, w.seedStd
-	}
-	return w.mean, math.Sqrt(w.m2 / (w.n - 1))
-}
+// minRunning is how many scores a running estimate needs before it is
+// used instead of the fixed mean and std.
+const minRunning = 8
 
 // NewShaped wraps r; norm and transform are keyed by objective name.
 func NewShaped(r Rewarder, norm map[string]Normalization, transform map[string]Transform) (*Shaped, error) {
 	objs := r.Objectives()
 	idx := Index(objs)
-	s := &Shaped{Rewarder: r, norm: make([]*Normalization, len(objs)), transform: make([]Transform, len(objs)), stats: make([]welford, len(objs))}
+	s := &Shaped{Rewarder: r, norm: make([]*Normalization, len(objs)), transform: make([]Transform, len(objs)), stats: map[string][]welford{}}
 	for name, n := range norm {
 		i, ok := idx[name]
 		if !ok {
@@ -96,23 +97,51 @@ func NewShaped(r Rewarder, norm map[string]Normalization, transform map[string]T
 		if n.Std <= 0 {
 			return nil, fmt.Errorf("normalize %s: std must be positive", name)
 		}
-		n := n
 		s.norm[i] = &n
-		s.stats[i] = welford{seedMean: n.Mean, seedStd: n.Std}
 	}
 	for name, t := range transform {
 		i, ok := idx[name]
 		if !ok {
 			return nil, fmt.Errorf("transform: no objective %q (have %v)", name, objs)
 		}
+		if q := t.ReferenceQuantile; q != nil && (*q < 0 || *q > 1) {
+			return nil, fmt.Errorf("transform %s: reference_quantile must be in [0, 1]", name)
+		}
 		s.transform[i] = t
 	}
 	return s, nil
 }
 
-// ID keeps the wrapped model's identity: shaping is deterministic per
-// config, and the cache key of a shaped reward includes its config.
+// Drifts reports whether scores change as they are seen: a running
+// normalization that never freezes.
+func (s *Shaped) Drifts() bool {
+	for _, n := range s.norm {
+		if n != nil && n.Running && n.FreezeAfter == 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// ID keeps the wrapped model's identity.
 func (s *Shaped) ID() string { return IDOf(s.Rewarder) }
+
+// meanStd returns what objective i is normalized with in a scope now.
+func (s *Shaped) meanStd(scope string, i int) (float64, float64) {
+	n := s.norm[i]
+	if !n.Running {
+		return n.Mean, n.Std
+	}
+	w := s.stats[scope]
+	if w == nil || w[i].n < minRunning {
+		return n.Mean, n.Std
+	}
+	std := math.Sqrt(w[i].m2 / (w[i].n - 1))
+	if std <= 0 {
+		std = n.Std
+	}
+	return w[i].mean, std
+}
 
 func (s *Shaped) Score(ctx context.Context, samples []Sample) ([][]float32, error) {
 	raw, err := s.Rewarder.Score(ctx, samples)
@@ -122,28 +151,60 @@ func (s *Shaped) Score(ctx context.Context, samples []Sample) ([][]float32, erro
 	if err != nil {
 		return nil, err
 	}
+	scope := ""
+	if len(samples) > 0 {
+		scope = samples[0].Scope
+	}
 	out := make([][]float32, len(raw))
+	vals := make([][]float64, len(s.norm)) // per objective, for quantile references
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	for j, row := range raw {
 		out[j] = make([]float32, len(row))
 		for i, x := range row {
-			v := float64(x)
-			if n := s.norm[i]; n != nil {
-				mean, std := n.Mean, n.Std
-				if n.Running {
-					mean, std = s.stats[i].current()
-					s.stats[i].add(v)
-					if std <= 0 {
-						std = n.Std
-					}
-				}
+			v := Widen(x)
+			if s.norm[i] != nil {
+				mean, std := s.meanStd(scope, i)
 				v = (v - mean) / std
 			}
-			out[j][i] = float32(s.transform[i].apply(v))
+			vals[i] = append(vals[i], v)
+		}
+	}
+	// The statistics learn from this call only after it is normalized.
+	for i, n := range s.norm {
+		if n == nil || !n.Running {
+			continue
+		}
+		if s.stats[scope] == nil {
+			s.stats[scope] = make([]welford, len(s.norm))
+		}
+		w := &s.stats[scope][i]
+		for _, row := range raw {
+			if n.FreezeAfter == 0 || w.n < float64(n.FreezeAfter) {
+				w.add(Widen(row[i]))
+			}
+		}
+	}
+	s.mu.Unlock()
+	for i, t := range s.transform {
+		ref := t.Reference
+		if t.ReferenceQuantile != nil {
+			ref = quantile(vals[i], *t.ReferenceQuantile)
+		}
+		for j := range out {
+			out[j][i] = float32(t.apply(vals[i][j], ref))
 		}
 	}
 	return out, nil
+}
+
+// quantile of xs (unsorted), interpolating linearly.
+func quantile(xs []float64, q float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	pos := q * float64(len(s)-1)
+	lo := int(math.Floor(pos))
+	hi := min(lo+1, len(s)-1)
+	return s[lo] + (pos-float64(lo))*(s[hi]-s[lo])
 }
 
 // Aggregations of an ensemble.
@@ -151,26 +212,37 @@ const (
 	AggMean         = "mean"
 	AggMin          = "min"
 	AggMeanMinusStd = "mean_minus_std"
+	AggMeanMinusVar = "mean_minus_var"
 )
 
-// Ensemble scores with several rewarders and combines their scores per
-// objective: the mean, the worst case (min), or the mean minus λ times the
-// spread (uncertainty-weighted). Members must share the ensemble's
-// objectives (each may have more). Members run concurrently.
+// Ensemble scores with several rewarders. Its columns are every member's
+// scores on the shared objectives, named objective@member; the utility
+// weighs each member's scores into that member's utility, then aggregates
+// the members' utilities: their mean, the worst (min), or the mean minus λ
+// times their spread (population standard deviation, mean_minus_std) or
+// their variance (mean_minus_var, the uncertainty-weighted objective of
+// "Reward Model Ensembles Help Mitigate Overoptimization"). A negative
+// weight thus still makes min the most pessimistic member. Members run
+// concurrently.
 type Ensemble struct {
 	name       string
 	members    []Rewarder
-	objectives []string
+	names      []string
+	objectives []string // shared, in the first member's order
+	columns    []string
 	cols       [][]int // cols[m][k]: member m's column for objective k
 	agg        string
 	lambda     float64
 }
 
-// NewEnsemble returns an ensemble over members for the named objectives
-// (nil: those every member has, in the first member's order).
-func NewEnsemble(name string, members []Rewarder, objectives []string, agg string, lambda float64) (*Ensemble, error) {
-	if len(members) < 2 {
-		return nil, fmt.Errorf("ensemble %s: needs at least two members", name)
+var _ Grouped = (*Ensemble)(nil)
+
+// NewEnsemble returns an ensemble over the named members for the given
+// shared objectives (nil: those every member has, in the first member's
+// order).
+func NewEnsemble(name string, names []string, members []Rewarder, objectives []string, agg string, lambda float64) (*Ensemble, error) {
+	if len(members) < 2 || len(names) != len(members) {
+		return nil, fmt.Errorf("ensemble %s: needs at least two named members", name)
 	}
 	if objectives == nil {
 		all := make([][]string, len(members))
@@ -180,30 +252,37 @@ func NewEnsemble(name string, members []Rewarder, objectives []string, agg strin
 		objectives = SharedObjectives(all)
 	}
 	if len(objectives) == 0 {
-		return nil, fmt.Errorf("ensemble %s: its members share no objective", name)
+		return nil, fmt.Errorf("ensemble %s: its members %v share no objective", name, names)
 	}
-	e := &Ensemble{name: name, members: members, objectives: objectives, agg: agg, lambda: lambda}
+	e := &Ensemble{name: name, members: members, names: names, objectives: objectives, agg: agg, lambda: lambda}
 	for mi, m := range members {
 		idx := Index(m.Objectives())
 		cols := make([]int, len(objectives))
 		for k, o := range objectives {
 			c, ok := idx[o]
 			if !ok {
-				return nil, fmt.Errorf("ensemble %s: member %d has no objective %q", name, mi, o)
+				return nil, fmt.Errorf("ensemble %s: member %s has no objective %q", name, names[mi], o)
 			}
 			cols[k] = c
+			e.columns = append(e.columns, o+"@"+names[mi])
 		}
 		e.cols = append(e.cols, cols)
 	}
 	switch agg {
-	case AggMean, AggMin, AggMeanMinusStd:
+	case AggMean, AggMin, AggMeanMinusStd, AggMeanMinusVar:
 	default:
-		return nil, fmt.Errorf("ensemble %s: aggregate must be mean, min or mean_minus_std", name)
+		return nil, fmt.Errorf("ensemble %s: aggregate must be mean, min, mean_minus_std or mean_minus_var", name)
 	}
 	return e, nil
 }
 
-func (e *Ensemble) Objectives() []string { return e.objectives }
+// Objectives are the columns, objective@member, member by member.
+func (e *Ensemble) Objectives() []string { return e.columns }
+
+// Grouping tells the utility how the columns form members.
+func (e *Ensemble) Grouping() Grouping {
+	return Grouping{Objectives: e.objectives, Members: e.names, Combine: func(us []float64) float64 { return aggregate(us, e.agg, e.lambda) }}
+}
 
 func (e *Ensemble) ID() string {
 	id := "ensemble:" + e.name + "(" + e.agg + fmt.Sprintf(",%g", e.lambda)
@@ -233,15 +312,14 @@ func (e *Ensemble) Score(ctx context.Context, samples []Sample) ([][]float32, er
 			return nil, err
 		}
 	}
+	k := len(e.objectives)
 	out := make([][]float32, len(samples))
-	vals := make([]float64, len(e.members))
 	for j := range samples {
-		out[j] = make([]float32, len(e.objectives))
-		for k := range e.objectives {
-			for m := range e.members {
-				vals[m] = float64(scores[m][j][e.cols[m][k]])
+		out[j] = make([]float32, len(e.columns))
+		for m := range e.members {
+			for o := range k {
+				out[j][m*k+o] = scores[m][j][e.cols[m][o]]
 			}
-			out[j][k] = float32(aggregate(vals, e.agg, e.lambda))
 		}
 	}
 	return out, nil
@@ -253,39 +331,86 @@ func aggregate(v []float64, agg string, lambda float64) float64 {
 		mean += x
 	}
 	mean /= float64(len(v))
+	var variance float64
+	for _, x := range v {
+		variance += (x - mean) * (x - mean)
+	}
+	variance /= float64(len(v))
 	switch agg {
 	case AggMin:
-		m := v[0]
-		for _, x := range v[1:] {
-			m = math.Min(m, x)
-		}
-		return m
+		return slices.Min(v)
 	case AggMeanMinusStd:
-		var ss float64
-		for _, x := range v {
-			ss += (x - mean) * (x - mean)
-		}
-		return mean - lambda*math.Sqrt(ss/float64(len(v)))
+		return mean - lambda*math.Sqrt(variance)
+	case AggMeanMinusVar:
+		return mean - lambda*variance
 	}
 	return mean
 }
 
-// Utility combines objective scores under weights: Σ w_k·r_k, minus a
-// length penalty of LengthPenalty per token beyond LengthFree tokens (the
-// length-bias control: long answers must earn their length).
+// Grouping describes a reward whose columns are several members' scores on
+// the same objectives: column m·K + k is member m's score on objective k.
+type Grouping struct {
+	Objectives []string // the K objectives weights name
+	Members    []string
+	Combine    func(memberUtilities []float64) float64
+}
+
+// Grouped rewards have members whose utilities combine into one.
+type Grouped interface {
+	Grouping() Grouping
+}
+
+// WeightedObjectives are the objective names a reward's weights may name:
+// an ensemble's shared objectives, else its columns.
+func WeightedObjectives(r Rewarder) []string {
+	if g, ok := r.(Grouped); ok {
+		return g.Grouping().Objectives
+	}
+	return r.Objectives()
+}
+
+// Utility combines objective scores under weights: Σ w_k·r_k (for a grouped
+// reward, per member, then combined), minus a length penalty of
+// LengthPenalty per token beyond LengthFree tokens (the length-bias
+// control: long answers must earn their length).
 type Utility struct {
 	Weights       map[string]float64
 	LengthPenalty float64
 	LengthFree    int
+	Group         *Grouping // set for grouped rewards
 }
 
-// Of returns the utility of one sample's scores; tokens is its length.
-func (u Utility) Of(objectives []string, scores []float32, tokens int) float64 {
+// UtilityFor returns the utility over reward r's columns.
+func UtilityFor(r Rewarder, weights map[string]float64, penalty float64, free int) Utility {
+	u := Utility{Weights: weights, LengthPenalty: penalty, LengthFree: free}
+	if g, ok := r.(Grouped); ok {
+		gr := g.Grouping()
+		u.Group = &gr
+	}
+	return u
+}
+
+// Of returns the utility of one sample's scores over the reward's columns;
+// tokens is its length.
+func (u Utility) Of(columns []string, scores []float32, tokens int) float64 {
 	var total float64
-	for i, o := range objectives {
-		if w := u.Weights[o]; w != 0 {
-			total += w * Widen(scores[i])
+	if u.Group == nil {
+		for i, o := range columns {
+			if w := u.Weights[o]; w != 0 {
+				total += w * Widen(scores[i])
+			}
 		}
+	} else {
+		k := len(u.Group.Objectives)
+		members := make([]float64, len(u.Group.Members))
+		for m := range members {
+			for o, name := range u.Group.Objectives {
+				if w := u.Weights[name]; w != 0 {
+					members[m] += w * Widen(scores[m*k+o])
+				}
+			}
+		}
+		total = u.Group.Combine(members)
 	}
 	if over := tokens - u.LengthFree; u.LengthPenalty > 0 && over > 0 {
 		total -= u.LengthPenalty * float64(over)

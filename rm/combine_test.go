@@ -50,6 +50,10 @@ func TestShapedNormalizeAndTransform(t *testing.T) {
 	}
 }
 
+// Running normalization reads its statistics as they were before a call
+// and learns from the call after it: three identical raw scores of one call
+// get one normalized value. Statistics are kept per scope (route), and
+// freeze_after stops them.
 func TestRunningNormalization(t *testing.T) {
 	tab := &rmtest.Table{Names: []string{"r"}, Rows: map[string][]float32{}}
 	var resp []string
@@ -58,44 +62,102 @@ func TestRunningNormalization(t *testing.T) {
 		tab.Rows[k] = []float32{float32(i)}
 		resp = append(resp, k)
 	}
+	tab.Rows["x"] = []float32{55}
 	s, _ := rm.NewShaped(tab, map[string]rm.Normalization{"r": {Mean: 100, Std: 1, Running: true}}, nil)
-	got, _ := s.Score(context.Background(), samples(resp...))
-	// The first scores use the fixed mean 100 until 8 are seen.
+	scoped := func(scope string, resp ...string) []rm.Sample {
+		ss := samples(resp...)
+		for i := range ss {
+			ss[i].Scope = scope
+		}
+		return ss
+	}
+	ctx := context.Background()
+	got, _ := s.Score(ctx, scoped("route-a", resp...))
+	// The whole first call uses the fixed mean 100 and std 1.
 	near(t, "first", got[0][0], -100)
-	// The ninth (value 8) sees mean 3.5 and std of 0..7 = 2.449490.
-	near(t, "ninth", got[8][0], (8-3.5)/2.449489742783178)
+	near(t, "tenth", got[9][0], 9-100)
+	// The next call of the scope reads the ten it saw: mean 4.5, std
+	// 3.027650; three identical raw 55s become one value.
+	got, _ = s.Score(ctx, scoped("route-a", "x", "x", "x"))
+	for i := range 3 {
+		near(t, "55", got[i][0], (55-4.5)/3.0276503540974917)
+	}
+	// Another route has learnt nothing yet.
+	got, _ = s.Score(ctx, scoped("route-b", "x"))
+	near(t, "route-b", got[0][0], 55-100)
+	if !s.Drifts() {
+		t.Error("a running normalization without freeze_after drifts")
+	}
+	// Frozen after 10 scores: what comes later changes nothing.
+	f, _ := rm.NewShaped(tab, map[string]rm.Normalization{"r": {Mean: 100, Std: 1, Running: true, FreezeAfter: 10}}, nil)
+	f.Score(ctx, samples(resp...))
+	f.Score(ctx, samples("x", "x", "x", "x", "x"))
+	got, _ = f.Score(ctx, samples("x"))
+	near(t, "frozen", got[0][0], (55-4.5)/3.0276503540974917)
+	if f.Drifts() {
+		t.Error("a frozen normalization does not drift")
+	}
 }
 
+// log_sigmoid against a per-prompt reference: the median of the call's
+// candidates.
+func TestQuantileReference(t *testing.T) {
+	tab := &rmtest.Table{Names: []string{"r"}, Rows: map[string][]float32{"a": {1}, "b": {2}, "c": {6}}}
+	q := 0.5
+	s, err := rm.NewShaped(tab, nil, map[string]rm.Transform{"r": {Kind: rm.TransformLogSigmoid, ReferenceQuantile: &q}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := s.Score(context.Background(), samples("a", "b", "c"))
+	// The median is 2: log σ(−1), log σ(0), log σ(4).
+	near(t, "a", got[0][0], -1.3132616875182228)
+	near(t, "b", got[1][0], -math.Ln2)
+	near(t, "c", got[2][0], -0.01814992791780978)
+}
+
+// Ensembles weigh each member's scores into its utility, then aggregate
+// the members' utilities; with a negative weight, min is still the most
+// pessimistic member.
 func TestEnsembles(t *testing.T) {
 	m1 := &rmtest.Table{Name: "1", Names: []string{"x", "y"}, Rows: map[string][]float32{"a": {1, 5}}}
 	m2 := &rmtest.Table{Name: "2", Names: []string{"y", "x"}, Rows: map[string][]float32{"a": {1, 3}}}
-	m3 := &rmtest.Table{Name: "3", Names: []string{"x"}, Rows: map[string][]float32{"a": {5}}}
+	m3 := &rmtest.Table{Name: "3", Names: []string{"x", "y"}, Rows: map[string][]float32{"a": {5, 0}}}
+	names := []string{"m1", "m2", "m3"}
 	for _, c := range []struct {
-		agg  string
-		want float64
+		agg     string
+		weights map[string]float64
+		want    float64
 	}{
-		{rm.AggMean, 3},
-		{rm.AggMin, 1},
-		{rm.AggMeanMinusStd, 3 - 0.5*math.Sqrt(8.0/3)}, // x = {1, 3, 5}: population std √(8/3)
+		// Member utilities with x 1, y 0: 1, 3, 5.
+		{rm.AggMean, map[string]float64{"x": 1}, 3},
+		{rm.AggMin, map[string]float64{"x": 1}, 1},
+		{rm.AggMeanMinusStd, map[string]float64{"x": 1}, 3 - 0.5*math.Sqrt(8.0/3)}, // population std √(8/3)
+		{rm.AggMeanMinusVar, map[string]float64{"x": 1}, 3 - 0.5*8.0/3},            // population variance 8/3
+		// x −1, y 1: member utilities 4, −2, −5: min is −5, the member
+		// that likes the answer least, not the most optimistic one.
+		{rm.AggMin, map[string]float64{"x": -1, "y": 1}, -5},
 	} {
-		e, err := rm.NewEnsemble("e", []rm.Rewarder{m1, m2, m3}, nil, c.agg, 0.5)
+		e, err := rm.NewEnsemble("e", names, []rm.Rewarder{m1, m2, m3}, nil, c.agg, 0.5)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if o := e.Objectives(); len(o) != 1 || o[0] != "x" {
-			t.Fatalf("shared objectives %v", o)
+		if o := e.Objectives(); len(o) != 6 || o[0] != "x@m1" || o[3] != "y@m2" {
+			t.Fatalf("columns %v", o)
 		}
 		got, err := e.Score(context.Background(), samples("a"))
 		if err != nil {
 			t.Fatal(err)
 		}
-		near(t, c.agg, got[0][0], c.want)
+		u := rm.UtilityFor(e, c.weights, 0, 0).Of(e.Objectives(), got[0], 0)
+		if math.Abs(u-c.want) > 1e-9 {
+			t.Errorf("%s %v: utility %v, want %v", c.agg, c.weights, u, c.want)
+		}
 	}
-	if _, err := rm.NewEnsemble("e", []rm.Rewarder{m1, m3}, []string{"y"}, rm.AggMean, 0); err == nil {
-		t.Error("member without the objective accepted")
+	if _, err := rm.NewEnsemble("e", []string{"m1", "x"}, []rm.Rewarder{m1, &rmtest.Table{Names: []string{"z"}}}, nil, rm.AggMean, 0); err == nil {
+		t.Error("members sharing no objective accepted")
 	}
 	m2.Err = fault.ErrReward
-	e, _ := rm.NewEnsemble("e", []rm.Rewarder{m1, m2}, nil, rm.AggMean, 0)
+	e, _ := rm.NewEnsemble("e", names[:2], []rm.Rewarder{m1, m2}, nil, rm.AggMean, 0)
 	if _, err := e.Score(context.Background(), samples("a")); err == nil {
 		t.Error("a failing member must fail the ensemble")
 	}

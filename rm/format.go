@@ -86,3 +86,27 @@ func (f *Format) Render(s Sample) (first, second string, err error) {
 	}
 	return b.String(), "", nil
 }
+
+// openMarker stands for the response while a format renders an open turn.
+const openMarker = "\x00steergate-response\x00"
+
+// RenderOpen renders the sample's conversation up to where the response
+// begins: an open assistant turn, which a model continues (a density ratio
+// scoring an answer as raw text, a token-level reward reading a partial
+// answer). The response, if any, follows as text, with no end of turn.
+func (f *Format) RenderOpen(s Sample) (string, error) {
+	if f.Pair {
+		return "", fmt.Errorf("the pair format has no open turn")
+	}
+	resp := s.Response
+	s.Response = openMarker
+	var b strings.Builder
+	if err := f.t.Execute(&b, data(s)); err != nil {
+		return "", err
+	}
+	before, _, ok := strings.Cut(b.String(), openMarker)
+	if !ok {
+		return "", fmt.Errorf("format %s does not render the response", f.Name)
+	}
+	return before + resp, nil
+}

@@ -31,6 +31,9 @@ type Sample struct {
 	// strategy splits it.
 	Partial bool     `json:"partial,omitempty"`
 	Steps   []string `json:"steps,omitempty"`
+	// Scope keeps running statistics apart (the route); it is not part of
+	// what is scored.
+	Scope string `json:"-"`
 }
 
 // Render is an answer as rewards read it: its text, then each tool call

@@ -116,9 +116,10 @@ func (i *Info) UnmarshalJSON(b []byte) error {
 // Env is what a strategy may use for one request.
 type Env struct {
 	Backend    backend.Backend // the route's backend; every call is metered
+	Route      string          // the route's name: the scope of running reward statistics
 	Reward     rm.Rewarder     // nil for strategies that use none
 	RewardName string
-	Objectives []string
+	Objectives []string // the reward's columns
 	Utility    rm.Utility
 	Common     Common
 	// Emit streams deltas to the client; nil when not streaming.
@@ -202,7 +203,7 @@ func (e *Engine) Plan(c *Call) (*Plan, error) {
 // Run answers a call with its plan.
 func (e *Engine) Run(ctx context.Context, c *Call, p *Plan, emit func(backend.Delta) error) (*Outcome, error) {
 	ctx, meter := backend.WithMeter(ctx)
-	env := &Env{Backend: backend.Metered(c.Route.Backend), Common: p.Common, Emit: emit, WantJSON: wantJSON(c.Request),
+	env := &Env{Backend: backend.Metered(c.Route.Backend), Route: c.Route.Name, Common: p.Common, Emit: emit, WantJSON: wantJSON(c.Request),
 		Metrics: e.metrics, Limits: e.limits, meter: meter}
 	var weights map[string]float64
 	rewardID := ""
@@ -212,8 +213,8 @@ func (e *Engine) Run(ctx context.Context, c *Call, p *Plan, emit func(backend.De
 			return nil, fmt.Errorf("steering: plan names reward %q, which the engine lacks", p.RewardName)
 		}
 		weights = p.Weights()
-		env.Reward, env.RewardName, env.Objectives = reward, p.RewardName, p.Objectives
-		env.Utility = rm.Utility{Weights: weights, LengthPenalty: p.Common.LengthPenalty, LengthFree: p.Common.LengthFree}
+		env.Reward, env.RewardName, env.Objectives = reward, p.RewardName, reward.Objectives()
+		env.Utility = rm.UtilityFor(reward, weights, p.Common.LengthPenalty, p.Common.LengthFree)
 		rewardID = p.RewardName + "|" + rm.IDOf(reward)
 	}
 	return e.responses.through(ctx, c, p, weights, rewardID, emit, func(ctx context.Context, emit func(backend.Delta) error) (*Outcome, error) {

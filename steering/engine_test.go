@@ -195,7 +195,7 @@ func TestUsageIsEveryBackendToken(t *testing.T) {
 	gen := &counting{Backend: reference.New("reference", reference.Options{})}
 	strong := &counting{Backend: reference.New("strong", reference.Options{})}
 	weak := &counting{Backend: reference.New("weak", reference.Options{})}
-	dr, err := judge.NewDensityRatio(backend.Metered(strong), "reference", backend.Metered(weak), "reference", "")
+	dr, err := judge.NewDensityRatio(backend.Metered(strong), "reference", backend.Metered(weak), "reference", "", nil, false)
 	if err != nil {
 		t.Fatal(err)
 	}

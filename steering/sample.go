@@ -25,6 +25,7 @@ type sample struct {
 	pruned  bool
 	invalid string         // why the utility cannot be used (NaN, ±Inf)
 	dropped string         // why, scores aside, the sample is no candidate answer
+	tie     uint64         // a seeded draw that orders samples scoring alike when pruning
 	extra   map[string]any // strategy-specific report fields
 }
 
@@ -105,7 +106,7 @@ func indices(from, n int) []int {
 // answer rendered as text (tool calls as JSON); reasoning is not scored.
 func rmSample(r *backend.Request, s *sample, env *Env) rm.Sample {
 	return rm.Sample{Messages: r.Messages, Prompt: r.Prompt, Response: rm.Render(s.choice), WantJSON: env.WantJSON,
-		Tools: r.Tools, Text: s.choice.Text, Calls: s.choice.ToolCalls, Schema: schemaOf(r), Partial: s.pruned}
+		Tools: r.Tools, Text: s.choice.Text, Calls: s.choice.ToolCalls, Schema: schemaOf(r), Partial: s.pruned, Scope: env.Route}
 }
 
 func schemaOf(r *backend.Request) []byte {

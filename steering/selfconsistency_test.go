@@ -18,7 +18,9 @@ type voting struct {
 	tools []string // tool call arguments, when the answers are calls
 }
 
-func (v *voting) Caps() backend.Caps { return backend.Caps{Logprobs: true, MaxTopLogprobs: 20, Tools: true} }
+func (v *voting) Caps() backend.Caps {
+	return backend.Caps{Logprobs: true, MaxTopLogprobs: 20, Tools: true}
+}
 
 func (v *voting) Generate(_ context.Context, r *backend.Request) (*backend.Generation, error) {
 	v.scripted.calls.Add(1)

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -238,19 +240,29 @@ func TestAdaptiveStoppingRules(t *testing.T) {
 		reason  string
 		chosen  string
 	}{
-		// s0 0.2, s1 0.9: threshold 0.85 met after the first wave.
+		// s0 0.2, s1 0.9 meet threshold 0.85: an absolute threshold needs
+		// no spread, so it stops after the first wave, before min_samples.
 		{`{"strategy":"adaptive","initial":2,"threshold":0.85}`, 2, stopThreshold, "s1"},
+		// Not met (0.95): the statistical rules wait for min_samples (3),
+		// so the second wave runs (s2 0.5, s3 0.9); then expected
+		// improvement 0.1069 < 0.3 × 0.3403 = 0.1021 is false, and a third
+		// wave (s4 0.1, s5 0.3) leaves it below the cost.
+		{`{"strategy":"adaptive","initial":2,"threshold":0.95}`, 6, stopLowGain, "s1"},
 		// Never met: stops at max_samples.
-		{`{"strategy":"adaptive","initial":2,"step":2,"max_samples":6,"threshold":5,"p_min":0.0001}`, 6, stopMaxSamples, "s1"},
-		// Utilities 0.2, 0.9 (mean 0.55, sd 0.495): beating 0.9 by 2 with
-		// two more samples is very unlikely.
-		{`{"strategy":"adaptive","initial":2,"step":2,"delta":2,"p_min":0.05}`, 2, stopUnlikely, "s1"},
-		// delta 0: q = 1 − Φ(0.707) = 0.2398 per sample, 1 − 0.7602² =
-		// 0.422 for two: above p_min 0.3, so a second wave runs (s2 0.5,
-		// s3 0.9); then mean 0.625, sd 0.340, q(z=0.809)=0.209, two: 0.375,
-		// still above; third wave s4 0.1, s5 0.3: mean 0.483, sd 0.349,
-		// q(z=1.194)=0.116, two: 0.219 < 0.3, so it stops at 6 of 8.
-		{`{"strategy":"adaptive","initial":2,"step":2,"max_samples":8,"p_min":0.3}`, 6, stopUnlikely, "s1"},
+		{`{"strategy":"adaptive","initial":2,"step":2,"max_samples":6,"threshold":5,"cost_sd":0}`, 6, stopMaxSamples, "s1"},
+		// Utilities 0.2, 0.9, 0.5, 0.9 (mean 0.625, sd 0.3403, predictive
+		// scale 0.3805, ν 3): beating 0.9 by 2 needs z = 5.98; q ≈ 0.005,
+		// two samples ≈ 0.009 < p_min 0.05.
+		{`{"strategy":"adaptive","initial":4,"delta":2,"p_min":0.05}`, 4, stopUnlikely, "s1"},
+		// Same utilities: a new sample's expected improvement is 0.1069;
+		// cost_sd 0.35 makes the cost 0.35 × 0.3403 = 0.1191 > 0.1069: stop.
+		{`{"strategy":"adaptive","initial":4,"cost_sd":0.35}`, 4, stopLowGain, "s1"},
+		// cost_sd 0.3 makes it 0.1021 < 0.1069: another wave (s4 0.1,
+		// s5 0.3), after which the gain is smaller still.
+		{`{"strategy":"adaptive","initial":4,"cost_sd":0.3}`, 6, stopLowGain, "s1"},
+		// Relative threshold: the first wave's mean + 0.5 sd is 0.795;
+		// the best, 0.9, is above it.
+		{`{"strategy":"adaptive","initial":4,"threshold_sd":0.5,"cost_sd":0}`, 4, stopThresholdSD, "s1"},
 	} {
 		e, on := engine(&scripted{}, table(), weights)
 		out, err := run(context.Background(), e, on(call(c.steer, 1)), nil)
@@ -262,16 +274,96 @@ func TestAdaptiveStoppingRules(t *testing.T) {
 				out.Generation.Choices[0].Text, c.samples, c.reason, c.chosen)
 		}
 	}
+	// Tied utilities never stop before min_samples; then there is nothing
+	// to expect from more.
+	tie := &rmtest.Table{Name: "tie", Names: []string{"good"}, Rows: map[string][]float32{}}
+	for i := range 16 {
+		tie.Rows[fmt.Sprintf("s%d", i)] = []float32{1}
+	}
+	e, on := engine(&scripted{}, tie, `{}`)
+	out, err := run(context.Background(), e, on(call(`{"strategy":"adaptive","initial":2,"min_samples":5}`, 1)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Info.SamplesUsed != 6 || out.Info.StopReason != stopNoSpread {
+		t.Errorf("ties: %d samples (%s)", out.Info.SamplesUsed, out.Info.StopReason)
+	}
 }
 
+// The predictive probabilities against values computed by hand.
 func TestImproveProbability(t *testing.T) {
-	// mean 0.55, sd 0.49497; z = (0.9 − 0.55)/0.49497 = 0.70711; q = 0.23975.
-	p := ImproveProbability([]float64{0.2, 0.9}, 0.9, 0, 2)
-	if math.Abs(p-(1-math.Pow(1-0.23975, 2))) > 1e-4 {
-		t.Errorf("p = %v", p)
+	// n = 2: ν = 1 (Cauchy); best − mean = 0.5·|a − b|, scale
+	// |a − b|·√0.75, z = 1/√3: P = 1/2 − atan(1/√3)/π = 1/3 exactly, the
+	// chance that a third exchangeable draw beats the best of two.
+	if p := ImproveProbability([]float64{0.2, 0.9}, 0.9, 0, 1); math.Abs(p-1.0/3) > 1e-9 {
+		t.Errorf("n=2: p = %v, want 1/3", p)
+	}
+	// A wave of two: 1 − (2/3)².
+	if p := ImproveProbability([]float64{0.2, 0.9}, 0.9, 0, 2); math.Abs(p-5.0/9) > 1e-9 {
+		t.Errorf("n=2, k=2: p = %v, want 5/9", p)
 	}
 	if ImproveProbability([]float64{1, 1, 1}, 1, 0.1, 4) != 0 {
 		t.Error("no spread must mean no expected improvement")
+	}
+	// Expected improvement: {0, 1, 2}: m 1, s 1, scale √(4/3), z 0.866,
+	// ν 2: √(4/3)·[(2 + 0.75)·f₂(0.866) − 0.866·(1 − F₂(0.866))] = 0.4574.
+	if ei := ExpectedImprovement([]float64{0, 1, 2}, 2); math.Abs(ei-0.4574) > 1e-3 {
+		t.Errorf("EI = %v, want 0.4574", ei)
+	}
+	if ei := ExpectedImprovement([]float64{0.2, 0.9, 0.5, 0.9}, 0.9); math.Abs(ei-0.1069) > 1e-3 {
+		t.Errorf("EI = %v, want 0.1069", ei)
+	}
+	if ei := ExpectedImprovement([]float64{0, 1}, 1); !math.IsInf(ei, 1) {
+		t.Errorf("EI with one degree of freedom = %v, want +Inf", ei)
+	}
+}
+
+// The predictive rule is calibrated: for normal utilities, the average
+// predictive chance that one new draw beats the best of n is exactly
+// 1/(n + 1), the chance for exchangeable draws (the plug-in normal the rule
+// replaced gave 0.240 at n = 2 and 0.080 at n = 8).
+func TestPredictiveIsCalibrated(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, n := range []int{2, 3, 8} {
+		const runs = 40000
+		var sum float64
+		us := make([]float64, n)
+		for range runs {
+			for i := range us {
+				us[i] = 3 + 2*rng.NormFloat64()
+			}
+			sum += ImproveProbability(us, slices.Max(us), 0, 1)
+		}
+		if got, want := sum/runs, 1/float64(n+1); math.Abs(got-want) > 0.006 {
+			t.Errorf("n = %d: mean predictive chance %.4f, want %.4f", n, got, want)
+		}
+	}
+}
+
+// Continuations draw fresh text: a seed for every (sample, step), and
+// tied prefixes are ordered by a seeded draw, not by index.
+func TestStepSeedsAndTies(t *testing.T) {
+	seed := int64(5)
+	seen := map[int64]bool{}
+	for i := range 8 {
+		for j := range 4 {
+			s := *StepSeed(&seed, i, j)
+			if seen[s] || s < 0 {
+				t.Fatalf("seed %d for (%d, %d) repeats or is negative", s, i, j)
+			}
+			seen[s] = true
+			if *StepSeed(&seed, i, j) != s {
+				t.Fatal("not reproducible")
+			}
+		}
+	}
+	if StepSeed(nil, 1, 1) != nil {
+		t.Error("an unseeded request got a seed")
+	}
+	mk := func(tie uint64, i int) *sample { return &sample{index: i, utility: 1, tie: tie} }
+	got := orderTies([]*sample{mk(9, 0), mk(3, 1), mk(5, 2)})
+	if got[0].index != 1 || got[1].index != 2 || got[2].index != 0 {
+		t.Errorf("ties ordered %d %d %d", got[0].index, got[1].index, got[2].index)
 	}
 }
 

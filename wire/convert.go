@@ -58,7 +58,6 @@ func BackendLogprobs(c *ChoiceLogprobs) []backend.TokenLogprob {
 	return out
 }
 
-
 // LegacyLogprobs converts backend logprobs to the completions wire shape;
 // offset is where the choice's text starts.
 func LegacyLogprobs(lps []backend.TokenLogprob, offset int) *CompletionLogprobs {

@@ -430,7 +430,6 @@ func toLogprobs(lps []api.Logprob, want bool) []backend.TokenLogprob {
 	return out
 }
 
-
 // mapErr places Ollama's errors in the taxonomy.
 func mapErr(err error) error {
 	if err == nil {

@@ -63,7 +63,7 @@ func New(name string, opts Options) *Backend {
 func (b *Backend) Name() string { return b.name }
 
 func (b *Backend) Caps() backend.Caps {
-	return backend.Caps{Logprobs: true, MaxTopLogprobs: 20, Continuation: true, NativeN: true, Scoring: true}
+	return backend.Caps{Logprobs: true, MaxTopLogprobs: 20, Continuation: true, NativeN: true, Scoring: true, ScoringChat: true}
 }
 
 func (b *Backend) Models(context.Context) ([]string, error) { return []string{ModelName}, nil }

@@ -108,8 +108,11 @@ func objectives(name string, rc configs.Reward, built map[string]Info) ([]string
 		if len(rc.Objectives) == 1 {
 			return rc.Objectives, nil
 		}
-		if rc.Judge.Mode == configs.JudgeDensityRatio {
+		switch rc.Judge.Mode {
+		case configs.JudgeDensityRatio:
 			return []string{judge.DensityRatioObjective}, nil
+		case configs.JudgeRating:
+			return []string{judge.RatingObjective}, nil
 		}
 		return []string{judge.Objective}, nil
 	case configs.RewardEnsemble:
@@ -209,24 +212,27 @@ func (s *Set) add(name string, rc configs.Reward, cfg *configs.Config, o Options
 	if err != nil {
 		return err
 	}
-	if want := s.Infos[name].Objectives; !slices.Equal(r.Objectives(), want) {
-		return fmt.Errorf("the loaded model has objectives %v; the config describes %v", r.Objectives(), want)
+	if want := s.Infos[name].Objectives; !slices.Equal(rm.WeightedObjectives(r), want) {
+		return fmt.Errorf("the loaded model has objectives %v; the config describes %v", rm.WeightedObjectives(r), want)
+	}
+	// The cache keeps the model's own scores; shaping, which may depend on
+	// the other candidates of a call or on running statistics, is applied
+	// on top of it every time.
+	if rc.CacheOn() && o.Scores != nil {
+		r = rm.NewCached(r, id(name, rc, r), o.Scores, rc.CacheTTL, o.Metrics)
 	}
 	if len(rc.Normalize) > 0 || len(rc.Transform) > 0 {
 		norm := map[string]rm.Normalization{}
 		for obj, n := range rc.Normalize {
-			norm[obj] = rm.Normalization{Mean: n.Mean, Std: n.Std, Running: n.Running}
+			norm[obj] = rm.Normalization{Mean: n.Mean, Std: n.Std, Running: n.Running, FreezeAfter: n.FreezeAfter}
 		}
 		tr := map[string]rm.Transform{}
 		for obj, t := range rc.Transform {
-			tr[obj] = rm.Transform{Kind: t.Kind, Reference: t.Reference, Min: t.Min, Max: t.Max}
+			tr[obj] = rm.Transform{Kind: t.Kind, Reference: t.Reference, ReferenceQuantile: t.ReferenceQuantile, Min: t.Min, Max: t.Max}
 		}
 		if r, err = rm.NewShaped(r, norm, tr); err != nil {
 			return err
 		}
-	}
-	if rc.CacheOn() && o.Scores != nil && !Drifts(rc) {
-		r = rm.NewCached(r, id(name, rc, r), o.Scores, rc.CacheTTL, o.Metrics)
 	}
 	s.Rewarders[name] = r
 	return nil
@@ -240,9 +246,19 @@ func (s *Set) model(name string, rc configs.Reward, cfg *configs.Config, o Optio
 		j := rc.Judge
 		obj := s.Infos[name].Objectives[0]
 		if j.Mode == configs.JudgeDensityRatio {
-			return judge.NewDensityRatio(backend.Metered(o.Backends[j.Backend]), j.Model, backend.Metered(o.Backends[j.WeakBackend]), j.WeakModel, obj)
+			var f *rm.Format
+			if j.Format != "" {
+				var err error
+				if f, err = rm.NewFormat(j.Format); err != nil {
+					return nil, err
+				}
+			}
+			return judge.NewDensityRatio(backend.Metered(o.Backends[j.Backend]), j.Model, backend.Metered(o.Backends[j.WeakBackend]), j.WeakModel, obj, f, j.PerToken)
 		}
-		return judge.New(backend.Metered(o.Backends[j.Backend]), j.Model, j.Question, obj)
+		if j.Mode == configs.JudgeRating {
+			return judge.NewRating(backend.Metered(o.Backends[j.Backend]), j.Model, j.Question, obj)
+		}
+		return judge.New(backend.Metered(o.Backends[j.Backend]), j.Model, j.Question, obj, j.Floor)
 	case configs.RewardRemote:
 		x := rc.Remote
 		return remote.New(remote.Config{URL: x.URL, Model: x.Model, Version: x.Version, Input: x.Input, Output: x.Output,
@@ -252,7 +268,7 @@ func (s *Set) model(name string, rc configs.Reward, cfg *configs.Config, o Optio
 		for _, m := range rc.Ensemble.Members {
 			members = append(members, s.Rewarders[m])
 		}
-		return rm.NewEnsemble(name, members, s.Infos[name].Objectives, rc.Ensemble.Aggregate, rc.Ensemble.Lambda)
+		return rm.NewEnsemble(name, rc.Ensemble.Members, members, s.Infos[name].Objectives, rc.Ensemble.Aggregate, rc.Ensemble.Lambda)
 	case configs.RewardONNX:
 		r, err := onnx.NewRewarder(onnxConfig(name, rc, cfg, o))
 		if err != nil {
@@ -277,11 +293,11 @@ func onnxConfig(name string, rc configs.Reward, cfg *configs.Config, o Options) 
 }
 
 // Drifts reports whether a reward's scores change as it sees more of them
-// (running normalization without freeze_after): such scores are not cached,
-// and preferences are not learned from them.
+// (running normalization without freeze_after): preferences are not
+// learned from such scores.
 func Drifts(rc configs.Reward) bool {
 	for _, n := range rc.Normalize {
-		if n.Running {
+		if n.Running && n.FreezeAfter == 0 {
 			return true
 		}
 	}

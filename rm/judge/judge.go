@@ -1,6 +1,7 @@
 package judge
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math"
@@ -15,38 +16,43 @@ import (
 	"golang.org/x/sync/errgroup"
 )
 
-// DefaultQuestion is the judge's prompt; .Prompt and .Response are the
-// sample's.
-const DefaultQuestion = `Here is a question and an answer.
+// DefaultQuestion is the judge's prompt: .Conversation is the whole
+// conversation the answer continues (one "role: content" line a message),
+// .Prompt its last user message, .Response the answer.
+const DefaultQuestion = `Here is a conversation and the assistant's next answer.
 
-Question: {{.Prompt}}
+{{.Conversation}}
 
 Answer: {{.Response}}
 
 Is the answer helpful, correct and clear? Reply with Yes or No.`
 
-// RatingQuestion is asked instead where the backend has no logprobs.
-const RatingQuestion = `Here is a question and an answer.
+// RatingQuestion is the rating judge's prompt: a number from 1 to 10.
+const RatingQuestion = `Here is a conversation and the assistant's next answer.
 
-Question: {{.Prompt}}
+{{.Conversation}}
 
 Answer: {{.Response}}
 
 Rate the answer from 1 (useless) to 10 (excellent). Reply with the number only.`
 
-// Default objective names.
+// Default objective names: each mode has its own, since each is on its
+// own scale (log-odds, a 1–10 rating, a log ratio).
 const (
 	Objective             = "judge"
+	RatingObjective       = "judge_rating"
 	DensityRatioObjective = "density_ratio"
 )
 
-// Judge is an LLM-as-judge rewarder with one objective.
+// Judge is an LLM-as-judge rewarder with one objective: the log-odds of
+// Yes over No (yes_no), or a parsed 1–10 rating (rating).
 type Judge struct {
 	b          backend.Backend
 	model      string
 	objective  string
 	question   *template.Template
-	rating     *template.Template
+	rating     bool
+	floor      *float64
 	concurrent int
 }
 
@@ -55,26 +61,37 @@ var (
 	_ rm.Identified = (*Judge)(nil)
 )
 
-// New returns a judge asking model on b. question is a template (empty:
-// DefaultQuestion); objective names the score (empty: "judge").
-func New(b backend.Backend, model, question, objective string) (*Judge, error) {
-	if question == "" {
-		question = DefaultQuestion
-	}
-	if objective == "" {
-		objective = Objective
-	}
+// New returns a yes/no judge asking model on b, which must give logprobs.
+// question is a template (empty: DefaultQuestion); objective names the
+// score (empty: Objective). floor, when set, is the logprob given to "Yes"
+// or "No" when the judge's top alternatives list only the other.
+func New(b backend.Backend, model, question, objective string, floor *float64) (*Judge, error) {
+	return newJudge(b, model, cmp.Or(question, DefaultQuestion), cmp.Or(objective, Objective), floor, false)
+}
+
+// NewRating returns a judge that asks for a 1–10 rating and reads it from
+// the answer's text: for backends without logprobs. question is a template
+// (empty: RatingQuestion); objective names the score (empty:
+// RatingObjective).
+func NewRating(b backend.Backend, model, question, objective string) (*Judge, error) {
+	return newJudge(b, model, cmp.Or(question, RatingQuestion), cmp.Or(objective, RatingObjective), nil, true)
+}
+
+func newJudge(b backend.Backend, model, question, objective string, floor *float64, rating bool) (*Judge, error) {
 	q, err := template.New("judge").Option("missingkey=error").Parse(question)
 	if err != nil {
 		return nil, fmt.Errorf("judge question: %w", err)
 	}
-	return &Judge{b: b, model: model, objective: objective, question: q,
-		rating: template.Must(template.New("rating").Parse(RatingQuestion)), concurrent: 8}, nil
+	return &Judge{b: b, model: model, objective: objective, question: q, floor: floor, rating: rating, concurrent: 8}, nil
 }
 
 func (j *Judge) Objectives() []string { return []string{j.objective} }
 func (j *Judge) ID() string {
-	return fmt.Sprintf("judge:%s/%s/%s:%x", j.b.Name(), j.model, j.objective, hashString(j.question.Root.String()))
+	mode := "yes_no"
+	if j.rating {
+		mode = "rating"
+	}
+	return fmt.Sprintf("judge:%s:%s/%s/%s:%x", mode, j.b.Name(), j.model, j.objective, hashString(j.question.Root.String()))
 }
 
 func hashString(s string) uint32 {
@@ -105,9 +122,9 @@ func (j *Judge) Score(ctx context.Context, samples []rm.Sample) ([][]float32, er
 	return out, nil
 }
 
-func (j *Judge) ask(ctx context.Context, t *template.Template, s rm.Sample, logprobs bool) (*backend.Choice, error) {
+func (j *Judge) ask(ctx context.Context, s rm.Sample, logprobs bool) (*backend.Choice, error) {
 	var b strings.Builder
-	if err := t.Execute(&b, map[string]string{"Prompt": s.PromptText(), "Response": s.Response}); err != nil {
+	if err := j.question.Execute(&b, map[string]string{"Conversation": conversation(s), "Prompt": s.PromptText(), "Response": s.Response}); err != nil {
 		return nil, err
 	}
 	zero := 0.0
@@ -127,50 +144,78 @@ func (j *Judge) ask(ctx context.Context, t *template.Template, s rm.Sample, logp
 }
 
 func (j *Judge) one(ctx context.Context, s rm.Sample) (float64, error) {
-	if !j.b.Caps().Logprobs {
-		c, err := j.ask(ctx, j.rating, s, false)
+	if j.rating {
+		c, err := j.ask(ctx, s, false)
 		if err != nil {
 			return 0, err
 		}
 		return ParseRating(c.Text)
 	}
-	c, err := j.ask(ctx, j.question, s, true)
+	if !j.b.Caps().Logprobs {
+		return 0, fmt.Errorf("backend %s gives no logprobs, which yes_no reads (judge.mode: rating asks for a 1–10 rating instead)", j.b.Name())
+	}
+	c, err := j.ask(ctx, s, true)
 	if err != nil {
 		return 0, err
 	}
 	if len(c.Logprobs) == 0 {
 		return 0, fmt.Errorf("backend returned no logprobs")
 	}
-	return YesNo(c.Logprobs[0]), nil
+	return YesNo(c.Logprobs[0], j.floor)
+}
+
+// conversation renders the sample's messages, or its raw prompt, one
+// "role: content" line a message.
+func conversation(s rm.Sample) string {
+	if s.Messages == nil {
+		return "user: " + s.Prompt
+	}
+	var b strings.Builder
+	for _, m := range s.Messages {
+		fmt.Fprintf(&b, "%s: %s\n", m.Role, m.Content)
+	}
+	return strings.TrimSuffix(b.String(), "\n")
+}
+
+// answerWord reads a token as the word it spells: "Yes", " yes", "YES",
+// "**Yes**", "Yes." and "▁Yes" are all "yes".
+func answerWord(tok string) string {
+	tok = strings.TrimLeft(tok, " \t\n▁Ġ")
+	return strings.ToLower(strings.Trim(tok, " \t\n*_`'\".,:;!?()[]"))
 }
 
 // YesNo returns log P(Yes) − log P(No) from one position's alternatives,
-// summing the spellings of each answer (" yes", "Yes", "YES" …). An answer
-// missing from the list has at most the smallest listed probability, which
-// is used as its (generous) estimate, so the score stays finite.
-func YesNo(lp backend.TokenLogprob) float64 {
-	alts := lp.Top
-	if len(alts) == 0 {
-		alts = []backend.TopLogprob{{Token: lp.Token, Logprob: lp.Logprob}}
+// summing the spellings of each answer. The alternatives must list at least
+// one of them; the other, when missing, has at most the smallest listed
+// probability: floor when given, else that bound.
+func YesNo(lp backend.TokenLogprob, floor *float64) (float64, error) {
+	if len(lp.Top) == 0 {
+		return 0, fmt.Errorf("the judge's answer has no alternatives to read Yes and No from (top_logprobs)")
 	}
 	yes, no := math.Inf(-1), math.Inf(-1)
-	floor := math.Inf(1)
-	for _, a := range alts {
-		floor = math.Min(floor, a.Logprob)
-		switch strings.ToLower(strings.TrimSpace(a.Token)) {
+	smallest := math.Inf(1)
+	for _, a := range lp.Top {
+		smallest = math.Min(smallest, a.Logprob)
+		switch answerWord(a.Token) {
 		case "yes":
 			yes = rm.LogSumExp(yes, a.Logprob)
 		case "no":
 			no = rm.LogSumExp(no, a.Logprob)
 		}
 	}
-	if math.IsInf(yes, -1) {
-		yes = floor
+	missing := smallest
+	if floor != nil {
+		missing = *floor
 	}
-	if math.IsInf(no, -1) {
-		no = floor
+	switch {
+	case math.IsInf(yes, -1) && math.IsInf(no, -1):
+		return 0, fmt.Errorf("neither Yes nor No is among the judge's %d likeliest answers (the first was %q)", len(lp.Top), lp.Token)
+	case math.IsInf(yes, -1):
+		yes = missing
+	case math.IsInf(no, -1):
+		no = missing
 	}
-	return yes - no
+	return yes - no, nil
 }
 
 var firstNumber = regexp.MustCompile(`\d+`)
@@ -189,21 +234,29 @@ func ParseRating(text string) (float64, error) {
 }
 
 // DensityRatio is the reward log p_strong(response | prompt) −
-// log p_weak(response | prompt), from two backends that can score given text.
+// log p_weak(response | prompt), from two backends that can score given
+// text; with PerToken, divided by the response's tokens.
 type DensityRatio struct {
 	strong, weak           backend.Scorer
 	strongName, weakName   string
 	strongModel, weakModel string
 	objective              string
+	format                 *rm.Format
+	perToken               bool
 }
 
 var _ rm.Rewarder = (*DensityRatio)(nil)
 
-// NewDensityRatio checks that both backends declare scoring.
-func NewDensityRatio(strong backend.Backend, strongModel string, weak backend.Backend, weakModel, objective string) (*DensityRatio, error) {
+// NewDensityRatio checks that both backends can score the samples: given
+// text, and, for chat samples, either chat messages or, with format, the
+// conversation rendered through the models' template to a raw prompt.
+func NewDensityRatio(strong backend.Backend, strongModel string, weak backend.Backend, weakModel, objective string, format *rm.Format, perToken bool) (*DensityRatio, error) {
 	for _, b := range []backend.Backend{strong, weak} {
 		if !b.Caps().Scoring {
 			return nil, fmt.Errorf("backend %s cannot score given text, which the density ratio needs", b.Name())
+		}
+		if format == nil && !b.Caps().ScoringChat {
+			return nil, fmt.Errorf("backend %s scores raw prompts only: set judge.format to render chats through the model's template", b.Name())
 		}
 	}
 	ss, ok1 := strong.(backend.Scorer)
@@ -215,12 +268,16 @@ func NewDensityRatio(strong backend.Backend, strongModel string, weak backend.Ba
 		objective = DensityRatioObjective
 	}
 	return &DensityRatio{strong: ss, weak: ws, strongName: strong.Name(), weakName: weak.Name(),
-		strongModel: strongModel, weakModel: weakModel, objective: objective}, nil
+		strongModel: strongModel, weakModel: weakModel, objective: objective, format: format, perToken: perToken}, nil
 }
 
 func (d *DensityRatio) Objectives() []string { return []string{d.objective} }
 func (d *DensityRatio) ID() string {
-	return fmt.Sprintf("cdr:%s/%s-%s/%s", d.strongName, d.strongModel, d.weakName, d.weakModel)
+	f := ""
+	if d.format != nil {
+		f = d.format.Name
+	}
+	return fmt.Sprintf("cdr:%s/%s-%s/%s:%s:%v", d.strongName, d.strongModel, d.weakName, d.weakModel, f, d.perToken)
 }
 
 func (d *DensityRatio) Score(ctx context.Context, samples []rm.Sample) ([][]float32, error) {
@@ -229,11 +286,18 @@ func (d *DensityRatio) Score(ctx context.Context, samples []rm.Sample) ([][]floa
 	g.SetLimit(8)
 	for i, s := range samples {
 		g.Go(func() error {
+			prompt := s.Prompt
+			if s.Messages != nil && d.format != nil {
+				var err error
+				if prompt, err = d.format.RenderOpen(rm.Sample{Messages: s.Messages}); err != nil {
+					return fmt.Errorf("%w: density ratio: %w", fault.ErrReward, err)
+				}
+			}
 			req := func(model string) *backend.Request {
-				if s.Messages != nil {
+				if s.Messages != nil && d.format == nil {
 					return &backend.Request{Model: model, Messages: s.Messages}
 				}
-				return &backend.Request{Model: model, Prompt: s.Prompt}
+				return &backend.Request{Model: model, Prompt: prompt}
 			}
 			a, err := d.strong.ScoreText(gctx, req(d.strongModel), s.Response)
 			if err != nil {
@@ -243,7 +307,11 @@ func (d *DensityRatio) Score(ctx context.Context, samples []rm.Sample) ([][]floa
 			if err != nil {
 				return fmt.Errorf("%w: density ratio (weak): %w", fault.ErrReward, err)
 			}
-			out[i] = []float32{float32(a.Logprob - b.Logprob)}
+			v := a.Logprob - b.Logprob
+			if d.perToken && a.Tokens > 0 {
+				v /= float64(a.Tokens)
+			}
+			out[i] = []float32{float32(v)}
 			return nil
 		})
 	}

@@ -20,7 +20,9 @@ const (
 	ToolCalls  = "tool_calls"
 )
 
-func builtin(o string) bool { return o == Verbosity || o == Repetition || o == Format || o == ToolCalls }
+func builtin(o string) bool {
+	return o == Verbosity || o == Repetition || o == Format || o == ToolCalls
+}
 
 // Config selects and tunes the rules.
 type Config struct {
