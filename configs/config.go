@@ -68,6 +68,7 @@ const (
 	RewardRules    = "rules"
 	RewardONNX     = "onnx"
 	RewardONNXARM  = "onnx_arm"
+	RewardONNXPRM  = "onnx_prm"
 	RewardJudge    = "judge"
 	RewardRemote   = "remote"
 	RewardEnsemble = "ensemble"
@@ -92,6 +93,20 @@ type Reward struct {
 	Remote   RemoteReward   `mapstructure:"remote"`
 	Ensemble EnsembleReward `mapstructure:"ensemble"`
 	Model    ONNXModel      `mapstructure:"onnx"`
+	PRM      PRMReward      `mapstructure:"prm"`
+}
+
+// PRMReward is how a process reward model (onnx_prm) reads steps: the
+// separator token written after each step, the delimiter that splits an
+// answer into steps when the strategy gave none, the class whose
+// probability is a step's score, and how step scores become one.
+type PRMReward struct {
+	Separator string   `mapstructure:"separator"`
+	Delimiter string   `mapstructure:"delimiter"`
+	Positive  int      `mapstructure:"positive"`
+	Aggregate string   `mapstructure:"aggregate"` // min, last, mean, prod, sum
+	Clip      *float64 `mapstructure:"clip"`      // min(r − clip, 0) per step
+	Delta     bool     `mapstructure:"delta"`     // r_t − r_{t−1}
 }
 
 // Normalization of one objective: (r − mean) / std; running estimates them
@@ -124,12 +139,14 @@ type RulesReward struct {
 const (
 	JudgeYesNo        = "yes_no"
 	JudgeRating       = "rating"
+	JudgeCritique     = "critique"
 	JudgeDensityRatio = "density_ratio"
 )
 
 // JudgeReward is an LLM judge (mode yes_no: the log-odds of Yes; rating: a
-// 1–10 rating read from the text, for backends without logprobs) or a
-// density ratio of two backends (mode density_ratio).
+// 1–10 rating read from the text, for backends without logprobs; critique:
+// a critique, then a 1–10 score) or a density ratio of two backends (mode
+// density_ratio).
 type JudgeReward struct {
 	Mode        string `mapstructure:"mode"`
 	Backend     string `mapstructure:"backend"`
@@ -145,6 +162,10 @@ type JudgeReward struct {
 	// score raw text only (vLLM); PerToken divides by the answer's tokens.
 	Format   string `mapstructure:"format"`
 	PerToken bool   `mapstructure:"per_token"`
+	// MaxTokens bounds what a critique judge writes; MaxCritique is how
+	// many characters of its critique the report keeps.
+	MaxTokens   int `mapstructure:"max_tokens"`
+	MaxCritique int `mapstructure:"max_critique"`
 }
 
 // RemoteReward is a KServe v2 (Triton) model.
@@ -179,6 +200,8 @@ type ONNXModel struct {
 	DeviceID    int           `mapstructure:"device_id"`
 	MemoryLimit int64         `mapstructure:"memory_limit"` // bytes, cuda
 	Fallback    string        `mapstructure:"fallback"`     // "cpu": use CPU when CUDA cannot load
+	Output      string        `mapstructure:"output"`       // the scores' output; empty: logits, rewards or score, else the first
+	GateOutput  string        `mapstructure:"gate_output"`  // a gated model's coefficients output
 }
 
 // Server configures the HTTP gateway.
@@ -305,10 +328,29 @@ func rewardDefaults(r *Reward) {
 	if r.Type == RewardJudge && r.Judge.Mode == "" {
 		r.Judge.Mode = "yes_no"
 	}
+	if r.Type == RewardJudge && r.Judge.Mode == JudgeCritique {
+		if r.Judge.MaxTokens == 0 {
+			r.Judge.MaxTokens = 512
+		}
+		if r.Judge.MaxCritique == 0 {
+			r.Judge.MaxCritique = 1000
+		}
+	}
+	if r.Type == RewardONNXPRM {
+		if r.PRM.Delimiter == "" {
+			r.PRM.Delimiter = "\n\n"
+		}
+		if r.PRM.Aggregate == "" {
+			r.PRM.Aggregate = "min"
+		}
+		if r.PRM.Positive == 0 {
+			r.PRM.Positive = 1
+		}
+	}
 	if r.Type == RewardRemote && r.Remote.Timeout == 0 {
 		r.Remote.Timeout = 10 * time.Second
 	}
-	if r.Type == RewardONNX || r.Type == RewardONNXARM {
+	if r.Type == RewardONNX || r.Type == RewardONNXARM || r.Type == RewardONNXPRM {
 		r.Model.Fill()
 	}
 }

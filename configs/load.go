@@ -1,6 +1,7 @@
 package configs
 
 import (
+	"cmp"
 	"embed"
 	"errors"
 	"fmt"
@@ -411,6 +412,18 @@ func (c *Config) validateRewards(bad func(key, format string, args ...any)) {
 			if j.Floor != nil && (j.Mode != JudgeYesNo || *j.Floor > 0 || math.IsNaN(*j.Floor) || math.IsInf(*j.Floor, 0)) {
 				bad(k+".judge.floor", "is a logprob (finite, at most 0) and applies to yes_no only")
 			}
+			if (j.MaxTokens != 0 || j.MaxCritique != 0) && j.Mode != JudgeCritique {
+				bad(k+".judge.max_tokens", "max_tokens and max_critique apply to critique only")
+			}
+			if j.Mode == JudgeCritique && (j.MaxTokens < 16 || j.MaxCritique < 1) {
+				bad(k+".judge.max_tokens", "must be at least 16 (a critique and a score), and max_critique at least 1")
+			}
+			if b, ok := c.Backends[j.Backend]; ok && j.Mode == JudgeCritique && b.Type == TypeReference {
+				most := cmp.Or(b.MaxTokens, 256) // the reference backend's documented default cap
+				if most < j.MaxTokens {
+					bad(k+".judge.backend", "backend %s writes at most %d tokens (backends.%s.max_tokens), too few for a critique of judge.max_tokens (%d)", j.Backend, most, j.Backend, j.MaxTokens)
+				}
+			}
 			if (j.Format != "" || j.PerToken) && j.Mode != JudgeDensityRatio {
 				bad(k+".judge.format", "format and per_token apply to density_ratio only")
 			}
@@ -418,7 +431,7 @@ func (c *Config) validateRewards(bad func(key, format string, args ...any)) {
 				bad(k+".judge.question", "density_ratio asks no question")
 			}
 			switch j.Mode {
-			case JudgeYesNo, JudgeRating:
+			case JudgeYesNo, JudgeRating, JudgeCritique:
 			case JudgeDensityRatio:
 				if _, ok := c.Backends[j.WeakBackend]; !ok {
 					bad(k+".judge.weak_backend", "names backend %q, which is not defined under backends", j.WeakBackend)
@@ -427,7 +440,7 @@ func (c *Config) validateRewards(bad func(key, format string, args ...any)) {
 					bad(k+".judge.weak_model", "is required for density_ratio")
 				}
 			default:
-				bad(k+".judge.mode", "must be yes_no, rating or density_ratio; got %q", j.Mode)
+				bad(k+".judge.mode", "must be yes_no, rating, critique or density_ratio; got %q", j.Mode)
 			}
 		case RewardRemote:
 			if u, err := url.Parse(r.Remote.URL); err != nil || u.Host == "" {
@@ -449,6 +462,10 @@ func (c *Config) validateRewards(bad func(key, format string, args ...any)) {
 					bad(fmt.Sprintf("%s.ensemble.members[%d]", k, i), "names reward %q, which is not defined under rewards", m)
 				} else if c.Rewards[m].Type == RewardEnsemble {
 					bad(fmt.Sprintf("%s.ensemble.members[%d]", k, i), "ensembles cannot nest")
+				} else if c.Rewards[m].Model.GateOutput != "" {
+					bad(fmt.Sprintf("%s.ensemble.members[%d]", k, i), "reward %q is gated: its own gates weigh its objectives, which an ensemble's aggregate would not", m)
+				} else if c.Rewards[m].Type == RewardONNXARM {
+					bad(fmt.Sprintf("%s.ensemble.members[%d]", k, i), "reward %q is a token-level reward (onnx_arm), not one that scores answers", m)
 				}
 			}
 			switch e.Aggregate {
@@ -456,7 +473,7 @@ func (c *Config) validateRewards(bad func(key, format string, args ...any)) {
 			default:
 				bad(k+".ensemble.aggregate", "must be mean, min, mean_minus_std or mean_minus_var; got %q", e.Aggregate)
 			}
-		case RewardONNX, RewardONNXARM:
+		case RewardONNX, RewardONNXARM, RewardONNXPRM:
 			m := r.Model
 			if m.Path == "" {
 				bad(k+".onnx.path", "is required")
@@ -479,8 +496,23 @@ func (c *Config) validateRewards(bad func(key, format string, args ...any)) {
 			if r.Type == RewardONNX && len(r.Objectives) == 0 {
 				bad(k+".objectives", "must name the model's outputs")
 			}
+			if m.GateOutput != "" && (r.Type != RewardONNX || m.GateOutput == m.Output) {
+				bad(k+".onnx.gate_output", "applies to onnx rewards, and names an output other than the scores'")
+			}
+			if r.Type == RewardONNXPRM {
+				p := r.PRM
+				if p.Separator == "" {
+					bad(k+".prm.separator", "is required: the step-separator token the model scores at (e.g. the one it was trained with)")
+				}
+				if p.Positive < 0 {
+					bad(k+".prm.positive", "must not be negative")
+				}
+				if len(r.Objectives) > 1 {
+					bad(k+".objectives", "a process reward has one objective; %d are named", len(r.Objectives))
+				}
+			}
 		default:
-			bad(k+".type", "must be one of rules, onnx, onnx_arm, judge, remote, ensemble; got %q", r.Type)
+			bad(k+".type", "must be one of rules, onnx, onnx_arm, onnx_prm, judge, remote, ensemble; got %q", r.Type)
 		}
 	}
 }

@@ -13,8 +13,9 @@ import (
 	"github.com/steergate/steergate/metrics"
 )
 
-// scoreFormat versions the cached encoding of scores.
-const scoreFormat = "v2"
+// scoreFormat versions the cached encoding of scores: the float32 scores,
+// then the reward's detail (JSON) when it gives one.
+const scoreFormat = "v3"
 
 // Cached puts a score cache in front of a rewarder. Keys hash the reward's
 // id (model and version, and its config), the objective names and the exact
@@ -35,6 +36,9 @@ func NewCached(r Rewarder, id string, c cache.Cache, ttl time.Duration, m *metri
 
 func (c *Cached) ID() string { return c.id }
 
+// Unwrap returns the cached reward.
+func (c *Cached) Unwrap() Rewarder { return c.Rewarder }
+
 func (c *Cached) key(s Sample) string {
 	h := sha256.New()
 	b, _ := json.Marshal(struct {
@@ -47,6 +51,13 @@ func (c *Cached) key(s Sample) string {
 }
 
 func (c *Cached) Score(ctx context.Context, samples []Sample) ([][]float32, error) {
+	scores, _, err := c.Explain(ctx, samples)
+	return scores, err
+}
+
+// Explain looks every sample up in one batch, scores the misses in one
+// batch and stores them in one batched write, details included.
+func (c *Cached) Explain(ctx context.Context, samples []Sample) ([][]float32, []json.RawMessage, error) {
 	n := len(c.Rewarder.Objectives())
 	keys := make([]string, len(samples))
 	for i, s := range samples {
@@ -54,11 +65,22 @@ func (c *Cached) Score(ctx context.Context, samples []Sample) ([][]float32, erro
 	}
 	hits, _ := c.cache.GetMany(ctx, keys)
 	out := make([][]float32, len(samples))
+	var details []json.RawMessage
+	setDetail := func(i int, d json.RawMessage) {
+		if len(d) == 0 {
+			return
+		}
+		if details == nil {
+			details = make([]json.RawMessage, len(samples))
+		}
+		details[i] = d
+	}
 	var missIdx []int
 	var miss []Sample
 	for i, s := range samples {
-		if i < len(hits) && len(hits[i]) == 4*n {
-			out[i] = decodeScores(hits[i])
+		if i < len(hits) && len(hits[i]) >= 4*n && (len(hits[i]) == 4*n || json.Valid(hits[i][4*n:])) {
+			out[i] = decodeScores(hits[i][:4*n])
+			setDetail(i, hits[i][4*n:])
 			c.metrics.Cache("score", "get", "hit")
 			continue
 		}
@@ -67,22 +89,24 @@ func (c *Cached) Score(ctx context.Context, samples []Sample) ([][]float32, erro
 		miss = append(miss, s)
 	}
 	if len(miss) == 0 {
-		return out, nil
+		return out, details, nil
 	}
-	scored, err := c.Rewarder.Score(ctx, miss)
+	scored, why, err := ScoreExplained(ctx, c.Rewarder, miss)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := CheckShape(scored, len(miss), n); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	items := make([]cache.Item, 0, len(missIdx))
 	for j, i := range missIdx {
 		out[i] = scored[j]
-		items = append(items, cache.Item{Key: keys[i], Val: encodeScores(scored[j])})
+		d := detailOf(why, j)
+		setDetail(i, d)
+		items = append(items, cache.Item{Key: keys[i], Val: append(encodeScores(scored[j]), d...)})
 	}
 	_ = c.cache.SetMany(context.WithoutCancel(ctx), items, c.ttl) // a failed write is only a future miss
-	return out, nil
+	return out, details, nil
 }
 
 func encodeScores(v []float32) []byte {

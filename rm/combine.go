@@ -2,6 +2,7 @@ package rm
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math"
 	"slices"
@@ -126,6 +127,9 @@ func (s *Shaped) Drifts() bool {
 // ID keeps the wrapped model's identity.
 func (s *Shaped) ID() string { return IDOf(s.Rewarder) }
 
+// Unwrap returns the shaped reward.
+func (s *Shaped) Unwrap() Rewarder { return s.Rewarder }
+
 // meanStd returns what objective i is normalized with in a scope now.
 func (s *Shaped) meanStd(scope string, i int) (float64, float64) {
 	n := s.norm[i]
@@ -144,13 +148,24 @@ func (s *Shaped) meanStd(scope string, i int) (float64, float64) {
 }
 
 func (s *Shaped) Score(ctx context.Context, samples []Sample) ([][]float32, error) {
-	raw, err := s.Rewarder.Score(ctx, samples)
+	scores, _, err := s.Explain(ctx, samples)
+	return scores, err
+}
+
+// Explain shapes the wrapped reward's scores and passes its details on.
+func (s *Shaped) Explain(ctx context.Context, samples []Sample) ([][]float32, []json.RawMessage, error) {
+	raw, details, err := ScoreExplained(ctx, s.Rewarder, samples)
 	if err == nil {
 		err = CheckShape(raw, len(samples), len(s.norm))
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	return s.shape(samples, raw), details, nil
+}
+
+// shape normalizes and transforms one call's raw scores.
+func (s *Shaped) shape(samples []Sample, raw [][]float32) [][]float32 {
 	scope := ""
 	if len(samples) > 0 {
 		scope = samples[0].Scope
@@ -194,7 +209,7 @@ func (s *Shaped) Score(ctx context.Context, samples []Sample) ([][]float32, erro
 			out[j][i] = float32(t.apply(vals[i][j], ref))
 		}
 	}
-	return out, nil
+	return out
 }
 
 // quantile of xs (unsorted), interpolating linearly.
@@ -293,14 +308,22 @@ func (e *Ensemble) ID() string {
 }
 
 func (e *Ensemble) Score(ctx context.Context, samples []Sample) ([][]float32, error) {
+	scores, _, err := e.Explain(ctx, samples)
+	return scores, err
+}
+
+// Explain scores with every member at once; a sample's detail is its
+// members' details by member name.
+func (e *Ensemble) Explain(ctx context.Context, samples []Sample) ([][]float32, []json.RawMessage, error) {
 	scores := make([][][]float32, len(e.members))
+	whys := make([][]json.RawMessage, len(e.members))
 	errs := make([]error, len(e.members))
 	var wg sync.WaitGroup
 	for i, m := range e.members {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			scores[i], errs[i] = m.Score(ctx, samples)
+			scores[i], whys[i], errs[i] = ScoreExplained(ctx, m, samples)
 		}()
 	}
 	wg.Wait()
@@ -309,7 +332,22 @@ func (e *Ensemble) Score(ctx context.Context, samples []Sample) ([][]float32, er
 			err = CheckShape(scores[i], len(samples), len(e.members[i].Objectives()))
 		}
 		if err != nil {
-			return nil, err
+			return nil, nil, err
+		}
+	}
+	var details []json.RawMessage
+	for j := range samples {
+		by := map[string]json.RawMessage{}
+		for m := range e.members {
+			if d := detailOf(whys[m], j); d != nil {
+				by[e.names[m]] = d
+			}
+		}
+		if len(by) > 0 {
+			if details == nil {
+				details = make([]json.RawMessage, len(samples))
+			}
+			details[j], _ = json.Marshal(by)
 		}
 	}
 	k := len(e.objectives)
@@ -322,7 +360,7 @@ func (e *Ensemble) Score(ctx context.Context, samples []Sample) ([][]float32, er
 			}
 		}
 	}
-	return out, nil
+	return out, details, nil
 }
 
 func aggregate(v []float64, agg string, lambda float64) float64 {
@@ -360,17 +398,32 @@ type Grouped interface {
 	Grouping() Grouping
 }
 
+// Gated rewards have K objective columns followed by K gate columns: a
+// gating network's prompt-dependent coefficients for the objectives
+// (ArmoRM). GatedObjectives are the K objectives.
+type Gated interface {
+	GatedObjectives() []string
+}
+
+// GateColumn names the column of an objective's gate coefficient.
+func GateColumn(objective string) string { return "gate:" + objective }
+
 // WeightedObjectives are the objective names a reward's weights may name:
-// an ensemble's shared objectives, else its columns.
+// an ensemble's shared objectives, a gated model's objectives (not its
+// gates), else its columns.
 func WeightedObjectives(r Rewarder) []string {
-	if g, ok := r.(Grouped); ok {
+	if g, ok := As[Grouped](r); ok {
 		return g.Grouping().Objectives
+	}
+	if g, ok := As[Gated](r); ok {
+		return g.GatedObjectives()
 	}
 	return r.Objectives()
 }
 
 // Utility combines objective scores under weights: Σ w_k·r_k (for a grouped
-// reward, per member, then combined), minus a length penalty of
+// reward, per member, then combined; for a gated one, Σ w_k·g_k·r_k with
+// g_k the model's gate for objective k), minus a length penalty of
 // LengthPenalty per token beyond LengthFree tokens (the length-bias
 // control: long answers must earn their length).
 type Utility struct {
@@ -378,14 +431,18 @@ type Utility struct {
 	LengthPenalty float64
 	LengthFree    int
 	Group         *Grouping // set for grouped rewards
+	Gates         int       // K for gated rewards: columns K..2K−1 gate columns 0..K−1
 }
 
 // UtilityFor returns the utility over reward r's columns.
 func UtilityFor(r Rewarder, weights map[string]float64, penalty float64, free int) Utility {
 	u := Utility{Weights: weights, LengthPenalty: penalty, LengthFree: free}
-	if g, ok := r.(Grouped); ok {
+	if g, ok := As[Grouped](r); ok {
 		gr := g.Grouping()
 		u.Group = &gr
+	}
+	if g, ok := As[Gated](r); ok {
+		u.Gates = len(g.GatedObjectives())
 	}
 	return u
 }
@@ -394,13 +451,20 @@ func UtilityFor(r Rewarder, weights map[string]float64, penalty float64, free in
 // tokens is its length.
 func (u Utility) Of(columns []string, scores []float32, tokens int) float64 {
 	var total float64
-	if u.Group == nil {
+	switch {
+	case u.Gates > 0:
+		for i, o := range columns[:u.Gates] {
+			if w := u.Weights[o]; w != 0 {
+				total += w * Widen(scores[u.Gates+i]) * Widen(scores[i])
+			}
+		}
+	case u.Group == nil:
 		for i, o := range columns {
 			if w := u.Weights[o]; w != 0 {
 				total += w * Widen(scores[i])
 			}
 		}
-	} else {
+	default:
 		k := len(u.Group.Objectives)
 		members := make([]float64, len(u.Group.Members))
 		for m := range members {

@@ -120,6 +120,23 @@ func IDOf(r Rewarder) string {
 	return ""
 }
 
+// As finds a T among r and the rewards it wraps (a cache, shaping): what
+// a reward is (an ensemble, a gated model) survives wrapping.
+func As[T any](r Rewarder) (T, bool) {
+	for r != nil {
+		if t, ok := r.(T); ok {
+			return t, true
+		}
+		w, ok := r.(interface{ Unwrap() Rewarder })
+		if !ok {
+			break
+		}
+		r = w.Unwrap()
+	}
+	var zero T
+	return zero, false
+}
+
 // Index returns the position of each objective name.
 func Index(objectives []string) map[string]int {
 	m := make(map[string]int, len(objectives))

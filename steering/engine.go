@@ -35,17 +35,17 @@ type Outcome struct {
 
 // Candidate is one sample's report.
 type Candidate struct {
-	Index            int                 `json:"index"`
-	Utility          Number              `json:"utility"` // null when the score was unusable
-	Objectives       map[string]Number   `json:"objectives"`
-	Chosen           bool                `json:"chosen"`
-	FinishReason     string              `json:"finish_reason"`
-	CompletionTokens int                 `json:"completion_tokens"`
-	Pruned           bool                `json:"pruned,omitempty"`
-	ScoreError       string              `json:"score_error,omitempty"` // why the utility is null
-	Dropped          string              `json:"dropped,omitempty"`     // why the answer could not be chosen
-	Extra            map[string]any      `json:"extra,omitempty"`       // strategy-specific (parent, weight, steps, …)
-	Steps            []map[string]Number `json:"steps,omitempty"`       // per-step scores (process rewards)
+	Index            int               `json:"index"`
+	Utility          Number            `json:"utility"` // null when the score was unusable
+	Objectives       map[string]Number `json:"objectives"`
+	Chosen           bool              `json:"chosen"`
+	FinishReason     string            `json:"finish_reason"`
+	CompletionTokens int               `json:"completion_tokens"`
+	Pruned           bool              `json:"pruned,omitempty"`
+	ScoreError       string            `json:"score_error,omitempty"`   // why the utility is null
+	Dropped          string            `json:"dropped,omitempty"`       // why the answer could not be chosen
+	Extra            map[string]any    `json:"extra,omitempty"`         // strategy-specific (parent, weight, steps, …)
+	RewardDetail     json.RawMessage   `json:"reward_detail,omitempty"` // the reward's own account: step scores, a critique
 }
 
 // RewardReport is the chosen answer's reward.

@@ -2,6 +2,7 @@ package steering
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -23,10 +24,11 @@ type sample struct {
 	utility float64
 	scored  bool
 	pruned  bool
-	invalid string         // why the utility cannot be used (NaN, ±Inf)
-	dropped string         // why, scores aside, the sample is no candidate answer
-	tie     uint64         // a seeded draw that orders samples scoring alike when pruning
-	extra   map[string]any // strategy-specific report fields
+	invalid string          // why the utility cannot be used (NaN, ±Inf)
+	dropped string          // why, scores aside, the sample is no candidate answer
+	tie     uint64          // a seeded draw that orders samples scoring alike when pruning
+	extra   map[string]any  // strategy-specific report fields
+	detail  json.RawMessage // what the reward said beside the scores (steps, a critique)
 }
 
 // usable samples are whole answers with a finite utility that no strategy
@@ -134,7 +136,7 @@ func (env *Env) score(ctx context.Context, r *backend.Request, ss []*sample) err
 		return nil
 	}
 	start := time.Now()
-	scores, err := env.Reward.Score(ctx, batch)
+	scores, details, err := rm.ScoreExplained(ctx, env.Reward, batch)
 	if err == nil {
 		err = rm.CheckShape(scores, len(batch), len(env.Objectives))
 	}
@@ -161,6 +163,9 @@ func (env *Env) score(ctx context.Context, r *backend.Request, ss []*sample) err
 	}
 	for i, s := range todo {
 		s.scores, s.scored = scores[i], true
+		if i < len(details) {
+			s.detail = details[i]
+		}
 		s.utility = env.Utility.Of(env.Objectives, s.scores, s.choice.Tokens)
 		if math.IsNaN(s.utility) || math.IsInf(s.utility, 0) {
 			s.invalid = fmt.Sprintf("utility is %v", s.utility)
@@ -269,7 +274,7 @@ func finishChosen(env *Env, ss, chosen []*sample, failed int, extra func(*Info))
 	for _, s := range ss {
 		c := Candidate{Index: s.index, Utility: Number(s.utility), Objectives: objectives(env.Objectives, s.scores),
 			Chosen: slices.Contains(chosen, s), FinishReason: s.choice.FinishReason, CompletionTokens: s.choice.Tokens,
-			Pruned: s.pruned, ScoreError: s.invalid, Dropped: s.dropped, Extra: s.extra}
+			Pruned: s.pruned, ScoreError: s.invalid, Dropped: s.dropped, Extra: s.extra, RewardDetail: s.detail}
 		if s.invalid != "" {
 			info.InvalidScores++
 		}

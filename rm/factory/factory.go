@@ -20,6 +20,7 @@ import (
 	"github.com/steergate/steergate/rm/onnx"
 	"github.com/steergate/steergate/rm/remote"
 	"github.com/steergate/steergate/rm/rules"
+	"github.com/steergate/steergate/rm/tokenizer"
 )
 
 // Info is what the rest of the gateway knows of a reward before any model
@@ -67,9 +68,16 @@ func Describe(cfg *configs.Config) (map[string]Info, error) {
 					errs = append(errs, fmt.Sprintf("%s:rewards.%s.transform.%s: the reward has no objective %q (it has %v)", cfg.File, name, o, o, objs))
 				}
 			}
+			missing := false
 			for _, f := range files(rc) {
 				if _, err := os.Stat(f.path); err != nil {
 					errs = append(errs, fmt.Sprintf("%s:rewards.%s.%s: %v", cfg.File, name, f.key, err))
+					missing = true
+				}
+			}
+			if !missing {
+				for _, e := range inspect(rc) {
+					errs = append(errs, fmt.Sprintf("%s:rewards.%s.%s", cfg.File, name, e))
 				}
 			}
 			out[name] = info
@@ -83,10 +91,48 @@ func Describe(cfg *configs.Config) (map[string]Info, error) {
 
 type file struct{ key, path string }
 
+// PRMObjective is a process reward's objective unless objectives names one.
+const PRMObjective = "prm"
+
+// inspect checks what a reward's files say against its config, without
+// loading a model: the outputs an ONNX model's config names, a process
+// reward's separator and step rule. Each error starts with its key.
+func inspect(rc configs.Reward) []string {
+	var errs []string
+	m := rc.Model
+	switch rc.Type {
+	case configs.RewardONNX, configs.RewardONNXPRM:
+		g, err := onnx.Inspect(m.Path)
+		if err != nil {
+			return []string{"onnx.path: " + err.Error()}
+		}
+		for _, o := range []struct{ key, name string }{{"onnx.output", m.Output}, {"onnx.gate_output", m.GateOutput}} {
+			if o.name != "" && !slices.Contains(g.Outputs, o.name) {
+				errs = append(errs, fmt.Sprintf("%s: model %s has no output %q; its outputs are %v", o.key, m.Path, o.name, g.Outputs))
+			}
+		}
+	}
+	if rc.Type != configs.RewardONNXPRM {
+		return errs
+	}
+	p := prmConfig(rc, "")
+	if err := p.Rule.Check(); err != nil {
+		errs = append(errs, "prm.aggregate: "+err.Error())
+	}
+	tok, err := tokenizer.Load(m.Tokenizer)
+	if err != nil {
+		return append(errs, "onnx.tokenizer: "+err.Error())
+	}
+	if _, err := onnx.SeparatorID(tok.Encode, p.Separator); err != nil {
+		errs = append(errs, "prm.separator: "+err.Error())
+	}
+	return errs
+}
+
 // files are the files a reward reads at load.
 func files(rc configs.Reward) []file {
 	switch rc.Type {
-	case configs.RewardONNX, configs.RewardONNXARM:
+	case configs.RewardONNX, configs.RewardONNXARM, configs.RewardONNXPRM:
 		return []file{{"onnx.path", rc.Model.Path}, {"onnx.tokenizer", rc.Model.Tokenizer}}
 	}
 	return nil
@@ -113,6 +159,8 @@ func objectives(name string, rc configs.Reward, built map[string]Info) ([]string
 			return []string{judge.DensityRatioObjective}, nil
 		case configs.JudgeRating:
 			return []string{judge.RatingObjective}, nil
+		case configs.JudgeCritique:
+			return []string{judge.CritiqueObjective}, nil
 		}
 		return []string{judge.Objective}, nil
 	case configs.RewardEnsemble:
@@ -141,6 +189,11 @@ func objectives(name string, rc configs.Reward, built map[string]Info) ([]string
 		return rc.Objectives, nil
 	case configs.RewardONNXARM:
 		return nil, nil
+	case configs.RewardONNXPRM:
+		if len(rc.Objectives) == 1 {
+			return rc.Objectives, nil
+		}
+		return []string{PRMObjective}, nil
 	}
 	return nil, fmt.Errorf("unknown reward type %q", rc.Type)
 }
@@ -255,8 +308,11 @@ func (s *Set) model(name string, rc configs.Reward, cfg *configs.Config, o Optio
 			}
 			return judge.NewDensityRatio(backend.Metered(o.Backends[j.Backend]), j.Model, backend.Metered(o.Backends[j.WeakBackend]), j.WeakModel, obj, f, j.PerToken)
 		}
-		if j.Mode == configs.JudgeRating {
+		switch j.Mode {
+		case configs.JudgeRating:
 			return judge.NewRating(backend.Metered(o.Backends[j.Backend]), j.Model, j.Question, obj)
+		case configs.JudgeCritique:
+			return judge.NewCritique(backend.Metered(o.Backends[j.Backend]), j.Model, j.Question, obj, j.MaxTokens, j.MaxCritique)
 		}
 		return judge.New(backend.Metered(o.Backends[j.Backend]), j.Model, j.Question, obj, j.Floor)
 	case configs.RewardRemote:
@@ -275,9 +331,24 @@ func (s *Set) model(name string, rc configs.Reward, cfg *configs.Config, o Optio
 			return nil, err
 		}
 		s.closers = append(s.closers, r.Close)
-		return r, nil
+		return r.AsReward(), nil
+	case configs.RewardONNXPRM:
+		c := onnxConfig(name, rc, cfg, o)
+		c.Objectives = nil
+		p, err := onnx.NewPRM(c, prmConfig(rc, s.Infos[name].Objectives[0]))
+		if err != nil {
+			return nil, err
+		}
+		s.closers = append(s.closers, p.Close)
+		return p, nil
 	}
 	return nil, fmt.Errorf("unknown reward type %q", rc.Type)
+}
+
+func prmConfig(rc configs.Reward, objective string) onnx.PRMConfig {
+	p := rc.PRM
+	return onnx.PRMConfig{Objective: objective, Separator: p.Separator, Delimiter: p.Delimiter, Positive: p.Positive,
+		Rule: rm.StepRule{Aggregate: p.Aggregate, Clip: p.Clip, Delta: p.Delta}}
 }
 
 func onnxConfig(name string, rc configs.Reward, cfg *configs.Config, o Options) onnx.Config {
@@ -288,7 +359,7 @@ func onnxConfig(name string, rc configs.Reward, cfg *configs.Config, o Options) 
 	}
 	return onnx.Config{Name: name, Library: cfg.ONNX.Library, Model: m.Path, Tokenizer: m.Tokenizer, Format: m.Format,
 		Objectives: rc.Objectives, MaxLength: m.MaxLength, Truncation: m.Truncation, PadID: m.PadID, MaxBatch: m.MaxBatch,
-		MaxWait: m.MaxWait, Provider: m.Provider, DeviceID: m.DeviceID, MemLimit: m.MemoryLimit, Fallback: m.Fallback,
+		MaxWait: m.MaxWait, Provider: m.Provider, DeviceID: m.DeviceID, MemLimit: m.MemoryLimit, Fallback: m.Fallback, Output: m.Output, GateOutput: m.GateOutput,
 		Log: log.With("reward", name), Metrics: o.Metrics}
 }
 

@@ -3,12 +3,15 @@ package judge
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"fmt"
 	"math"
 	"regexp"
 	"strconv"
 	"strings"
 	"text/template"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/steergate/steergate/backend"
 	"github.com/steergate/steergate/fault"
@@ -36,29 +39,52 @@ Answer: {{.Response}}
 
 Rate the answer from 1 (useless) to 10 (excellent). Reply with the number only.`
 
+// CritiqueQuestion is the critique judge's prompt: a critique, then the
+// score on a last line of its own.
+const CritiqueQuestion = `Here is a conversation and the assistant's next answer.
+
+{{.Conversation}}
+
+Answer: {{.Response}}
+
+Critique the answer in a few sentences: is it helpful, correct and clear? Then, on a last line of its own, give a score from 1 (useless) to 10 (excellent) exactly as "Score: N".`
+
 // Default objective names: each mode has its own, since each is on its
 // own scale (log-odds, a 1–10 rating, a log ratio).
 const (
 	Objective             = "judge"
 	RatingObjective       = "judge_rating"
+	CritiqueObjective     = "judge_critique"
 	DensityRatioObjective = "density_ratio"
 )
 
+// Judge modes.
+const (
+	ModeYesNo    = "yes_no"
+	ModeRating   = "rating"
+	ModeCritique = "critique"
+)
+
 // Judge is an LLM-as-judge rewarder with one objective: the log-odds of
-// Yes over No (yes_no), or a parsed 1–10 rating (rating).
+// Yes over No (yes_no), a parsed 1–10 rating (rating), or a critique
+// followed by a 1–10 score (critique, whose critique is the sample's
+// detail).
 type Judge struct {
-	b          backend.Backend
-	model      string
-	objective  string
-	question   *template.Template
-	rating     bool
-	floor      *float64
-	concurrent int
+	b           backend.Backend
+	model       string
+	objective   string
+	question    *template.Template
+	mode        string
+	floor       *float64
+	maxTokens   int // critique: tokens the judge may write
+	maxCritique int // critique: runes of it kept in the report
+	concurrent  int
 }
 
 var (
 	_ rm.Rewarder   = (*Judge)(nil)
 	_ rm.Identified = (*Judge)(nil)
+	_ rm.Explainer  = (*Judge)(nil)
 )
 
 // New returns a yes/no judge asking model on b, which must give logprobs.
@@ -66,7 +92,7 @@ var (
 // score (empty: Objective). floor, when set, is the logprob given to "Yes"
 // or "No" when the judge's top alternatives list only the other.
 func New(b backend.Backend, model, question, objective string, floor *float64) (*Judge, error) {
-	return newJudge(b, model, cmp.Or(question, DefaultQuestion), cmp.Or(objective, Objective), floor, false)
+	return newJudge(b, model, cmp.Or(question, DefaultQuestion), cmp.Or(objective, Objective), ModeYesNo, floor)
 }
 
 // NewRating returns a judge that asks for a 1–10 rating and reads it from
@@ -74,24 +100,40 @@ func New(b backend.Backend, model, question, objective string, floor *float64) (
 // (empty: RatingQuestion); objective names the score (empty:
 // RatingObjective).
 func NewRating(b backend.Backend, model, question, objective string) (*Judge, error) {
-	return newJudge(b, model, cmp.Or(question, RatingQuestion), cmp.Or(objective, RatingObjective), nil, true)
+	return newJudge(b, model, cmp.Or(question, RatingQuestion), cmp.Or(objective, RatingObjective), ModeRating, nil)
 }
 
-func newJudge(b backend.Backend, model, question, objective string, floor *float64, rating bool) (*Judge, error) {
+// Critique defaults: tokens the judge may write, and runes of its critique
+// kept in the report.
+const (
+	DefaultCritiqueTokens = 512
+	DefaultCritiqueRunes  = 1000
+)
+
+// NewCritique returns a judge that writes a critique, then a score from 1
+// to 10 on a line "Score: N" (see ParseCritique). maxTokens bounds what it
+// writes (0: DefaultCritiqueTokens), maxRunes what of the critique the
+// report keeps (0: DefaultCritiqueRunes).
+func NewCritique(b backend.Backend, model, question, objective string, maxTokens, maxRunes int) (*Judge, error) {
+	j, err := newJudge(b, model, cmp.Or(question, CritiqueQuestion), cmp.Or(objective, CritiqueObjective), ModeCritique, nil)
+	if err != nil {
+		return nil, err
+	}
+	j.maxTokens, j.maxCritique = cmp.Or(maxTokens, DefaultCritiqueTokens), cmp.Or(maxRunes, DefaultCritiqueRunes)
+	return j, nil
+}
+
+func newJudge(b backend.Backend, model, question, objective, mode string, floor *float64) (*Judge, error) {
 	q, err := template.New("judge").Option("missingkey=error").Parse(question)
 	if err != nil {
 		return nil, fmt.Errorf("judge question: %w", err)
 	}
-	return &Judge{b: b, model: model, objective: objective, question: q, floor: floor, rating: rating, concurrent: 8}, nil
+	return &Judge{b: b, model: model, objective: objective, question: q, floor: floor, mode: mode, concurrent: 8}, nil
 }
 
 func (j *Judge) Objectives() []string { return []string{j.objective} }
 func (j *Judge) ID() string {
-	mode := "yes_no"
-	if j.rating {
-		mode = "rating"
-	}
-	return fmt.Sprintf("judge:%s:%s/%s/%s:%x", mode, j.b.Name(), j.model, j.objective, hashString(j.question.Root.String()))
+	return fmt.Sprintf("judge:%s:%s/%s/%s:%d:%x", j.mode, j.b.Name(), j.model, j.objective, j.maxTokens, hashString(j.question.Root.String()))
 }
 
 func hashString(s string) uint32 {
@@ -103,23 +145,37 @@ func hashString(s string) uint32 {
 }
 
 func (j *Judge) Score(ctx context.Context, samples []rm.Sample) ([][]float32, error) {
+	scores, _, err := j.Explain(ctx, samples)
+	return scores, err
+}
+
+// Explain asks the judge about every sample, 8 at a time; a critique
+// judge's critiques are the details.
+func (j *Judge) Explain(ctx context.Context, samples []rm.Sample) ([][]float32, []json.RawMessage, error) {
 	out := make([][]float32, len(samples))
+	var details []json.RawMessage
+	if j.mode == ModeCritique {
+		details = make([]json.RawMessage, len(samples))
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(j.concurrent)
 	for i, s := range samples {
 		g.Go(func() error {
-			v, err := j.one(gctx, s)
+			v, critique, err := j.one(gctx, s)
 			if err != nil {
 				return fmt.Errorf("%w: judge: %w", fault.ErrReward, err)
 			}
 			out[i] = []float32{float32(v)}
+			if details != nil {
+				details[i], _ = json.Marshal(map[string]string{"critique": critique})
+			}
 			return nil
 		})
 	}
 	if err := g.Wait(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return out, nil
+	return out, details, nil
 }
 
 func (j *Judge) ask(ctx context.Context, s rm.Sample, logprobs bool) (*backend.Choice, error) {
@@ -130,8 +186,11 @@ func (j *Judge) ask(ctx context.Context, s rm.Sample, logprobs bool) (*backend.C
 	zero := 0.0
 	r := &backend.Request{Model: j.model, Messages: []backend.Message{{Role: "user", Content: b.String()}},
 		Temperature: &zero, MaxTokens: 4}
-	if logprobs {
+	switch {
+	case logprobs:
 		r.MaxTokens, r.Logprobs, r.TopLogprobs = 1, true, min(20, j.b.Caps().MaxTopLogprobs)
+	case j.mode == ModeCritique:
+		r.MaxTokens = j.maxTokens
 	}
 	g, err := j.b.Generate(ctx, r)
 	if err != nil {
@@ -143,25 +202,71 @@ func (j *Judge) ask(ctx context.Context, s rm.Sample, logprobs bool) (*backend.C
 	return &g.Choices[0], nil
 }
 
-func (j *Judge) one(ctx context.Context, s rm.Sample) (float64, error) {
-	if j.rating {
+// one scores a sample; a critique judge also returns its critique.
+func (j *Judge) one(ctx context.Context, s rm.Sample) (float64, string, error) {
+	switch j.mode {
+	case ModeRating:
 		c, err := j.ask(ctx, s, false)
 		if err != nil {
-			return 0, err
+			return 0, "", err
 		}
-		return ParseRating(c.Text)
+		v, err := ParseRating(c.Text)
+		return v, "", err
+	case ModeCritique:
+		c, err := j.ask(ctx, s, false)
+		if err != nil {
+			return 0, "", err
+		}
+		critique, v, err := ParseCritique(c.Text)
+		if err != nil {
+			return 0, "", err
+		}
+		return v, clipRunes(critique, j.maxCritique), nil
 	}
 	if !j.b.Caps().Logprobs {
-		return 0, fmt.Errorf("backend %s gives no logprobs, which yes_no reads (judge.mode: rating asks for a 1–10 rating instead)", j.b.Name())
+		return 0, "", fmt.Errorf("backend %s gives no logprobs, which yes_no reads (judge.mode: rating asks for a 1–10 rating instead)", j.b.Name())
 	}
 	c, err := j.ask(ctx, s, true)
 	if err != nil {
-		return 0, err
+		return 0, "", err
 	}
 	if len(c.Logprobs) == 0 {
-		return 0, fmt.Errorf("backend returned no logprobs")
+		return 0, "", fmt.Errorf("backend returned no logprobs")
 	}
-	return YesNo(c.Logprobs[0], j.floor)
+	v, err := YesNo(c.Logprobs[0], j.floor)
+	return v, "", err
+}
+
+// scoreLine finds "Score: N", "**Score:** N", "score = N/10" and the like.
+var scoreLine = regexp.MustCompile(`(?i)\bscore\W{0,4}?\s*[:=]\s*\**\s*(\d+(?:\.\d+)?)\s*\**\s*(?:/\s*10\b|out of 10\b)?`)
+
+// ParseCritique splits a critique judge's answer into the critique (what
+// comes before the last score) and the score, which must be a number from 1
+// to 10. Anything else is an error quoting the answer's start: never a 0.
+func ParseCritique(text string) (string, float64, error) {
+	all := scoreLine.FindAllStringSubmatchIndex(text, -1)
+	if len(all) == 0 {
+		return "", 0, fmt.Errorf(`the judge's answer has no "Score: N" line (1–10); it begins %q`, clipRunes(strings.TrimSpace(text), 80))
+	}
+	m := all[len(all)-1]
+	v, err := strconv.ParseFloat(text[m[2]:m[3]], 64)
+	if err != nil || v < 1 || v > 10 {
+		return "", 0, fmt.Errorf("the judge's score %q is outside 1–10", text[m[2]:m[3]])
+	}
+	critique := strings.TrimSpace(text[:m[0]])
+	if critique == "" {
+		return "", 0, fmt.Errorf("the judge gave a score but no critique")
+	}
+	return critique, v, nil
+}
+
+// clipRunes keeps at most n runes of s, marking a cut with "…".
+func clipRunes(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	r := []rune(s)
+	return strings.TrimRightFunc(string(r[:n]), unicode.IsSpace) + "…"
 }
 
 // conversation renders the sample's messages, or its raw prompt, one

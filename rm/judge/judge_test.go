@@ -178,3 +178,43 @@ func TestDensityRatioOnReference(t *testing.T) {
 		t.Errorf("log ratio of a model with itself = %v", got[0][0])
 	}
 }
+
+// A critique judge keeps its critique as the sample's detail and scores
+// by the last "Score: N"; nonsense is a reward error, never a 0.
+func TestCritique(t *testing.T) {
+	for text, want := range map[string]float64{
+		"Clear and correct.\nScore: 8": 8,
+		"It rambles.\n**Score:** 3/10": 3,
+		"First I thought score: 2.\nOn reflection, fine.\nFinal score = 7.5 out of 10": 7.5,
+	} {
+		critique, v, err := ParseCritique(text)
+		if err != nil || v != want || critique == "" || strings.Contains(critique, "core: 8") {
+			t.Errorf("%q: %q %v %v", text, critique, v, err)
+		}
+	}
+	for _, bad := range []string{"blah blah", "Great answer! 10/10", "Fine.\nScore: 11", "Score: 0", "Score: 6"} {
+		if _, _, err := ParseCritique(bad); err == nil {
+			t.Errorf("%q parsed", bad)
+		}
+	}
+	b := &scripted{Backend: noLogprobs{reference.New("r", reference.Options{})}, text: "The answer explains the cause well, though briefly.\nScore: 8"}
+	j, err := NewCritique(b, "critic", "", "", 0, 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := []rm.Sample{{Prompt: "Why is the sky blue?", Response: "Air scatters blue light."}}
+	scores, details, err := j.Explain(context.Background(), s)
+	if err != nil || scores[0][0] != 8 {
+		t.Fatalf("%v %v", scores, err)
+	}
+	if string(details[0]) != `{"critique":"The answer explains…"}` {
+		t.Errorf("detail %s", details[0])
+	}
+	if j.Objectives()[0] != CritiqueObjective || b.last.MaxTokens != DefaultCritiqueTokens || !strings.Contains(b.last.Messages[0].Content, `"Score: N"`) {
+		t.Errorf("objective %v, request %+v", j.Objectives(), b.last)
+	}
+	b.text = "I cannot judge this."
+	if _, err := j.Score(context.Background(), s); !errors.Is(err, fault.ErrReward) || !strings.Contains(err.Error(), `no "Score: N" line`) {
+		t.Errorf("nonsense: %v", err)
+	}
+}

@@ -71,11 +71,12 @@ func (a *ARM) LogProbs(ctx context.Context, prefix []backend.Message, partial st
 		return nil, err
 	}
 	a.mu.Lock()
-	data, shape, err := a.sess.run(pad(rows, nil, a.cfg.PadID))
+	outs, err := a.sess.run(pad(rows, nil, a.cfg.PadID))
 	a.mu.Unlock()
 	if err != nil {
 		return nil, err
 	}
+	data, shape := outs[0].data, outs[0].shape
 	cols, vocab := int(shape[1]), int(shape[2])
 	out := make([]float32, len(next))
 	for i, row := range rows {

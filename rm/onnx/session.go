@@ -24,6 +24,8 @@ type Config struct {
 	Tokenizer  string // tokenizer.json
 	Format     string // rm.Format preset or template
 	Objectives []string
+	Output     string // the scores' output; empty: logits, rewards or score, else the first
+	GateOutput string // a gated model's coefficients output ([batch, K]); empty: not gated
 	MaxLength  int    // tokens per sample, special tokens included
 	Truncation string // "left" keeps the end (the response), "right" the start
 	PadID      int
@@ -47,13 +49,14 @@ func (c *Config) defaults() {
 	}
 }
 
-// session is a loaded model with its discovered inputs and output.
+// session is a loaded model with its discovered inputs and outputs.
 type session struct {
 	s        *ort.DynamicAdvancedSession
 	inputs   []string
 	hasTypes bool
-	output   ort.InputOutputInfo
-	provider string // what it really runs on
+	output   ort.InputOutputInfo  // the scores
+	gate     *ort.InputOutputInfo // a gated model's coefficients
+	provider string               // what it really runs on
 }
 
 // load applies defaults, then reads the tokenizer and opens the model:
@@ -107,18 +110,16 @@ func open(c *Config) (*session, error) {
 			return nil, fmt.Errorf("model %s: input %s is %s; want int64", c.Model, in.Name, in.DataType)
 		}
 	}
-	if len(outs) == 0 {
-		return nil, fmt.Errorf("model %s has no outputs", c.Model)
+	if s.output, err = pickOutput(c.Model, outs, c.Output, "onnx.output"); err != nil {
+		return nil, err
 	}
-	s.output = outs[0]
-	for _, o := range outs {
-		if o.Name == "logits" || o.Name == "rewards" || o.Name == "score" {
-			s.output = o
-			break
+	outNames := []string{s.output.Name}
+	if c.GateOutput != "" {
+		g, err := pickOutput(c.Model, outs, c.GateOutput, "onnx.gate_output")
+		if err != nil {
+			return nil, err
 		}
-	}
-	if s.output.DataType != ort.TensorElementDataTypeFloat {
-		return nil, fmt.Errorf("model %s: output %s is %s; want float32", c.Model, s.output.Name, s.output.DataType)
+		s.gate, outNames = &g, append(outNames, g.Name)
 	}
 	opts, err := ort.NewSessionOptions()
 	if err != nil {
@@ -143,11 +144,11 @@ func open(c *Config) (*session, error) {
 			s.provider = "cuda"
 		}
 	}
-	s.s, err = ort.NewDynamicAdvancedSession(c.Model, s.inputs, []string{s.output.Name}, opts)
+	s.s, err = ort.NewDynamicAdvancedSession(c.Model, s.inputs, outNames, opts)
 	if err != nil && s.provider == "cuda" && c.Fallback == "cpu" {
 		c.Log.Warn("CUDA session failed; running the reward model on the CPU", "model", c.Model, "err", err)
 		s.provider = "cpu"
-		s.s, err = ort.NewDynamicAdvancedSession(c.Model, s.inputs, []string{s.output.Name}, nil)
+		s.s, err = ort.NewDynamicAdvancedSession(c.Model, s.inputs, outNames, nil)
 	}
 	if err != nil {
 		if s.provider == "cuda" {
@@ -156,6 +157,32 @@ func open(c *Config) (*session, error) {
 		return nil, fmt.Errorf("model %s: %w", c.Model, err)
 	}
 	return s, nil
+}
+
+// pickOutput finds the named float32 output (key names the config key
+// that named it), or, unnamed, the one called logits, rewards or score,
+// else the first.
+func pickOutput(model string, outs []ort.InputOutputInfo, name, key string) (ort.InputOutputInfo, error) {
+	if len(outs) == 0 {
+		return ort.InputOutputInfo{}, fmt.Errorf("model %s has no outputs", model)
+	}
+	pick := -1
+	for i, o := range outs {
+		if o.Name == name || name == "" && pick < 0 && (o.Name == "logits" || o.Name == "rewards" || o.Name == "score") {
+			pick = i
+		}
+	}
+	switch {
+	case pick < 0 && name != "":
+		return ort.InputOutputInfo{}, fmt.Errorf("model %s has no output %q (%s); its outputs are %v", model, name, key, names(outs))
+	case pick < 0:
+		pick = 0
+	}
+	o := outs[pick]
+	if o.DataType != ort.TensorElementDataTypeFloat {
+		return o, fmt.Errorf("model %s: output %s is %s; want float32", model, o.Name, o.DataType)
+	}
+	return o, nil
 }
 
 func appendCUDA(opts *ort.SessionOptions, c *Config) error {
@@ -214,8 +241,15 @@ func pad(rows [][]int, types [][]int, padID int) *batch {
 	return b
 }
 
-// run feeds a batch and returns the output tensor's data and shape.
-func (s *session) run(b *batch) ([]float32, ort.Shape, error) {
+// output is one output tensor's data and shape.
+type output struct {
+	data  []float32
+	shape ort.Shape
+}
+
+// run feeds a batch and returns the outputs: the scores, then the gates
+// of a gated model.
+func (s *session) run(b *batch) ([]output, error) {
 	shape := ort.NewShape(int64(b.rows), int64(b.cols))
 	var inputs []ort.Value
 	defer func() {
@@ -226,21 +260,27 @@ func (s *session) run(b *batch) ([]float32, ort.Shape, error) {
 	for _, data := range [][]int64{b.ids, b.mask, b.types}[:len(s.inputs)] {
 		t, err := ort.NewTensor(shape, data)
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		inputs = append(inputs, t)
 	}
-	outputs := []ort.Value{nil}
+	outputs := make([]ort.Value, 1, 2)
+	if s.gate != nil {
+		outputs = append(outputs, nil)
+	}
 	if err := s.s.Run(inputs, outputs); err != nil {
-		return nil, nil, fmt.Errorf("%w: onnx run: %w", fault.ErrReward, err)
+		return nil, fmt.Errorf("%w: onnx run: %w", fault.ErrReward, err)
 	}
-	defer outputs[0].Destroy()
-	t, ok := outputs[0].(*ort.Tensor[float32])
-	if !ok {
-		return nil, nil, fmt.Errorf("%w: output is not a float32 tensor", fault.ErrReward)
+	out := make([]output, len(outputs))
+	for i, v := range outputs {
+		defer v.Destroy()
+		t, ok := v.(*ort.Tensor[float32])
+		if !ok {
+			return nil, fmt.Errorf("%w: output %d is not a float32 tensor", fault.ErrReward, i)
+		}
+		out[i] = output{data: append([]float32(nil), t.GetData()...), shape: t.GetShape()}
 	}
-	data := append([]float32(nil), t.GetData()...)
-	return data, t.GetShape(), nil
+	return out, nil
 }
 
 // encoder tokenizes samples in the model's input format.

@@ -3,6 +3,7 @@ package rmtest
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -37,6 +38,13 @@ func Vocab() []string {
 	return append([]string{"[PAD]", "[UNK]", "[CLS]", "[SEP]"}, words...)
 }
 
+// StepToken is the process reward model's step separator: a special token
+// after the vocabulary (id StepID), which only that model embeds.
+const StepToken = "[STEP]"
+
+// StepID is StepToken's id.
+func StepID() int { return len(Vocab()) }
+
 // SeqWeights are the sequence reward model's parameters.
 type SeqWeights struct {
 	Emb     []float32 // [V, Dim]
@@ -50,6 +58,22 @@ type ARMWeights struct {
 	Emb []float32 // [V, Dim]
 	W   []float32 // [Dim, V]
 	B   []float32 // [V]
+}
+
+// PRMWeights are the process reward model's parameters: per position, the
+// mean embedding of the tokens so far, then a two-class head.
+type PRMWeights struct {
+	Emb []float32 // [V+1, Dim]
+	W   []float32 // [Dim, 2]
+	B   []float32 // [2]
+}
+
+// GatedWeights are the gated model's parameters: mean-pooled embeddings,
+// then a head for the objective scores and a softmax head for their gates.
+type GatedWeights struct {
+	Emb    []float32 // [V, Dim]
+	W, G   []float32 // [Dim, K]
+	BW, BG []float32 // [K]
 }
 
 func randn(r *rand.Rand, n int, scale float64) []float32 {
@@ -77,6 +101,70 @@ func ARM() ARMWeights {
 	r := rand.New(rand.NewPCG(seedModel, 2))
 	v := len(Vocab())
 	return ARMWeights{Emb: randn(r, v*Dim, 1), W: randn(r, Dim*v, 0.7), B: randn(r, v, 0.1)}
+}
+
+// PRM returns the process reward model's weights.
+func PRM() PRMWeights {
+	r := rand.New(rand.NewPCG(seedModel, 3))
+	return PRMWeights{Emb: randn(r, (len(Vocab())+1)*Dim, 1), W: randn(r, Dim*2, 1), B: randn(r, 2, 0.1)}
+}
+
+// Gated returns the gated model's weights.
+func Gated() GatedWeights {
+	r := rand.New(rand.NewPCG(seedModel, 4))
+	v, k := len(Vocab()), len(Objectives)
+	return GatedWeights{Emb: randn(r, v*Dim, 1), W: randn(r, Dim*k, 0.5), BW: randn(r, k, 0.1), G: randn(r, Dim*k, 1), BG: randn(r, k, 0.1)}
+}
+
+// Logits computes the process reward model in Go: per position t, the
+// two-class logits of the mean embedding of tokens 0..t.
+func (w PRMWeights) Logits(ids []int64) [][2]float32 {
+	out := make([][2]float32, len(ids))
+	var sum [Dim]float32
+	for t, id := range ids {
+		for d := range Dim {
+			sum[d] += w.Emb[int(id)*Dim+d]
+		}
+		for c := range 2 {
+			var acc float32
+			for d := range Dim {
+				acc += sum[d] / float32(t+1) * w.W[d*2+c]
+			}
+			out[t][c] = acc + w.B[c]
+		}
+	}
+	return out
+}
+
+// Forward computes the gated model in Go: the objective scores and their
+// gates (a softmax) of each sample.
+func (w GatedWeights) Forward(ids [][]int64) (scores, gates [][]float32) {
+	k := len(w.BW)
+	for _, row := range ids {
+		var mean [Dim]float32
+		for _, id := range row {
+			for d := range Dim {
+				mean[d] += w.Emb[int(id)*Dim+d] / float32(len(row))
+			}
+		}
+		head := func(m, b []float32) []float32 {
+			out := make([]float32, k)
+			for j := range k {
+				for d := range Dim {
+					out[j] += mean[d] * m[d*k+j]
+				}
+				out[j] += b[j]
+			}
+			return out
+		}
+		s, g := head(w.W, w.BW), head(w.G, w.BG)
+		lse := float32(rm.LogNormalizer(g))
+		for j := range g {
+			g[j] = float32(math.Exp(float64(g[j] - lse)))
+		}
+		scores, gates = append(scores, s), append(gates, g)
+	}
+	return scores, gates
 }
 
 // Forward computes the sequence model in Go: token embeddings (plus type
@@ -184,6 +272,62 @@ func armModel(w ARMWeights) []byte {
 		[]onnxValue{{"logits", onnxFloat, []any{"batch", "sequence", v}}})
 }
 
+func prmModel(w PRMWeights) []byte {
+	v := int64(len(Vocab()) + 1)
+	return onnxModel("prm",
+		[]onnxNode{
+			{op: "Gather", in: []string{"emb", "input_ids"}, out: []string{"tok"}},
+			{op: "Cast", in: []string{"attention_mask"}, out: []string{"mask"}, attrs: []onnxAttr{{name: "to", i: i64(onnxFloat)}}},
+			{op: "Unsqueeze", in: []string{"mask", "axis2"}, out: []string{"mask3"}},
+			{op: "Mul", in: []string{"tok", "mask3"}, out: []string{"masked"}},
+			{op: "CumSum", in: []string{"masked", "axis1"}, out: []string{"sums"}},
+			{op: "CumSum", in: []string{"mask", "axis1"}, out: []string{"counts"}},
+			{op: "Unsqueeze", in: []string{"counts", "axis2"}, out: []string{"counts3"}},
+			{op: "Div", in: []string{"sums", "counts3"}, out: []string{"means"}},
+			{op: "MatMul", in: []string{"means", "head_w"}, out: []string{"proj"}},
+			{op: "Add", in: []string{"proj", "head_b"}, out: []string{"logits"}},
+		},
+		[]onnxTensor{
+			{name: "emb", dims: []int64{v, Dim}, f32: w.Emb},
+			{name: "head_w", dims: []int64{Dim, 2}, f32: w.W},
+			{name: "head_b", dims: []int64{2}, f32: w.B},
+			{name: "axis1", i64: []int64{1}}, // a scalar: CumSum's axis
+			{name: "axis2", dims: []int64{1}, i64: []int64{2}},
+		},
+		[]onnxValue{{"input_ids", onnxInt64, []any{"batch", "sequence"}}, {"attention_mask", onnxInt64, []any{"batch", "sequence"}}},
+		[]onnxValue{{"logits", onnxFloat, []any{"batch", "sequence", int64(2)}}})
+}
+
+func gatedModel(w GatedWeights) []byte {
+	v, k := int64(len(Vocab())), int64(len(w.BW))
+	return onnxModel("gated",
+		[]onnxNode{
+			{op: "Gather", in: []string{"emb", "input_ids"}, out: []string{"tok"}},
+			{op: "Cast", in: []string{"attention_mask"}, out: []string{"mask"}, attrs: []onnxAttr{{name: "to", i: i64(onnxFloat)}}},
+			{op: "Unsqueeze", in: []string{"mask", "axis2"}, out: []string{"mask3"}},
+			{op: "Mul", in: []string{"tok", "mask3"}, out: []string{"masked"}},
+			{op: "ReduceSum", in: []string{"masked", "axis1"}, out: []string{"sum"}, attrs: []onnxAttr{{name: "keepdims", i: i64(0)}}},
+			{op: "ReduceSum", in: []string{"mask", "axis1"}, out: []string{"count"}, attrs: []onnxAttr{{name: "keepdims", i: i64(1)}}},
+			{op: "Div", in: []string{"sum", "count"}, out: []string{"mean"}},
+			{op: "MatMul", in: []string{"mean", "score_w"}, out: []string{"score_proj"}},
+			{op: "Add", in: []string{"score_proj", "score_b"}, out: []string{"scores"}},
+			{op: "MatMul", in: []string{"mean", "gate_w"}, out: []string{"gate_proj"}},
+			{op: "Add", in: []string{"gate_proj", "gate_b"}, out: []string{"gate_logits"}},
+			{op: "Softmax", in: []string{"gate_logits"}, out: []string{"gates"}},
+		},
+		[]onnxTensor{
+			{name: "emb", dims: []int64{v, Dim}, f32: w.Emb},
+			{name: "score_w", dims: []int64{Dim, k}, f32: w.W},
+			{name: "score_b", dims: []int64{k}, f32: w.BW},
+			{name: "gate_w", dims: []int64{Dim, k}, f32: w.G},
+			{name: "gate_b", dims: []int64{k}, f32: w.BG},
+			{name: "axis1", dims: []int64{1}, i64: []int64{1}},
+			{name: "axis2", dims: []int64{1}, i64: []int64{2}},
+		},
+		[]onnxValue{{"input_ids", onnxInt64, []any{"batch", "sequence"}}, {"attention_mask", onnxInt64, []any{"batch", "sequence"}}},
+		[]onnxValue{{"scores", onnxFloat, []any{"batch", k}}, {"gates", onnxFloat, []any{"batch", k}}})
+}
+
 // tokenizerJSON is a BERT-style WordPiece tokenizer over Vocab.
 func tokenizerJSON() []byte {
 	vocab := map[string]int{}
@@ -191,8 +335,13 @@ func tokenizerJSON() []byte {
 		vocab[t] = i
 	}
 	var added []map[string]any
-	for i, t := range Vocab()[:4] {
-		added = append(added, map[string]any{"id": i, "content": t, "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true})
+	special := append(Vocab()[:4:4], StepToken)
+	for i, t := range special {
+		id := i
+		if t == StepToken {
+			id = StepID()
+		}
+		added = append(added, map[string]any{"id": id, "content": t, "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true})
 	}
 	f := map[string]any{
 		"version":        "1.0",
@@ -213,6 +362,8 @@ func Files() map[string][]byte {
 		"seq_reward.onnx":       seqModel(Seq(false)),
 		"seq_reward_types.onnx": seqModel(Seq(true)),
 		"arm.onnx":              armModel(ARM()),
+		"prm.onnx":              prmModel(PRM()),
+		"gated.onnx":            gatedModel(Gated()),
 		"tokenizer.json":        tokenizerJSON(),
 	}
 }
