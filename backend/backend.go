@@ -57,6 +57,7 @@ type Caps struct {
 	AnyParts       bool // content parts of any other type, passed on as sent
 	JSON           bool // response_format json_object and json_schema
 	Reasoning      bool // reasoning_effort
+	StopSequence   bool // says which stop sequence ended a choice (Choice.StopSequence)
 }
 
 // And is what both c and o can do.
@@ -64,7 +65,7 @@ func (c Caps) And(o Caps) Caps {
 	return Caps{Logprobs: c.Logprobs && o.Logprobs, MaxTopLogprobs: min(c.MaxTopLogprobs, o.MaxTopLogprobs),
 		Continuation: c.Continuation && o.Continuation, NativeN: c.NativeN && o.NativeN, Scoring: c.Scoring && o.Scoring, ScoringChat: c.ScoringChat && o.ScoringChat,
 		Tools: c.Tools && o.Tools, Images: c.Images && o.Images, Audio: c.Audio && o.Audio, Files: c.Files && o.Files,
-		AnyParts: c.AnyParts && o.AnyParts, JSON: c.JSON && o.JSON, Reasoning: c.Reasoning && o.Reasoning}
+		AnyParts: c.AnyParts && o.AnyParts, JSON: c.JSON && o.JSON, Reasoning: c.Reasoning && o.Reasoning, StopSequence: c.StopSequence && o.StopSequence}
 }
 
 // Check refuses, by name, every field of r that a backend with these
@@ -265,6 +266,10 @@ type Choice struct {
 	Refusal      string     `json:",omitempty"`
 	ToolCalls    []ToolCall `json:",omitempty"`
 	FinishReason string
+	// StopSequence is the stop sequence that ended the choice ("" for the
+	// end of the answer or a stop token), where the backend says; nil
+	// where it does not (see Caps.StopSequence).
+	StopSequence *string        `json:",omitempty"`
 	Logprobs     []TokenLogprob // nil unless requested
 	Tokens       int            // completion tokens of this choice
 	// Extra holds fields of the backend's message this package does not

@@ -3,12 +3,14 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"math"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -29,7 +31,7 @@ func main() {
 	bin := flag.String("bin", "bin/steergate", "steergate binary")
 	dur := flag.Duration("duration", 3*time.Second, "length of one measured run")
 	rounds := flag.Int("rounds", 3, "interleaved repetitions of every run")
-	only := flag.String("only", "", "run one section and print it: peers, steering, cache, load, eval")
+	only := flag.String("only", "", "run one section and print it: peers, steering, cache, load, eval, particles")
 	flag.Parse()
 	if *only != "" {
 		var md strings.Builder
@@ -45,6 +47,8 @@ func main() {
 			err = peers(*bin, &md, *dur, *rounds)
 		case "eval":
 			err = evalCurve(*bin, &md, filepath.Dir(*out))
+		case "particles":
+			err = particlesCurve(*bin, &md, filepath.Dir(*out))
 		default:
 			err = fmt.Errorf("unknown section %q", *only)
 		}
@@ -270,6 +274,9 @@ func run(bin, out string, d time.Duration, rounds int) error {
 	if err := evalCurve(bin, &md, filepath.Dir(out)); err != nil {
 		return err
 	}
+	if err := particlesCurve(bin, &md, filepath.Dir(out)); err != nil {
+		return err
+	}
 	md.WriteString("\n## Reward models and tokenizers\n\nIn-process Go benchmarks, reproduced by the command above each table.\n")
 	for _, gb := range []struct{ title, pkg, pattern string }{
 		{"Tokenizer throughput (a mixed English, code and Unicode text, 20 repeats)", "./rm/tokenizer/", "Encode"},
@@ -354,7 +361,103 @@ func steeringWallTime(bin string, md *strings.Builder, rounds int) error {
 	}
 	r8 := summarize(wall[8]).med / base
 	fmt.Fprintf(md, "\nTarget: best-of-8 at most 1.3 times one sample's wall time: %s (%.2f).\n", metOr(r8 <= 1.3), r8)
+	return particlesTiming(url, md, tokenDelay, rounds)
+}
+
+// particlesTiming measures a particles request through the same gateway:
+// its steps and wall time (so a step's wall time), the time to the first
+// streamed byte and to the first streamed text, against the gateway's own
+// work per step from the Go benchmark.
+func particlesTiming(url string, md *strings.Builder, tokenDelay time.Duration, rounds int) error {
+	const steer = `,"steering":{"strategy":"particles","n":8,"cache":{"mode":"off"}}`
+	req := func(stream bool) []byte {
+		return []byte(`{"model":"reference","messages":[{"role":"user","content":"Tell me about the ocean."}],"max_tokens":48,"seed":7,"stream":` +
+			strconv.FormatBool(stream) + steer + `}`)
+	}
+	var stepMS, firstByte, firstText []float64
+	for r := range rounds * 4 {
+		body := bytes.Replace(req(false), []byte(`"seed":7`), []byte(`"seed":`+strconv.Itoa(7+r)), 1)
+		t0 := time.Now()
+		resp, err := http.Post(url, "application/json", bytes.NewReader(body))
+		if err != nil {
+			return err
+		}
+		var out struct {
+			Steering struct {
+				Steps int `json:"steps"`
+			} `json:"steering"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&out)
+		resp.Body.Close()
+		if err != nil || out.Steering.Steps == 0 {
+			return fmt.Errorf("particles request: %v (%d steps)", err, out.Steering.Steps)
+		}
+		stepMS = append(stepMS, float64(time.Since(t0).Microseconds())/1000/float64(out.Steering.Steps))
+		fb, ft, err := streamFirsts(url, bytes.Replace(req(true), []byte(`"seed":7`), []byte(`"seed":`+strconv.Itoa(7+r)), 1))
+		if err != nil {
+			return err
+		}
+		firstByte, firstText = append(firstByte, fb), append(firstText, ft)
+	}
+	step, fb, ft := summarize(stepMS), summarize(firstByte), summarize(firstText)
+	perStep, err := benchNsPerStep()
+	if err != nil {
+		return err
+	}
+	share := perStep / 1e6 / step.med
+	fmt.Fprintf(md, "\n## Particles: gateway work and time to first byte\n\n`{\"strategy\":\"particles\",\"n\":8}` (defaults) through the same "+
+		"gateway and reference server (%s per token), %d requests of up to 48 tokens, medians (lowest–highest).\n\n"+
+		"| measure | ms |\n|---|---|\n| a step's wall time (request time over its steps) | %.1f (%.1f–%.1f) |\n"+
+		"| time to the first streamed byte | %.1f (%.1f–%.1f) |\n| time to the first streamed text | %.1f (%.1f–%.1f) |\n"+
+		"| the gateway's own work per step (`go test -bench ParticlesStep ./steering/`: 8 particles, an instant backend and a free reward) | %.3f |\n\n"+
+		"The first byte is the opening chunk, sent as the particles start; text follows once every particle shares it, which with "+
+		"particles that never agree is at the end.\n\n"+
+		"Target: the gateway's work per step under 1%% of a step's wall time: %s (%.2f%%).\n\nTarget: the first streamed byte within two steps' wall time: %s (%.1f ms against %.1f ms).\n",
+		tokenDelay, len(stepMS), step.med, step.lo, step.hi, fb.med, fb.lo, fb.hi, ft.med, ft.lo, ft.hi, perStep/1e6,
+		metOr(share < 0.01), 100*share, metOr(fb.med <= 2*step.med), fb.med, 2*step.med)
 	return nil
+}
+
+// streamFirsts streams a chat request and returns the milliseconds to the
+// first byte of the body and to the first chunk with text.
+func streamFirsts(url string, body []byte) (float64, float64, error) {
+	t0 := time.Now()
+	resp, err := http.Post(url, "application/json", bytes.NewReader(body))
+	if err != nil {
+		return 0, 0, err
+	}
+	defer resp.Body.Close()
+	br := bufio.NewReader(resp.Body)
+	if _, err := br.Peek(1); err != nil {
+		return 0, 0, err
+	}
+	first := float64(time.Since(t0).Microseconds()) / 1000
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			return 0, 0, fmt.Errorf("stream ended without text: %w", err)
+		}
+		if strings.Contains(line, `"content":"`) && !strings.Contains(line, `"content":""`) {
+			return first, float64(time.Since(t0).Microseconds()) / 1000, nil
+		}
+	}
+}
+
+// benchNsPerStep runs the particles step benchmark and returns its ns/step.
+func benchNsPerStep() (float64, error) {
+	out, err := exec.Command("go", "test", "-run", "-", "-bench", "ParticlesStep", "-benchtime", "2s", "./steering/").CombinedOutput()
+	if err != nil {
+		return 0, fmt.Errorf("go test -bench ParticlesStep: %w\n%s", err, out)
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Fields(line)
+		for i := 1; i < len(f); i++ {
+			if f[i] == "ns/step" {
+				return strconv.ParseFloat(f[i-1], 64)
+			}
+		}
+	}
+	return 0, fmt.Errorf("no ns/step in:\n%s", out)
 }
 
 // post sends one request and checks it succeeded.
@@ -422,6 +525,84 @@ func evalCurve(bin string, md *strings.Builder, dir string) error {
 		"s, s+1, …, so best-of-N and adaptive draw the same samples in the same order. The reward is the utility that selects "+
 		"(the route's reward and weights); gain is measured over one sample. Wall time is with 1 ms between tokens, 8 runs "+
 		"in flight.\n\n%s\n![reward against compute](eval-curve.svg)\n\n%s\n\n%s\n", strings.Join(shown, " "), table, verdict, bound)
+	return nil
+}
+
+// particlesCurve runs particles and best-of-N through steergate eval on
+// the test split with fresh seeds, plots both curves and checks the
+// target: at equal backend tokens, particles above best-of-N at every
+// budget from 4 to 32 samples' worth.
+func particlesCurve(bin string, md *strings.Builder, dir string) error {
+	settings := []string{`{"strategy":"best_of_n","n":1}`, `{"strategy":"best_of_n","n":2}`, `{"strategy":"best_of_n","n":4}`,
+		`{"strategy":"best_of_n","n":8}`, `{"strategy":"best_of_n","n":16}`, `{"strategy":"best_of_n","n":32}`,
+		`{"strategy":"particles","n":2}`, `{"strategy":"particles","n":4}`, `{"strategy":"particles","n":8}`}
+	csvPath := filepath.Join(os.TempDir(), "steergate-particles.csv")
+	args := []string{"eval", "--config", "configs/default.yaml", "--prompts", "test", "--seeds", "4", "--first-seed", "1000000", "--concurrency", "8"}
+	shown := slices.Clone(args)
+	for _, st := range settings {
+		args = append(args, "--setting", st)
+		shown = append(shown, "--setting", "'"+st+"'")
+	}
+	cmd := exec.Command(bin, append(args, "--out", csvPath, "--svg", filepath.Join(dir, "particles-curve.svg"))...)
+	cmd.Stderr = os.Stderr
+	table, err := cmd.Output()
+	if err != nil {
+		return fmt.Errorf("steergate eval: %w", err)
+	}
+	rows, err := readEvalCSV(csvPath)
+	if err != nil {
+		return err
+	}
+	res := &eval.Result{Rows: rows, Baseline: map[int]int{}, Unmatched: map[int]int{}}
+	for _, r := range rows {
+		for len(res.Settings) <= r.Setting {
+			res.Settings = append(res.Settings, "")
+		}
+		res.Settings[r.Setting] = r.Params
+	}
+	sum := eval.Summarize(res, 1)
+	one := sum[0].Tokens.Mean
+	var verdicts []string
+	ok, checked := true, 0
+	for i, st := range settings {
+		if !strings.Contains(st, "particles") {
+			continue
+		}
+		worth := sum[i].Tokens.Mean / one
+		n := int(math.Round(worth))
+		j := slices.Index(res.Settings, fmt.Sprintf(`{"strategy":"best_of_n","n":%d}`, n))
+		if worth < 4 || worth > 32 || j < 0 {
+			verdicts = append(verdicts, fmt.Sprintf("`%s` spends %.1f samples' worth of tokens, outside 4–32 or without a best-of-%d run", st, worth, n))
+			continue
+		}
+		checked++
+		d := eval.ClusteredBootstrap(eval.PairedDiffs(rows, i, j), eval.BootstrapRounds, 1)
+		ok = ok && d.Mean > 0
+		verdicts = append(verdicts, fmt.Sprintf("`%s` (%.1f samples' worth) against best-of-%d: %+.4f [%+.4f, %+.4f]", st, worth, n, d.Mean, d.Lo, d.Hi))
+	}
+	// Per particle against per sample: the same n, its reward and its
+	// tokens.
+	var why []string
+	for i, st := range settings {
+		if !strings.Contains(st, "particles") {
+			continue
+		}
+		n := strings.TrimSuffix(strings.TrimPrefix(st, `{"strategy":"particles","n":`), "}")
+		j := slices.Index(settings, `{"strategy":"best_of_n","n":`+n+`}`)
+		if j >= 0 {
+			why = append(why, fmt.Sprintf("n = %s: reward %.4f against best-of-%s's %.4f, with %.1f times its backend tokens", n,
+				sum[i].Reward.Mean, n, sum[j].Reward.Mean, sum[i].Tokens.Mean/sum[j].Tokens.Mean))
+		}
+	}
+	verdicts = append(verdicts, "particles against as many samples: "+strings.Join(why, "; ")+
+		". A particle costs that many times a sample's backend tokens because every step sends the prompt and the partial answer again")
+	fmt.Fprintf(md, "\n## Particles against best-of-N\n\n`steergate %s`\n\nThe embedded default on the test split, 4 fresh seeds a prompt; "+
+		"particles' defaults were chosen on the dev split. Backend tokens count prompt and completion tokens of every call: each particles "+
+		"step sends the prompt and the partial answer again, which a backend with prefix caching serves cheaply but still counts.\n\n%s\n"+
+		"![particles and best-of-N: reward against backend tokens](particles-curve.svg)\n\n"+
+		"Target: at equal backend tokens, particles above best-of-N at every budget from 4 to 32 samples' worth: %s (%d budgets checked). "+
+		"Paired differences in reward against best-of-N with the nearest number of samples' worth, on the same prompts and seeds:\n\n- %s\n",
+		strings.Join(shown, " "), table, metOr(ok && checked > 0), checked, strings.Join(verdicts, "\n- "))
 	return nil
 }
 

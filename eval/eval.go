@@ -48,6 +48,7 @@ type Options struct {
 	Settings    []string // steering objects
 	Judge       Judge
 	Concurrency int // runs in flight at once; 0: 1
+	MaxN        int // the largest best-of-N the gateway allows (server.max_samples); 0: no limit
 }
 
 // Row is one run of one setting on one prompt with one seed.
@@ -71,6 +72,9 @@ type Result struct {
 	Rows     []Row
 	Settings []string
 	Baseline map[int]int
+	// Unmatched are the settings whose budget-matched best-of-N would
+	// draw more than MaxN samples, with that N.
+	Unmatched map[int]int
 }
 
 // Run evaluates every setting on every prompt with every seed. For each
@@ -92,7 +96,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	case o.Judge.Reward == nil:
 		return nil, errors.New("no reward to judge the answers with")
 	}
-	res := &Result{Settings: append([]string(nil), o.Settings...), Baseline: map[int]int{}}
+	res := &Result{Settings: append([]string(nil), o.Settings...), Baseline: map[int]int{}, Unmatched: map[int]int{}}
 	rows, err := o.run(ctx, 0, o.Settings)
 	if err != nil {
 		return nil, err
@@ -129,6 +133,10 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	var extra []string
 	for _, i := range matched {
 		n := max(1, int(math.Round(mean(values(rows, i, func(r Row) float64 { return float64(r.Tokens) }))/one)))
+		if o.MaxN > 0 && n > o.MaxN {
+			res.Unmatched[i] = n
+			continue
+		}
 		j, ok := have[n]
 		if !ok {
 			j = len(res.Settings) + len(extra)

@@ -8,8 +8,6 @@ import (
 	"slices"
 	"sort"
 	"strings"
-
-	"github.com/steergate/steergate/steering"
 )
 
 // Interval is a mean with its 95% interval.
@@ -39,6 +37,9 @@ type Summary struct {
 	Baseline   int
 	Diff       Interval
 	TokenRatio float64
+	// Unmatched is the N a budget-matched best-of-N would need, when that
+	// is beyond what the gateway allows (0 otherwise).
+	Unmatched int
 }
 
 // BootstrapRounds is how many resamples an interval takes.
@@ -72,18 +73,21 @@ func Summarize(res *Result, seed uint64) []Summary {
 		s.Reward = ClusteredBootstrap(perPrompt(res.Rows, i, func(r Row) float64 { return r.Reward }), BootstrapRounds, seed)
 		s.Tokens = ClusteredBootstrap(perPrompt(res.Rows, i, func(r Row) float64 { return float64(r.Tokens) }), BootstrapRounds, seed)
 	}
+	for i, n := range res.Unmatched {
+		out[i].Unmatched = n
+	}
 	for i, b := range res.Baseline {
 		s := &out[i]
 		s.Baseline = b
-		s.Diff = ClusteredBootstrap(pairedDiffs(res.Rows, i, b), BootstrapRounds, seed)
+		s.Diff = ClusteredBootstrap(PairedDiffs(res.Rows, i, b), BootstrapRounds, seed)
 		s.TokenRatio = s.Tokens.Mean / out[b].Tokens.Mean
 	}
 	return out
 }
 
-// pairedDiffs groups by prompt the differences in reward between two
+// PairedDiffs groups by prompt the differences in reward between two
 // settings' runs with the same prompt and seed.
-func pairedDiffs(rows []Row, a, b int) [][]float64 {
+func PairedDiffs(rows []Row, a, b int) [][]float64 {
 	type key struct {
 		prompt int
 		seed   int64
@@ -226,7 +230,7 @@ func Table(ss []Summary, rows []Row) string {
 	}
 	var paired []Summary
 	for _, s := range ss {
-		if s.Baseline >= 0 {
+		if s.Baseline >= 0 || s.Unmatched > 0 {
 			paired = append(paired, s)
 		}
 	}
@@ -234,6 +238,10 @@ func Table(ss []Summary, rows []Row) string {
 		b.WriteString("\nAgainst best-of-N with the same budget (N: the setting's mean backend tokens over one sample's, rounded), on the same prompts and seeds:\n\n" +
 			"| # | vs # | reward difference [95% CI] | backend tokens, ratio | wall time, ratio |\n|---|---|---|---|---|\n")
 		for _, s := range paired {
+			if s.Unmatched > 0 {
+				fmt.Fprintf(&b, "| %d | none: best-of-%d is beyond server.max_samples | | | |\n", s.Setting+1, s.Unmatched)
+				continue
+			}
 			base := ss[s.Baseline]
 			fmt.Fprintf(&b, "| %d | %d (`%s`) | %+.4f [%+.4f, %+.4f] | %.2f | %.2f |\n", s.Setting+1, base.Setting+1, base.Params,
 				s.Diff.Mean, s.Diff.Lo, s.Diff.Hi, s.TokenRatio, s.LatencyMS/base.LatencyMS)
@@ -268,8 +276,8 @@ func percent(i Interval) string {
 }
 
 // PlotSVG draws mean reward (with its interval) against mean backend
-// tokens, log scale: best-of-N settings joined by a line, the others as
-// labelled points.
+// tokens, log scale: the settings of each strategy joined by a line in
+// its own colour, numbered as in the table.
 func PlotSVG(ss []Summary) string {
 	const w, h, m = 640.0, 400.0, 60.0
 	var pts []Summary
@@ -308,31 +316,37 @@ func PlotSVG(ss []Summary) string {
 	}
 	fmt.Fprintf(&b, `<text x="%.0f" y="%.0f" text-anchor="middle">mean backend tokens per request (log scale)</text>`+"\n", w/2, h-15)
 	fmt.Fprintf(&b, `<text x="15" y="%.0f" transform="rotate(-90 15 %.0f)" text-anchor="middle">mean reward of the answer, 95%% CI</text>`+"\n", h/2, h/2)
-	var bon []Summary
+	palette := []string{"#1f77b4", "#2ca02c", "#d62728", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2"}
+	var strategies []string
 	for _, p := range pts {
-		if p.Strategy == steering.BestOfN {
-			bon = append(bon, p)
+		if !slices.Contains(strategies, p.Strategy) {
+			strategies = append(strategies, p.Strategy)
 		}
 	}
-	sort.Slice(bon, func(i, j int) bool { return bon[i].Tokens.Mean < bon[j].Tokens.Mean })
-	var line []string
-	for _, p := range bon {
-		line = append(line, fmt.Sprintf("%.1f,%.1f", x(p.Tokens.Mean), y(p.Reward.Mean)))
-	}
-	if len(line) > 1 {
-		fmt.Fprintf(&b, `<polyline points="%s" fill="none" stroke="#1f77b4" stroke-width="2"/>`+"\n", strings.Join(line, " "))
+	colour := func(st string) string { return palette[slices.Index(strategies, st)%len(palette)] }
+	for i, st := range strategies {
+		var line []Summary
+		for _, p := range pts {
+			if p.Strategy == st {
+				line = append(line, p)
+			}
+		}
+		sort.Slice(line, func(i, j int) bool { return line[i].Tokens.Mean < line[j].Tokens.Mean })
+		if len(line) > 1 {
+			var xy []string
+			for _, p := range line {
+				xy = append(xy, fmt.Sprintf("%.1f,%.1f", x(p.Tokens.Mean), y(p.Reward.Mean)))
+			}
+			fmt.Fprintf(&b, `<polyline points="%s" fill="none" stroke="%s" stroke-width="2"/>`+"\n", strings.Join(xy, " "), colour(st))
+		}
+		fmt.Fprintf(&b, `<text x="%.0f" y="%d" fill="%s">● %s</text>`+"\n", m+10, 20+16*i, colour(st), st)
 	}
 	for _, p := range pts {
-		color := "#d62728"
-		if p.Strategy == steering.BestOfN {
-			color = "#1f77b4"
-		}
-		fmt.Fprintf(&b, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="%s"/>`+"\n", x(p.Tokens.Mean), y(p.Reward.Lo), x(p.Tokens.Mean), y(p.Reward.Hi), color)
-		fmt.Fprintf(&b, `<circle cx="%.1f" cy="%.1f" r="4" fill="%s"/>`+"\n", x(p.Tokens.Mean), y(p.Reward.Mean), color)
-		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" fill="%s">%d</text>`+"\n", x(p.Tokens.Mean)+6, y(p.Reward.Mean)-6, color, p.Setting+1)
+		c := colour(p.Strategy)
+		fmt.Fprintf(&b, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="%s"/>`+"\n", x(p.Tokens.Mean), y(p.Reward.Lo), x(p.Tokens.Mean), y(p.Reward.Hi), c)
+		fmt.Fprintf(&b, `<circle cx="%.1f" cy="%.1f" r="4" fill="%s"/>`+"\n", x(p.Tokens.Mean), y(p.Reward.Mean), c)
+		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" fill="%s">%d</text>`+"\n", x(p.Tokens.Mean)+6, y(p.Reward.Mean)-6, c, p.Setting+1)
 	}
-	fmt.Fprintf(&b, `<text x="%.0f" y="20" fill="#1f77b4">— best-of-N</text>`+"\n", m)
-	fmt.Fprintf(&b, `<text x="%.0f" y="36" fill="#d62728">● other settings, numbered as in the table</text>`+"\n", m)
 	b.WriteString("</svg>\n")
 	return b.String()
 }

@@ -16,6 +16,13 @@ func TestNodeSDK(t *testing.T) {
 	runNode(t, "sdk.mjs", e.url+"/v1")
 }
 
+// TestNodeSDKSteered runs test/node/steer.mjs: best-of-N and particles
+// through the Node SDK, streamed and not.
+func TestNodeSDKSteered(t *testing.T) {
+	e := startSteered(t)
+	runNode(t, "steer.mjs", e.url+"/v1")
+}
+
 // TestNodeSDKAgentLoop runs test/node/tools.mjs, an agent loop written
 // with the Node SDK, through the gateway in front of a tool-calling
 // backend.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"math"
 	"net/http"
 	"strings"
 	"testing"
@@ -226,4 +227,66 @@ func TestSDKSelfConsistency(t *testing.T) {
 			t.Errorf("stream=%v: %+v, answer %q", stream, s, content)
 		}
 	}
+}
+
+// Particles through the official Go SDK: the report carries steps, the
+// effective sample size of each step and the resamplings, each candidate
+// its parent and final weight; a seeded request streams the answer it
+// returns unstreamed, as the particles come to share it.
+func TestSDKParticles(t *testing.T) {
+	e := startSteered(t)
+	ctx := context.Background()
+	steer := map[string]any{"strategy": "particles", "n": 6, "step_tokens": 12, "lambda": 30}
+	params := openai.ChatCompletionNewParams{Model: "reference", Messages: userMsg("Why is the sky blue?"), Seed: openai.Int(8), MaxTokens: openai.Int(40)}
+	var resp *http.Response
+	a, err := e.client.Chat.Completions.New(ctx, params, option.WithJSONSet("steering", steer), option.WithResponseInto(&resp))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s struct {
+		steeringObject
+		Steps       int       `json:"steps"`
+		ESS         []float64 `json:"ess"`
+		Resamplings []struct {
+			Step int     `json:"step"`
+			ESS  float64 `json:"ess"`
+		} `json:"resamplings"`
+		Candidates []struct {
+			Chosen bool           `json:"chosen"`
+			Extra  map[string]any `json:"extra"`
+		} `json:"candidates"`
+	}
+	if err := json.Unmarshal([]byte(a.JSON.ExtraFields["steering"].Raw()), &s); err != nil {
+		t.Fatal(err)
+	}
+	if resp.Header.Get("X-Steering-Strategy") != "particles" || s.Steps < 2 || len(s.ESS) != s.Steps || len(s.Candidates) != 6 {
+		t.Fatalf("report %+v", s)
+	}
+	var weights float64
+	for _, c := range s.Candidates {
+		w, ok := c.Extra["weight"].(float64)
+		if _, has := c.Extra["parent"]; !ok || !has {
+			t.Fatalf("candidate extra %v", c.Extra)
+		}
+		weights += w
+	}
+	if math.Abs(weights-1) > 1e-9 {
+		t.Errorf("final weights sum to %v", weights)
+	}
+	if a.Usage.PromptTokens != int64(s.BackendUsage.PromptTokens) || a.Usage.CompletionTokens != int64(s.BackendUsage.CompletionTokens) {
+		t.Errorf("usage %+v, report %+v", a.Usage, s.BackendUsage)
+	}
+	st := e.client.Chat.Completions.NewStreaming(ctx, params, option.WithJSONSet("steering", steer))
+	acc := openai.ChatCompletionAccumulator{}
+	chunks := 0
+	for st.Next() {
+		acc.AddChunk(st.Current())
+		chunks++
+	}
+	if st.Err() != nil || acc.Choices[0].Message.Content != a.Choices[0].Message.Content {
+		t.Errorf("stream %q (%v), want %q", acc.Choices[0].Message.Content, st.Err(), a.Choices[0].Message.Content)
+	}
+	// A request its backend cannot serve is refused by name.
+	_, err = e.client.Chat.Completions.New(ctx, params, option.WithJSONSet("steering", map[string]any{"strategy": "particles", "potential": "best"}))
+	apiErr(t, err, 400, "steering.potential")
 }

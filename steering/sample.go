@@ -29,6 +29,8 @@ type sample struct {
 	tie     uint64          // a seeded draw that orders samples scoring alike when pruning
 	extra   map[string]any  // strategy-specific report fields
 	detail  json.RawMessage // what the reward said beside the scores (steps, a critique)
+	partial bool            // a partial answer a step-wise strategy is still extending
+	steps   []string        // its steps so far, when the strategy has them
 }
 
 // usable samples are whole answers with a finite utility that no strategy
@@ -108,7 +110,7 @@ func indices(from, n int) []int {
 // answer rendered as text (tool calls as JSON); reasoning is not scored.
 func rmSample(r *backend.Request, s *sample, env *Env) rm.Sample {
 	return rm.Sample{Messages: r.Messages, Prompt: r.Prompt, Response: rm.Render(s.choice), WantJSON: env.WantJSON,
-		Tools: r.Tools, Text: s.choice.Text, Calls: s.choice.ToolCalls, Schema: schemaOf(r), Partial: s.pruned, Scope: env.Route}
+		Tools: r.Tools, Text: s.choice.Text, Calls: s.choice.ToolCalls, Schema: schemaOf(r), Partial: s.pruned || s.partial, Steps: s.steps, Scope: env.Route}
 }
 
 func schemaOf(r *backend.Request) []byte {

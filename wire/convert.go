@@ -144,7 +144,7 @@ func Chat(id, model string, created int64, g *backend.Generation) *ChatCompletio
 		if c.Text == "" && (len(c.ToolCalls) > 0 || c.Refusal != "") {
 			msg.Content = nil // as OpenAI answers a call or a refusal: content null
 		}
-		out.Choices[i] = ChatChoice{Index: c.Index, Message: msg, Logprobs: ChatLogprobs(c.Logprobs), FinishReason: c.FinishReason}
+		out.Choices[i] = ChatChoice{Index: c.Index, Message: msg, Logprobs: ChatLogprobs(c.Logprobs), FinishReason: c.FinishReason, StopReason: StopReason(c.StopSequence)}
 	}
 	return out
 }
@@ -183,7 +183,7 @@ func CompletionOf(id, model string, created int64, g *backend.Generation) *Compl
 		Choices: make([]CompletionChoice, len(g.Choices)), Usage: usageOf(g.Usage, g.UsageExtra)}
 	for i, c := range g.Choices {
 		f := c.FinishReason
-		out.Choices[i] = CompletionChoice{Text: c.Text, Index: c.Index, Logprobs: LegacyLogprobs(c.Logprobs, 0), FinishReason: &f}
+		out.Choices[i] = CompletionChoice{Text: c.Text, Index: c.Index, Logprobs: LegacyLogprobs(c.Logprobs, 0), FinishReason: &f, StopReason: StopReason(c.StopSequence)}
 	}
 	return out
 }
@@ -278,7 +278,7 @@ func GenerationOfChat(c *ChatCompletion) *backend.Generation {
 	g := &backend.Generation{Model: c.Model, Choices: make([]backend.Choice, len(c.Choices)), SystemFingerprint: c.SystemFingerprint, Extra: c.Extra}
 	for i, ch := range c.Choices {
 		m := ch.Message
-		bc := backend.Choice{Index: ch.Index, FinishReason: ch.FinishReason, Logprobs: BackendLogprobs(ch.Logprobs), Extra: m.Extra}
+		bc := backend.Choice{Index: ch.Index, FinishReason: ch.FinishReason, Logprobs: BackendLogprobs(ch.Logprobs), Extra: m.Extra, StopSequence: StopSequence(ch.StopReason)}
 		if m.Content != nil {
 			bc.Text = *m.Content
 		}
@@ -296,6 +296,33 @@ func GenerationOfChat(c *ChatCompletion) *backend.Generation {
 		g.UsageExtra = c.Usage.Extra
 	}
 	return g
+}
+
+// StopReason writes a stop sequence as vLLM's stop_reason: the string,
+// null for the end of the answer; unknown is left out.
+func StopReason(s *string) json.RawMessage {
+	if s == nil {
+		return nil
+	}
+	if *s == "" {
+		return json.RawMessage("null")
+	}
+	b, _ := json.Marshal(*s)
+	return b
+}
+
+// StopSequence reads vLLM's stop_reason: a string is the stop sequence
+// that matched; null (the end of the answer) or a number (a stop token)
+// is ""; absent is unknown (nil).
+func StopSequence(raw json.RawMessage) *string {
+	if len(raw) == 0 {
+		return nil
+	}
+	var s string
+	if json.Unmarshal(raw, &s) != nil {
+		s = ""
+	}
+	return &s
 }
 
 // reasoningOf reads a message's reasoning: reasoning_content (vLLM,

@@ -449,6 +449,10 @@ type ChatChoice struct {
 	Message      ResponseMessage `json:"message"`
 	Logprobs     *ChoiceLogprobs `json:"logprobs"`
 	FinishReason string          `json:"finish_reason"`
+	// StopReason is vLLM's: the stop string that ended the choice (null:
+	// the end of the answer; a number: a stop token). Absent where the
+	// server does not say.
+	StopReason json.RawMessage `json:"stop_reason,omitempty"`
 }
 
 // ChatCompletion is a non-streaming chat response. Extra keeps the
@@ -539,6 +543,7 @@ type CompletionChoice struct {
 	Index        int                 `json:"index"`
 	Logprobs     *CompletionLogprobs `json:"logprobs"`
 	FinishReason *string             `json:"finish_reason"`
+	StopReason   json.RawMessage     `json:"stop_reason,omitempty"` // as ChatChoice's
 }
 
 // Completion is a /v1/completions response or stream chunk.

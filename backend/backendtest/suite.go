@@ -257,6 +257,56 @@ func Run(t *testing.T, b backend.Backend, spec Spec) {
 		}
 	})
 
+	// A stop sequence ends a continuation before it, says so, and the
+	// answer goes on from there as it would have without the stop: what
+	// step-wise strategies (particles) build on.
+	t.Run("ContinuationStops", func(t *testing.T) {
+		if !caps.Continuation {
+			t.Skip("backend declares no continuation")
+		}
+		msgs := func(p string) []backend.Message {
+			return []backend.Message{{Role: "user", Content: "Why is the sky blue?"}, {Role: "assistant", Content: p}}
+		}
+		partial := "The sky looks blue because"
+		free, err := b.Generate(ctx, &backend.Request{Model: spec.Model, MaxTokens: 16, Temperature: f(0), Continue: true, Messages: msgs(partial)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		text := free.Choices[0].Text
+		// A stop in the middle of what the model writes anyway.
+		words := strings.Fields(text)
+		if len(words) < 4 {
+			t.Skipf("the model wrote too little to stop in: %q", text)
+		}
+		stop := " " + words[2]
+		at := strings.Index(text, stop)
+		if at < 0 {
+			t.Skipf("no %q in %q", stop, text)
+		}
+		g, err := b.Generate(ctx, &backend.Request{Model: spec.Model, MaxTokens: 16, Temperature: f(0), Continue: true, Messages: msgs(partial), Stop: []string{"\n\n\n", stop}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := g.Choices[0]
+		if c.Text != text[:at] || c.FinishReason != backend.FinishStop {
+			t.Fatalf("with stop %q: %q (%s), want %q (stop)", stop, c.Text, c.FinishReason, text[:at])
+		}
+		if caps.StopSequence && (c.StopSequence == nil || *c.StopSequence != stop) {
+			t.Errorf("stop sequence reported as %v, want %q", c.StopSequence, stop)
+		}
+		rest, err := b.Generate(ctx, &backend.Request{Model: spec.Model, MaxTokens: 8, Temperature: f(0), Continue: true, Messages: msgs(partial + c.Text + stop)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		after := text[at+len(stop):]
+		if r := rest.Choices[0].Text; r == "" || !strings.HasPrefix(after, r) && !strings.HasPrefix(r, after) {
+			t.Errorf("after the stop the answer went on %q; without it, %q", r, after)
+		}
+		if caps.StopSequence && rest.Choices[0].FinishReason == backend.FinishLength && rest.Choices[0].StopSequence != nil {
+			t.Errorf("a choice cut by max_tokens reports stop sequence %q", *rest.Choices[0].StopSequence)
+		}
+	})
+
 	t.Run("SamplesFollowLogprobs", func(t *testing.T) {
 		if !caps.Logprobs {
 			t.Skip("backend declares no logprobs")

@@ -76,8 +76,9 @@ func (c *Client) Name() string { return c.name }
 func (c *Client) Close() { c.hc.CloseIdleConnections() }
 
 // Caps by flavour: OpenAI continues nothing and scores nothing; vLLM does
-// both (continue_final_message; echo with max_tokens 0); llama.cpp continues
-// a trailing assistant message by itself.
+// both (continue_final_message; echo with max_tokens 0) and says which stop
+// sequence ended a choice (stop_reason); llama.cpp continues a trailing
+// assistant message by itself.
 func (c *Client) Caps() backend.Caps {
 	// What the client sends reaches the server as sent; the server itself
 	// refuses what its model cannot do.
@@ -85,7 +86,7 @@ func (c *Client) Caps() backend.Caps {
 		AnyParts: true, JSON: true, Reasoning: true}
 	switch c.flavour {
 	case FlavourVLLM:
-		caps.Continuation, caps.Scoring = true, true
+		caps.Continuation, caps.Scoring, caps.StopSequence = true, true, true
 	case FlavourLlamaCPP:
 		caps.Continuation, caps.NativeN = true, false
 	}
@@ -273,7 +274,7 @@ func decodeChat(raw []byte) (*backend.Generation, error) {
 func generationOfCompletion(cmp *wire.Completion) *backend.Generation {
 	g := &backend.Generation{Model: cmp.Model, Choices: make([]backend.Choice, len(cmp.Choices))}
 	for i, ch := range cmp.Choices {
-		g.Choices[i] = backend.Choice{Index: ch.Index, Text: ch.Text, Logprobs: wire.BackendLegacyLogprobs(ch.Logprobs)}
+		g.Choices[i] = backend.Choice{Index: ch.Index, Text: ch.Text, Logprobs: wire.BackendLegacyLogprobs(ch.Logprobs), StopSequence: wire.StopSequence(ch.StopReason)}
 		if ch.FinishReason != nil {
 			g.Choices[i].FinishReason = *ch.FinishReason
 		}

@@ -63,7 +63,7 @@ func New(name string, opts Options) *Backend {
 func (b *Backend) Name() string { return b.name }
 
 func (b *Backend) Caps() backend.Caps {
-	return backend.Caps{Logprobs: true, MaxTopLogprobs: 20, Continuation: true, NativeN: true, Scoring: true, ScoringChat: true}
+	return backend.Caps{Logprobs: true, MaxTopLogprobs: 20, Continuation: true, NativeN: true, Scoring: true, ScoringChat: true, StopSequence: true}
 }
 
 func (b *Backend) Models(context.Context) ([]string, error) { return []string{ModelName}, nil }
@@ -234,6 +234,7 @@ func (b *Backend) run(ctx context.Context, r *backend.Request, p prepared, index
 		choice.Tokens++
 		if w == eos {
 			choice.FinishReason = backend.FinishStop
+			choice.StopSequence = new(string)
 			break
 		}
 		// An answer starts without the space its first word carries in the
@@ -257,6 +258,7 @@ func (b *Backend) run(ctx context.Context, r *backend.Request, p prepared, index
 		}
 		if stopped {
 			choice.FinishReason = backend.FinishStop
+			choice.StopSequence = &st.matched
 			return choice, flush(nil, choice.FinishReason)
 		}
 		u, v = v, w
@@ -293,6 +295,7 @@ type stopper struct {
 	stops   []string
 	pending []piece
 	text    strings.Builder // text of pending
+	matched string          // the stop sequence found
 }
 
 // push adds a piece and returns the pieces now safe to emit, and whether a
@@ -310,7 +313,7 @@ func (s *stopper) push(pc piece) ([]piece, bool) {
 			continue
 		}
 		if i := strings.Index(full, stop); i >= 0 && (cut < 0 || i < cut) {
-			cut = i
+			cut, s.matched = i, stop
 		}
 	}
 	if cut >= 0 {

@@ -93,7 +93,7 @@ func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		seedList = append(seedList, *firstSeed+1000*k)
 	}
 	res, err := eval.Run(ctx, eval.Options{Engine: a.engine, Route: rt, Prompts: qs, Seeds: seedList, MaxTokens: *maxTokens,
-		Settings: settings, Judge: judge, Concurrency: *concurrency})
+		Settings: settings, Judge: judge, Concurrency: *concurrency, MaxN: cfg.Server.MaxSamples})
 	if err != nil {
 		return err
 	}
