@@ -59,10 +59,10 @@ func candidates(t *testing.T, out map[string]any) []map[string]any {
 	return res
 }
 
-// Best-of-N over the embedded demo backend, chosen by a process reward
-// model (every sentence a step) and by a gated model: each candidate
-// reports its step scores, and the gated utility is Σ w·gate·score of the
-// reported columns.
+// Best-of-N and particles over the embedded demo backend, steered by a
+// process reward model (every sentence a step), and best-of-N by a gated
+// model: each candidate reports its step scores, and the gated utility is
+// Σ w·gate·score of the reported columns.
 func TestONNXRewardsThroughTheGateway(t *testing.T) {
 	lib := onnxLibrary(t)
 	wd, _ := os.Getwd()
@@ -106,6 +106,23 @@ rewards:
 		if got := c["objectives"].(map[string]any)["prm"].(float64); math.Abs(got-lowest) > 1e-6 {
 			t.Errorf("candidate %v: prm %v, min of its steps %v", c["index"], got, lowest)
 		}
+	}
+
+	// Particles weigh each step by the process reward's score of it; the
+	// final answers are scored whole, with their steps.
+	status, out = steered(t, addr, `{"model":"reference","seed":5,"max_tokens":40,"messages":[{"role":"user","content":"Why is the sky blue?"}],
+		"steering":{"strategy":"particles","n":4,"step_tokens":10,"reward":"steps"}}`)
+	if status != 200 {
+		t.Fatalf("particles: %d %v", status, out)
+	}
+	for _, c := range candidates(t, out) {
+		d, _ := c["reward_detail"].(map[string]any)
+		if steps, _ := d["steps"].([]any); len(steps) == 0 {
+			t.Errorf("particles candidate %v: no steps in %v", c["index"], d)
+		}
+	}
+	if st := out["steering"].(map[string]any); st["steps"].(float64) < 2 {
+		t.Errorf("particles took %v steps", st["steps"])
 	}
 
 	status, out = steered(t, addr, `{"model":"reference","seed":5,"max_tokens":40,"messages":[{"role":"user","content":"Why is the sky blue?"}],
