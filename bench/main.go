@@ -304,7 +304,10 @@ func run(bin, out string, d time.Duration, rounds int) error {
 func steeringWallTime(bin string, md *strings.Builder, rounds int) error {
 	const tokenDelay = 4 * time.Millisecond
 	refAddr := freePort()
-	ref, err := startProc("reference", refAddr, bin, "reference-server", "--listen", refAddr, "--token-delay", tokenDelay.String())
+	// Every request's first token takes a token's time too: a one-token
+	// request (a guided step) is not free.
+	ref, err := startProc("reference", refAddr, bin, "reference-server", "--listen", refAddr, "--token-delay", tokenDelay.String(),
+		"--first-token-delay", tokenDelay.String())
 	if err != nil {
 		return err
 	}
@@ -320,6 +323,10 @@ func steeringWallTime(bin string, md *strings.Builder, rounds int) error {
         helpfulness: ['\bbecause\b', '\bfirst\b', '\bhelps?\b']
     normalize:
       verbosity: {mean: 40, std: 20}
+  words:
+    type: lexicon
+    lexicon:
+      helpfulness: ['\bbecause\b', '\bfirst\b', '\bhelps?\b']
 ` + noResponseCache}.start(bin)
 	if err != nil {
 		return err
@@ -350,7 +357,7 @@ func steeringWallTime(bin string, md *strings.Builder, rounds int) error {
 			wall[n] = append(wall[n], ts[len(ts)/2])
 		}
 	}
-	fmt.Fprintf(md, "\n## Best-of-N wall time\n\nThrough `steergate serve` to the reference server with a %s per-token delay "+
+	fmt.Fprintf(md, "\n## Best-of-N wall time\n\nThrough `steergate serve` to the reference server with a %s delay before each token, the first included "+
 		"(samples of up to 32 tokens served in parallel), rules reward scoring included; one request at a time, "+
 		"median of %d requests per round, median of %d rounds (lowest–highest). N = 1 is a plain single sample.\n\n"+
 		"| N | wall time (ms) | ratio to one sample |\n|---|---|---|\n", tokenDelay, perRound, rounds)
@@ -361,7 +368,96 @@ func steeringWallTime(bin string, md *strings.Builder, rounds int) error {
 	}
 	r8 := summarize(wall[8]).med / base
 	fmt.Fprintf(md, "\nTarget: best-of-8 at most 1.3 times one sample's wall time: %s (%.2f).\n", metOr(r8 <= 1.3), r8)
-	return particlesTiming(url, md, tokenDelay, rounds)
+	if err := particlesTiming(url, md, tokenDelay, rounds); err != nil {
+		return err
+	}
+	return guidedTiming(url, md, tokenDelay, rounds)
+}
+
+// guidedTiming compares guided decoding with a plain answer through the
+// same gateway: tokens per second, and the time to the first streamed
+// text against a step's wall time; then the token-reward time of one step
+// with the test ARM from the Go benchmark.
+func guidedTiming(url string, md *strings.Builder, tokenDelay time.Duration, rounds int) error {
+	type run struct{ tps, stepMS, firstMS []float64 }
+	measure := func(steer string) (run, error) {
+		var r run
+		for i := range rounds * 4 {
+			body := []byte(`{"model":"reference","messages":[{"role":"user","content":"Tell me about the ocean."}],"max_tokens":32,"seed":` +
+				strconv.Itoa(11+i) + steer + `}`)
+			t0 := time.Now()
+			resp, err := http.Post(url, "application/json", bytes.NewReader(body))
+			if err != nil {
+				return r, err
+			}
+			var out struct {
+				Usage struct {
+					CompletionTokens int `json:"completion_tokens"`
+				} `json:"usage"`
+				Steering struct {
+					Steps int `json:"steps"`
+				} `json:"steering"`
+			}
+			err = json.NewDecoder(resp.Body).Decode(&out)
+			resp.Body.Close()
+			if err != nil || out.Usage.CompletionTokens == 0 {
+				return r, fmt.Errorf("guided timing %s: %v", steer, err)
+			}
+			took := time.Since(t0)
+			r.tps = append(r.tps, float64(out.Usage.CompletionTokens)/took.Seconds())
+			r.stepMS = append(r.stepMS, float64(took.Microseconds())/1000/float64(max(1, out.Steering.Steps)))
+			stream := bytes.Replace(body, []byte(`"max_tokens"`), []byte(`"stream":true,"max_tokens"`), 1)
+			_, ft, err := streamFirsts(url, stream)
+			if err != nil {
+				return r, err
+			}
+			r.firstMS = append(r.firstMS, ft)
+		}
+		return r, nil
+	}
+	plain, err := measure(`,"steering":{"strategy":"none","cache":{"mode":"off"}}`)
+	if err != nil {
+		return err
+	}
+	guided, err := measure(`,"steering":{"strategy":"guided","k":8,"cache":{"mode":"off"}}`)
+	if err != nil {
+		return err
+	}
+	p, g := summarize(plain.tps), summarize(guided.tps)
+	step, first, pfirst := summarize(guided.stepMS), summarize(guided.firstMS), summarize(plain.firstMS)
+	fmt.Fprintf(md, "\n## Guided decoding: throughput and time to first token\n\nThrough the same gateway and reference server (%s a token, the first included), "+
+		"answers of up to 32 tokens, %d requests each, medians (lowest–highest); guided with k = 8 and the lexicon reward, one backend call a token.\n\n"+
+		"| | tokens per second | time to the first streamed text (ms) |\n|---|---|---|\n| `none` | %.0f (%.0f–%.0f) | %.1f (%.1f–%.1f) |\n"+
+		"| `guided` | %.0f (%.0f–%.0f) | %.1f (%.1f–%.1f) |\n\nGuided's tokens per second are %.2f of a plain answer's; a guided step takes %.1f ms.\n\n"+
+		"Target: guided's first streamed token within two steps' wall time: %s (%.1f ms against %.1f ms).\n",
+		tokenDelay, len(plain.tps), p.med, p.lo, p.hi, pfirst.med, pfirst.lo, pfirst.hi, g.med, g.lo, g.hi, first.med, first.lo, first.hi,
+		g.med/p.med, step.med, metOr(first.med <= 2*step.med), first.med, 2*step.med)
+	args := []string{"test", "-run", "-", "-bench", "ARMStep", "-benchtime", "100x", "./rm/onnx/"}
+	out, err := exec.Command("go", args...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("go %s: %w\n%s", strings.Join(args, " "), err, out)
+	}
+	ms := map[string]float64{}
+	fmt.Fprintf(md, "\nToken-reward time of one guided step with the test ARM on the CPU, 8 one-token candidates, the answer growing by a token an op from "+
+		"16, 64 and 256 tokens (`go %s`):\n\n| model | from 16 tokens (ms) | from 64 | from 256 |\n|---|---|---|---|\n", strings.Join(args, " "))
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 3 && strings.HasPrefix(f[0], "BenchmarkARMStep/") {
+			v, _ := strconv.ParseFloat(f[2], 64)
+			ms[strings.TrimSuffix(strings.TrimPrefix(f[0], "BenchmarkARMStep/"), "-2")] = v / 1e6
+		}
+	}
+	for _, m := range []string{"arm_kv", "arm"} {
+		fmt.Fprintf(md, "| `%s` | %.3f | %.3f | %.3f |\n", m, ms[m+"/answer=16"], ms[m+"/answer=64"], ms[m+"/answer=256"])
+	}
+	kv16, kv256 := ms["arm_kv/answer=16"], ms["arm_kv/answer=256"]
+	fmt.Fprintf(md, "\n`arm_kv` exports its key/value cache and is fed one new token a step; `arm` reads the whole context each step. "+
+		"Tokenization starts from a cached head near the end of the answer in both.\n\n"+
+		"Target: token-reward time of a step at k = 8 under 1 ms: %s (%.3f ms from 256 tokens with the key/value model).\n\n"+
+		"Target: with past key/values, per-step reward time flat in answer length: %s (from 256 tokens it is %.2f times its time from 16).\n\n"+
+		"GPU: this run had no GPU lent, so the CUDA comparison of the test ARM and a reward model was not measured.\n",
+		metOr(kv256 > 0 && kv256 < 1), kv256, metOr(kv256 <= 1.25*kv16), kv256/kv16)
+	return nil
 }
 
 // particlesTiming measures a particles request through the same gateway:
@@ -406,7 +502,7 @@ func particlesTiming(url string, md *strings.Builder, tokenDelay time.Duration, 
 	}
 	share := perStep / 1e6 / step.med
 	fmt.Fprintf(md, "\n## Particles: gateway work and time to first byte\n\n`{\"strategy\":\"particles\",\"n\":8}` (defaults) through the same "+
-		"gateway and reference server (%s per token), %d requests of up to 48 tokens, medians (lowest–highest).\n\n"+
+		"gateway and reference server (%s a token), %d requests of up to 48 tokens, medians (lowest–highest).\n\n"+
 		"| measure | ms |\n|---|---|\n| a step's wall time (request time over its steps) | %.1f (%.1f–%.1f) |\n"+
 		"| time to the first streamed byte | %.1f (%.1f–%.1f) |\n| time to the first streamed text | %.1f (%.1f–%.1f) |\n"+
 		"| the gateway's own work per step (`go test -bench ParticlesStep ./steering/`: 8 particles, an instant backend and a free reward) | %.3f |\n\n"+

@@ -69,6 +69,8 @@ const (
 	RewardONNX     = "onnx"
 	RewardONNXARM  = "onnx_arm"
 	RewardONNXPRM  = "onnx_prm"
+	RewardLexicon  = "lexicon"
+	RewardValue    = "value"
 	RewardJudge    = "judge"
 	RewardRemote   = "remote"
 	RewardEnsemble = "ensemble"
@@ -94,6 +96,21 @@ type Reward struct {
 	Ensemble EnsembleReward `mapstructure:"ensemble"`
 	Model    ONNXModel      `mapstructure:"onnx"`
 	PRM      PRMReward      `mapstructure:"prm"`
+	// Lexicon maps an objective to the patterns a lexicon (a token-level
+	// reward with no model) rewards; weights weigh the objectives.
+	Lexicon map[string][]string `mapstructure:"lexicon"`
+	Value   ValueReward         `mapstructure:"value"`
+}
+
+// ValueReward uses a sequence reward as a token-level value function.
+type ValueReward struct {
+	Reward string `mapstructure:"reward"`
+}
+
+// TokenLevel reports whether a reward scores candidate next pieces of text
+// (guided decoding) rather than answers.
+func (r Reward) TokenLevel() bool {
+	return r.Type == RewardONNXARM || r.Type == RewardLexicon || r.Type == RewardValue
 }
 
 // PRMReward is how a process reward model (onnx_prm) reads steps: the

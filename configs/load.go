@@ -464,8 +464,8 @@ func (c *Config) validateRewards(bad func(key, format string, args ...any)) {
 					bad(fmt.Sprintf("%s.ensemble.members[%d]", k, i), "ensembles cannot nest")
 				} else if c.Rewards[m].Model.GateOutput != "" {
 					bad(fmt.Sprintf("%s.ensemble.members[%d]", k, i), "reward %q is gated: its own gates weigh its objectives, which an ensemble's aggregate would not", m)
-				} else if c.Rewards[m].Type == RewardONNXARM {
-					bad(fmt.Sprintf("%s.ensemble.members[%d]", k, i), "reward %q is a token-level reward (onnx_arm), not one that scores answers", m)
+				} else if c.Rewards[m].TokenLevel() {
+					bad(fmt.Sprintf("%s.ensemble.members[%d]", k, i), "reward %q is a token-level reward (%s), not one that scores answers", m, c.Rewards[m].Type)
 				}
 			}
 			switch e.Aggregate {
@@ -511,8 +511,35 @@ func (c *Config) validateRewards(bad func(key, format string, args ...any)) {
 					bad(k+".objectives", "a process reward has one objective; %d are named", len(r.Objectives))
 				}
 			}
+		case RewardLexicon:
+			if len(r.Lexicon) == 0 {
+				bad(k+".lexicon", "needs patterns for at least one objective")
+			}
+			for o, ps := range r.Lexicon {
+				if len(ps) == 0 {
+					bad(k+".lexicon."+o, "needs at least one pattern")
+				}
+				for i, p := range ps {
+					if _, err := regexp.Compile("(?i)" + p); err != nil {
+						bad(fmt.Sprintf("%s.lexicon.%s[%d]", k, o, i), "is not a regular expression: %v", err)
+					}
+				}
+			}
+			for o := range r.Weights {
+				if _, ok := r.Lexicon[o]; !ok {
+					bad(k+".weights."+o, "the lexicon has no objective %q", o)
+				}
+			}
+		case RewardValue:
+			target, ok := c.Rewards[r.Value.Reward]
+			switch {
+			case !ok:
+				bad(k+".value.reward", "names reward %q, which is not defined under rewards", r.Value.Reward)
+			case target.TokenLevel():
+				bad(k+".value.reward", "reward %q is token-level itself; a value function is a reward of answers", r.Value.Reward)
+			}
 		default:
-			bad(k+".type", "must be one of rules, onnx, onnx_arm, onnx_prm, judge, remote, ensemble; got %q", r.Type)
+			bad(k+".type", "must be one of rules, onnx, onnx_arm, onnx_prm, lexicon, value, judge, remote, ensemble; got %q", r.Type)
 		}
 	}
 }

@@ -16,8 +16,8 @@ func TestNodeSDK(t *testing.T) {
 	runNode(t, "sdk.mjs", e.url+"/v1")
 }
 
-// TestNodeSDKSteered runs test/node/steer.mjs: best-of-N and particles
-// through the Node SDK, streamed and not.
+// TestNodeSDKSteered runs test/node/steer.mjs: best-of-N, particles and
+// guided decoding through the Node SDK, streamed and not.
 func TestNodeSDKSteered(t *testing.T) {
 	e := startSteered(t)
 	runNode(t, "steer.mjs", e.url+"/v1")

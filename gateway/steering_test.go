@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"net/http"
 	"strings"
@@ -25,11 +26,15 @@ func startSteered(t *testing.T) *env {
 	if err := rt.Add(backend.Route{Name: "reference", Backend: reference.New("reference", reference.Options{}), Target: "reference"}); err != nil {
 		t.Fatal(err)
 	}
-	rules, err := rules.New(rules.Config{Keywords: map[string][]string{"helpfulness": {`\bbecause\b`, `\bfirst\b`, `\bhelps?\b`}}})
+	seq, err := rules.New(rules.Config{Keywords: map[string][]string{"helpfulness": {`\bbecause\b`, `\bfirst\b`, `\bhelps?\b`}}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	eng := steering.NewEngine(steering.Options{Rewards: map[string]rm.Rewarder{"default": rules},
+	words, err := rules.NewLexicon(map[string][]string{"helpfulness": {`\bbecause\b`, `\bfirst\b`, `\bhelps?\b`}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng := steering.NewEngine(steering.Options{Rewards: map[string]rm.Rewarder{"default": seq}, Tokens: map[string]rm.TokenRewarder{"words": words},
 		Routes: map[string]json.RawMessage{"reference": json.RawMessage(`{"weights":{"helpfulness":1,"repetition":-1,"verbosity":0,"format":0}}`)},
 		Limits: steering.Limits{MaxSamples: 16}})
 	return serveWith(t, defaultOptions(), rt, eng)
@@ -276,17 +281,55 @@ func TestSDKParticles(t *testing.T) {
 	if a.Usage.PromptTokens != int64(s.BackendUsage.PromptTokens) || a.Usage.CompletionTokens != int64(s.BackendUsage.CompletionTokens) {
 		t.Errorf("usage %+v, report %+v", a.Usage, s.BackendUsage)
 	}
-	st := e.client.Chat.Completions.NewStreaming(ctx, params, option.WithJSONSet("steering", steer))
+	if got, _, err := streamed(e, params, steer); err != nil || got != a.Choices[0].Message.Content {
+		t.Errorf("stream %q (%v), want %q", got, err, a.Choices[0].Message.Content)
+	}
+	// A request its backend cannot serve is refused by name.
+	_, err = e.client.Chat.Completions.New(ctx, params, option.WithJSONSet("steering", map[string]any{"strategy": "particles", "potential": "best"}))
+	apiErr(t, err, 400, "steering.potential")
+}
+
+// Guided decoding through the official Go SDK: a seeded request streams,
+// token by token, the answer it returns unstreamed; the report splits each
+// step's time and says how much of the next-token mass the top k held.
+func TestSDKGuided(t *testing.T) {
+	e := startSteered(t)
+	ctx := context.Background()
+	steer := map[string]any{"strategy": "guided", "k": 10, "beta": 0.5}
+	params := openai.ChatCompletionNewParams{Model: "reference", Messages: userMsg("Why is the sky blue?"), Seed: openai.Int(6), MaxTokens: openai.Int(30)}
+	a, err := e.client.Chat.Completions.New(ctx, params, option.WithJSONSet("steering", steer))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s struct {
+		Steps  int                `json:"steps"`
+		Calls  int                `json:"backend_calls"`
+		Mass   float64            `json:"topk_mass"`
+		StepMS map[string]float64 `json:"step_ms"`
+	}
+	if err := json.Unmarshal([]byte(a.JSON.ExtraFields["steering"].Raw()), &s); err != nil {
+		t.Fatal(err)
+	}
+	if s.Steps < 2 || s.Calls != s.Steps || s.Mass <= 0 || s.Mass > 1 || len(s.StepMS) != 3 || a.Usage.CompletionTokens < int64(s.Steps-1) {
+		t.Errorf("report %+v, usage %+v", s, a.Usage)
+	}
+	if got, chunks, err := streamed(e, params, steer); err != nil || got != a.Choices[0].Message.Content || chunks < s.Steps {
+		t.Errorf("stream %q in %d chunks (%v), want %q in at least %d", got, chunks, err, a.Choices[0].Message.Content, s.Steps)
+	}
+}
+
+// streamed sends a steered request streamed through the Go SDK and returns
+// the text it accumulated and the number of chunks.
+func streamed(e *env, params openai.ChatCompletionNewParams, steer map[string]any) (string, int, error) {
+	st := e.client.Chat.Completions.NewStreaming(context.Background(), params, option.WithJSONSet("steering", steer))
 	acc := openai.ChatCompletionAccumulator{}
 	chunks := 0
 	for st.Next() {
 		acc.AddChunk(st.Current())
 		chunks++
 	}
-	if st.Err() != nil || acc.Choices[0].Message.Content != a.Choices[0].Message.Content {
-		t.Errorf("stream %q (%v), want %q", acc.Choices[0].Message.Content, st.Err(), a.Choices[0].Message.Content)
+	if st.Err() != nil || len(acc.Choices) == 0 {
+		return "", chunks, fmt.Errorf("stream: %v (%d choices)", st.Err(), len(acc.Choices))
 	}
-	// A request its backend cannot serve is refused by name.
-	_, err = e.client.Chat.Completions.New(ctx, params, option.WithJSONSet("steering", map[string]any{"strategy": "particles", "potential": "best"}))
-	apiErr(t, err, 400, "steering.potential")
+	return acc.Choices[0].Message.Content, chunks, nil
 }

@@ -1,6 +1,7 @@
 package rm_test
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/steergate/steergate/backend"
@@ -32,5 +33,34 @@ func TestFormats(t *testing.T) {
 	}
 	if _, err := rm.NewFormat("vicuna"); err == nil {
 		t.Error("unknown preset accepted")
+	}
+}
+
+// An open turn renders the conversation and the partial answer with no end
+// of turn after it, in every preset: what a token-level reward continues.
+func TestRenderOpen(t *testing.T) {
+	s := rm.Sample{Messages: []backend.Message{{Role: "system", Content: "Be brief."}, {Role: "user", Content: "Why is the sky blue?"}}, Response: "The sky is"}
+	for preset, turn := range map[string]string{
+		"llama3": "<|start_header_id|>assistant<|end_header_id|>\n\nThe sky is",
+		"chatml": "<|im_start|>assistant\nThe sky is",
+		"gemma":  "<start_of_turn>model\nThe sky is",
+		"plain":  "Why is the sky blue?\nThe sky is",
+	} {
+		f, err := rm.NewFormat(preset)
+		if err != nil {
+			t.Fatal(err)
+		}
+		open, err := f.RenderOpen(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		closed, _, _ := f.Render(s)
+		if !strings.HasSuffix(open, turn) || !strings.HasPrefix(closed, open) {
+			t.Errorf("%s: open turn %q (closed %q)", preset, open, closed)
+		}
+	}
+	pair, _ := rm.NewFormat("pair")
+	if _, err := pair.RenderOpen(s); err == nil {
+		t.Error("pair rendered an open turn")
 	}
 }

@@ -99,11 +99,13 @@ type Rewarder interface {
 	Score(ctx context.Context, s []Sample) ([][]float32, error)
 }
 
-// TokenRewarder is an autoregressive reward model: the log-probability of
-// each candidate next piece of text after the conversation and the partial
-// response.
+// TokenRewarder scores candidate next pieces of text of a partial answer
+// (the sample's Response, which may be empty): a log-probability (an
+// autoregressive reward model), a value, or a bonus per candidate, each a
+// number whose differences between candidates matter. The empty candidate
+// stands for the end of the answer.
 type TokenRewarder interface {
-	LogProbs(ctx context.Context, prefix []backend.Message, partial string, next []string) ([]float32, error)
+	LogProbs(ctx context.Context, s Sample, next []string) ([]float32, error)
 }
 
 // Identified rewarders name their model and version, so that caches never

@@ -109,3 +109,20 @@ func TestDetailsAndWrapping(t *testing.T) {
 		t.Errorf("weighted objectives through the cache %v", got)
 	}
 }
+
+// A sequence reward as a value function: each candidate is the utility of
+// the partial answer with it appended, scored as one batch of partial
+// answers (the end of the answer as a whole one).
+func TestValue(t *testing.T) {
+	tab := &rmtest.Table{Name: "t", Names: []string{"a", "b"}, Rows: map[string][]float32{
+		"The sky is blue": {1, 2}, "The sky is green": {0, 1}, "The sky is": {0.5, 0.5}}}
+	v := rm.Value{Reward: tab, Weights: map[string]float64{"a": 2, "b": -1}}
+	got, err := v.LogProbs(context.Background(), rm.Sample{Prompt: "q", Response: "The sky is"}, []string{" blue", " green", ""})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 2·1 − 2 = 0; 2·0 − 1 = −1; 2·0.5 − 0.5 = 0.5.
+	if got[0] != 0 || got[1] != -1 || got[2] != 0.5 || tab.Scored.Load() != 3 {
+		t.Errorf("values %v after %d samples", got, tab.Scored.Load())
+	}
+}

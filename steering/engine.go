@@ -121,6 +121,7 @@ type Env struct {
 	RewardName string
 	Objectives []string // the reward's columns
 	Utility    rm.Utility
+	Tokens     map[string]rm.TokenRewarder // token-level rewards by name
 	Common     Common
 	// Emit streams deltas to the client; nil when not streaming.
 	Emit func(backend.Delta) error
@@ -140,6 +141,7 @@ func (e *Env) Usage() backend.Usage { return e.meter.Usage() }
 type Engine struct {
 	resolver  Resolver
 	rewards   map[string]rm.Rewarder
+	tokens    map[string]rm.TokenRewarder
 	routes    map[string]json.RawMessage // route defaults by public model name
 	limits    Limits
 	responses *ResponseCache
@@ -152,8 +154,9 @@ type Options struct {
 	// Infos describe the rewards (nil: from Rewards, weighing every
 	// objective 1).
 	Infos     map[string]RewardInfo
-	Default   string                     // the reward used when none is named; "" picks with DefaultReward
-	Routes    map[string]json.RawMessage // route steering defaults by public model name
+	Default   string                      // the reward used when none is named; "" picks with DefaultReward
+	Routes    map[string]json.RawMessage  // route steering defaults by public model name
+	Tokens    map[string]rm.TokenRewarder // token-level rewards, for guided decoding
 	Limits    Limits
 	Responses *ResponseCache
 	Metrics   *metrics.Metrics
@@ -172,8 +175,8 @@ func NewEngine(o Options) *Engine {
 	if def == "" {
 		def = DefaultReward(slices.Sorted(maps.Keys(o.Rewards)))
 	}
-	return &Engine{resolver: Resolver{Rewards: infos, Default: def, Limits: o.Limits}, rewards: o.Rewards,
-		routes: o.Routes, limits: o.Limits, responses: o.Responses, metrics: o.Metrics}
+	return &Engine{resolver: Resolver{Rewards: infos, Default: def, Limits: o.Limits, TokenRewards: slices.Sorted(maps.Keys(o.Tokens))},
+		rewards: o.Rewards, tokens: o.Tokens, routes: o.Routes, limits: o.Limits, responses: o.Responses, metrics: o.Metrics}
 }
 
 // DefaultWeights returns a reward's default weights: the configured ones,
@@ -203,7 +206,7 @@ func (e *Engine) Plan(c *Call) (*Plan, error) {
 // Run answers a call with its plan.
 func (e *Engine) Run(ctx context.Context, c *Call, p *Plan, emit func(backend.Delta) error) (*Outcome, error) {
 	ctx, meter := backend.WithMeter(ctx)
-	env := &Env{Backend: backend.Metered(c.Route.Backend), Route: c.Route.Name, Common: p.Common, Emit: emit, WantJSON: wantJSON(c.Request),
+	env := &Env{Backend: backend.Metered(c.Route.Backend), Route: c.Route.Name, Common: p.Common, Emit: emit, WantJSON: wantJSON(c.Request), Tokens: e.tokens,
 		Metrics: e.metrics, Limits: e.limits, meter: meter}
 	var weights map[string]float64
 	rewardID := ""
@@ -216,6 +219,15 @@ func (e *Engine) Run(ctx context.Context, c *Call, p *Plan, emit func(backend.De
 		env.Reward, env.RewardName, env.Objectives = reward, p.RewardName, reward.Objectives()
 		env.Utility = rm.UtilityFor(reward, weights, p.Common.LengthPenalty, p.Common.LengthFree)
 		rewardID = p.RewardName + "|" + rm.IDOf(reward)
+	}
+	if g, ok := p.Strategy.(*guided); ok { // token rewards make the answer too
+		for _, name := range slices.Sorted(maps.Keys(g.TokenRewards)) {
+			id := ""
+			if t, ok := e.tokens[name].(rm.Identified); ok {
+				id = t.ID()
+			}
+			rewardID += "|" + name + "=" + id
+		}
 	}
 	return e.responses.through(ctx, c, p, weights, rewardID, emit, func(ctx context.Context, emit func(backend.Delta) error) (*Outcome, error) {
 		env := *env

@@ -142,7 +142,9 @@ type Check struct {
 	Backend    string // the route backend's name, for messages
 	Common     *Common
 	Objectives []string // the reward's objectives; nil when the strategy uses none
-	prefix     string   // "steering" or "models[2].steering"
+	// TokenRewards names the token-level rewards configured.
+	TokenRewards []string
+	prefix       string // "steering" or "models[2].steering"
 }
 
 // Bad returns a 400 naming the parameter key.
@@ -221,9 +223,10 @@ type RewardInfo struct {
 // check-config use the same resolver, so a route's defaults are checked at
 // load exactly as a request's steering is checked when it arrives.
 type Resolver struct {
-	Rewards map[string]RewardInfo
-	Default string // the reward used when none is named ("" when none applies)
-	Limits  Limits
+	Rewards      map[string]RewardInfo
+	Default      string // the reward used when none is named ("" when none applies)
+	Limits       Limits
+	TokenRewards []string // the token-level rewards' names (guided decoding)
 }
 
 // DefaultReward picks the reward a route uses when none is named: the one
@@ -320,7 +323,7 @@ func (rs *Resolver) Resolve(route, req json.RawMessage, t Target, prefix string)
 	if w, ok := reqObj["weights"]; ok && json.Unmarshal(w, &p.RequestWeights) != nil {
 		return nil, bad("weights", "weights must be an object of numbers")
 	}
-	c := &Check{K: max(t.K, 1), Chat: t.Chat, Limits: rs.Limits, Caps: t.Caps, Backend: t.Backend, Common: &p.Common, prefix: prefix}
+	c := &Check{K: max(t.K, 1), Chat: t.Chat, Limits: rs.Limits, Caps: t.Caps, Backend: t.Backend, Common: &p.Common, TokenRewards: rs.TokenRewards, prefix: prefix}
 	if err := rs.checkCommon(c, p, k.reward, reqObj); err != nil {
 		return nil, err
 	}

@@ -291,19 +291,13 @@ func (n *noContinuation) Caps() backend.Caps { return backend.Caps{} }
 // Streamed, the answer opens at once and its text arrives as the particles
 // come to share it; the deltas add up to the answer.
 func TestParticlesStream(t *testing.T) {
-	var deltas []backend.Delta
-	out, err := particleRun(t, &stepper{reports: true}, `{"strategy":"particles","n":4,"lambda":50,"ess_threshold":1}`, func(d backend.Delta) error {
-		deltas = append(deltas, d)
-		return nil
-	})
+	var rec recorder
+	out, err := particleRun(t, &stepper{reports: true}, `{"strategy":"particles","n":4,"lambda":50,"ess_threshold":1}`, rec.emit)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var text strings.Builder
-	for _, d := range deltas {
-		text.WriteString(d.Text)
-	}
-	if deltas[0].Text != "" || deltas[0].FinishReason != "" || text.String() != out.Generation.Choices[0].Text || deltas[len(deltas)-1].FinishReason != backend.FinishStop {
+	deltas, text := rec.deltas, rec.text()
+	if deltas[0].Text != "" || deltas[0].FinishReason != "" || text != out.Generation.Choices[0].Text || deltas[len(deltas)-1].FinishReason != backend.FinishStop {
 		t.Errorf("deltas %+v for %q", deltas, out.Generation.Choices[0].Text)
 	}
 	if len(deltas) < 4 {
@@ -365,4 +359,21 @@ func TestParticlesWithProcessReward(t *testing.T) {
 			t.Errorf("candidate %d: weight %v, want %v", cand.Index, cand.Extra["weight"], want)
 		}
 	}
+}
+
+// recorder keeps the deltas a strategy streams.
+type recorder struct{ deltas []backend.Delta }
+
+func (r *recorder) emit(d backend.Delta) error {
+	r.deltas = append(r.deltas, d)
+	return nil
+}
+
+// text is the streamed text.
+func (r *recorder) text() string {
+	var b strings.Builder
+	for _, d := range r.deltas {
+		b.WriteString(d.Text)
+	}
+	return b.String()
 }

@@ -91,7 +91,14 @@ func assemble(cfg *configs.Config, log *slog.Logger, m mode) (a *app, err error)
 	if err != nil {
 		return a, err
 	}
-	resolver := steering.Resolver{Rewards: rewardInfos(infos), Default: steering.DefaultReward(slices.Sorted(maps.Keys(cfg.Rewards))), Limits: limits(cfg)}
+	seq := rewardInfos(infos)
+	var tokens []string
+	for _, n := range slices.Sorted(maps.Keys(infos)) {
+		if _, ok := seq[n]; !ok {
+			tokens = append(tokens, n)
+		}
+	}
+	resolver := steering.Resolver{Rewards: seq, Default: steering.DefaultReward(slices.Sorted(maps.Keys(seq))), Limits: limits(cfg), TokenRewards: tokens}
 	routes, err := checkRoutes(cfg, a.router, &resolver)
 	if err != nil {
 		return a, err
@@ -114,7 +121,7 @@ func assemble(cfg *configs.Config, log *slog.Logger, m mode) (a *app, err error)
 		responses = steering.NewResponseCache(shared, rc.Enabled, rc.TTL, rc.MaxEntryBytes, a.metrics)
 	}
 	a.engine = steering.NewEngine(steering.Options{Rewards: a.rewards.Rewarders, Infos: resolver.Rewards, Default: resolver.Default,
-		Routes: routes, Limits: resolver.Limits, Responses: responses, Metrics: a.metrics})
+		Routes: routes, Limits: resolver.Limits, Responses: responses, Metrics: a.metrics, Tokens: a.rewards.Tokens})
 	if m == offline {
 		return a, nil
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -8,11 +9,15 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
 
+	"github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/option"
 	"github.com/steergate/steergate/rm/onnx"
+	"github.com/steergate/steergate/rm/rmtest"
 )
 
 // onnxLibrary is the ONNX Runtime library make test fetches; without it
@@ -27,6 +32,22 @@ func onnxLibrary(t *testing.T) string {
 		t.Skip("ONNX Runtime library missing: make test fetches it")
 	}
 	return lib
+}
+
+// serveONNXRewards serves the reference backend with the given rewards
+// (YAML under rewards:, %[1]s standing for the test models' folder) and
+// returns the gateway's address.
+func serveONNXRewards(t *testing.T, rewards string) string {
+	t.Helper()
+	lib := onnxLibrary(t)
+	wd, _ := os.Getwd()
+	td := filepath.Join(wd, "..", "..", "rm", "rmtest", "testdata")
+	cfg := filepath.Join(t.TempDir(), "rewards.yaml")
+	body := "backends:\n  ref: {type: reference}\nmodels:\n  - {name: reference, backend: ref}\nonnx: {library: " + lib + "}\nrewards:" + fmt.Sprintf(rewards, td)
+	if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return serveConfig(t, cfg)
 }
 
 // steered posts a chat request to a served config and returns the
@@ -64,26 +85,16 @@ func candidates(t *testing.T, out map[string]any) []map[string]any {
 // model: each candidate reports its step scores, and the gated utility is
 // Σ w·gate·score of the reported columns.
 func TestONNXRewardsThroughTheGateway(t *testing.T) {
-	lib := onnxLibrary(t)
-	wd, _ := os.Getwd()
-	td := filepath.Join(wd, "..", "..", "rm", "rmtest", "testdata")
-	cfg := filepath.Join(t.TempDir(), "rewards.yaml")
-	os.WriteFile(cfg, []byte(fmt.Sprintf(`backends:
-  ref: {type: reference}
-models:
-  - {name: reference, backend: ref}
-onnx: {library: %[1]s}
-rewards:
+	addr := serveONNXRewards(t, `
   steps:
     type: onnx_prm
-    onnx: {path: %[2]s/prm.onnx, tokenizer: %[2]s/tokenizer.json, max_length: 128}
+    onnx: {path: %[1]s/prm.onnx, tokenizer: %[1]s/tokenizer.json, max_length: 128}
     prm: {separator: "[STEP]", delimiter: ". ", aggregate: min}
   armo:
     type: onnx
     objectives: [helpfulness, correctness, verbosity]
-    onnx: {path: %[2]s/gated.onnx, tokenizer: %[2]s/tokenizer.json, output: scores, gate_output: gates}
-`, lib, td)), 0o644)
-	addr := serveConfig(t, cfg)
+    onnx: {path: %[1]s/gated.onnx, tokenizer: %[1]s/tokenizer.json, output: scores, gate_output: gates}
+`)
 
 	status, out := steered(t, addr, `{"model":"reference","seed":5,"max_tokens":40,"messages":[{"role":"user","content":"Why is the sky blue?"}],
 		"steering":{"strategy":"best_of_n","n":4,"reward":"steps"}}`)
@@ -201,5 +212,57 @@ rewards:
 	e, _ := out["error"].(map[string]any)
 	if status != 502 || e["code"] != "reward_error" || !strings.Contains(fmt.Sprint(e["message"]), `no "Score: N" line`) {
 		t.Errorf("nonsense: %d %v", status, out)
+	}
+}
+
+// Guided decoding with the test ARM, whose preferred words are known
+// (rmtest.Preferred): over the same seeds, the share of preferred words in
+// the answers rises as 1/β does, from the base model's own (weight 0).
+func TestGuidedWithTestARM(t *testing.T) {
+	addr := serveONNXRewards(t, `
+  arm:
+    type: onnx_arm
+    onnx: {path: %[1]s/arm.onnx, tokenizer: %[1]s/tokenizer.json}
+`)
+	share := func(steer string) float64 {
+		var preferred, words int
+		for seed := range 12 {
+			status, out := steered(t, addr, fmt.Sprintf(`{"model":"reference","seed":%d,"max_tokens":24,"messages":[{"role":"user","content":"Why is the sky blue?"}],"steering":%s}`, seed, steer))
+			if status != 200 {
+				t.Fatalf("%s: %d %v", steer, status, out)
+			}
+			text := out["choices"].([]any)[0].(map[string]any)["message"].(map[string]any)["content"].(string)
+			for _, w := range strings.FieldsFunc(strings.ToLower(text), func(r rune) bool { return r < 'a' || r > 'z' }) {
+				words++
+				if slices.Contains(rmtest.Preferred, w) {
+					preferred++
+				}
+			}
+		}
+		return float64(preferred) / float64(words)
+	}
+	base := share(`{"strategy":"guided","token_rewards":{"arm":0}}`)
+	one := share(`{"strategy":"guided","token_rewards":{"arm":1},"beta":1}`)
+	strong := share(`{"strategy":"guided","token_rewards":{"arm":1},"beta":0.25}`)
+	if !(base < one && one < strong) {
+		t.Errorf("share of preferred words: %.3f (1/β 0), %.3f (1/β 1), %.3f (1/β 4): not rising", base, one, strong)
+	}
+	t.Logf("share of preferred words: %.3f, %.3f, %.3f", base, one, strong)
+	// Through the official Go SDK, streamed and not.
+	c := openai.NewClient(option.WithBaseURL("http://"+addr+"/v1/"), option.WithAPIKey("sk-none"), option.WithMaxRetries(0))
+	params := openai.ChatCompletionNewParams{Model: "reference", Seed: openai.Int(2), MaxTokens: openai.Int(20),
+		Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("How do plants make food?")}}
+	steer := option.WithJSONSet("steering", map[string]any{"strategy": "guided", "token_rewards": map[string]float64{"arm": 1}})
+	a, err := c.Chat.Completions.New(context.Background(), params, steer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := c.Chat.Completions.NewStreaming(context.Background(), params, steer)
+	acc := openai.ChatCompletionAccumulator{}
+	for st.Next() {
+		acc.AddChunk(st.Current())
+	}
+	if st.Err() != nil || a.Choices[0].Message.Content == "" || acc.Choices[0].Message.Content != a.Choices[0].Message.Content {
+		t.Errorf("stream %q (%v), want %q", acc.Choices[0].Message.Content, st.Err(), a.Choices[0].Message.Content)
 	}
 }

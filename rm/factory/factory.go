@@ -24,10 +24,23 @@ import (
 )
 
 // Info is what the rest of the gateway knows of a reward before any model
-// is loaded: its objectives and default weights.
+// is loaded: its objectives and default weights. Token-level rewards
+// (onnx_arm, lexicon, value) have no objectives of answers: nil.
 type Info struct {
 	Objectives []string
 	Weights    map[string]float64 // nil: 1 for every objective
+}
+
+// pass orders the rewards so that each is built after those it reads:
+// models and rules, then ensembles of them, then value functions.
+func pass(rc configs.Reward) int {
+	switch rc.Type {
+	case configs.RewardEnsemble:
+		return 1
+	case configs.RewardValue:
+		return 2
+	}
+	return 0
 }
 
 // Describe derives every configured reward's objectives and default weights
@@ -38,10 +51,10 @@ func Describe(cfg *configs.Config) (map[string]Info, error) {
 	out := map[string]Info{}
 	var errs configs.Errors
 	names := slices.Sorted(maps.Keys(cfg.Rewards))
-	for pass := range 2 { // members before ensembles
+	for p := range 3 {
 		for _, name := range names {
 			rc := cfg.Rewards[name]
-			if (rc.Type == configs.RewardEnsemble) != (pass == 1) {
+			if pass(rc) != p {
 				continue
 			}
 			objs, err := objectives(name, rc, out)
@@ -79,6 +92,9 @@ func Describe(cfg *configs.Config) (map[string]Info, error) {
 				for _, e := range inspect(rc) {
 					errs = append(errs, fmt.Sprintf("%s:rewards.%s.%s", cfg.File, name, e))
 				}
+			}
+			if rc.TokenLevel() {
+				info.Objectives = nil
 			}
 			out[name] = info
 		}
@@ -187,8 +203,10 @@ func objectives(name string, rc configs.Reward, built map[string]Info) ([]string
 		return objs, nil
 	case configs.RewardONNX, configs.RewardRemote:
 		return rc.Objectives, nil
-	case configs.RewardONNXARM:
+	case configs.RewardONNXARM, configs.RewardValue:
 		return nil, nil
+	case configs.RewardLexicon:
+		return slices.Sorted(maps.Keys(rc.Lexicon)), nil
 	case configs.RewardONNXPRM:
 		if len(rc.Objectives) == 1 {
 			return rc.Objectives, nil
@@ -236,10 +254,10 @@ type Options struct {
 func Build(cfg *configs.Config, infos map[string]Info, o Options) (*Set, error) {
 	s := &Set{Rewarders: map[string]rm.Rewarder{}, Tokens: map[string]rm.TokenRewarder{}, Infos: infos}
 	names := slices.Sorted(maps.Keys(cfg.Rewards))
-	for pass := range 2 {
+	for p := range 3 {
 		for _, name := range names {
 			rc := cfg.Rewards[name]
-			if (rc.Type == configs.RewardEnsemble) != (pass == 1) {
+			if pass(rc) != p {
 				continue
 			}
 			if err := s.add(name, rc, cfg, o); err != nil {
@@ -252,13 +270,32 @@ func Build(cfg *configs.Config, infos map[string]Info, o Options) (*Set, error) 
 }
 
 func (s *Set) add(name string, rc configs.Reward, cfg *configs.Config, o Options) error {
-	if rc.Type == configs.RewardONNXARM {
+	switch rc.Type {
+	case configs.RewardONNXARM:
 		a, err := onnx.NewARM(onnxConfig(name, rc, cfg, o))
 		if err != nil {
 			return err
 		}
 		s.closers = append(s.closers, a.Close)
 		s.Tokens[name] = a
+		return nil
+	case configs.RewardLexicon:
+		l, err := rules.NewLexicon(rc.Lexicon, rc.Weights)
+		if err != nil {
+			return err
+		}
+		s.Tokens[name] = l
+		return nil
+	case configs.RewardValue:
+		target := rc.Value.Reward
+		w := s.Infos[target].Weights
+		if w == nil {
+			w = map[string]float64{}
+			for _, o := range s.Infos[target].Objectives {
+				w[o] = 1
+			}
+		}
+		s.Tokens[name] = rm.Value{Reward: s.Rewarders[target], Weights: w}
 		return nil
 	}
 	r, err := s.model(name, rc, cfg, o)

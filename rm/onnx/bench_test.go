@@ -79,3 +79,41 @@ func BenchmarkConcurrentCallers(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkARMStep is one guided step's token-reward time: 8 one-token
+// candidates after a partial answer that starts at the given length and
+// grows by one token an op (run it with a fixed count, e.g. -benchtime
+// 100x), with the key/value model (which feeds only the new token) and
+// without (which reads the whole context every step).
+func BenchmarkARMStep(b *testing.B) {
+	words := strings.Fields("the sky is blue because air scatters light so the sun helps plants make food which is good")
+	next := []string{" the", " sky", " is", " blue", " because", " air", " so", " which"}
+	for _, model := range []string{"arm_kv.onnx", "arm.onnx"} {
+		for _, length := range []int{16, 64, 256} {
+			b.Run(fmt.Sprintf("%s/answer=%d", strings.TrimSuffix(model, ".onnx"), length), func(b *testing.B) {
+				cfg := config(b, model)
+				cfg.Library, cfg.MaxLength = LibraryPath(""), 512
+				a, err := NewARM(cfg)
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer a.Close()
+				s := rm.Sample{Prompt: "why is the sky blue?"}
+				for i := range length {
+					s.Response += " " + words[i%len(words)]
+				}
+				if _, err := a.LogProbs(context.Background(), s, next); err != nil {
+					b.Fatal(err)
+				}
+				i := 0
+				for b.Loop() {
+					s.Response += " " + words[i%len(words)] // one token more, as a guided step adds
+					i++
+					if _, err := a.LogProbs(context.Background(), s, next); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
+}

@@ -9,5 +9,7 @@
 // objectives, and a gated model's second output as their gates; PRM reads
 // a process reward model's step scores at its separator token; ARM reads
 // an autoregressive reward model's [batch, sequence, vocabulary] logits as
-// next-token log-probabilities.
+// next-token log-probabilities after an open assistant turn, from one row
+// when the candidates are single tokens of its own, reusing an exported
+// key/value cache across a growing answer.
 package onnx

@@ -149,36 +149,104 @@ func TestConcurrentScoringIsBatched(t *testing.T) {
 	t.Logf("64 concurrent callers: %d model runs", runs)
 }
 
+// armLogProb is what Go computes for candidate n after the context: the
+// log-softmax sum over the candidate's tokens from position start.
+func armLogProb(logits func([]int64) [][]float32, ids []int, start int) float64 {
+	var ids64 []int64
+	for _, id := range ids {
+		ids64 = append(ids64, int64(id))
+	}
+	l := logits(ids64)
+	var lp float64
+	for p := start; p < len(ids); p++ {
+		lp += rmtest.LogSoftmax(l[p-1])[ids[p]]
+	}
+	return lp
+}
+
+// The ARM scores candidates after an open assistant turn, as Go computes
+// it: one row for one-token candidates, a row each for the others, every
+// candidate over the same span.
 func TestARMMatchesGo(t *testing.T) {
-	cfg := config(t, "arm.onnx")
-	a, err := NewARM(cfg)
+	for _, c := range []struct {
+		file   string
+		logits func([]int64) [][]float32
+	}{{"arm.onnx", rmtest.ARM().Logits}, {"arm_kv.onnx", rmtest.KVARM().MeanLogits}} {
+		t.Run(c.file, func(t *testing.T) {
+			a, err := NewARM(config(t, c.file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer a.Close()
+			if a.KV() != (c.file == "arm_kv.onnx") {
+				t.Fatalf("key/value cache: %v", a.KV())
+			}
+			s := rm.Sample{Messages: []backend.Message{{Role: "user", Content: "why is the sky blue?"}}, Response: "the sky is"}
+			ctxText := "why is the sky blue?\nthe sky is"
+			base := a.enc.tok.Encode(ctxText)
+			for _, next := range [][]string{{" because", " the", " blue", "."}, {" because", " the sun", " zzz", "."}} {
+				got, err := a.LogProbs(context.Background(), s, next)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for i, n := range next {
+					if lp := armLogProb(c.logits, a.enc.tok.Encode(ctxText+n), len(base)); math.Abs(float64(got[i])-lp) > 1e-4 || lp >= 0 {
+						t.Errorf("%v: candidate %q: %v, Go computes %v", next, n, got[i], lp)
+					}
+				}
+			}
+			// A candidate that merges with the context's last token ("blu"
+			// + "e" is "blue"): every candidate is scored from the token
+			// that changes, so that all cover the same span.
+			s.Response = "the sky is blu"
+			merged := []string{"e", " sky"}
+			got, err := a.LogProbs(context.Background(), s, merged)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctxText += " blu"
+			base = a.enc.tok.Encode(ctxText)
+			start := len(base) - 1
+			for i, n := range merged {
+				ids := a.enc.tok.Encode(ctxText + n)
+				if lp := armLogProb(c.logits, ids, start); math.Abs(float64(got[i])-lp) > 1e-4 {
+					t.Errorf("merged candidate %q: %v, Go computes %v from position %d", n, got[i], lp, start)
+				}
+			}
+		})
+	}
+}
+
+// With a key/value cache, extending the answer by a token feeds the model
+// that token only, and scores match a model that reads it all.
+func TestARMReusesKeyValues(t *testing.T) {
+	a, err := NewARM(config(t, "arm_kv.onnx"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	prefix := []backend.Message{{Role: "user", Content: "why is the sky blue?"}}
-	next := []string{" because", " the sun", " zzz", "."}
-	got, err := a.LogProbs(context.Background(), prefix, "the sky is", next)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := rmtest.ARM()
-	ctxText := "why is the sky blue?\nthe sky is"
-	base := a.enc.tok.Encode(ctxText)
-	for i, n := range next {
-		ids := a.enc.tok.Encode(ctxText + n)
-		var ids64 []int64
-		for _, id := range ids {
-			ids64 = append(ids64, int64(id))
+	s := rm.Sample{Messages: []backend.Message{{Role: "user", Content: "why is the sky blue?"}}}
+	w := rmtest.KVARM()
+	for i, word := range strings.Fields("the sky is blue because air scatters light") {
+		before := a.Fed()
+		got, err := a.LogProbs(context.Background(), s, []string{" why", " the", " sun"})
+		if err != nil {
+			t.Fatal(err)
 		}
-		logits := w.Logits(ids64)
-		var lp float64
-		for p := len(base); p < len(ids); p++ {
-			lp += rmtest.LogSoftmax(logits[p-1])[ids[p]]
+		ctxText := "why is the sky blue?\n" + s.Response
+		ids := a.enc.tok.Encode(ctxText)
+		if fed := a.Fed() - before; i > 0 && fed != 1 {
+			t.Errorf("step %d fed %d tokens, want 1", i, fed)
 		}
-		if math.Abs(float64(got[i])-lp) > 1e-4 || lp >= 0 {
-			t.Errorf("candidate %q: %v, Go computes %v", n, got[i], lp)
+		for j, n := range []string{" why", " the", " sun"} {
+			if lp := armLogProb(w.MeanLogits, a.enc.tok.Encode(ctxText+n), len(ids)); math.Abs(float64(got[j])-lp) > 1e-4 {
+				t.Errorf("step %d candidate %q: %v, Go computes %v", i, n, got[j], lp)
+			}
 		}
+		if s.Response != "" {
+			s.Response += " "
+		}
+		s.Response += word
 	}
 }
 

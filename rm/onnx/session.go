@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/steergate/steergate/configs"
@@ -38,6 +40,9 @@ type Config struct {
 	Threads    int    // intra-op threads; 0: ONNX Runtime's default
 	Log        *slog.Logger
 	Metrics    *metrics.Metrics
+	// past accepts past key/value inputs (past_key_values.*) with their
+	// present.* outputs: an autoregressive model that can reuse them.
+	past bool
 }
 
 func (c *Config) defaults() {
@@ -57,6 +62,11 @@ type session struct {
 	output   ort.InputOutputInfo  // the scores
 	gate     *ort.InputOutputInfo // a gated model's coefficients
 	provider string               // what it really runs on
+	// past and present name a decoder's key/value cache inputs and the
+	// outputs that extend them, pairwise; pastDims their shapes (the
+	// sequence is the dimension that is −1 apart from the batch).
+	past, present []string
+	pastDims      [][]int64
 }
 
 // load applies defaults, then reads the tokenizer and opens the model:
@@ -102,11 +112,26 @@ func open(c *Config) (*session, error) {
 	if have["token_type_ids"] {
 		s.inputs, s.hasTypes = append(s.inputs, "token_type_ids"), true
 	}
-	if len(ins) != len(s.inputs) {
-		return nil, fmt.Errorf("model %s has inputs %v; only input_ids, attention_mask and token_type_ids can be fed", c.Model, names(ins))
+	outNamed := map[string]bool{}
+	for _, o := range outs {
+		outNamed[o.Name] = true
 	}
 	for _, in := range ins {
-		if in.DataType != ort.TensorElementDataTypeInt64 {
+		rest, ok := strings.CutPrefix(in.Name, "past_key_values.")
+		if !ok || !c.past {
+			continue
+		}
+		if !outNamed["present."+rest] || in.DataType != ort.TensorElementDataTypeFloat {
+			return nil, fmt.Errorf("model %s: input %s has no float32 output present.%s to extend it", c.Model, in.Name, rest)
+		}
+		s.past, s.present = append(s.past, in.Name), append(s.present, "present."+rest)
+		s.pastDims = append(s.pastDims, in.Dimensions)
+	}
+	if len(ins) != len(s.inputs)+len(s.past) {
+		return nil, fmt.Errorf("model %s has inputs %v; only input_ids, attention_mask, token_type_ids (and, for an autoregressive model, past_key_values.*) can be fed", c.Model, names(ins))
+	}
+	for _, in := range ins {
+		if in.DataType != ort.TensorElementDataTypeInt64 && !strings.HasPrefix(in.Name, "past_key_values.") {
 			return nil, fmt.Errorf("model %s: input %s is %s; want int64", c.Model, in.Name, in.DataType)
 		}
 	}
@@ -144,11 +169,11 @@ func open(c *Config) (*session, error) {
 			s.provider = "cuda"
 		}
 	}
-	s.s, err = ort.NewDynamicAdvancedSession(c.Model, s.inputs, outNames, opts)
+	s.s, err = ort.NewDynamicAdvancedSession(c.Model, append(slices.Clone(s.inputs), s.past...), append(outNames, s.present...), opts)
 	if err != nil && s.provider == "cuda" && c.Fallback == "cpu" {
 		c.Log.Warn("CUDA session failed; running the reward model on the CPU", "model", c.Model, "err", err)
 		s.provider = "cpu"
-		s.s, err = ort.NewDynamicAdvancedSession(c.Model, s.inputs, outNames, nil)
+		s.s, err = ort.NewDynamicAdvancedSession(c.Model, append(slices.Clone(s.inputs), s.past...), append(outNames, s.present...), nil)
 	}
 	if err != nil {
 		if s.provider == "cuda" {
@@ -248,8 +273,15 @@ type output struct {
 }
 
 // run feeds a batch and returns the outputs: the scores, then the gates
-// of a gated model.
+// of a gated model. A decoder with a key/value cache gets an empty past.
 func (s *session) run(b *batch) ([]output, error) {
+	if len(s.past) > 0 {
+		if b.rows != 1 {
+			return nil, fmt.Errorf("%w: a decoder with a key/value cache runs one row at a time", fault.ErrReward)
+		}
+		logits, _, err := s.runPast(b.ids, s.emptyPast())
+		return []output{logits}, err
+	}
 	shape := ort.NewShape(int64(b.rows), int64(b.cols))
 	var inputs []ort.Value
 	defer func() {
@@ -281,6 +313,87 @@ func (s *session) run(b *batch) ([]output, error) {
 		out[i] = output{data: append([]float32(nil), t.GetData()...), shape: t.GetShape()}
 	}
 	return out, nil
+}
+
+// emptyPast is a key/value cache of no tokens.
+func (s *session) emptyPast() []output {
+	out := make([]output, len(s.past))
+	for i, dims := range s.pastDims {
+		shape := make(ort.Shape, len(dims))
+		for j, d := range dims {
+			shape[j] = max(d, 1)
+		}
+		shape[seqAxis(dims)] = 0
+		out[i] = output{shape: shape}
+	}
+	return out
+}
+
+// seqAxis is the sequence dimension of a past key/value input: the last
+// dynamic one ([batch, heads, sequence, head_dim]).
+func seqAxis(dims []int64) int {
+	for j := len(dims) - 1; j > 0; j-- {
+		if dims[j] < 0 {
+			return j
+		}
+	}
+	return len(dims) - 2
+}
+
+// runPast feeds one row of new token ids after a key/value cache and
+// returns the logits of the new positions and the extended cache.
+func (s *session) runPast(ids []int64, past []output) (output, []output, error) {
+	pastLen := past[0].shape[seqAxis(s.pastDims[0])]
+	mask := make([]int64, int(pastLen)+len(ids))
+	for i := range mask {
+		mask[i] = 1
+	}
+	var inputs []ort.Value
+	defer func() {
+		for _, v := range inputs {
+			v.Destroy()
+		}
+	}()
+	add := func(v ort.Value, err error) error {
+		if err == nil {
+			inputs = append(inputs, v)
+		}
+		return err
+	}
+	if err := add(ort.NewTensor(ort.NewShape(1, int64(len(ids))), ids)); err != nil {
+		return output{}, nil, err
+	}
+	if err := add(ort.NewTensor(ort.NewShape(1, int64(len(mask))), mask)); err != nil {
+		return output{}, nil, err
+	}
+	if s.hasTypes {
+		if err := add(ort.NewTensor(ort.NewShape(1, int64(len(ids))), make([]int64, len(ids)))); err != nil {
+			return output{}, nil, err
+		}
+	}
+	for _, p := range past {
+		data := p.data
+		if data == nil {
+			data = []float32{}
+		}
+		if err := add(ort.NewTensor(p.shape, data)); err != nil {
+			return output{}, nil, err
+		}
+	}
+	outputs := make([]ort.Value, 1+len(s.present))
+	if err := s.s.Run(inputs, outputs); err != nil {
+		return output{}, nil, fmt.Errorf("%w: onnx run: %w", fault.ErrReward, err)
+	}
+	var read []output
+	for i, v := range outputs {
+		defer v.Destroy()
+		t, ok := v.(*ort.Tensor[float32])
+		if !ok {
+			return output{}, nil, fmt.Errorf("%w: output %d is not a float32 tensor", fault.ErrReward, i)
+		}
+		read = append(read, output{data: append([]float32(nil), t.GetData()...), shape: t.GetShape()})
+	}
+	return read[0], read[1:], nil
 }
 
 // encoder tokenizes samples in the model's input format.

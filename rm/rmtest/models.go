@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -96,11 +97,53 @@ func Seq(withTypes bool) SeqWeights {
 	return w
 }
 
+// Preferred are the words the autoregressive test model favours after any
+// token: their logits carry PreferredBias more, so that guided decoding
+// with it has a known direction.
+var Preferred = []string{"because", "so", "which", "helps", "example"}
+
+// PreferredBias is what the test ARM adds to the logits of Preferred.
+const PreferredBias = 4
+
 // ARM returns the autoregressive model's weights.
 func ARM() ARMWeights {
 	r := rand.New(rand.NewPCG(seedModel, 2))
 	v := len(Vocab())
+	w := ARMWeights{Emb: randn(r, v*Dim, 1), W: randn(r, Dim*v, 0.7), B: randn(r, v, 0.1)}
+	for _, p := range Preferred {
+		w.B[slices.Index(Vocab(), p)] += PreferredBias
+	}
+	return w
+}
+
+// KVARM returns the weights of the autoregressive model that exports its
+// key/value cache: the same shapes as ARM's.
+func KVARM() ARMWeights {
+	r := rand.New(rand.NewPCG(seedModel, 5))
+	v := len(Vocab())
 	return ARMWeights{Emb: randn(r, v*Dim, 1), W: randn(r, Dim*v, 0.7), B: randn(r, v, 0.1)}
+}
+
+// MeanLogits computes the key/value model in Go: per position t, the
+// vocabulary logits of the mean embedding of tokens 0..t.
+func (w ARMWeights) MeanLogits(ids []int64) [][]float32 {
+	v := len(w.B)
+	out := make([][]float32, len(ids))
+	var sum [Dim]float32
+	for t, id := range ids {
+		for d := range Dim {
+			sum[d] += w.Emb[int(id)*Dim+d]
+		}
+		out[t] = make([]float32, v)
+		for j := range v {
+			var acc float32
+			for d := range Dim {
+				acc += sum[d] / float32(t+1) * w.W[d*v+j]
+			}
+			out[t][j] = acc + w.B[j]
+		}
+	}
+	return out
 }
 
 // PRM returns the process reward model's weights.
@@ -272,6 +315,59 @@ func armModel(w ARMWeights) []byte {
 		[]onnxValue{{"logits", onnxFloat, []any{"batch", "sequence", v}}})
 }
 
+// kvARMModel is a decoder with a one-layer key/value cache: the key of a
+// token is its embedding, present = past ++ new keys, and the logits of a
+// new position are a linear head on the mean of the keys up to it.
+func kvARMModel(w ARMWeights) []byte {
+	v := int64(len(Vocab()))
+	return onnxModel("arm_kv",
+		[]onnxNode{
+			{op: "Gather", in: []string{"emb", "input_ids"}, out: []string{"tok"}},
+			{op: "Unsqueeze", in: []string{"tok", "axis1"}, out: []string{"new_keys"}},
+			{op: "Concat", in: []string{"past_key_values.0.key", "new_keys"}, out: []string{"present.0.key"}, attrs: []onnxAttr{{name: "axis", i: i64(2)}}},
+			{op: "Concat", in: []string{"past_key_values.0.value", "new_keys"}, out: []string{"present.0.value"}, attrs: []onnxAttr{{name: "axis", i: i64(2)}}},
+			{op: "CumSum", in: []string{"present.0.key", "axis2s"}, out: []string{"sums"}},
+			{op: "Shape", in: []string{"present.0.key"}, out: []string{"kshape"}},
+			{op: "Gather", in: []string{"kshape", "two"}, out: []string{"total"}},
+			{op: "Add", in: []string{"total", "one"}, out: []string{"total1"}},
+			{op: "Range", in: []string{"one", "total1", "one"}, out: []string{"positions"}},
+			{op: "Cast", in: []string{"positions"}, out: []string{"counts"}, attrs: []onnxAttr{{name: "to", i: i64(onnxFloat)}}},
+			{op: "Reshape", in: []string{"counts", "count_shape"}, out: []string{"counts4"}},
+			{op: "Div", in: []string{"sums", "counts4"}, out: []string{"means"}},
+			{op: "Shape", in: []string{"input_ids"}, out: []string{"ishape"}},
+			{op: "Slice", in: []string{"ishape", "one1", "two1"}, out: []string{"fresh"}},
+			{op: "Neg", in: []string{"fresh"}, out: []string{"from"}},
+			{op: "Slice", in: []string{"means", "from", "big", "two1"}, out: []string{"new_means"}},
+			{op: "Squeeze", in: []string{"new_means", "axis1"}, out: []string{"h"}},
+			{op: "MatMul", in: []string{"h", "out_w"}, out: []string{"proj"}},
+			{op: "Add", in: []string{"proj", "out_b"}, out: []string{"logits"}},
+		},
+		[]onnxTensor{
+			{name: "emb", dims: []int64{v, Dim}, f32: w.Emb},
+			{name: "out_w", dims: []int64{Dim, v}, f32: w.W},
+			{name: "out_b", dims: []int64{v}, f32: w.B},
+			{name: "axis1", dims: []int64{1}, i64: []int64{1}},
+			{name: "axis2s", i64: []int64{2}}, // a scalar: CumSum's axis
+			{name: "one", i64: []int64{1}},
+			{name: "two", i64: []int64{2}},
+			{name: "one1", dims: []int64{1}, i64: []int64{1}},
+			{name: "two1", dims: []int64{1}, i64: []int64{2}},
+			{name: "big", dims: []int64{1}, i64: []int64{1 << 40}},
+			{name: "count_shape", dims: []int64{4}, i64: []int64{1, 1, -1, 1}},
+		},
+		[]onnxValue{
+			{"input_ids", onnxInt64, []any{"batch", "sequence"}},
+			{"attention_mask", onnxInt64, []any{"batch", "total"}},
+			{"past_key_values.0.key", onnxFloat, []any{"batch", int64(1), "past", int64(Dim)}},
+			{"past_key_values.0.value", onnxFloat, []any{"batch", int64(1), "past", int64(Dim)}},
+		},
+		[]onnxValue{
+			{"logits", onnxFloat, []any{"batch", "sequence", v}},
+			{"present.0.key", onnxFloat, []any{"batch", int64(1), "total", int64(Dim)}},
+			{"present.0.value", onnxFloat, []any{"batch", int64(1), "total", int64(Dim)}},
+		})
+}
+
 func prmModel(w PRMWeights) []byte {
 	v := int64(len(Vocab()) + 1)
 	return onnxModel("prm",
@@ -362,6 +458,7 @@ func Files() map[string][]byte {
 		"seq_reward.onnx":       seqModel(Seq(false)),
 		"seq_reward_types.onnx": seqModel(Seq(true)),
 		"arm.onnx":              armModel(ARM()),
+		"arm_kv.onnx":           kvARMModel(KVARM()),
 		"prm.onnx":              prmModel(PRM()),
 		"gated.onnx":            gatedModel(Gated()),
 		"tokenizer.json":        tokenizerJSON(),
