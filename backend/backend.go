@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 
 	"github.com/steergate/steergate/fault"
 )
@@ -28,6 +29,34 @@ type Lister interface {
 // given text (the response) after a given context (Caps.Scoring).
 type Scorer interface {
 	ScoreText(ctx context.Context, r *Request, text string) (*Score, error)
+}
+
+// RawRequest is a request an OpenAI-compatible backend can take as the
+// client wrote it: Body with Model set (each backend's own name) and the
+// members in Drop removed, everything else as sent.
+type RawRequest struct {
+	Chat   bool     // /chat/completions, else /completions
+	Body   []byte   // the client's body
+	Drop   []string // top-level members the backend must not see (steering)
+	Stream bool
+	Req    *Request // the decoded request, for checks and the model name
+}
+
+// RawAnswer is a backend's answer to relay as it came: a whole body, or an
+// event stream to copy until it ends; Close releases it.
+type RawAnswer struct {
+	Body   []byte
+	Stream io.Reader
+	Close  func()
+}
+
+// RawProxy is a backend that speaks the OpenAI wire format itself, so that
+// a request the gateway does not steer can cross as bytes: no decoding and
+// encoding of what the gateway does not change. RawOK says whether r needs
+// nothing the adapter would translate.
+type RawProxy interface {
+	RawOK(r *Request) bool
+	Raw(ctx context.Context, r *RawRequest) (*RawAnswer, error)
 }
 
 // Score is the log-probability of a text under a backend's model.

@@ -101,6 +101,40 @@ func (l *limited) Stream(ctx context.Context, r *Request, emit func(Delta) error
 	return g, err
 }
 
+// RawOK forwards to the wrapped backend, if it relays raw requests.
+func (l *limited) RawOK(r *Request) bool {
+	rp, ok := l.Backend.(RawProxy)
+	return ok && rp.RawOK(r)
+}
+
+// Raw relays within the limits; a stream holds its turn until it is
+// closed.
+func (l *limited) Raw(ctx context.Context, r *RawRequest) (*RawAnswer, error) {
+	rp, ok := l.Backend.(RawProxy)
+	if !ok {
+		return nil, &fault.ParamError{Msg: "backend " + l.Backend.Name() + " cannot relay raw requests", Err: fault.ErrUpstream}
+	}
+	ctx, done, err := l.enter(ctx)
+	if err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	a, err := rp.Raw(ctx, r)
+	err = causeOf(ctx, err)
+	if err != nil || a.Stream == nil {
+		l.observe(start, err)
+		done()
+		return a, err
+	}
+	inner := a.Close
+	a.Close = func() {
+		inner()
+		l.observe(start, causeOf(ctx, nil))
+		done()
+	}
+	return a, nil
+}
+
 // Close closes the wrapped backend's connections, if it keeps any.
 func (l *limited) Close() {
 	if c, ok := l.Backend.(interface{ Close() }); ok {

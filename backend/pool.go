@@ -220,6 +220,32 @@ func sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
+// RawOK: every member relays raw and needs no translation for r.
+func (p *Pool) RawOK(r *Request) bool {
+	for _, m := range p.members {
+		rp, ok := m.Backend.(RawProxy)
+		if !ok || !rp.RawOK(r) {
+			return false
+		}
+	}
+	return true
+}
+
+// Raw relays with failover as Generate does: each member gets its own model
+// name, and a stream is never retried once it has begun (Raw returns when
+// the headers have come).
+func (p *Pool) Raw(ctx context.Context, r *RawRequest) (*RawAnswer, error) {
+	return do(ctx, p, r.Req, func(ctx context.Context, b Backend, mr *Request) (*RawAnswer, error) {
+		rp, ok := b.(RawProxy)
+		if !ok {
+			return nil, fmt.Errorf("%w: %s cannot relay raw requests", fault.ErrUpstream, b.Name())
+		}
+		rr := *r
+		rr.Req = mr
+		return rp.Raw(ctx, &rr)
+	}, nil)
+}
+
 // Models lists the first member's models.
 func (p *Pool) Models(ctx context.Context) ([]string, error) {
 	if l, ok := p.members[0].Backend.(Lister); ok {

@@ -62,7 +62,8 @@ type Redis struct {
 	rtt                                    atomic.Int64 // typical read round trip, ns (an exponential average)
 	streak                                 atomic.Int64 // failed reads in a row
 	openUntil                              atomic.Int64 // unix ns; reads skip Redis until then
-	writes                                 chan write
+	writes                                 chan []write // whole batches, so that one SetMany is one pipeline
+	queued                                 atomic.Int64 // writes waiting, bounded by WriteQueue
 	stop                                   chan struct{}
 	done                                   chan struct{}
 	closeOnce                              sync.Once
@@ -106,7 +107,7 @@ func NewRedis(o RedisOptions) *Redis {
 		ContextTimeoutEnabled: true, ClientName: "steergate",
 	})
 	quietOnce.Do(func() { redis.SetLogger(debugLogger{o.Log}) })
-	r := &Redis{c: c, o: o, log: o.Log, metrics: o.Metrics, writes: make(chan write, o.WriteQueue),
+	r := &Redis{c: c, o: o, log: o.Log, metrics: o.Metrics, writes: make(chan []write, o.WriteQueue),
 		stop: make(chan struct{}), done: make(chan struct{})}
 	go r.writer()
 	return r
@@ -137,7 +138,7 @@ func (r *Redis) Flush() {
 	}
 	ch := make(chan struct{})
 	select {
-	case r.writes <- write{flush: ch}:
+	case r.writes <- []write{{flush: ch}}:
 		<-ch
 	case <-r.done:
 	}
@@ -237,41 +238,62 @@ func (r *Redis) Set(ctx context.Context, key string, val []byte, ttl time.Durati
 	return r.SetMany(ctx, []Item{{Key: key, Val: val}}, ttl)
 }
 
-// SetMany queues the writes; the background writer sends them.
+// SetMany queues the writes as one batch; the background writer sends
+// it, with whatever else has queued, in one pipeline. A batch that would
+// pass write_queue is dropped whole (a dropped write is only a future
+// miss).
 func (r *Redis) SetMany(_ context.Context, items []Item, ttl time.Duration) error {
-	for _, it := range items {
-		select {
-		case r.writes <- write{key: r.o.Prefix + it.Key, val: it.Val, ttl: ttl}:
-		default:
-			r.Dropped.Add(1)
-			r.metrics.Cache("redis", "set", "dropped")
-		}
+	if len(items) == 0 {
+		return nil
+	}
+	drop := func() {
+		r.Dropped.Add(int64(len(items)))
+		r.metrics.Cache("redis", "set", "dropped")
+	}
+	if r.queued.Add(int64(len(items))) > int64(r.o.WriteQueue) {
+		r.queued.Add(-int64(len(items)))
+		drop()
+		return nil
+	}
+	batch := make([]write, len(items))
+	for i, it := range items {
+		batch[i] = write{key: r.o.Prefix + it.Key, val: it.Val, ttl: ttl}
+	}
+	select {
+	case r.writes <- batch:
+	default:
+		r.queued.Add(-int64(len(items)))
+		drop()
 	}
 	return nil
 }
 
-// writer sends queued writes in pipelines of whatever has queued.
+// maxPipeline bounds the writes of one pipeline.
+const maxPipeline = 512
+
+// writer sends queued batches, each with whatever else has queued by then,
+// in one pipeline.
 func (r *Redis) writer() {
 	defer close(r.done)
-	batch := make([]write, 0, 64)
+	var pending []write
 	for {
 		select {
-		case w := <-r.writes:
-			batch = append(batch[:0], w)
+		case b := <-r.writes:
+			pending = append(pending[:0], b...)
 		case <-r.stop:
 			r.drain()
 			return
 		}
 	more:
-		for len(batch) < cap(batch) {
+		for len(pending) < maxPipeline {
 			select {
-			case w := <-r.writes:
-				batch = append(batch, w)
+			case b := <-r.writes:
+				pending = append(pending, b...)
 			default:
 				break more
 			}
 		}
-		r.send(batch)
+		r.send(pending)
 	}
 }
 
@@ -279,8 +301,8 @@ func (r *Redis) writer() {
 func (r *Redis) drain() {
 	for {
 		select {
-		case w := <-r.writes:
-			r.send([]write{w})
+		case b := <-r.writes:
+			r.send(b)
 		default:
 			return
 		}
@@ -305,6 +327,7 @@ func (r *Redis) send(batch []write) {
 	if len(writes) == 0 {
 		return
 	}
+	defer r.queued.Add(-int64(len(writes)))
 	batch = writes
 	if r.open() {
 		r.metrics.Cache("redis", "set", "skipped")

@@ -2,10 +2,15 @@ package cache_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/steergate/steergate/cache"
 	"github.com/steergate/steergate/cache/cachetest"
@@ -109,5 +114,110 @@ func TestHungRedisIsSkipped(t *testing.T) {
 			t.Fatal("hits did not resume")
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// trips counts what the client sends for the cache: each command or
+// pipeline is one round trip to a standalone server. A new connection's
+// own handshake (HELLO, CLIENT ...) is not the cache's.
+type trips struct{ n atomic.Int64 }
+
+func handshake(cmd redis.Cmder) bool {
+	name := strings.ToLower(cmd.Name())
+	return name == "hello" || name == "client"
+}
+
+func (h *trips) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *trips) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if !handshake(cmd) {
+			h.n.Add(1)
+		}
+		return next(ctx, cmd)
+	}
+}
+func (h *trips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		if !handshake(cmds[0]) {
+			h.n.Add(1)
+		}
+		return next(ctx, cmds)
+	}
+}
+
+// A batch of reads is one round trip, and so is a batch of writes.
+func TestRedisBatchesAreOneRoundTrip(t *testing.T) {
+	srv := cachetest.StartRedis(t)
+	r := newRedis(srv.Addr)
+	defer r.Close()
+	h := &trips{}
+	r.Client().AddHook(h)
+	ctx := context.Background()
+	var items []cache.Item
+	var keys []string
+	for i := range 16 {
+		k := fmt.Sprintf("k%d", i)
+		items, keys = append(items, cache.Item{Key: k, Val: []byte(k)}), append(keys, k)
+	}
+	if err := r.SetMany(ctx, items, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	r.Flush()
+	if n := h.n.Load(); n != 1 {
+		t.Errorf("16 writes took %d round trips", n)
+	}
+	vals, err := r.GetMany(ctx, keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range vals {
+		if string(v) != keys[i] {
+			t.Errorf("key %s: %q", keys[i], v)
+		}
+	}
+	if n := h.n.Load(); n != 2 {
+		t.Errorf("16 reads took %d round trips", n-1)
+	}
+}
+
+// On a 3-node cluster the keys of one batch live in different slots; a
+// batch still reads and writes every one of them.
+func TestRedisClusterBatches(t *testing.T) {
+	addrs := cachetest.StartCluster(t, 3)
+	r := cache.NewRedis(cache.RedisOptions{Addrs: addrs, Cluster: true, Prefix: "t:", DialTimeout: time.Second,
+		ReadTimeout: time.Second, WriteTimeout: time.Second, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	defer r.Close()
+	ctx := context.Background()
+	var items []cache.Item
+	var keys []string
+	for i := range 64 {
+		k := fmt.Sprintf("key-%d", i)
+		items, keys = append(items, cache.Item{Key: k, Val: []byte("v" + k)}), append(keys, k)
+	}
+	if err := r.SetMany(ctx, items, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	r.Flush()
+	vals, err := r.GetMany(ctx, append(keys, "absent"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, k := range keys {
+		if string(vals[i]) != "v"+k {
+			t.Fatalf("key %s: %q", k, vals[i])
+		}
+	}
+	if vals[len(keys)] != nil {
+		t.Errorf("absent key: %q", vals[len(keys)])
+	}
+	slots := map[int64]bool{}
+	for _, k := range keys {
+		slots[r.Client().ClusterKeySlot(ctx, "t:"+k).Val()] = true
+	}
+	if len(slots) < 32 {
+		t.Errorf("the keys fell in only %d slots: the test does not span the nodes", len(slots))
+	}
+	if r.Errors.Load() != 0 {
+		t.Errorf("%d errors", r.Errors.Load())
 	}
 }

@@ -2,11 +2,16 @@ package gateway_test
 
 import (
 	"testing"
+	"time"
 
 	"github.com/steergate/steergate/backend"
 	"github.com/steergate/steergate/backend/backendtest"
 	"github.com/steergate/steergate/backend/openai"
 	"github.com/steergate/steergate/backend/reference"
+	"github.com/steergate/steergate/cache"
+	"github.com/steergate/steergate/rm"
+	"github.com/steergate/steergate/rm/rules"
+	"github.com/steergate/steergate/steering"
 	"github.com/valyala/fasthttp"
 )
 
@@ -37,6 +42,38 @@ func benchPost(b *testing.B, url string) {
 		req.SetBody(body)
 		if err := hc.Do(req, resp); err != nil || resp.StatusCode() != 200 {
 			b.Fatalf("%v %d %s", err, resp.StatusCode(), resp.Body())
+		}
+	}
+}
+
+// BenchmarkCacheHit is a seeded best-of-4 request answered from the
+// in-memory response cache through the gateway.
+func BenchmarkCacheHit(b *testing.B) {
+	rt := backend.NewRouter()
+	rt.Add(backend.Route{Name: "reference", Backend: reference.New("reference", reference.Options{}), Target: "reference"})
+	rl, _ := rules.New(rules.Config{Keywords: map[string][]string{"helpfulness": {`\bbecause\b`}}})
+	mem := cache.NewMemory(64 << 20)
+	eng := steering.NewEngine(steering.Options{Rewards: map[string]rm.Rewarder{"default": rl}, Limits: steering.Limits{MaxSamples: 16},
+		Responses: steering.NewResponseCache(mem, true, time.Hour, 1<<20, nil)})
+	e := serveWith(b, defaultOptions(), rt, eng)
+	body := []byte(`{"model":"reference","messages":[{"role":"user","content":"Why is the sky blue?"}],"max_tokens":32,"seed":1,"steering":{"strategy":"best_of_n","n":4}}`)
+	hc := &fasthttp.Client{}
+	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+	send := func() {
+		req.Reset()
+		req.SetRequestURI(e.url + "/v1/chat/completions")
+		req.Header.SetMethod("POST")
+		req.SetBody(body)
+		if err := hc.Do(req, resp); err != nil || resp.StatusCode() != 200 {
+			b.Fatalf("%v %d %s", err, resp.StatusCode(), resp.Body())
+		}
+	}
+	send() // the miss that fills the cache
+	b.ReportAllocs()
+	for b.Loop() {
+		send()
+		if string(resp.Header.Peek("X-Cache")) != "hit" {
+			b.Fatal("not a hit")
 		}
 	}
 }

@@ -158,7 +158,7 @@ func (s *Server) completion(ctx *fasthttp.RequestCtx, reqID string, f format) {
 		s.fail(ctx, reqID, rctx, err)
 		return
 	}
-	call := &steering.Call{Route: rt, Request: br, Steering: req.steering, Tenant: br.User}
+	call := &steering.Call{Route: rt, Request: br, Steering: req.steering, Tenant: br.User, Body: ctx.PostBody()}
 	plan, err := s.engine.Plan(call)
 	if err != nil {
 		l.strategy = labelInvalid
@@ -166,6 +166,12 @@ func (s *Server) completion(ctx *fasthttp.RequestCtx, reqID string, f format) {
 		return
 	}
 	l.strategy = plan.Name
+	if pe, ok := s.engine.(passthrougher); ok && pe.Passthrough(call, plan) {
+		if rp, ok := rt.Backend.(backend.RawProxy); ok && rp.RawOK(br) {
+			handedOver = s.relay(ctx, reqID, rctx, cancel, rp, req, f.idPrefix == completionFormat.idPrefix, stopWatch, finish, release)
+			return
+		}
+	}
 	id, created := newID(f.idPrefix), time.Now().Unix()
 	var cacheStatus atomic.Value
 	call.CacheStatus = func(s string) { cacheStatus.Store(s) }
@@ -234,6 +240,12 @@ func (s *Server) completion(ctx *fasthttp.RequestCtx, reqID string, f format) {
 		}
 		_ = sw.done()
 	}
+	s.writeStream(ctx, body)
+}
+
+// writeStream sends an event stream: chunked over HTTP/1.1, on the bare
+// connection (closed at the end) over HTTP/1.0, which has no chunks.
+func (s *Server) writeStream(ctx *fasthttp.RequestCtx, body func(w *bufio.Writer)) {
 	ctx.Response.Header.Set("Cache-Control", "no-cache")
 	ctx.Response.Header.Set("X-Accel-Buffering", "no")
 	if !ctx.Request.Header.IsHTTP11() {
@@ -289,7 +301,13 @@ func (s *Server) steeringHeaders(ctx *fasthttp.RequestCtx, out *steering.Outcome
 }
 
 func marshalInfo(out *steering.Outcome) json.RawMessage {
-	if out == nil || out.Info == nil {
+	if out == nil {
+		return nil
+	}
+	if out.Report != nil {
+		return out.Report
+	}
+	if out.Info == nil {
 		return nil
 	}
 	b, err := json.Marshal(out.Info)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"sync"
 	"syscall"
 	"time"
 
@@ -50,12 +51,12 @@ func watchDisconnect(c net.Conn, cancel context.CancelCauseFunc) (stop func()) {
 			cancel(errClientGone)
 		}
 	})
-	return func() {
+	return sync.OnceFunc(func() {
 		if timer.Stop() {
 			return // never started
 		}
 		_ = c.SetReadDeadline(time.Unix(1, 0)) // wakes the parked read
 		<-done
 		_ = c.SetReadDeadline(time.Time{})
-	}
+	})
 }

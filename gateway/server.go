@@ -88,6 +88,10 @@ func New(opts Options, router *backend.Router, engine Engine, log *slog.Logger, 
 		NoDefaultContentType:         true,
 		DisablePreParseMultipartForm: true,
 		CloseOnShutdown:              true,
+		// A connection's read buffer (as large as the largest request
+		// headers) goes back to the pool once its request is read, instead
+		// of staying with every open stream.
+		ReduceMemoryUsage: true,
 	}
 	return s
 }

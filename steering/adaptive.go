@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"time"
 
 	"github.com/steergate/steergate/backend"
 	"github.com/steergate/steergate/fault"
@@ -125,6 +126,7 @@ func (p *adaptive) Check(c *Check) error {
 func finite(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }
 
 func (p *adaptive) Steer(ctx context.Context, r *backend.Request, env *Env) (*Outcome, error) {
+	start := time.Now()
 	var all []*sample
 	failed, next, waves := 0, 0, 0
 	var first error
@@ -168,8 +170,9 @@ func (p *adaptive) Steer(ctx context.Context, r *backend.Request, env *Env) (*Ou
 	}
 	return finish(env, all, failed, r.Choices(), func(i *Info) {
 		i.Waves, i.StopReason = waves, reason
+		i.Extra = map[string]any{"timing_ms": env.timingReport(time.Since(start))}
 		if p.PruneTokens > 0 {
-			i.Extra = map[string]any{"pruned_prefix_tokens": prefixTokens}
+			i.Extra["pruned_prefix_tokens"] = prefixTokens
 		}
 	})
 }
@@ -283,11 +286,11 @@ func (p *adaptive) wave(ctx context.Context, r *backend.Request, env *Env, idx [
 	if p.PruneTokens > 0 {
 		return p.pruneWave(ctx, r, env, idx, ties)
 	}
-	got, failed, sampleErr, err = draw(ctx, r, env, idx, 0)
-	if err != nil {
-		return nil, 0, nil, err
+	got, failed, sampleErr, scoreErr, err := drawScored(ctx, r, env, idx)
+	if err == nil {
+		err = scoreErr
 	}
-	if err := env.score(ctx, r, got); err != nil {
+	if err != nil {
 		return nil, 0, nil, err
 	}
 	return got, failed, sampleErr, nil

@@ -2,6 +2,7 @@ package steering
 
 import (
 	"context"
+	"time"
 
 	"github.com/steergate/steergate/backend"
 )
@@ -20,18 +21,21 @@ type bestOfN struct {
 func (p *bestOfN) Check(c *Check) error { return c.Samples("n", &p.N, max(4, c.K)) }
 
 func (p *bestOfN) Steer(ctx context.Context, r *backend.Request, env *Env) (*Outcome, error) {
-	ss, failed, first, err := draw(ctx, r, env, indices(0, p.N), 0)
+	start := time.Now()
+	ss, failed, first, scoreErr, err := drawScored(ctx, r, env, indices(0, p.N))
 	if err != nil {
 		return nil, err
 	}
 	if err := enough(ss, env.Common.MinSuccess, failed, first); err != nil {
 		return nil, err
 	}
-	if err := env.score(ctx, r, ss); err != nil {
-		return nil, err
+	if scoreErr != nil {
+		return nil, scoreErr
 	}
 	if err := enough(ss, env.Common.MinSuccess, failed, first); err != nil {
 		return nil, err
 	}
-	return finish(env, ss, failed, r.Choices(), nil)
+	return finish(env, ss, failed, r.Choices(), func(i *Info) {
+		i.Extra = map[string]any{"timing_ms": env.timingReport(time.Since(start))}
+	})
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"time"
 
 	"github.com/steergate/steergate/backend"
 	"github.com/steergate/steergate/metrics"
@@ -23,6 +24,11 @@ type Call struct {
 	// CacheStatus, when set, is told "hit" or "miss" before anything is
 	// emitted, so a stream's headers can carry it.
 	CacheStatus func(string)
+	// Body is the request as the client sent it, when there is one: the
+	// response cache keys on its bytes rather than encoding Request again.
+	// It must say what Request says (the gateway decoded one from the
+	// other).
+	Body []byte
 }
 
 // Outcome is what a strategy returns: the answers and, when steering ran,
@@ -31,6 +37,9 @@ type Outcome struct {
 	Generation *backend.Generation
 	Info       *Info  // nil for plain passthrough
 	Cache      string // hit, miss, or "" when the cache was not used
+	// Report is Info already encoded, as a cache hit has it (with
+	// "cached": true); Info then holds only its strategy and arm.
+	Report json.RawMessage
 }
 
 // Candidate is one sample's report.
@@ -132,6 +141,18 @@ type Env struct {
 	meter    *backend.Meter
 	// rewardErr keeps a reward failure answered with on_reward_error: first.
 	rewardErr error
+	// timing adds up where a strategy's time went, for its report.
+	timing struct{ backend, reward time.Duration }
+}
+
+// timingReport is the split of a request's time: waiting for the backend
+// (the draws' wall time), scoring (every reward call, some overlapping the
+// draws), and the rest, the gateway's own work and scoring that did not
+// overlap.
+func (e *Env) timingReport(total time.Duration) map[string]float64 {
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	return map[string]float64{"total": ms(total), "backend": ms(e.timing.backend), "reward": ms(e.timing.reward),
+		"other": ms(max(0, total-e.timing.backend))}
 }
 
 // Usage is what every backend call of this request has spent so far.
@@ -177,6 +198,16 @@ func NewEngine(o Options) *Engine {
 	}
 	return &Engine{resolver: Resolver{Rewards: infos, Default: def, Limits: o.Limits, TokenRewards: slices.Sorted(maps.Keys(o.Tokens))},
 		rewards: o.Rewards, tokens: o.Tokens, routes: o.Routes, limits: o.Limits, responses: o.Responses, metrics: o.Metrics}
+}
+
+// Passthrough reports whether a call is served as the backend answers it:
+// strategy none, and no response cache to read or fill.
+func (e *Engine) Passthrough(c *Call, p *Plan) bool {
+	if p.Name != None {
+		return false
+	}
+	read, write := e.responses.policy(p, c.Request)
+	return !read && !write
 }
 
 // DefaultWeights returns a reward's default weights: the configured ones,

@@ -62,9 +62,11 @@ func TestOverridesLeaveRouteDefaultsAlone(t *testing.T) {
 }
 
 // shaped answers every sample with the row shape it is told to.
+// shaped scores sample s<k> value(k) in every column, with rows and
+// columns as set (-1: as asked).
 type shaped struct {
-	rows, cols int // -1: as asked
-	value      func(i int) float32
+	rows, cols int
+	value      func(k int) float32
 }
 
 func (s *shaped) Objectives() []string { return []string{"good", "long"} }
@@ -78,9 +80,13 @@ func (s *shaped) Score(_ context.Context, ss []rm.Sample) ([][]float32, error) {
 	}
 	out := make([][]float32, rows)
 	for i := range out {
+		k := i // the sample's number (its answer is "s<k>"), whatever batch it came in
+		if i < len(ss) {
+			fmt.Sscanf(ss[i].Response, "s%d", &k)
+		}
 		out[i] = make([]float32, cols)
 		for j := range out[i] {
-			out[i][j] = s.value(i)
+			out[i][j] = s.value(k)
 		}
 	}
 	return out, nil

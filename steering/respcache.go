@@ -5,12 +5,14 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"strconv"
 	"sync"
 	"time"
 
 	"github.com/steergate/steergate/backend"
 	"github.com/steergate/steergate/cache"
 	"github.com/steergate/steergate/metrics"
+	"github.com/steergate/steergate/wire"
 )
 
 // Cache modes of a request's steering.cache.mode.
@@ -57,7 +59,7 @@ const (
 )
 
 // entryFormat versions cached answers; a change makes old entries misses.
-const entryFormat = 2
+const entryFormat = 3
 
 // ResponseCache stores whole answers, keyed by everything they depend on
 // and scoped by tenant. Identical concurrent misses compute once.
@@ -82,7 +84,7 @@ type entry struct {
 	Format  int                 `json:"f"`
 	Created int64               `json:"t"`
 	Gen     *backend.Generation `json:"g"`
-	Info    *Info               `json:"i,omitempty"`
+	Info    json.RawMessage     `json:"i,omitempty"` // the report, encoded once
 }
 
 // reproducible requests give the same answer every time, so caching them
@@ -121,6 +123,11 @@ func key(c *Call, p *Plan, w map[string]float64, rewardID string) string {
 	common := p.Common
 	common.Cache = nil // how to cache is not what is cached
 	common.Weights = nil
+	if c.Body != nil {
+		if k, ok := bodyKey(c, p, common, w, rewardID); ok {
+			return k
+		}
+	}
 	b, _ := json.Marshal(struct {
 		F        int
 		Tenant   string
@@ -138,6 +145,42 @@ func key(c *Call, p *Plan, w map[string]float64, rewardID string) string {
 		p.Name, p.Strategy, common, w, rewardID})
 	h := sha256.Sum256(b)
 	return "resp:" + hex.EncodeToString(h[:])
+}
+
+// bodyKey hashes the client's bytes instead of the decoded request: every
+// member but how to answer (stream, stream_options) and the steering
+// object (whose meaning is the plan's, hashed too), with the route, the
+// backend and its model, and the tenant.
+func bodyKey(c *Call, p *Plan, common Common, w map[string]float64, rewardID string) (string, bool) {
+	ms, err := wire.Members(c.Body)
+	if err != nil {
+		return "", false
+	}
+	plan, err := json.Marshal(struct {
+		Strategy string
+		Params   any
+		Common   Common
+		Weights  map[string]float64
+		Reward   string
+	}{p.Name, p.Strategy, common, w, rewardID})
+	if err != nil {
+		return "", false
+	}
+	h := sha256.New()
+	for _, s := range []string{strconv.Itoa(entryFormat), c.Tenant, c.Route.Name, c.Route.Backend.Name(), c.Route.Target} {
+		h.Write([]byte(s))
+		h.Write([]byte{0})
+	}
+	h.Write(plan)
+	for _, m := range ms {
+		switch string(m.Key) {
+		case "stream", "stream_options", "steering":
+			continue
+		}
+		h.Write([]byte{0})
+		h.Write(c.Body[m.Start:m.End])
+	}
+	return "resp:" + hex.EncodeToString(h.Sum(nil)), true
 }
 
 // get returns a fresh cached outcome, if any.
@@ -162,21 +205,38 @@ func (rc *ResponseCache) get(ctx context.Context, k string, maxAge time.Duration
 
 // hit is a cached answer as served again: no backend spent anything on
 // it, so its usage is zero; the steering report keeps what the original
-// computation spent, marked cached.
-func hit(g *backend.Generation, info *Info) *Outcome {
+// computation spent, marked cached, and is served as stored.
+func hit(g *backend.Generation, report json.RawMessage) *Outcome {
 	gen := *g
 	gen.Usage = backend.Usage{}
-	var in *Info
-	if info != nil {
-		c := *info
-		c.Cached = true
-		in = &c
+	o := &Outcome{Generation: &gen, Cache: CacheHit}
+	if len(report) == 0 {
+		return o
 	}
-	return &Outcome{Generation: &gen, Info: in, Cache: CacheHit}
+	var head struct {
+		Strategy string `json:"strategy"`
+		Arm      string `json:"arm"`
+	}
+	if json.Unmarshal(wire.Value(report, "strategy"), &head.Strategy) != nil {
+		return o
+	}
+	_ = json.Unmarshal(wire.Value(report, "arm"), &head.Arm)
+	o.Info = &Info{Strategy: head.Strategy, Arm: head.Arm, Cached: true}
+	o.Report = report
+	return o
 }
 
 func (rc *ResponseCache) put(ctx context.Context, k string, o *Outcome, ttl time.Duration) {
-	b, err := json.Marshal(entry{Format: entryFormat, Created: time.Now().Unix(), Gen: o.Generation, Info: o.Info})
+	var report json.RawMessage
+	if o.Info != nil {
+		served := *o.Info
+		served.Cached = true // as every hit will serve it
+		var err error
+		if report, err = json.Marshal(served); err != nil {
+			return
+		}
+	}
+	b, err := json.Marshal(entry{Format: entryFormat, Created: time.Now().Unix(), Gen: o.Generation, Info: report})
 	if err != nil || len(b) > rc.maxBytes {
 		return
 	}

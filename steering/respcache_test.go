@@ -46,14 +46,20 @@ func TestResponseCacheKeys(t *testing.T) {
 	}
 	a, _ := json.Marshal(first.Generation.Choices)
 	c, _ := json.Marshal(again.Generation.Choices)
-	if string(a) != string(c) || again.Info.SamplesUsed != 4 || !again.Info.Cached {
-		t.Errorf("hit differs:\n%s\n%s", a, c)
+	// A hit serves the report as stored, marked cached; its Info holds
+	// what headers need.
+	var report Info
+	if err := json.Unmarshal(again.Report, &report); err != nil {
+		t.Fatal(err)
+	}
+	if string(a) != string(c) || report.SamplesUsed != 4 || !report.Cached || again.Info.Strategy != BestOfN || !again.Info.Cached {
+		t.Errorf("hit differs:\n%s\n%s\n%s", a, c, again.Report)
 	}
 	// A hit spent nothing: its usage is zero, while the report keeps what
 	// the answer cost when it was computed.
 	if again.Generation.Usage != (backend.Usage{}) || first.Generation.Usage.CompletionTokens == 0 ||
-		again.Info.BackendUsage != first.Info.BackendUsage {
-		t.Errorf("usage on a hit %+v, report %+v", again.Generation.Usage, again.Info.BackendUsage)
+		report.BackendUsage != first.Info.BackendUsage {
+		t.Errorf("usage on a hit %+v, report %+v", again.Generation.Usage, report.BackendUsage)
 	}
 	calls := b.calls.Load()
 	for name, c := range map[string]struct {
@@ -228,5 +234,34 @@ func TestSharedComputationSurvivesALeaver(t *testing.T) {
 	}
 	if n := b.calls.Load(); n != 4 {
 		t.Errorf("%d backend calls; the computation should have run once", n)
+	}
+}
+
+// Keys from the client's bytes: how to answer (stream) and the steering
+// object do not change the key; anything else does.
+func TestBodyKey(t *testing.T) {
+	e := cachedEngine(&scripted{}, map[string]rm.Rewarder{"t": table()})
+	keyOf := func(body string) string {
+		seed := int64(0)
+		c := &Call{Route: backend.Route{Name: "m", Backend: &scripted{}}, Request: &backend.Request{Model: "m", Seed: &seed,
+			Messages: []backend.Message{{Role: "user", Content: "q"}}}, Steering: json.RawMessage(`{"strategy":"best_of_n","n":4}`), Body: []byte(body)}
+		p, err := e.Plan(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return key(c, p, p.Weights(), "t")
+	}
+	base := keyOf(`{"model":"m","seed":0,"messages":[{"role":"user","content":"q"}],"steering":{"strategy":"best_of_n","n":4}}`)
+	if k := keyOf(`{"model":"m","seed":0,"messages":[{"role":"user","content":"q"}],"stream":true,"stream_options":{"include_usage":true},"steering":{"strategy":"best_of_n","n":4,"cache":{"max_age_s":5}}}`); k != base {
+		t.Error("stream or cache options changed the key")
+	}
+	for _, other := range []string{
+		`{"model":"m","seed":1,"messages":[{"role":"user","content":"q"}]}`,
+		`{"model":"m","seed":0,"messages":[{"role":"user","content":"Q"}]}`,
+		`{"model":"m","seed":0,"messages":[{"role":"user","content":"q"}],"user":"u2"}`,
+	} {
+		if keyOf(other) == base {
+			t.Errorf("%s has the same key", other)
+		}
 	}
 }

@@ -63,6 +63,8 @@ func newSample(i int, g *backend.Generation) *sample {
 // dropped and counted; the first error is kept to explain a total failure.
 // A cancelled context fails the whole draw.
 func draw(ctx context.Context, r *backend.Request, env *Env, indices []int, maxTokens int) ([]*sample, int, error, error) {
+	start := time.Now()
+	defer func() { env.timing.backend += time.Since(start) }()
 	out := make([]*sample, len(indices))
 	errs := make([]error, len(indices))
 	var wg sync.WaitGroup
@@ -95,6 +97,76 @@ func draw(ctx context.Context, r *backend.Request, env *Env, indices []int, maxT
 		}
 	}
 	return ok, len(indices) - len(ok), first, nil
+}
+
+// drawScored draws like draw and scores the samples as they finish: each
+// scoring call takes every sample that finished while the last one ran,
+// so that scoring overlaps the slower samples and only the last few are
+// scored after the last one ends. Like draw it returns the samples, the
+// failures and the first failure's error; scoreErr is a reward failure
+// (the request fails with it unless on_reward_error: first), err a
+// cancelled request.
+func drawScored(ctx context.Context, r *backend.Request, env *Env, idx []int) (ss []*sample, failed int, first, scoreErr, err error) {
+	start := time.Now()
+	type result struct {
+		j   int
+		s   *sample
+		err error
+	}
+	results := make(chan result, len(idx))
+	for j, i := range idx {
+		go func() {
+			g, err := env.Backend.Generate(ctx, sampleRequest(r, i, 0))
+			if err == nil && (g == nil || len(g.Choices) == 0) {
+				err = fmt.Errorf("%w: backend returned no choice", fault.ErrUpstream)
+			}
+			if err != nil {
+				results <- result{j: j, err: err}
+				return
+			}
+			results <- result{j: j, s: newSample(i, g)}
+		}()
+	}
+	out := make([]*sample, len(idx))
+	errs := make([]error, len(idx))
+	for got := 0; got < len(idx); {
+		res := <-results // at least one more
+		batch := []result{res}
+	more:
+		for {
+			select {
+			case res := <-results:
+				batch = append(batch, res)
+			default:
+				break more
+			}
+		}
+		got += len(batch)
+		var finished []*sample
+		for _, res := range batch {
+			out[res.j], errs[res.j] = res.s, res.err
+			if res.s != nil {
+				finished = append(finished, res.s)
+			}
+		}
+		if got == len(idx) {
+			env.timing.backend += time.Since(start)
+		}
+		if scoreErr == nil && ctx.Err() == nil && len(finished) > 0 {
+			scoreErr = env.score(ctx, r, finished)
+		}
+	}
+	if ctx.Err() != nil {
+		return nil, 0, nil, nil, context.Cause(ctx)
+	}
+	for j := range idx {
+		if out[j] != nil {
+			ss = append(ss, out[j])
+		} else if first == nil {
+			first = errs[j]
+		}
+	}
+	return ss, len(idx) - len(ss), first, scoreErr, nil
 }
 
 // indices returns [from, from+n).
@@ -138,6 +210,7 @@ func (env *Env) score(ctx context.Context, r *backend.Request, ss []*sample) err
 		return nil
 	}
 	start := time.Now()
+	defer func() { env.timing.reward += time.Since(start) }()
 	scores, details, err := rm.ScoreExplained(ctx, env.Reward, batch)
 	if err == nil {
 		err = rm.CheckShape(scores, len(batch), len(env.Objectives))

@@ -167,17 +167,24 @@ func decodeExtra(b []byte, v any, known map[string]bool) (map[string]json.RawMes
 	if err := json.Unmarshal(b, v); err != nil {
 		return nil, err
 	}
-	var all map[string]json.RawMessage
-	if err := json.Unmarshal(b, &all); err != nil {
+	// The unknown members, found by a scan rather than a second decode.
+	ms, err := Members(b)
+	if err != nil {
 		return nil, err
 	}
 	var extra map[string]json.RawMessage
-	for k, raw := range all {
+	for _, m := range ms {
+		k := string(m.Key)
+		if bytes.IndexByte(m.Key, '\\') >= 0 {
+			if err := json.Unmarshal(b[m.Start:m.Start+len(m.Key)+2], &k); err != nil {
+				return nil, err
+			}
+		}
 		if !known[k] {
 			if extra == nil {
 				extra = map[string]json.RawMessage{}
 			}
-			extra[k] = raw
+			extra[k] = append(json.RawMessage(nil), m.Value...)
 		}
 	}
 	return extra, nil

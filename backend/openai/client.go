@@ -231,6 +231,46 @@ func (c *Client) body(r *backend.Request, stream bool) ([]byte, string, error) {
 	return b, "/chat/completions", err
 }
 
+// RawOK: the request crosses as written unless it needs what the adapter
+// translates (continuing a partial message) or fans out (n without native
+// n).
+func (c *Client) RawOK(r *backend.Request) bool {
+	return !r.Continue && (r.N <= 1 || c.Caps().NativeN)
+}
+
+// Raw sends the client's body with this backend's model name and returns
+// the answer to relay: the whole body (checked to be JSON and within
+// max_response_bytes), or the event stream once the headers are in.
+func (c *Client) Raw(ctx context.Context, r *backend.RawRequest) (*backend.RawAnswer, error) {
+	body, err := wire.Rewrite(r.Body, map[string]any{"model": r.Req.Model}, r.Drop...)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", fault.ErrInvalid, err)
+	}
+	path := "/completions"
+	if r.Chat {
+		path = "/chat/completions"
+	}
+	resp, done, err := c.do(ctx, c.newRequest("POST", path, body))
+	if err != nil {
+		return nil, err
+	}
+	if r.Stream {
+		return &backend.RawAnswer{Stream: resp.BodyStream(), Close: done}, nil
+	}
+	defer done()
+	raw, err := c.read(resp, c.maxBytes)
+	if ctx.Err() != nil {
+		return nil, context.Cause(ctx)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if !json.Valid(raw) {
+		return nil, fmt.Errorf("%w: %s: the answer is not JSON", fault.ErrUpstream, c.name)
+	}
+	return &backend.RawAnswer{Body: raw, Close: func() {}}, nil
+}
+
 func (c *Client) Generate(ctx context.Context, r *backend.Request) (*backend.Generation, error) {
 	body, path, err := c.body(r, false)
 	if err != nil {

@@ -1,0 +1,211 @@
+package gateway
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/steergate/steergate/backend"
+	"github.com/steergate/steergate/fault"
+	"github.com/steergate/steergate/steering"
+	"github.com/steergate/steergate/wire"
+	"github.com/valyala/fasthttp"
+)
+
+// passthrougher is an engine that says when a call needs no steering and
+// no response cache.
+type passthrougher interface {
+	Passthrough(c *steering.Call, p *steering.Plan) bool
+}
+
+// relay serves an unsteered request to a backend that speaks the OpenAI
+// wire itself: the client's bytes go up with the backend's model name, the
+// answer's bytes come back with the client's model name; nothing else is
+// decoded or encoded again. It reports whether a stream took the request
+// over (and with it finish and release).
+func (s *Server) relay(ctx *fasthttp.RequestCtx, reqID string, rctx context.Context, cancel context.CancelCauseFunc, rp backend.RawProxy,
+	req *request, completion bool, detach, finish, release func()) bool {
+	ans, err := rp.Raw(rctx, &backend.RawRequest{Chat: !completion, Body: ctx.PostBody(), Drop: []string{"steering"}, Stream: req.stream, Req: req.backend})
+	if err != nil {
+		s.fail(ctx, reqID, rctx, err)
+		return false
+	}
+	ctx.Response.Header.Set("X-Steering-Strategy", steering.None)
+	if !req.stream {
+		defer ans.Close()
+		body := ans.Body
+		if m := wire.Value(body, "model"); m != nil && !modelIs(m, req.model) {
+			if b, err := wire.Rewrite(body, map[string]any{"model": req.model}); err == nil {
+				body = b
+			}
+		}
+		ctx.SetContentType("application/json")
+		ctx.SetStatusCode(fasthttp.StatusOK)
+		ctx.SetBody(body)
+		return false
+	}
+	// fasthttp copies the events to the client in the connection's own
+	// goroutine, flushing each read, and closes the reader at the end or
+	// when the client is gone (a failed write): no goroutine or pipe of
+	// ours per stream. The disconnect watch ends here: writes find a
+	// client that left.
+	detach()
+	er := &eventReader{src: bufio.NewReaderSize(ans.Stream, 1024), model: req.model, log: func(err error) {
+		s.log.Warn("relayed stream failed after first byte", "request_id", reqID, "err", err)
+	}, errEvent: func(err error) []byte {
+		_, body := wire.ErrorOf(s.requestErr(rctx, err))
+		b, _ := json.Marshal(body)
+		return b
+	}}
+	er.close = sync.OnceFunc(func() {
+		if !er.done {
+			cancel(errClientGone)
+		}
+		ans.Close()
+		finish()
+		release()
+	})
+	ctx.Response.Header.Set("Cache-Control", "no-cache")
+	ctx.Response.Header.Set("X-Accel-Buffering", "no")
+	ctx.SetContentType("text/event-stream")
+	if !ctx.Request.Header.IsHTTP11() {
+		// HTTP/1.0 has no chunks: copy on the bare connection, closed at the
+		// end, as writeStream does.
+		s.writeStream(ctx, func(w *bufio.Writer) {
+			defer er.Close()
+			_, _ = io.Copy(flushWriter{w}, er)
+		})
+		return true
+	}
+	ctx.SetBodyStream(er, -1)
+	return true
+}
+
+// flushWriter flushes after every write: each read of an eventReader is
+// whole events.
+type flushWriter struct{ w *bufio.Writer }
+
+func (f flushWriter) Write(p []byte) (int, error) {
+	n, err := f.w.Write(p)
+	if err == nil {
+		err = f.w.Flush()
+	}
+	return n, err
+}
+
+// eventReader reads a backend's server-sent events and yields them whole,
+// each data object with the client's model name. A stream that ends
+// without [DONE] gets an error event and [DONE] of its own.
+type eventReader struct {
+	src      *bufio.Reader
+	model    string
+	out      []byte
+	line     []byte
+	done     bool // [DONE] was sent
+	ended    bool
+	log      func(error)
+	errEvent func(error) []byte
+	close    func()
+}
+
+func (e *eventReader) Read(p []byte) (int, error) {
+	for len(e.out) == 0 {
+		if e.ended {
+			return 0, io.EOF
+		}
+		e.next()
+	}
+	n := copy(p, e.out)
+	e.out = e.out[n:]
+	return n, nil
+}
+
+// next reads up to the end of the next event (a blank line) into out.
+func (e *eventReader) next() {
+	for {
+		chunk, err := e.src.ReadSlice('\n')
+		e.line = append(e.line, chunk...)
+		if err == bufio.ErrBufferFull {
+			continue // a long line: keep reading it
+		}
+		if err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			err = streamBroken(err)
+			e.log(err)
+			e.out = append(e.out, "data: "...)
+			e.out = append(append(e.out, e.errEvent(err)...), "\n\ndata: [DONE]\n\n"...)
+			e.ended, e.done = true, true
+			return
+		}
+		line := e.line
+		e.line = e.line[:0]
+		if payload, ok := bytes.CutPrefix(bytes.TrimRight(line, "\r\n"), dataPrefix); ok {
+			if bytes.Equal(payload, []byte("[DONE]")) {
+				e.out = append(e.out, "data: [DONE]\n\n"...)
+				e.ended, e.done = true, true
+				return
+			}
+			if len(payload) > 0 && payload[0] == '{' {
+				if m := wire.Value(payload, "model"); m != nil && !modelIs(m, e.model) {
+					if b, err := wire.Rewrite(payload, map[string]any{"model": e.model}); err == nil {
+						e.out = append(append(append(e.out, dataPrefix...), b...), '\n')
+						continue
+					}
+				}
+			}
+		}
+		e.out = append(e.out, line...)
+		if len(bytes.TrimSpace(line)) == 0 {
+			return // the event's end: let it go out now
+		}
+	}
+}
+
+// WriteTo writes event after event: fasthttp frames each write as a chunk
+// and flushes it, with no copy buffer of its own held while the backend
+// is quiet.
+func (e *eventReader) WriteTo(w io.Writer) (int64, error) {
+	var n int64
+	for {
+		for len(e.out) == 0 {
+			if e.ended {
+				return n, nil
+			}
+			e.next()
+		}
+		k, err := w.Write(e.out)
+		n += int64(k)
+		e.out = e.out[:0]
+		if err != nil {
+			return n, err
+		}
+	}
+}
+
+// SupportsBodyWriteTo tells fasthttp that WriteTo matches reading.
+func (e *eventReader) SupportsBodyWriteTo() bool { return true }
+
+// Close ends the relay: fasthttp calls it when the stream is over or the
+// client is gone.
+func (e *eventReader) Close() error {
+	e.close()
+	return nil
+}
+
+// modelIs reports whether a JSON string value spells name.
+func modelIs(raw []byte, name string) bool {
+	return len(raw) == len(name)+2 && raw[0] == '"' && string(raw[1:len(raw)-1]) == name
+}
+
+var dataPrefix = []byte("data: ")
+
+// streamBroken is a backend stream that ended early or could not be read.
+func streamBroken(err error) error {
+	return fmt.Errorf("%w: the backend's stream broke off: %v", fault.ErrUpstream, err)
+}
