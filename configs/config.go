@@ -9,13 +9,44 @@ type Config struct {
 	// File is where the config was read from, for messages.
 	File string `mapstructure:"-" yaml:"-"`
 
-	Server   Server             `mapstructure:"server"`
-	Log      Log                `mapstructure:"log"`
-	Backends map[string]Backend `mapstructure:"backends"`
-	Models   []Model            `mapstructure:"models"`
-	Rewards  map[string]Reward  `mapstructure:"rewards"`
-	ONNX     ONNXRuntime        `mapstructure:"onnx"`
-	Cache    Cache              `mapstructure:"cache"`
+	Server      Server             `mapstructure:"server"`
+	Log         Log                `mapstructure:"log"`
+	Backends    map[string]Backend `mapstructure:"backends"`
+	Models      []Model            `mapstructure:"models"`
+	Rewards     map[string]Reward  `mapstructure:"rewards"`
+	ONNX        ONNXRuntime        `mapstructure:"onnx"`
+	Cache       Cache              `mapstructure:"cache"`
+	Auth        Auth               `mapstructure:"auth"`
+	Preferences Preferences        `mapstructure:"preferences"`
+}
+
+// Auth lists the API keys: their SHA-256 hashes (steergate hash-key) with
+// a tenant and a role. With none, and no Redis lookup, the gateway is
+// open: every request is one local tenant.
+type Auth struct {
+	Keys []APIKey `mapstructure:"keys"`
+	// Redis also looks keys up in Redis (hashes PREFIXkey:HASH with
+	// fields tenant, role, name), so that keys can change without a
+	// restart; it needs cache.redis.
+	Redis bool `mapstructure:"redis"`
+}
+
+// APIKey is one configured key.
+type APIKey struct {
+	Name   string `mapstructure:"name"`
+	Hash   string `mapstructure:"hash"` // hex SHA-256 of the key
+	Tenant string `mapstructure:"tenant"`
+	Role   string `mapstructure:"role"` // user (default) or admin
+}
+
+// Preferences tunes per-user weights and the feedback learner.
+type Preferences struct {
+	MaxWeight       float64       `mapstructure:"max_weight"`       // bound of every user weight
+	LearningRate    float64       `mapstructure:"learning_rate"`    // η of the Bradley–Terry update
+	L2              float64       `mapstructure:"l2"`               // pull toward the route's weights per update
+	LogTTL          time.Duration `mapstructure:"log_ttl"`          // how long responses are kept for feedback
+	MemoryUsers     int           `mapstructure:"memory_users"`     // users kept without Redis
+	MemoryResponses int           `mapstructure:"memory_responses"` // responses kept without Redis
 }
 
 // Cache configures the response and reward-score caches: in memory, or in
@@ -328,6 +359,7 @@ func Defaults() Config {
 			Redis: Redis{Prefix: "steergate:", DialTimeout: time.Second, ReadTimeout: 100 * time.Millisecond, WriteTimeout: 100 * time.Millisecond,
 				ReadSlack: 500 * time.Microsecond, WriteQueue: 1024, PoolSize: 64},
 			Responses: ResponseCache{Enabled: true, TTL: time.Hour, MaxEntryBytes: 1 << 20, MaxTTL: 24 * time.Hour}},
+		Preferences: Preferences{MaxWeight: 10, LearningRate: 0.5, L2: 0.01, LogTTL: 24 * time.Hour, MemoryUsers: 100000, MemoryResponses: 100000},
 	}
 }
 

@@ -254,6 +254,39 @@ func (c *Config) Validate(file string) error {
 	if c.Cache.Responses.TTL < 0 || c.Cache.Responses.MaxEntryBytes < 0 {
 		bad("cache.responses", "ttl and max_entry_bytes must not be negative")
 	}
+	seenKeys := map[string]string{}
+	for i, k := range c.Auth.Keys {
+		at := fmt.Sprintf("auth.keys[%d]", i)
+		if len(k.Hash) != 64 || strings.Trim(strings.ToLower(k.Hash), "0123456789abcdef") != "" {
+			bad(at+".hash", "must be the hex SHA-256 of the key (64 hex digits; steergate hash-key prints it), not the key itself")
+		} else if prev, dup := seenKeys[strings.ToLower(k.Hash)]; dup {
+			bad(at+".hash", "is the same key as %s", prev)
+		} else {
+			seenKeys[strings.ToLower(k.Hash)] = at
+		}
+		if k.Tenant == "" {
+			bad(at+".tenant", "is required")
+		}
+		if k.Role != "" && k.Role != "user" && k.Role != "admin" {
+			bad(at+".role", "must be user or admin; got %q", k.Role)
+		}
+	}
+	if c.Auth.Redis && len(c.Cache.Redis.Addrs) == 0 {
+		bad("auth.redis", "looks keys up in Redis, which needs cache.redis.addrs")
+	}
+	p := c.Preferences
+	switch {
+	case p.MaxWeight <= 0 || math.IsInf(p.MaxWeight, 0) || math.IsNaN(p.MaxWeight):
+		bad("preferences.max_weight", "must be a finite number above 0")
+	case p.LearningRate <= 0 || p.LearningRate > 10:
+		bad("preferences.learning_rate", "must be in (0, 10]")
+	case p.L2 < 0 || p.L2 >= 1:
+		bad("preferences.l2", "must be in [0, 1)")
+	case p.LogTTL <= 0:
+		bad("preferences.log_ttl", "must be positive")
+	case p.MemoryUsers < 1 || p.MemoryResponses < 1:
+		bad("preferences", "memory_users and memory_responses must be at least 1")
+	}
 	if c.Server.MaxQueue < 0 {
 		bad("server.max_queue", "must not be negative")
 	}

@@ -52,7 +52,7 @@ func readme(t *testing.T) string {
 func TestREADMEDocumentsEveryKey(t *testing.T) {
 	doc := readme(t)
 	rows := map[string]bool{}
-	for _, m := range regexp.MustCompile("(?m)^\\| `([a-z_\\[\\]A-Z.]+)` \\|").FindAllStringSubmatch(doc, -1) {
+	for _, m := range regexp.MustCompile("(?m)^\\| `([a-z_\\[\\]A-Z0-9.]+)` \\|").FindAllStringSubmatch(doc, -1) {
 		rows[m[1]] = true
 	}
 	var keys []string
@@ -67,7 +67,8 @@ func TestREADMEDocumentsEveryKey(t *testing.T) {
 	for r := range rows {
 		if strings.ContainsAny(r, ".[") && !known[r] && (strings.HasPrefix(r, "server.") || strings.HasPrefix(r, "backends.") ||
 			strings.HasPrefix(r, "models[") || strings.HasPrefix(r, "rewards.") || strings.HasPrefix(r, "cache.") ||
-			strings.HasPrefix(r, "log.") || strings.HasPrefix(r, "onnx.")) {
+			strings.HasPrefix(r, "log.") || strings.HasPrefix(r, "onnx.") || strings.HasPrefix(r, "auth.") ||
+			strings.HasPrefix(r, "preferences.")) {
 			t.Errorf("README documents %s, which is no config key", r)
 		}
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/steergate/steergate/backend"
 	"github.com/steergate/steergate/fault"
+	"github.com/steergate/steergate/prefs"
 	"github.com/steergate/steergate/steering"
 	"github.com/steergate/steergate/wire"
 	"github.com/valyala/fasthttp"
@@ -117,7 +118,7 @@ type labels struct {
 // completion serves POST /v1/chat/completions and /v1/completions: admit,
 // decode, route, plan, run, encode. Admission and the disconnect watch come
 // before any work that grows with the body.
-func (s *Server) completion(ctx *fasthttp.RequestCtx, reqID string, f format) {
+func (s *Server) completion(ctx *fasthttp.RequestCtx, reqID string, id prefs.Identity, f format) {
 	start := time.Now()
 	l := &labels{route: labelNone, strategy: labelNone}
 	rctx, cancel := context.WithCancelCause(s.base)
@@ -158,10 +159,14 @@ func (s *Server) completion(ctx *fasthttp.RequestCtx, reqID string, f format) {
 		s.fail(ctx, reqID, rctx, err)
 		return
 	}
-	call := &steering.Call{Route: rt, Request: br, Steering: req.steering, Tenant: br.User, Body: ctx.PostBody()}
+	call := &steering.Call{Route: rt, Request: br, Steering: req.steering, Tenant: id.Tenant, Body: ctx.PostBody()}
 	plan, err := s.engine.Plan(call)
 	if err != nil {
 		l.strategy = labelInvalid
+		s.fail(ctx, reqID, rctx, err)
+		return
+	}
+	if err := s.userWeights(rctx, id.Tenant, br.User, plan); err != nil {
 		s.fail(ctx, reqID, rctx, err)
 		return
 	}
@@ -172,7 +177,7 @@ func (s *Server) completion(ctx *fasthttp.RequestCtx, reqID string, f format) {
 			return
 		}
 	}
-	id, created := newID(f.idPrefix), time.Now().Unix()
+	respID, created := newID(f.idPrefix), time.Now().Unix()
 	var cacheStatus atomic.Value
 	call.CacheStatus = func(s string) { cacheStatus.Store(s) }
 	if !req.stream {
@@ -186,7 +191,8 @@ func (s *Server) completion(ctx *fasthttp.RequestCtx, reqID string, f format) {
 			ctx.Response.Header.Set("X-Cache", out.Cache)
 			l.cache = out.Cache
 		}
-		writeJSON(ctx, fasthttp.StatusOK, f.full(id, req.model, created, out.Generation, steer))
+		writeJSON(ctx, fasthttp.StatusOK, f.full(respID, req.model, created, out.Generation, steer))
+		s.logResponse(respID, id.Tenant, br.User, rt.Name, plan, out)
 		return
 	}
 	st := s.startStream(rctx, reqID, func(emit func(backend.Delta) error) (*steering.Outcome, error) {
@@ -206,12 +212,12 @@ func (s *Server) completion(ctx *fasthttp.RequestCtx, reqID string, f format) {
 	}
 	l.streamed = true
 	handedOver = true
-	streamStart, route, strategy := time.Now(), l.route, l.strategy
+	streamStart, route, strategy, tenant, user := time.Now(), l.route, l.strategy, id.Tenant, br.User
 	body := func(w *bufio.Writer) {
 		defer release()
 		defer finish()
 		defer func() { s.metrics.StreamEnd(route, strategy, time.Since(streamStart)) }()
-		sw := sseWriter{w: w, f: f, id: id, model: req.model, created: created, seen: map[int]int{}}
+		sw := sseWriter{w: w, f: f, id: respID, model: req.model, created: created, seen: map[int]int{}}
 		var werr error
 		if ok {
 			werr = sw.delta(first)
@@ -236,9 +242,10 @@ func (s *Server) completion(ctx *fasthttp.RequestCtx, reqID string, f format) {
 			return
 		}
 		if req.includeUsage {
-			_ = sw.event(f.usage(id, req.model, created, st.out.Generation.Usage, marshalInfo(st.out)))
+			_ = sw.event(f.usage(respID, req.model, created, st.out.Generation.Usage, marshalInfo(st.out)))
 		}
 		_ = sw.done()
+		s.logResponse(respID, tenant, user, route, plan, st.out)
 	}
 	s.writeStream(ctx, body)
 }

@@ -153,7 +153,9 @@ func TestDrainDelayAndCutStreams(t *testing.T) {
 	events := make(chan string, 1)
 	go func() {
 		resp, err := http.Post(e.url+"/v1/chat/completions", "application/json",
-			strings.NewReader(`{"model":"reference","stream":true,"max_tokens":200,"messages":[{"role":"user","content":"Tell me about the ocean."}]}`))
+			// Seed 5 makes an answer of 97 tokens: ~10 s at this delay, far
+			// past the cut.
+			strings.NewReader(`{"model":"reference","stream":true,"max_tokens":200,"seed":5,"messages":[{"role":"user","content":"Tell me about the ocean."}]}`))
 		if err != nil {
 			events <- err.Error()
 			return

@@ -10,12 +10,14 @@ import (
 	"math/rand/v2"
 	"net"
 	"runtime/debug"
+	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/steergate/steergate/backend"
 	"github.com/steergate/steergate/fault"
 	"github.com/steergate/steergate/metrics"
+	"github.com/steergate/steergate/prefs"
 	"github.com/steergate/steergate/steering"
 	"github.com/steergate/steergate/wire"
 	"github.com/valyala/fasthttp"
@@ -44,6 +46,10 @@ type Options struct {
 	Limits          wire.Limits
 	AccessSample    float64 // share of requests written to the access log
 	Metrics         *metrics.Metrics
+	// Keys identify callers (nil or empty: open, one local tenant); Prefs
+	// serves preferences and feedback (nil: those endpoints are off).
+	Keys  *prefs.Keys
+	Prefs *prefs.Service
 }
 
 // Server is the HTTP gateway.
@@ -170,11 +176,23 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	reqID := s.setRequestID(ctx)
 	defer s.recoverPanic(ctx, reqID)
 	path, method := string(ctx.Path()), string(ctx.Method())
+	var id prefs.Identity
+	if strings.HasPrefix(path, "/v1/") {
+		var ok bool
+		if id, ok = s.identify(ctx); !ok {
+			return
+		}
+	}
+	user, isUser := userPath(path)
 	switch {
 	case path == "/v1/chat/completions" && method == "POST":
-		s.completion(ctx, reqID, chatFormat)
+		s.completion(ctx, reqID, id, chatFormat)
 	case path == "/v1/completions" && method == "POST":
-		s.completion(ctx, reqID, completionFormat)
+		s.completion(ctx, reqID, id, completionFormat)
+	case isUser && (method == "GET" || method == "PUT" || method == "DELETE"):
+		s.preferences(ctx, id, user)
+	case path == "/v1/feedback" && method == "POST":
+		s.feedback(ctx, id)
 	case path == "/metrics" && method == "GET":
 		s.metricsHandler(ctx)
 	case path == "/v1/models" && method == "GET":
@@ -184,7 +202,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	case path == "/readyz" && method == "GET":
 		s.readyz(ctx)
 	case path == "/v1/chat/completions" || path == "/v1/completions" || path == "/v1/models" || path == "/metrics" ||
-		path == "/healthz" || path == "/readyz":
+		path == "/healthz" || path == "/readyz" || path == "/v1/feedback" || isUser:
 		ctx.Response.Header.Set("Allow", allowed(path))
 		writeError(ctx, fault.New(wire.ErrMethod, "", "method %s is not allowed on %s", clip(method, 16), path))
 	default:
@@ -194,8 +212,11 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 
 func allowed(path string) string {
 	switch path {
-	case "/v1/chat/completions", "/v1/completions":
+	case "/v1/chat/completions", "/v1/completions", "/v1/feedback":
 		return "POST"
+	}
+	if _, ok := userPath(path); ok {
+		return "GET, PUT, DELETE"
 	}
 	return "GET"
 }

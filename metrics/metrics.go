@@ -91,8 +91,8 @@ func New(reg *prometheus.Registry) *Metrics {
 			Name: "steergate_panics_total", Help: "Panics recovered at the request boundary (each one a bug).",
 		}),
 		feedback: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "steergate_feedback_total", Help: "Feedback events by kind (rating, pair, responses) and outcome.",
-		}, []string{"kind", "outcome"}),
+			Name: "steergate_feedback_total", Help: "Feedback events by the class of the tenant's key (config, redis, local), kind (rating, candidates, responses) and outcome.",
+		}, []string{"class", "kind", "outcome"}),
 		preferences: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "steergate_preferences_total", Help: "Preference reads and writes by operation and outcome.",
 		}, []string{"op", "outcome"}),
@@ -241,11 +241,11 @@ func (m *Metrics) Panic() {
 }
 
 // Feedback counts a feedback event.
-func (m *Metrics) Feedback(kind, outcome string) {
+func (m *Metrics) Feedback(class, kind, outcome string) {
 	if m == nil {
 		return
 	}
-	m.feedback.WithLabelValues(kind, outcome).Inc()
+	m.feedback.WithLabelValues(class, kind, outcome).Inc()
 }
 
 // Preferences counts a preference read or write.

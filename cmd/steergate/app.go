@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/steergate/steergate/backend"
@@ -18,6 +19,7 @@ import (
 	"github.com/steergate/steergate/fault"
 	"github.com/steergate/steergate/gateway"
 	"github.com/steergate/steergate/metrics"
+	"github.com/steergate/steergate/prefs"
 	"github.com/steergate/steergate/rm/factory"
 	"github.com/steergate/steergate/steering"
 	"github.com/steergate/steergate/wire"
@@ -154,8 +156,45 @@ func assemble(cfg *configs.Config, log *slog.Logger, m mode) (a *app, err error)
 		ReadTimeout: s.ReadTimeout, IdleTimeout: s.IdleTimeout, DrainDelay: s.DrainDelay, ShutdownTimeout: s.ShutdownTimeout,
 		Limits:       wire.Limits{MaxN: s.MaxN, MaxTokens: s.MaxTokens, MaxMessages: s.MaxMessages, MaxStop: 4, MaxTopLogprobs: 20},
 		AccessSample: cfg.Log.AccessSample, Metrics: a.metrics,
+		Keys: keys(cfg, shared), Prefs: preferences(cfg, shared, infos, resolver.Default),
 	}, a.router, a.engine, log, func(ctx context.Context) error { return a.router.Ready(ctx, discover...) })
 	return a, nil
+}
+
+// keys are the configured API keys, and Redis's when auth.redis is set.
+func keys(cfg *configs.Config, shared cache.Cache) *prefs.Keys {
+	byHash := map[string]prefs.Identity{}
+	for _, k := range cfg.Auth.Keys {
+		role := k.Role
+		if role == "" {
+			role = prefs.RoleUser
+		}
+		byHash[strings.ToLower(k.Hash)] = prefs.Identity{Name: k.Name, Tenant: k.Tenant, Role: role}
+	}
+	var lookup prefs.KeyLookup
+	if r, ok := shared.(*cache.Redis); ok && cfg.Auth.Redis {
+		lookup = prefs.NewRedis(r.Client(), cfg.Cache.Redis.Prefix)
+	}
+	return prefs.NewKeys(byHash, lookup)
+}
+
+// preferences keeps users' weights and the response log in Redis when the
+// cache is there (every replica sees them), else in bounded memory.
+func preferences(cfg *configs.Config, shared cache.Cache, infos map[string]factory.Info, def string) *prefs.Service {
+	p := cfg.Preferences
+	var store prefs.Store = prefs.NewMemory(p.MemoryUsers, p.MemoryResponses)
+	if r, ok := shared.(*cache.Redis); ok {
+		store = prefs.NewRedis(r.Client(), cfg.Cache.Redis.Prefix)
+	}
+	return &prefs.Service{Store: store, LogTTL: p.LogTTL, DefaultReward: def,
+		Learning: prefs.Learning{Rate: p.LearningRate, L2: p.L2, Bound: p.MaxWeight},
+		Rewards: func(name string) ([]string, bool, bool) {
+			info, ok := infos[name]
+			if !ok || info.Objectives == nil {
+				return nil, false, false
+			}
+			return info.Objectives, factory.Drifts(cfg.Rewards[name]), true
+		}}
 }
 
 func limits(cfg *configs.Config) steering.Limits {

@@ -13,10 +13,12 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/steergate/steergate/backend/reference"
 	"github.com/steergate/steergate/configs"
+	"github.com/steergate/steergate/prefs"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -31,6 +33,7 @@ Usage:
   steergate tokenize --tokenizer FILE        JSON array of strings in, JSON array of id arrays out
   steergate score --config FILE --reward NAME   JSON lines of {prompt, response} in, objective scores out
   steergate eval [--config FILE] [--prompts FILE] [--setting JSON]...   strategies over a prompt set: CSV and SVG
+  steergate hash-key [KEY]                   print an API key's SHA-256 hash for auth.keys (the key from stdin without KEY)
   steergate version                          print the version
 `
 
@@ -105,6 +108,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return evalCmd(ctx, args, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "steergate", version)
+		return nil
+	case "hash-key":
+		key := strings.Join(args, " ")
+		if len(args) == 0 {
+			b, err := io.ReadAll(io.LimitReader(os.Stdin, 4096))
+			if err != nil {
+				return err
+			}
+			key = strings.TrimRight(string(b), "\r\n")
+		}
+		if key == "" {
+			return errors.New("hash-key: give the key as an argument or on standard input")
+		}
+		fmt.Fprintln(stdout, prefs.Hash(key))
 		return nil
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)

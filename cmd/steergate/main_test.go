@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/steergate/steergate/prefs"
 )
 
 func runCmd(t *testing.T, stdin string, args ...string) (string, string, error) {
@@ -40,12 +42,19 @@ func TestCheckConfig(t *testing.T) {
 				// checks they exist, so point them at the test model.
 				t.Setenv("STEERGATE_REWARDS_SKYWORK_ONNX_PATH", "rm/rmtest/testdata/seq_reward.onnx")
 				t.Setenv("STEERGATE_REWARDS_SKYWORK_ONNX_TOKENIZER", "rm/rmtest/testdata/tokenizer.json")
+				t.Setenv("APP_KEY_SHA256", prefs.Hash("sk-app"))
+				t.Setenv("ADMIN_KEY_SHA256", prefs.Hash("sk-ops"))
 			}
 			out, _, err := runCmd(t, "", "check-config", f)
 			if err != nil || !strings.Contains(out, "listen:") {
 				t.Errorf("%s: %v\n%s", f, err, out)
 			}
 		})
+	}
+	// Production without its keys does not start, and says which.
+	t.Setenv("APP_KEY_SHA256", "")
+	if _, _, err := runCmd(t, "", "check-config", "configs/production.yaml"); err == nil || !strings.Contains(err.Error(), "configs/production.yaml:auth.keys[0].hash:") {
+		t.Errorf("production without keys: %v", err)
 	}
 	_, _, err := runCmd(t, "", "check-config", "configs/testdata/bad/dangling.yaml")
 	if err == nil || !strings.Contains(err.Error(), "configs/testdata/bad/dangling.yaml:models[0].backend:") {
@@ -140,5 +149,19 @@ func TestCheckConfigRefusesBadSteering(t *testing.T) {
 				t.Errorf("check-config %s: %v\nwant: %s", f, err, want)
 			}
 		})
+	}
+}
+
+// hash-key prints what auth.keys[].hash holds, from an argument or stdin.
+func TestHashKey(t *testing.T) {
+	want := "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad\n" // SHA-256("abc")
+	for _, c := range []struct{ stdin, arg string }{{"", "abc"}, {"abc\n", ""}} {
+		args := []string{"hash-key"}
+		if c.arg != "" {
+			args = append(args, c.arg)
+		}
+		if out, _, err := runCmd(t, c.stdin, args...); err != nil || out != want {
+			t.Errorf("%v with stdin %q: %q %v", args, c.stdin, out, err)
+		}
 	}
 }

@@ -1,0 +1,237 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/steergate/steergate/fault"
+	"github.com/steergate/steergate/prefs"
+	"github.com/steergate/steergate/steering"
+	"github.com/valyala/fasthttp"
+)
+
+// identify reads the request's API key; a failure is answered (401) and
+// counted.
+func (s *Server) identify(ctx *fasthttp.RequestCtx) (prefs.Identity, bool) {
+	id, err := s.opts.Keys.Identify(ctx, string(ctx.Request.Header.Peek("Authorization")))
+	if err == nil {
+		return id, true
+	}
+	reason := "invalid"
+	switch {
+	case errors.Is(err, prefs.ErrNoKey):
+		reason = "missing"
+	case !errors.Is(err, fault.ErrUnauthorized):
+		reason = "lookup_failed"
+		err = &fault.ParamError{Msg: "the API key could not be checked; try again shortly", Err: fault.ErrOverloaded}
+	}
+	s.metrics.AuthFailure(reason)
+	writeError(ctx, err)
+	return prefs.Identity{}, false
+}
+
+// preferences serves GET, PUT and DELETE /v1/users/{id}/preferences.
+func (s *Server) preferences(ctx *fasthttp.RequestCtx, id prefs.Identity, user string) {
+	svc := s.opts.Prefs
+	if svc == nil {
+		writeError(ctx, fault.New(fault.ErrNotFound, "", "preferences are not enabled on this gateway"))
+		return
+	}
+	tenant, err := prefs.Scope(id, string(ctx.QueryArgs().Peek("tenant")))
+	if err != nil {
+		writeError(ctx, err)
+		return
+	}
+	reward := string(ctx.QueryArgs().Peek("reward"))
+	rctx, cancel := context.WithTimeout(s.base, 5*time.Second)
+	defer cancel()
+	method := string(ctx.Method())
+	answer := func(p *prefs.Preferences, name string) {
+		writeJSON(ctx, fasthttp.StatusOK, map[string]any{"user": user, "tenant": tenant, "reward": name,
+			"weights": p.Weights, "normalize": p.Normalize, "updates": p.Updates})
+	}
+	outcome := "ok"
+	defer func() { s.metrics.Preferences(strings.ToLower(method), outcome) }()
+	switch method {
+	case "GET":
+		p, name, err := svc.Get(rctx, tenant, user, reward)
+		if err == nil && p == nil {
+			err = fault.New(fault.ErrNotFound, "user", "user %q has no preferences for reward %s", clip(user, 64), name)
+		}
+		if err != nil {
+			outcome = "error"
+			writeError(ctx, err)
+			return
+		}
+		answer(p, name)
+	case "PUT":
+		// Only what a client may set: the update count and the learner's
+		// state are the gateway's.
+		var body struct {
+			Weights   map[string]float64 `json:"weights"`
+			Normalize bool               `json:"normalize"`
+		}
+		if err := strictJSON(ctx.PostBody(), &body); err != nil {
+			outcome = "invalid"
+			writeError(ctx, err)
+			return
+		}
+		p, name, err := svc.Put(rctx, tenant, user, reward, &prefs.Preferences{Weights: body.Weights, Normalize: body.Normalize})
+		if err != nil {
+			outcome = "invalid"
+			writeError(ctx, err)
+			return
+		}
+		answer(p, name)
+	case "DELETE":
+		ok, err := svc.Delete(rctx, tenant, user, reward)
+		if err == nil && !ok {
+			err = fault.New(fault.ErrNotFound, "user", "user %q has no preferences", clip(user, 64))
+		}
+		if err != nil {
+			outcome = "error"
+			writeError(ctx, err)
+			return
+		}
+		ctx.SetStatusCode(fasthttp.StatusNoContent)
+	}
+}
+
+// strictJSON decodes a request body, refusing unknown fields by name.
+func strictJSON(body []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		msg := err.Error()
+		if f, ok := strings.CutPrefix(msg, "json: unknown field "); ok {
+			f = strings.Trim(f, `"`)
+			return fault.Invalid(f, "unknown field %q", clip(f, 64))
+		}
+		return fault.Invalid("", "request body: %v", err)
+	}
+	if dec.More() {
+		return fault.Invalid("", "request body: more than one JSON value")
+	}
+	return nil
+}
+
+// feedback serves POST /v1/feedback.
+func (s *Server) feedback(ctx *fasthttp.RequestCtx, id prefs.Identity) {
+	svc := s.opts.Prefs
+	if svc == nil {
+		writeError(ctx, fault.New(fault.ErrNotFound, "", "feedback is not enabled on this gateway"))
+		return
+	}
+	var f prefs.Feedback
+	if err := strictJSON(ctx.PostBody(), &f); err != nil {
+		s.metrics.Feedback(id.Class, "invalid", "invalid")
+		writeError(ctx, err)
+		return
+	}
+	rctx, cancel := context.WithTimeout(s.base, 5*time.Second)
+	defer cancel()
+	out, err := svc.Learn(rctx, id, &f)
+	if err != nil {
+		s.metrics.Feedback(id.Class, f.Kind(), "refused")
+		writeError(ctx, err)
+		return
+	}
+	outcome := "learned"
+	if out.Duplicate {
+		outcome = "duplicate"
+	}
+	s.metrics.Feedback(id.Class, f.Kind(), outcome)
+	writeJSON(ctx, fasthttp.StatusOK, out)
+}
+
+// userPath reads /v1/users/{id}/preferences.
+func userPath(path string) (string, bool) {
+	rest, ok := strings.CutPrefix(path, "/v1/users/")
+	if !ok {
+		return "", false
+	}
+	user, ok := strings.CutSuffix(rest, "/preferences")
+	if !ok || user == "" || strings.Contains(user, "/") {
+		return "", false
+	}
+	u, err := url.PathUnescape(user)
+	if err != nil {
+		return "", false
+	}
+	return u, true
+}
+
+// userWeights lays the user's preferences into the plan, between the
+// request's weights and the route's.
+func (s *Server) userWeights(ctx context.Context, tenant, user string, plan *steering.Plan) error {
+	if s.opts.Prefs == nil || user == "" || plan.RewardName == "" {
+		return nil
+	}
+	p, err := s.opts.Prefs.Store.Get(ctx, tenant, user, plan.RewardName)
+	if err != nil {
+		return &fault.ParamError{Msg: "the user's preferences could not be read; try again shortly", Err: fault.ErrOverloaded}
+	}
+	plan.UserWeights = prefs.Apply(p, plan.Objectives)
+	s.metrics.Preferences("apply", map[bool]string{true: "found", false: "none"}[p != nil])
+	return nil
+}
+
+// logResponse keeps a steered response for feedback: its candidates'
+// objective vectors over the reward's objectives, when the reward's
+// columns are those objectives (not an ensemble's or a gated model's).
+func (s *Server) logResponse(id, tenant, user, route string, plan *steering.Plan, out *steering.Outcome) {
+	if s.opts.Prefs == nil || user == "" || plan.RewardName == "" || out == nil {
+		return
+	}
+	info := out.Info
+	if out.Report != nil { // a cache hit: its report is stored encoded
+		var full steering.Info
+		if json.Unmarshal(out.Report, &full) != nil {
+			return
+		}
+		info = &full
+	}
+	if info == nil || len(info.Candidates) == 0 {
+		return
+	}
+	r := &prefs.Response{ID: id, Tenant: tenant, User: user, Route: route, Reward: plan.RewardName, Strategy: info.Strategy,
+		Arm: info.Arm, Experiment: info.Experiment, Weights: plan.Weights(), Route0: routeAnchor(plan), Objectives: plan.Objectives,
+		Chosen: -1, Created: time.Now().Unix()}
+	for _, c := range info.Candidates {
+		v := make([]float64, len(plan.Objectives))
+		for i, o := range plan.Objectives {
+			x, ok := c.Objectives[o]
+			if !ok {
+				return // columns are not the objectives: nothing linear to learn
+			}
+			v[i] = float64(x)
+		}
+		if c.Utility.Finite() {
+			r.Candidates = append(r.Candidates, prefs.Candidate{Index: c.Index, Vector: v})
+		}
+		if c.Chosen && r.Chosen < 0 {
+			r.Chosen = c.Index
+		}
+	}
+	if r.Chosen < 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(s.base), 2*time.Second)
+	defer cancel()
+	if err := s.opts.Prefs.Store.LogResponse(ctx, r, s.opts.Prefs.LogTTL); err != nil {
+		s.log.Warn("response log write failed", "id", id, "err", err)
+	}
+}
+
+// routeAnchor is what learning pulls toward: the weights without the
+// user's layer or the request's.
+func routeAnchor(p *steering.Plan) map[string]float64 {
+	q := *p
+	q.RequestWeights, q.UserWeights = nil, nil
+	return q.Weights()
+}

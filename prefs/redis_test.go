@@ -1,0 +1,82 @@
+package prefs
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/steergate/steergate/cache/cachetest"
+)
+
+// The Redis store: concurrent updates from two clients (two replicas) lose
+// none; responses expire; feedback ids are first once; keys are found by
+// their hash.
+func TestRedisStore(t *testing.T) {
+	srv := cachetest.StartRedis(t)
+	ctx := context.Background()
+	var stores []*Redis
+	for range 2 {
+		c := redis.NewClient(&redis.Options{Addr: srv.Addr})
+		t.Cleanup(func() { c.Close() })
+		stores = append(stores, NewRedis(c, "t:"))
+	}
+	var wg sync.WaitGroup
+	for _, s := range stores {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 50 {
+				_, err := s.Update(ctx, "ten:ant", "u", "r", func(p *Preferences) (*Preferences, error) {
+					if p == nil {
+						p = &Preferences{Weights: map[string]float64{}}
+					}
+					p.Updates++
+					p.Weights["a"] += 1
+					return p, nil
+				})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	p, err := stores[1].Get(ctx, "ten:ant", "u", "r")
+	if err != nil || p.Updates != 100 || p.Weights["a"] != 100 {
+		t.Fatalf("after 100 concurrent updates: %+v %v", p, err)
+	}
+	// One hash per user, a field per reward, never expiring.
+	if k := `t:prefs:"ten:ant":"u"`; stores[0].c.Type(ctx, k).Val() != "hash" || stores[0].c.TTL(ctx, k).Val() != -1 {
+		t.Errorf("%s: type %s, ttl %v", k, stores[0].c.Type(ctx, k).Val(), stores[0].c.TTL(ctx, k).Val())
+	}
+	// A colon in a name cannot reach another tenant's key.
+	if p, _ := stores[0].Get(ctx, "ten", "ant:u", "r"); p != nil {
+		t.Error("tenant ten:ant and tenant ten share keys")
+	}
+	if ok, err := stores[0].Delete(ctx, "ten:ant", "u", "r"); !ok || err != nil {
+		t.Errorf("delete %v %v", ok, err)
+	}
+	_ = stores[0].LogResponse(ctx, &Response{ID: "x", Tenant: "t", User: "u"}, time.Second)
+	if r, _ := stores[1].Response(ctx, "x"); r == nil || r.User != "u" {
+		t.Errorf("response %+v", r)
+	}
+	if ttl := stores[0].c.TTL(ctx, `t:resp:"x"`).Val(); ttl <= 0 || ttl > time.Second {
+		t.Errorf("response ttl %v", ttl)
+	}
+	first, _ := stores[0].FirstFeedback(ctx, "t", "f", time.Minute)
+	second, _ := stores[1].FirstFeedback(ctx, "t", "f", time.Minute)
+	if !first || second {
+		t.Errorf("feedback id: first %v, second %v", first, second)
+	}
+	stores[0].c.HSet(ctx, "t:key:"+Hash("sk-x"), "tenant", "acme", "role", "admin", "name", "ops")
+	k := NewKeys(nil, stores[1])
+	if id, err := k.Identify(ctx, "Bearer sk-x"); err != nil || id.Tenant != "acme" || !id.Admin() || id.Class != "redis" {
+		t.Errorf("key from Redis: %+v %v", id, err)
+	}
+	if _, err := k.Identify(ctx, "Bearer sk-y"); err != ErrBadKey {
+		t.Errorf("unknown key: %v", err)
+	}
+}

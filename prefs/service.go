@@ -1,0 +1,311 @@
+package prefs
+
+import (
+	"context"
+	"encoding/json"
+	"maps"
+	"math"
+	"slices"
+	"time"
+
+	"github.com/steergate/steergate/fault"
+)
+
+// Service is what the gateway asks of prefs.
+type Service struct {
+	Store    Store
+	Learning Learning
+	LogTTL   time.Duration // how long responses are kept for feedback
+	// Rewards answers a reward's objectives and whether its shaping drifts
+	// (then feedback is not learned from it); ok false for an unknown one.
+	Rewards func(name string) (objectives []string, drifts, ok bool)
+	// DefaultReward is the reward preferences are for when none is named.
+	DefaultReward string
+}
+
+// Scope is whose preferences a call reads or writes: the caller's tenant,
+// or, for an admin key, the one it names.
+func Scope(id Identity, tenant string) (string, error) {
+	if tenant == "" || tenant == id.Tenant {
+		return id.Tenant, nil
+	}
+	if !id.Admin() {
+		return "", &fault.ParamError{Param: "tenant", Msg: "only an admin key may act on another tenant", Err: fault.ErrForbidden}
+	}
+	return tenant, nil
+}
+
+// reward resolves the reward preferences are for.
+func (s *Service) reward(name string) (string, []string, bool, error) {
+	if name == "" {
+		name = s.DefaultReward
+	}
+	objs, drifts, ok := s.Rewards(name)
+	if !ok || name == "" {
+		return "", nil, false, invalid("reward", "unknown reward %q: preferences are weights over a reward's objectives", name)
+	}
+	return name, objs, drifts, nil
+}
+
+// Put checks and stores a user's preferences for a reward.
+func (s *Service) Put(ctx context.Context, tenant, user, rewardName string, p *Preferences) (*Preferences, string, error) {
+	if user == "" {
+		return nil, "", invalid("user", "a user id is required")
+	}
+	name, objs, _, err := s.reward(rewardName)
+	if err != nil {
+		return nil, "", err
+	}
+	if len(p.Weights) == 0 {
+		return nil, "", invalid("weights", "weights must name at least one objective of reward %s (%v)", name, objs)
+	}
+	for _, o := range slices.Sorted(maps.Keys(p.Weights)) {
+		v := p.Weights[o]
+		if !slices.Contains(objs, o) {
+			return nil, "", invalid("weights."+o, "reward %s has no objective %q (it has %v)", name, o, objs)
+		}
+		if math.IsNaN(v) || math.IsInf(v, 0) || math.Abs(v) > s.Learning.Bound {
+			return nil, "", invalid("weights."+o, "weight must be a finite number of magnitude at most %g (preferences.max_weight)", s.Learning.Bound)
+		}
+	}
+	stored, err := s.Store.Update(ctx, tenant, user, name, func(cur *Preferences) (*Preferences, error) {
+		next := &Preferences{Weights: p.Weights, Normalize: p.Normalize}
+		if cur != nil {
+			next.Updates = cur.Updates
+		}
+		return next, nil
+	})
+	return stored, name, err
+}
+
+// Get returns a user's preferences for a reward (nil when none).
+func (s *Service) Get(ctx context.Context, tenant, user, rewardName string) (*Preferences, string, error) {
+	name, _, _, err := s.reward(rewardName)
+	if err != nil {
+		return nil, "", err
+	}
+	p, err := s.Store.Get(ctx, tenant, user, name)
+	return p, name, err
+}
+
+// Delete removes a user's preferences for a reward.
+func (s *Service) Delete(ctx context.Context, tenant, user, rewardName string) (bool, error) {
+	name, _, _, err := s.reward(rewardName)
+	if err != nil {
+		return false, err
+	}
+	return s.Store.Delete(ctx, tenant, user, name)
+}
+
+// Feedback is a POST /v1/feedback body: a rating of a response, a choice
+// between two of its candidates, or a choice between two responses.
+type Feedback struct {
+	ResponseID string          `json:"response_id"`
+	Rating     json.RawMessage `json:"rating"`
+	Chosen     *int            `json:"chosen"`
+	Rejected   *int            `json:"rejected"`
+	ChosenID   string          `json:"chosen_id"`
+	RejectedID string          `json:"rejected_id"`
+	FeedbackID string          `json:"feedback_id"`
+}
+
+// Learned is what feedback left: the user's weights now.
+type Learned struct {
+	User      string             `json:"user"`
+	Tenant    string             `json:"tenant"`
+	Reward    string             `json:"reward"`
+	Weights   map[string]float64 `json:"weights"`
+	Updates   int                `json:"updates"`
+	Duplicate bool               `json:"duplicate,omitempty"`
+}
+
+// Kind names the feedback's form, for metrics.
+func (f *Feedback) Kind() string {
+	switch {
+	case f.ChosenID != "" || f.RejectedID != "":
+		return "responses"
+	case f.Chosen != nil || f.Rejected != nil:
+		return "candidates"
+	}
+	return "rating"
+}
+
+// Learn checks the feedback against the logged responses and updates the
+// user's weights. Nothing changes unless everything checks.
+func (s *Service) Learn(ctx context.Context, id Identity, f *Feedback) (*Learned, error) {
+	pairs, resp, err := s.pairs(ctx, id, f)
+	if err != nil {
+		return nil, err
+	}
+	objs, drifts, ok := s.Rewards(resp.Reward)
+	if !ok || !slices.Equal(objs, resp.Objectives) {
+		return nil, invalid("response_id", "reward %s has changed since the response: its feedback no longer applies", resp.Reward)
+	}
+	if drifts {
+		return nil, invalid("response_id", "reward %s normalizes by running statistics that keep changing (set freeze_after): feedback is not learned from it", resp.Reward)
+	}
+	out := &Learned{User: resp.User, Tenant: resp.Tenant, Reward: resp.Reward}
+	if f.FeedbackID != "" {
+		first, err := s.Store.FirstFeedback(ctx, resp.Tenant, f.FeedbackID, 30*24*time.Hour)
+		if err != nil {
+			return nil, err
+		}
+		if !first {
+			cur, err := s.Store.Get(ctx, resp.Tenant, resp.User, resp.Reward)
+			if err != nil {
+				return nil, err
+			}
+			out.Duplicate = true
+			if cur != nil {
+				out.Weights, out.Updates = cur.Weights, cur.Updates
+			}
+			return out, nil
+		}
+	}
+	p, err := s.Store.Update(ctx, resp.Tenant, resp.User, resp.Reward, func(cur *Preferences) (*Preferences, error) {
+		next := &Preferences{}
+		start := resp.Weights
+		if cur != nil {
+			*next = *cur
+			start = cur.Weights
+		}
+		next.Weights, next.GradSq = s.Learning.Learn(resp.Objectives, start, resp.Route0, next.GradSq, pairs)
+		next.Updates++
+		return next, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	out.Weights, out.Updates = p.Weights, p.Updates
+	return out, nil
+}
+
+// pairs reads the feedback into preference pairs over one user's
+// responses.
+func (s *Service) pairs(ctx context.Context, id Identity, f *Feedback) ([]Pair, *Response, error) {
+	byID := func(param, rid string) (*Response, error) {
+		if rid == "" {
+			return nil, invalid(param, "%s is required", param)
+		}
+		r, err := s.Store.Response(ctx, rid)
+		if err != nil {
+			return nil, err
+		}
+		// Another tenant's response is as unknown as a missing one.
+		if r == nil || r.Tenant != id.Tenant && !id.Admin() {
+			return nil, notFound(param, "no response %q (responses are kept %s, for steered requests with a user)", clipID(rid), s.LogTTL)
+		}
+		if r.User == "" {
+			return nil, invalid(param, "response %q has no user to learn for", clipID(rid))
+		}
+		return r, nil
+	}
+	vector := func(r *Response, param string, i int) ([]float64, error) {
+		for _, c := range r.Candidates {
+			if c.Index == i {
+				return c.Vector, nil
+			}
+		}
+		return nil, invalid(param, "response %s has no candidate %d", clipID(r.ID), i)
+	}
+	switch f.Kind() {
+	case "responses":
+		if f.ResponseID != "" || f.Rating != nil || f.Chosen != nil || f.Rejected != nil {
+			return nil, nil, invalid("chosen_id", "give chosen_id and rejected_id alone")
+		}
+		a, err := byID("chosen_id", f.ChosenID)
+		if err != nil {
+			return nil, nil, err
+		}
+		b, err := byID("rejected_id", f.RejectedID)
+		if err != nil {
+			return nil, nil, err
+		}
+		switch {
+		case a.ID == b.ID:
+			return nil, nil, invalid("rejected_id", "chosen_id and rejected_id are the same response")
+		case a.Tenant != b.Tenant || a.User != b.User:
+			return nil, nil, invalid("rejected_id", "the two responses are not the same user's")
+		case a.Reward != b.Reward || !slices.Equal(a.Objectives, b.Objectives):
+			return nil, nil, invalid("rejected_id", "the two responses were scored by different rewards")
+		}
+		va, _ := vector(a, "chosen_id", a.Chosen)
+		vb, _ := vector(b, "rejected_id", b.Chosen)
+		return []Pair{{A: va, B: vb, Weight: 1}}, a, nil
+	case "candidates":
+		if f.Rating != nil || f.Chosen == nil || f.Rejected == nil {
+			return nil, nil, invalid("chosen", "give response_id with chosen and rejected candidate indexes, and no rating")
+		}
+		r, err := byID("response_id", f.ResponseID)
+		if err != nil {
+			return nil, nil, err
+		}
+		if *f.Chosen == *f.Rejected {
+			return nil, nil, invalid("rejected", "chosen and rejected are the same candidate")
+		}
+		va, err := vector(r, "chosen", *f.Chosen)
+		if err != nil {
+			return nil, nil, err
+		}
+		vb, err := vector(r, "rejected", *f.Rejected)
+		if err != nil {
+			return nil, nil, err
+		}
+		return []Pair{{A: va, B: vb, Weight: 1}}, r, nil
+	}
+	rating, err := readRating(f.Rating)
+	if err != nil {
+		return nil, nil, err
+	}
+	r, err := byID("response_id", f.ResponseID)
+	if err != nil {
+		return nil, nil, err
+	}
+	chosen, _ := vector(r, "response_id", r.Chosen)
+	var pairs []Pair
+	for _, c := range r.Candidates {
+		if c.Index == r.Chosen {
+			continue
+		}
+		// A good rating says the chosen answer beat the others; a bad
+		// one, that they would have been better.
+		p := Pair{A: chosen, B: c.Vector, Weight: math.Abs(rating) / float64(len(r.Candidates)-1)}
+		if rating < 0 {
+			p.A, p.B = p.B, p.A
+		}
+		pairs = append(pairs, p)
+	}
+	if len(pairs) == 0 || rating == 0 {
+		return nil, nil, invalid("rating", "a rating of a response with one candidate, or a rating of 0, says nothing to learn from")
+	}
+	return pairs, r, nil
+}
+
+// readRating reads −1…1, "up" (1) or "down" (−1).
+func readRating(raw json.RawMessage) (float64, error) {
+	if raw == nil {
+		return 0, invalid("rating", "give rating (−1 to 1, \"up\" or \"down\") with response_id, or chosen and rejected")
+	}
+	var word string
+	if json.Unmarshal(raw, &word) == nil {
+		switch word {
+		case "up":
+			return 1, nil
+		case "down":
+			return -1, nil
+		}
+		return 0, invalid("rating", "rating must be a number from −1 to 1, \"up\" or \"down\"")
+	}
+	var v float64
+	if err := json.Unmarshal(raw, &v); err != nil || math.IsNaN(v) || v < -1 || v > 1 {
+		return 0, invalid("rating", "rating must be a number from −1 to 1, \"up\" or \"down\"")
+	}
+	return v, nil
+}
+
+func clipID(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "…"
+	}
+	return s
+}

@@ -1,0 +1,208 @@
+package prefs
+
+import (
+	"container/list"
+	"context"
+	"maps"
+	"sync"
+	"time"
+)
+
+// Preferences are one user's weights over a reward's objectives.
+type Preferences struct {
+	Weights map[string]float64 `json:"weights"`
+	// Normalize scales the weights to unit length when they apply: the
+	// user is a direction in objective space, whatever its length.
+	Normalize bool `json:"normalize"`
+	// Updates counts the feedback events learned from.
+	Updates int `json:"updates"`
+	// GradSq is the learner's per-objective sum of squared gradients,
+	// which sets its step sizes; an explicit write of the weights resets
+	// it.
+	GradSq map[string]float64 `json:"grad_sq,omitempty"`
+}
+
+// Response is a steered response as feedback refers to it.
+type Response struct {
+	ID         string             `json:"id"`
+	Tenant     string             `json:"tenant"`
+	User       string             `json:"user"`
+	Route      string             `json:"route"`
+	Reward     string             `json:"reward"`
+	Strategy   string             `json:"strategy"`
+	Arm        string             `json:"arm,omitempty"`
+	Experiment string             `json:"experiment,omitempty"`
+	Weights    map[string]float64 `json:"weights"`    // the weights it was chosen with
+	Route0     map[string]float64 `json:"route_w"`    // the route's weights, the learner's anchor
+	Objectives []string           `json:"objectives"` // the order of the vectors
+	Chosen     int                `json:"chosen"`     // index into Candidates
+	Candidates []Candidate        `json:"candidates"`
+	Created    int64              `json:"created"`
+}
+
+// Candidate is one candidate's objective vector.
+type Candidate struct {
+	Index  int       `json:"index"`
+	Vector []float64 `json:"v"`
+}
+
+// Store keeps preferences (durably: never evicted for space in Redis),
+// the response log (for a bounded time) and which feedback ids were seen.
+type Store interface {
+	Get(ctx context.Context, tenant, user, reward string) (*Preferences, error) // nil when none
+	Put(ctx context.Context, tenant, user, reward string, p *Preferences) error
+	Delete(ctx context.Context, tenant, user, reward string) (bool, error)
+	// Update applies fn to the stored preferences (nil when none) and
+	// stores the result, atomically across replicas.
+	Update(ctx context.Context, tenant, user, reward string, fn func(*Preferences) (*Preferences, error)) (*Preferences, error)
+	LogResponse(ctx context.Context, r *Response, ttl time.Duration) error
+	Response(ctx context.Context, id string) (*Response, error) // nil when unknown or expired
+	// FirstFeedback records a feedback id; false when it was seen before.
+	FirstFeedback(ctx context.Context, tenant, id string, ttl time.Duration) (bool, error)
+}
+
+// Memory is a Store in process memory: bounded (the least recently used
+// users and responses go first) and lost on restart.
+type Memory struct {
+	mu        sync.Mutex
+	prefs     *lru[*Preferences]
+	responses *lru[*Response]
+	feedback  *lru[time.Time]
+	now       func() time.Time
+}
+
+// NewMemory keeps at most maxUsers users' preferences and maxResponses
+// responses (and as many feedback ids).
+func NewMemory(maxUsers, maxResponses int) *Memory {
+	return &Memory{prefs: newLRU[*Preferences](maxUsers), responses: newLRU[*Response](maxResponses),
+		feedback: newLRU[time.Time](maxResponses), now: time.Now}
+}
+
+func prefKey(tenant, user, reward string) string { return tenant + "\x00" + user + "\x00" + reward }
+
+func (m *Memory) Get(_ context.Context, tenant, user, reward string) (*Preferences, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	p, ok := m.prefs.get(prefKey(tenant, user, reward))
+	if !ok {
+		return nil, nil
+	}
+	return clonePrefs(p), nil
+}
+
+func (m *Memory) Put(_ context.Context, tenant, user, reward string, p *Preferences) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.prefs.put(prefKey(tenant, user, reward), clonePrefs(p))
+	return nil
+}
+
+func (m *Memory) Delete(_ context.Context, tenant, user, reward string) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.prefs.del(prefKey(tenant, user, reward)), nil
+}
+
+func (m *Memory) Update(_ context.Context, tenant, user, reward string, fn func(*Preferences) (*Preferences, error)) (*Preferences, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	k := prefKey(tenant, user, reward)
+	cur, _ := m.prefs.get(k)
+	next, err := fn(clonePrefs(cur))
+	if err != nil {
+		return nil, err
+	}
+	m.prefs.put(k, clonePrefs(next))
+	return next, nil
+}
+
+func (m *Memory) LogResponse(_ context.Context, r *Response, _ time.Duration) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c := *r
+	m.responses.put(r.ID, &c)
+	return nil
+}
+
+func (m *Memory) Response(_ context.Context, id string) (*Response, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r, ok := m.responses.get(id)
+	if !ok {
+		return nil, nil
+	}
+	c := *r
+	return &c, nil
+}
+
+func (m *Memory) FirstFeedback(_ context.Context, tenant, id string, ttl time.Duration) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	k := tenant + "\x00" + id
+	if at, ok := m.feedback.get(k); ok && m.now().Sub(at) < ttl {
+		return false, nil
+	}
+	m.feedback.put(k, m.now())
+	return true, nil
+}
+
+func clonePrefs(p *Preferences) *Preferences {
+	if p == nil {
+		return nil
+	}
+	c := *p
+	c.Weights = make(map[string]float64, len(p.Weights))
+	maps.Copy(c.Weights, p.Weights)
+	if p.GradSq != nil {
+		c.GradSq = maps.Clone(p.GradSq)
+	}
+	return &c
+}
+
+// lru is a bounded map that drops its least recently used entry.
+type lru[V any] struct {
+	max   int
+	order *list.List
+	items map[string]*list.Element
+}
+
+type lruEntry[V any] struct {
+	key string
+	val V
+}
+
+func newLRU[V any](max int) *lru[V] {
+	return &lru[V]{max: max, order: list.New(), items: map[string]*list.Element{}}
+}
+
+func (l *lru[V]) get(k string) (V, bool) {
+	if e, ok := l.items[k]; ok {
+		l.order.MoveToFront(e)
+		return e.Value.(*lruEntry[V]).val, true
+	}
+	var zero V
+	return zero, false
+}
+
+func (l *lru[V]) put(k string, v V) {
+	if e, ok := l.items[k]; ok {
+		e.Value.(*lruEntry[V]).val = v
+		l.order.MoveToFront(e)
+		return
+	}
+	l.items[k] = l.order.PushFront(&lruEntry[V]{key: k, val: v})
+	for l.order.Len() > l.max {
+		last := l.order.Back()
+		l.order.Remove(last)
+		delete(l.items, last.Value.(*lruEntry[V]).key)
+	}
+}
+
+func (l *lru[V]) del(k string) bool {
+	e, ok := l.items[k]
+	if ok {
+		l.order.Remove(e)
+		delete(l.items, k)
+	}
+	return ok
+}
