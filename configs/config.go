@@ -18,6 +18,48 @@ type Config struct {
 	Cache       Cache              `mapstructure:"cache"`
 	Auth        Auth               `mapstructure:"auth"`
 	Preferences Preferences        `mapstructure:"preferences"`
+	Experiments []Experiment       `mapstructure:"experiments"`
+}
+
+// Experiment is an A/B test of steering settings on some models.
+type Experiment struct {
+	Name string `mapstructure:"name"`
+	// Models are the public names it covers: a route's name covers its
+	// aliases too; an alias covers only requests that use it.
+	Models []string `mapstructure:"models"`
+	// Unit is what is assigned: "user" (the request's user, sticky) or
+	// "request".
+	Unit    string          `mapstructure:"unit"`
+	Arms    []ExperimentArm `mapstructure:"arms"`
+	Control string          `mapstructure:"control"` // the arm the others are compared with
+	Outcome Outcome         `mapstructure:"outcome"`
+	State   string          `mapstructure:"state"` // running or stopped
+	// Allocation "fixed" (the arms' weights) or "thompson": new units go
+	// to each arm with the posterior chance that it is best, at least
+	// MinShare.
+	Allocation string  `mapstructure:"allocation"`
+	MinShare   float64 `mapstructure:"min_share"`
+	Alpha      float64 `mapstructure:"alpha"` // error rate of the intervals and the verdict
+	// MixingSD is the spread of the effect sizes the confidence sequence
+	// is tuned for, in units of the outcome's standard deviation.
+	MixingSD float64 `mapstructure:"mixing_sd"`
+}
+
+// ExperimentArm is one arm: its share of traffic and the steering laid
+// over the route's.
+type ExperimentArm struct {
+	Name     string         `mapstructure:"name"`
+	Weight   float64        `mapstructure:"weight"`
+	Steering map[string]any `mapstructure:"steering"`
+}
+
+// Outcome is what an experiment measures: users' feedback, or an
+// evaluation reward scoring the final answer of every arm alike on a share
+// of traffic.
+type Outcome struct {
+	Type   string  `mapstructure:"type"` // feedback or reward
+	Reward string  `mapstructure:"reward"`
+	Share  float64 `mapstructure:"share"`
 }
 
 // Auth lists the API keys: their SHA-256 hashes (steergate hash-key) with

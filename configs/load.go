@@ -123,8 +123,40 @@ func decode(file string, data []byte) (*Config, error) {
 			}
 		}
 	}
+	for i := range cfg.Experiments {
+		experimentDefaults(&cfg.Experiments[i])
+	}
 	cfg.File = file
 	return &cfg, nil
+}
+
+func experimentDefaults(e *Experiment) {
+	if e.Unit == "" {
+		e.Unit = "user"
+	}
+	if e.State == "" {
+		e.State = "running"
+	}
+	if e.Allocation == "" {
+		e.Allocation = "fixed"
+	}
+	if e.Alpha == 0 {
+		e.Alpha = 0.05
+	}
+	if e.MixingSD == 0 {
+		e.MixingSD = 0.1
+	}
+	if e.Outcome.Type == "reward" && e.Outcome.Share == 0 {
+		e.Outcome.Share = 1
+	}
+	if e.Control == "" && len(e.Arms) > 0 {
+		e.Control = e.Arms[0].Name
+	}
+	for i := range e.Arms {
+		if e.Arms[i].Weight == 0 {
+			e.Arms[i].Weight = 1
+		}
+	}
 }
 
 // decodeErrors turns mapstructure's messages into file:key: lines.
@@ -287,6 +319,7 @@ func (c *Config) Validate(file string) error {
 	case p.MemoryUsers < 1 || p.MemoryResponses < 1:
 		bad("preferences", "memory_users and memory_responses must be at least 1")
 	}
+	c.validateExperiments(bad)
 	if c.Server.MaxQueue < 0 {
 		bad("server.max_queue", "must not be negative")
 	}
@@ -573,6 +606,110 @@ func (c *Config) validateRewards(bad func(key, format string, args ...any)) {
 			}
 		default:
 			bad(k+".type", "must be one of rules, onnx, onnx_arm, onnx_prm, lexicon, value, judge, remote, ensemble; got %q", r.Type)
+		}
+	}
+}
+
+// validateExperiments checks what an experiment names; its arms' steering
+// is resolved over each route where the steering is (cmd/steergate), as a
+// route's own steering is.
+func (c *Config) validateExperiments(bad func(key, format string, args ...any)) {
+	names := map[string]bool{}
+	models := map[string]string{} // public name → route
+	for _, m := range c.Models {
+		models[m.Name] = m.Name
+		for _, a := range m.Aliases {
+			models[a] = m.Name
+		}
+	}
+	covered := map[string]string{} // model → the running experiment covering it
+	for i, e := range c.Experiments {
+		at := fmt.Sprintf("experiments[%d]", i)
+		switch {
+		case e.Name == "":
+			bad(at+".name", "is required")
+		case names[e.Name]:
+			bad(at+".name", "another experiment is also called %q", e.Name)
+		case strings.ContainsAny(e.Name, "/?# "):
+			bad(at+".name", "must not contain '/', '?', '#' or spaces (it is part of a URL)")
+		}
+		names[e.Name] = true
+		if len(e.Models) == 0 {
+			bad(at+".models", "name at least one model")
+		}
+		for j, m := range e.Models {
+			if _, ok := models[m]; !ok {
+				bad(fmt.Sprintf("%s.models[%d]", at, j), "no model or alias is called %q", m)
+				continue
+			}
+			if e.State != "running" {
+				continue
+			}
+			for _, k := range []string{m, models[m]} {
+				if other, ok := covered[k]; ok && other != e.Name {
+					bad(fmt.Sprintf("%s.models[%d]", at, j), "%q is already in the running experiment %q: a request could be in two", m, other)
+				}
+			}
+			covered[m] = e.Name
+		}
+		if e.Unit != "user" && e.Unit != "request" {
+			bad(at+".unit", "must be user or request; got %q", e.Unit)
+		}
+		if e.State != "running" && e.State != "stopped" {
+			bad(at+".state", "must be running or stopped; got %q", e.State)
+		}
+		if len(e.Arms) < 2 {
+			bad(at+".arms", "an experiment needs at least two arms")
+		}
+		arms := map[string]bool{}
+		for j, a := range e.Arms {
+			aat := fmt.Sprintf("%s.arms[%d]", at, j)
+			switch {
+			case a.Name == "":
+				bad(aat+".name", "is required")
+			case arms[a.Name]:
+				bad(aat+".name", "another arm is also called %q", a.Name)
+			}
+			arms[a.Name] = true
+			if !(a.Weight > 0) || math.IsInf(a.Weight, 0) {
+				bad(aat+".weight", "must be a positive number")
+			}
+			if _, ok := a.Steering["arm"]; ok {
+				bad(aat+".steering.arm", "an arm's steering cannot force an arm")
+			}
+		}
+		if !arms[e.Control] {
+			bad(at+".control", "no arm is called %q", e.Control)
+		}
+		switch e.Outcome.Type {
+		case "feedback":
+			if e.Outcome.Reward != "" || e.Outcome.Share != 0 {
+				bad(at+".outcome", "reward and share are for outcome type reward")
+			}
+		case "reward":
+			if _, ok := c.Rewards[e.Outcome.Reward]; !ok {
+				bad(at+".outcome.reward", "no reward is called %q (rewards: %v)", e.Outcome.Reward, slices.Sorted(maps.Keys(c.Rewards)))
+			}
+			if !(e.Outcome.Share > 0 && e.Outcome.Share <= 1) {
+				bad(at+".outcome.share", "must be in (0, 1]")
+			}
+		default:
+			bad(at+".outcome.type", "must be feedback or reward; got %q", e.Outcome.Type)
+		}
+		switch e.Allocation {
+		case "fixed":
+		case "thompson":
+			if len(e.Arms) > 0 && !(e.MinShare >= 0 && e.MinShare <= 1/float64(len(e.Arms))) {
+				bad(at+".min_share", "must be in [0, 1/arms]")
+			}
+		default:
+			bad(at+".allocation", "must be fixed or thompson; got %q", e.Allocation)
+		}
+		if !(e.Alpha > 0 && e.Alpha < 0.5) {
+			bad(at+".alpha", "must be in (0, 0.5)")
+		}
+		if !(e.MixingSD > 0) || math.IsInf(e.MixingSD, 0) {
+			bad(at+".mixing_sd", "must be a positive number")
 		}
 	}
 }

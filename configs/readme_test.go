@@ -68,7 +68,7 @@ func TestREADMEDocumentsEveryKey(t *testing.T) {
 		if strings.ContainsAny(r, ".[") && !known[r] && (strings.HasPrefix(r, "server.") || strings.HasPrefix(r, "backends.") ||
 			strings.HasPrefix(r, "models[") || strings.HasPrefix(r, "rewards.") || strings.HasPrefix(r, "cache.") ||
 			strings.HasPrefix(r, "log.") || strings.HasPrefix(r, "onnx.") || strings.HasPrefix(r, "auth.") ||
-			strings.HasPrefix(r, "preferences.")) {
+			strings.HasPrefix(r, "preferences.") || strings.HasPrefix(r, "experiments[")) {
 			t.Errorf("README documents %s, which is no config key", r)
 		}
 	}

@@ -159,7 +159,17 @@ func (s *Server) completion(ctx *fasthttp.RequestCtx, reqID string, id prefs.Ide
 		s.fail(ctx, reqID, rctx, err)
 		return
 	}
-	call := &steering.Call{Route: rt, Request: br, Steering: req.steering, Tenant: id.Tenant, Body: ctx.PostBody()}
+	en, steer, err := s.enroll(rctx, id, req, rt.Name, reqID)
+	if err != nil {
+		l.strategy = labelInvalid
+		s.fail(ctx, reqID, rctx, err)
+		return
+	}
+	call := &steering.Call{Route: rt, Request: br, Steering: steer, Tenant: id.Tenant, Body: ctx.PostBody()}
+	if en != nil {
+		call.Experiment, call.Arm, l.arm = en.Experiment.Name, en.Arm, en.Arm
+		ctx.Response.Header.Set("X-Steering-Arm", en.Arm)
+	}
 	plan, err := s.engine.Plan(call)
 	if err != nil {
 		l.strategy = labelInvalid
@@ -171,7 +181,9 @@ func (s *Server) completion(ctx *fasthttp.RequestCtx, reqID string, id prefs.Ide
 		return
 	}
 	l.strategy = plan.Name
-	if pe, ok := s.engine.(passthrougher); ok && pe.Passthrough(call, plan) {
+	// An enrolled request goes through the engine even as passthrough, so
+	// that its arm is told what it spent.
+	if pe, ok := s.engine.(passthrougher); ok && en == nil && pe.Passthrough(call, plan) {
 		if rp, ok := rt.Backend.(backend.RawProxy); ok && rp.RawOK(br) {
 			handedOver = s.relay(ctx, reqID, rctx, cancel, rp, req, f.idPrefix == completionFormat.idPrefix, stopWatch, finish, release)
 			return
@@ -182,6 +194,7 @@ func (s *Server) completion(ctx *fasthttp.RequestCtx, reqID string, id prefs.Ide
 	call.CacheStatus = func(s string) { cacheStatus.Store(s) }
 	if !req.stream {
 		out, err := s.engine.Run(rctx, call, plan, nil)
+		s.recordRequest(en, respID, br, out, err != nil, time.Since(start))
 		if err != nil {
 			s.fail(ctx, reqID, rctx, err)
 			return
@@ -202,6 +215,7 @@ func (s *Server) completion(ctx *fasthttp.RequestCtx, reqID string, id prefs.Ide
 	// gets its own HTTP status.
 	first, ok := <-st.events
 	if !ok && st.err != nil {
+		s.recordRequest(en, respID, br, nil, true, time.Since(start))
 		s.fail(ctx, reqID, rctx, st.err)
 		return
 	}
@@ -230,6 +244,7 @@ func (s *Server) completion(ctx *fasthttp.RequestCtx, reqID string, id prefs.Ide
 				cancel(errClientGone) // stop the backend; keep draining until it returns
 			}
 		}
+		s.recordRequest(en, respID, br, st.out, werr != nil || st.err != nil, time.Since(start))
 		if werr != nil {
 			return
 		}

@@ -146,6 +146,7 @@ func (s *Server) feedback(ctx *fasthttp.RequestCtx, id prefs.Identity) {
 		outcome = "duplicate"
 	}
 	s.metrics.Feedback(id.Class, f.Kind(), outcome)
+	s.recordFeedback(out)
 	writeJSON(ctx, fasthttp.StatusOK, out)
 }
 

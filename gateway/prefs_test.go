@@ -21,6 +21,7 @@ import (
 	"github.com/steergate/steergate/backend/reference"
 	"github.com/steergate/steergate/cache"
 	"github.com/steergate/steergate/cache/cachetest"
+	"github.com/steergate/steergate/gateway"
 	"github.com/steergate/steergate/metrics"
 	"github.com/steergate/steergate/prefs"
 	"github.com/steergate/steergate/rm"
@@ -39,7 +40,7 @@ var testKeys = prefs.NewKeys(map[string]prefs.Identity{
 // prefsGateway serves the reference model steered by the rules reward with
 // the given route weights, keys and preference store, and an in-memory
 // response cache.
-func prefsGateway(t *testing.T, store prefs.Store, routeWeights string, rate float64) *env {
+func prefsGateway(t *testing.T, store prefs.Store, routeWeights string, rate float64, more ...func(*gateway.Options)) *env {
 	t.Helper()
 	rt := backend.NewRouter()
 	if err := rt.Add(backend.Route{Name: "reference", Backend: reference.New("reference", reference.Options{}), Target: "reference"}); err != nil {
@@ -71,6 +72,9 @@ func prefsGateway(t *testing.T, store prefs.Store, routeWeights string, rate flo
 			}
 			return r.Objectives(), false, true
 		}}
+	for _, f := range more {
+		f(&opts)
+	}
 	return serveWith(t, opts, rt, eng)
 }
 

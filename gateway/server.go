@@ -11,10 +11,12 @@ import (
 	"net"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/steergate/steergate/backend"
+	"github.com/steergate/steergate/experiment"
 	"github.com/steergate/steergate/fault"
 	"github.com/steergate/steergate/metrics"
 	"github.com/steergate/steergate/prefs"
@@ -50,6 +52,9 @@ type Options struct {
 	// serves preferences and feedback (nil: those endpoints are off).
 	Keys  *prefs.Keys
 	Prefs *prefs.Service
+	// Experiments enroll requests in A/B tests and keep their results
+	// (nil: none).
+	Experiments *experiment.Set
 }
 
 // Server is the HTTP gateway.
@@ -68,6 +73,10 @@ type Server struct {
 	// an error the client can read.
 	base   context.Context
 	cutoff context.CancelCauseFunc
+	// background is work that outlives its request (experiment
+	// evaluations), at most cap(evalSlots) at once; shutdown waits for it.
+	background sync.WaitGroup
+	evalSlots  chan struct{}
 }
 
 // New returns a server; ready reports whether the backends can serve (nil:
@@ -78,7 +87,8 @@ func New(opts Options, router *backend.Router, engine Engine, log *slog.Logger, 
 	}
 	base, cutoff := context.WithCancelCause(context.Background())
 	s := &Server{opts: opts, router: router, engine: engine, log: log, ready: ready, metrics: opts.Metrics,
-		adm: newAdmission(opts.MaxInflight, opts.MaxQueue, opts.QueueTimeout, opts.Metrics), base: base, cutoff: cutoff}
+		adm: newAdmission(opts.MaxInflight, opts.MaxQueue, opts.QueueTimeout, opts.Metrics), base: base, cutoff: cutoff,
+		evalSlots: make(chan struct{}, 4)}
 	s.srv = &fasthttp.Server{
 		Handler:            s.handle,
 		ErrorHandler:       s.parseError,
@@ -142,6 +152,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	select {
 	case err := <-shut:
 		<-errc
+		if !s.waitBackground(t.C) {
+			s.cutoff(errShutdown)
+			s.background.Wait()
+		}
 		return err
 	case <-t.C:
 	}
@@ -153,6 +167,19 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		return err
 	case <-time.After(5 * time.Second):
 		return fmt.Errorf("shutdown: connections still open %s after the shutdown timeout", 5*time.Second)
+	}
+}
+
+// waitBackground waits for background work until deadline fires; it
+// reports whether the work finished.
+func (s *Server) waitBackground(deadline <-chan time.Time) bool {
+	done := make(chan struct{})
+	go func() { s.background.Wait(); close(done) }()
+	select {
+	case <-done:
+		return true
+	case <-deadline:
+		return false
 	}
 }
 
@@ -184,6 +211,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		}
 	}
 	user, isUser := userPath(path)
+	expName, isExp := experimentPath(path)
 	switch {
 	case path == "/v1/chat/completions" && method == "POST":
 		s.completion(ctx, reqID, id, chatFormat)
@@ -193,6 +221,8 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		s.preferences(ctx, id, user)
 	case path == "/v1/feedback" && method == "POST":
 		s.feedback(ctx, id)
+	case isExp && method == "GET" && s.opts.Experiments != nil:
+		s.experiments(ctx, id, expName)
 	case path == "/metrics" && method == "GET":
 		s.metricsHandler(ctx)
 	case path == "/v1/models" && method == "GET":
@@ -202,7 +232,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	case path == "/readyz" && method == "GET":
 		s.readyz(ctx)
 	case path == "/v1/chat/completions" || path == "/v1/completions" || path == "/v1/models" || path == "/metrics" ||
-		path == "/healthz" || path == "/readyz" || path == "/v1/feedback" || isUser:
+		path == "/healthz" || path == "/readyz" || path == "/v1/feedback" || isUser || isExp && s.opts.Experiments != nil:
 		ctx.Response.Header.Set("Allow", allowed(path))
 		writeError(ctx, fault.New(wire.ErrMethod, "", "method %s is not allowed on %s", clip(method, 16), path))
 	default:

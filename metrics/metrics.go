@@ -36,6 +36,7 @@ type Metrics struct {
 	preferences      *prometheus.CounterVec
 	authFailures     *prometheus.CounterVec
 	experiment       *prometheus.CounterVec
+	evalSkipped      *prometheus.CounterVec
 }
 
 // New registers Steergate's collectors in reg.
@@ -99,13 +100,16 @@ func New(reg *prometheus.Registry) *Metrics {
 		authFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "steergate_auth_failures_total", Help: "Requests refused for a missing or wrong key (401) or a role that may not (403).",
 		}, []string{"reason"}),
+		evalSkipped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "steergate_experiment_evaluations_skipped_total", Help: "Experiment evaluations skipped because every evaluation slot was busy.",
+		}, []string{"experiment"}),
 		experiment: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "steergate_experiment_requests_total", Help: "Requests enrolled in an experiment, by experiment and arm.",
 		}, []string{"experiment", "arm"}),
 	}
 	reg.MustRegister(m.requests, m.requestDuration, m.timeToFirstToken, m.backendDuration, m.rewardDuration, m.rewardBatch,
 		m.samples, m.tokens, m.steps, m.resamples, m.cache, m.inflight, m.queued, m.backendUp, m.panics, m.feedback,
-		m.preferences, m.authFailures, m.experiment)
+		m.preferences, m.authFailures, m.experiment, m.evalSkipped)
 	return m
 }
 
@@ -262,6 +266,15 @@ func (m *Metrics) AuthFailure(reason string) {
 		return
 	}
 	m.authFailures.WithLabelValues(reason).Inc()
+}
+
+// EvaluationSkipped counts an experiment evaluation dropped for lack of a
+// slot.
+func (m *Metrics) EvaluationSkipped(experiment string) {
+	if m == nil {
+		return
+	}
+	m.evalSkipped.WithLabelValues(experiment).Inc()
 }
 
 // Enrolled counts a request assigned to an experiment's arm.

@@ -117,6 +117,16 @@ type Learned struct {
 	Weights   map[string]float64 `json:"weights"`
 	Updates   int                `json:"updates"`
 	Duplicate bool               `json:"duplicate,omitempty"`
+	// Arms are what the feedback says about experiment arms, for their
+	// results (empty for a duplicate, or responses outside experiments).
+	Arms []ArmFeedback `json:"-"`
+}
+
+// ArmFeedback is feedback on one response in an experiment arm.
+type ArmFeedback struct {
+	Experiment, Arm string
+	Win             int      // +1 a win, −1 a loss
+	Rating          *float64 // the rating, when the feedback was one
 }
 
 // Kind names the feedback's form, for metrics.
@@ -133,7 +143,7 @@ func (f *Feedback) Kind() string {
 // Learn checks the feedback against the logged responses and updates the
 // user's weights. Nothing changes unless everything checks.
 func (s *Service) Learn(ctx context.Context, id Identity, f *Feedback) (*Learned, error) {
-	pairs, resp, err := s.pairs(ctx, id, f)
+	pairs, resp, arms, err := s.pairs(ctx, id, f)
 	if err != nil {
 		return nil, err
 	}
@@ -176,13 +186,13 @@ func (s *Service) Learn(ctx context.Context, id Identity, f *Feedback) (*Learned
 	if err != nil {
 		return nil, err
 	}
-	out.Weights, out.Updates = p.Weights, p.Updates
+	out.Weights, out.Updates, out.Arms = p.Weights, p.Updates, arms
 	return out, nil
 }
 
 // pairs reads the feedback into preference pairs over one user's
 // responses.
-func (s *Service) pairs(ctx context.Context, id Identity, f *Feedback) ([]Pair, *Response, error) {
+func (s *Service) pairs(ctx context.Context, id Identity, f *Feedback) ([]Pair, *Response, []ArmFeedback, error) {
 	byID := func(param, rid string) (*Response, error) {
 		if rid == "" {
 			return nil, invalid(param, "%s is required", param)
@@ -211,55 +221,64 @@ func (s *Service) pairs(ctx context.Context, id Identity, f *Feedback) ([]Pair, 
 	switch f.Kind() {
 	case "responses":
 		if f.ResponseID != "" || f.Rating != nil || f.Chosen != nil || f.Rejected != nil {
-			return nil, nil, invalid("chosen_id", "give chosen_id and rejected_id alone")
+			return nil, nil, nil, invalid("chosen_id", "give chosen_id and rejected_id alone")
 		}
 		a, err := byID("chosen_id", f.ChosenID)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		b, err := byID("rejected_id", f.RejectedID)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		switch {
 		case a.ID == b.ID:
-			return nil, nil, invalid("rejected_id", "chosen_id and rejected_id are the same response")
+			return nil, nil, nil, invalid("rejected_id", "chosen_id and rejected_id are the same response")
 		case a.Tenant != b.Tenant || a.User != b.User:
-			return nil, nil, invalid("rejected_id", "the two responses are not the same user's")
+			return nil, nil, nil, invalid("rejected_id", "the two responses are not the same user's")
 		case a.Reward != b.Reward || !slices.Equal(a.Objectives, b.Objectives):
-			return nil, nil, invalid("rejected_id", "the two responses were scored by different rewards")
+			return nil, nil, nil, invalid("rejected_id", "the two responses were scored by different rewards")
 		}
 		va, _ := vector(a, "chosen_id", a.Chosen)
 		vb, _ := vector(b, "rejected_id", b.Chosen)
-		return []Pair{{A: va, B: vb, Weight: 1}}, a, nil
+		var arms []ArmFeedback
+		for _, x := range []struct {
+			r   *Response
+			win int
+		}{{a, 1}, {b, -1}} {
+			if x.r.Arm != "" {
+				arms = append(arms, ArmFeedback{Experiment: x.r.Experiment, Arm: x.r.Arm, Win: x.win})
+			}
+		}
+		return []Pair{{A: va, B: vb, Weight: 1}}, a, arms, nil
 	case "candidates":
 		if f.Rating != nil || f.Chosen == nil || f.Rejected == nil {
-			return nil, nil, invalid("chosen", "give response_id with chosen and rejected candidate indexes, and no rating")
+			return nil, nil, nil, invalid("chosen", "give response_id with chosen and rejected candidate indexes, and no rating")
 		}
 		r, err := byID("response_id", f.ResponseID)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		if *f.Chosen == *f.Rejected {
-			return nil, nil, invalid("rejected", "chosen and rejected are the same candidate")
+			return nil, nil, nil, invalid("rejected", "chosen and rejected are the same candidate")
 		}
 		va, err := vector(r, "chosen", *f.Chosen)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		vb, err := vector(r, "rejected", *f.Rejected)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
-		return []Pair{{A: va, B: vb, Weight: 1}}, r, nil
+		return []Pair{{A: va, B: vb, Weight: 1}}, r, nil, nil
 	}
 	rating, err := readRating(f.Rating)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	r, err := byID("response_id", f.ResponseID)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	chosen, _ := vector(r, "response_id", r.Chosen)
 	var pairs []Pair
@@ -276,9 +295,17 @@ func (s *Service) pairs(ctx context.Context, id Identity, f *Feedback) ([]Pair, 
 		pairs = append(pairs, p)
 	}
 	if len(pairs) == 0 || rating == 0 {
-		return nil, nil, invalid("rating", "a rating of a response with one candidate, or a rating of 0, says nothing to learn from")
+		return nil, nil, nil, invalid("rating", "a rating of a response with one candidate, or a rating of 0, says nothing to learn from")
 	}
-	return pairs, r, nil
+	var arms []ArmFeedback
+	if r.Arm != "" {
+		win := 1
+		if rating < 0 {
+			win = -1
+		}
+		arms = append(arms, ArmFeedback{Experiment: r.Experiment, Arm: r.Arm, Win: win, Rating: &rating})
+	}
+	return pairs, r, arms, nil
 }
 
 // readRating reads −1…1, "up" (1) or "down" (−1).

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"time"
 
@@ -29,6 +30,9 @@ type Call struct {
 	// It must say what Request says (the gateway decoded one from the
 	// other).
 	Body []byte
+	// Experiment and Arm name the experiment arm the call is in: the
+	// report says them, and cached answers are kept per arm.
+	Experiment, Arm string
 }
 
 // Outcome is what a strategy returns: the answers and, when steering ran,
@@ -269,6 +273,7 @@ func (e *Engine) Run(ctx context.Context, c *Call, p *Plan, emit func(backend.De
 		}
 		if out.Info != nil {
 			out.Info.Strategy = p.Name
+			out.Info.Experiment, out.Info.Arm = c.Experiment, c.Arm
 			out.Info.BackendUsage = meter.Usage()
 			out.Generation.Usage = out.Info.BackendUsage
 			if out.Info.Params == nil {
@@ -284,6 +289,35 @@ func (e *Engine) Run(ctx context.Context, c *Call, p *Plan, emit func(backend.De
 		}
 		return out, nil
 	})
+}
+
+// Evaluate scores a final answer (the first choice) with a reward and its
+// default weights, the same way whatever strategy produced it: an
+// experiment's outcome.
+func (e *Engine) Evaluate(ctx context.Context, reward string, r *backend.Request, g *backend.Generation) (float64, error) {
+	rw, ok := e.rewards[reward]
+	info, iok := e.resolver.Rewards[reward]
+	if !ok || !iok {
+		return 0, fmt.Errorf("steering: no sequence reward %q to evaluate with", reward)
+	}
+	if g == nil || len(g.Choices) == 0 {
+		return 0, fmt.Errorf("steering: no answer to evaluate")
+	}
+	c := g.Choices[0]
+	s := rm.Sample{Messages: r.Messages, Prompt: r.Prompt, Response: rm.Render(c), Text: c.Text, Calls: c.ToolCalls,
+		Tools: r.Tools, WantJSON: wantJSON(r), Scope: "evaluate:" + reward}
+	scores, err := rw.Score(ctx, []rm.Sample{s})
+	if err == nil {
+		err = rm.CheckShape(scores, 1, len(rw.Objectives()))
+	}
+	if err != nil {
+		return 0, err
+	}
+	u := rm.UtilityFor(rw, info.Weights, 0, 0).Of(rw.Objectives(), scores[0], c.Tokens)
+	if math.IsNaN(u) || math.IsInf(u, 0) {
+		return 0, fmt.Errorf("steering: reward %s gave an unusable score", reward)
+	}
+	return u, nil
 }
 
 // wantJSON reports whether the request asked for JSON output.

@@ -141,8 +141,9 @@ func key(c *Call, p *Plan, w map[string]float64, rewardID string) string {
 		Common   Common
 		Weights  map[string]float64
 		Reward   string
+		Arm      [2]string
 	}{entryFormat, c.Tenant, c.Request.User, c.Route.Name, c.Route.Backend.Name(), c.Route.Target, *c.Request,
-		p.Name, p.Strategy, common, w, rewardID})
+		p.Name, p.Strategy, common, w, rewardID, [2]string{c.Experiment, c.Arm}})
 	h := sha256.Sum256(b)
 	return "resp:" + hex.EncodeToString(h[:])
 }
@@ -167,7 +168,7 @@ func bodyKey(c *Call, p *Plan, common Common, w map[string]float64, rewardID str
 		return "", false
 	}
 	h := sha256.New()
-	for _, s := range []string{strconv.Itoa(entryFormat), c.Tenant, c.Route.Name, c.Route.Backend.Name(), c.Route.Target} {
+	for _, s := range []string{strconv.Itoa(entryFormat), c.Tenant, c.Route.Name, c.Route.Backend.Name(), c.Route.Target, c.Experiment, c.Arm} {
 		h.Write([]byte(s))
 		h.Write([]byte{0})
 	}

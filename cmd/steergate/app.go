@@ -16,6 +16,7 @@ import (
 	"github.com/steergate/steergate/backend/reference"
 	"github.com/steergate/steergate/cache"
 	"github.com/steergate/steergate/configs"
+	"github.com/steergate/steergate/experiment"
 	"github.com/steergate/steergate/fault"
 	"github.com/steergate/steergate/gateway"
 	"github.com/steergate/steergate/metrics"
@@ -105,6 +106,10 @@ func assemble(cfg *configs.Config, log *slog.Logger, m mode) (a *app, err error)
 	if err != nil {
 		return a, err
 	}
+	exps, err := checkExperiments(cfg, a.router, &resolver, routes)
+	if err != nil {
+		return a, err
+	}
 	if m == checkOnly {
 		return a, nil
 	}
@@ -156,7 +161,7 @@ func assemble(cfg *configs.Config, log *slog.Logger, m mode) (a *app, err error)
 		ReadTimeout: s.ReadTimeout, IdleTimeout: s.IdleTimeout, DrainDelay: s.DrainDelay, ShutdownTimeout: s.ShutdownTimeout,
 		Limits:       wire.Limits{MaxN: s.MaxN, MaxTokens: s.MaxTokens, MaxMessages: s.MaxMessages, MaxStop: 4, MaxTopLogprobs: 20},
 		AccessSample: cfg.Log.AccessSample, Metrics: a.metrics,
-		Keys: keys(cfg, shared), Prefs: preferences(cfg, shared, infos, resolver.Default),
+		Keys: keys(cfg, shared), Prefs: preferences(cfg, shared, infos, resolver.Default), Experiments: experiments(cfg, shared, exps),
 	}, a.router, a.engine, log, func(ctx context.Context) error { return a.router.Ready(ctx, discover...) })
 	return a, nil
 }
@@ -243,6 +248,68 @@ func checkRoutes(cfg *configs.Config, router *backend.Router, rs *steering.Resol
 		return nil, errs
 	}
 	return routes, nil
+}
+
+// checkExperiments resolves every arm's steering over every route its
+// experiment covers, as a request enrolled in it would be (the arm's
+// steering in the request's place), and checks the outcome reward scores
+// whole answers.
+func checkExperiments(cfg *configs.Config, router *backend.Router, rs *steering.Resolver, routes map[string]json.RawMessage) ([]*experiment.Experiment, error) {
+	var errs configs.Errors
+	var out []*experiment.Experiment
+	for i, ce := range cfg.Experiments {
+		at := fmt.Sprintf("experiments[%d]", i)
+		e := &experiment.Experiment{Name: ce.Name, Models: map[string]bool{}, Unit: ce.Unit, Control: ce.Control, Outcome: ce.Outcome.Type,
+			Reward: ce.Outcome.Reward, Share: ce.Outcome.Share, Running: ce.State == "running", Thompson: ce.Allocation == "thompson",
+			MinShare: ce.MinShare, Alpha: ce.Alpha, MixingSD: ce.MixingSD}
+		if ce.Outcome.Type == "reward" {
+			if _, ok := rs.Rewards[ce.Outcome.Reward]; !ok {
+				errs = append(errs, fmt.Sprintf("%s:%s.outcome.reward: %q does not score whole answers (a token-level reward cannot evaluate an answer)", cfg.File, at, ce.Outcome.Reward))
+			}
+		}
+		for _, m := range ce.Models {
+			e.Models[m] = true
+		}
+		for j, arm := range ce.Arms {
+			raw, err := json.Marshal(arm.Steering)
+			if err != nil {
+				errs = append(errs, fmt.Sprintf("%s:%s.arms[%d].steering: %v", cfg.File, at, j, err))
+				continue
+			}
+			if arm.Steering == nil {
+				raw = nil
+			}
+			e.Arms = append(e.Arms, experiment.Arm{Name: arm.Name, Weight: arm.Weight, Steering: raw})
+			key := fmt.Sprintf("%s.arms[%d].steering", at, j)
+			for _, m := range ce.Models {
+				rt, err := router.Resolve(m)
+				if err != nil {
+					continue // reported by config validation
+				}
+				if _, err := rs.Resolve(routes[m], raw, steering.Target{Backend: rt.Backend.Name(), Caps: rt.Backend.Caps(), K: 1, Chat: true}, key); err != nil {
+					errs = append(errs, fmt.Sprintf("%s:%s: %v (on model %s)", cfg.File, paramOr(err, key), err, m))
+				}
+			}
+		}
+		out = append(out, e)
+	}
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	return out, nil
+}
+
+// experiments keep their totals in Redis when the cache is there (every
+// replica adds to the same totals), else in memory.
+func experiments(cfg *configs.Config, shared cache.Cache, exps []*experiment.Experiment) *experiment.Set {
+	if len(exps) == 0 {
+		return nil
+	}
+	var store experiment.Store = experiment.NewMemory()
+	if r, ok := shared.(*cache.Redis); ok {
+		store = experiment.NewRedis(r.Client(), cfg.Cache.Redis.Prefix)
+	}
+	return experiment.NewSet(exps, store)
 }
 
 func paramOr(err error, def string) string {

@@ -1,0 +1,341 @@
+package experiment
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/steergate/steergate/fault"
+)
+
+// ErrStore is a failure of the shared store, not of the request.
+var ErrStore = errors.New("experiment store unavailable")
+
+// Arm is one arm of an experiment.
+type Arm struct {
+	Name     string
+	Weight   float64
+	Steering json.RawMessage // laid over the route's steering, under the request's
+}
+
+// Experiment is one configured A/B test.
+type Experiment struct {
+	Name    string
+	Models  map[string]bool // public names, and route names covering their aliases
+	Unit    string          // "user" or "request"
+	Arms    []Arm
+	Control string
+	Outcome string // "feedback" or "reward"
+	Reward  string // the evaluation reward, for outcome "reward"
+	Share   float64
+	Running bool
+	// Thompson allocates new units by the posterior chance that each arm
+	// is best, at least MinShare each.
+	Thompson bool
+	MinShare float64
+	Alpha    float64
+	MixingSD float64
+}
+
+// Units are what an experiment assigns.
+const (
+	UnitUser    = "user"
+	UnitRequest = "request"
+)
+
+// UnitPoint maps an experiment, a tenant and a unit to [0, 1): the first 8
+// bytes of SHA-256 over the three, as a fraction of 2⁶⁴. The same unit
+// always lands on the same point.
+func UnitPoint(experiment, tenant, unit string) float64 {
+	h := sha256.New()
+	for _, s := range []string{experiment, tenant, unit} {
+		h.Write([]byte(s))
+		h.Write([]byte{0})
+	}
+	return float64(binary.BigEndian.Uint64(h.Sum(nil))>>11) / (1 << 53)
+}
+
+// pick returns the arm whose share of the cumulative weights holds u.
+func pick(u float64, weights []float64) int {
+	var total float64
+	for _, w := range weights {
+		total += w
+	}
+	acc := 0.0
+	for i, w := range weights {
+		acc += w / total
+		if u < acc {
+			return i
+		}
+	}
+	return len(weights) - 1
+}
+
+// Set is the configured experiments with their store.
+type Set struct {
+	exps  []*Experiment
+	store Store
+
+	mu      sync.Mutex
+	shares  map[string][]float64 // Thompson allocations, by experiment
+	updated map[string]time.Time
+	rng     *rand.Rand
+}
+
+// NewSet returns the experiments recording into store.
+func NewSet(exps []*Experiment, store Store) *Set {
+	return &Set{exps: exps, store: store, shares: map[string][]float64{}, updated: map[string]time.Time{},
+		rng: rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))}
+}
+
+// Experiments lists them in config order.
+func (s *Set) Experiments() []*Experiment {
+	if s == nil {
+		return nil
+	}
+	return s.exps
+}
+
+// Get finds one by name.
+func (s *Set) Get(name string) *Experiment {
+	for _, e := range s.Experiments() {
+		if e.Name == name {
+			return e
+		}
+	}
+	return nil
+}
+
+// Store is where the arms' totals are kept.
+func (s *Set) Store() Store { return s.store }
+
+// Enrollment is a request's place in an experiment.
+type Enrollment struct {
+	Experiment *Experiment
+	Arm        string
+	Forced     bool
+}
+
+// Request is what enrollment looks at.
+type Request struct {
+	Model, Route string // the name the client used, and its route
+	Tenant       string
+	User         string
+	RequestID    string
+	Admin        bool            // the key may force an arm
+	Steering     json.RawMessage // the request's steering object
+}
+
+// Enroll finds the running experiment covering the request and the arm
+// of its unit, and returns the steering to resolve: the arm's with the
+// request's laid over it. A request that names a strategy, or a user
+// experiment's request without a user, is not enrolled (nil). A forced arm
+// (steering.arm) needs an admin key and a model in an experiment.
+func (s *Set) Enroll(ctx context.Context, r Request) (*Enrollment, json.RawMessage, error) {
+	var req map[string]json.RawMessage
+	if len(r.Steering) > 0 && string(r.Steering) != "null" {
+		if err := json.Unmarshal(r.Steering, &req); err != nil {
+			return nil, r.Steering, nil // the resolver names what is wrong
+		}
+	}
+	var forced string
+	if raw, ok := req["arm"]; ok {
+		if err := json.Unmarshal(raw, &forced); err != nil {
+			return nil, nil, fault.Invalid("steering.arm", "arm must be a string")
+		}
+		if !r.Admin {
+			return nil, nil, fault.New(fault.ErrForbidden, "steering.arm", "only an admin key may force an experiment arm")
+		}
+	}
+	e := s.covering(r.Model, r.Route)
+	if forced != "" {
+		if e == nil {
+			return nil, nil, fault.Invalid("steering.arm", "model %q is in no running experiment", clip(r.Model, 64))
+		}
+		arm := e.Arm(forced)
+		if arm == nil {
+			return nil, nil, fault.Invalid("steering.arm", "experiment %s has no arm %q (it has %v)", e.Name, clip(forced, 64), e.armNames())
+		}
+		delete(req, "arm")
+		return &Enrollment{Experiment: e, Arm: arm.Name, Forced: true}, merge(arm.Steering, req), nil
+	}
+	if e == nil {
+		return nil, r.Steering, nil
+	}
+	if _, ok := req["strategy"]; ok {
+		return nil, r.Steering, nil
+	}
+	unit := r.RequestID
+	if e.Unit == UnitUser {
+		if r.User == "" {
+			return nil, r.Steering, nil
+		}
+		unit = r.User
+	}
+	arm, err := s.assign(ctx, e, r.Tenant, unit)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: %v", ErrStore, err)
+	}
+	return &Enrollment{Experiment: e, Arm: arm.Name}, merge(arm.Steering, req), nil
+}
+
+// assign places a unit: by its point against the arms' weights, or, under
+// Thompson allocation, by the current shares for a unit seen first now
+// and by its stored arm after that.
+func (s *Set) assign(ctx context.Context, e *Experiment, tenant, unit string) (*Arm, error) {
+	u := UnitPoint(e.Name, tenant, unit)
+	if !e.Thompson {
+		return &e.Arms[pick(u, e.weights())], nil
+	}
+	shares, err := s.thompsonShares(ctx, e)
+	if err != nil {
+		return nil, err
+	}
+	name, err := s.store.Sticky(ctx, e.Name, tenant, unit, e.Arms[pick(u, shares)].Name, 90*24*time.Hour)
+	if err != nil {
+		return nil, err
+	}
+	if a := e.Arm(name); a != nil {
+		return a, nil
+	}
+	return &e.Arms[pick(u, e.weights())], nil // an arm since removed from the config
+}
+
+// thompsonShares are refreshed from the totals at most every few seconds.
+func (s *Set) thompsonShares(ctx context.Context, e *Experiment) ([]float64, error) {
+	s.mu.Lock()
+	if sh, ok := s.shares[e.Name]; ok && time.Since(s.updated[e.Name]) < 5*time.Second {
+		s.mu.Unlock()
+		return sh, nil
+	}
+	s.mu.Unlock()
+	totals, err := s.store.Totals(ctx, e.Name, e.armNames())
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sh := thompson(e, totals, s.rng, 2000)
+	s.shares[e.Name], s.updated[e.Name] = sh, time.Now()
+	return sh, nil
+}
+
+func (e *Experiment) covering(model, route string) bool {
+	return e.Running && (e.Models[model] || e.Models[route])
+}
+
+func (s *Set) covering(model, route string) *Experiment {
+	for _, e := range s.Experiments() {
+		if e.covering(model, route) {
+			return e
+		}
+	}
+	return nil
+}
+
+// Arm finds an arm by name.
+func (e *Experiment) Arm(name string) *Arm {
+	for i := range e.Arms {
+		if e.Arms[i].Name == name {
+			return &e.Arms[i]
+		}
+	}
+	return nil
+}
+
+func (e *Experiment) armNames() []string {
+	out := make([]string, len(e.Arms))
+	for i, a := range e.Arms {
+		out[i] = a.Name
+	}
+	return out
+}
+
+func (e *Experiment) weights() []float64 {
+	out := make([]float64, len(e.Arms))
+	for i, a := range e.Arms {
+		out[i] = a.Weight
+	}
+	return out
+}
+
+// merge lays the request's steering keys over the arm's.
+func merge(arm json.RawMessage, req map[string]json.RawMessage) json.RawMessage {
+	m := map[string]json.RawMessage{}
+	if len(arm) > 0 {
+		_ = json.Unmarshal(arm, &m)
+	}
+	maps.Copy(m, req)
+	if len(m) == 0 {
+		return nil
+	}
+	b, _ := json.Marshal(m)
+	return b
+}
+
+// Labels lists every arm name of every experiment: the closed set the
+// arm metric label takes.
+func (s *Set) Labels() []string {
+	var out []string
+	for _, e := range s.Experiments() {
+		for _, a := range e.Arms {
+			if !slices.Contains(out, a.Name) {
+				out = append(out, a.Name)
+			}
+		}
+	}
+	return out
+}
+
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+// String names an enrollment for logs.
+func (en *Enrollment) String() string {
+	if en == nil {
+		return ""
+	}
+	return fmt.Sprintf("%s/%s", en.Experiment.Name, en.Arm)
+}
+
+// Results reads an experiment's totals and summarizes them.
+func (s *Set) Results(ctx context.Context, e *Experiment) (*Report, error) {
+	totals, err := s.store.Totals(ctx, e.Name, e.armNames())
+	if err != nil {
+		return nil, err
+	}
+	shares := e.weights()
+	if e.Thompson {
+		if shares, err = s.thompsonShares(ctx, e); err != nil {
+			return nil, err
+		}
+	}
+	return Summarize(e, totals, shares), nil
+}
+
+// Record adds an observation to an enrolled request's arm.
+func (s *Set) Record(ctx context.Context, en *Enrollment, o Observation) error {
+	if s == nil || en == nil {
+		return nil
+	}
+	return s.store.Record(ctx, en.Experiment.Name, en.Arm, o)
+}
+
+// Evaluated reports whether a response's final answer is scored for an
+// outcome-reward experiment: a share of responses, by their id's point.
+func (en *Enrollment) Evaluated(responseID string) bool {
+	e := en.Experiment
+	return e.Outcome == "reward" && UnitPoint(e.Name, "evaluate", responseID) < e.Share
+}

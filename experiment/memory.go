@@ -1,0 +1,99 @@
+package experiment
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// Memory is a Store for one replica.
+type Memory struct {
+	mu     sync.Mutex
+	totals map[string]*Totals // experiment \x00 arm
+	sticky map[string]string  // experiment \x00 tenant \x00 unit
+}
+
+// NewMemory returns an empty in-memory store.
+func NewMemory() *Memory {
+	return &Memory{totals: map[string]*Totals{}, sticky: map[string]string{}}
+}
+
+func (m *Memory) Record(_ context.Context, experiment, arm string, o Observation) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	k := experiment + "\x00" + arm
+	t := m.totals[k]
+	if t == nil {
+		t = &Totals{Latency: make([]int64, len(LatencyBuckets)+1), Minutes: map[int64]*Moments{}}
+		m.totals[k] = t
+	}
+	add(t, o, time.Now())
+	return nil
+}
+
+// add is the one place an observation is summed, for Memory; Redis sums
+// the same fields.
+func add(t *Totals, o Observation, now time.Time) {
+	if o.Request {
+		t.Requests++
+		t.LatSum += o.Latency.Seconds()
+		t.Latency[bucket(o.Latency)]++
+	}
+	if o.Error {
+		t.Errors++
+	}
+	t.Tokens += int64(o.Tokens)
+	t.Samples += int64(o.Samples)
+	if o.Outcome != nil {
+		v := *o.Outcome
+		t.N++
+		t.Sum += v
+		t.SumSq += v * v
+		min := now.Unix() / 60
+		mm := t.Minutes[min]
+		if mm == nil {
+			mm = &Moments{}
+			t.Minutes[min] = mm
+		}
+		mm.N++
+		mm.Sum += v
+		mm.SumSq += v * v
+	}
+	switch {
+	case o.Feedback > 0:
+		t.Wins++
+	case o.Feedback < 0:
+		t.Losses++
+	}
+}
+
+func (m *Memory) Totals(_ context.Context, experiment string, arms []string) (map[string]*Totals, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := map[string]*Totals{}
+	for _, a := range arms {
+		t := &Totals{Latency: make([]int64, len(LatencyBuckets)+1), Minutes: map[int64]*Moments{}}
+		if have := m.totals[experiment+"\x00"+a]; have != nil {
+			*t = *have
+			t.Latency = append([]int64(nil), have.Latency...)
+			t.Minutes = map[int64]*Moments{}
+			for k, v := range have.Minutes {
+				c := *v
+				t.Minutes[k] = &c
+			}
+		}
+		out[a] = t
+	}
+	return out, nil
+}
+
+func (m *Memory) Sticky(_ context.Context, experiment, tenant, unit, arm string, _ time.Duration) (string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	k := experiment + "\x00" + tenant + "\x00" + unit
+	if have, ok := m.sticky[k]; ok {
+		return have, nil
+	}
+	m.sticky[k] = arm
+	return arm, nil
+}

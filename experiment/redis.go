@@ -1,0 +1,146 @@
+package experiment
+
+import (
+	"context"
+	"encoding/json"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Redis is a Store every replica shares: one hash per arm, added to with
+// HINCRBY and HINCRBYFLOAT in one MULTI/EXEC, so that totals from many
+// replicas are the totals of one; a unit's arm under Thompson allocation
+// is set once with SET NX.
+type Redis struct {
+	c      redis.UniversalClient
+	prefix string
+}
+
+// NewRedis uses c with every key under prefix.
+func NewRedis(c redis.UniversalClient, prefix string) *Redis { return &Redis{c: c, prefix: prefix} }
+
+func quote(s string) string { b, _ := json.Marshal(s); return string(b) }
+
+func (r *Redis) key(experiment, arm string) string {
+	return r.prefix + "exp:" + quote(experiment) + ":" + quote(arm)
+}
+
+func (r *Redis) Record(ctx context.Context, experiment, arm string, o Observation) error {
+	k := r.key(experiment, arm)
+	_, err := r.c.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		if o.Request {
+			p.HIncrBy(ctx, k, "requests", 1)
+			p.HIncrByFloat(ctx, k, "lat_sum", o.Latency.Seconds())
+			p.HIncrBy(ctx, k, "lat:"+strconv.Itoa(bucket(o.Latency)), 1)
+		}
+		if o.Error {
+			p.HIncrBy(ctx, k, "errors", 1)
+		}
+		if o.Tokens != 0 {
+			p.HIncrBy(ctx, k, "tokens", int64(o.Tokens))
+		}
+		if o.Samples != 0 {
+			p.HIncrBy(ctx, k, "samples", int64(o.Samples))
+		}
+		if o.Outcome != nil {
+			v := *o.Outcome
+			min := "m:" + strconv.FormatInt(time.Now().Unix()/60, 10)
+			p.HIncrBy(ctx, k, "n", 1)
+			p.HIncrByFloat(ctx, k, "sum", v)
+			p.HIncrByFloat(ctx, k, "sumsq", v*v)
+			p.HIncrBy(ctx, k, min+":n", 1)
+			p.HIncrByFloat(ctx, k, min+":sum", v)
+			p.HIncrByFloat(ctx, k, min+":sumsq", v*v)
+		}
+		switch {
+		case o.Feedback > 0:
+			p.HIncrBy(ctx, k, "wins", 1)
+		case o.Feedback < 0:
+			p.HIncrBy(ctx, k, "losses", 1)
+		}
+		return nil
+	})
+	return err
+}
+
+func (r *Redis) Totals(ctx context.Context, experiment string, arms []string) (map[string]*Totals, error) {
+	cmds := make([]*redis.MapStringStringCmd, len(arms))
+	_, err := r.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, a := range arms {
+			cmds[i] = p.HGetAll(ctx, r.key(experiment, a))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]*Totals{}
+	for i, a := range arms {
+		t := &Totals{Latency: make([]int64, len(LatencyBuckets)+1), Minutes: map[int64]*Moments{}}
+		for f, v := range cmds[i].Val() {
+			n, _ := strconv.ParseInt(v, 10, 64)
+			x, _ := strconv.ParseFloat(v, 64)
+			switch f {
+			case "requests":
+				t.Requests = n
+			case "errors":
+				t.Errors = n
+			case "tokens":
+				t.Tokens = n
+			case "samples":
+				t.Samples = n
+			case "lat_sum":
+				t.LatSum = x
+			case "n":
+				t.N = n
+			case "sum":
+				t.Sum = x
+			case "sumsq":
+				t.SumSq = x
+			case "wins":
+				t.Wins = n
+			case "losses":
+				t.Losses = n
+			default:
+				if b, ok := strings.CutPrefix(f, "lat:"); ok {
+					if j, err := strconv.Atoi(b); err == nil && j >= 0 && j < len(t.Latency) {
+						t.Latency[j] = n
+					}
+				} else if rest, ok := strings.CutPrefix(f, "m:"); ok {
+					ms, field, _ := strings.Cut(rest, ":")
+					minute, err := strconv.ParseInt(ms, 10, 64)
+					if err != nil {
+						continue
+					}
+					mm := t.Minutes[minute]
+					if mm == nil {
+						mm = &Moments{}
+						t.Minutes[minute] = mm
+					}
+					switch field {
+					case "n":
+						mm.N = n
+					case "sum":
+						mm.Sum = x
+					case "sumsq":
+						mm.SumSq = x
+					}
+				}
+			}
+		}
+		out[a] = t
+	}
+	return out, nil
+}
+
+func (r *Redis) Sticky(ctx context.Context, experiment, tenant, unit, arm string, ttl time.Duration) (string, error) {
+	k := r.prefix + "exp:" + quote(experiment) + ":unit:" + quote(tenant) + ":" + quote(unit)
+	ok, err := r.c.SetNX(ctx, k, arm, ttl).Result()
+	if err != nil || ok {
+		return arm, err
+	}
+	return r.c.Get(ctx, k).Result()
+}

@@ -1,0 +1,184 @@
+package experiment
+
+import (
+	"math"
+	"math/rand/v2"
+	"slices"
+
+	"gonum.org/v1/gonum/stat/distuv"
+)
+
+// Interval is a two-sided interval; NaN bounds when there is too little
+// data.
+type Interval struct {
+	Lo float64 `json:"lo"`
+	Hi float64 `json:"hi"`
+}
+
+func nanInterval() Interval { return Interval{math.NaN(), math.NaN()} }
+
+// meanVar returns the sample mean and (n−1) variance of moments.
+func meanVar(n int64, sum, sumSq float64) (float64, float64) {
+	if n == 0 {
+		return math.NaN(), math.NaN()
+	}
+	m := sum / float64(n)
+	if n < 2 {
+		return m, math.NaN()
+	}
+	v := (sumSq - float64(n)*m*m) / float64(n-1)
+	return m, math.Max(v, 0)
+}
+
+// TInterval is the Student-t interval of a mean at level 1 − alpha.
+func TInterval(n int64, sum, sumSq, alpha float64) Interval {
+	m, v := meanVar(n, sum, sumSq)
+	if n < 2 {
+		return nanInterval()
+	}
+	q := distuv.StudentsT{Mu: 0, Sigma: 1, Nu: float64(n - 1)}.Quantile(1 - alpha/2)
+	h := q * math.Sqrt(v/float64(n))
+	return Interval{m - h, m + h}
+}
+
+// Welch is Welch's unequal-variance t-test of mean(a) − mean(b): the t
+// statistic, its Welch–Satterthwaite degrees of freedom, and the
+// two-sided p-value. It is valid at one fixed sample size only.
+type Welch struct {
+	T  float64 `json:"t"`
+	DF float64 `json:"df"`
+	P  float64 `json:"p"`
+}
+
+// WelchTest compares two arms' moments.
+func WelchTest(na int64, sa, qa float64, nb int64, sb, qb float64) Welch {
+	ma, va := meanVar(na, sa, qa)
+	mb, vb := meanVar(nb, sb, qb)
+	if na < 2 || nb < 2 {
+		return Welch{math.NaN(), math.NaN(), math.NaN()}
+	}
+	ea, eb := va/float64(na), vb/float64(nb)
+	se2 := ea + eb
+	if se2 == 0 {
+		return Welch{math.NaN(), math.NaN(), math.NaN()}
+	}
+	t := (ma - mb) / math.Sqrt(se2)
+	df := se2 * se2 / (ea*ea/float64(na-1) + eb*eb/float64(nb-1))
+	p := 2 * distuv.StudentsT{Mu: 0, Sigma: 1, Nu: df}.Survival(math.Abs(t))
+	return Welch{t, df, p}
+}
+
+// ConfidenceSequence is the always-valid interval for a difference of
+// means d with estimated variance v (of d): the mixture sequential
+// probability ratio test of Johari, Pekelis and Walsh ("Always valid
+// inference: continuous monitoring of A/B tests"), with a normal mixture
+// of variance tau² over the effect. The set of effects θ whose mixture
+// likelihood ratio stays below 1/α is
+//
+//	d ± √( v(v+τ²)/τ² · (2·log(1/α) + log((v+τ²)/v)) ),
+//
+// which covers the true difference at every sample size at once with
+// probability at least 1 − α (asymptotically, with v estimated), so it may
+// be read as often as anyone likes.
+func ConfidenceSequence(d, v, tau2, alpha float64) Interval {
+	if !(v > 0) || !(tau2 > 0) || math.IsNaN(d) {
+		return nanInterval()
+	}
+	h := math.Sqrt(v * (v + tau2) / tau2 * (2*math.Log(1/alpha) + math.Log((v+tau2)/v)))
+	return Interval{d - h, d + h}
+}
+
+// Wilson is the Wilson score interval of a proportion at level 1 − alpha.
+func Wilson(wins, n int64, alpha float64) Interval {
+	if n == 0 {
+		return nanInterval()
+	}
+	z := distuv.UnitNormal.Quantile(1 - alpha/2)
+	p, nn := float64(wins)/float64(n), float64(n)
+	c := (p + z*z/(2*nn)) / (1 + z*z/nn)
+	h := z / (1 + z*z/nn) * math.Sqrt(p*(1-p)/nn+z*z/(4*nn*nn))
+	return Interval{c - h, c + h}
+}
+
+// thompson returns each arm's share of new units: the posterior chance
+// that it has the highest mean outcome (a normal posterior per arm, mean
+// and standard error from its moments; arms with fewer than two outcomes
+// get the pooled spread), estimated with draws, floored at MinShare.
+func thompson(e *Experiment, totals map[string]*Totals, rng *rand.Rand, draws int) []float64 {
+	k := len(e.Arms)
+	mean, se := make([]float64, k), make([]float64, k)
+	var pooled, pn float64
+	for _, a := range e.Arms {
+		t := totals[a.Name]
+		if t != nil && t.N >= 2 {
+			_, v := meanVar(t.N, t.Sum, t.SumSq)
+			pooled += v * float64(t.N-1)
+			pn += float64(t.N - 1)
+		}
+	}
+	sd := 1.0
+	if pn > 0 && pooled > 0 {
+		sd = math.Sqrt(pooled / pn)
+	}
+	for i, a := range e.Arms {
+		t := totals[a.Name]
+		switch {
+		case t == nil || t.N == 0:
+			mean[i], se[i] = 0, 1e6 // nothing known: any arm may be best
+		case t.N < 2:
+			mean[i], se[i] = t.Sum, sd
+		default:
+			m, v := meanVar(t.N, t.Sum, t.SumSq)
+			mean[i], se[i] = m, math.Sqrt(math.Max(v, sd*sd*1e-6)/float64(t.N))
+		}
+	}
+	wins := make([]float64, k)
+	for range draws {
+		best, bi := math.Inf(-1), 0
+		for i := range k {
+			if x := mean[i] + se[i]*rng.NormFloat64(); x > best {
+				best, bi = x, i
+			}
+		}
+		wins[bi]++
+	}
+	out := make([]float64, k)
+	for i := range k {
+		out[i] = e.MinShare + (1-float64(k)*e.MinShare)*wins[i]/float64(draws)
+	}
+	return out
+}
+
+// quantileOf reads a quantile off the latency histogram: the upper bound
+// of the bucket that holds it (+Inf past the last).
+func quantileOf(counts []int64, q float64) float64 {
+	var total int64
+	for _, c := range counts {
+		total += c
+	}
+	if total == 0 {
+		return math.NaN()
+	}
+	target := int64(math.Ceil(q * float64(total)))
+	var acc int64
+	for i, c := range counts {
+		acc += c
+		if acc >= target {
+			if i < len(LatencyBuckets) {
+				return LatencyBuckets[i]
+			}
+			return math.Inf(1)
+		}
+	}
+	return math.Inf(1)
+}
+
+// sortedMinutes lists the minutes with outcomes, oldest first.
+func sortedMinutes(t *Totals) []int64 {
+	out := make([]int64, 0, len(t.Minutes))
+	for m := range t.Minutes {
+		out = append(out, m)
+	}
+	slices.Sort(out)
+	return out
+}

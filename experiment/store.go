@@ -1,0 +1,65 @@
+package experiment
+
+import (
+	"context"
+	"time"
+)
+
+// LatencyBuckets are the upper bounds (seconds) of the latency histogram
+// kept per arm; the last bucket is everything slower.
+var LatencyBuckets = []float64{0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60}
+
+// Observation is one thing to add to an arm's totals; zero fields add
+// nothing.
+type Observation struct {
+	Request  bool          // a request was served (or failed)
+	Error    bool          // it failed
+	Tokens   int           // backend tokens it spent
+	Samples  int           // samples it drew
+	Latency  time.Duration // its wall time, with Request
+	Outcome  *float64      // one outcome value (an evaluation or a rating)
+	Feedback int           // +1 a win, −1 a loss in feedback
+}
+
+// Totals are an arm's sums, as every replica added them.
+type Totals struct {
+	Requests int64   `json:"requests"`
+	Errors   int64   `json:"errors"`
+	Tokens   int64   `json:"tokens"`
+	Samples  int64   `json:"samples"`
+	LatSum   float64 `json:"latency_sum_s"`
+	Latency  []int64 `json:"latency_buckets"` // counts per LatencyBuckets, then the rest
+	N        int64   `json:"outcomes"`
+	Sum      float64 `json:"outcome_sum"`
+	SumSq    float64 `json:"outcome_sum_sq"`
+	Wins     int64   `json:"feedback_wins"`
+	Losses   int64   `json:"feedback_losses"`
+	// Minutes are the outcome moments added in each minute (Unix
+	// minute → moments), for the history of the intervals.
+	Minutes map[int64]*Moments `json:"-"`
+}
+
+// Moments are outcome count, sum and sum of squares.
+type Moments struct {
+	N          int64
+	Sum, SumSq float64
+}
+
+// Store keeps the arms' totals, shared by every replica that uses it.
+type Store interface {
+	Record(ctx context.Context, experiment, arm string, o Observation) error
+	Totals(ctx context.Context, experiment string, arms []string) (map[string]*Totals, error)
+	// Sticky stores arm as the unit's if it has none, and returns the
+	// unit's arm.
+	Sticky(ctx context.Context, experiment, tenant, unit, arm string, ttl time.Duration) (string, error)
+}
+
+func bucket(d time.Duration) int {
+	s := d.Seconds()
+	for i, b := range LatencyBuckets {
+		if s <= b {
+			return i
+		}
+	}
+	return len(LatencyBuckets)
+}

@@ -1,0 +1,165 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/steergate/steergate/backend"
+	"github.com/steergate/steergate/experiment"
+	"github.com/steergate/steergate/fault"
+	"github.com/steergate/steergate/prefs"
+	"github.com/steergate/steergate/steering"
+	"github.com/valyala/fasthttp"
+)
+
+// evaluator scores a final answer with a named reward, the same way for
+// every arm (the steering engine does).
+type evaluator interface {
+	Evaluate(ctx context.Context, reward string, r *backend.Request, g *backend.Generation) (float64, error)
+}
+
+// enroll places a request in the experiment covering its model, if any,
+// and returns the steering to plan with.
+func (s *Server) enroll(rctx context.Context, id prefs.Identity, req *request, route, reqID string) (*experiment.Enrollment, json.RawMessage, error) {
+	if s.opts.Experiments == nil {
+		return nil, req.steering, nil
+	}
+	ctx, cancel := context.WithTimeout(rctx, 2*time.Second)
+	defer cancel()
+	en, steer, err := s.opts.Experiments.Enroll(ctx, experiment.Request{Model: req.model, Route: route, Tenant: id.Tenant,
+		User: req.backend.User, RequestID: reqID, Admin: id.Admin(), Steering: req.steering})
+	if errors.Is(err, experiment.ErrStore) {
+		// The shared store could not place the unit: answer outside the
+		// experiment rather than fail the request.
+		s.log.Warn("experiment assignment failed; request not enrolled", "request_id", reqID, "err", err)
+		return nil, req.steering, nil
+	}
+	if en != nil {
+		s.metrics.Enrolled(en.Experiment.Name, en.Arm)
+	}
+	return en, steer, err
+}
+
+// recordRequest adds a finished request to its arm; with an evaluation
+// outcome it also scores the final answer, in the background, on the
+// experiment's share of responses.
+func (s *Server) recordRequest(en *experiment.Enrollment, respID string, r *backend.Request, out *steering.Outcome, failed bool, took time.Duration) {
+	if en == nil {
+		return
+	}
+	o := experiment.Observation{Request: true, Error: failed, Latency: took, Samples: 1}
+	if out != nil && out.Info != nil && !out.Info.Cached {
+		o.Samples = out.Info.SamplesUsed
+	}
+	if out != nil && out.Generation != nil {
+		o.Tokens = out.Generation.Usage.PromptTokens + out.Generation.Usage.CompletionTokens
+	}
+	if out != nil && out.Info != nil && out.Info.Cached {
+		o.Samples = 0 // a cache hit spent nothing
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(s.base), 2*time.Second)
+	defer cancel()
+	if err := s.opts.Experiments.Record(ctx, en, o); err != nil {
+		s.log.Warn("experiment record failed", "experiment", en.String(), "err", err)
+	}
+	ev, ok := s.engine.(evaluator)
+	if failed || out == nil || !ok || !en.Evaluated(respID) {
+		return
+	}
+	select {
+	case s.evalSlots <- struct{}{}:
+	default:
+		s.metrics.EvaluationSkipped(en.Experiment.Name)
+		return // evaluations are a sample already: skip one rather than queue without bound
+	}
+	s.background.Add(1)
+	go func() {
+		defer s.background.Done()
+		defer func() { <-s.evalSlots }()
+		ctx, cancel := context.WithTimeout(s.base, time.Minute)
+		defer cancel()
+		v, err := ev.Evaluate(ctx, en.Experiment.Reward, r, out.Generation)
+		if err != nil {
+			s.log.Warn("experiment evaluation failed", "experiment", en.String(), "err", err)
+			return
+		}
+		if err := s.opts.Experiments.Record(ctx, en, experiment.Observation{Outcome: &v}); err != nil {
+			s.log.Warn("experiment record failed", "experiment", en.String(), "err", err)
+		}
+	}()
+}
+
+// recordFeedback adds learned feedback to the arms of the responses it
+// was about: a rating is the outcome of a feedback experiment and a win
+// or loss; a choice between two responses is a win and a loss.
+func (s *Server) recordFeedback(out *prefs.Learned) {
+	if s.opts.Experiments == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(s.base), 2*time.Second)
+	defer cancel()
+	for _, a := range out.Arms {
+		e := s.opts.Experiments.Get(a.Experiment)
+		if e == nil || e.Arm(a.Arm) == nil {
+			continue // an experiment or arm since removed
+		}
+		o := experiment.Observation{Feedback: a.Win}
+		if a.Rating != nil && e.Outcome == "feedback" {
+			o.Outcome = a.Rating
+		}
+		if err := s.opts.Experiments.Record(ctx, &experiment.Enrollment{Experiment: e, Arm: a.Arm}, o); err != nil {
+			s.log.Warn("experiment record failed", "experiment", a.Experiment, "err", err)
+		}
+	}
+}
+
+// experiments serves GET /v1/experiments and /v1/experiments/{name}: the
+// results of every tenant's traffic, so for admin keys only.
+func (s *Server) experiments(ctx *fasthttp.RequestCtx, id prefs.Identity, name string) {
+	if !id.Admin() {
+		writeError(ctx, fault.New(fault.ErrForbidden, "", "experiment results cover every tenant: an admin key may read them"))
+		return
+	}
+	set := s.opts.Experiments
+	rctx, cancel := context.WithTimeout(s.base, 5*time.Second)
+	defer cancel()
+	if name != "" {
+		e := set.Get(name)
+		if e == nil {
+			writeError(ctx, fault.New(fault.ErrNotFound, "", "no experiment %q", clip(name, 64)))
+			return
+		}
+		r, err := set.Results(rctx, e)
+		if err != nil {
+			writeError(ctx, &fault.ParamError{Msg: "the experiment's totals could not be read; try again shortly", Err: fault.ErrOverloaded})
+			return
+		}
+		writeJSON(ctx, fasthttp.StatusOK, r)
+		return
+	}
+	list := []*experiment.Report{}
+	for _, e := range set.Experiments() {
+		r, err := set.Results(rctx, e)
+		if err != nil {
+			writeError(ctx, &fault.ParamError{Msg: "the experiments' totals could not be read; try again shortly", Err: fault.ErrOverloaded})
+			return
+		}
+		for i := range r.Arms {
+			r.Arms[i].Series = nil // the list is a summary; one experiment's page has the history
+		}
+		list = append(list, r)
+	}
+	writeJSON(ctx, fasthttp.StatusOK, map[string]any{"object": "list", "data": list})
+}
+
+// experimentPath reads /v1/experiments[/{name}].
+func experimentPath(path string) (string, bool) {
+	if path == "/v1/experiments" {
+		return "", true
+	}
+	name, ok := strings.CutPrefix(path, "/v1/experiments/")
+	return name, ok && name != "" && !strings.Contains(name, "/")
+}

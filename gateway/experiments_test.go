@@ -1,0 +1,74 @@
+package gateway_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/steergate/steergate/experiment"
+	"github.com/steergate/steergate/gateway"
+	"github.com/steergate/steergate/prefs"
+)
+
+// An experiment on the reference model with feedback as its outcome.
+func feedbackExperiment() *experiment.Set {
+	return experiment.NewSet([]*experiment.Experiment{{Name: "fb", Models: map[string]bool{"reference": true}, Unit: experiment.UnitUser,
+		Control: "four", Outcome: "feedback", Running: true, Alpha: 0.05, MixingSD: 0.1,
+		Arms: []experiment.Arm{{Name: "four", Weight: 1, Steering: json.RawMessage(`{"strategy":"best_of_n","n":4}`)},
+			{Name: "eight", Weight: 1, Steering: json.RawMessage(`{"strategy":"best_of_n","n":8}`)}}}}, experiment.NewMemory())
+}
+
+func chatAs(t *testing.T, e *env, key, user, steering string) (int, string, string) {
+	t.Helper()
+	body := fmt.Sprintf(`{"model":"reference","user":%q,"seed":1,"max_tokens":24,"messages":[{"role":"user","content":"Why is the sky blue?"}]%s}`, user, steering)
+	status, h, got := call(t, "POST", e.url+"/v1/chat/completions", key, body)
+	return status, h.Get("X-Steering-Arm"), got
+}
+
+// Forcing an arm is for admin keys; results are for admin keys; feedback
+// on an enrolled response lands in its arm's results.
+func TestExperimentsOverHTTP(t *testing.T) {
+	set := feedbackExperiment()
+	e := prefsGateway(t, prefs.NewMemory(100, 100), `{}`, 0.5, func(o *gateway.Options) { o.Experiments = set })
+	if status, _, body := chatAs(t, e, "sk-a", "alice", `,"steering":{"arm":"eight"}`); status != 403 || !strings.Contains(body, `"param":"steering.arm"`) {
+		t.Errorf("a user key forcing an arm: %d %s", status, body)
+	}
+	status, arm, body := chatAs(t, e, "sk-admin", "alice", `,"steering":{"arm":"eight"}`)
+	if status != 200 || arm != "eight" || !strings.Contains(body, `"arm":"eight"`) || !strings.Contains(body, `"samples_used":8`) {
+		t.Fatalf("an admin forcing an arm: %d %s %s", status, arm, body)
+	}
+	var r struct {
+		ID string `json:"id"`
+	}
+	json.Unmarshal([]byte(body), &r)
+	for i, rating := range []string{`"up"`, `0.5`} {
+		if status, _, got := call(t, "POST", e.url+"/v1/feedback", "sk-admin", fmt.Sprintf(`{"response_id":%q,"rating":%s,"feedback_id":"f%d"}`, r.ID, rating, i)); status != 200 {
+			t.Fatalf("feedback: %d %s", status, got)
+		}
+	}
+	// A duplicate counts nowhere.
+	call(t, "POST", e.url+"/v1/feedback", "sk-admin", fmt.Sprintf(`{"response_id":%q,"rating":"up","feedback_id":"f0"}`, r.ID))
+	if status, _, body := call(t, "GET", e.url+"/v1/experiments/fb", "sk-a", ""); status != 403 {
+		t.Errorf("a user key reading results: %d %s", status, body)
+	}
+	if status, _, _ := call(t, "GET", e.url+"/v1/experiments/nope", "sk-admin", ""); status != 404 {
+		t.Errorf("an unknown experiment: %d", status)
+	}
+	if status, _, _ := call(t, "POST", e.url+"/v1/experiments/fb", "sk-admin", ""); status != 405 {
+		t.Errorf("POST on results: %d", status)
+	}
+	rep, err := set.Results(context.Background(), set.Get("fb"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	eight := rep.Arms[1]
+	if eight.Requests != 1 || eight.Feedback.Wins != 2 || eight.Outcome.N != 2 || float64(eight.Outcome.Mean) != 0.75 {
+		t.Errorf("arm eight: %+v", eight)
+	}
+	status, _, body = call(t, "GET", e.url+"/v1/experiments/fb", "sk-admin", "")
+	if status != 200 || !strings.Contains(body, `"wins":2`) {
+		t.Errorf("results: %d %s", status, body)
+	}
+}
