@@ -5,6 +5,7 @@ SHELL := /bin/bash
 CACHE ?= $(HOME)/.cache/steergate
 GO ?= go
 NODE_SDK_VERSION := 6.49.0
+PLAYWRIGHT_VERSION := 1.65.1
 ORT_VERSION := 1.24.3
 ORT_ARCH := $(if $(filter aarch64 arm64,$(shell uname -m)),arm64,x64)
 ORT_LIB := $(CACHE)/onnxruntime/$(ORT_VERSION)/libonnxruntime.so.1
@@ -21,6 +22,7 @@ export STEERGATE_DOWNLOADS := $(CACHE)
 export ONNXRUNTIME_LIB ?= $(ORT_LIB)
 export STEERGATE_TEST_OLLAMA := $(OLLAMA_BIN)
 export STEERGATE_TEST_OLLAMA_MODELS := $(OLLAMA_MODELS)
+export STEERGATE_TEST_ARTIFACTS := $(CACHE)/artifacts
 
 .PHONY: run test bench lint build deps-test deps-bench clean
 
@@ -35,6 +37,14 @@ $(CACHE)/node/node_modules/openai/package.json:
 	@command -v npm >/dev/null || (apt-get update -qq && apt-get install -y -qq nodejs npm)
 	mkdir -p $(CACHE)/node
 	npm install --no-audit --no-fund --silent --prefix $(CACHE)/node openai@$(NODE_SDK_VERSION)
+
+# The dashboard's browser tests: Debian's chromium, driven by
+# playwright-core (which downloads no browser of its own).
+/usr/bin/chromium:
+	apt-get update -qq && apt-get install -y -qq chromium
+
+$(CACHE)/node/node_modules/playwright-core/package.json: $(CACHE)/node/node_modules/openai/package.json
+	npm install --no-audit --no-fund --silent --prefix $(CACHE)/node playwright-core@$(PLAYWRIGHT_VERSION)
 
 # ONNX Runtime, from the npm package onnxruntime-node (its Linux builds).
 $(ORT_LIB):
@@ -77,6 +87,7 @@ $(OLLAMA_MODELS)/steergate-tiny.stamp: $(OLLAMA_BIN) $(CACHE)/tokenizers/llama3/
 	touch $@
 
 deps-test: /usr/bin/redis-server $(CACHE)/node/node_modules/openai/package.json $(ORT_LIB) \
+	/usr/bin/chromium $(CACHE)/node/node_modules/playwright-core/package.json \
 	$(foreach t,$(TOKENIZERS),$(CACHE)/tokenizers/$(t)/package/models/tokenizer.json) $(OLLAMA_MODELS)/steergate-tiny.stamp
 
 # Fuzz budgets are execution counts (about 10 s each here), not durations:

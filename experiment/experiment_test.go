@@ -128,7 +128,8 @@ func TestReplicasShareTotals(t *testing.T) {
 			defer wg.Done()
 			for i := range 300 {
 				v := float64((r*7+i)%11) / 10
-				o := Observation{Request: true, Error: i%17 == 0, Tokens: 100 + i, Samples: 4, Latency: time.Duration(i) * time.Millisecond, Outcome: &v, Feedback: i%3 - 1}
+				o := Observation{Request: true, Error: i%17 == 0, Tokens: 100 + i, Samples: 4, Latency: time.Duration(i) * time.Millisecond, Outcome: &v,
+					OutcomeTokens: 100 + i, Feedback: i%3 - 1}
 				if err := st.Record(ctx, "e", []string{"a", "b"}[i%2], o); err != nil {
 					t.Error(err)
 					return
@@ -161,6 +162,16 @@ func TestReplicasShareTotals(t *testing.T) {
 		}
 		if gn != wn || gn != g.N {
 			t.Errorf("arm %s: minute series hold %d outcomes, want %d", arm, gn, wn)
+		}
+		var gs, ws float64
+		for i := range g.Recent {
+			gs += g.Recent[i].Outcome * float64(g.Recent[i].Tokens)
+		}
+		for i := range w.Recent {
+			ws += w.Recent[i].Outcome * float64(w.Recent[i].Tokens)
+		}
+		if len(g.Recent) != len(w.Recent) || !near(gs, ws, 1e-6) {
+			t.Errorf("arm %s: %d recent outcomes (Σ outcome·tokens %g), want %d (%g)", arm, len(g.Recent), gs, len(w.Recent), ws)
 		}
 	}
 	if got["a"].Requests != 300 {

@@ -49,15 +49,16 @@ func add(t *Totals, o Observation, now time.Time) {
 		t.N++
 		t.Sum += v
 		t.SumSq += v * v
-		min := now.Unix() / 60
-		mm := t.Minutes[min]
+		minute := now.Unix() / 60
+		mm := t.Minutes[minute]
 		if mm == nil {
 			mm = &Moments{}
-			t.Minutes[min] = mm
+			t.Minutes[minute] = mm
 		}
 		mm.N++
 		mm.Sum += v
 		mm.SumSq += v * v
+		t.Recent = append([]Recent{{Outcome: v, Tokens: o.OutcomeTokens}}, t.Recent[:min(len(t.Recent), MaxRecent-1)]...)
 	}
 	switch {
 	case o.Feedback > 0:
@@ -76,6 +77,7 @@ func (m *Memory) Totals(_ context.Context, experiment string, arms []string) (ma
 		if have := m.totals[experiment+"\x00"+a]; have != nil {
 			*t = *have
 			t.Latency = append([]int64(nil), have.Latency...)
+			t.Recent = append([]Recent(nil), have.Recent...)
 			t.Minutes = map[int64]*Moments{}
 			for k, v := range have.Minutes {
 				c := *v

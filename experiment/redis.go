@@ -54,6 +54,8 @@ func (r *Redis) Record(ctx context.Context, experiment, arm string, o Observatio
 			p.HIncrBy(ctx, k, min+":n", 1)
 			p.HIncrByFloat(ctx, k, min+":sum", v)
 			p.HIncrByFloat(ctx, k, min+":sumsq", v*v)
+			p.LPush(ctx, k+":recent", strconv.FormatFloat(v, 'g', -1, 64)+" "+strconv.Itoa(o.OutcomeTokens))
+			p.LTrim(ctx, k+":recent", 0, MaxRecent-1)
 		}
 		switch {
 		case o.Feedback > 0:
@@ -68,9 +70,11 @@ func (r *Redis) Record(ctx context.Context, experiment, arm string, o Observatio
 
 func (r *Redis) Totals(ctx context.Context, experiment string, arms []string) (map[string]*Totals, error) {
 	cmds := make([]*redis.MapStringStringCmd, len(arms))
+	recent := make([]*redis.StringSliceCmd, len(arms))
 	_, err := r.c.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, a := range arms {
 			cmds[i] = p.HGetAll(ctx, r.key(experiment, a))
+			recent[i] = p.LRange(ctx, r.key(experiment, a)+":recent", 0, MaxRecent-1)
 		}
 		return nil
 	})
@@ -129,6 +133,14 @@ func (r *Redis) Totals(ctx context.Context, experiment string, arms []string) (m
 						mm.SumSq = x
 					}
 				}
+			}
+		}
+		for _, e := range recent[i].Val() {
+			vs, ts, _ := strings.Cut(e, " ")
+			v, err1 := strconv.ParseFloat(vs, 64)
+			n, err2 := strconv.Atoi(ts)
+			if err1 == nil && err2 == nil {
+				t.Recent = append(t.Recent, Recent{Outcome: v, Tokens: n})
 			}
 		}
 		out[a] = t

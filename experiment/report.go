@@ -61,6 +61,9 @@ type ArmReport struct {
 	Feedback FeedbackSum   `json:"feedback"`
 	Cost     Cost          `json:"cost"`
 	Series   []SeriesPoint `json:"series"`
+	// Recent are the latest outcomes with their responses' tokens, newest
+	// first: the histograms and reward-against-cost plots.
+	Recent []Recent `json:"recent"`
 }
 
 // OutcomeSum is an arm's mean outcome with its t interval.
@@ -144,6 +147,10 @@ func Summarize(e *Experiment, totals map[string]*Totals, shares []float64) *Repo
 		ar.Cost = Cost{TokensPerRequest: ratio(t.Tokens, t.Requests), SamplesPerRequest: ratio(t.Samples, t.Requests),
 			LatencyMeanS: Num(t.LatSum / float64(t.Requests)), LatencyP50S: Num(quantileOf(t.Latency, 0.5)), LatencyP95S: Num(quantileOf(t.Latency, 0.95))}
 		ar.Series = series(t, e.Alpha)
+		ar.Recent = t.Recent
+		if ar.Recent == nil {
+			ar.Recent = []Recent{}
+		}
 		r.Arms = append(r.Arms, ar)
 	}
 	if len(decided) == 0 {

@@ -12,13 +12,17 @@ var LatencyBuckets = []float64{0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60}
 // Observation is one thing to add to an arm's totals; zero fields add
 // nothing.
 type Observation struct {
-	Request  bool          // a request was served (or failed)
-	Error    bool          // it failed
-	Tokens   int           // backend tokens it spent
-	Samples  int           // samples it drew
-	Latency  time.Duration // its wall time, with Request
-	Outcome  *float64      // one outcome value (an evaluation or a rating)
-	Feedback int           // +1 a win, −1 a loss in feedback
+	Request bool          // a request was served (or failed)
+	Error   bool          // it failed
+	Tokens  int           // backend tokens it spent
+	Samples int           // samples it drew
+	Latency time.Duration // its wall time, with Request
+	Outcome *float64      // one outcome value (an evaluation or a rating)
+	// OutcomeTokens are the backend tokens of the response the outcome
+	// is about, kept beside it among the recent outcomes (not added to
+	// Tokens).
+	OutcomeTokens int
+	Feedback      int // +1 a win, −1 a loss in feedback
 }
 
 // Totals are an arm's sums, as every replica added them.
@@ -37,6 +41,18 @@ type Totals struct {
 	// Minutes are the outcome moments added in each minute (Unix
 	// minute → moments), for the history of the intervals.
 	Minutes map[int64]*Moments `json:"-"`
+	// Recent are the latest outcomes, newest first, at most MaxRecent:
+	// what histograms and reward-against-cost plots draw.
+	Recent []Recent `json:"-"`
+}
+
+// MaxRecent bounds the recent outcomes kept per arm.
+const MaxRecent = 500
+
+// Recent is one outcome with the backend tokens its response spent.
+type Recent struct {
+	Outcome float64 `json:"outcome"`
+	Tokens  int     `json:"tokens"`
 }
 
 // Moments are outcome count, sum and sum of squares.

@@ -113,6 +113,10 @@ const (
 type labels struct {
 	route, strategy, arm, cache string
 	streamed                    bool
+	// For the live view: the name the client used, its tenant, and the
+	// outcome when there is one.
+	model, tenant string
+	out           *steering.Outcome
 }
 
 // completion serves POST /v1/chat/completions and /v1/completions: admit,
@@ -147,6 +151,7 @@ func (s *Server) completion(ctx *fasthttp.RequestCtx, reqID string, id prefs.Ide
 		s.fail(ctx, reqID, rctx, err)
 		return
 	}
+	l.model, l.tenant = req.model, id.Tenant
 	rt, err := s.router.Resolve(req.model)
 	if err != nil {
 		s.fail(ctx, reqID, rctx, err)
@@ -194,6 +199,7 @@ func (s *Server) completion(ctx *fasthttp.RequestCtx, reqID string, id prefs.Ide
 	call.CacheStatus = func(s string) { cacheStatus.Store(s) }
 	if !req.stream {
 		out, err := s.engine.Run(rctx, call, plan, nil)
+		l.out = out
 		s.recordRequest(en, respID, br, out, err != nil, time.Since(start))
 		if err != nil {
 			s.fail(ctx, reqID, rctx, err)
@@ -245,6 +251,14 @@ func (s *Server) completion(ctx *fasthttp.RequestCtx, reqID string, id prefs.Ide
 			}
 		}
 		s.recordRequest(en, respID, br, st.out, werr != nil || st.err != nil, time.Since(start))
+		status := fasthttp.StatusOK // the stream's own status; what it became:
+		switch {
+		case werr != nil:
+			status = wire.StatusClientClosed
+		case st.err != nil:
+			status, _ = wire.ErrorOf(s.requestErr(rctx, st.err))
+		}
+		s.live.publish(s.event(reqID, l.model, l.tenant, status, l, st.out, time.Since(start)))
 		if werr != nil {
 			return
 		}
@@ -301,6 +315,9 @@ func (s *Server) observe(ctx *fasthttp.RequestCtx, reqID string, start time.Time
 	status := ctx.Response.StatusCode()
 	took := time.Since(start)
 	s.metrics.Request(l.route, strconv.Itoa(status), l.strategy, l.arm, took, l.streamed)
+	if !l.streamed { // a stream tells the live view when it ends
+		s.live.publish(s.event(reqID, l.model, l.tenant, status, l, l.out, took))
+	}
 	if s.opts.AccessSample > 0 && rand.Float64() < s.opts.AccessSample {
 		s.log.Info("access", "request_id", reqID, "path", string(ctx.Path()), "status", status, "route", l.route,
 			"strategy", l.strategy, "arm", l.arm, "cache", l.cache, "stream", l.streamed, "duration_ms", float64(took.Microseconds())/1000)

@@ -86,7 +86,7 @@ func (s *Server) recordRequest(en *experiment.Enrollment, respID string, r *back
 			s.log.Warn("experiment evaluation failed", "experiment", en.String(), "err", err)
 			return
 		}
-		if err := s.opts.Experiments.Record(ctx, en, experiment.Observation{Outcome: &v}); err != nil {
+		if err := s.opts.Experiments.Record(ctx, en, experiment.Observation{Outcome: &v, OutcomeTokens: o.Tokens}); err != nil {
 			s.log.Warn("experiment record failed", "experiment", en.String(), "err", err)
 		}
 	}()
@@ -148,7 +148,7 @@ func (s *Server) experiments(ctx *fasthttp.RequestCtx, id prefs.Identity, name s
 			return
 		}
 		for i := range r.Arms {
-			r.Arms[i].Series = nil // the list is a summary; one experiment's page has the history
+			r.Arms[i].Series, r.Arms[i].Recent = nil, nil // the list is a summary; one experiment's page has the history
 		}
 		list = append(list, r)
 	}

@@ -18,7 +18,7 @@ import (
 // identify reads the request's API key; a failure is answered (401) and
 // counted.
 func (s *Server) identify(ctx *fasthttp.RequestCtx) (prefs.Identity, bool) {
-	id, err := s.opts.Keys.Identify(ctx, string(ctx.Request.Header.Peek("Authorization")))
+	id, err := s.opts.Keys.Identify(ctx, authorization(ctx))
 	if err == nil {
 		return id, true
 	}

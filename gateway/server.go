@@ -55,6 +55,9 @@ type Options struct {
 	// Experiments enroll requests in A/B tests and keep their results
 	// (nil: none).
 	Experiments *experiment.Set
+	// Rewards are the sequence rewards the dashboard offers preferences
+	// for.
+	Rewards []RewardView
 }
 
 // Server is the HTTP gateway.
@@ -77,6 +80,7 @@ type Server struct {
 	// evaluations), at most cap(evalSlots) at once; shutdown waits for it.
 	background sync.WaitGroup
 	evalSlots  chan struct{}
+	live       *live // the dashboard's view of finished requests
 }
 
 // New returns a server; ready reports whether the backends can serve (nil:
@@ -88,7 +92,7 @@ func New(opts Options, router *backend.Router, engine Engine, log *slog.Logger, 
 	base, cutoff := context.WithCancelCause(context.Background())
 	s := &Server{opts: opts, router: router, engine: engine, log: log, ready: ready, metrics: opts.Metrics,
 		adm: newAdmission(opts.MaxInflight, opts.MaxQueue, opts.QueueTimeout, opts.Metrics), base: base, cutoff: cutoff,
-		evalSlots: make(chan struct{}, 4)}
+		evalSlots: make(chan struct{}, 4), live: newLive()}
 	s.srv = &fasthttp.Server{
 		Handler:            s.handle,
 		ErrorHandler:       s.parseError,
@@ -129,6 +133,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	case <-ctx.Done():
 	}
 	s.draining.Store(true)
+	close(s.live.closed)
 	s.log.Info("draining", "inflight", s.adm.inflight(), "drain_delay", s.opts.DrainDelay)
 	if s.opts.DrainDelay > 0 {
 		t := time.NewTimer(s.opts.DrainDelay)
@@ -213,6 +218,8 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	user, isUser := userPath(path)
 	expName, isExp := experimentPath(path)
 	switch {
+	case path == "/ui" || strings.HasPrefix(path, "/ui/"):
+		s.dashboard(ctx, path, method)
 	case path == "/v1/chat/completions" && method == "POST":
 		s.completion(ctx, reqID, id, chatFormat)
 	case path == "/v1/completions" && method == "POST":
@@ -221,7 +228,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		s.preferences(ctx, id, user)
 	case path == "/v1/feedback" && method == "POST":
 		s.feedback(ctx, id)
-	case isExp && method == "GET" && s.opts.Experiments != nil:
+	case isExp && method == "GET":
 		s.experiments(ctx, id, expName)
 	case path == "/metrics" && method == "GET":
 		s.metricsHandler(ctx)
@@ -232,7 +239,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	case path == "/readyz" && method == "GET":
 		s.readyz(ctx)
 	case path == "/v1/chat/completions" || path == "/v1/completions" || path == "/v1/models" || path == "/metrics" ||
-		path == "/healthz" || path == "/readyz" || path == "/v1/feedback" || isUser || isExp && s.opts.Experiments != nil:
+		path == "/healthz" || path == "/readyz" || path == "/v1/feedback" || isUser || isExp:
 		ctx.Response.Header.Set("Allow", allowed(path))
 		writeError(ctx, fault.New(wire.ErrMethod, "", "method %s is not allowed on %s", clip(method, 16), path))
 	default:

@@ -161,7 +161,7 @@ func assemble(cfg *configs.Config, log *slog.Logger, m mode) (a *app, err error)
 		ReadTimeout: s.ReadTimeout, IdleTimeout: s.IdleTimeout, DrainDelay: s.DrainDelay, ShutdownTimeout: s.ShutdownTimeout,
 		Limits:       wire.Limits{MaxN: s.MaxN, MaxTokens: s.MaxTokens, MaxMessages: s.MaxMessages, MaxStop: 4, MaxTopLogprobs: 20},
 		AccessSample: cfg.Log.AccessSample, Metrics: a.metrics,
-		Keys: keys(cfg, shared), Prefs: preferences(cfg, shared, infos, resolver.Default), Experiments: experiments(cfg, shared, exps),
+		Keys: keys(cfg, shared), Prefs: preferences(cfg, shared, infos, resolver.Default), Experiments: experiments(cfg, shared, exps), Rewards: rewardViews(resolver.Rewards),
 	}, a.router, a.engine, log, func(ctx context.Context) error { return a.router.Ready(ctx, discover...) })
 	return a, nil
 }
@@ -200,6 +200,15 @@ func preferences(cfg *configs.Config, shared cache.Cache, infos map[string]facto
 			}
 			return info.Objectives, factory.Drifts(cfg.Rewards[name]), true
 		}}
+}
+
+// rewardViews lists the sequence rewards for the dashboard, by name.
+func rewardViews(infos map[string]steering.RewardInfo) []gateway.RewardView {
+	var out []gateway.RewardView
+	for _, n := range slices.Sorted(maps.Keys(infos)) {
+		out = append(out, gateway.RewardView{Name: n, Objectives: infos[n].Objectives, Weights: infos[n].Weights})
+	}
+	return out
 }
 
 func limits(cfg *configs.Config) steering.Limits {

@@ -23,7 +23,7 @@ const module = "github.com/steergate/steergate/"
 // place in the layers is a decision, not an accident.
 var layers = map[string]int{
 	// Leaves: import nothing of ours.
-	"fault": 0, "metrics": 0, "configs": 0, "rm/tokenizer": 0, "cache/cachetest": 0,
+	"fault": 0, "metrics": 0, "configs": 0, "rm/tokenizer": 0, "cache/cachetest": 0, "ui": 0, "test/nodetest": 0,
 	// The cache and the backend contract.
 	"cache": 1, "backend": 1,
 	// The OpenAI wire format, over the backend types.
@@ -36,8 +36,8 @@ var layers = map[string]int{
 	"rm/factory":                    5, "rm/rmtest/gen": 5,
 	// Steering, then who asks and what is being tried.
 	"steering": 6, "prefs": 7, "experiment": 7,
-	// Faces: HTTP, the dashboard, the evaluation harness.
-	"gateway": 8, "ui": 8, "eval": 8,
+	// Faces: HTTP (with the dashboard), the evaluation harness.
+	"gateway": 8, "eval": 8,
 	// Programs.
 	"cmd/steergate": 9, "bench": 9,
 }

@@ -1,0 +1,182 @@
+package gateway
+
+import (
+	"bufio"
+	"encoding/json"
+	"sync"
+	"time"
+
+	"github.com/steergate/steergate/fault"
+	"github.com/steergate/steergate/prefs"
+	"github.com/steergate/steergate/steering"
+	"github.com/valyala/fasthttp"
+)
+
+// liveEvent is one finished request as the dashboard's live view shows
+// it: no prompt or answer text, only what steering did and what it cost.
+type liveEvent struct {
+	tenant     string
+	Time       int64                `json:"time"` // Unix milliseconds
+	RequestID  string               `json:"request_id"`
+	Model      string               `json:"model"`
+	Route      string               `json:"route"`
+	Status     int                  `json:"status"`
+	Strategy   string               `json:"strategy"`
+	Experiment string               `json:"experiment,omitempty"`
+	Arm        string               `json:"arm,omitempty"`
+	LatencyMS  float64              `json:"latency_ms"`
+	Tokens     int                  `json:"tokens"`
+	Samples    int                  `json:"samples"`
+	Cache      string               `json:"cache,omitempty"`
+	Stream     bool                 `json:"stream"`
+	Candidates []steering.Candidate `json:"candidates,omitempty"` // the chosen one and the runner-up
+}
+
+// live keeps the latest events and hands new ones to the open live views,
+// each through a small buffer: a view too slow to keep up loses events,
+// never slows a request.
+type live struct {
+	mu     sync.Mutex
+	ring   []liveEvent
+	next   int
+	subs   map[chan liveEvent]struct{}
+	closed chan struct{} // closed when the server drains: views end
+}
+
+const (
+	liveKeep = 200 // events a new view starts with
+	liveSubs = 16  // views open at once
+)
+
+func newLive() *live {
+	return &live{subs: map[chan liveEvent]struct{}{}, closed: make(chan struct{})}
+}
+
+func (l *live) publish(ev liveEvent) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.ring) < liveKeep {
+		l.ring = append(l.ring, ev)
+	} else {
+		l.ring[l.next] = ev
+		l.next = (l.next + 1) % liveKeep
+	}
+	for c := range l.subs {
+		select {
+		case c <- ev:
+		default:
+		}
+	}
+}
+
+// subscribe returns the kept events, oldest first, and a channel of new
+// ones; ok is false when too many views are open.
+func (l *live) subscribe() ([]liveEvent, chan liveEvent, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.subs) >= liveSubs {
+		return nil, nil, false
+	}
+	past := append(append([]liveEvent(nil), l.ring[l.next:]...), l.ring[:l.next]...)
+	c := make(chan liveEvent, 64)
+	l.subs[c] = struct{}{}
+	return past, c, true
+}
+
+func (l *live) unsubscribe(c chan liveEvent) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	delete(l.subs, c)
+}
+
+// event describes a finished request for the live view.
+func (s *Server) event(reqID, model, tenant string, status int, l *labels, out *steering.Outcome, took time.Duration) liveEvent {
+	ev := liveEvent{tenant: tenant, Time: time.Now().UnixMilli(), RequestID: reqID, Model: model, Route: l.route, Status: status,
+		Strategy: l.strategy, Arm: l.arm, LatencyMS: float64(took.Microseconds()) / 1000, Cache: l.cache, Stream: l.streamed}
+	if out == nil {
+		return ev
+	}
+	if out.Generation != nil {
+		ev.Tokens = out.Generation.Usage.PromptTokens + out.Generation.Usage.CompletionTokens
+	}
+	info := out.Info
+	if out.Report != nil {
+		var full steering.Info
+		if json.Unmarshal(out.Report, &full) == nil {
+			info = &full
+		}
+	}
+	if info == nil {
+		return ev
+	}
+	ev.Experiment, ev.Samples = info.Experiment, info.SamplesUsed
+	var chosen, runner *steering.Candidate
+	for i := range info.Candidates {
+		c := &info.Candidates[i]
+		switch {
+		case c.Chosen && chosen == nil:
+			chosen = c
+		case !c.Chosen && c.Utility.Finite() && (runner == nil || c.Utility > runner.Utility):
+			runner = c
+		}
+	}
+	for _, c := range []*steering.Candidate{chosen, runner} {
+		if c != nil {
+			cc := *c
+			cc.Extra, cc.RewardDetail = nil, nil
+			ev.Candidates = append(ev.Candidates, cc)
+		}
+	}
+	return ev
+}
+
+// liveView serves GET /ui/api/live: server-sent events of finished
+// requests, the kept ones first; a user key sees its own tenant's.
+func (s *Server) liveView(ctx *fasthttp.RequestCtx, id prefs.Identity) {
+	past, c, ok := s.live.subscribe()
+	if !ok {
+		ctx.Response.Header.Set("Retry-After", "5")
+		writeError(ctx, fault.New(fault.ErrOverloaded, "", "too many live views are open"))
+		return
+	}
+	ctx.SetContentType("text/event-stream")
+	send := func(w *bufio.Writer, ev liveEvent) error {
+		if !id.Admin() && ev.tenant != id.Tenant {
+			return nil
+		}
+		b, _ := json.Marshal(ev)
+		w.WriteString("data: ")
+		w.Write(b)
+		w.WriteString("\n\n")
+		return w.Flush()
+	}
+	s.writeStream(ctx, func(w *bufio.Writer) {
+		defer s.live.unsubscribe(c)
+		for _, ev := range past {
+			if send(w, ev) != nil {
+				return
+			}
+		}
+		if w.Flush() != nil {
+			return
+		}
+		beat := time.NewTicker(15 * time.Second)
+		defer beat.Stop()
+		for {
+			select {
+			case ev := <-c:
+				if send(w, ev) != nil {
+					return
+				}
+			case <-beat.C: // a comment: finds a client that went away
+				if _, err := w.WriteString(": keep-alive\n\n"); err != nil || w.Flush() != nil {
+					return
+				}
+			case <-s.live.closed:
+				return
+			case <-s.base.Done():
+				return
+			}
+		}
+	})
+}

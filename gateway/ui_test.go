@@ -1,0 +1,140 @@
+package gateway_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/steergate/steergate/prefs"
+)
+
+// The dashboard is behind the API keys: without one a page gets the
+// login form (401) and its data endpoints a 401 envelope; a key given to
+// the form becomes an HttpOnly, SameSite=Strict cookie that the page's
+// own calls then carry, within the key's tenant and role.
+func TestDashboardWantsAKey(t *testing.T) {
+	e := prefsGateway(t, prefs.NewMemory(100, 100), `{}`, 0.5)
+	for _, path := range []string{"/ui/", "/ui/app.js"} {
+		status, _, body := call(t, "GET", e.url+path, "", "")
+		if status != 401 || !strings.Contains(body, `<form method="post" action="/ui/login">`) {
+			t.Errorf("%s without a key: %d %.80s", path, status, body)
+		}
+	}
+	if status, _, body := call(t, "GET", e.url+"/ui/api/config", "", ""); status != 401 || !strings.Contains(body, `"invalid_api_key"`) {
+		t.Errorf("/ui/api/config without a key: %d %s", status, body)
+	}
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar}
+	resp, err := c.PostForm(e.url+"/ui/login", url.Values{"key": {"sk-wrong"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 401 {
+		t.Errorf("a wrong key signs in: %d", resp.StatusCode)
+	}
+	resp, err = c.PostForm(e.url+"/ui/login", url.Values{"key": {"sk-a"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(page), `<script src="app.js">`) {
+		t.Fatalf("after signing in: %d %.80s", resp.StatusCode, page)
+	}
+	u, _ := url.Parse(e.url)
+	if cs := jar.Cookies(u); len(cs) != 1 || strings.Contains(cs[0].Value, "sk-a") {
+		t.Errorf("cookies %v: want one, not the key in clear", cs)
+	}
+	get := func(path string) (int, string) {
+		resp, err := c.Get(e.url + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if status, body := get("/ui/api/config"); status != 200 || !strings.Contains(body, `"tenant":"acme"`) || !strings.Contains(body, `"role":"user"`) {
+		t.Errorf("config: %d %s", status, body)
+	}
+	if status, body := get("/ui/api/preferences?user=nobody"); status != 200 || !strings.Contains(body, `"stored":false`) {
+		t.Errorf("preferences of a user without any: %d %s", status, body)
+	}
+	// The cookie speaks for its key on the API too, with the key's role.
+	if status, _ := get("/v1/models"); status != 200 {
+		t.Errorf("/v1/models with the cookie: %d", status)
+	}
+	if status, _ := get("/v1/experiments"); status != 403 {
+		t.Errorf("a user key reads experiment results: %d", status)
+	}
+	if status, _ := get("/ui/api/preferences?user=x&tenant=beta"); status != 403 {
+		t.Errorf("a user key reads another tenant's preferences: %d", status)
+	}
+	// A header wins over the cookie.
+	req, _ := http.NewRequest("GET", e.url+"/v1/experiments", nil)
+	req.Header.Set("Authorization", "Bearer sk-admin")
+	resp, err = c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("an admin header with a user cookie: %d", resp.StatusCode)
+	}
+}
+
+// liveEvents reads the live view for a while and returns its events.
+func liveEvents(t *testing.T, e *env, key string) []map[string]any {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", e.url+"/ui/api/live", nil)
+	req.Header.Set("Authorization", "Bearer "+key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if ct := resp.Header.Get("Content-Type"); resp.StatusCode != 200 || ct != "text/event-stream" {
+		t.Fatalf("live view: %d %s", resp.StatusCode, ct)
+	}
+	b, _ := io.ReadAll(resp.Body) // until the deadline
+	var out []map[string]any
+	for _, line := range strings.Split(string(b), "\n") {
+		if data, ok := strings.CutPrefix(line, "data: "); ok {
+			var ev map[string]any
+			if err := json.Unmarshal([]byte(data), &ev); err != nil {
+				t.Fatalf("%v: %s", err, data)
+			}
+			out = append(out, ev)
+		}
+	}
+	return out
+}
+
+// The live view shows a user key its own tenant's requests, an admin
+// every tenant's, each with the chosen and the runner-up candidate.
+func TestLiveViewKeepsTenantsApart(t *testing.T) {
+	e := prefsGateway(t, prefs.NewMemory(100, 100), `{}`, 0.5)
+	ask(t, e, "sk-a", "alice", 1)
+	ask(t, e, "sk-b", "bob", 2)
+	ask(t, e, "sk-b", "bob", 3)
+	count := func(evs []map[string]any) (n int) {
+		for _, ev := range evs {
+			if cs, _ := ev["candidates"].([]any); ev["strategy"] == "best_of_n" && len(cs) == 2 {
+				n++
+			}
+		}
+		return n
+	}
+	if a, b, admin := liveEvents(t, e, "sk-a"), liveEvents(t, e, "sk-b"), liveEvents(t, e, "sk-admin"); len(a) != 1 || len(b) != 2 || len(admin) != 3 || count(admin) != 3 {
+		t.Errorf("events seen: tenant a %d, tenant b %d, admin %d (%d with two candidates)", len(a), len(b), len(admin), count(admin))
+	}
+}
