@@ -80,6 +80,8 @@ try {
   await page.click('nav a[data-page="preferences"]');
   await page.fill("#pref-user", "browser-user");
   await page.click("#pref-load");
+  // The page first loads its default user: wait for this one's sliders.
+  await page.waitForFunction(() => document.querySelector("#pref-status").textContent.includes("browser-user"));
   await page.waitForSelector('#pref-sliders input[data-objective="verbosity"]');
   await page.$eval('#pref-sliders input[data-objective="verbosity"]', (i) => { i.value = "-1.5"; i.dispatchEvent(new Event("input")); });
   await page.click("#pref-save");

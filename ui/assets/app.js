@@ -344,9 +344,13 @@ function sliders(stored) {
   }
 }
 
+let prefLoads = 0;
+
 async function loadPrefs() {
   const user = $("#pref-user").value.trim();
+  const mine = ++prefLoads;
   const p = await api(`/ui/api/preferences?user=${encodeURIComponent(user)}&reward=${encodeURIComponent($("#pref-reward").value)}`);
+  if (mine !== prefLoads) return; // a later load (another user or reward) wins
   $("#pref-delete").disabled = !p.stored;
   if (!p.stored) {
     sliders(null);
