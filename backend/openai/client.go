@@ -66,6 +66,7 @@ func New(name, base, apiKey, flavour string, maxConns, maxBytes int) (*Client, e
 		Dial:                     t.dial(10 * time.Second),
 		NoDefaultUserAgentHeader: false,
 		MaxConnWaitTimeout:       time.Minute,
+		RetryIfErr:               t.retry,
 	}
 	return &Client{name: name, maxBytes: maxBytes, base: strings.TrimRight(base, "/"), apiKey: apiKey, flavour: flavour, hc: hc, calls: t}, nil
 }

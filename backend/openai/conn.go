@@ -3,6 +3,7 @@ package openai
 import (
 	"bytes"
 	"context"
+	"errors"
 	"net"
 	"strconv"
 	"sync"
@@ -57,6 +58,22 @@ func (c *trackedConn) Write(b []byte) (int, error) {
 	return c.Conn.Write(b)
 }
 
+// retry tells the client whether to send a failed call again: only when
+// it failed on a connection closed here (net.ErrClosed, before anything
+// reached the server: closed while idle in the pool) and the call itself
+// was not aborted. An abort closes its call's connection; if the call had
+// just finished, that connection may already be back in the pool, and the
+// next call to pick it finds it closed.
+func (t *tracker) retry(req *fasthttp.Request, attempts int, err error) (resetTimeout, retry bool) {
+	if !errors.Is(err, net.ErrClosed) {
+		return false, false
+	}
+	id := string(req.Header.Peek("X-Request-Id"))
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return false, !t.aborted[id]
+}
+
 func (t *tracker) bind(id string, c net.Conn) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -78,10 +95,9 @@ func (t *tracker) watch(ctx context.Context, req *fasthttp.Request) func() {
 	stop := context.AfterFunc(ctx, func() {
 		t.mu.Lock()
 		defer t.mu.Unlock()
+		t.aborted[id] = true
 		if c, ok := t.conns[id]; ok {
 			c.Close()
-		} else {
-			t.aborted[id] = true
 		}
 	})
 	return func() {
