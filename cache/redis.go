@@ -27,7 +27,7 @@ type RedisOptions struct {
 	ReadTimeout  time.Duration // the most a read may take, whatever the round trips so far
 	WriteTimeout time.Duration
 	// ReadSlack is what a read may take beyond the typical round trip
-	// measured so far (default 500µs): a Redis slower than that is a miss.
+	// measured so far (default 5ms): a Redis slower than that is a miss.
 	ReadSlack time.Duration
 	// WriteQueue bounds writes waiting to be sent (default 1024); writes
 	// are sent in the background and dropped when the queue is full.
@@ -85,7 +85,7 @@ func NewRedis(o RedisOptions) *Redis {
 		o.Log = slog.Default()
 	}
 	if o.ReadSlack <= 0 {
-		o.ReadSlack = 500 * time.Microsecond
+		o.ReadSlack = 5 * time.Millisecond
 	}
 	if o.WriteQueue <= 0 {
 		o.WriteQueue = 1024

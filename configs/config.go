@@ -399,7 +399,7 @@ func Defaults() Config {
 		Log: Log{Level: "info", Format: "text"},
 		Cache: Cache{MemoryBytes: 256 << 20,
 			Redis: Redis{Prefix: "steergate:", DialTimeout: time.Second, ReadTimeout: 100 * time.Millisecond, WriteTimeout: 100 * time.Millisecond,
-				ReadSlack: 500 * time.Microsecond, WriteQueue: 1024, PoolSize: 64},
+				ReadSlack: 5 * time.Millisecond, WriteQueue: 1024, PoolSize: 64},
 			Responses: ResponseCache{Enabled: true, TTL: time.Hour, MaxEntryBytes: 1 << 20, MaxTTL: 24 * time.Hour}},
 		Preferences: Preferences{MaxWeight: 10, LearningRate: 0.5, L2: 0.01, LogTTL: 24 * time.Hour, MemoryUsers: 100000, MemoryResponses: 100000},
 	}

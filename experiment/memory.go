@@ -6,6 +6,11 @@ import (
 	"time"
 )
 
+// maxSticky bounds the units Memory remembers under Thompson allocation;
+// past it, an arbitrary one is forgotten (and may change arm) for each
+// new one.
+const maxSticky = 100000
+
 // Memory is a Store for one replica.
 type Memory struct {
 	mu     sync.Mutex
@@ -95,6 +100,12 @@ func (m *Memory) Sticky(_ context.Context, experiment, tenant, unit, arm string,
 	k := experiment + "\x00" + tenant + "\x00" + unit
 	if have, ok := m.sticky[k]; ok {
 		return have, nil
+	}
+	if len(m.sticky) >= maxSticky {
+		for old := range m.sticky {
+			delete(m.sticky, old)
+			break
+		}
 	}
 	m.sticky[k] = arm
 	return arm, nil

@@ -16,6 +16,8 @@ import (
 // it: no prompt or answer text, only what steering did and what it cost.
 type liveEvent struct {
 	tenant     string
+	info       *steering.Info       // read by resolve, when a view sends the event
+	report     json.RawMessage      // a cached answer's report, encoded
 	Time       int64                `json:"time"` // Unix milliseconds
 	RequestID  string               `json:"request_id"`
 	Model      string               `json:"model"`
@@ -89,7 +91,10 @@ func (l *live) unsubscribe(c chan liveEvent) {
 	delete(l.subs, c)
 }
 
-// event describes a finished request for the live view.
+// event describes a finished request for the live view. What steering
+// did is read from its report only when a view sends the event: most
+// requests are never watched, and a cached report would have to be
+// decoded.
 func (s *Server) event(reqID, model, tenant string, status int, l *labels, out *steering.Outcome, took time.Duration) liveEvent {
 	ev := liveEvent{tenant: tenant, Time: time.Now().UnixMilli(), RequestID: reqID, Model: model, Route: l.route, Status: status,
 		Strategy: l.strategy, Arm: l.arm, LatencyMS: float64(took.Microseconds()) / 1000, Cache: l.cache, Stream: l.streamed}
@@ -99,15 +104,23 @@ func (s *Server) event(reqID, model, tenant string, status int, l *labels, out *
 	if out.Generation != nil {
 		ev.Tokens = out.Generation.Usage.PromptTokens + out.Generation.Usage.CompletionTokens
 	}
-	info := out.Info
-	if out.Report != nil {
+	ev.info, ev.report = out.Info, out.Report
+	return ev
+}
+
+// resolve fills in what the report says: the experiment, the samples, and
+// the chosen and runner-up candidates.
+func (ev *liveEvent) resolve() {
+	info := ev.info
+	if ev.report != nil {
 		var full steering.Info
-		if json.Unmarshal(out.Report, &full) == nil {
+		if json.Unmarshal(ev.report, &full) == nil {
 			info = &full
 		}
 	}
+	ev.info, ev.report = nil, nil
 	if info == nil {
-		return ev
+		return
 	}
 	ev.Experiment, ev.Samples = info.Experiment, info.SamplesUsed
 	var chosen, runner *steering.Candidate
@@ -127,7 +140,6 @@ func (s *Server) event(reqID, model, tenant string, status int, l *labels, out *
 			ev.Candidates = append(ev.Candidates, cc)
 		}
 	}
-	return ev
 }
 
 // liveView serves GET /ui/api/live: server-sent events of finished
@@ -144,6 +156,7 @@ func (s *Server) liveView(ctx *fasthttp.RequestCtx, id prefs.Identity) {
 		if !id.Admin() && ev.tenant != id.Tenant {
 			return nil
 		}
+		ev.resolve()
 		b, _ := json.Marshal(ev)
 		w.WriteString("data: ")
 		w.Write(b)
