@@ -1278,6 +1278,25 @@ func peers(bin string, md *strings.Builder, d time.Duration, rounds int) error {
 		metOr(addedP50(sg) < 100), addedP50(sg), addedP50(ng), metOr(summarize(p99s).med < 1000), summarize(p99s).med,
 		metOr(addedP50(sg) < addedP50(pk)), metOr(med(sg, "c=64", rps).med >= 0.7*med(ng, "c=64", rps).med),
 		100*med(sg, "c=64", rps).med/med(ng, "c=64", rps).med)
+	// Against nginx, the floor of any proxy: CPU, added latency and
+	// throughput at least as good.
+	nginxP99 := func(n string) float64 {
+		var xs []float64
+		for k, r := range res[n]["c=1"] {
+			xs = append(xs, float64(r.pct(0.99)-res[floor]["c=1"][k].pct(0.99))/1e3)
+		}
+		return summarize(xs).med
+	}
+	sgCPU, ngCPU := med(sg, "c=64", cpuPer).med, med(ng, "c=64", cpuPer).med
+	fmt.Fprintf(md, "\nTargets against nginx: CPU per request at most nginx's: %s (%.0f µs against %.0f µs, %.1f times); "+
+		"added latency at c=1 at most nginx's: p50 %s (%.0f µs against %.0f µs), p99 %s (%.0f µs against %.0f µs); "+
+		"throughput at c=64 at least nginx's: %s (%.0f against %.0f req/s, %.0f%%). The profile of the passthrough path is under "+
+		"\"Where the gateway's time goes\" below.\n",
+		metOr(sgCPU <= ngCPU), sgCPU, ngCPU, sgCPU/ngCPU,
+		metOr(addedP50(sg) <= addedP50(ng)), addedP50(sg), addedP50(ng),
+		metOr(nginxP99(sg) <= nginxP99(ng)), nginxP99(sg), nginxP99(ng),
+		metOr(med(sg, "c=64", rps).med >= med(ng, "c=64", rps).med), med(sg, "c=64", rps).med, med(ng, "c=64", rps).med,
+		100*med(sg, "c=64", rps).med/med(ng, "c=64", rps).med)
 	if addedP50(sg) >= 100 && addedP50(ng) >= 100 {
 		md.WriteString("\nWhy the latency targets are missed here: on this machine any proxy's extra loopback hop (two more socket " +
 			"reads and writes, and wake-ups across the two CPUs) costs more than 100 µs, as nginx's own added latency shows; " +

@@ -50,15 +50,15 @@ func (s *Server) recordRequest(en *experiment.Enrollment, respID string, r *back
 	if en == nil {
 		return
 	}
-	o := experiment.Observation{Request: true, Error: failed, Latency: took, Samples: 1}
-	if out != nil && out.Info != nil && !out.Info.Cached {
-		o.Samples = out.Info.SamplesUsed
-	}
-	if out != nil && out.Generation != nil {
-		o.Tokens = out.Generation.Usage.PromptTokens + out.Generation.Usage.CompletionTokens
-	}
-	if out != nil && out.Info != nil && out.Info.Cached {
-		o.Samples = 0 // a cache hit spent nothing
+	o := experiment.Observation{Request: true, Error: failed, Latency: took}
+	if out != nil && out.Cache != steering.CacheHit { // a cache hit spent nothing
+		o.Samples = 1
+		if out.Info != nil {
+			o.Samples = out.Info.SamplesUsed
+		}
+		if out.Generation != nil {
+			o.Tokens = out.Generation.Usage.PromptTokens + out.Generation.Usage.CompletionTokens
+		}
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(s.base), 2*time.Second)
 	defer cancel()
