@@ -85,7 +85,7 @@ type Diff struct {
 		DF Num `json:"df"`
 		P  Num `json:"p"`
 	} `json:"welch"`
-	Verdict string `json:"verdict"` // better, worse, or undecided
+	Verdict string `json:"verdict"` // better, worse, undecided, or too few outcomes
 }
 
 // FeedbackSum is an arm's feedback wins and losses.
@@ -138,7 +138,7 @@ func Summarize(e *Experiment, totals map[string]*Totals, shares []float64) *Repo
 		ar.Outcome = OutcomeSum{N: t.N, Mean: Num(m), SD: Num(math.Sqrt(v)), CI: TInterval(t.N, t.Sum, t.SumSq, e.Alpha)}
 		if !ar.Control {
 			ar.Diff = diff(e, t, c)
-			if ar.Diff.Verdict != "undecided" {
+			if ar.Diff.Verdict == "better" || ar.Diff.Verdict == "worse" {
 				decided = append(decided, fmt.Sprintf("%s is %s than %s", a.Name, ar.Diff.Verdict, e.Control))
 			}
 		}
@@ -154,14 +154,25 @@ func Summarize(e *Experiment, totals map[string]*Totals, shares []float64) *Repo
 		r.Arms = append(r.Arms, ar)
 	}
 	if len(decided) == 0 {
-		r.Verdict = fmt.Sprintf("no verdict yet: every arm's always-valid %g%% confidence sequence for its difference from %s still includes 0", 100*(1-e.Alpha), e.Control)
+		r.Verdict = fmt.Sprintf("no verdict yet: no arm's always-valid confidence sequence for its difference from %s excludes 0 "+
+			"(or it has fewer than %d outcomes)", e.Control, MinOutcomes)
 	} else {
-		r.Verdict = strings.Join(decided, "; ") + fmt.Sprintf(" (always-valid %g%% confidence sequence excludes 0)", 100*(1-e.Alpha))
+		r.Verdict = strings.Join(decided, "; ") + fmt.Sprintf(" (always-valid confidence sequence excludes 0; at most %g chance of any false verdict)", e.Alpha)
 	}
 	return r
 }
 
-// diff compares an arm's outcomes with control's.
+// MinOutcomes is how many outcomes each of two arms needs before their
+// confidence sequence is computed: with a variance estimated from fewer,
+// the boundary's asymptotic guarantee does not hold (a run of equal
+// ratings reads as no variance at all).
+const MinOutcomes = 30
+
+// diff compares an arm's outcomes with control's. The confidence sequence
+// runs at α/(k−1) for k arms (Bonferroni), so that the chance of any false
+// verdict across the comparisons stays within α; each arm's variance is at
+// least half the pooled one, so that an arm whose outcomes happen to agree
+// does not pass for a certain one.
 func diff(e *Experiment, t, c *Totals) *Diff {
 	d := &Diff{Verdict: "undecided"}
 	ma, va := meanVar(t.N, t.Sum, t.SumSq)
@@ -170,13 +181,14 @@ func diff(e *Experiment, t, c *Totals) *Diff {
 	w := WelchTest(t.N, t.Sum, t.SumSq, c.N, c.Sum, c.SumSq)
 	d.Welch.T, d.Welch.DF, d.Welch.P = Num(w.T), Num(w.DF), Num(w.P)
 	d.CS = nanInterval()
-	if t.N < 2 || c.N < 2 {
+	if t.N < MinOutcomes || c.N < MinOutcomes {
+		d.Verdict = "too few outcomes"
 		return d
 	}
-	v := va/float64(t.N) + vc/float64(c.N)
 	pooled := (va*float64(t.N-1) + vc*float64(c.N-1)) / float64(t.N+c.N-2)
+	v := max(va, pooled/2)/float64(t.N) + max(vc, pooled/2)/float64(c.N)
 	tau := e.MixingSD * math.Sqrt(pooled)
-	d.CS = ConfidenceSequence(ma-mc, v, tau*tau, e.Alpha)
+	d.CS = ConfidenceSequence(ma-mc, v, tau*tau, e.Alpha/float64(max(1, len(e.Arms)-1)))
 	switch {
 	case d.CS.Lo > 0:
 		d.Verdict = "better"

@@ -78,8 +78,10 @@ func WelchTest(na int64, sa, qa float64, nb int64, sb, qb float64) Welch {
 //	d ± √( v(v+τ²)/τ² · (2·log(1/α) + log((v+τ²)/v)) ),
 //
 // which covers the true difference at every sample size at once with
-// probability at least 1 − α (asymptotically, with v estimated), so it may
-// be read as often as anyone likes.
+// probability at least 1 − α when v is known and the allocation between
+// the arms does not depend on the outcomes. Here v is estimated, so the
+// guarantee is asymptotic (the report computes it only from MinOutcomes
+// per arm); under Thompson allocation it is a guide, not a guarantee.
 func ConfidenceSequence(d, v, tau2, alpha float64) Interval {
 	if !(v > 0) || !(tau2 > 0) || math.IsNaN(d) {
 		return nanInterval()

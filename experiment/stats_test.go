@@ -44,49 +44,107 @@ func TestStatisticsByHand(t *testing.T) {
 	}
 }
 
-// Under no difference, someone who reads the results after every 20
-// outcomes per arm and stops at the first "significant" reading is
-// fooled by the repeated Welch test far more often than its 5%, and by
-// the confidence sequence less often than 5%.
-func TestConfidenceSequenceSurvivesPeeking(t *testing.T) {
-	const runs, looks, batch, alpha = 1000, 50, 20, 0.05
-	rng := rand.New(rand.NewPCG(1, 2))
-	var csWrong, tWrong int
+// The report's difference by hand: arm n = 100, mean 0.5, s² = 1 (sum 50,
+// sum of squares 124); control n = 100, mean 0, s² = 1. v = 0.02, τ² =
+// (0.1·1)² = 0.01; two arms: α = 0.05, h = √(0.02·0.03/0.01·(2 ln 20 +
+// ln 1.5)) = 0.61953; three arms: α/2, h = 0.68337. Fewer than
+// MinOutcomes: no sequence.
+func TestDifferenceByHand(t *testing.T) {
+	arm, ctl := &Totals{N: 100, Sum: 50, SumSq: 124}, &Totals{N: 100, Sum: 0, SumSq: 99}
+	e := &Experiment{Alpha: 0.05, MixingSD: 0.1, Arms: make([]Arm, 2)}
+	if d := diff(e, arm, ctl); !near(d.CS.Lo, -0.11953, 1e-4) || !near(d.CS.Hi, 1.11953, 1e-4) || d.Verdict != "undecided" {
+		t.Errorf("two arms: %+v", d)
+	}
+	e.Arms = make([]Arm, 3)
+	if d := diff(e, arm, ctl); !near(d.CS.Lo, -0.18337, 1e-4) || !near(d.CS.Hi, 1.18337, 1e-4) {
+		t.Errorf("three arms: %+v", d)
+	}
+	if d := diff(e, &Totals{N: 29, Sum: 29, SumSq: 29}, ctl); d.Verdict != "too few outcomes" || !math.IsNaN(d.CS.Lo) {
+		t.Errorf("29 outcomes: %+v", d)
+	}
+}
+
+// peek runs A/A or A/B experiments, reads the report's verdict after every
+// 5 outcomes per arm from the first, and returns the share of runs in
+// which it ever named an arm better, and worse, and the same for a
+// repeated Welch test at α.
+func peek(arms int, draw func(rng *rand.Rand, arm int) float64, runs, perArm int, seed uint64) (better, worse, welch float64) {
+	const alpha = 0.05
+	rng := rand.New(rand.NewPCG(seed, 2))
+	e := &Experiment{Alpha: alpha, MixingSD: 0.1, Arms: make([]Arm, arms)}
+	var nb, nw, nt int
 	for range runs {
-		var a, b [3]float64 // n, sum, sum of squares
-		csStop, tStop := false, false
-		for range looks {
-			for range batch {
-				x, y := rng.NormFloat64(), rng.NormFloat64()
-				a[0], a[1], a[2] = a[0]+1, a[1]+x, a[2]+x*x
-				b[0], b[1], b[2] = b[0]+1, b[1]+y, b[2]+y*y
+		ts := make([]*Totals, arms)
+		for i := range ts {
+			ts[i] = &Totals{}
+		}
+		var b, w, tw bool
+		for n := 1; n <= perArm; n++ {
+			for i, t := range ts {
+				x := draw(rng, i)
+				t.N, t.Sum, t.SumSq = t.N+1, t.Sum+x, t.SumSq+x*x
 			}
-			na, nb := int64(a[0]), int64(b[0])
-			if w := WelchTest(na, a[1], a[2], nb, b[1], b[2]); w.P < alpha {
-				tStop = true
+			if n%5 != 0 {
+				continue
 			}
-			ma, va := meanVar(na, a[1], a[2])
-			mb, vb := meanVar(nb, b[1], b[2])
-			pooled := (va + vb) / 2
-			cs := ConfidenceSequence(ma-mb, va/float64(na)+vb/float64(nb), 0.01*pooled, alpha)
-			if cs.Lo > 0 || cs.Hi < 0 {
-				csStop = true
+			for _, t := range ts[1:] {
+				switch diff(e, t, ts[0]).Verdict {
+				case "better":
+					b = true
+				case "worse":
+					w = true
+				}
+				if p := WelchTest(t.N, t.Sum, t.SumSq, ts[0].N, ts[0].Sum, ts[0].SumSq).P; p < alpha {
+					tw = true
+				}
 			}
 		}
-		if csStop {
-			csWrong++
+		if b {
+			nb++
 		}
-		if tStop {
-			tWrong++
+		if w {
+			nw++
+		}
+		if tw {
+			nt++
 		}
 	}
-	csRate, tRate := float64(csWrong)/runs, float64(tWrong)/runs
-	t.Logf("false verdicts under peeking after every %d per arm, %d looks: confidence sequence %.3f, repeated t-test %.3f", batch, looks, csRate, tRate)
-	if csRate > alpha {
-		t.Errorf("the confidence sequence erred in %.3f of runs, above α = %g", csRate, alpha)
+	return float64(nb) / float64(runs), float64(nw) / float64(runs), float64(nt) / float64(runs)
+}
+
+// Someone who reads the report after every 5 outcomes per arm and stops
+// at the first verdict: under no difference the confidence sequence errs
+// in fewer than α of the runs, for normal outcomes, for rare 0/1 ratings
+// and across three arms, where a repeated Welch test errs far more often;
+// under a real difference of half a standard deviation it finds it in
+// most runs, and never the wrong way.
+func TestConfidenceSequenceSurvivesPeeking(t *testing.T) {
+	normal := func(rng *rand.Rand, _ int) float64 { return rng.NormFloat64() }
+	rare := func(rng *rand.Rand, _ int) float64 {
+		if rng.Float64() < 0.05 {
+			return 1
+		}
+		return 0
 	}
-	if tRate < 3*alpha {
-		t.Errorf("the repeated t-test erred in only %.3f of runs: the simulation shows nothing", tRate)
+	for _, c := range []struct {
+		name string
+		arms int
+		draw func(*rand.Rand, int) float64
+	}{{"normal", 2, normal}, {"rare ratings", 2, rare}, {"three arms", 3, normal}} {
+		b, w, welch := peek(c.arms, c.draw, 500, 1000, 1)
+		t.Logf("%s, no difference: false verdicts %.3f (better %.3f, worse %.3f); repeated Welch %.3f", c.name, b+w, b, w, welch)
+		if b+w > 0.05 {
+			t.Errorf("%s: the confidence sequence named an arm in %.3f of A/A runs, above α = 0.05", c.name, b+w)
+		}
+		if welch < 0.15 {
+			t.Errorf("%s: the repeated Welch test erred in only %.3f of runs: the simulation shows nothing", c.name, welch)
+		}
+	}
+	shifted := func(rng *rand.Rand, arm int) float64 { return rng.NormFloat64() + 0.5*float64(arm) }
+	b, w, _ := peek(2, shifted, 200, 1000, 2)
+	t.Logf("a difference of 0.5 SD: found in %.3f of runs, the wrong way in %.3f", b, w)
+	if b < 0.9 || w > 0 {
+		t.Errorf("a difference of 0.5 SD found in %.3f of runs (want at least 0.9), the wrong way in %.3f", b, w)
 	}
 }
 

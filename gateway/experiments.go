@@ -94,7 +94,9 @@ func (s *Server) recordRequest(en *experiment.Enrollment, respID string, r *back
 
 // recordFeedback adds learned feedback to the arms of the responses it
 // was about: a rating is the outcome of a feedback experiment and a win
-// or loss; a choice between two responses is a win and a loss.
+// or loss; a choice between two responses is a win and a loss. Each
+// response counts once in its arm's results, however often it is rated:
+// the first feedback on it is the one its arm keeps.
 func (s *Server) recordFeedback(out *prefs.Learned) {
 	if s.opts.Experiments == nil {
 		return
@@ -105,6 +107,10 @@ func (s *Server) recordFeedback(out *prefs.Learned) {
 		e := s.opts.Experiments.Get(a.Experiment)
 		if e == nil || e.Arm(a.Arm) == nil {
 			continue // an experiment or arm since removed
+		}
+		first, err := s.opts.Prefs.Store.FirstFeedback(ctx, out.Tenant, "experiment:"+a.ResponseID, s.opts.Prefs.LogTTL)
+		if err != nil || !first {
+			continue
 		}
 		o := experiment.Observation{Feedback: a.Win}
 		if a.Rating != nil && e.Outcome == "feedback" {

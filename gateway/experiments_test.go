@@ -28,28 +28,35 @@ func chatAs(t *testing.T, e *env, key, user, steering string) (int, string, stri
 }
 
 // Forcing an arm is for admin keys; results are for admin keys; feedback
-// on an enrolled response lands in its arm's results.
+// on an enrolled response lands in its arm's results, once per response.
 func TestExperimentsOverHTTP(t *testing.T) {
 	set := feedbackExperiment()
 	e := prefsGateway(t, prefs.NewMemory(100, 100), `{}`, 0.5, func(o *gateway.Options) { o.Experiments = set })
 	if status, _, body := chatAs(t, e, "sk-a", "alice", `,"steering":{"arm":"eight"}`); status != 403 || !strings.Contains(body, `"param":"steering.arm"`) {
 		t.Errorf("a user key forcing an arm: %d %s", status, body)
 	}
-	status, arm, body := chatAs(t, e, "sk-admin", "alice", `,"steering":{"arm":"eight"}`)
-	if status != 200 || arm != "eight" || !strings.Contains(body, `"arm":"eight"`) || !strings.Contains(body, `"samples_used":8`) {
-		t.Fatalf("an admin forcing an arm: %d %s %s", status, arm, body)
+	forced := func(seed int) string {
+		body := fmt.Sprintf(`{"model":"reference","user":"alice","seed":%d,"max_tokens":24,"messages":[{"role":"user","content":"Why is the sky blue?"}],"steering":{"arm":"eight"}}`, seed)
+		status, h, got := call(t, "POST", e.url+"/v1/chat/completions", "sk-admin", body)
+		if status != 200 || h.Get("X-Steering-Arm") != "eight" || !strings.Contains(got, `"arm":"eight"`) || !strings.Contains(got, `"samples_used":8`) {
+			t.Fatalf("an admin forcing an arm: %d %s", status, got)
+		}
+		var r struct {
+			ID string `json:"id"`
+		}
+		json.Unmarshal([]byte(got), &r)
+		return r.ID
 	}
-	var r struct {
-		ID string `json:"id"`
-	}
-	json.Unmarshal([]byte(body), &r)
-	for i, rating := range []string{`"up"`, `0.5`} {
-		if status, _, got := call(t, "POST", e.url+"/v1/feedback", "sk-admin", fmt.Sprintf(`{"response_id":%q,"rating":%s,"feedback_id":"f%d"}`, r.ID, rating, i)); status != 200 {
+	rate := func(id, rating, fid string) {
+		if status, _, got := call(t, "POST", e.url+"/v1/feedback", "sk-admin", fmt.Sprintf(`{"response_id":%q,"rating":%s,"feedback_id":%q}`, id, rating, fid)); status != 200 {
 			t.Fatalf("feedback: %d %s", status, got)
 		}
 	}
-	// A duplicate counts nowhere.
-	call(t, "POST", e.url+"/v1/feedback", "sk-admin", fmt.Sprintf(`{"response_id":%q,"rating":"up","feedback_id":"f0"}`, r.ID))
+	first, second := forced(1), forced(2)
+	rate(first, `"up"`, "f0")
+	rate(first, `"down"`, "f1") // the same response again: its arm keeps the first
+	rate(first, `"up"`, "f0")   // a duplicate counts nowhere
+	rate(second, `0.5`, "f2")
 	if status, _, body := call(t, "GET", e.url+"/v1/experiments/fb", "sk-a", ""); status != 403 {
 		t.Errorf("a user key reading results: %d %s", status, body)
 	}
@@ -64,10 +71,10 @@ func TestExperimentsOverHTTP(t *testing.T) {
 		t.Fatal(err)
 	}
 	eight := rep.Arms[1]
-	if eight.Requests != 1 || eight.Feedback.Wins != 2 || eight.Outcome.N != 2 || float64(eight.Outcome.Mean) != 0.75 {
+	if eight.Requests != 2 || eight.Feedback.Wins != 2 || eight.Feedback.Losses != 0 || eight.Outcome.N != 2 || float64(eight.Outcome.Mean) != 0.75 {
 		t.Errorf("arm eight: %+v", eight)
 	}
-	status, _, body = call(t, "GET", e.url+"/v1/experiments/fb", "sk-admin", "")
+	status, _, body := call(t, "GET", e.url+"/v1/experiments/fb", "sk-admin", "")
 	if status != 200 || !strings.Contains(body, `"wins":2`) {
 		t.Errorf("results: %d %s", status, body)
 	}

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"sync"
 	"time"
@@ -41,17 +42,18 @@ type live struct {
 	mu     sync.Mutex
 	ring   []liveEvent
 	next   int
-	subs   map[chan liveEvent]struct{}
-	closed chan struct{} // closed when the server drains: views end
+	subs   map[chan liveEvent]string // the view's tenant
+	closed chan struct{}             // closed when the server drains: views end
 }
 
 const (
-	liveKeep = 200 // events a new view starts with
-	liveSubs = 16  // views open at once
+	liveKeep      = 200 // events a new view starts with
+	liveSubs      = 16  // views open at once
+	liveSubsOfOne = 4   // of them, for one tenant: no tenant takes every view
 )
 
 func newLive() *live {
-	return &live{subs: map[chan liveEvent]struct{}{}, closed: make(chan struct{})}
+	return &live{subs: map[chan liveEvent]string{}, closed: make(chan struct{})}
 }
 
 func (l *live) publish(ev liveEvent) {
@@ -72,16 +74,22 @@ func (l *live) publish(ev liveEvent) {
 }
 
 // subscribe returns the kept events, oldest first, and a channel of new
-// ones; ok is false when too many views are open.
-func (l *live) subscribe() ([]liveEvent, chan liveEvent, bool) {
+// ones; ok is false when too many views are open, in all or for tenant.
+func (l *live) subscribe(tenant string) ([]liveEvent, chan liveEvent, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if len(l.subs) >= liveSubs {
+	mine := 0
+	for _, t := range l.subs {
+		if t == tenant {
+			mine++
+		}
+	}
+	if len(l.subs) >= liveSubs || mine >= liveSubsOfOne {
 		return nil, nil, false
 	}
 	past := append(append([]liveEvent(nil), l.ring[l.next:]...), l.ring[:l.next]...)
 	c := make(chan liveEvent, 64)
-	l.subs[c] = struct{}{}
+	l.subs[c] = tenant
 	return past, c, true
 }
 
@@ -145,7 +153,7 @@ func (ev *liveEvent) resolve() {
 // liveView serves GET /ui/api/live: server-sent events of finished
 // requests, the kept ones first; a user key sees its own tenant's.
 func (s *Server) liveView(ctx *fasthttp.RequestCtx, id prefs.Identity) {
-	past, c, ok := s.live.subscribe()
+	past, c, ok := s.live.subscribe(id.Tenant)
 	if !ok {
 		ctx.Response.Header.Set("Retry-After", "5")
 		writeError(ctx, fault.New(fault.ErrOverloaded, "", "too many live views are open"))
@@ -163,8 +171,13 @@ func (s *Server) liveView(ctx *fasthttp.RequestCtx, id prefs.Identity) {
 		w.WriteString("\n\n")
 		return w.Flush()
 	}
+	// A view that goes away frees its slot at once, not at the next write.
+	vctx, cancel := context.WithCancelCause(s.base)
+	stopWatch := watchDisconnect(ctx.Conn(), cancel)
 	s.writeStream(ctx, func(w *bufio.Writer) {
 		defer s.live.unsubscribe(c)
+		defer cancel(nil)
+		defer stopWatch()
 		for _, ev := range past {
 			if send(w, ev) != nil {
 				return
@@ -187,7 +200,7 @@ func (s *Server) liveView(ctx *fasthttp.RequestCtx, id prefs.Identity) {
 				}
 			case <-s.live.closed:
 				return
-			case <-s.base.Done():
+			case <-vctx.Done():
 				return
 			}
 		}

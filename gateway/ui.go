@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"html"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -29,17 +30,57 @@ type RewardView struct {
 }
 
 // authorization is the request's Authorization header, or the key of the
-// dashboard's cookie when there is no header.
+// dashboard's cookie when there is no header. A cookie is sent by the
+// browser whoever wrote the request, so for anything but a read it counts
+// only on a request the dashboard could have sent: JSON (another site
+// cannot send that without a CORS preflight, which this server never
+// answers) from the same origin when the browser names one.
 func authorization(ctx *fasthttp.RequestCtx) string {
 	if h := ctx.Request.Header.Peek("Authorization"); len(h) > 0 {
 		return string(h)
 	}
-	if c := ctx.Request.Header.Cookie(keyCookie); len(c) > 0 {
-		if key, err := base64.RawURLEncoding.DecodeString(string(c)); err == nil {
-			return "Bearer " + string(key)
-		}
+	c := ctx.Request.Header.Cookie(keyCookie)
+	if len(c) == 0 {
+		return ""
 	}
-	return ""
+	if !ctx.IsGet() && !ctx.IsHead() && (!sameOrigin(ctx) ||
+		!strings.HasPrefix(string(ctx.Request.Header.ContentType()), "application/json")) {
+		return ""
+	}
+	key, err := base64.RawURLEncoding.DecodeString(string(c))
+	if err != nil {
+		return ""
+	}
+	return "Bearer " + string(key)
+}
+
+// sameOrigin reports whether the request's Origin, when it has one, is
+// this server as the browser reached it.
+func sameOrigin(ctx *fasthttp.RequestCtx) bool {
+	o := ctx.Request.Header.Peek("Origin")
+	if len(o) == 0 {
+		return true
+	}
+	u, err := url.Parse(string(o))
+	return err == nil && u.Host == string(ctx.Host())
+}
+
+// toUI answers with a redirect to the dashboard's page, by path: an
+// absolute URL would be built from the Host header.
+func toUI(ctx *fasthttp.RequestCtx, status int) {
+	ctx.Response.Header.Set("Location", "/ui/")
+	ctx.SetStatusCode(status)
+}
+
+// cookie sets the key cookie (an empty value with a max age of 0 forgets
+// it); Secure when the browser reached the server over TLS, directly or
+// through a proxy that says so.
+func cookie(ctx *fasthttp.RequestCtx, value string, maxAge int) {
+	v := keyCookie + "=" + value + "; Path=/; Max-Age=" + strconv.Itoa(maxAge) + "; HttpOnly; SameSite=Strict"
+	if ctx.IsTLS() || string(ctx.Request.Header.Peek("X-Forwarded-Proto")) == "https" {
+		v += "; Secure"
+	}
+	ctx.Response.Header.Set("Set-Cookie", v)
 }
 
 // dashboard serves /ui/: the login form and, for a known key, the page,
@@ -47,14 +88,18 @@ func authorization(ctx *fasthttp.RequestCtx) string {
 func (s *Server) dashboard(ctx *fasthttp.RequestCtx, path, method string) {
 	switch {
 	case path == "/ui":
-		ctx.Redirect("/ui/", fasthttp.StatusMovedPermanently)
+		toUI(ctx, fasthttp.StatusFound)
+		return
+	case (path == "/ui/login" || path == "/ui/logout") && method == "POST" && !sameOrigin(ctx):
+		// Another site's form must not sign a browser in or out.
+		writeError(ctx, fault.New(fault.ErrForbidden, "", "sign-in and sign-out come from this server's own pages"))
 		return
 	case path == "/ui/login" && method == "POST":
 		s.login(ctx)
 		return
 	case path == "/ui/logout" && method == "POST":
-		ctx.Response.Header.Set("Set-Cookie", keyCookie+"=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict")
-		ctx.Redirect("/ui/", fasthttp.StatusSeeOther)
+		cookie(ctx, "", 0)
+		toUI(ctx, fasthttp.StatusSeeOther)
 		return
 	}
 	if method != "GET" && method != "HEAD" {
@@ -100,9 +145,8 @@ func (s *Server) login(ctx *fasthttp.RequestCtx) {
 		loginPage(ctx, "That key is not known here.")
 		return
 	}
-	ctx.Response.Header.Set("Set-Cookie", keyCookie+"="+base64.RawURLEncoding.EncodeToString([]byte(key))+
-		"; Path=/; Max-Age="+strconv.Itoa(int(12*time.Hour/time.Second))+"; HttpOnly; SameSite=Strict")
-	ctx.Redirect("/ui/", fasthttp.StatusSeeOther)
+	cookie(ctx, base64.RawURLEncoding.EncodeToString([]byte(key)), int(12*time.Hour/time.Second))
+	toUI(ctx, fasthttp.StatusSeeOther)
 }
 
 func loginPage(ctx *fasthttp.RequestCtx, msg string) {

@@ -77,8 +77,43 @@ func TestDashboardWantsAKey(t *testing.T) {
 	if status, _ := get("/ui/api/preferences?user=x&tenant=beta"); status != 403 {
 		t.Errorf("a user key reads another tenant's preferences: %d", status)
 	}
+	// For anything but a read, the cookie counts only on JSON from this
+	// origin: another site's form or script gets nothing from it.
+	post := func(ct, origin string) int {
+		req, _ := http.NewRequest("POST", e.url+"/v1/chat/completions", strings.NewReader(`{"model":"reference","max_tokens":4,"messages":[{"role":"user","content":"hi"}]}`))
+		req.Header.Set("Content-Type", ct)
+		if origin != "" {
+			req.Header.Set("Origin", origin)
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for _, tc := range []struct {
+		ct, origin string
+		want       int
+	}{{"application/json", "", 200}, {"application/json", e.url, 200}, {"text/plain", "", 401}, {"application/json", "http://evil.example", 401}} {
+		if got := post(tc.ct, tc.origin); got != tc.want {
+			t.Errorf("a POST with the cookie, %s from %q: %d, want %d", tc.ct, tc.origin, got, tc.want)
+		}
+	}
+	req, _ := http.NewRequest("POST", e.url+"/ui/login", strings.NewReader("key=sk-b"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", "http://evil.example")
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 403 || resp.Header.Get("Set-Cookie") != "" {
+		t.Errorf("another site's sign-in form: %v %v", resp.StatusCode, err)
+	}
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	req, _ = http.NewRequest("GET", e.url+"/ui", nil)
+	req.Host = "evil.example"
+	if resp, err := noFollow.Do(req); err != nil || resp.Header.Get("Location") != "/ui/" {
+		t.Errorf("the redirect is not by path: %v %v", resp.Header.Get("Location"), err)
+	}
 	// A header wins over the cookie.
-	req, _ := http.NewRequest("GET", e.url+"/v1/experiments", nil)
+	req, _ = http.NewRequest("GET", e.url+"/v1/experiments", nil)
 	req.Header.Set("Authorization", "Bearer sk-admin")
 	resp, err = c.Do(req)
 	if err != nil {
@@ -136,5 +171,36 @@ func TestLiveViewKeepsTenantsApart(t *testing.T) {
 	}
 	if a, b, admin := liveEvents(t, e, "sk-a"), liveEvents(t, e, "sk-b"), liveEvents(t, e, "sk-admin"); len(a) != 1 || len(b) != 2 || len(admin) != 3 || count(admin) != 3 {
 		t.Errorf("events seen: tenant a %d, tenant b %d, admin %d (%d with two candidates)", len(a), len(b), len(admin), count(admin))
+	}
+	// One tenant cannot hold every view open.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	open := func(key string) int {
+		req, _ := http.NewRequestWithContext(ctx, "GET", e.url+"/ui/api/live", nil)
+		req.Header.Set("Authorization", "Bearer "+key)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode != 200 {
+			resp.Body.Close()
+		}
+		return resp.StatusCode
+	}
+	for i := range 4 {
+		// The views read above free their slots as the server sees them go.
+		deadline := time.Now().Add(5 * time.Second)
+		for status := open("sk-b"); status != 200; status = open("sk-b") {
+			if time.Now().After(deadline) {
+				t.Fatalf("view %d of tenant b: %d", i+1, status)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	if status := open("sk-b"); status != 503 {
+		t.Errorf("a fifth view of one tenant: %d, want 503", status)
+	}
+	if status := open("sk-a"); status != 200 {
+		t.Errorf("another tenant's view while b holds four: %d", status)
 	}
 }

@@ -124,6 +124,7 @@ type Learned struct {
 
 // ArmFeedback is feedback on one response in an experiment arm.
 type ArmFeedback struct {
+	ResponseID      string
 	Experiment, Arm string
 	Win             int      // +1 a win, −1 a loss
 	Rating          *float64 // the rating, when the feedback was one
@@ -247,7 +248,7 @@ func (s *Service) pairs(ctx context.Context, id Identity, f *Feedback) ([]Pair, 
 			win int
 		}{{a, 1}, {b, -1}} {
 			if x.r.Arm != "" {
-				arms = append(arms, ArmFeedback{Experiment: x.r.Experiment, Arm: x.r.Arm, Win: x.win})
+				arms = append(arms, ArmFeedback{ResponseID: x.r.ID, Experiment: x.r.Experiment, Arm: x.r.Arm, Win: x.win})
 			}
 		}
 		return []Pair{{A: va, B: vb, Weight: 1}}, a, arms, nil
@@ -303,7 +304,7 @@ func (s *Service) pairs(ctx context.Context, id Identity, f *Feedback) ([]Pair, 
 		if rating < 0 {
 			win = -1
 		}
-		arms = append(arms, ArmFeedback{Experiment: r.Experiment, Arm: r.Arm, Win: win, Rating: &rating})
+		arms = append(arms, ArmFeedback{ResponseID: r.ID, Experiment: r.Experiment, Arm: r.Arm, Win: win, Rating: &rating})
 	}
 	return pairs, r, arms, nil
 }

@@ -342,7 +342,9 @@ func (rc *ResponseCache) through(ctx context.Context, c *Call, p *Plan, w map[st
 			}
 			f.out, f.err = store(compute(fctx, shared))
 			rc.mu.Lock()
-			delete(rc.flights, k)
+			if rc.flights[k] == f {
+				delete(rc.flights, k)
+			}
 			rc.mu.Unlock()
 			close(f.done)
 		}()
@@ -358,7 +360,12 @@ func (rc *ResponseCache) through(ctx context.Context, c *Call, p *Plan, w map[st
 		rc.mu.Lock()
 		f.waiters--
 		if f.waiters == 0 {
+			// Nobody wants this answer now: stop it, and let the next
+			// caller start afresh rather than join a cancelled flight.
 			f.cancel()
+			if rc.flights[k] == f {
+				delete(rc.flights, k)
+			}
 		}
 		rc.mu.Unlock()
 		return nil, context.Cause(ctx)

@@ -237,6 +237,43 @@ func TestSharedComputationSurvivesALeaver(t *testing.T) {
 	}
 }
 
+// When every caller of a shared computation has gone it is cancelled, and
+// a caller arriving while it winds down starts its own instead of joining
+// it and inheriting the others' cancellation.
+func TestNoJoiningACancelledComputation(t *testing.T) {
+	b := &slowBackend{scripted: &scripted{}, gate: make(chan struct{})}
+	e := cachedEngine(b, map[string]rm.Rewarder{"t": table()})
+	joined := make(chan struct{}, 2)
+	e.responses.onJoin = func() { joined <- struct{}{} }
+	req := func() *Call {
+		c := call(`{"strategy":"best_of_n","n":4}`, 1)
+		c.Route.Backend = b
+		return c
+	}
+	first, leave := context.WithCancel(context.Background())
+	errs := make(chan error, 1)
+	go func() {
+		_, err := run(first, e, req(), nil)
+		errs <- err
+	}()
+	<-joined
+	leave()
+	if err := <-errs; !errors.Is(err, context.Canceled) {
+		t.Fatalf("the leaver got %v", err)
+	}
+	// The cancelled computation is still blocked in the backend.
+	outs := make(chan error, 1)
+	go func() {
+		_, err := run(context.Background(), e, req(), nil)
+		outs <- err
+	}()
+	<-joined
+	close(b.gate)
+	if err := <-outs; err != nil {
+		t.Fatalf("a caller arriving after the others left got %v", err)
+	}
+}
+
 // Keys from the client's bytes: how to answer (stream) and the steering
 // object do not change the key; anything else does.
 func TestBodyKey(t *testing.T) {
