@@ -291,14 +291,14 @@ func (s *Server) writeStream(ctx *fasthttp.RequestCtx, body func(w *bufio.Writer
 		ctx.Hijack(func(c net.Conn) {
 			w := bufio.NewWriter(c)
 			w.WriteString("HTTP/1.0 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nConnection: close\r\n")
-			ctx.Response.Header.VisitAll(func(k, v []byte) {
+			for k, v := range ctx.Response.Header.All() {
 				if string(k) == "X-Request-Id" || string(k) == "X-Steering-Strategy" || string(k) == "X-Cache" || string(k) == "X-Steering-Arm" {
 					w.Write(k)
 					w.WriteString(": ")
 					w.Write(v)
 					w.WriteString("\r\n")
 				}
-			})
+			}
 			w.WriteString("\r\n")
 			body(w)
 		})

@@ -75,7 +75,7 @@ func TestToolUseRoundTrip(t *testing.T) {
 				t.Errorf("tool call %+v, the backend made %+v", got, exp)
 			}
 			// Fields the gateway does not interpret come back.
-			if a.SystemFingerprint != "fp_tool" || a.ServiceTier != "default" || a.Usage.PromptTokensDetails.JSON.CachedTokens.Raw() != "0" ||
+			if a.JSON.SystemFingerprint.Raw() != `"fp_tool"` || a.ServiceTier != "default" || a.Usage.PromptTokensDetails.JSON.CachedTokens.Raw() != "0" ||
 				!a.Choices[0].Message.JSON.Annotations.Valid() {
 				t.Errorf("fields lost: %s", a.RawJSON())
 			}

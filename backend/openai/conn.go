@@ -68,10 +68,9 @@ func (t *tracker) retry(req *fasthttp.Request, attempts int, err error) (resetTi
 	if !errors.Is(err, net.ErrClosed) {
 		return false, false
 	}
-	id := string(req.Header.Peek("X-Request-Id"))
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return false, !t.aborted[id]
+	return false, !t.aborted[string(req.Header.Peek("X-Request-Id"))]
 }
 
 func (t *tracker) bind(id string, c net.Conn) {
