@@ -211,7 +211,7 @@ func (s *Server) completion(ctx *fasthttp.RequestCtx, reqID string, id prefs.Ide
 			l.cache = out.Cache
 		}
 		writeJSON(ctx, fasthttp.StatusOK, f.full(respID, req.model, created, out.Generation, steer))
-		s.logResponse(respID, id.Tenant, br.User, rt.Name, plan, out)
+		s.logResponse(respID, id.Tenant, br.User, rt.Name, plan, out, en)
 		return
 	}
 	st := s.startStream(rctx, reqID, func(emit func(backend.Delta) error) (*steering.Outcome, error) {
@@ -274,7 +274,7 @@ func (s *Server) completion(ctx *fasthttp.RequestCtx, reqID string, id prefs.Ide
 			_ = sw.event(f.usage(respID, req.model, created, st.out.Generation.Usage, marshalInfo(st.out)))
 		}
 		_ = sw.done()
-		s.logResponse(respID, tenant, user, route, plan, st.out)
+		s.logResponse(respID, tenant, user, route, plan, st.out, en)
 	}
 	s.writeStream(ctx, body)
 }

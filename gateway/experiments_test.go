@@ -17,7 +17,8 @@ func feedbackExperiment() *experiment.Set {
 	return experiment.NewSet([]*experiment.Experiment{{Name: "fb", Models: map[string]bool{"reference": true}, Unit: experiment.UnitUser,
 		Control: "four", Outcome: "feedback", Running: true, Alpha: 0.05, MixingSD: 0.1,
 		Arms: []experiment.Arm{{Name: "four", Weight: 1, Steering: json.RawMessage(`{"strategy":"best_of_n","n":4}`)},
-			{Name: "eight", Weight: 1, Steering: json.RawMessage(`{"strategy":"best_of_n","n":8}`)}}}}, experiment.NewMemory())
+			{Name: "eight", Weight: 1, Steering: json.RawMessage(`{"strategy":"best_of_n","n":8}`)},
+			{Name: "plain", Weight: 1, Steering: json.RawMessage(`{"strategy":"none"}`)}}}}, experiment.NewMemory())
 }
 
 func chatAs(t *testing.T, e *env, key, user, steering string) (int, string, string) {
@@ -35,11 +36,11 @@ func TestExperimentsOverHTTP(t *testing.T) {
 	if status, _, body := chatAs(t, e, "sk-a", "alice", `,"steering":{"arm":"eight"}`); status != 403 || !strings.Contains(body, `"param":"steering.arm"`) {
 		t.Errorf("a user key forcing an arm: %d %s", status, body)
 	}
-	forced := func(seed int) string {
-		body := fmt.Sprintf(`{"model":"reference","user":"alice","seed":%d,"max_tokens":24,"messages":[{"role":"user","content":"Why is the sky blue?"}],"steering":{"arm":"eight"}}`, seed)
+	forced := func(seed int, arm string) string {
+		body := fmt.Sprintf(`{"model":"reference","user":"alice","seed":%d,"max_tokens":24,"messages":[{"role":"user","content":"Why is the sky blue?"}],"steering":{"arm":%q}}`, seed, arm)
 		status, h, got := call(t, "POST", e.url+"/v1/chat/completions", "sk-admin", body)
-		if status != 200 || h.Get("X-Steering-Arm") != "eight" || !strings.Contains(got, `"arm":"eight"`) || !strings.Contains(got, `"samples_used":8`) {
-			t.Fatalf("an admin forcing an arm: %d %s", status, got)
+		if status != 200 || h.Get("X-Steering-Arm") != arm || arm == "eight" && (!strings.Contains(got, `"arm":"eight"`) || !strings.Contains(got, `"samples_used":8`)) {
+			t.Fatalf("an admin forcing arm %s: %d %s", arm, status, got)
 		}
 		var r struct {
 			ID string `json:"id"`
@@ -47,16 +48,30 @@ func TestExperimentsOverHTTP(t *testing.T) {
 		json.Unmarshal([]byte(got), &r)
 		return r.ID
 	}
-	rate := func(id, rating, fid string) {
-		if status, _, got := call(t, "POST", e.url+"/v1/feedback", "sk-admin", fmt.Sprintf(`{"response_id":%q,"rating":%s,"feedback_id":%q}`, id, rating, fid)); status != 200 {
-			t.Fatalf("feedback: %d %s", status, got)
+	feedback := func(body string) string {
+		status, _, got := call(t, "POST", e.url+"/v1/feedback", "sk-admin", body)
+		if status != 200 {
+			t.Fatalf("feedback %s: %d %s", body, status, got)
 		}
+		return got
 	}
-	first, second := forced(1), forced(2)
+	rate := func(id, rating, fid string) string {
+		return feedback(fmt.Sprintf(`{"response_id":%q,"rating":%s,"feedback_id":%q}`, id, rating, fid))
+	}
+	first, second := forced(1, "eight"), forced(2, "eight")
 	rate(first, `"up"`, "f0")
 	rate(first, `"down"`, "f1") // the same response again: its arm keeps the first
 	rate(first, `"up"`, "f0")   // a duplicate counts nowhere
 	rate(second, `0.5`, "f2")
+	// An unsteered arm's answer has no candidates to learn from, and its
+	// rating still counts for the arm; so does a choice between two arms'
+	// answers.
+	if got := rate(forced(3, "plain"), `"down"`, "f3"); !strings.Contains(got, `"learned":false`) {
+		t.Errorf("a rating of an unsteered answer: %s", got)
+	}
+	if got := feedback(fmt.Sprintf(`{"chosen_id":%q,"rejected_id":%q}`, forced(4, "plain"), forced(5, "eight"))); !strings.Contains(got, `"learned":false`) {
+		t.Errorf("a choice between two arms' answers: %s", got)
+	}
 	if status, _, body := call(t, "GET", e.url+"/v1/experiments/fb", "sk-a", ""); status != 403 {
 		t.Errorf("a user key reading results: %d %s", status, body)
 	}
@@ -70,9 +85,12 @@ func TestExperimentsOverHTTP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eight := rep.Arms[1]
-	if eight.Requests != 2 || eight.Feedback.Wins != 2 || eight.Feedback.Losses != 0 || eight.Outcome.N != 2 || float64(eight.Outcome.Mean) != 0.75 {
+	eight, plain := rep.Arms[1], rep.Arms[2]
+	if eight.Requests != 3 || eight.Feedback.Wins != 2 || eight.Feedback.Losses != 1 || eight.Outcome.N != 2 || float64(eight.Outcome.Mean) != 0.75 {
 		t.Errorf("arm eight: %+v", eight)
+	}
+	if plain.Requests != 2 || plain.Feedback.Wins != 1 || plain.Feedback.Losses != 1 || plain.Outcome.N != 1 || float64(plain.Outcome.Mean) != -1 {
+		t.Errorf("arm plain: %+v", plain)
 	}
 	status, _, body := call(t, "GET", e.url+"/v1/experiments/fb", "sk-admin", "")
 	if status != 200 || !strings.Contains(body, `"wins":2`) {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/steergate/steergate/experiment"
 	"github.com/steergate/steergate/fault"
 	"github.com/steergate/steergate/prefs"
 	"github.com/steergate/steergate/steering"
@@ -182,51 +183,64 @@ func (s *Server) userWeights(ctx context.Context, tenant, user string, plan *ste
 	return nil
 }
 
-// logResponse keeps a steered response for feedback: its candidates'
-// objective vectors over the reward's objectives, when the reward's
-// columns are those objectives (not an ensemble's or a gated model's).
-func (s *Server) logResponse(id, tenant, user, route string, plan *steering.Plan, out *steering.Outcome) {
-	if s.opts.Prefs == nil || user == "" || plan.RewardName == "" || out == nil {
+// logResponse keeps a response for feedback: a steered one with its
+// candidates' objective vectors over the reward's objectives, when the
+// reward's columns are those objectives (not an ensemble's or a gated
+// model's); an experiment's, whatever its strategy, so that users can rate
+// every arm.
+func (s *Server) logResponse(id, tenant, user, route string, plan *steering.Plan, out *steering.Outcome, en *experiment.Enrollment) {
+	if s.opts.Prefs == nil || user == "" || out == nil || plan.RewardName == "" && en == nil {
 		return
 	}
 	info := out.Info
 	if out.Report != nil { // a cache hit: its report is stored encoded
 		var full steering.Info
-		if json.Unmarshal(out.Report, &full) != nil {
-			return
-		}
-		info = &full
-	}
-	if info == nil || len(info.Candidates) == 0 {
-		return
-	}
-	r := &prefs.Response{ID: id, Tenant: tenant, User: user, Route: route, Reward: plan.RewardName, Strategy: info.Strategy,
-		Arm: info.Arm, Experiment: info.Experiment, Weights: plan.Weights(), Route0: routeAnchor(plan), Objectives: plan.Objectives,
-		Chosen: -1, Created: time.Now().Unix()}
-	for _, c := range info.Candidates {
-		v := make([]float64, len(plan.Objectives))
-		for i, o := range plan.Objectives {
-			x, ok := c.Objectives[o]
-			if !ok {
-				return // columns are not the objectives: nothing linear to learn
-			}
-			v[i] = float64(x)
-		}
-		if c.Utility.Finite() {
-			r.Candidates = append(r.Candidates, prefs.Candidate{Index: c.Index, Vector: v})
-		}
-		if c.Chosen && r.Chosen < 0 {
-			r.Chosen = c.Index
+		if json.Unmarshal(out.Report, &full) == nil {
+			info = &full
 		}
 	}
-	if r.Chosen < 0 {
-		return
+	r := &prefs.Response{ID: id, Tenant: tenant, User: user, Route: route, Strategy: plan.Name, Chosen: -1, Created: time.Now().Unix()}
+	if en != nil {
+		r.Experiment, r.Arm = en.Experiment.Name, en.Arm
+	}
+	if vs, chosen, ok := vectors(plan, info); ok {
+		r.Reward, r.Weights, r.Route0, r.Objectives, r.Candidates, r.Chosen = plan.RewardName, plan.Weights(), routeAnchor(plan), plan.Objectives, vs, chosen
+	} else if en == nil {
+		return // nothing to learn from, and no arm to count for
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(s.base), 2*time.Second)
 	defer cancel()
 	if err := s.opts.Prefs.Store.LogResponse(ctx, r, s.opts.Prefs.LogTTL); err != nil {
 		s.log.Warn("response log write failed", "id", id, "err", err)
 	}
+}
+
+// vectors reads the candidates' objective vectors and the chosen one's
+// index from a report; ok is false when there is nothing linear in the
+// objectives to learn from.
+func vectors(plan *steering.Plan, info *steering.Info) ([]prefs.Candidate, int, bool) {
+	if plan.RewardName == "" || info == nil || len(info.Candidates) == 0 {
+		return nil, -1, false
+	}
+	var out []prefs.Candidate
+	chosen := -1
+	for _, c := range info.Candidates {
+		v := make([]float64, len(plan.Objectives))
+		for i, o := range plan.Objectives {
+			x, ok := c.Objectives[o]
+			if !ok {
+				return nil, -1, false // columns are not the objectives
+			}
+			v[i] = float64(x)
+		}
+		if c.Utility.Finite() {
+			out = append(out, prefs.Candidate{Index: c.Index, Vector: v})
+		}
+		if c.Chosen && chosen < 0 {
+			chosen = c.Index
+		}
+	}
+	return out, chosen, chosen >= 0
 }
 
 // routeAnchor is what learning pulls toward: the weights without the

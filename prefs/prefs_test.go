@@ -84,6 +84,8 @@ func TestFeedbackChecks(t *testing.T) {
 	logged(store, "mine", "t1", "r")
 	logged(store, "theirs", "t2", "r")
 	logged(store, "drift", "t1", "drifting")
+	// An answer without candidates (strategy none), outside experiments.
+	_ = store.LogResponse(ctx, &Response{ID: "bare", Tenant: "t1", User: "u", Chosen: -1}, time.Hour)
 	me := Identity{Tenant: "t1", Role: RoleUser}
 	one, two := 1, 2
 	for _, c := range []struct {
@@ -101,6 +103,9 @@ func TestFeedbackChecks(t *testing.T) {
 		{Feedback{ChosenID: "mine", RejectedID: "mine"}, "rejected_id", fault.ErrInvalid},
 		{Feedback{ChosenID: "mine", RejectedID: "theirs"}, "rejected_id", fault.ErrNotFound},
 		{Feedback{ResponseID: "drift", Rating: json.RawMessage(`"up"`)}, "response_id", fault.ErrInvalid},
+		{Feedback{ResponseID: "bare", Rating: json.RawMessage(`"up"`)}, "rating", fault.ErrInvalid},
+		{Feedback{ChosenID: "mine", RejectedID: "bare"}, "rejected_id", fault.ErrInvalid},
+		{Feedback{ChosenID: "mine", RejectedID: "drift"}, "rejected_id", fault.ErrInvalid},
 	} {
 		_, err := s.Learn(ctx, me, &c.f)
 		if fault.Param(err) != c.param || !errors.Is(err, c.class) {
@@ -117,6 +122,21 @@ func TestFeedbackChecks(t *testing.T) {
 	again, err := s.Learn(ctx, me, &Feedback{ResponseID: "mine", Rating: json.RawMessage(`"up"`), FeedbackID: "f1"})
 	if err != nil || !again.Duplicate || again.Updates != 1 {
 		t.Errorf("repeated feedback id: %+v (%v)", again, err)
+	}
+	// In an experiment, an answer without candidates counts for its arm
+	// and teaches nothing; so does a choice between it and another arm's.
+	_ = store.LogResponse(ctx, &Response{ID: "arm-none", Tenant: "t1", User: "u", Chosen: -1, Experiment: "x", Arm: "none"}, time.Hour)
+	logged(store, "arm-other", "t1", "r")
+	other, _ := store.Response(ctx, "arm-other")
+	other.Experiment, other.Arm = "x", "best"
+	_ = store.LogResponse(ctx, other, time.Hour)
+	if got, err := s.Learn(ctx, me, &Feedback{ResponseID: "arm-none", Rating: json.RawMessage(`-1`)}); err != nil || got.Learned || got.Reward != "" ||
+		len(got.Arms) != 1 || got.Arms[0].Win != -1 || *got.Arms[0].Rating != -1 {
+		t.Errorf("a rating of an unsteered arm's answer: %+v (%v)", got, err)
+	}
+	if got, err := s.Learn(ctx, me, &Feedback{ChosenID: "arm-none", RejectedID: "arm-other"}); err != nil || got.Learned ||
+		len(got.Arms) != 2 || got.Arms[0].Arm != "none" || got.Arms[0].Win != 1 || got.Arms[1].Arm != "best" || got.Arms[1].Win != -1 {
+		t.Errorf("a choice between two arms' answers: %+v (%v)", got, err)
 	}
 	// An admin may give feedback on any tenant's responses.
 	if _, err := s.Learn(ctx, Identity{Tenant: "t1", Role: RoleAdmin}, &Feedback{ResponseID: "theirs", Rating: json.RawMessage(`-0.5`)}); err != nil {

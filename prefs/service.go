@@ -117,6 +117,9 @@ type Learned struct {
 	Weights   map[string]float64 `json:"weights"`
 	Updates   int                `json:"updates"`
 	Duplicate bool               `json:"duplicate,omitempty"`
+	// Learned is false for feedback that taught the weights nothing (a
+	// duplicate, or an experiment's answer without candidates to rank).
+	Learned bool `json:"learned"`
 	// Arms are what the feedback says about experiment arms, for their
 	// results (empty for a duplicate, or responses outside experiments).
 	Arms []ArmFeedback `json:"-"`
@@ -148,12 +151,14 @@ func (s *Service) Learn(ctx context.Context, id Identity, f *Feedback) (*Learned
 	if err != nil {
 		return nil, err
 	}
-	objs, drifts, ok := s.Rewards(resp.Reward)
-	if !ok || !slices.Equal(objs, resp.Objectives) {
-		return nil, invalid("response_id", "reward %s has changed since the response: its feedback no longer applies", resp.Reward)
-	}
-	if drifts {
-		return nil, invalid("response_id", "reward %s normalizes by running statistics that keep changing (set freeze_after): feedback is not learned from it", resp.Reward)
+	if len(pairs) > 0 {
+		objs, drifts, ok := s.Rewards(resp.Reward)
+		if !ok || !slices.Equal(objs, resp.Objectives) {
+			return nil, invalid("response_id", "reward %s has changed since the response: its feedback no longer applies", resp.Reward)
+		}
+		if drifts {
+			return nil, invalid("response_id", "reward %s normalizes by running statistics that keep changing (set freeze_after): feedback is not learned from it", resp.Reward)
+		}
 	}
 	out := &Learned{User: resp.User, Tenant: resp.Tenant, Reward: resp.Reward}
 	if f.FeedbackID != "" {
@@ -173,6 +178,22 @@ func (s *Service) Learn(ctx context.Context, id Identity, f *Feedback) (*Learned
 			return out, nil
 		}
 	}
+	if len(pairs) == 0 {
+		// Feedback on an experiment's answer that ranks no candidates
+		// (strategy none, or answers of different rewards): it counts for
+		// the arms, and teaches the weights nothing.
+		out.Arms = arms
+		if resp.Reward != "" {
+			cur, err := s.Store.Get(ctx, resp.Tenant, resp.User, resp.Reward)
+			if err != nil {
+				return nil, err
+			}
+			if cur != nil {
+				out.Weights, out.Updates = cur.Weights, cur.Updates
+			}
+		}
+		return out, nil
+	}
 	p, err := s.Store.Update(ctx, resp.Tenant, resp.User, resp.Reward, func(cur *Preferences) (*Preferences, error) {
 		next := &Preferences{}
 		start := resp.Weights
@@ -187,7 +208,7 @@ func (s *Service) Learn(ctx context.Context, id Identity, f *Feedback) (*Learned
 	if err != nil {
 		return nil, err
 	}
-	out.Weights, out.Updates, out.Arms = p.Weights, p.Updates, arms
+	out.Weights, out.Updates, out.Arms, out.Learned = p.Weights, p.Updates, arms, true
 	return out, nil
 }
 
@@ -237,11 +258,17 @@ func (s *Service) pairs(ctx context.Context, id Identity, f *Feedback) ([]Pair, 
 			return nil, nil, nil, invalid("rejected_id", "chosen_id and rejected_id are the same response")
 		case a.Tenant != b.Tenant || a.User != b.User:
 			return nil, nil, nil, invalid("rejected_id", "the two responses are not the same user's")
-		case a.Reward != b.Reward || !slices.Equal(a.Objectives, b.Objectives):
-			return nil, nil, nil, invalid("rejected_id", "the two responses were scored by different rewards")
 		}
-		va, _ := vector(a, "chosen_id", a.Chosen)
-		vb, _ := vector(b, "rejected_id", b.Chosen)
+		va, errA := vector(a, "chosen_id", a.Chosen)
+		vb, errB := vector(b, "rejected_id", b.Chosen)
+		comparable := a.Reward == b.Reward && slices.Equal(a.Objectives, b.Objectives) && errA == nil && errB == nil
+		var pairs []Pair
+		if comparable {
+			pairs = []Pair{{A: va, B: vb, Weight: 1}}
+		} else if a.Arm == "" && b.Arm == "" {
+			// Outside experiments a choice is only worth its lesson.
+			return nil, nil, nil, invalid("rejected_id", "the two responses were not scored by the same reward: there is nothing to learn from the choice")
+		}
 		var arms []ArmFeedback
 		for _, x := range []struct {
 			r   *Response
@@ -251,7 +278,7 @@ func (s *Service) pairs(ctx context.Context, id Identity, f *Feedback) ([]Pair, 
 				arms = append(arms, ArmFeedback{ResponseID: x.r.ID, Experiment: x.r.Experiment, Arm: x.r.Arm, Win: x.win})
 			}
 		}
-		return []Pair{{A: va, B: vb, Weight: 1}}, a, arms, nil
+		return pairs, a, arms, nil
 	case "candidates":
 		if f.Rating != nil || f.Chosen == nil || f.Rejected == nil {
 			return nil, nil, nil, invalid("chosen", "give response_id with chosen and rejected candidate indexes, and no rating")
@@ -295,8 +322,8 @@ func (s *Service) pairs(ctx context.Context, id Identity, f *Feedback) ([]Pair, 
 		}
 		pairs = append(pairs, p)
 	}
-	if len(pairs) == 0 || rating == 0 {
-		return nil, nil, nil, invalid("rating", "a rating of a response with one candidate, or a rating of 0, says nothing to learn from")
+	if rating == 0 || len(pairs) == 0 && r.Arm == "" {
+		return nil, nil, nil, invalid("rating", "a rating of 0, or of a response with one candidate outside experiments, says nothing to learn from")
 	}
 	var arms []ArmFeedback
 	if r.Arm != "" {
