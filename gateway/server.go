@@ -310,7 +310,15 @@ func (s *Server) setRequestID(ctx *fasthttp.RequestCtx) string {
 }
 
 func writeJSON(ctx *fasthttp.RequestCtx, status int, v any) {
-	b, err := json.Marshal(v)
+	var b []byte
+	var err error
+	if m, ok := v.(json.Marshaler); ok {
+		// The wire types marshal themselves into compact JSON; json.Marshal
+		// would only compact it all again (a sixth of a cache hit's CPU).
+		b, err = m.MarshalJSON()
+	} else {
+		b, err = json.Marshal(v)
+	}
 	if err != nil {
 		status = fasthttp.StatusInternalServerError
 		b = []byte(`{"error":{"message":"encoding the response failed","type":"server_error","param":null,"code":"internal_error"}}`)
