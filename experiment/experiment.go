@@ -164,6 +164,9 @@ func (s *Set) Enroll(ctx context.Context, r Request) (*Enrollment, json.RawMessa
 		if arm == nil {
 			return nil, nil, fault.Invalid("steering.arm", "experiment %s has no arm %q (it has %v)", e.Name, clip(forced, 64), e.armNames())
 		}
+		if _, ok := req["strategy"]; ok {
+			return nil, nil, fault.Invalid("steering.strategy", "a forced arm brings its own strategy; leave strategy out, or leave arm out to steer outside the experiment")
+		}
 		delete(req, "arm")
 		return &Enrollment{Experiment: e, Arm: arm.Name, Forced: true}, merge(arm.Steering, req), nil
 	}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/steergate/steergate/backend"
+	"github.com/steergate/steergate/experiment"
 	"github.com/steergate/steergate/fault"
 	"github.com/steergate/steergate/prefs"
 	"github.com/steergate/steergate/steering"
@@ -206,6 +207,9 @@ func (s *Server) completion(ctx *fasthttp.RequestCtx, reqID string, id prefs.Ide
 			return
 		}
 		steer := s.steeringHeaders(ctx, out, l)
+		if steer == nil {
+			steer = enrolledReport(en)
+		}
 		if out.Cache != "" {
 			ctx.Response.Header.Set("X-Cache", out.Cache)
 			l.cache = out.Cache
@@ -271,7 +275,11 @@ func (s *Server) completion(ctx *fasthttp.RequestCtx, reqID string, id prefs.Ide
 			return
 		}
 		if req.includeUsage {
-			_ = sw.event(f.usage(respID, req.model, created, st.out.Generation.Usage, marshalInfo(st.out)))
+			steer := marshalInfo(st.out)
+			if steer == nil {
+				steer = enrolledReport(en)
+			}
+			_ = sw.event(f.usage(respID, req.model, created, st.out.Generation.Usage, steer))
 		}
 		_ = sw.done()
 		s.logResponse(respID, tenant, user, route, plan, st.out, en)
@@ -337,6 +345,17 @@ func (s *Server) steeringHeaders(ctx *fasthttp.RequestCtx, out *steering.Outcome
 	}
 	ctx.Response.Header.Set("X-Steering-Strategy", strategy)
 	return marshalInfo(out)
+}
+
+// enrolledReport is the steering object of an experiment's answer that
+// has no report of its own (an arm with strategy none): it still names
+// the experiment and the arm.
+func enrolledReport(en *experiment.Enrollment) json.RawMessage {
+	if en == nil {
+		return nil
+	}
+	b, _ := json.Marshal(steering.Info{Strategy: steering.None, Experiment: en.Experiment.Name, Arm: en.Arm, Candidates: []steering.Candidate{}})
+	return b
 }
 
 func marshalInfo(out *steering.Outcome) json.RawMessage {

@@ -66,6 +66,15 @@ func TestExperimentsOverHTTP(t *testing.T) {
 	// An unsteered arm's answer has no candidates to learn from, and its
 	// rating still counts for the arm; so does a choice between two arms'
 	// answers.
+	status, h, got := call(t, "POST", e.url+"/v1/chat/completions", "sk-admin",
+		`{"model":"reference","user":"alice","seed":9,"max_tokens":8,"messages":[{"role":"user","content":"hi"}],"steering":{"arm":"plain"}}`)
+	if status != 200 || h.Get("X-Steering-Arm") != "plain" || !strings.Contains(got, `"steering":{"strategy":"none","experiment":"fb","arm":"plain"`) {
+		t.Errorf("an unsteered arm's answer does not name its arm: %d %s", status, got)
+	}
+	if status, _, got := call(t, "POST", e.url+"/v1/chat/completions", "sk-admin",
+		`{"model":"reference","user":"alice","max_tokens":8,"messages":[{"role":"user","content":"hi"}],"steering":{"arm":"plain","strategy":"best_of_n"}}`); status != 400 || !strings.Contains(got, `"param":"steering.strategy"`) {
+		t.Errorf("a forced arm with a strategy: %d %s", status, got)
+	}
 	if got := rate(forced(3, "plain"), `"down"`, "f3"); !strings.Contains(got, `"learned":false`) {
 		t.Errorf("a rating of an unsteered answer: %s", got)
 	}
@@ -89,7 +98,7 @@ func TestExperimentsOverHTTP(t *testing.T) {
 	if eight.Requests != 3 || eight.Feedback.Wins != 2 || eight.Feedback.Losses != 1 || eight.Outcome.N != 2 || float64(eight.Outcome.Mean) != 0.75 {
 		t.Errorf("arm eight: %+v", eight)
 	}
-	if plain.Requests != 2 || plain.Feedback.Wins != 1 || plain.Feedback.Losses != 1 || plain.Outcome.N != 1 || float64(plain.Outcome.Mean) != -1 {
+	if plain.Requests != 3 || plain.Feedback.Wins != 1 || plain.Feedback.Losses != 1 || plain.Outcome.N != 1 || float64(plain.Outcome.Mean) != -1 {
 		t.Errorf("arm plain: %+v", plain)
 	}
 	status, _, body := call(t, "GET", e.url+"/v1/experiments/fb", "sk-admin", "")

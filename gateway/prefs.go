@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -13,6 +12,7 @@ import (
 	"github.com/steergate/steergate/fault"
 	"github.com/steergate/steergate/prefs"
 	"github.com/steergate/steergate/steering"
+	"github.com/steergate/steergate/wire"
 	"github.com/valyala/fasthttp"
 )
 
@@ -104,22 +104,7 @@ func (s *Server) preferences(ctx *fasthttp.RequestCtx, id prefs.Identity, user s
 }
 
 // strictJSON decodes a request body, refusing unknown fields by name.
-func strictJSON(body []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		msg := err.Error()
-		if f, ok := strings.CutPrefix(msg, "json: unknown field "); ok {
-			f = strings.Trim(f, `"`)
-			return fault.Invalid(f, "unknown field %q", clip(f, 64))
-		}
-		return fault.Invalid("", "request body: %v", err)
-	}
-	if dec.More() {
-		return fault.Invalid("", "request body: more than one JSON value")
-	}
-	return nil
-}
+func strictJSON(body []byte, v any) error { return wire.DecodeStrict(body, v) }
 
 // feedback serves POST /v1/feedback.
 func (s *Server) feedback(ctx *fasthttp.RequestCtx, id prefs.Identity) {

@@ -164,10 +164,13 @@ func TestAuthorization(t *testing.T) {
 	}
 	// Bad preferences are refused by name, and nothing changes.
 	for body, param := range map[string]string{
-		`{"weights":{"kindness":1}}`:        "weights.kindness",
-		`{"weights":{"verbosity":99}}`:      "weights.verbosity",
-		`{"weights":{"verbosity":1},"x":1}`: "x",
-		`{"weights":[]}`:                    "",
+		`{"weights":{"kindness":1}}`:               "weights.kindness",
+		`{"weights":{"verbosity":99}}`:             "weights.verbosity",
+		`{"weights":{"verbosity":1},"x":1}`:        "x",
+		`{"weights":[]}`:                           "weights",
+		`{"weights":{"verbosity":"NaN"}}`:          "weights",
+		`{"Weights":{"verbosity":1}}`:              "weights",
+		`{"weights":{"verbosity":1},"weights":{}}`: "weights",
 	} {
 		status, _, got := call(t, "PUT", prefsURL, "sk-a", body)
 		if status != 400 || !strings.Contains(got, `"param":`+paramJSON(param)) {

@@ -101,6 +101,10 @@ func (s *Server) dashboard(ctx *fasthttp.RequestCtx, path, method string) {
 		cookie(ctx, "", 0)
 		toUI(ctx, fasthttp.StatusSeeOther)
 		return
+	case path == "/ui/login" || path == "/ui/logout":
+		ctx.Response.Header.Set("Allow", "POST")
+		writeError(ctx, fault.New(wire.ErrMethod, "", "method %s is not allowed on %s", clip(method, 16), path))
+		return
 	}
 	if method != "GET" && method != "HEAD" {
 		ctx.Response.Header.Set("Allow", "GET, HEAD")

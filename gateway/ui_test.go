@@ -106,6 +106,9 @@ func TestDashboardWantsAKey(t *testing.T) {
 	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 403 || resp.Header.Get("Set-Cookie") != "" {
 		t.Errorf("another site's sign-in form: %v %v", resp.StatusCode, err)
 	}
+	if status, h, _ := call(t, "GET", e.url+"/ui/login", "", ""); status != 405 || h.Get("Allow") != "POST" {
+		t.Errorf("GET /ui/login: %d, Allow %q", status, h.Get("Allow"))
+	}
 	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	req, _ = http.NewRequest("GET", e.url+"/ui", nil)
 	req.Host = "evil.example"

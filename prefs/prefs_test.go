@@ -105,6 +105,7 @@ func TestFeedbackChecks(t *testing.T) {
 		{Feedback{ResponseID: "drift", Rating: json.RawMessage(`"up"`)}, "response_id", fault.ErrInvalid},
 		{Feedback{ResponseID: "bare", Rating: json.RawMessage(`"up"`)}, "rating", fault.ErrInvalid},
 		{Feedback{ChosenID: "mine", RejectedID: "bare"}, "rejected_id", fault.ErrInvalid},
+		{Feedback{ChosenID: "nope"}, "rejected_id", fault.ErrInvalid},
 		{Feedback{ChosenID: "mine", RejectedID: "drift"}, "rejected_id", fault.ErrInvalid},
 	} {
 		_, err := s.Learn(ctx, me, &c.f)

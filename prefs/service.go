@@ -245,6 +245,10 @@ func (s *Service) pairs(ctx context.Context, id Identity, f *Feedback) ([]Pair, 
 		if f.ResponseID != "" || f.Rating != nil || f.Chosen != nil || f.Rejected != nil {
 			return nil, nil, nil, invalid("chosen_id", "give chosen_id and rejected_id alone")
 		}
+		if f.ChosenID == "" || f.RejectedID == "" {
+			missing := map[bool]string{true: "chosen_id", false: "rejected_id"}[f.ChosenID == ""]
+			return nil, nil, nil, invalid(missing, "a choice between two responses needs both chosen_id and rejected_id")
+		}
 		a, err := byID("chosen_id", f.ChosenID)
 		if err != nil {
 			return nil, nil, nil, err

@@ -241,6 +241,22 @@ func decodeRequest(body []byte, v any) (map[string]json.RawMessage, error) {
 	return extra, nil
 }
 
+// DecodeStrict fills v (a pointer to a struct) from a JSON object body as
+// requests are decoded, errors naming the field (repeated keys, keys in
+// another case, wrong types), and refuses any field v lacks: for the
+// gateway's own endpoints, where nothing passes through.
+func DecodeStrict(body []byte, v any) error {
+	extra, err := decodeRequest(body, v)
+	if err != nil {
+		return err
+	}
+	if len(extra) > 0 {
+		k := slices.Sorted(maps.Keys(extra))[0]
+		return fault.Invalid(k, "unknown field %q", clip(k))
+	}
+	return nil
+}
+
 // fieldOf names the field of errors that StringList returns, the only
 // custom decoding whose field encoding/json does not tell (stop, prompt).
 func fieldOf(err error) string {
