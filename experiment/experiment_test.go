@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"github.com/steergate/steergate/cache/cachetest"
 	"github.com/steergate/steergate/fault"
 )
@@ -115,9 +114,7 @@ func TestReplicasShareTotals(t *testing.T) {
 	ctx := context.Background()
 	var stores []*Redis
 	for range 2 {
-		c := redis.NewClient(&redis.Options{Addr: srv.Addr})
-		t.Cleanup(func() { c.Close() })
-		stores = append(stores, NewRedis(c, "t:"))
+		stores = append(stores, NewRedis(srv.Client(), "t:"))
 	}
 	one := NewMemory()
 	var wg sync.WaitGroup

@@ -16,7 +16,6 @@ import (
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/redis/go-redis/v9"
 	"github.com/steergate/steergate/backend"
 	"github.com/steergate/steergate/backend/reference"
 	"github.com/steergate/steergate/cache"
@@ -382,9 +381,7 @@ func TestReplicasSharePreferences(t *testing.T) {
 	srv := cachetest.StartRedis(t)
 	var es []*env
 	for range 2 {
-		c := redis.NewClient(&redis.Options{Addr: srv.Addr})
-		t.Cleanup(func() { c.Close() })
-		es = append(es, prefsGateway(t, prefs.NewRedis(c, "sg:"), `{}`, 0.5))
+		es = append(es, prefsGateway(t, prefs.NewRedis(srv.Client(), "sg:"), `{}`, 0.5))
 	}
 	if status, _, body := call(t, "PUT", es[0].url+"/v1/users/alice/preferences", "sk-a", `{"weights":{"helpfulness":2}}`); status != 200 {
 		t.Fatalf("%d %s", status, body)

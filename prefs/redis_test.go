@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"github.com/steergate/steergate/cache/cachetest"
 )
 
@@ -18,9 +17,7 @@ func TestRedisStore(t *testing.T) {
 	ctx := context.Background()
 	var stores []*Redis
 	for range 2 {
-		c := redis.NewClient(&redis.Options{Addr: srv.Addr})
-		t.Cleanup(func() { c.Close() })
-		stores = append(stores, NewRedis(c, "t:"))
+		stores = append(stores, NewRedis(srv.Client(), "t:"))
 	}
 	var wg sync.WaitGroup
 	for _, s := range stores {

@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // Server is a redis-server process.
@@ -44,6 +46,14 @@ func StartRedis(t testing.TB) *Server {
 	s.Start()
 	t.Cleanup(s.Stop)
 	return s
+}
+
+// Client is a go-redis client of the server, closed when the test ends:
+// each one stands for a replica of the gateway.
+func (s *Server) Client() *redis.Client {
+	c := redis.NewClient(&redis.Options{Addr: s.Addr})
+	s.t.Cleanup(func() { c.Close() })
+	return c
 }
 
 // Start (re)starts the server on its port and waits until it accepts.
