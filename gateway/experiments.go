@@ -60,10 +60,27 @@ func (s *Server) recordRequest(en *experiment.Enrollment, respID string, r *back
 			o.Tokens = out.Generation.Usage.PromptTokens + out.Generation.Usage.CompletionTokens
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(s.base), 2*time.Second)
-	defer cancel()
-	if err := s.opts.Experiments.Record(ctx, en, o); err != nil {
-		s.log.Warn("experiment record failed", "experiment", en.String(), "err", err)
+	record := func() {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(s.base), 2*time.Second)
+		defer cancel()
+		if err := s.opts.Experiments.Record(ctx, en, o); err != nil {
+			s.log.Warn("experiment record failed", "experiment", en.String(), "err", err)
+		}
+	}
+	// The shared store's round trip is not the client's to wait for: it
+	// runs beside the answer, with a bound on how many at once; past it,
+	// in line, so that a slow store slows requests rather than losing
+	// their counts.
+	select {
+	case s.recordSlots <- struct{}{}:
+		s.background.Add(1)
+		go func() {
+			defer s.background.Done()
+			defer func() { <-s.recordSlots }()
+			record()
+		}()
+	default:
+		record()
 	}
 	ev, ok := s.engine.(evaluator)
 	if failed || out == nil || !ok || !en.Evaluated(respID) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/steergate/steergate/experiment"
 	"github.com/steergate/steergate/gateway"
@@ -90,9 +91,16 @@ func TestExperimentsOverHTTP(t *testing.T) {
 	if status, _, _ := call(t, "POST", e.url+"/v1/experiments/fb", "sk-admin", ""); status != 405 {
 		t.Errorf("POST on results: %d", status)
 	}
-	rep, err := set.Results(context.Background(), set.Get("fb"))
-	if err != nil {
-		t.Fatal(err)
+	// Requests are recorded beside their answers: wait for all six.
+	var rep *experiment.Report
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		var err error
+		if rep, err = set.Results(context.Background(), set.Get("fb")); err != nil {
+			t.Fatal(err)
+		}
+		if rep.Arms[1].Requests+rep.Arms[2].Requests >= 6 || time.Now().After(deadline) {
+			break
+		}
 	}
 	eight, plain := rep.Arms[1], rep.Arms[2]
 	if eight.Requests != 3 || eight.Feedback.Wins != 2 || eight.Feedback.Losses != 1 || eight.Outcome.N != 2 || float64(eight.Outcome.Mean) != 0.75 {

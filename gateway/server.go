@@ -78,9 +78,10 @@ type Server struct {
 	cutoff context.CancelCauseFunc
 	// background is work that outlives its request (experiment
 	// evaluations), at most cap(evalSlots) at once; shutdown waits for it.
-	background sync.WaitGroup
-	evalSlots  chan struct{}
-	live       *live // the dashboard's view of finished requests
+	background  sync.WaitGroup
+	evalSlots   chan struct{}
+	recordSlots chan struct{} // experiment records in flight beside their answers
+	live        *live         // the dashboard's view of finished requests
 }
 
 // New returns a server; ready reports whether the backends can serve (nil:
@@ -92,7 +93,7 @@ func New(opts Options, router *backend.Router, engine Engine, log *slog.Logger, 
 	base, cutoff := context.WithCancelCause(context.Background())
 	s := &Server{opts: opts, router: router, engine: engine, log: log, ready: ready, metrics: opts.Metrics,
 		adm: newAdmission(opts.MaxInflight, opts.MaxQueue, opts.QueueTimeout, opts.Metrics), base: base, cutoff: cutoff,
-		evalSlots: make(chan struct{}, 4), live: newLive()}
+		evalSlots: make(chan struct{}, 4), recordSlots: make(chan struct{}, 64), live: newLive()}
 	s.srv = &fasthttp.Server{
 		Handler:            s.handle,
 		ErrorHandler:       s.parseError,

@@ -80,16 +80,17 @@ func TestDemoExperimentThroughTheSDK(t *testing.T) {
 		} `json:"arms"`
 		Verdict string `json:"verdict"`
 	}
-	// Evaluations run in the background: wait for all 200.
+	// Records and evaluations run beside the answers: wait for all 200.
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		body := get(t, "http://"+addr+"/v1/experiments/demo")
 		if err := json.Unmarshal([]byte(body), &report); err != nil {
 			t.Fatal(err)
 		}
-		if n := report.Arms[0].Outcome.N + report.Arms[1].Outcome.N; n == 200 || time.Now().After(deadline) {
-			if n != 200 {
-				t.Fatalf("%d of 200 answers evaluated: %s", n, body)
+		n, served := report.Arms[0].Outcome.N+report.Arms[1].Outcome.N, report.Arms[0].Requests+report.Arms[1].Requests
+		if n == 200 && served == 200 || time.Now().After(deadline) {
+			if n != 200 || served != 200 {
+				t.Fatalf("%d of 200 answers evaluated, %d recorded: %s", n, served, body)
 			}
 			break
 		}
