@@ -84,54 +84,36 @@ func (r *Redis) Totals(ctx context.Context, experiment string, arms []string) (m
 	out := map[string]*Totals{}
 	for i, a := range arms {
 		t := &Totals{Latency: make([]int64, len(LatencyBuckets)+1), Minutes: map[int64]*Moments{}}
+		ints := map[string]*int64{"requests": &t.Requests, "errors": &t.Errors, "tokens": &t.Tokens, "samples": &t.Samples,
+			"n": &t.N, "wins": &t.Wins, "losses": &t.Losses}
+		floats := map[string]*float64{"lat_sum": &t.LatSum, "sum": &t.Sum, "sumsq": &t.SumSq}
 		for f, v := range cmds[i].Val() {
-			n, _ := strconv.ParseInt(v, 10, 64)
-			x, _ := strconv.ParseFloat(v, 64)
-			switch f {
-			case "requests":
-				t.Requests = n
-			case "errors":
-				t.Errors = n
-			case "tokens":
-				t.Tokens = n
-			case "samples":
-				t.Samples = n
-			case "lat_sum":
-				t.LatSum = x
-			case "n":
-				t.N = n
-			case "sum":
-				t.Sum = x
-			case "sumsq":
-				t.SumSq = x
-			case "wins":
-				t.Wins = n
-			case "losses":
-				t.Losses = n
-			default:
-				if b, ok := strings.CutPrefix(f, "lat:"); ok {
-					if j, err := strconv.Atoi(b); err == nil && j >= 0 && j < len(t.Latency) {
-						t.Latency[j] = n
-					}
-				} else if rest, ok := strings.CutPrefix(f, "m:"); ok {
-					ms, field, _ := strings.Cut(rest, ":")
-					minute, err := strconv.ParseInt(ms, 10, 64)
-					if err != nil {
-						continue
-					}
-					mm := t.Minutes[minute]
-					if mm == nil {
-						mm = &Moments{}
-						t.Minutes[minute] = mm
-					}
-					switch field {
-					case "n":
-						mm.N = n
-					case "sum":
-						mm.Sum = x
-					case "sumsq":
-						mm.SumSq = x
-					}
+			if p, ok := ints[f]; ok {
+				*p, _ = strconv.ParseInt(v, 10, 64)
+			} else if p, ok := floats[f]; ok {
+				*p, _ = strconv.ParseFloat(v, 64)
+			} else if b, ok := strings.CutPrefix(f, "lat:"); ok {
+				if j, err := strconv.Atoi(b); err == nil && j >= 0 && j < len(t.Latency) {
+					t.Latency[j], _ = strconv.ParseInt(v, 10, 64)
+				}
+			} else if rest, ok := strings.CutPrefix(f, "m:"); ok {
+				ms, field, _ := strings.Cut(rest, ":")
+				minute, err := strconv.ParseInt(ms, 10, 64)
+				if err != nil {
+					continue
+				}
+				mm := t.Minutes[minute]
+				if mm == nil {
+					mm = &Moments{}
+					t.Minutes[minute] = mm
+				}
+				switch field {
+				case "n":
+					mm.N, _ = strconv.ParseInt(v, 10, 64)
+				case "sum":
+					mm.Sum, _ = strconv.ParseFloat(v, 64)
+				case "sumsq":
+					mm.SumSq, _ = strconv.ParseFloat(v, 64)
 				}
 			}
 		}
