@@ -137,6 +137,17 @@ func (c *Client) do(ctx context.Context, req *fasthttp.Request) (resp *fasthttp.
 
 // read reads a whole body of at most limit bytes; a larger one is a
 // backend error, and what was read is dropped.
+// answer reads a call's whole answer, up to max_response_bytes; a call
+// cancelled meanwhile (its connection closed under the read) reports why
+// it was cancelled, not the read's error.
+func (c *Client) answer(ctx context.Context, resp *fasthttp.Response) ([]byte, error) {
+	b, err := c.read(resp, c.maxBytes)
+	if ctx.Err() != nil {
+		return nil, context.Cause(ctx)
+	}
+	return b, err
+}
+
 func (c *Client) read(resp *fasthttp.Response, limit int) ([]byte, error) {
 	b, err := io.ReadAll(io.LimitReader(resp.BodyStream(), int64(limit)+1))
 	if err != nil {
@@ -195,7 +206,7 @@ func (c *Client) Models(ctx context.Context) ([]string, error) {
 		return nil, err
 	}
 	defer done()
-	body, err := c.read(resp, c.maxBytes)
+	body, err := c.answer(ctx, resp)
 	if err != nil {
 		return nil, err
 	}
@@ -259,10 +270,7 @@ func (c *Client) Raw(ctx context.Context, r *backend.RawRequest) (*backend.RawAn
 		return &backend.RawAnswer{Stream: resp.BodyStream(), Close: done}, nil
 	}
 	defer done()
-	raw, err := c.read(resp, c.maxBytes)
-	if ctx.Err() != nil {
-		return nil, context.Cause(ctx)
-	}
+	raw, err := c.answer(ctx, resp)
 	if err != nil {
 		return nil, err
 	}
@@ -282,10 +290,7 @@ func (c *Client) Generate(ctx context.Context, r *backend.Request) (*backend.Gen
 		return nil, err
 	}
 	defer done()
-	raw, err := c.read(resp, c.maxBytes)
-	if ctx.Err() != nil {
-		return nil, context.Cause(ctx)
-	}
+	raw, err := c.answer(ctx, resp)
 	if err != nil {
 		return nil, err
 	}
@@ -548,7 +553,7 @@ func (c *Client) ScoreText(ctx context.Context, r *backend.Request, text string)
 			} `json:"logprobs"`
 		} `json:"choices"`
 	}
-	body, err = c.read(resp, c.maxBytes)
+	body, err = c.answer(ctx, resp)
 	if err != nil {
 		return nil, err
 	}

@@ -36,16 +36,22 @@ func StartRedis(t testing.TB) *Server {
 		}
 		t.Skip("redis-server not installed: make test installs it")
 	}
+	s := newServer(t)
+	s.Start()
+	t.Cleanup(s.Stop)
+	return s
+}
+
+// newServer picks a free loopback port for a server not yet started.
+func newServer(t testing.TB) *Server {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	port := ln.Addr().(*net.TCPAddr).Port
 	ln.Close()
-	s := &Server{Addr: fmt.Sprintf("127.0.0.1:%d", port), port: port, t: t}
-	s.Start()
-	t.Cleanup(s.Stop)
-	return s
+	return &Server{Addr: fmt.Sprintf("127.0.0.1:%d", port), port: port, t: t}
 }
 
 // Client is a go-redis client of the server, closed when the test ends:
@@ -124,14 +130,8 @@ func StartCluster(t testing.TB, n int) []string {
 	dir := t.TempDir()
 	var addrs []string
 	for i := range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := ln.Addr().(*net.TCPAddr).Port
-		ln.Close()
-		s := &Server{Addr: fmt.Sprintf("127.0.0.1:%d", port), port: port, t: t}
-		s.cmd = exec.Command("redis-server", "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+		s := newServer(t)
+		s.cmd = exec.Command("redis-server", "--port", strconv.Itoa(s.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
 			"--protected-mode", "no", "--cluster-enabled", "yes", "--cluster-config-file", fmt.Sprintf("%s/nodes-%d.conf", dir, i),
 			"--cluster-node-timeout", "2000", "--dir", dir)
 		if err := s.cmd.Start(); err != nil {
