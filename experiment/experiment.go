@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"maps"
 	"math/rand/v2"
-	"slices"
 	"sync"
 	"time"
 
@@ -113,9 +112,6 @@ func (s *Set) Get(name string) *Experiment {
 	}
 	return nil
 }
-
-// Store is where the arms' totals are kept.
-func (s *Set) Store() Store { return s.store }
 
 // Enrollment is a request's place in an experiment.
 type Enrollment struct {
@@ -282,20 +278,6 @@ func merge(arm json.RawMessage, req map[string]json.RawMessage) json.RawMessage 
 	}
 	b, _ := json.Marshal(m)
 	return b
-}
-
-// Labels lists every arm name of every experiment: the closed set the
-// arm metric label takes.
-func (s *Set) Labels() []string {
-	var out []string
-	for _, e := range s.Experiments() {
-		for _, a := range e.Arms {
-			if !slices.Contains(out, a.Name) {
-				out = append(out, a.Name)
-			}
-		}
-	}
-	return out
 }
 
 func clip(s string, n int) string {
