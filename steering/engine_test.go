@@ -249,3 +249,26 @@ func TestUsageCountsFailedSamples(t *testing.T) {
 		t.Errorf("usage %+v, failed %d", u, out.Info.Failed)
 	}
 }
+
+// A steering object's keys are read as they are spelled, escapes
+// included, and one that repeats another in any letter case is refused.
+func TestSteeringObjectKeys(t *testing.T) {
+	e, on := engine(&scripted{}, table(), `{}`)
+	for steer, want := range map[string]string{
+		`{"strategy":"best_of_n","n":2,"n":3}`:      `key "n" repeats "n"`,
+		`{"strategy":"best_of_n","n":2,"N":3}`:      `key "N" repeats "n"`,
+		`{"strategy":"best_of_n","n":2,"\u004e":3}`: `key "N" repeats "n"`,
+		`{"strategy":"best_of_n","n":2,"n":3,"x":1`: `not valid JSON`,
+		`["best_of_n"]`: `steering must be an object`,
+		`{"strategy":"best_of_n","n":2,"bogus\"q":1}`: `unknown parameter "bogus\"q"`,
+	} {
+		_, err := e.Plan(on(call(steer, 1)))
+		if !errors.Is(err, fault.ErrInvalid) || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want an invalid-request error saying %s", steer, err, want)
+		}
+	}
+	p, err := e.Plan(on(call(`{"str\u0061tegy":"best_of_n","\u006e":5}`, 1)))
+	if err != nil || p.Name != BestOfN || p.Strategy.(*bestOfN).N != 5 {
+		t.Fatalf("escaped keys: %v %+v", err, p)
+	}
+}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"maps"
 	"math"
 	"reflect"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/steergate/steergate/backend"
 	"github.com/steergate/steergate/fault"
+	"github.com/steergate/steergate/wire"
 )
 
 // None is the passthrough strategy's name.
@@ -404,9 +404,10 @@ func (rs *Resolver) checkCommon(c *Check, p *Plan, use RewardUse, reqKeys map[st
 // stays finite whatever the scores.
 const MaxWeight = 1e6
 
-// object decodes a steering object, refusing duplicate keys (also those
-// that differ only in letter case, which encoding/json would match to one
-// field).
+// object splits a steering object into its members, refusing duplicate
+// keys (also those that differ only in letter case, which encoding/json
+// would match to one field). It scans rather than decodes: the values are
+// decoded once, by what reads them.
 func object(raw json.RawMessage, prefix string) (map[string]json.RawMessage, error) {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 || string(raw) == "null" {
@@ -415,40 +416,30 @@ func object(raw json.RawMessage, prefix string) (map[string]json.RawMessage, err
 	if raw[0] != '{' {
 		return nil, fault.Invalid(prefix, "%s must be an object", prefix)
 	}
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &m); err != nil {
+	if !json.Valid(raw) {
+		return nil, fault.Invalid(prefix, "invalid %s: not valid JSON", prefix)
+	}
+	ms, err := wire.Members(raw)
+	if err != nil {
 		return nil, fault.Invalid(prefix, "invalid %s: %v", prefix, err)
 	}
-	if err := uniqueKeys(raw); err != nil {
-		return nil, fault.Invalid(prefix, "invalid %s: %v", prefix, err)
-	}
-	return m, nil
-}
-
-// uniqueKeys refuses an object whose keys repeat, in any letter case.
-func uniqueKeys(raw []byte) error {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	if _, err := dec.Token(); err != nil {
-		return err
-	}
-	seen := map[string]string{}
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return err
+	m := make(map[string]json.RawMessage, len(ms))
+	seen := make(map[string]string, len(ms))
+	for _, mb := range ms {
+		key := string(mb.Key)
+		if bytes.IndexByte(mb.Key, '\\') >= 0 { // escapes: the key is what they spell
+			if err := json.Unmarshal(raw[mb.Start:mb.Start+len(mb.Key)+2], &key); err != nil {
+				return nil, fault.Invalid(prefix, "invalid %s: %v", prefix, err)
+			}
 		}
-		key, _ := tok.(string)
 		low := strings.ToLower(key)
 		if prev, dup := seen[low]; dup {
-			return fmt.Errorf("key %q repeats %q", clip(key, 64), clip(prev, 64))
+			return nil, fault.Invalid(prefix, "invalid %s: key %q repeats %q", prefix, clip(key, 64), clip(prev, 64))
 		}
 		seen[low] = key
-		var skip json.RawMessage
-		if err := dec.Decode(&skip); err != nil {
-			return err
-		}
+		m[key] = mb.Value
 	}
-	return nil
+	return m, nil
 }
 
 // mergeJSON lays over on base: objects merge key by key, anything else
