@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/steergate/steergate/rm"
 	"github.com/steergate/steergate/rm/rules"
 	"github.com/steergate/steergate/steering"
+	"github.com/steergate/steergate/wire"
 )
 
 // replica starts a gateway whose caches live in the given Redis; flush
@@ -112,5 +114,66 @@ func TestRedisKilledMidRunLosesNoRequest(t *testing.T) {
 			t.Fatal("hits did not resume after Redis came back")
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// A hit is sent as the cache stored it, after a head of its own: it must
+// be the computed answer in every member but its id, its created time, its
+// usage (a hit spends nothing) and the report's "cached", and keep the
+// members in OpenAI's order.
+func TestCacheHitIsTheComputedAnswer(t *testing.T) {
+	rt := backend.NewRouter()
+	rt.Add(backend.Route{Name: "reference", Backend: reference.New("reference", reference.Options{}), Target: "reference"})
+	rl, _ := rules.New(rules.Config{Keywords: map[string][]string{"helpfulness": {`\bbecause\b`}}})
+	eng := steering.NewEngine(steering.Options{Rewards: map[string]rm.Rewarder{"default": rl}, Limits: steering.Limits{MaxSamples: 16},
+		Responses: steering.NewResponseCache(cache.NewMemory(1<<20), true, time.Hour, 1<<20, nil)})
+	e := serveWith(t, defaultOptions(), rt, eng)
+	for _, c := range []struct{ path, body string }{
+		{"/v1/chat/completions", `{"model":"reference","messages":[{"role":"user","content":"Why is the sky blue?"}],"seed":3,"max_tokens":24,"n":2,"logprobs":true,"steering":{"strategy":"best_of_n","n":3}}`},
+		{"/v1/chat/completions", `{"model":"reference","messages":[{"role":"user","content":"Say <hi> & go"}],"seed":3,"max_tokens":8,"steering":{"strategy":"none","cache":{"mode":"on"}}}`},
+		{"/v1/completions", `{"model":"reference","prompt":"Once upon a time","seed":5,"max_tokens":16,"steering":{"strategy":"best_of_n","n":2}}`},
+	} {
+		st, miss := postCache(t, e.url+c.path, c.body)
+		if st != "miss" {
+			t.Fatalf("%s: first X-Cache %q", c.body, st)
+		}
+		st, hit := postCache(t, e.url+c.path, c.body)
+		if st != "hit" {
+			t.Fatalf("%s: second X-Cache %q", c.body, st)
+		}
+		ms, err := wire.Members([]byte(hit))
+		if err != nil || len(ms) < 5 {
+			t.Fatalf("hit %s: %v", hit, err)
+		}
+		for i, k := range []string{"id", "object", "created", "model", "choices"} {
+			if string(ms[i].Key) != k {
+				t.Fatalf("hit member %d is %q, want %q: %s", i, ms[i].Key, k, hit)
+			}
+		}
+		var a, b map[string]any
+		if err := json.Unmarshal([]byte(miss), &a); err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal([]byte(hit), &b); err != nil {
+			t.Fatal(err)
+		}
+		if a["id"] == b["id"] || b["id"] == "" || b["created"].(float64) < a["created"].(float64) {
+			t.Errorf("hit head: id %v created %v after %v %v", b["id"], b["created"], a["id"], a["created"])
+		}
+		for _, u := range b["usage"].(map[string]any) {
+			if n, ok := u.(float64); ok && n != 0 {
+				t.Errorf("hit usage %v, want zeros", b["usage"])
+			}
+		}
+		if s, ok := a["steering"].(map[string]any); ok {
+			s["cached"] = true
+		}
+		for _, k := range []string{"id", "created", "usage"} {
+			delete(a, k)
+			delete(b, k)
+		}
+		if !reflect.DeepEqual(a, b) {
+			t.Errorf("%s\nmiss %s\nhit  %s", c.body, miss, hit)
+		}
 	}
 }

@@ -37,6 +37,7 @@ type request struct {
 // format is what differs between chat and completions on the wire.
 type format struct {
 	idPrefix string
+	object   string
 	decode   func(body []byte, l wire.Limits) (*request, error)
 	full     func(id, model string, created int64, g *backend.Generation, steer json.RawMessage) any
 	chunk    func(id, model string, created int64, d backend.Delta, first bool, offset int) any
@@ -45,6 +46,7 @@ type format struct {
 
 var chatFormat = format{
 	idPrefix: "chatcmpl-",
+	object:   wire.ObjectChat,
 	decode: func(body []byte, l wire.Limits) (*request, error) {
 		req, err := wire.DecodeChat(body)
 		if err != nil {
@@ -74,6 +76,7 @@ var chatFormat = format{
 
 var completionFormat = format{
 	idPrefix: "cmpl-",
+	object:   wire.ObjectCompletion,
 	decode: func(body []byte, l wire.Limits) (*request, error) {
 		req, err := wire.DecodeCompletion(body)
 		if err != nil {
@@ -171,7 +174,10 @@ func (s *Server) completion(ctx *fasthttp.RequestCtx, reqID string, id prefs.Ide
 		s.fail(ctx, reqID, rctx, err)
 		return
 	}
-	call := &steering.Call{Route: rt, Request: br, Steering: steer, Tenant: id.Tenant, Body: ctx.PostBody()}
+	call := &steering.Call{Route: rt, Request: br, Steering: steer, Tenant: id.Tenant, Body: ctx.PostBody(),
+		Encode: func(g *backend.Generation, report json.RawMessage) []byte {
+			return headless(f.full("", "", 0, g, report))
+		}}
 	if en != nil {
 		call.Experiment, call.Arm, l.arm = en.Experiment.Name, en.Arm, en.Arm
 		ctx.Response.Header.Set("X-Steering-Arm", en.Arm)
@@ -214,7 +220,11 @@ func (s *Server) completion(ctx *fasthttp.RequestCtx, reqID string, id prefs.Ide
 			ctx.Response.Header.Set("X-Cache", out.Cache)
 			l.cache = out.Cache
 		}
-		writeJSON(ctx, fasthttp.StatusOK, f.full(respID, req.model, created, out.Generation, steer))
+		if out.Encoded != nil {
+			writeHeaded(ctx, respID, f.object, created, req.model, out.Encoded)
+		} else {
+			writeJSON(ctx, fasthttp.StatusOK, f.full(respID, req.model, created, out.Generation, steer))
+		}
 		s.logResponse(respID, id.Tenant, br.User, rt.Name, plan, out, en)
 		return
 	}
@@ -285,6 +295,62 @@ func (s *Server) completion(ctx *fasthttp.RequestCtx, reqID string, id prefs.Ide
 		s.logResponse(respID, tenant, user, route, plan, st.out, en)
 	}
 	s.writeStream(ctx, body)
+}
+
+// headless encodes a response without the members each response has its
+// own of (id, object, created, model), leading in that order: what the
+// response cache keeps, for writeHeaded to send after a head of its own.
+// It is nil where the encoding does not start so.
+func headless(v any) []byte {
+	m, ok := v.(json.Marshaler)
+	if !ok {
+		return nil
+	}
+	b, err := m.MarshalJSON()
+	if err != nil {
+		return nil
+	}
+	ms, err := wire.Members(b)
+	if err != nil || len(ms) < len(head) {
+		return nil
+	}
+	for i, k := range head {
+		if string(ms[i].Key) != k {
+			return nil
+		}
+	}
+	if len(ms) == len(head) {
+		return []byte("{}")
+	}
+	return append([]byte{'{'}, b[ms[len(head)].Start:]...)
+}
+
+var head = [...]string{"id", "object", "created", "model"}
+
+// writeHeaded writes a stored answer (headless's bytes) after its head.
+func writeHeaded(ctx *fasthttp.RequestCtx, id, object string, created int64, model string, body []byte) {
+	name, err := json.Marshal(model)
+	if err != nil {
+		writeError(ctx, fault.New(fault.ErrInternal, "", "encoding the response failed"))
+		return
+	}
+	r := &ctx.Response
+	r.SetStatusCode(fasthttp.StatusOK)
+	r.Header.SetContentType("application/json")
+	r.ResetBody()
+	var num [20]byte
+	r.AppendBodyString(`{"id":"`)
+	r.AppendBodyString(id) // newID's: a prefix and hex digits, nothing to escape
+	r.AppendBodyString(`","object":"`)
+	r.AppendBodyString(object)
+	r.AppendBodyString(`","created":`)
+	r.AppendBody(strconv.AppendInt(num[:0], created, 10))
+	r.AppendBodyString(`,"model":`)
+	r.AppendBody(name)
+	if len(body) > 2 {
+		r.AppendBodyString(",")
+	}
+	r.AppendBody(body[1:])
 }
 
 // writeStream sends an event stream: chunked over HTTP/1.1, on the bare

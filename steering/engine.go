@@ -33,6 +33,13 @@ type Call struct {
 	// Experiment and Arm name the experiment arm the call is in: the
 	// report says them, and cached answers are kept per arm.
 	Experiment, Arm string
+	// Encode, when set, writes an answer as its client gets it, less the
+	// members each response has its own of (id, object, created, model).
+	// The response cache keeps these bytes beside the answer, and a hit
+	// that is neither streamed nor in an experiment (whose answers may be
+	// evaluated) comes back as Outcome.Encoded alone: sent as stored,
+	// never decoded or encoded again.
+	Encode func(g *backend.Generation, report json.RawMessage) []byte
 }
 
 // Outcome is what a strategy returns: the answers and, when steering ran,
@@ -44,6 +51,9 @@ type Outcome struct {
 	// Report is Info already encoded, as a cache hit has it (with
 	// "cached": true); Info then holds only its strategy and arm.
 	Report json.RawMessage
+	// Encoded is a cache hit's answer as Call.Encode wrote it; Generation
+	// is then nil.
+	Encoded []byte
 }
 
 // Candidate is one sample's report.

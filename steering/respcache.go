@@ -59,7 +59,7 @@ const (
 )
 
 // entryFormat versions cached answers; a change makes old entries misses.
-const entryFormat = 3
+const entryFormat = 4
 
 // ResponseCache stores whole answers, keyed by everything they depend on
 // and scoped by tenant. Identical concurrent misses compute once.
@@ -80,11 +80,18 @@ func NewResponseCache(c cache.Cache, enabled bool, ttl time.Duration, maxEntryBy
 	return &ResponseCache{c: c, enabled: enabled, ttl: ttl, maxBytes: maxEntryBytes, metrics: m, flights: map[string]*flight{}}
 }
 
+// entry is a cached answer. A hit reads it with a scan of its top-level
+// members (wire.Members), not a decode: the answer is decoded only for a
+// caller that needs it as a Generation, and the encoded body goes out as
+// it is.
 type entry struct {
-	Format  int                 `json:"f"`
-	Created int64               `json:"t"`
-	Gen     *backend.Generation `json:"g"`
-	Info    json.RawMessage     `json:"i,omitempty"` // the report, encoded once
+	Format   int             `json:"f"`
+	Created  int64           `json:"t"`
+	Strategy string          `json:"s,omitempty"` // the report's, for the response headers
+	Arm      string          `json:"a,omitempty"`
+	Gen      json.RawMessage `json:"g"`
+	Info     json.RawMessage `json:"i,omitempty"` // the report, encoded once
+	Body     json.RawMessage `json:"b,omitempty"` // Call.Encode's bytes, when it had one
 }
 
 // reproducible requests give the same answer every time, so caching them
@@ -184,60 +191,96 @@ func bodyKey(c *Call, p *Plan, common Common, w map[string]float64, rewardID str
 	return "resp:" + hex.EncodeToString(h.Sum(nil)), true
 }
 
-// get returns a fresh cached outcome, if any.
-func (rc *ResponseCache) get(ctx context.Context, k string, maxAge time.Duration) *Outcome {
+// get returns a fresh cached outcome, if any; decode says whether the
+// caller needs the answer as a Generation even when its bytes are stored.
+func (rc *ResponseCache) get(ctx context.Context, k string, maxAge time.Duration, decode bool) *Outcome {
 	b, ok, err := rc.c.Get(ctx, k)
 	if err != nil || !ok {
 		rc.metrics.Cache("response", "get", "miss")
 		return nil
 	}
-	var e entry
-	if json.Unmarshal(b, &e) != nil || e.Format != entryFormat || e.Gen == nil {
-		rc.metrics.Cache("response", "get", "miss")
-		return nil
-	}
-	if maxAge > 0 && time.Since(time.Unix(e.Created, 0)) > maxAge {
+	o := readEntry(b, maxAge, decode)
+	if o == nil {
 		rc.metrics.Cache("response", "get", "miss")
 		return nil
 	}
 	rc.metrics.Cache("response", "get", "hit")
-	return hit(e.Gen, e.Info)
-}
-
-// hit is a cached answer as served again: no backend spent anything on
-// it, so its usage is zero; the steering report keeps what the original
-// computation spent, marked cached, and is served as stored.
-func hit(g *backend.Generation, report json.RawMessage) *Outcome {
-	gen := *g
-	gen.Usage = backend.Usage{}
-	o := &Outcome{Generation: &gen, Cache: CacheHit}
-	if len(report) == 0 {
-		return o
-	}
-	var head struct {
-		Strategy string `json:"strategy"`
-		Arm      string `json:"arm"`
-	}
-	if json.Unmarshal(wire.Value(report, "strategy"), &head.Strategy) != nil {
-		return o
-	}
-	_ = json.Unmarshal(wire.Value(report, "arm"), &head.Arm)
-	o.Info = &Info{Strategy: head.Strategy, Arm: head.Arm, Cached: true}
-	o.Report = report
 	return o
 }
 
-func (rc *ResponseCache) put(ctx context.Context, k string, o *Outcome, ttl time.Duration) {
-	var report json.RawMessage
+// readEntry is a stored entry as served again, or nil when it is of
+// another format, too old or unreadable. No backend spent anything on a
+// hit, so its usage is zero; the steering report keeps what the original
+// computation spent, marked cached, and is served as stored.
+func readEntry(b []byte, maxAge time.Duration, decode bool) *Outcome {
+	ms, err := wire.Members(b)
+	if err != nil {
+		return nil
+	}
+	var e entry
+	for _, m := range ms {
+		switch string(m.Key) {
+		case "f":
+			e.Format, err = strconv.Atoi(string(m.Value))
+		case "t":
+			e.Created, err = strconv.ParseInt(string(m.Value), 10, 64)
+		case "s":
+			err = json.Unmarshal(m.Value, &e.Strategy)
+		case "a":
+			err = json.Unmarshal(m.Value, &e.Arm)
+		case "g":
+			e.Gen = m.Value
+		case "i":
+			e.Info = m.Value
+		case "b":
+			e.Body = m.Value
+		}
+		if err != nil {
+			return nil
+		}
+	}
+	if e.Format != entryFormat || len(e.Gen) == 0 || maxAge > 0 && time.Since(time.Unix(e.Created, 0)) > maxAge {
+		return nil
+	}
+	o := &Outcome{Cache: CacheHit}
+	if len(e.Info) > 0 {
+		o.Info = &Info{Strategy: e.Strategy, Arm: e.Arm, Cached: true}
+		o.Report = e.Info
+	}
+	if len(e.Body) > 0 && !decode {
+		o.Encoded = e.Body
+		return o
+	}
+	var g backend.Generation
+	if json.Unmarshal(e.Gen, &g) != nil {
+		return nil
+	}
+	g.Usage = backend.Usage{}
+	o.Generation = &g
+	return o
+}
+
+func (rc *ResponseCache) put(ctx context.Context, c *Call, k string, o *Outcome, ttl time.Duration) {
+	e := entry{Format: entryFormat, Created: time.Now().Unix()}
 	if o.Info != nil {
 		served := *o.Info
 		served.Cached = true // as every hit will serve it
 		var err error
-		if report, err = json.Marshal(served); err != nil {
+		if e.Info, err = json.Marshal(served); err != nil {
 			return
 		}
+		e.Strategy, e.Arm = served.Strategy, served.Arm
 	}
-	b, err := json.Marshal(entry{Format: entryFormat, Created: time.Now().Unix(), Gen: o.Generation, Info: report})
+	var err error
+	if e.Gen, err = json.Marshal(o.Generation); err != nil {
+		return
+	}
+	if c.Encode != nil {
+		g := *o.Generation
+		g.Usage = backend.Usage{} // as every hit will serve it
+		e.Body = c.Encode(&g, e.Info)
+	}
+	b, err := json.Marshal(e)
 	if err != nil || len(b) > rc.maxBytes {
 		return
 	}
@@ -298,7 +341,7 @@ func (rc *ResponseCache) through(ctx context.Context, c *Call, p *Plan, w map[st
 		}
 	}
 	if read {
-		if o := rc.get(ctx, k, maxAge); o != nil {
+		if o := rc.get(ctx, k, maxAge, emit != nil || c.Encode == nil || c.Experiment != ""); o != nil {
 			announce(CacheHit)
 			return o, replay(o, emit)
 		}
@@ -306,7 +349,7 @@ func (rc *ResponseCache) through(ctx context.Context, c *Call, p *Plan, w map[st
 	announce(CacheMiss)
 	store := func(o *Outcome, err error) (*Outcome, error) {
 		if err == nil && write {
-			rc.put(context.WithoutCancel(ctx), k, o, ttl)
+			rc.put(context.WithoutCancel(ctx), c, k, o, ttl)
 		}
 		if o != nil {
 			o.Cache = CacheMiss
