@@ -130,9 +130,10 @@ func (s *Server) completion(ctx *fasthttp.RequestCtx, reqID string, id prefs.Ide
 	start := time.Now()
 	l := &labels{route: labelNone, strategy: labelNone}
 	rctx, cancel := context.WithCancelCause(s.base)
-	rctx, cancelTimeout := context.WithTimeout(rctx, s.opts.RequestTimeout)
-	stopWatch := watchDisconnect(ctx.Conn(), cancel)
-	finish := sync.OnceFunc(func() { stopWatch(); cancelTimeout(); cancel(nil) })
+	stopDeadline := s.clock.after(s.opts.RequestTimeout, func() { cancel(s.errDeadline) })
+	rctx = deadlineCtx{rctx, start.Add(s.opts.RequestTimeout)}
+	stopWatch := watchDisconnect(s.clock, ctx.Conn(), cancel)
+	finish := sync.OnceFunc(func() { stopWatch(); stopDeadline(); cancel(nil) })
 	handedOver := false // to the stream writer, which finishes the request
 	defer func() {
 		if !handedOver {
@@ -459,7 +460,7 @@ func (s *Server) requestErr(rctx context.Context, err error) error {
 		err = cause
 	}
 	if errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, fault.ErrTimeout) {
-		err = fault.New(fault.ErrTimeout, "", "request deadline of %s exceeded", s.opts.RequestTimeout)
+		err = s.errDeadline
 	}
 	return err
 }

@@ -20,12 +20,13 @@ var errClientGone = errors.Join(fault.ErrCanceled, errors.New("client closed the
 const watchDelay = 10 * time.Millisecond
 
 // watchDisconnect cancels the request when the client closes its
-// connection. fasthttp has no such signal, so after watchDelay it waits in
+// connection. fasthttp has no such signal, so after watchDelay (on the
+// clock) it waits in
 // the runtime poller for the socket to become readable and peeks: end of
 // file or a reset means the client is gone; data means a pipelined request,
 // which it leaves for fasthttp to read. stop ends the watch before fasthttp
 // reads again.
-func watchDisconnect(c net.Conn, cancel context.CancelCauseFunc) (stop func()) {
+func watchDisconnect(clk *clock, c net.Conn, cancel context.CancelCauseFunc) (stop func()) {
 	sc, ok := c.(syscall.Conn)
 	if !ok {
 		return func() {}
@@ -35,7 +36,7 @@ func watchDisconnect(c net.Conn, cancel context.CancelCauseFunc) (stop func()) {
 		return func() {}
 	}
 	done := make(chan struct{})
-	timer := time.AfterFunc(watchDelay, func() {
+	watch := func() {
 		defer close(done)
 		var buf [1]byte
 		gone := false
@@ -50,9 +51,10 @@ func watchDisconnect(c net.Conn, cancel context.CancelCauseFunc) (stop func()) {
 		if err == nil && gone {
 			cancel(errClientGone)
 		}
-	})
+	}
+	off := clk.after(watchDelay, func() { go watch() })
 	return sync.OnceFunc(func() {
-		if timer.Stop() {
+		if off() {
 			return // never started
 		}
 		_ = c.SetReadDeadline(time.Unix(1, 0)) // wakes the parked read

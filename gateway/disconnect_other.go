@@ -14,4 +14,4 @@ var errClientGone = errors.Join(fault.ErrCanceled, errors.New("client closed the
 
 // watchDisconnect is a no-op where the peek is not implemented; streaming
 // requests still notice a gone client on their next write.
-func watchDisconnect(net.Conn, context.CancelCauseFunc) func() { return func() {} }
+func watchDisconnect(*clock, net.Conn, context.CancelCauseFunc) func() { return func() {} }

@@ -173,7 +173,7 @@ func (s *Server) liveView(ctx *fasthttp.RequestCtx, id prefs.Identity) {
 	}
 	// A view that goes away frees its slot at once, not at the next write.
 	vctx, cancel := context.WithCancelCause(s.base)
-	stopWatch := watchDisconnect(ctx.Conn(), cancel)
+	stopWatch := watchDisconnect(s.clock, ctx.Conn(), cancel)
 	s.writeStream(ctx, func(w *bufio.Writer) {
 		defer s.live.unsubscribe(c)
 		defer cancel(nil)

@@ -82,6 +82,11 @@ type Server struct {
 	evalSlots   chan struct{}
 	recordSlots chan struct{} // experiment records in flight beside their answers
 	live        *live         // the dashboard's view of finished requests
+	// clock rings every request's deadline and disconnect watch;
+	// errDeadline is the cause a request's context is cancelled with at
+	// its deadline.
+	clock       *clock
+	errDeadline error
 }
 
 // New returns a server; ready reports whether the backends can serve (nil:
@@ -93,7 +98,8 @@ func New(opts Options, router *backend.Router, engine Engine, log *slog.Logger, 
 	base, cutoff := context.WithCancelCause(context.Background())
 	s := &Server{opts: opts, router: router, engine: engine, log: log, ready: ready, metrics: opts.Metrics,
 		adm: newAdmission(opts.MaxInflight, opts.MaxQueue, opts.QueueTimeout, opts.Metrics), base: base, cutoff: cutoff,
-		evalSlots: make(chan struct{}, 4), recordSlots: make(chan struct{}, 64), live: newLive()}
+		evalSlots: make(chan struct{}, 4), recordSlots: make(chan struct{}, 64), live: newLive(), clock: newClock(),
+		errDeadline: fault.New(fault.ErrTimeout, "", "request deadline of %s exceeded", opts.RequestTimeout)}
 	s.srv = &fasthttp.Server{
 		Handler:            s.handle,
 		ErrorHandler:       s.parseError,
@@ -126,6 +132,10 @@ var errShutdown = fault.New(fault.ErrOverloaded, "", "the server is shutting dow
 // requests get ShutdownTimeout to finish; those still running after it end
 // with an error (streams with an error event and [DONE]).
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	stopClock := make(chan struct{})
+	clockDone := make(chan struct{})
+	go func() { defer close(clockDone); s.clock.run(stopClock) }()
+	defer func() { close(stopClock); <-clockDone }()
 	errc := make(chan error, 1)
 	go func() { errc <- s.srv.Serve(lingerListener{ln}) }()
 	select {
