@@ -61,6 +61,7 @@ func TestChaos(t *testing.T) {
 	bg.Add(2)
 	go func() { // Redis hangs now and then
 		defer bg.Done()
+		probes := 0
 		for {
 			select {
 			case <-stop:
@@ -69,6 +70,19 @@ func TestChaos(t *testing.T) {
 			case <-time.After(700 * time.Millisecond):
 			}
 			srv.Pause()
+			// One cacheable request while Redis hangs, so that every run
+			// meets a hung Redis, whatever the workers happen to send.
+			probe := fmt.Sprintf(`{"model":"reference","messages":[{"role":"user","content":"probe"}],"max_tokens":2,"seed":%d}`, probes)
+			probes++
+			if resp, err := http.Post(e.url+"/v1/chat/completions", "application/json", strings.NewReader(probe)); err != nil {
+				t.Errorf("a request while Redis hangs: %v", err)
+			} else {
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					t.Errorf("a request while Redis hangs: %d %s", resp.StatusCode, b)
+				}
+			}
 			select {
 			case <-stop:
 			case <-time.After(300 * time.Millisecond):
