@@ -35,16 +35,12 @@ func (s *Server) relay(ctx *fasthttp.RequestCtx, reqID string, rctx context.Cont
 		return false
 	}
 	ctx.Response.Header.Set("X-Steering-Strategy", steering.None)
+	model, _ := json.Marshal(req.model) // the client's name, as each answer must say it
 	if !req.stream {
 		defer ans.Close()
-		body := ans.Body
-		if m := wire.Value(body, "model"); m != nil && !modelIs(m, req.model) {
-			if b, err := wire.Rewrite(body, map[string]any{"model": req.model}); err == nil {
-				body = b
-			}
-		}
 		ctx.SetContentType("application/json")
 		ctx.SetStatusCode(fasthttp.StatusOK)
+		body, _ := wire.SetValue(ans.Body, "model", model)
 		ctx.SetBody(body)
 		return false
 	}
@@ -54,7 +50,7 @@ func (s *Server) relay(ctx *fasthttp.RequestCtx, reqID string, rctx context.Cont
 	// ours per stream. The disconnect watch ends here: writes find a
 	// client that left.
 	detach()
-	er := &eventReader{src: bufio.NewReaderSize(ans.Stream, 1024), model: req.model, log: func(err error) {
+	er := &eventReader{src: bufio.NewReaderSize(ans.Stream, 1024), model: model, log: func(err error) {
 		s.log.Warn("relayed stream failed after first byte", "request_id", reqID, "err", err)
 	}, errEvent: func(err error) []byte {
 		_, body := wire.ErrorOf(s.requestErr(rctx, err))
@@ -102,7 +98,7 @@ func (f flushWriter) Write(p []byte) (int, error) {
 // without [DONE] gets an error event and [DONE] of its own.
 type eventReader struct {
 	src      *bufio.Reader
-	model    string
+	model    []byte // the client's model name, quoted
 	out      []byte
 	line     []byte
 	done     bool // [DONE] was sent
@@ -152,11 +148,9 @@ func (e *eventReader) next() {
 				return
 			}
 			if len(payload) > 0 && payload[0] == '{' {
-				if m := wire.Value(payload, "model"); m != nil && !modelIs(m, e.model) {
-					if b, err := wire.Rewrite(payload, map[string]any{"model": e.model}); err == nil {
-						e.out = append(append(append(e.out, dataPrefix...), b...), '\n')
-						continue
-					}
+				if b, changed := wire.SetValue(payload, "model", e.model); changed {
+					e.out = append(append(append(e.out, dataPrefix...), b...), '\n')
+					continue
 				}
 			}
 		}
@@ -196,11 +190,6 @@ func (e *eventReader) SupportsBodyWriteTo() bool { return true }
 func (e *eventReader) Close() error {
 	e.close()
 	return nil
-}
-
-// modelIs reports whether a JSON string value spells name.
-func modelIs(raw []byte, name string) bool {
-	return len(raw) == len(name)+2 && raw[0] == '"' && string(raw[1:len(raw)-1]) == name
 }
 
 var dataPrefix = []byte("data: ")

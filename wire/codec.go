@@ -36,48 +36,24 @@ func knownKeys(v any) map[string]bool {
 }
 
 // objectKeys calls fn with each key of the JSON object b, in order,
-// without decoding the values. b must be valid JSON (the caller decodes it
-// too); anything else stops the scan.
-func objectKeys(b []byte, fn func(key string) error) error {
-	i := skipSpace(b, 0)
-	if i >= len(b) || b[i] != '{' {
-		return nil
-	}
-	i++
-	for {
-		i = skipSpace(b, i)
-		if i >= len(b) || b[i] == '}' {
-			return nil
-		}
-		if b[i] == ',' {
-			i++
-			continue
-		}
-		if b[i] != '"' {
-			return nil
-		}
-		end := stringEnd(b, i)
-		if end < 0 {
-			return nil
-		}
-		key := string(b[i+1 : end-1])
-		if bytes.IndexByte(b[i:end], '\\') >= 0 {
-			if json.Unmarshal(b[i:end], &key) != nil {
-				return nil
+// without decoding the values: a key as written, or as its escapes spell
+// it. b must be valid JSON (the caller decodes it too); anything else
+// stops the scan.
+func objectKeys(b []byte, fn func(key []byte) error) error {
+	var err error
+	_ = eachMember(b, func(m Member) bool {
+		key := m.Key
+		if bytes.IndexByte(key, '\\') >= 0 {
+			var k string
+			if json.Unmarshal(b[m.Start:m.Start+len(key)+2], &k) != nil {
+				return false
 			}
+			key = []byte(k)
 		}
-		if err := fn(key); err != nil {
-			return err
-		}
-		i = skipSpace(b, end)
-		if i >= len(b) || b[i] != ':' {
-			return nil
-		}
-		i = skipValue(b, i+1)
-		if i < 0 {
-			return nil
-		}
-	}
+		err = fn(key)
+		return err == nil
+	})
+	return err
 }
 
 func skipSpace(b []byte, i int) int {
@@ -134,20 +110,44 @@ func skipValue(b []byte, i int) int {
 // read it as that field, while a backend that receives it as sent might
 // not. One key, one meaning.
 func checkKeys(b []byte, known map[string]bool) error {
-	seen := map[string]string{}
-	return objectKeys(b, func(key string) error {
-		low := strings.ToLower(key)
-		if prev, dup := seen[low]; dup {
-			if prev == key {
-				return fault.Invalid(key, "field %q appears twice", clip(key))
+	// The keys seen so far, compared one by one while they are few (no
+	// allocation for an ordinary body), then by lower case in a map.
+	var few [24][]byte
+	seen := few[:0]
+	var many map[string][]byte
+	return objectKeys(b, func(key []byte) error {
+		var prev []byte
+		if many == nil {
+			for _, k := range seen {
+				if bytes.EqualFold(k, key) {
+					prev = k
+					break
+				}
 			}
-			return fault.Invalid(key, "fields %q and %q differ only in letter case", clip(prev), clip(key))
+		} else {
+			prev = many[strings.ToLower(string(key))]
 		}
-		seen[low] = key
-		if !known[key] && len(low) < 64 {
+		if prev != nil {
+			if bytes.Equal(prev, key) {
+				return fault.Invalid(string(key), "field %q appears twice", clip(string(key)))
+			}
+			return fault.Invalid(string(key), "fields %q and %q differ only in letter case", clip(string(prev)), clip(string(key)))
+		}
+		switch {
+		case many == nil && len(seen) < len(few):
+			seen = append(seen, key)
+		case many == nil:
+			many = make(map[string][]byte, 2*len(few))
+			for _, k := range append(seen, key) {
+				many[strings.ToLower(string(k))] = k
+			}
+		default:
+			many[strings.ToLower(string(key))] = key
+		}
+		if !known[string(key)] && len(key) < 64 {
 			for k := range known {
-				if strings.EqualFold(k, key) {
-					return fault.Invalid(k, "unknown field %q: field names are case-sensitive (did you mean %q?)", clip(key), k)
+				if strings.EqualFold(k, string(key)) {
+					return fault.Invalid(k, "unknown field %q: field names are case-sensitive (did you mean %q?)", clip(string(key)), k)
 				}
 			}
 		}

@@ -2,6 +2,7 @@ package wire
 
 import (
 	"encoding/json"
+	"fmt"
 	"runtime"
 	"strings"
 	"testing"
@@ -89,5 +90,31 @@ func TestDecodeIsLinearInParts(t *testing.T) {
 	}
 	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 40*uint64(len(body)) {
 		t.Errorf("decoding %d bytes allocated %d: not linear", len(body), alloc)
+	}
+}
+
+// Repeated keys are refused however many keys come before them, and in
+// messages too; an escaped key is the key it spells.
+func TestRepeatedKeysAreRefused(t *testing.T) {
+	var many strings.Builder
+	for i := range 40 {
+		fmt.Fprintf(&many, `"x_%d":%d,`, i, i)
+	}
+	for body, want := range map[string]string{
+		`{"model":"m","messages":[],"seed":1,"seed":2}`:                          `field "seed" appears twice`,
+		`{"model":"m","messages":[],"seed":1,"Seed":2}`:                          `fields "seed" and "Seed" differ only in letter case`,
+		`{"model":"m","messages":[],"se\u0065d":1,"seed":2}`:                     `field "seed" appears twice`,
+		`{"model":"m","messages":[],"Top_P":1}`:                                  `did you mean "top_p"`,
+		`{"model":"m",` + many.String() + `"messages":[],"X_3":1}`:               `fields "x_3" and "X_3" differ only in letter case`,
+		`{"model":"m",` + many.String() + `"messages":[],"x_39":1}`:              `field "x_39" appears twice`,
+		`{"model":"m","messages":[{"role":"user","content":"a","Content":"b"}]}`: `fields "content" and "Content" differ only in letter case`,
+	} {
+		_, err := DecodeChat([]byte(body))
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%.80s: %v, want %s", body, err, want)
+		}
+	}
+	if _, err := DecodeChat([]byte(`{"model":"m",` + many.String() + `"messages":[]}`)); err != nil {
+		t.Errorf("40 distinct keys: %v", err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"slices"
+	"unicode/utf8"
 )
 
 // Member is one top-level member of a JSON object: its key (as written,
@@ -21,11 +22,24 @@ var errNotObject = errors.New("not a JSON object")
 // it: a scan that skips values, for rewriting a body in place. The body
 // must be valid JSON (the caller has decoded it once).
 func Members(body []byte) ([]Member, error) {
+	out := make([]Member, 0, 16) // most bodies: one allocation
+	err := eachMember(body, func(m Member) bool {
+		out = append(out, m)
+		return true
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// eachMember calls fn with the top-level members of a JSON object in
+// order, until fn returns false.
+func eachMember(body []byte, fn func(Member) bool) error {
 	i := skipSpace(body, 0)
 	if i >= len(body) || body[i] != '{' {
-		return nil, errNotObject
+		return errNotObject
 	}
-	var out []Member
 	i = skipSpace(body, i+1)
 	for i < len(body) && body[i] != '}' {
 		if body[i] == ',' {
@@ -33,30 +47,99 @@ func Members(body []byte) ([]Member, error) {
 			continue
 		}
 		if body[i] != '"' {
-			return nil, errNotObject
+			return errNotObject
 		}
 		keyEnd := stringEnd(body, i)
 		if keyEnd < 0 {
-			return nil, errNotObject
+			return errNotObject
 		}
 		m := Member{Key: body[i+1 : keyEnd-1], Start: i}
 		i = skipSpace(body, keyEnd)
 		if i >= len(body) || body[i] != ':' {
-			return nil, errNotObject
+			return errNotObject
 		}
 		i = skipSpace(body, i+1)
 		end := skipValue(body, i)
 		if end < 0 || end > len(body) {
-			return nil, errNotObject
+			return errNotObject
 		}
 		for end > i && (body[end-1] == ' ' || body[end-1] == '\n' || body[end-1] == '\t' || body[end-1] == '\r') {
 			end--
 		}
 		m.Value, m.End = body[i:end], end
-		out = append(out, m)
+		if !fn(m) {
+			return nil
+		}
 		i = skipSpace(body, end)
 	}
-	return out, nil
+	return nil
+}
+
+// elements splits a JSON array into its elements without decoding them;
+// null is an empty array. b must be valid JSON (json.Unmarshal hands an
+// Unmarshaler only what it has checked).
+func elements(b []byte) ([][]byte, bool) {
+	i := skipSpace(b, 0)
+	if string(b[i:]) == "null" {
+		return nil, true
+	}
+	if i >= len(b) || b[i] != '[' {
+		return nil, false
+	}
+	var out [][]byte
+	for i = skipSpace(b, i+1); i < len(b) && b[i] != ']'; i = skipSpace(b, i) {
+		if b[i] == ',' {
+			i++
+			continue
+		}
+		end := skipValue(b, i)
+		if end < 0 || end > len(b) {
+			return nil, false
+		}
+		v := bytes.TrimRight(b[i:end], " \t\r\n")
+		out = append(out, v)
+		i = end
+	}
+	return out, true
+}
+
+// plainString reads a JSON string (valid JSON) that has no escapes and is
+// valid UTF-8, the common case, as encoding/json would; ok is false for
+// any other, which encoding/json then decodes.
+func plainString(b []byte) (string, bool) {
+	if len(b) < 2 || b[0] != '"' || b[len(b)-1] != '"' {
+		return "", false
+	}
+	in := b[1 : len(b)-1]
+	if bytes.IndexByte(in, '\\') >= 0 || !utf8.Valid(in) {
+		return "", false
+	}
+	return string(in), true
+}
+
+// SetValue returns body with the value of its top-level member key
+// replaced by raw (valid JSON), in one scan that stops at the member;
+// every other byte stays as written. A body without the member, or whose
+// value is raw already, comes back as it is (changed false), as does one
+// that is not an object.
+func SetValue(body []byte, key string, raw []byte) (out []byte, changed bool) {
+	var value []byte
+	end := -1
+	_ = eachMember(body, func(m Member) bool {
+		if string(m.Key) == key {
+			value, end = m.Value, m.End
+			return false
+		}
+		return true
+	})
+	if end < 0 || bytes.Equal(value, raw) {
+		return body, false
+	}
+	start := end - len(value)
+	out = make([]byte, 0, len(body)-len(value)+len(raw))
+	out = append(out, body[:start]...)
+	out = append(out, raw...)
+	return append(out, body[end:]...), true
 }
 
 // Rewrite returns body with the top-level members named in set given new
@@ -69,7 +152,7 @@ func Rewrite(body []byte, set map[string]any, drop ...string) ([]byte, error) {
 	}
 	out := make([]byte, 0, len(body)+64)
 	out = append(out, '{')
-	done := map[string]bool{}
+	var done []string // the keys of set written in place
 	first := true
 	add := func(key string, raw []byte) {
 		if !first {
@@ -80,17 +163,17 @@ func Rewrite(body []byte, set map[string]any, drop ...string) ([]byte, error) {
 		out = append(append(append(out, k...), ':'), raw...)
 	}
 	for _, m := range ms {
-		key := string(m.Key)
-		if slices.Contains(drop, key) {
+		if slices.ContainsFunc(drop, func(d string) bool { return d == string(m.Key) }) {
 			continue
 		}
-		if v, ok := set[key]; ok {
+		if v, ok := set[string(m.Key)]; ok {
+			key := string(m.Key)
 			raw, err := json.Marshal(v)
 			if err != nil {
 				return nil, err
 			}
 			add(key, raw)
-			done[key] = true
+			done = append(done, key)
 			continue
 		}
 		if !first {
@@ -100,7 +183,7 @@ func Rewrite(body []byte, set map[string]any, drop ...string) ([]byte, error) {
 		out = append(out, body[m.Start:m.End]...)
 	}
 	for key, v := range set {
-		if !done[key] {
+		if !slices.Contains(done, key) {
 			raw, err := json.Marshal(v)
 			if err != nil {
 				return nil, err
@@ -113,14 +196,13 @@ func Rewrite(body []byte, set map[string]any, drop ...string) ([]byte, error) {
 
 // Value returns the raw value of a top-level member, or nil.
 func Value(body []byte, key string) []byte {
-	ms, err := Members(body)
-	if err != nil {
-		return nil
-	}
-	for _, m := range ms {
-		if bytes.Equal(m.Key, []byte(key)) {
-			return m.Value
+	var v []byte
+	_ = eachMember(body, func(m Member) bool {
+		if string(m.Key) == key {
+			v = m.Value
+			return false
 		}
-	}
-	return nil
+		return true
+	})
+	return v
 }

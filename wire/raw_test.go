@@ -32,3 +32,42 @@ func TestRewrite(t *testing.T) {
 		}
 	}
 }
+
+// SetValue replaces one member's value and leaves every other byte, and a
+// body that lacks the member or has the value already, as it was.
+func TestSetValue(t *testing.T) {
+	body := []byte(`{"id":"x", "model" : "up\"stream" ,"choices":[{"model":"inner"}],"n":1}`)
+	got, changed := SetValue(body, "model", []byte(`"client"`))
+	if want := `{"id":"x", "model" : "client" ,"choices":[{"model":"inner"}],"n":1}`; string(got) != want {
+		t.Errorf("got  %s\nwant %s", got, want)
+	}
+	if !changed {
+		t.Error("a replaced value is not reported changed")
+	}
+	if again, changed := SetValue(got, "model", []byte(`"client"`)); changed || &again[0] != &got[0] {
+		t.Error("a value that is already raw was copied")
+	}
+	for _, b := range []string{`{"id":"x","choices":[{"model":"inner"}]}`, `[1]`, `{"a" 1}`, ``} {
+		if out, changed := SetValue([]byte(b), "model", []byte(`"client"`)); changed || string(out) != b {
+			t.Errorf("%q became %q", b, out)
+		}
+	}
+}
+
+func TestElements(t *testing.T) {
+	got, ok := elements([]byte(` [ {"a":[1,"]"]} , "x,y\"]" ,3,null , [] ] `))
+	want := []string{`{"a":[1,"]"]}`, `"x,y\"]"`, `3`, `null`, `[]`}
+	if !ok || len(got) != len(want) {
+		t.Fatalf("%q %v", got, ok)
+	}
+	for i := range want {
+		if string(got[i]) != want[i] {
+			t.Errorf("element %d: %q, want %q", i, got[i], want[i])
+		}
+	}
+	for b, wantOK := range map[string]bool{`null`: true, `[]`: true, `{}`: false, `"[1]"`: false, `1`: false} {
+		if got, ok := elements([]byte(b)); ok != wantOK || len(got) != 0 {
+			t.Errorf("%s: %q %v", b, got, ok)
+		}
+	}
+}

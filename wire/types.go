@@ -40,6 +40,10 @@ func (c *Content) unmarshal(b []byte) error {
 		c.Null = true
 		return nil
 	case b[0] == '"':
+		if s, ok := plainString(b); ok {
+			c.Text = s
+			return nil
+		}
 		return json.Unmarshal(b, &c.Text)
 	case b[0] == '[':
 		var raws []json.RawMessage
@@ -191,8 +195,8 @@ type Message struct {
 type Messages []Message
 
 func (ms *Messages) UnmarshalJSON(b []byte) error {
-	var raws []json.RawMessage
-	if err := json.Unmarshal(b, &raws); err != nil {
+	raws, ok := elements(b)
+	if !ok {
 		return fault.Invalid("messages", "messages must be an array of message objects")
 	}
 	out := make(Messages, len(raws))
