@@ -267,7 +267,8 @@ func (c *Client) Raw(ctx context.Context, r *backend.RawRequest) (*backend.RawAn
 		return nil, err
 	}
 	if r.Stream {
-		return &backend.RawAnswer{Stream: resp.BodyStream(), Close: done}, nil
+		body := &endReader{r: resp.BodyStream()}
+		return &backend.RawAnswer{Stream: body, Close: func() { body.drain(resp); done() }}, nil
 	}
 	defer done()
 	raw, err := c.answer(ctx, resp)
@@ -361,8 +362,9 @@ func (c *Client) Stream(ctx context.Context, r *backend.Request, emit func(backe
 	if err != nil {
 		return nil, err
 	}
-	defer done()
-	g, err := readStream(resp.BodyStream(), r, c.name, c.maxBytes, func(d backend.Delta) error {
+	events := &endReader{r: resp.BodyStream()}
+	defer func() { events.drain(resp); done() }()
+	g, err := readStream(events, r, c.name, c.maxBytes, func(d backend.Delta) error {
 		if ctx.Err() != nil { // buffered chunks may outlive the closed connection
 			return context.Cause(ctx)
 		}
