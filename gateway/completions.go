@@ -40,6 +40,8 @@ type format struct {
 	object   string
 	decode   func(body []byte, l wire.Limits) (*request, error)
 	full     func(id, model string, created int64, g *backend.Generation, steer json.RawMessage) any
+	// headless is full less its head, for the response cache to keep.
+	headless func(g *backend.Generation, steer json.RawMessage) []byte
 	chunk    func(id, model string, created int64, d backend.Delta, first bool, offset int) any
 	usage    func(id, model string, created int64, u backend.Usage, steer json.RawMessage) any
 }
@@ -59,10 +61,9 @@ var chatFormat = format{
 		return &request{model: req.Model, backend: br, steering: req.Steering, stream: req.Stream,
 			includeUsage: req.StreamOptions != nil && req.StreamOptions.IncludeUsage}, nil
 	},
-	full: func(id, model string, created int64, g *backend.Generation, steer json.RawMessage) any {
-		c := wire.Chat(id, model, created, g)
-		c.Steering = steer
-		return c
+	full: chatFull,
+	headless: func(g *backend.Generation, steer json.RawMessage) []byte {
+		return headless(chatFull("", "", 0, g, steer))
 	},
 	chunk: func(id, model string, created int64, d backend.Delta, first bool, _ int) any {
 		return wire.ChatChunkOf(id, model, created, d, first)
@@ -89,10 +90,9 @@ var completionFormat = format{
 		return &request{model: req.Model, backend: br, steering: req.Steering, stream: req.Stream,
 			includeUsage: req.StreamOptions != nil && req.StreamOptions.IncludeUsage}, nil
 	},
-	full: func(id, model string, created int64, g *backend.Generation, steer json.RawMessage) any {
-		c := wire.CompletionOf(id, model, created, g)
-		c.Steering = steer
-		return c
+	full: completionFull,
+	headless: func(g *backend.Generation, steer json.RawMessage) []byte {
+		return headless(completionFull("", "", 0, g, steer))
 	},
 	chunk: func(id, model string, created int64, d backend.Delta, _ bool, offset int) any {
 		return wire.CompletionChunkOf(id, model, created, d, offset)
@@ -102,6 +102,18 @@ var completionFormat = format{
 		c.Steering = steer
 		return c
 	},
+}
+
+func chatFull(id, model string, created int64, g *backend.Generation, steer json.RawMessage) any {
+	c := wire.Chat(id, model, created, g)
+	c.Steering = steer
+	return c
+}
+
+func completionFull(id, model string, created int64, g *backend.Generation, steer json.RawMessage) any {
+	c := wire.CompletionOf(id, model, created, g)
+	c.Steering = steer
+	return c
 }
 
 // Label values for requests that never got as far as a route or a plan;
@@ -175,10 +187,7 @@ func (s *Server) completion(ctx *fasthttp.RequestCtx, reqID string, id prefs.Ide
 		s.fail(ctx, reqID, rctx, err)
 		return
 	}
-	call := &steering.Call{Route: rt, Request: br, Steering: steer, Tenant: id.Tenant, Body: ctx.PostBody(),
-		Encode: func(g *backend.Generation, report json.RawMessage) []byte {
-			return headless(f.full("", "", 0, g, report))
-		}}
+	call := &steering.Call{Route: rt, Request: br, Steering: steer, Tenant: id.Tenant, Body: ctx.PostBody(), Encode: f.headless}
 	if en != nil {
 		call.Experiment, call.Arm, l.arm = en.Experiment.Name, en.Arm, en.Arm
 		ctx.Response.Header.Set("X-Steering-Arm", en.Arm)
@@ -311,19 +320,25 @@ func headless(v any) []byte {
 	if err != nil {
 		return nil
 	}
-	ms, err := wire.Members(b)
-	if err != nil || len(ms) < len(head) {
-		return nil
-	}
-	for i, k := range head {
-		if string(ms[i].Key) != k {
-			return nil
+	i, rest := 0, -1 // where the members after the head start
+	err = wire.EachMember(b, func(m wire.Member) bool {
+		if i == len(head) {
+			rest = m.Start
+			return false
 		}
-	}
-	if len(ms) == len(head) {
+		if string(m.Key) != head[i] {
+			return false
+		}
+		i++
+		return true
+	})
+	switch {
+	case err != nil || i < len(head):
+		return nil
+	case rest < 0:
 		return []byte("{}")
 	}
-	return append([]byte{'{'}, b[ms[len(head)].Start:]...)
+	return append([]byte{'{'}, b[rest:]...)
 }
 
 var head = [...]string{"id", "object", "created", "model"}

@@ -419,25 +419,31 @@ func object(raw json.RawMessage, prefix string) (map[string]json.RawMessage, err
 	if !json.Valid(raw) {
 		return nil, fault.Invalid(prefix, "invalid %s: not valid JSON", prefix)
 	}
-	ms, err := wire.Members(raw)
-	if err != nil {
-		return nil, fault.Invalid(prefix, "invalid %s: %v", prefix, err)
-	}
-	m := make(map[string]json.RawMessage, len(ms))
-	seen := make(map[string]string, len(ms))
-	for _, mb := range ms {
+	m := map[string]json.RawMessage{}
+	seen := map[string]string{}
+	var err error
+	scanErr := wire.EachMember(raw, func(mb wire.Member) bool {
 		key := string(mb.Key)
 		if bytes.IndexByte(mb.Key, '\\') >= 0 { // escapes: the key is what they spell
-			if err := json.Unmarshal(raw[mb.Start:mb.Start+len(mb.Key)+2], &key); err != nil {
-				return nil, fault.Invalid(prefix, "invalid %s: %v", prefix, err)
+			if err = json.Unmarshal(raw[mb.Start:mb.Start+len(mb.Key)+2], &key); err != nil {
+				err = fault.Invalid(prefix, "invalid %s: %v", prefix, err)
+				return false
 			}
 		}
 		low := strings.ToLower(key)
 		if prev, dup := seen[low]; dup {
-			return nil, fault.Invalid(prefix, "invalid %s: key %q repeats %q", prefix, clip(key, 64), clip(prev, 64))
+			err = fault.Invalid(prefix, "invalid %s: key %q repeats %q", prefix, clip(key, 64), clip(prev, 64))
+			return false
 		}
 		seen[low] = key
 		m[key] = mb.Value
+		return true
+	})
+	if err != nil {
+		return nil, err
+	}
+	if scanErr != nil {
+		return nil, fault.Invalid(prefix, "invalid %s: %v", prefix, scanErr)
 	}
 	return m, nil
 }

@@ -160,10 +160,6 @@ func key(c *Call, p *Plan, w map[string]float64, rewardID string) string {
 // object (whose meaning is the plan's, hashed too), with the route, the
 // backend and its model, and the tenant.
 func bodyKey(c *Call, p *Plan, common Common, w map[string]float64, rewardID string) (string, bool) {
-	ms, err := wire.Members(c.Body)
-	if err != nil {
-		return "", false
-	}
 	plan, err := json.Marshal(struct {
 		Strategy string
 		Params   any
@@ -180,13 +176,17 @@ func bodyKey(c *Call, p *Plan, common Common, w map[string]float64, rewardID str
 		h.Write([]byte{0})
 	}
 	h.Write(plan)
-	for _, m := range ms {
+	err = wire.EachMember(c.Body, func(m wire.Member) bool {
 		switch string(m.Key) {
 		case "stream", "stream_options", "steering":
-			continue
+			return true
 		}
 		h.Write([]byte{0})
 		h.Write(c.Body[m.Start:m.End])
+		return true
+	})
+	if err != nil {
+		return "", false
 	}
 	return "resp:" + hex.EncodeToString(h.Sum(nil)), true
 }
@@ -213,12 +213,9 @@ func (rc *ResponseCache) get(ctx context.Context, k string, maxAge time.Duration
 // hit, so its usage is zero; the steering report keeps what the original
 // computation spent, marked cached, and is served as stored.
 func readEntry(b []byte, maxAge time.Duration, decode bool) *Outcome {
-	ms, err := wire.Members(b)
-	if err != nil {
-		return nil
-	}
 	var e entry
-	for _, m := range ms {
+	var err error
+	scanErr := wire.EachMember(b, func(m wire.Member) bool {
 		switch string(m.Key) {
 		case "f":
 			e.Format, err = strconv.Atoi(string(m.Value))
@@ -235,9 +232,10 @@ func readEntry(b []byte, maxAge time.Duration, decode bool) *Outcome {
 		case "b":
 			e.Body = m.Value
 		}
-		if err != nil {
-			return nil
-		}
+		return err == nil
+	})
+	if err != nil || scanErr != nil {
+		return nil
 	}
 	if e.Format != entryFormat || len(e.Gen) == 0 || maxAge > 0 && time.Since(time.Unix(e.Created, 0)) > maxAge {
 		return nil

@@ -41,7 +41,7 @@ func knownKeys(v any) map[string]bool {
 // stops the scan.
 func objectKeys(b []byte, fn func(key []byte) error) error {
 	var err error
-	_ = eachMember(b, func(m Member) bool {
+	_ = EachMember(b, func(m Member) bool {
 		key := m.Key
 		if bytes.IndexByte(key, '\\') >= 0 {
 			var k string
@@ -168,24 +168,30 @@ func decodeExtra(b []byte, v any, known map[string]bool) (map[string]json.RawMes
 		return nil, err
 	}
 	// The unknown members, found by a scan rather than a second decode.
-	ms, err := Members(b)
-	if err != nil {
-		return nil, err
-	}
 	var extra map[string]json.RawMessage
-	for _, m := range ms {
-		k := string(m.Key)
-		if bytes.IndexByte(m.Key, '\\') >= 0 {
-			if err := json.Unmarshal(b[m.Start:m.Start+len(m.Key)+2], &k); err != nil {
-				return nil, err
+	var err error
+	scanErr := EachMember(b, func(m Member) bool {
+		key := m.Key
+		if bytes.IndexByte(key, '\\') >= 0 {
+			var k string
+			if err = json.Unmarshal(b[m.Start:m.Start+len(key)+2], &k); err != nil {
+				return false
 			}
+			key = []byte(k)
 		}
-		if !known[k] {
+		if !known[string(key)] {
 			if extra == nil {
 				extra = map[string]json.RawMessage{}
 			}
-			extra[k] = append(json.RawMessage(nil), m.Value...)
+			extra[string(key)] = append(json.RawMessage(nil), m.Value...)
 		}
+		return true
+	})
+	if err == nil {
+		err = scanErr
+	}
+	if err != nil {
+		return nil, err
 	}
 	return extra, nil
 }

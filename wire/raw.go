@@ -22,8 +22,8 @@ var errNotObject = errors.New("not a JSON object")
 // it: a scan that skips values, for rewriting a body in place. The body
 // must be valid JSON (the caller has decoded it once).
 func Members(body []byte) ([]Member, error) {
-	out := make([]Member, 0, 16) // most bodies: one allocation
-	err := eachMember(body, func(m Member) bool {
+	var out []Member
+	err := EachMember(body, func(m Member) bool {
 		out = append(out, m)
 		return true
 	})
@@ -33,9 +33,10 @@ func Members(body []byte) ([]Member, error) {
 	return out, nil
 }
 
-// eachMember calls fn with the top-level members of a JSON object in
-// order, until fn returns false.
-func eachMember(body []byte, fn func(Member) bool) error {
+// EachMember calls fn with the top-level members of a JSON object in
+// order, until fn returns false: Members without the slice. The body must
+// be valid JSON.
+func EachMember(body []byte, fn func(Member) bool) error {
 	i := skipSpace(body, 0)
 	if i >= len(body) || body[i] != '{' {
 		return errNotObject
@@ -125,7 +126,7 @@ func plainString(b []byte) (string, bool) {
 func SetValue(body []byte, key string, raw []byte) (out []byte, changed bool) {
 	var value []byte
 	end := -1
-	_ = eachMember(body, func(m Member) bool {
+	_ = EachMember(body, func(m Member) bool {
 		if string(m.Key) == key {
 			value, end = m.Value, m.End
 			return false
@@ -197,7 +198,7 @@ func Rewrite(body []byte, set map[string]any, drop ...string) ([]byte, error) {
 // Value returns the raw value of a top-level member, or nil.
 func Value(body []byte, key string) []byte {
 	var v []byte
-	_ = eachMember(body, func(m Member) bool {
+	_ = EachMember(body, func(m Member) bool {
 		if string(m.Key) == key {
 			v = m.Value
 			return false
