@@ -304,14 +304,16 @@ func (rs *Resolver) Resolve(route, req json.RawMessage, t Target, prefix string)
 			return nil, bad(key, "unknown parameter %q for strategy %s", clip(key, 64), name)
 		}
 	}
-	all, _ := json.Marshal(merged)
 	var common Common
-	if err := json.Unmarshal(all, &common); err != nil {
-		return nil, typeErr(bad, err)
-	}
 	strat := k.new()
-	if err := json.Unmarshal(all, strat); err != nil {
-		return nil, typeErr(bad, err)
+	if len(merged) > 0 { // else both keep their zero values and defaults
+		all, _ := json.Marshal(merged)
+		if err := json.Unmarshal(all, &common); err != nil {
+			return nil, typeErr(bad, err)
+		}
+		if err := json.Unmarshal(all, strat); err != nil {
+			return nil, typeErr(bad, err)
+		}
 	}
 	common.Strategy = name
 	p := &Plan{Name: name, Strategy: strat, Common: common}
