@@ -155,10 +155,18 @@ func (e *eventReader) next() {
 			}
 		}
 		e.out = append(e.out, line...)
-		if len(bytes.TrimSpace(line)) == 0 {
+		if len(bytes.TrimSpace(line)) == 0 && !e.whole() {
 			return // the event's end: let it go out now
 		}
 	}
+}
+
+// whole reports whether the next event has arrived whole already: then it
+// goes out with the one before it, one write for a burst of events, and
+// waits for nothing that has not come.
+func (e *eventReader) whole() bool {
+	b, _ := e.src.Peek(e.src.Buffered())
+	return bytes.Contains(b, []byte("\n\n")) || bytes.Contains(b, []byte("\r\n\r\n"))
 }
 
 // WriteTo writes event after event: fasthttp frames each write as a chunk
