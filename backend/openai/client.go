@@ -115,14 +115,15 @@ func (c *Client) do(ctx context.Context, req *fasthttp.Request) (resp *fasthttp.
 	done = func() {
 		stop()
 		_ = resp.CloseBodyStream()
-		fasthttp.ReleaseRequest(req)
 		fasthttp.ReleaseResponse(resp)
 	}
 	deadline, ok := ctx.Deadline()
 	if !ok {
 		deadline = time.Now().Add(24 * time.Hour)
 	}
-	if err := c.hc.DoDeadline(req, resp, deadline); err != nil {
+	err = c.hc.DoDeadline(req, resp, deadline)
+	fasthttp.ReleaseRequest(req) // sent: a stream need not hold it while it lasts
+	if err != nil {
 		done()
 		return nil, nil, c.callErr(ctx, err)
 	}
