@@ -80,8 +80,8 @@ func NewResponseCache(c cache.Cache, enabled bool, ttl time.Duration, maxEntryBy
 	return &ResponseCache{c: c, enabled: enabled, ttl: ttl, maxBytes: maxEntryBytes, metrics: m, flights: map[string]*flight{}}
 }
 
-// entry is a cached answer. A hit reads it with a scan of its top-level
-// members (wire.Members), not a decode: the answer is decoded only for a
+// entry is a cached answer. A hit checks it is JSON and reads it with a
+// scan of its top-level members (wire.EachMember), not a decode: the answer is decoded only for a
 // caller that needs it as a Generation, and the encoded body goes out as
 // it is.
 type entry struct {
@@ -213,6 +213,9 @@ func (rc *ResponseCache) get(ctx context.Context, k string, maxAge time.Duration
 // hit, so its usage is zero; the steering report keeps what the original
 // computation spent, marked cached, and is served as stored.
 func readEntry(b []byte, maxAge time.Duration, decode bool) *Outcome {
+	if !json.Valid(b) { // the body goes out as stored: never a damaged one
+		return nil
+	}
 	var e entry
 	var err error
 	scanErr := wire.EachMember(b, func(m wire.Member) bool {

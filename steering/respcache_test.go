@@ -302,3 +302,21 @@ func TestBodyKey(t *testing.T) {
 		}
 	}
 }
+
+// A stored entry that is damaged (cut short, or not JSON) is a miss,
+// never a body sent as it is.
+func TestDamagedEntryIsAMiss(t *testing.T) {
+	good, err := json.Marshal(entry{Format: entryFormat, Created: time.Now().Unix(), Gen: json.RawMessage(`{"choices":[]}`),
+		Body: json.RawMessage(`{"choices":[{"index":0}],"usage":{}}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o := readEntry(good, 0, false); o == nil || string(o.Encoded) != `{"choices":[{"index":0}],"usage":{}}` {
+		t.Fatalf("a good entry: %+v", o)
+	}
+	for _, bad := range [][]byte{good[:len(good)-1], good[:len(good)-12], append([]byte(nil), good[:20]...), []byte(`{"f":4,"t":0,"g":{},"b":{"x"}}`)} {
+		if o := readEntry(bad, 0, false); o != nil {
+			t.Errorf("%s: read as %+v", bad, o)
+		}
+	}
+}

@@ -73,6 +73,9 @@ func EachMember(body []byte, fn func(Member) bool) error {
 		}
 		i = skipSpace(body, end)
 	}
+	if i >= len(body) {
+		return errNotObject // cut short before its closing brace
+	}
 	return nil
 }
 
@@ -100,6 +103,9 @@ func elements(b []byte) ([][]byte, bool) {
 		v := bytes.TrimRight(b[i:end], " \t\r\n")
 		out = append(out, v)
 		i = end
+	}
+	if i >= len(b) {
+		return nil, false // cut short before its closing bracket
 	}
 	return out, true
 }

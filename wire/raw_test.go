@@ -71,3 +71,15 @@ func TestElements(t *testing.T) {
 		}
 	}
 }
+
+// A body cut short is not an object, however much of it scans.
+func TestCutShortIsRefused(t *testing.T) {
+	for _, b := range []string{`{"a":1,"b":{"c":2}`, `{"a":1,`, `{"a":"x`, `{`} {
+		if err := EachMember([]byte(b), func(Member) bool { return true }); err == nil {
+			t.Errorf("%s: scanned as an object", b)
+		}
+	}
+	if _, ok := elements([]byte(`[1,{"a":2}`)); ok {
+		t.Error("an array cut short split")
+	}
+}
