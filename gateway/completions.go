@@ -321,16 +321,16 @@ func headless(v any) []byte {
 		return nil
 	}
 	i, rest := 0, -1 // where the members after the head start
-	err = wire.EachMember(b, func(m wire.Member) bool {
+	err = wire.EachMember(b, func(m wire.Member) error {
 		if i == len(head) {
 			rest = m.Start
-			return false
+			return wire.ErrStop
 		}
 		if string(m.Key) != head[i] {
-			return false
+			return wire.ErrStop
 		}
 		i++
-		return true
+		return nil
 	})
 	switch {
 	case err != nil || i < len(head):

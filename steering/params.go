@@ -423,31 +423,27 @@ func object(raw json.RawMessage, prefix string) (map[string]json.RawMessage, err
 	}
 	m := map[string]json.RawMessage{}
 	seen := map[string]string{}
-	var err error
-	scanErr := wire.EachMember(raw, func(mb wire.Member) bool {
-		key := string(mb.Key)
-		if bytes.IndexByte(mb.Key, '\\') >= 0 { // escapes: the key is what they spell
-			if err = json.Unmarshal(raw[mb.Start:mb.Start+len(mb.Key)+2], &key); err != nil {
-				err = fault.Invalid(prefix, "invalid %s: %v", prefix, err)
-				return false
-			}
+	err := wire.EachMember(raw, func(mb wire.Member) error {
+		name, err := mb.Name() // escapes: the key is what they spell
+		if err != nil {
+			return fault.Invalid(prefix, "invalid %s: %v", prefix, err)
 		}
+		key := string(name)
 		low := strings.ToLower(key)
 		if prev, dup := seen[low]; dup {
-			err = fault.Invalid(prefix, "invalid %s: key %q repeats %q", prefix, clip(key, 64), clip(prev, 64))
-			return false
+			return fault.Invalid(prefix, "invalid %s: key %q repeats %q", prefix, clip(key, 64), clip(prev, 64))
 		}
 		seen[low] = key
 		m[key] = mb.Value
-		return true
+		return nil
 	})
-	if err != nil {
-		return nil, err
+	switch {
+	case err == nil:
+		return m, nil
+	case fault.Param(err) != "":
+		return nil, err // a key's, named already
 	}
-	if scanErr != nil {
-		return nil, fault.Invalid(prefix, "invalid %s: %v", prefix, scanErr)
-	}
-	return m, nil
+	return nil, fault.Invalid(prefix, "invalid %s: %v", prefix, err) // the scan's own
 }
 
 // mergeJSON lays over on base: objects merge key by key, anything else

@@ -176,14 +176,14 @@ func bodyKey(c *Call, p *Plan, common Common, w map[string]float64, rewardID str
 		h.Write([]byte{0})
 	}
 	h.Write(plan)
-	err = wire.EachMember(c.Body, func(m wire.Member) bool {
+	err = wire.EachMember(c.Body, func(m wire.Member) error {
 		switch string(m.Key) {
 		case "stream", "stream_options", "steering":
-			return true
+			return nil
 		}
 		h.Write([]byte{0})
 		h.Write(c.Body[m.Start:m.End])
-		return true
+		return nil
 	})
 	if err != nil {
 		return "", false
@@ -217,8 +217,7 @@ func readEntry(b []byte, maxAge time.Duration, decode bool) *Outcome {
 		return nil
 	}
 	var e entry
-	var err error
-	scanErr := wire.EachMember(b, func(m wire.Member) bool {
+	err := wire.EachMember(b, func(m wire.Member) (err error) {
 		switch string(m.Key) {
 		case "f":
 			e.Format, err = strconv.Atoi(string(m.Value))
@@ -235,9 +234,9 @@ func readEntry(b []byte, maxAge time.Duration, decode bool) *Outcome {
 		case "b":
 			e.Body = m.Value
 		}
-		return err == nil
+		return err
 	})
-	if err != nil || scanErr != nil {
+	if err != nil {
 		return nil
 	}
 	if e.Format != entryFormat || len(e.Gen) == 0 || maxAge > 0 && time.Since(time.Unix(e.Created, 0)) > maxAge {

@@ -40,19 +40,16 @@ func knownKeys(v any) map[string]bool {
 // it. b must be valid JSON (the caller decodes it too); anything else
 // stops the scan.
 func objectKeys(b []byte, fn func(key []byte) error) error {
-	var err error
-	_ = EachMember(b, func(m Member) bool {
-		key := m.Key
-		if bytes.IndexByte(key, '\\') >= 0 {
-			var k string
-			if json.Unmarshal(b[m.Start:m.Start+len(key)+2], &k) != nil {
-				return false
-			}
-			key = []byte(k)
+	err := EachMember(b, func(m Member) error {
+		key, err := m.Name()
+		if err != nil {
+			return ErrStop
 		}
-		err = fn(key)
-		return err == nil
+		return fn(key)
 	})
+	if err == errNotObject {
+		return nil // not this scan's to report: the decode does
+	}
 	return err
 }
 
@@ -169,15 +166,10 @@ func decodeExtra(b []byte, v any, known map[string]bool) (map[string]json.RawMes
 	}
 	// The unknown members, found by a scan rather than a second decode.
 	var extra map[string]json.RawMessage
-	var err error
-	scanErr := EachMember(b, func(m Member) bool {
-		key := m.Key
-		if bytes.IndexByte(key, '\\') >= 0 {
-			var k string
-			if err = json.Unmarshal(b[m.Start:m.Start+len(key)+2], &k); err != nil {
-				return false
-			}
-			key = []byte(k)
+	err := EachMember(b, func(m Member) error {
+		key, err := m.Name()
+		if err != nil {
+			return err
 		}
 		if !known[string(key)] {
 			if extra == nil {
@@ -185,11 +177,8 @@ func decodeExtra(b []byte, v any, known map[string]bool) (map[string]json.RawMes
 			}
 			extra[string(key)] = append(json.RawMessage(nil), m.Value...)
 		}
-		return true
+		return nil
 	})
-	if err == nil {
-		err = scanErr
-	}
 	if err != nil {
 		return nil, err
 	}

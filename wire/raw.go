@@ -16,16 +16,33 @@ type Member struct {
 	Value      []byte
 }
 
+// Name is the member's key as its escapes spell it (the key as written
+// when it has none, with no copy).
+func (m Member) Name() ([]byte, error) {
+	if bytes.IndexByte(m.Key, '\\') < 0 {
+		return m.Key, nil
+	}
+	var k string
+	if err := json.Unmarshal(append(append([]byte{'"'}, m.Key...), '"'), &k); err != nil {
+		return nil, err
+	}
+	return []byte(k), nil
+}
+
 var errNotObject = errors.New("not a JSON object")
+
+// ErrStop, returned by EachMember's function, ends the scan early
+// without an error.
+var ErrStop = errors.New("stop the scan")
 
 // Members lists the top-level members of a JSON object without decoding
 // it: a scan that skips values, for rewriting a body in place. The body
 // must be valid JSON (the caller has decoded it once).
 func Members(body []byte) ([]Member, error) {
 	var out []Member
-	err := EachMember(body, func(m Member) bool {
+	err := EachMember(body, func(m Member) error {
 		out = append(out, m)
-		return true
+		return nil
 	})
 	if err != nil {
 		return nil, err
@@ -34,9 +51,10 @@ func Members(body []byte) ([]Member, error) {
 }
 
 // EachMember calls fn with the top-level members of a JSON object in
-// order, until fn returns false: Members without the slice. The body must
-// be valid JSON.
-func EachMember(body []byte, fn func(Member) bool) error {
+// order, Members without the slice, until fn returns an error: ErrStop
+// ends it with none, any other is EachMember's. The body must be valid
+// JSON.
+func EachMember(body []byte, fn func(Member) error) error {
 	i := skipSpace(body, 0)
 	if i >= len(body) || body[i] != '{' {
 		return errNotObject
@@ -68,8 +86,10 @@ func EachMember(body []byte, fn func(Member) bool) error {
 			end--
 		}
 		m.Value, m.End = body[i:end], end
-		if !fn(m) {
+		if err := fn(m); err == ErrStop {
 			return nil
+		} else if err != nil {
+			return err
 		}
 		i = skipSpace(body, end)
 	}
@@ -132,12 +152,12 @@ func plainString(b []byte) (string, bool) {
 func SetValue(body []byte, key string, raw []byte) (out []byte, changed bool) {
 	var value []byte
 	end := -1
-	_ = EachMember(body, func(m Member) bool {
+	_ = EachMember(body, func(m Member) error {
 		if string(m.Key) == key {
 			value, end = m.Value, m.End
-			return false
+			return ErrStop
 		}
-		return true
+		return nil
 	})
 	if end < 0 || bytes.Equal(value, raw) {
 		return body, false
@@ -204,12 +224,12 @@ func Rewrite(body []byte, set map[string]any, drop ...string) ([]byte, error) {
 // Value returns the raw value of a top-level member, or nil.
 func Value(body []byte, key string) []byte {
 	var v []byte
-	_ = EachMember(body, func(m Member) bool {
+	_ = EachMember(body, func(m Member) error {
 		if string(m.Key) == key {
 			v = m.Value
-			return false
+			return ErrStop
 		}
-		return true
+		return nil
 	})
 	return v
 }
