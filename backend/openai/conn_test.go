@@ -21,16 +21,7 @@ func TestClosedPooledConnectionIsRetried(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	var mu sync.Mutex
-	var conns []net.Conn
-	dial := c.hc.Dial
-	c.hc.Dial = func(addr string) (net.Conn, error) {
-		conn, err := dial(addr)
-		mu.Lock()
-		conns = append(conns, conn)
-		mu.Unlock()
-		return conn, err
-	}
+	dialled := recordDials(c)
 	req := func(ctx context.Context) error {
 		_, err := c.Generate(ctx, &backend.Request{Model: "reference", Prompt: "Hello", MaxTokens: 4, Seed: ptr(int64(1))})
 		return err
@@ -39,14 +30,12 @@ func TestClosedPooledConnectionIsRetried(t *testing.T) {
 	if err := req(ctx); err != nil {
 		t.Fatal(err)
 	}
-	mu.Lock()
-	conns[0].Close() // idle in the pool, closed as a late abort would
-	mu.Unlock()
+	dialled()[0].Close() // idle in the pool, closed as a late abort would
 	if err := req(ctx); err != nil {
 		t.Fatalf("a call on a connection closed in the pool: %v", err)
 	}
-	if len(conns) != 2 {
-		t.Errorf("%d connections dialled, want 2", len(conns))
+	if n := len(dialled()); n != 2 {
+		t.Errorf("%d connections dialled, want 2", n)
 	}
 	cancelled, cancel := context.WithCancel(ctx)
 	cancel()
@@ -56,3 +45,25 @@ func TestClosedPooledConnectionIsRetried(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// recordDials makes c note every connection it dials; the result lists
+// them.
+func recordDials(c *Client) func() []net.Conn {
+	var mu sync.Mutex
+	var conns []net.Conn
+	dial := c.hc.Dial
+	c.hc.Dial = func(addr string) (net.Conn, error) {
+		conn, err := dial(addr)
+		if err == nil {
+			mu.Lock()
+			conns = append(conns, conn)
+			mu.Unlock()
+		}
+		return conn, err
+	}
+	return func() []net.Conn {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]net.Conn(nil), conns...)
+	}
+}

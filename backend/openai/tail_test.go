@@ -3,9 +3,7 @@ package openai
 import (
 	"context"
 	"io"
-	"net"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"testing/iotest"
 
@@ -22,12 +20,7 @@ func TestStreamsReuseTheirConnection(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	var dials atomic.Int32
-	dial := c.hc.Dial
-	c.hc.Dial = func(addr string) (net.Conn, error) {
-		dials.Add(1)
-		return dial(addr)
-	}
+	dialled := recordDials(c)
 	ctx := context.Background()
 	req := &backend.Request{Model: "reference", Messages: []backend.Message{{Role: "user", Content: "Hello"}}, MaxTokens: 8, Seed: ptr(int64(1))}
 	for i := range 3 {
@@ -45,7 +38,7 @@ func TestStreamsReuseTheirConnection(t *testing.T) {
 			t.Fatalf("decoded stream %d: %v", i, err)
 		}
 	}
-	if n := dials.Load(); n != 1 {
+	if n := len(dialled()); n != 1 {
 		t.Errorf("6 streams one after another dialled %d connections, want 1", n)
 	}
 }
