@@ -6,8 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"runtime/debug"
 	"strconv"
@@ -369,33 +369,14 @@ func writeHeaded(ctx *fasthttp.RequestCtx, id, object string, created int64, mod
 	r.AppendBody(body[1:])
 }
 
-// writeStream sends an event stream: chunked over HTTP/1.1, on the bare
-// connection (closed at the end) over HTTP/1.0, which has no chunks.
+// writeStream sends an event stream that body writes, each flush one
+// write to the connection (handOff).
 func (s *Server) writeStream(ctx *fasthttp.RequestCtx, body func(w *bufio.Writer)) {
-	ctx.Response.Header.Set("Cache-Control", "no-cache")
-	ctx.Response.Header.Set("X-Accel-Buffering", "no")
-	if !ctx.Request.Header.IsHTTP11() {
-		// HTTP/1.0 has no chunked encoding: the events go out on the bare
-		// connection, which closes at the end.
-		ctx.HijackSetNoResponse(true)
-		ctx.Hijack(func(c net.Conn) {
-			w := bufio.NewWriter(c)
-			w.WriteString("HTTP/1.0 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nConnection: close\r\n")
-			for k, v := range ctx.Response.Header.All() {
-				if string(k) == "X-Request-Id" || string(k) == "X-Steering-Strategy" || string(k) == "X-Cache" || string(k) == "X-Steering-Arm" {
-					w.Write(k)
-					w.WriteString(": ")
-					w.Write(v)
-					w.WriteString("\r\n")
-				}
-			}
-			w.WriteString("\r\n")
-			body(w)
-		})
-		return
-	}
-	ctx.SetContentType("text/event-stream")
-	ctx.SetBodyStreamWriter(body)
+	s.handOff(ctx, func(w io.Writer) error {
+		bw := bufio.NewWriterSize(w, 4096)
+		body(bw)
+		return bw.Flush() // a write that failed fails it again
+	})
 }
 
 // observe records a finished handler: its status and latency (for a

@@ -33,6 +33,41 @@ func (l lingerListener) Accept() (net.Conn, error) {
 type lingerConn struct {
 	net.Conn
 	linger atomic.Bool
+	// A connection given back to the server after a stream (resume); only
+	// the goroutine serving the connection touches these.
+	pending      []byte // read past the stream's request: a pipelined request
+	holdDeadline bool   // the server's next read deadline is a new connection's: keep the idle one
+	counted      func() // the server has counted the connection
+}
+
+func (c *lingerConn) Read(p []byte) (int, error) {
+	c.serving()
+	if len(c.pending) > 0 {
+		n := copy(p, c.pending)
+		if c.pending = c.pending[n:]; len(c.pending) == 0 {
+			c.pending = nil
+		}
+		return n, nil
+	}
+	return c.Conn.Read(p)
+}
+
+func (c *lingerConn) SetReadDeadline(t time.Time) error {
+	c.serving()
+	if c.holdDeadline {
+		c.holdDeadline = false
+		return nil
+	}
+	return c.Conn.SetReadDeadline(t)
+}
+
+// serving is called when the server first reads a given-back connection
+// or sets its read deadline: it has counted the connection by then.
+func (c *lingerConn) serving() {
+	if f := c.counted; f != nil {
+		c.counted = nil
+		f()
+	}
 }
 
 // lingerOnClose asks c to drain its input before closing.

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"sync"
 
 	"github.com/steergate/steergate/backend"
 	"github.com/steergate/steergate/fault"
@@ -44,11 +43,10 @@ func (s *Server) relay(ctx *fasthttp.RequestCtx, reqID string, rctx context.Cont
 		ctx.SetBody(body)
 		return false
 	}
-	// fasthttp copies the events to the client in the connection's own
-	// goroutine, flushing each read, and closes the reader at the end or
-	// when the client is gone (a failed write): no goroutine or pipe of
-	// ours per stream. The disconnect watch ends here: writes find a
-	// client that left.
+	// The stream's goroutine copies the events to the client, each burst
+	// as it comes, and ends the relay when the stream is over or the
+	// client is gone (a failed write). The disconnect watch ends here:
+	// writes find a client that left.
 	detach()
 	er := &eventReader{src: bufio.NewReaderSize(ans.Stream, 1024), model: model, log: func(err error) {
 		s.log.Warn("relayed stream failed after first byte", "request_id", reqID, "err", err)
@@ -57,40 +55,19 @@ func (s *Server) relay(ctx *fasthttp.RequestCtx, reqID string, rctx context.Cont
 		b, _ := json.Marshal(body)
 		return b
 	}}
-	er.close = sync.OnceFunc(func() {
-		if !er.done {
-			cancel(errClientGone)
-		}
-		ans.Close()
-		finish()
-		release()
+	s.handOff(ctx, func(w io.Writer) error {
+		defer func() {
+			if !er.done {
+				cancel(errClientGone)
+			}
+			ans.Close()
+			finish()
+			release()
+		}()
+		_, err := er.WriteTo(w)
+		return err
 	})
-	ctx.Response.Header.Set("Cache-Control", "no-cache")
-	ctx.Response.Header.Set("X-Accel-Buffering", "no")
-	ctx.SetContentType("text/event-stream")
-	if !ctx.Request.Header.IsHTTP11() {
-		// HTTP/1.0 has no chunks: copy on the bare connection, closed at the
-		// end, as writeStream does.
-		s.writeStream(ctx, func(w *bufio.Writer) {
-			defer er.Close()
-			_, _ = io.Copy(flushWriter{w}, er)
-		})
-		return true
-	}
-	ctx.SetBodyStream(er, -1)
 	return true
-}
-
-// flushWriter flushes after every write: each read of an eventReader is
-// whole events.
-type flushWriter struct{ w *bufio.Writer }
-
-func (f flushWriter) Write(p []byte) (int, error) {
-	n, err := f.w.Write(p)
-	if err == nil {
-		err = f.w.Flush()
-	}
-	return n, err
 }
 
 // eventReader reads a backend's server-sent events and yields them whole,
@@ -105,19 +82,6 @@ type eventReader struct {
 	ended    bool
 	log      func(error)
 	errEvent func(error) []byte
-	close    func()
-}
-
-func (e *eventReader) Read(p []byte) (int, error) {
-	for len(e.out) == 0 {
-		if e.ended {
-			return 0, io.EOF
-		}
-		e.next()
-	}
-	n := copy(p, e.out)
-	e.out = e.out[n:]
-	return n, nil
 }
 
 // next reads up to the end of the next event (a blank line) into out.
@@ -169,9 +133,8 @@ func (e *eventReader) whole() bool {
 	return bytes.Contains(b, []byte("\n\n")) || bytes.Contains(b, []byte("\r\n\r\n"))
 }
 
-// WriteTo writes event after event: fasthttp frames each write as a chunk
-// and flushes it, with no copy buffer of its own held while the backend
-// is quiet.
+// WriteTo writes event after event, each burst in one write, with no copy
+// buffer of its own held while the backend is quiet.
 func (e *eventReader) WriteTo(w io.Writer) (int64, error) {
 	var n int64
 	for {
@@ -188,16 +151,6 @@ func (e *eventReader) WriteTo(w io.Writer) (int64, error) {
 			return n, err
 		}
 	}
-}
-
-// SupportsBodyWriteTo tells fasthttp that WriteTo matches reading.
-func (e *eventReader) SupportsBodyWriteTo() bool { return true }
-
-// Close ends the relay: fasthttp calls it when the stream is over or the
-// client is gone.
-func (e *eventReader) Close() error {
-	e.close()
-	return nil
 }
 
 var dataPrefix = []byte("data: ")

@@ -7,20 +7,24 @@ import (
 	"time"
 )
 
-// Events that have come whole go out in one read; one still arriving is
+// writes hands on each write it is given.
+type writes chan string
+
+func (w writes) Write(p []byte) (int, error) {
+	w <- string(p)
+	return len(p), nil
+}
+
+// Events that have come whole go out in one write; one still arriving is
 // not waited for.
 func TestEventReaderSendsWhatHasCome(t *testing.T) {
 	pr, pw := io.Pipe()
 	er := &eventReader{src: bufio.NewReaderSize(pr, 1024), model: []byte(`"client"`),
 		log: func(error) {}, errEvent: func(error) []byte { return []byte(`{}`) }}
+	got := make(writes, 8)
+	go er.WriteTo(got)
 	read := func() string {
 		t.Helper()
-		got := make(chan string, 1)
-		go func() {
-			p := make([]byte, 4096)
-			n, _ := er.Read(p)
-			got <- string(p[:n])
-		}()
 		select {
 		case s := <-got:
 			return s
