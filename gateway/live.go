@@ -178,13 +178,15 @@ func (s *Server) liveView(ctx *fasthttp.RequestCtx, id prefs.Identity) {
 		defer s.live.unsubscribe(c)
 		defer cancel(nil)
 		defer stopWatch()
+		// A comment first: the response's head goes out with the first
+		// write, and a view may have nothing to show yet.
+		if _, err := w.WriteString(": live\n\n"); err != nil || w.Flush() != nil {
+			return
+		}
 		for _, ev := range past {
 			if send(w, ev) != nil {
 				return
 			}
-		}
-		if w.Flush() != nil {
-			return
 		}
 		beat := time.NewTicker(15 * time.Second)
 		defer beat.Stop()

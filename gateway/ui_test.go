@@ -161,6 +161,10 @@ func liveEvents(t *testing.T, e *env, key string) []map[string]any {
 // every tenant's, each with the chosen and the runner-up candidate.
 func TestLiveViewKeepsTenantsApart(t *testing.T) {
 	e := prefsGateway(t, prefs.NewMemory(100, 100), `{}`, 0.5)
+	// A view with nothing to show yet still opens at once.
+	if evs := liveEvents(t, e, "sk-a"); len(evs) != 0 {
+		t.Errorf("events before any request: %v", evs)
+	}
 	ask(t, e, "sk-a", "alice", 1)
 	ask(t, e, "sk-b", "bob", 2)
 	ask(t, e, "sk-b", "bob", 3)
