@@ -39,7 +39,7 @@ func main() {
 		var err error
 		switch *only {
 		case "load":
-			err = streamingLoad(*bin, &md, 1000)
+			err = streamingLoad(*bin, &md, 1000, *rounds)
 		case "cache":
 			err = cacheHits(*bin, &md, *dur, *rounds)
 		case "steering":
@@ -269,7 +269,7 @@ func run(bin, out string, d time.Duration, rounds int) error {
 	if err := cacheHits(bin, &md, d, rounds); err != nil {
 		return err
 	}
-	if err := streamingLoad(bin, &md, 1000); err != nil {
+	if err := streamingLoad(bin, &md, 1000, rounds); err != nil {
 		return err
 	}
 	if err := evalCurve(bin, &md, filepath.Dir(out)); err != nil {
@@ -1038,35 +1038,44 @@ func (p *proc) rss() int64 {
 
 // streamingLoad holds n streaming clients open at once through the
 // gateway to the reference server (tokens every 20 ms), and reports errors,
-// the gateway's memory per open stream and its CPU per request: once with
-// every stream opened in the same instant, once with them opened evenly
-// over two seconds.
-func streamingLoad(bin string, md *strings.Builder, n int) error {
+// the gateway's memory per open stream and its CPU per request: with every
+// stream opened in the same instant, and with them opened evenly over two
+// seconds, in interleaved rounds.
+func streamingLoad(bin string, md *strings.Builder, n, rounds int) error {
 	fmt.Fprintf(md, "\n## Load: %d concurrent streaming clients\n\n%d clients open streams through `steergate serve` "+
 		"to the reference server (a token every 20 ms, up to 40 tokens, unseeded: passthrough streams relayed as bytes); all are held open "+
-		"together, then read to the end. The clients open their streams in the same instant, or evenly over two seconds; each pattern "+
+		"together, then read to the end. The clients open their streams in the same instant, or evenly over two seconds; each run "+
 		"gets a gateway of its own. Memory per open stream is the gateway's resident memory at the peak over its idle memory, by open streams.\n\n"+
-		"| streams opened | clients | errors | streams open at once | chunks received | wall time | gateway memory per open stream | gateway CPU per request |\n"+
-		"|---|---|---|---|---|---|---|---|\n", n, n)
-	var per [2]float64
-	var errs int64
-	for i, spread := range []time.Duration{0, 2 * time.Second} {
-		r, err := openStreams(bin, n, spread)
-		if err != nil {
-			return err
+		"| streams opened | clients | errors (all runs) | fewest streams open at once | gateway memory per open stream | gateway CPU per request |\n"+
+		"|---|---|---|---|---|---|\n", n, n)
+	spreads := []time.Duration{0, 2 * time.Second}
+	per, cpu := make([][]float64, len(spreads)), make([][]float64, len(spreads))
+	errs, fewest := make([]int64, len(spreads)), []int64{int64(n), int64(n)}
+	for range rounds {
+		for i, spread := range spreads {
+			r, err := openStreams(bin, n, spread)
+			if err != nil {
+				return err
+			}
+			per[i], cpu[i] = append(per[i], r.perStream), append(cpu[i], r.cpuPerRequest)
+			errs[i], fewest[i] = errs[i]+r.errs, min(fewest[i], r.open)
 		}
+	}
+	var med [2]stat
+	for i, spread := range spreads {
 		when := "in the same instant"
 		if spread > 0 {
 			when = fmt.Sprintf("over %.0f s", spread.Seconds())
 		}
-		per[i], errs = r.perStream, errs+r.errs
-		fmt.Fprintf(md, "| %s | %d | %d | %d | %d | %.1f s | %.1f KiB | %.0f µs |\n",
-			when, n, r.errs, r.open, r.chunks, r.took.Seconds(), r.perStream, r.cpuPerRequest)
+		med[i] = summarize(per[i])
+		c := summarize(cpu[i])
+		fmt.Fprintf(md, "| %s | %d | %d | %d | %.1f KiB (%.1f–%.1f) | %.0f µs (%.0f–%.0f) |\n",
+			when, n, errs[i], fewest[i], med[i].med, med[i].lo, med[i].hi, c.med, c.lo, c.hi)
 	}
 	fmt.Fprintf(md, "\nTarget: at most 32 KiB of gateway memory per open stream and no errors: %s for streams opened over two seconds "+
 		"(%.1f KiB), %s for streams opened in the same instant (%.1f KiB); %d errors.\n",
-		metOr(per[1] <= 32 && errs == 0), per[1], metOr(per[0] <= 32 && errs == 0), per[0], errs)
-	if per[0] > 32 || per[1] > 32 {
+		metOr(med[1].med <= 32 && errs[1] == 0), med[1].med, metOr(med[0].med <= 32 && errs[0] == 0), med[0].med, errs[0]+errs[1])
+	if med[0].med > 32 || med[1].med > 32 {
 		fmt.Fprintf(md, "\nWhere it goes: an open stream holds a goroutine of its own (its stack, 2–8 KiB), the upstream connection's "+
 			"4 KiB read buffer, the request's fasthttp context and the relay's buffers. While a request is being read and decoded, "+
 			"fasthttp's connection goroutine grows its stack to 16 KiB (the decode of a message runs nested inside encoding/json); "+
@@ -1074,18 +1083,17 @@ func streamingLoad(bin string, md *strings.Builder, n int) error {
 			"stacks beside the streams. Resident memory also carries the garbage collector's headroom (GOGC 100: the heap may grow "+
 			"to twice what is live between collections).\n")
 	}
-	if errs > 0 {
-		fmt.Fprintf(os.Stderr, "load: %d of %d streams failed\n", errs, 2*n)
+	if errs[0]+errs[1] > 0 {
+		fmt.Fprintf(os.Stderr, "load: %d streams failed\n", errs[0]+errs[1])
 	}
 	return nil
 }
 
 // streams is one streaming load's outcome.
 type streams struct {
-	errs, open, chunks int64
-	took               time.Duration
-	perStream          float64 // KiB of gateway memory per open stream
-	cpuPerRequest      float64 // µs
+	errs, open    int64
+	perStream     float64 // KiB of gateway memory per open stream
+	cpuPerRequest float64 // µs
 }
 
 // openStreams opens n streams through a gateway of its own, evenly over
@@ -1113,10 +1121,10 @@ func openStreams(bin string, n int, spread time.Duration) (streams, error) {
 	cpu0 := gw.cpu()
 	hc := &fasthttp.Client{MaxConnsPerHost: n + 10, StreamResponseBody: true, ReadTimeout: time.Minute}
 	var (
-		wg                 sync.WaitGroup
-		errs, open, chunks atomic.Int64
-		peak               atomic.Int64
-		release            = make(chan struct{})
+		wg         sync.WaitGroup
+		errs, open atomic.Int64
+		peak       atomic.Int64
+		release    = make(chan struct{})
 	)
 	start := time.Now()
 	for i := range n {
@@ -1142,7 +1150,6 @@ func openStreams(bin string, n int, spread time.Duration) (streams, error) {
 				errs.Add(1)
 				return
 			}
-			chunks.Add(int64(bytes.Count(data, []byte("data: "))))
 		}()
 	}
 	deadline := time.Now().Add(time.Minute + spread)
@@ -1154,7 +1161,7 @@ func openStreams(bin string, n int, spread time.Duration) (streams, error) {
 	close(release)
 	wg.Wait()
 	cpu := gw.cpu() - cpu0
-	return streams{errs: errs.Load(), open: open.Load(), chunks: chunks.Load(), took: time.Since(start),
+	return streams{errs: errs.Load(), open: open.Load(),
 		perStream:     float64(peak.Load()-idle) / 1024 / float64(max(1, open.Load())),
 		cpuPerRequest: float64(cpu.Microseconds()) / float64(n)}, nil
 }
