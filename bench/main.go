@@ -1048,9 +1048,10 @@ func streamingLoad(bin string, md *strings.Builder, n, rounds int) error {
 		"gets a gateway of its own. Memory per open stream is the gateway's resident memory at the peak over its idle memory, by open streams.\n\n"+
 		"| streams opened | clients | errors (all runs) | fewest streams open at once | gateway memory per open stream | gateway CPU per request |\n"+
 		"|---|---|---|---|---|---|\n", n, n)
-	spreads := []time.Duration{0, 2 * time.Second}
-	per, cpu := make([][]float64, len(spreads)), make([][]float64, len(spreads))
-	errs, fewest := make([]int64, len(spreads)), []int64{int64(n), int64(n)}
+	spreads := [...]time.Duration{0, 2 * time.Second}
+	var per, cpu [len(spreads)][]float64
+	var errs [len(spreads)]int64
+	fewest := [len(spreads)]int64{int64(n), int64(n)}
 	for range rounds {
 		for i, spread := range spreads {
 			r, err := openStreams(bin, n, spread)
@@ -1061,7 +1062,7 @@ func streamingLoad(bin string, md *strings.Builder, n, rounds int) error {
 			errs[i], fewest[i] = errs[i]+r.errs, min(fewest[i], r.open)
 		}
 	}
-	var med [2]stat
+	var med [len(spreads)]stat
 	for i, spread := range spreads {
 		when := "in the same instant"
 		if spread > 0 {

@@ -59,7 +59,7 @@ func (s *Server) handOff(ctx *fasthttp.RequestCtx, body func(w io.Writer) error)
 		w.c = c
 		// A client that stops reading cannot hold the stream past its
 		// deadline.
-		_ = c.SetWriteDeadline(time.Now().Add(s.opts.RequestTimeout + 10*time.Second))
+		_ = c.SetWriteDeadline(time.Now().Add(s.srv.WriteTimeout))
 		err := body(w)
 		if err == nil {
 			err = w.end()

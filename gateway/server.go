@@ -115,7 +115,8 @@ func New(opts Options, router *backend.Router, engine Engine, log *slog.Logger, 
 		MaxRequestBodySize: opts.MaxBodyBytes,
 		ReadBufferSize:     max(opts.MaxHeaderBytes, 4096),
 		ReadTimeout:        opts.ReadTimeout,
-		// Streams last as long as the request may; the deadline is ours.
+		// A response may take as long as its request may; the deadline is
+		// ours. Streams, which leave fasthttp (handOff), keep this bound.
 		WriteTimeout:                 opts.RequestTimeout + 10*time.Second,
 		IdleTimeout:                  opts.IdleTimeout,
 		NoDefaultServerHeader:        true,
