@@ -909,18 +909,19 @@ func cacheHits(bin string, md *strings.Builder, d time.Duration, rounds int) err
 	}
 	redisAddr, refAddr := freePort(), freePort()
 	_, rport, _ := net.SplitHostPort(redisAddr)
-	rs, err := startProc("redis", redisAddr, "redis-server", "--port", rport, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
+	defer pinSelf()()
+	rs, err := startProc("redis", redisAddr, pinned(cpuClient, "redis-server", "--port", rport, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")...)
 	if err != nil {
 		return err
 	}
 	defer rs.stop()
-	ref, err := startProc("reference", refAddr, bin, "reference-server", "--listen", refAddr)
+	ref, err := startProc("reference", refAddr, pinned(cpuClient, bin, "reference-server", "--listen", refAddr)...)
 	if err != nil {
 		return err
 	}
 	defer ref.stop()
 	start := func(name, cacheCfg string) (*proc, string, error) {
-		return gateway{name: name, upstream: refAddr, extra: "rewards:\n  default:\n    type: rules\n" + cacheCfg}.start(bin)
+		return gateway{name: name, upstream: refAddr, extra: "rewards:\n  default:\n    type: rules\n" + cacheCfg, cpus: cpuProxy}.start(bin)
 	}
 	mem, memURL, err := start("memory", "")
 	if err != nil {
@@ -960,8 +961,9 @@ func cacheHits(bin string, md *strings.Builder, d time.Duration, rounds int) err
 		}
 	}
 	fmt.Fprintf(md, "\n## Cache hits\n\nA seeded best-of-4 request answered from the response cache through `steergate serve`, "+
-		"one client, %s per run, median of %d runs (lowest–highest). Redis is a local `redis-server`.\n\n"+
-		"| cache | hit p50 | hit p99 |\n|---|---|---|\n", d, rounds)
+		"one client, %s per run, median of %d runs (lowest–highest). Redis is a local `redis-server`. As in the passthrough table, "+
+		"the gateway is pinned to CPU %s, and the client, Redis and the reference server share CPU %s.\n\n"+
+		"| cache | hit p50 | hit p99 |\n|---|---|---|\n", d, rounds, cpuProxy, cpuClient)
 	for _, name := range []string{"memory", "redis"} {
 		fmt.Fprintf(md, "| %s | %s | %s |\n", name, summarize(results[name].p50).us(), summarize(results[name].p99).us())
 	}
@@ -1045,11 +1047,13 @@ func streamingLoad(bin string, md *strings.Builder, n, rounds int) error {
 	fmt.Fprintf(md, "\n## Load: %d concurrent streaming clients\n\n%d clients open streams through `steergate serve` "+
 		"to the reference server (a token every 20 ms, up to 40 tokens, unseeded: passthrough streams relayed as bytes); all are held open "+
 		"together, then read to the end. The clients open their streams in the same instant, or evenly over two seconds; each run "+
-		"gets a gateway of its own. Memory per open stream is the gateway's resident memory at the peak over its idle memory, by open streams.\n\n"+
-		"| streams opened | clients | errors (all runs) | fewest streams open at once | gateway memory per open stream | gateway CPU per request |\n"+
-		"|---|---|---|---|---|---|\n", n, n)
+		"gets a gateway of its own. Memory per open stream is the gateway's resident memory at the peak over its idle memory, by open streams. "+
+		"The stacks column is the gateway's own count of goroutine stack memory (go_memstats_stack_inuse_bytes) once all are open, "+
+		"by open streams.\n\n"+
+		"| streams opened | clients | errors (all runs) | fewest streams open at once | gateway memory per open stream | of which goroutine stacks | gateway CPU per request |\n"+
+		"|---|---|---|---|---|---|---|\n", n, n)
 	spreads := [...]time.Duration{0, 2 * time.Second}
-	var per, cpu [len(spreads)][]float64
+	var per, stk, cpu [len(spreads)][]float64
 	var errs [len(spreads)]int64
 	fewest := [len(spreads)]int64{int64(n), int64(n)}
 	for range rounds {
@@ -1058,7 +1062,7 @@ func streamingLoad(bin string, md *strings.Builder, n, rounds int) error {
 			if err != nil {
 				return err
 			}
-			per[i], cpu[i] = append(per[i], r.perStream), append(cpu[i], r.cpuPerRequest)
+			per[i], stk[i], cpu[i] = append(per[i], r.perStream), append(stk[i], r.stacks), append(cpu[i], r.cpuPerRequest)
 			errs[i], fewest[i] = errs[i]+r.errs, min(fewest[i], r.open)
 		}
 	}
@@ -1069,20 +1073,20 @@ func streamingLoad(bin string, md *strings.Builder, n, rounds int) error {
 			when = fmt.Sprintf("over %.0f s", spread.Seconds())
 		}
 		med[i] = summarize(per[i])
-		c := summarize(cpu[i])
-		fmt.Fprintf(md, "| %s | %d | %d | %d | %.1f KiB (%.1f–%.1f) | %.0f µs (%.0f–%.0f) |\n",
-			when, n, errs[i], fewest[i], med[i].med, med[i].lo, med[i].hi, c.med, c.lo, c.hi)
+		c, k := summarize(cpu[i]), summarize(stk[i])
+		fmt.Fprintf(md, "| %s | %d | %d | %d | %.1f KiB (%.1f–%.1f) | %.1f KiB (%.1f–%.1f) | %.0f µs (%.0f–%.0f) |\n",
+			when, n, errs[i], fewest[i], med[i].med, med[i].lo, med[i].hi, k.med, k.lo, k.hi, c.med, c.lo, c.hi)
 	}
 	fmt.Fprintf(md, "\nTarget: at most 32 KiB of gateway memory per open stream and no errors: %s for streams opened over two seconds "+
 		"(%.1f KiB), %s for streams opened in the same instant (%.1f KiB); %d errors.\n",
 		metOr(med[1].med <= 32 && errs[1] == 0), med[1].med, metOr(med[0].med <= 32 && errs[0] == 0), med[0].med, errs[0]+errs[1])
 	if med[0].med > 32 || med[1].med > 32 {
 		fmt.Fprintf(md, "\nWhere it goes: an open stream holds a goroutine of its own (its stack, 2–8 KiB), the upstream connection's "+
-			"4 KiB read buffer, the request's fasthttp context and the relay's buffers. While a request is being read and decoded, "+
-			"fasthttp's connection goroutine grows its stack to 16 KiB (the decode of a message runs nested inside encoding/json); "+
-			"when every stream opens in the same instant, all of those requests are decoded at once, and the peak holds 1,000 such "+
-			"stacks beside the streams. Resident memory also carries the garbage collector's headroom (GOGC 100: the heap may grow "+
-			"to twice what is live between collections).\n")
+			"4 KiB read buffer, the request's fasthttp context and the relay's buffers. fasthttp's connection goroutine grows its stack "+
+			"to 16 KiB reading and decoding a request (the decode of a message runs nested inside encoding/json), and holds the request "+
+			"until the backend's answer head arrives, with its first token here. When every stream opens in the same instant, nearly "+
+			"every one of those goroutines is alive at the peak beside the streams: the stacks column. Resident memory also carries the "+
+			"garbage collector's headroom (GOGC 100: the heap may grow to twice what is live between collections).\n")
 	}
 	if errs[0]+errs[1] > 0 {
 		fmt.Fprintf(os.Stderr, "load: %d streams failed\n", errs[0]+errs[1])
@@ -1094,6 +1098,7 @@ func streamingLoad(bin string, md *strings.Builder, n, rounds int) error {
 type streams struct {
 	errs, open    int64
 	perStream     float64 // KiB of gateway memory per open stream
+	stacks        float64 // KiB of goroutine stacks per open stream, all open
 	cpuPerRequest float64 // µs
 }
 
@@ -1159,11 +1164,13 @@ func openStreams(bin string, n int, spread time.Duration) (streams, error) {
 		peak.Store(max(peak.Load(), gw.rss()))
 	}
 	peak.Store(max(peak.Load(), gw.rss()))
+	stacks := counter(url, "go_memstats_stack_inuse_bytes")
 	close(release)
 	wg.Wait()
 	cpu := gw.cpu() - cpu0
 	return streams{errs: errs.Load(), open: open.Load(),
 		perStream:     float64(peak.Load()-idle) / 1024 / float64(max(1, open.Load())),
+		stacks:        stacks / 1024 / float64(max(1, open.Load())),
 		cpuPerRequest: float64(cpu.Microseconds()) / float64(n)}, nil
 }
 
@@ -1171,7 +1178,7 @@ func openStreams(bin string, n int, spread time.Duration) (streams, error) {
 // as a plain reverse proxy, the Portkey AI gateway and Steergate in
 // passthrough, side by side in one run.
 func peers(bin string, md *strings.Builder, d time.Duration, rounds int) error {
-	pinSelf()
+	defer pinSelf()()
 	refAddr := freePort()
 	ref, err := startProc("reference", refAddr, pinned(cpuClient, bin, "reference-server", "--listen", refAddr)...)
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -30,9 +31,15 @@ func pinned(cpus string, args ...string) []string {
 	return append([]string{"taskset", "-c", cpus}, args...)
 }
 
-// pinSelf moves every thread of this process to CPU 0.
-func pinSelf() {
-	_ = exec.Command("taskset", "-a", "-cp", cpuClient, strconv.Itoa(os.Getpid())).Run()
+// pinSelf moves every thread of this process to CPU 0; the returned
+// function gives it every CPU again, so that a section's placement does not
+// leak into the sections after it.
+func pinSelf() (unpin func()) {
+	pid := strconv.Itoa(os.Getpid())
+	_ = exec.Command("taskset", "-a", "-cp", cpuClient, pid).Run()
+	return func() {
+		_ = exec.Command("taskset", "-a", "-cp", fmt.Sprintf("0-%d", runtime.NumCPU()-1), pid).Run()
+	}
 }
 
 // treeCPU is the CPU time of pid and its child processes (nginx workers).
