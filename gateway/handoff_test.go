@@ -141,3 +141,35 @@ func TestStreamConnectionWaitsIdleTimeout(t *testing.T) {
 	io.WriteString(conn, rawPost(`{"model":"reference","max_tokens":3,"messages":[{"role":"user","content":"hi"}]}`, ""))
 	readAnswer(t, br, false)
 }
+
+// One kept-alive connection carries requests however they arrive: larger
+// than one read, split across writes, two in one write; and it closes
+// after idle_timeout with nothing sent.
+func TestKeptAliveConnectionTakesRequestsAsTheyArrive(t *testing.T) {
+	opts := defaultOptions()
+	opts.IdleTimeout = 300 * time.Millisecond
+	e := start(t, opts, ref(reference.Options{}))
+	conn := e.dial(t)
+	br := bufio.NewReader(conn)
+	answer := rawPost(`{"model":"reference","max_tokens":3,"messages":[{"role":"user","content":"hi"}]}`, "")
+	large := rawPost(`{"model":"reference","max_tokens":3,"messages":[{"role":"user","content":"`+strings.Repeat("why ", 5000)+`"}]}`, "")
+	io.WriteString(conn, answer)
+	readAnswer(t, br, false)
+	io.WriteString(conn, large)
+	readAnswer(t, br, false)
+	half := len(answer) / 2
+	io.WriteString(conn, answer[:half])
+	time.Sleep(50 * time.Millisecond)
+	io.WriteString(conn, answer[half:])
+	readAnswer(t, br, false)
+	io.WriteString(conn, answer+large)
+	readAnswer(t, br, false)
+	readAnswer(t, br, false)
+	start := time.Now()
+	if _, err := br.ReadByte(); err != io.EOF {
+		t.Errorf("an idle connection: %v, want it closed", err)
+	}
+	if waited := time.Since(start); waited < opts.IdleTimeout/2 {
+		t.Errorf("closed after %v, before idle_timeout (%v)", waited, opts.IdleTimeout)
+	}
+}

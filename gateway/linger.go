@@ -4,6 +4,8 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -33,23 +35,94 @@ func (l lingerListener) Accept() (net.Conn, error) {
 type lingerConn struct {
 	net.Conn
 	linger atomic.Bool
-	// A connection given back to the server after a stream (resume); only
-	// the goroutine serving the connection touches these.
-	pending      []byte // read past the stream's request: a pipelined request
+	// Only the goroutine serving the connection touches the rest.
+	pending  []byte           // bytes read ahead, served before the socket
+	ahead    *[aheadSize]byte // pending's pooled buffer, when it has one
+	rc       syscall.RawConn  // the socket, once readAhead needed it
+	readFD   func(fd uintptr) bool
+	aheadN   int // readSocket's outcome
+	aheadErr error
+	// A connection given back to the server after a stream (resume).
 	holdDeadline bool   // the server's next read deadline is a new connection's: keep the idle one
 	counted      func() // the server has counted the connection
 }
 
 func (c *lingerConn) Read(p []byte) (int, error) {
 	c.serving()
+	if len(c.pending) == 0 && len(p) == 1 {
+		if err := c.readAhead(); err != nil {
+			return 0, err
+		}
+	}
 	if len(c.pending) > 0 {
 		n := copy(p, c.pending)
 		if c.pending = c.pending[n:]; len(c.pending) == 0 {
 			c.pending = nil
+			if c.ahead != nil {
+				aheadPool.Put(c.ahead)
+				c.ahead = nil
+			}
 		}
 		return n, nil
 	}
 	return c.Conn.Read(p)
+}
+
+// aheadSize is what readAhead takes in one read: most requests whole.
+const aheadSize = 4096
+
+var aheadPool = sync.Pool{New: func() any { return new([aheadSize]byte) }}
+
+// readAhead serves the one-byte read with which fasthttp waits for a
+// kept-alive connection's next request (ReduceMemoryUsage: no read buffer
+// is held while the connection idles). It waits the same way, in the
+// poller with no buffer, then reads all that has arrived into a pooled
+// buffer that the reads after it drain: one read system call for the
+// request where there were two. It leaves pending empty, for a plain
+// read, where the connection is not a socket.
+func (c *lingerConn) readAhead() error {
+	if c.rc == nil {
+		sc, ok := c.Conn.(syscall.Conn)
+		if !ok {
+			return nil
+		}
+		rc, err := sc.SyscallConn()
+		if err != nil {
+			return nil
+		}
+		c.rc, c.readFD = rc, c.readSocket // bound once: no allocation a request
+	}
+	err := c.rc.Read(c.readFD)
+	b, n, rerr := c.ahead, c.aheadN, c.aheadErr
+	c.ahead, c.aheadErr = nil, nil
+	switch {
+	case err != nil: // the deadline, or a closed connection
+		return err
+	case rerr != nil:
+		aheadPool.Put(b)
+		return &net.OpError{Op: "read", Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: os.NewSyscallError("read", rerr)}
+	case n == 0:
+		aheadPool.Put(b)
+		return io.EOF
+	}
+	c.pending, c.ahead = b[:n], b
+	return nil
+}
+
+// readSocket is readAhead's read, called by the poller: it reports false,
+// holding no buffer, when nothing has arrived yet.
+func (c *lingerConn) readSocket(fd uintptr) bool {
+	b := aheadPool.Get().(*[aheadSize]byte)
+	n, err := syscall.Read(int(fd), b[:])
+	for err == syscall.EINTR {
+		n, err = syscall.Read(int(fd), b[:])
+	}
+	if err == syscall.EAGAIN {
+		aheadPool.Put(b)
+		return false
+	}
+	c.ahead, c.aheadN, c.aheadErr = b, n, err
+	return true
 }
 
 func (c *lingerConn) SetReadDeadline(t time.Time) error {
