@@ -909,19 +909,18 @@ func cacheHits(bin string, md *strings.Builder, d time.Duration, rounds int) err
 	}
 	redisAddr, refAddr := freePort(), freePort()
 	_, rport, _ := net.SplitHostPort(redisAddr)
-	defer pinSelf()()
-	rs, err := startProc("redis", redisAddr, pinned(cpuClient, "redis-server", "--port", rport, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")...)
+	rs, err := startProc("redis", redisAddr, "redis-server", "--port", rport, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
 	if err != nil {
 		return err
 	}
 	defer rs.stop()
-	ref, err := startProc("reference", refAddr, pinned(cpuClient, bin, "reference-server", "--listen", refAddr)...)
+	ref, err := startProc("reference", refAddr, bin, "reference-server", "--listen", refAddr)
 	if err != nil {
 		return err
 	}
 	defer ref.stop()
 	start := func(name, cacheCfg string) (*proc, string, error) {
-		return gateway{name: name, upstream: refAddr, extra: "rewards:\n  default:\n    type: rules\n" + cacheCfg, cpus: cpuProxy}.start(bin)
+		return gateway{name: name, upstream: refAddr, extra: "rewards:\n  default:\n    type: rules\n" + cacheCfg}.start(bin)
 	}
 	mem, memURL, err := start("memory", "")
 	if err != nil {
@@ -961,9 +960,8 @@ func cacheHits(bin string, md *strings.Builder, d time.Duration, rounds int) err
 		}
 	}
 	fmt.Fprintf(md, "\n## Cache hits\n\nA seeded best-of-4 request answered from the response cache through `steergate serve`, "+
-		"one client, %s per run, median of %d runs (lowest–highest). Redis is a local `redis-server`. As in the passthrough table, "+
-		"the gateway is pinned to CPU %s, and the client, Redis and the reference server share CPU %s.\n\n"+
-		"| cache | hit p50 | hit p99 |\n|---|---|---|\n", d, rounds, cpuProxy, cpuClient)
+		"one client, %s per run, median of %d runs (lowest–highest). Redis is a local `redis-server`.\n\n"+
+		"| cache | hit p50 | hit p99 |\n|---|---|---|\n", d, rounds)
 	for _, name := range []string{"memory", "redis"} {
 		fmt.Fprintf(md, "| %s | %s | %s |\n", name, summarize(results[name].p50).us(), summarize(results[name].p99).us())
 	}
@@ -1083,9 +1081,9 @@ func streamingLoad(bin string, md *strings.Builder, n, rounds int) error {
 	if med[0].med > 32 || med[1].med > 32 {
 		fmt.Fprintf(md, "\nWhere it goes: an open stream holds a goroutine of its own (its stack, 2–8 KiB), the upstream connection's "+
 			"4 KiB read buffer, the request's fasthttp context and the relay's buffers. fasthttp's connection goroutine grows its stack "+
-			"to 16 KiB reading and decoding a request (the decode of a message runs nested inside encoding/json), and holds the request "+
-			"until the backend's answer head arrives, with its first token here. When every stream opens in the same instant, nearly "+
-			"every one of those goroutines is alive at the peak beside the streams: the stacks column. Resident memory also carries the "+
+			"to 16 KiB reading and decoding a request (the decode of a message runs nested inside encoding/json). When every stream "+
+			"opens in the same instant, the server accepts the connections faster than it reads, decodes and forwards their requests, and nearly every "+
+			"connection has such a goroutine at the peak beside the streams: the stacks column. Resident memory also carries the "+
 			"garbage collector's headroom (GOGC 100: the heap may grow to twice what is live between collections).\n")
 	}
 	if errs[0]+errs[1] > 0 {
