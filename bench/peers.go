@@ -261,13 +261,23 @@ func openLoop(t *target, body []byte, rate float64, d time.Duration, limit int) 
 
 // maxRate finds the highest rate (of a fixed ladder) at which t keeps p99
 // under 10 ms with no errors.
-func maxRate(t *target, body []byte, d time.Duration) float64 {
+func maxRate(t *target, body []byte, d time.Duration, rounds int) float64 {
 	best := 0.0
 	for _, rate := range []float64{250, 500, 1000, 1500, 2000, 3000, 4000, 6000, 8000} {
 		openLoop(t, body, rate, d/4, 512) // unmeasured: opens the connections this rate needs
-		r := openLoop(t, body, rate, d, 512)
-		fmt.Fprintf(os.Stderr, "  %s at %.0f/s: p99 %v, %d errors of %d\n", t.name, rate, r.pct(0.99), r.errors, r.errors+r.requests)
-		if r.errors > 0 || r.pct(0.99) >= 10*time.Millisecond {
+		// The rate holds when most runs at it do, as the median run
+		// would: one stall on a shared machine does not end the ladder.
+		pass, fail := 0, 0
+		for pass <= rounds/2 && fail <= rounds/2 {
+			r := openLoop(t, body, rate, d, 512)
+			fmt.Fprintf(os.Stderr, "  %s at %.0f/s: p99 %v, %d errors of %d\n", t.name, rate, r.pct(0.99), r.errors, r.errors+r.requests)
+			if r.errors > 0 || r.pct(0.99) >= 10*time.Millisecond {
+				fail++
+			} else {
+				pass++
+			}
+		}
+		if fail > rounds/2 {
 			break
 		}
 		best = rate
