@@ -81,6 +81,9 @@ var aheadPool = sync.Pool{New: func() any { return new([aheadSize]byte) }}
 // request where there were two. It leaves pending empty, for a plain
 // read, where the connection is not a socket.
 func (c *lingerConn) readAhead() error {
+	if !readAheadOK {
+		return nil
+	}
 	if c.rc == nil {
 		sc, ok := c.Conn.(syscall.Conn)
 		if !ok {
@@ -100,7 +103,7 @@ func (c *lingerConn) readAhead() error {
 		return err
 	case rerr != nil:
 		aheadPool.Put(b)
-		return &net.OpError{Op: "read", Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: os.NewSyscallError("read", rerr)}
+		return &net.OpError{Op: "read", Net: c.LocalAddr().Network(), Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: os.NewSyscallError("read", rerr)}
 	case n == 0:
 		aheadPool.Put(b)
 		return io.EOF
@@ -113,10 +116,7 @@ func (c *lingerConn) readAhead() error {
 // holding no buffer, when nothing has arrived yet.
 func (c *lingerConn) readSocket(fd uintptr) bool {
 	b := aheadPool.Get().(*[aheadSize]byte)
-	n, err := syscall.Read(int(fd), b[:])
-	for err == syscall.EINTR {
-		n, err = syscall.Read(int(fd), b[:])
-	}
+	n, err := readFD(fd, b[:])
 	if err == syscall.EAGAIN {
 		aheadPool.Put(b)
 		return false

@@ -35,6 +35,9 @@ func tcpPair(t *testing.T) (*lingerConn, net.Conn) {
 // arrived from the socket in one read; the reads after it get the rest
 // from there, in order, and then read the socket again.
 func TestReadAheadServesWhatArrived(t *testing.T) {
+	if !readAheadOK {
+		t.Skip("this platform reads a connection as it always does")
+	}
 	c, client := tcpPair(t)
 	first := bytes.Repeat([]byte("a"), aheadSize+100) // more than one read ahead takes
 	if _, err := client.Write(first); err != nil {
