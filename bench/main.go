@@ -466,20 +466,27 @@ func guidedTiming(url string, md *strings.Builder, tokenDelay time.Duration, rou
 		"Target: guided's first streamed token within two steps' wall time: %s (%.1f ms against %.1f ms).\n",
 		tokenDelay, len(plain.tps), p.med, p.lo, p.hi, pfirst.med, pfirst.lo, pfirst.hi, g.med, g.lo, g.hi, first.med, first.lo, first.hi,
 		g.med/p.med, step.med, metOr(first.med <= 2*step.med), first.med, 2*step.med)
-	args := []string{"test", "-run", "-", "-bench", "ARMStep", "-benchtime", "100x", "./rm/onnx/"}
+	// Each op grows the answer by a token, so an op count bounds a run;
+	// the median of several runs steadies the figures instead.
+	args := []string{"test", "-run", "-", "-bench", "ARMStep", "-benchtime", "100x", "-count", "5", "./rm/onnx/"}
 	out, err := exec.Command("go", args...).CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("go %s: %w\n%s", strings.Join(args, " "), err, out)
 	}
-	ms := map[string]float64{}
+	runs := map[string][]float64{}
 	fmt.Fprintf(md, "\nToken-reward time of one guided step with the test ARM on the CPU, 8 one-token candidates, the answer growing by a token an op from "+
-		"16, 64 and 256 tokens (`go %s`):\n\n| model | from 16 tokens (ms) | from 64 | from 256 |\n|---|---|---|---|\n", strings.Join(args, " "))
+		"16, 64 and 256 tokens, the median of 5 runs (`go %s`):\n\n| model | from 16 tokens (ms) | from 64 | from 256 |\n|---|---|---|---|\n", strings.Join(args, " "))
 	for _, line := range strings.Split(string(out), "\n") {
 		f := strings.Fields(line)
 		if len(f) >= 3 && strings.HasPrefix(f[0], "BenchmarkARMStep/") {
 			v, _ := strconv.ParseFloat(f[2], 64)
-			ms[strings.TrimSuffix(strings.TrimPrefix(f[0], "BenchmarkARMStep/"), "-2")] = v / 1e6
+			name := strings.TrimSuffix(strings.TrimPrefix(f[0], "BenchmarkARMStep/"), "-"+strconv.Itoa(runtime.GOMAXPROCS(0)))
+			runs[name] = append(runs[name], v/1e6)
 		}
+	}
+	ms := map[string]float64{}
+	for name, xs := range runs {
+		ms[name] = summarize(xs).med
 	}
 	for _, m := range []string{"arm_kv", "arm"} {
 		fmt.Fprintf(md, "| `%s` | %.3f | %.3f | %.3f |\n", m, ms[m+"/answer=16"], ms[m+"/answer=64"], ms[m+"/answer=256"])
