@@ -40,8 +40,7 @@ type lingerConn struct {
 	ahead    *[aheadSize]byte // pending's pooled buffer, when it has one
 	rc       syscall.RawConn  // the socket, once readAhead needed it
 	readFD   func(fd uintptr) bool
-	aheadN   int // readSocket's outcome
-	aheadErr error
+	aheadErr error // why readSocket read nothing ahead
 	// A connection given back to the server after a stream (resume).
 	holdDeadline bool   // the server's next read deadline is a new connection's: keep the idle one
 	counted      func() // the server has counted the connection
@@ -95,33 +94,33 @@ func (c *lingerConn) readAhead() error {
 		}
 		c.rc, c.readFD = rc, c.readSocket // bound once: no allocation a request
 	}
-	err := c.rc.Read(c.readFD)
-	b, n, rerr := c.ahead, c.aheadN, c.aheadErr
-	c.ahead, c.aheadErr = nil, nil
-	switch {
-	case err != nil: // the deadline, or a closed connection
-		return err
-	case rerr != nil:
-		aheadPool.Put(b)
-		return &net.OpError{Op: "read", Net: c.LocalAddr().Network(), Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: os.NewSyscallError("read", rerr)}
-	case n == 0:
-		aheadPool.Put(b)
-		return io.EOF
+	if err := c.rc.Read(c.readFD); err != nil {
+		return err // the deadline, or a closed connection
 	}
-	c.pending, c.ahead = b[:n], b
-	return nil
+	err := c.aheadErr
+	c.aheadErr = nil
+	return err
 }
 
 // readSocket is readAhead's read, called by the poller: it reports false,
-// holding no buffer, when nothing has arrived yet.
+// holding no buffer, when nothing has arrived yet. It leaves what arrived
+// in pending, or why nothing will in aheadErr.
 func (c *lingerConn) readSocket(fd uintptr) bool {
 	b := aheadPool.Get().(*[aheadSize]byte)
 	n, err := readFD(fd, b[:])
-	if err == syscall.EAGAIN {
+	switch {
+	case err == syscall.EAGAIN:
 		aheadPool.Put(b)
 		return false
+	case err != nil:
+		aheadPool.Put(b)
+		c.aheadErr = &net.OpError{Op: "read", Net: c.LocalAddr().Network(), Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: os.NewSyscallError("read", err)}
+	case n == 0:
+		aheadPool.Put(b)
+		c.aheadErr = io.EOF
+	default:
+		c.pending, c.ahead = b[:n], b
 	}
-	c.ahead, c.aheadN, c.aheadErr = b, n, err
 	return true
 }
 
