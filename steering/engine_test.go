@@ -61,7 +61,6 @@ func TestOverridesLeaveRouteDefaultsAlone(t *testing.T) {
 	}
 }
 
-// shaped answers every sample with the row shape it is told to.
 // shaped scores sample s<k> value(k) in every column, with rows and
 // columns as set (-1: as asked), less drop rows. Samples may reach it in
 // batches of any size, so a short answer is one row short of each batch.
