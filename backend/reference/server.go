@@ -49,6 +49,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		_ = s.srv.ShutdownWithContext(sctx)
+		// fasthttp closes only the listeners Serve had registered; one it
+		// had not reached yet, cancelled at once, is closed here.
+		_ = ln.Close()
 		return <-errc
 	}
 }
