@@ -211,6 +211,22 @@ func marshalExtra(v any, extra map[string]json.RawMessage) ([]byte, error) {
 // decodeRequest fills v (a pointer to a request struct) from body and
 // returns the fields it does not know, untouched. Errors name the field.
 func decodeRequest(body []byte, v any) (map[string]json.RawMessage, error) {
+	return decodeAs(body, decoding{v: v, known: knownKeys(v)})
+}
+
+// decoding is what decodeAs decodes: v, or a struct standing in for the
+// request whose fields known names, embedding it as embedded.
+type decoding struct {
+	v        any
+	known    map[string]bool
+	embedded string // the embedded struct's name, which type errors must not say
+}
+
+// laterDecoder is a v that keeps some members aside, to decode them after
+// the rest of the body.
+type laterDecoder interface{ decodeLater() error }
+
+func decodeAs(body []byte, d decoding) (map[string]json.RawMessage, error) {
 	body = bytes.TrimSpace(body)
 	if len(body) == 0 {
 		return nil, fault.Invalid("", "request body is empty; expected a JSON object")
@@ -218,10 +234,18 @@ func decodeRequest(body []byte, v any) (map[string]json.RawMessage, error) {
 	if body[0] != '{' || !json.Valid(body) {
 		return nil, fault.Invalid("", "request body is not a valid JSON object")
 	}
-	if err := checkKeys(body, knownKeys(v)); err != nil {
+	if err := checkKeys(body, d.known); err != nil {
 		return nil, err
 	}
-	extra, err := decodeExtra(body, v, knownKeys(v))
+	extra, err := decodeExtra(body, d.v, d.known)
+	// encoding/json reports a wrong type only once it has read the whole
+	// body, after any error of a member it decodes by a method of the
+	// member's own; the members kept aside keep that order.
+	if l, ok := d.v.(laterDecoder); ok && (err == nil || isTypeError(err)) {
+		if lerr := l.decodeLater(); lerr != nil {
+			err = lerr
+		}
+	}
 	if err != nil {
 		var te *json.UnmarshalTypeError
 		var pe *fault.ParamError
@@ -229,11 +253,17 @@ func decodeRequest(body []byte, v any) (map[string]json.RawMessage, error) {
 		case errors.As(err, &pe):
 			return nil, err
 		case errors.As(err, &te):
-			return nil, fault.Invalid(te.Field, "invalid type for '%s': expected %s, got %s", te.Field, te.Type, te.Value)
+			field := strings.TrimPrefix(te.Field, d.embedded)
+			return nil, fault.Invalid(field, "invalid type for '%s': expected %s, got %s", field, te.Type, te.Value)
 		}
 		return nil, fault.Invalid(fieldOf(err), "invalid request body: %v", err)
 	}
 	return extra, nil
+}
+
+func isTypeError(err error) bool {
+	var te *json.UnmarshalTypeError
+	return errors.As(err, &te)
 }
 
 // DecodeStrict fills v (a pointer to a struct) from a JSON object body as
@@ -261,15 +291,106 @@ func fieldOf(err error) string {
 	return ""
 }
 
-// DecodeChat parses a chat completions request body.
+// chatDecoding decodes a chat request (r) but for the members each
+// element of which is a decode of its own (messages, tools,
+// response_format): it keeps those as they are, its fields hiding the
+// request's own (encoding/json takes the shallower of two fields of one
+// name).
+type chatDecoding struct {
+	*chatFields
+	Messages       rawRef `json:"messages"`
+	Tools          rawRef `json:"tools"`
+	ResponseFormat rawRef `json:"response_format"`
+	r              ChatRequest
+}
+
+type chatFields ChatRequest
+
+var chatKeys = knownKeys(ChatRequest{})
+
+// rawRef is a member kept aside: the body's own bytes, not a copy, for as
+// long as the body is decoded.
+type rawRef []byte
+
+func (r *rawRef) UnmarshalJSON(b []byte) error {
+	*r = b
+	return nil
+}
+
+// DecodeChat parses a chat completions request body. The members kept
+// aside are decoded after the rest of the body, not from inside
+// encoding/json's decode of it: nesting one decode in another would take
+// the stack of the connection's goroutine past 8 KiB, a stack it keeps
+// for as long as a stream it then carries.
 func DecodeChat(body []byte) (*ChatRequest, error) {
-	var r ChatRequest
-	extra, err := decodeRequest(body, &r)
+	d := &chatDecoding{}
+	d.chatFields = (*chatFields)(&d.r)
+	extra, err := decodeAs(body, decoding{v: d, known: chatKeys, embedded: "chatFields."})
 	if err != nil {
 		return nil, err
 	}
-	r.Extra = extra
-	return &r, nil
+	d.r.Extra = extra
+	return &d.r, nil
+}
+
+func (d *chatDecoding) decodeLater() error {
+	if d.Messages != nil {
+		if err := d.r.Messages.UnmarshalJSON(d.Messages); err != nil {
+			return err
+		}
+	}
+	if d.Tools != nil {
+		if err := decodeEach("tools", d.Tools, &d.r.Tools, (*Tool).UnmarshalJSON); err != nil {
+			return err
+		}
+	}
+	if d.ResponseFormat == nil || string(bytes.TrimSpace(d.ResponseFormat)) == "null" {
+		return nil
+	}
+	d.r.ResponseFormat = new(ResponseFormat)
+	return memberError("response_format", d.r.ResponseFormat.UnmarshalJSON(d.ResponseFormat))
+}
+
+// decodeEach decodes the array member name (kept aside) into out, one
+// element at a time.
+func decodeEach[T any](name string, b []byte, out *[]T, dec func(*T, []byte) error) error {
+	raws, ok := elements(b)
+	if !ok {
+		// Not an array: encoding/json's own error for it.
+		return decodeMember(name, b, out)
+	}
+	if string(bytes.TrimSpace(b)) == "null" {
+		*out = nil
+		return nil
+	}
+	vs := make([]T, len(raws))
+	for i, raw := range raws {
+		if err := dec(&vs[i], raw); err != nil {
+			return memberError(name, err)
+		}
+	}
+	*out = vs
+	return nil
+}
+
+// decodeMember decodes a member kept aside into v, its type errors naming
+// the member as they would from inside the request's decode.
+func decodeMember(name string, raw []byte, v any) error {
+	if raw == nil {
+		return nil
+	}
+	return memberError(name, json.Unmarshal(raw, v))
+}
+
+func memberError(name string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		te.Field = strings.TrimSuffix(name+"."+te.Field, ".")
+	}
+	return err
 }
 
 // DecodeCompletion parses a completions request body.

@@ -6,6 +6,8 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/steergate/steergate/fault"
 )
 
 const sampleChat = `{"model":"reference","messages":[{"role":"system","content":"Be brief."},{"role":"user","content":"Why is the sky blue?"}],"max_tokens":16,"seed":1,"temperature":0.7,"stream":false,"top_k":5,"vendor":{"a":[1,2]}}`
@@ -35,22 +37,52 @@ func TestDecodeChatKeepsUnknownFields(t *testing.T) {
 }
 
 func TestDecodeErrorsNameTheField(t *testing.T) {
+	const hi = `"messages":[{"role":"user","content":"hi"}]`
 	for body, param := range map[string]string{
 		`{"model":"m","messages":[],"seed":"x"}`:   "seed",
-		`{"model":"m","messages":[],"stop":5}`:     "",
+		`{"model":"m","messages":[],"stop":5}`:     "stop",
 		`{"model":"m","messages":[],"n":1.5}`:      "n",
 		`{"model":"m","messages":{"role":"user"}}`: "messages",
 		`[1,2]`: "",
-		`{"model":"m","messages":[{"content":true}]}`: "",
+		`{"model":"m","messages":[{"content":true}]}`: "messages[0].content",
+		`{"model":5,` + hi + `}`:                      "model",
+		`{"model":"m",` + hi + `,"tools":"x"}`:        "tools",
+		`{"model":"m",` + hi + `,"tools":[1]}`:        "tools",
+		`{"model":"m",` + hi + `,"tools":[{"type":"function","function":{"name":"f"}},{"type":1}]}`:  "tools.type",
+		`{"model":"m",` + hi + `,"tools":[{"type":"function","function":{"name":2}}]}`:               "tools.function.name",
+		`{"model":"m",` + hi + `,"response_format":"x"}`:                                             "response_format",
+		`{"model":"m",` + hi + `,"response_format":{"type":"json_schema","json_schema":{"name":5}}}`: "response_format.json_schema.name",
+		// A message's error is told before a wrong type elsewhere, where
+		// ever it stands.
+		`{"model":"m","temperature":"x","messages":[{"role":"user","content":5}]}`: "messages[0].content",
+		`{"model":"m","messages":[{"role":"user","content":5}],"temperature":"x"}`: "messages[0].content",
+		`{"model":"m",` + hi + `,"temperature":"x"}`:                               "temperature",
 	} {
 		_, err := DecodeChat([]byte(body))
 		if err == nil {
 			t.Errorf("%s: decoded", body)
 			continue
 		}
-		if param != "" && !strings.Contains(err.Error(), param) {
-			t.Errorf("%s: %v does not name %s", body, err, param)
+		if got := fault.Param(err); got != param {
+			t.Errorf("%s: %v names %q, want %q", body, err, got, param)
 		}
+	}
+}
+
+func TestDecodeChatKeepsEmptyAndNullMembers(t *testing.T) {
+	r, err := DecodeChat([]byte(`{"model":"m","messages":[{"role":"user","content":"hi"}],"tools":[],"response_format":null}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Tools == nil || len(r.Tools) != 0 || r.ResponseFormat != nil {
+		t.Errorf("tools %#v, response_format %#v", r.Tools, r.ResponseFormat)
+	}
+	r, err = DecodeChat([]byte(`{"model":"m","messages":null,"tools":null}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Tools != nil || r.Messages == nil || len(r.Messages) != 0 {
+		t.Errorf("tools %#v, messages %#v", r.Tools, r.Messages)
 	}
 }
 
@@ -116,5 +148,32 @@ func TestRepeatedKeysAreRefused(t *testing.T) {
 	}
 	if _, err := DecodeChat([]byte(`{"model":"m",` + many.String() + `"messages":[]}`)); err != nil {
 		t.Errorf("40 distinct keys: %v", err)
+	}
+}
+
+// What a decoded request keeps is its own: the body's buffer goes back to
+// the server when the request is over, and is written over.
+func TestDecodedRequestOwnsItsBytes(t *testing.T) {
+	body := []byte(`{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"hi"},{"type":"image_url","image_url":{"url":"http://x/a.png"}}]},` +
+		`{"role":"assistant","content":null,"tool_calls":[{"id":"c1","type":"function","function":{"name":"f","arguments":"{}"}}]}],` +
+		`"tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object"}}}],"response_format":{"type":"json_object"},"vendor":{"a":1}}`)
+	r, err := DecodeChat(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, err := Marshal(r, r.Extra)
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts := string(r.Messages[0].Content.Parts[1].Raw)
+	for i := range body {
+		body[i] = 'X'
+	}
+	after, err := Marshal(r, r.Extra)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(after) != string(before) || string(r.Messages[0].Content.Parts[1].Raw) != parts || r.Messages[1].ToolCalls[0].Function.Name != "f" {
+		t.Errorf("the request changed with its body:\n%s\n%s", before, after)
 	}
 }

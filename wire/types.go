@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 
 	"github.com/steergate/steergate/backend"
@@ -46,9 +47,9 @@ func (c *Content) unmarshal(b []byte) error {
 		}
 		return json.Unmarshal(b, &c.Text)
 	case b[0] == '[':
-		var raws []json.RawMessage
-		if err := json.Unmarshal(b, &raws); err != nil {
-			return err
+		raws, ok := elements(b)
+		if !ok {
+			return errors.New("content must be an array of content parts")
 		}
 		c.Parts = make([]backend.Part, 0, len(raws))
 		var text strings.Builder // linear in the parts, however many
@@ -62,7 +63,9 @@ func (c *Content) unmarshal(b []byte) error {
 			if err := json.Unmarshal(raw, &p); err != nil {
 				return fmt.Errorf("content part %d: %v", i, err)
 			}
-			part := backend.Part{Type: p.Type, Raw: raw}
+			// A copy: raw is the body's own bytes, which go back to the
+			// server when the request is over.
+			part := backend.Part{Type: p.Type, Raw: append(json.RawMessage(nil), raw...)}
 			switch p.Type {
 			case "":
 				return fmt.Errorf("content part %d has no type", i)
@@ -220,6 +223,16 @@ type messageFields Message
 
 var messageKeys = knownKeys(messageFields{})
 
+// messageDecoding decodes a message (f) but its content and tool calls,
+// which it keeps aside to decode after the rest, as chatDecoding does the
+// request's members.
+type messageDecoding struct {
+	*messageFields
+	Content   rawRef `json:"content"`
+	ToolCalls rawRef `json:"tool_calls"`
+	f         messageFields
+}
+
 func (m *Message) UnmarshalJSON(b []byte) error {
 	if t := bytes.TrimSpace(b); len(t) == 0 || t[0] != '{' {
 		return errors.New("a message must be an object")
@@ -227,17 +240,66 @@ func (m *Message) UnmarshalJSON(b []byte) error {
 	if err := checkKeys(b, messageKeys); err != nil {
 		return err
 	}
-	var f messageFields
-	if err := json.Unmarshal(b, &f); err != nil {
-		var ce contentError
-		if errors.As(err, &ce) {
-			return fault.Invalid("content", "%v", err)
+	d := &messageDecoding{}
+	d.messageFields = &d.f
+	err := json.Unmarshal(b, d)
+	typeErr := trimField(err, "messageFields.")
+	// The content's error comes before a wrong type elsewhere, as it
+	// would from inside the decode (decodeAs).
+	if d.Content != nil && (err == nil || typeErr) {
+		if cerr := d.f.Content.UnmarshalJSON(d.Content); cerr != nil {
+			return fault.Invalid("content", "%v", cerr)
 		}
+	}
+	if err != nil {
 		return err
 	}
-	*m = Message(f)
+	if d.ToolCalls != nil {
+		if err := decodeEach("tool_calls", d.ToolCalls, &d.f.ToolCalls, decodeToolCall); err != nil {
+			return err
+		}
+	}
+	*m = Message(d.f)
 	m.Raw = append(json.RawMessage(nil), b...)
 	return nil
+}
+
+// trimField takes the name of an embedded struct (prefix) off the field a
+// type error names, and reports whether err is one.
+func trimField(err error, prefix string) bool {
+	if err == nil {
+		return false
+	}
+	var te *json.UnmarshalTypeError
+	if !errors.As(err, &te) {
+		return false
+	}
+	te.Field = strings.TrimPrefix(te.Field, prefix)
+	return true
+}
+
+// toolCallDecoding decodes a tool call but its function, which it keeps
+// aside to decode after the rest, as chatDecoding does.
+type toolCallDecoding struct {
+	*toolCallFields
+	Function rawRef `json:"function"`
+}
+
+type toolCallFields ToolCall
+
+func decodeToolCall(c *ToolCall, b []byte) error {
+	d := &toolCallDecoding{toolCallFields: (*toolCallFields)(c)}
+	err := json.Unmarshal(b, d)
+	if trimField(err, "toolCallFields.") {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) && te.Type == reflect.TypeFor[toolCallDecoding]() {
+			te.Type = reflect.TypeFor[ToolCall]()
+		}
+	}
+	if err != nil {
+		return err
+	}
+	return decodeMember("function", d.Function, &c.Function)
 }
 
 func (m Message) MarshalJSON() ([]byte, error) {
