@@ -255,7 +255,7 @@ func (c *Client) RawOK(r *backend.Request) bool {
 // the answer to relay: the whole body (checked to be JSON and within
 // max_response_bytes), or the event stream once the headers are in.
 func (c *Client) Raw(ctx context.Context, r *backend.RawRequest) (*backend.RawAnswer, error) {
-	body, err := wire.Rewrite(r.Body, map[string]any{"model": r.Req.Model}, r.Drop...)
+	body, err := rawBody(r)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", fault.ErrInvalid, err)
 	}
@@ -280,6 +280,16 @@ func (c *Client) Raw(ctx context.Context, r *backend.RawRequest) (*backend.RawAn
 		return nil, fmt.Errorf("%w: %s: the answer is not JSON", fault.ErrUpstream, c.name)
 	}
 	return &backend.RawAnswer{Body: raw, Close: func() {}}, nil
+}
+
+// rawBody is the client's body with the backend's model name. Its map is
+// built on a frame of its own, gone before the request is sent: Raw runs
+// on a connection's goroutine, whose stack is to stay within 8 KiB
+// (gateway.sendStream).
+//
+//go:noinline
+func rawBody(r *backend.RawRequest) ([]byte, error) {
+	return wire.Rewrite(r.Body, map[string]any{"model": r.Req.Model}, r.Drop...)
 }
 
 func (c *Client) Generate(ctx context.Context, r *backend.Request) (*backend.Generation, error) {

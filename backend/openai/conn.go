@@ -33,9 +33,24 @@ func newTracker() *tracker {
 	return &tracker{conns: map[string]net.Conn{}, aborted: map[string]bool{}, prefix: strconv.FormatInt(time.Now().UnixNano(), 36) + "-"}
 }
 
+// dial dials on a goroutine of its own. The dial goes deep (resolver,
+// socket, poller) and would grow the calling goroutine's stack past 8 KiB;
+// the caller is a connection's goroutine that may go on to carry a stream,
+// and would keep the grown stack for as long. A dial costs far more than
+// the goroutine.
 func (t *tracker) dial(timeout time.Duration) fasthttp.DialFunc {
 	return func(addr string) (net.Conn, error) {
-		c, err := fasthttp.DialTimeout(addr, timeout)
+		type dialled struct {
+			c   net.Conn
+			err error
+		}
+		ch := make(chan dialled, 1)
+		go func() {
+			c, err := fasthttp.DialTimeout(addr, timeout)
+			ch <- dialled{c, err}
+		}()
+		d := <-ch
+		c, err := d.c, d.err
 		if err != nil {
 			return nil, err
 		}
