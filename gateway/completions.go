@@ -163,29 +163,56 @@ func (s *Server) completion(ctx *fasthttp.RequestCtx, reqID string, id prefs.Ide
 			release()
 		}
 	}()
+	// The decode runs on this function's frame, not on the larger one of
+	// the steps after it: a request's connection goroutine then keeps
+	// within 8 KiB of stack (sendStream).
 	req, err := f.decode(ctx.PostBody(), s.opts.Limits)
 	if err != nil {
 		s.fail(ctx, reqID, rctx, err)
 		return
 	}
+	handedOver = s.answer(&exchange{ctx: ctx, reqID: reqID, id: id, f: &f, start: start, l: l, rctx: rctx, cancel: cancel,
+		stopWatch: stopWatch, finish: finish, release: release}, req)
+}
+
+// exchange is what the steps of a completion request after its decode
+// share.
+type exchange struct {
+	ctx                        *fasthttp.RequestCtx
+	reqID                      string
+	id                         prefs.Identity
+	f                          *format
+	start                      time.Time
+	l                          *labels
+	rctx                       context.Context
+	cancel                     context.CancelCauseFunc
+	stopWatch, finish, release func()
+}
+
+// answer routes, plans and runs a decoded request, and answers it. It
+// reports whether a stream took the request over (and with it finish and
+// release).
+func (s *Server) answer(x *exchange, req *request) bool {
+	ctx, reqID, id, f, l, rctx, cancel := x.ctx, x.reqID, x.id, *x.f, x.l, x.rctx, x.cancel
+	stopWatch, finish, release := x.stopWatch, x.finish, x.release
 	l.model, l.tenant = req.model, id.Tenant
 	rt, err := s.router.Resolve(req.model)
 	if err != nil {
 		s.fail(ctx, reqID, rctx, err)
-		return
+		return false
 	}
 	l.route = rt.Name
 	br := req.backend
 	br.Model = rt.Target
 	if err := rt.Backend.Caps().Check(br); err != nil {
 		s.fail(ctx, reqID, rctx, err)
-		return
+		return false
 	}
 	en, steer, err := s.enroll(rctx, id, req, rt.Name, reqID)
 	if err != nil {
 		l.strategy = labelInvalid
 		s.fail(ctx, reqID, rctx, err)
-		return
+		return false
 	}
 	call := &steering.Call{Route: rt, Request: br, Steering: steer, Tenant: id.Tenant, Body: ctx.PostBody(), Encode: f.headless}
 	if en != nil {
@@ -196,21 +223,29 @@ func (s *Server) completion(ctx *fasthttp.RequestCtx, reqID string, id prefs.Ide
 	if err != nil {
 		l.strategy = labelInvalid
 		s.fail(ctx, reqID, rctx, err)
-		return
+		return false
 	}
 	if err := s.userWeights(rctx, id.Tenant, br.User, plan); err != nil {
 		s.fail(ctx, reqID, rctx, err)
-		return
+		return false
 	}
 	l.strategy = plan.Name
 	// An enrolled request goes through the engine even as passthrough, so
 	// that its arm is told what it spent.
 	if pe, ok := s.engine.(passthrougher); ok && en == nil && pe.Passthrough(call, plan) {
 		if rp, ok := rt.Backend.(backend.RawProxy); ok && rp.RawOK(br) {
-			handedOver = s.relay(ctx, reqID, rctx, cancel, rp, req, f.idPrefix == completionFormat.idPrefix, stopWatch, finish, release)
-			return
+			return s.relay(ctx, reqID, rctx, cancel, rp, req, f.idPrefix == completionFormat.idPrefix, stopWatch, finish, release)
 		}
 	}
+	return s.generate(x, req, br, en, call, plan)
+}
+
+// generate runs a request that the engine answers (steered, cached or
+// enrolled), on a frame of its own: the relay, beside it, keeps to the
+// smaller frame of answer (completion).
+func (s *Server) generate(x *exchange, req *request, br *backend.Request, en *experiment.Enrollment, call *steering.Call, plan *steering.Plan) bool {
+	ctx, reqID, id, f, start, l, rctx, cancel := x.ctx, x.reqID, x.id, *x.f, x.start, x.l, x.rctx, x.cancel
+	finish, release := x.finish, x.release
 	respID, created := newID(f.idPrefix), time.Now().Unix()
 	var cacheStatus atomic.Value
 	call.CacheStatus = func(s string) { cacheStatus.Store(s) }
@@ -220,7 +255,7 @@ func (s *Server) completion(ctx *fasthttp.RequestCtx, reqID string, id prefs.Ide
 		s.recordRequest(en, respID, br, out, err != nil, time.Since(start))
 		if err != nil {
 			s.fail(ctx, reqID, rctx, err)
-			return
+			return false
 		}
 		steer := s.steeringHeaders(ctx, out, l)
 		if steer == nil {
@@ -235,8 +270,8 @@ func (s *Server) completion(ctx *fasthttp.RequestCtx, reqID string, id prefs.Ide
 		} else {
 			writeJSON(ctx, fasthttp.StatusOK, f.full(respID, req.model, created, out.Generation, steer))
 		}
-		s.logResponse(respID, id.Tenant, br.User, rt.Name, plan, out, en)
-		return
+		s.logResponse(respID, id.Tenant, br.User, call.Route.Name, plan, out, en)
+		return false
 	}
 	st := s.startStream(rctx, reqID, func(emit func(backend.Delta) error) (*steering.Outcome, error) {
 		return s.engine.Run(rctx, call, plan, emit)
@@ -247,7 +282,7 @@ func (s *Server) completion(ctx *fasthttp.RequestCtx, reqID string, id prefs.Ide
 	if !ok && st.err != nil {
 		s.recordRequest(en, respID, br, nil, true, time.Since(start))
 		s.fail(ctx, reqID, rctx, st.err)
-		return
+		return false
 	}
 	ctx.Response.Header.Set("X-Steering-Strategy", plan.Name)
 	if cs, ok := cacheStatus.Load().(string); ok {
@@ -255,7 +290,6 @@ func (s *Server) completion(ctx *fasthttp.RequestCtx, reqID string, id prefs.Ide
 		l.cache = cs
 	}
 	l.streamed = true
-	handedOver = true
 	streamStart, route, strategy, tenant, user := time.Now(), l.route, l.strategy, id.Tenant, br.User
 	body := func(w *bufio.Writer) {
 		defer release()
@@ -305,6 +339,7 @@ func (s *Server) completion(ctx *fasthttp.RequestCtx, reqID string, id prefs.Ide
 		s.logResponse(respID, tenant, user, route, plan, st.out, en)
 	}
 	s.writeStream(ctx, body)
+	return true
 }
 
 // headless encodes a response without the members each response has its

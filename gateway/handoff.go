@@ -13,16 +13,36 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
-// handOff sends an event stream from a goroutine of its own, on the
-// connection itself. fasthttp's connection goroutine has grown its stack
-// to 16 KiB reading and decoding the request; parked in a stream, it would
-// keep that stack and the connection's 4 KiB write buffer for as long as
-// the stream lasts. The stream's own goroutine starts small, and writes
-// each write of body as one chunk, the response's head with the first.
-// body's error means the connection cannot carry another response. At
-// the end the connection goes back to the server for its next request
-// (HTTP/1.1 keep-alive) or closes.
+// handOff leaves an event stream for handle to send once the handler has
+// returned (sendStream).
 func (s *Server) handOff(ctx *fasthttp.RequestCtx, body func(w io.Writer) error) {
+	ctx.SetUserValue(streamKey{}, streamBody(body))
+}
+
+type (
+	streamKey  struct{}
+	streamBody func(w io.Writer) error
+)
+
+// errStreamPanic ends a stream whose body panicked.
+var errStreamPanic = errors.New("panic in a stream")
+
+// sendStream sends the event stream the handler left, if any, on the
+// connection's own goroutine and on the connection itself: each write of
+// body is one chunk, the response's head goes with the first, and no
+// response buffer is held for as long as the stream lasts. It runs after
+// the handler's frames are gone, so the stream waits on the stack the
+// request was read and decoded with (8 KiB: the decode and the backend's
+// dial keep within it), not on a goroutine beside it. body's error means
+// the connection cannot carry another response. At the end fasthttp
+// writes nothing of its own: the connection goes back to the server for
+// its next request (HTTP/1.1 keep-alive), or closes.
+func (s *Server) sendStream(ctx *fasthttp.RequestCtx, reqID string) {
+	body, ok := ctx.UserValue(streamKey{}).(streamBody)
+	if !ok {
+		return
+	}
+	ctx.RemoveUserValue(streamKey{})
 	h := &ctx.Response.Header
 	h.Set("Cache-Control", "no-cache")
 	h.Set("X-Accel-Buffering", "no")
@@ -41,7 +61,15 @@ func (s *Server) handOff(ctx *fasthttp.RequestCtx, body func(w io.Writer) error)
 	if !keep {
 		h.SetConnectionClose()
 	}
-	w := &chunkWriter{chunked: http11, out: h.AppendBytes(nil)}
+	c := ctx.Conn()
+	w := &chunkWriter{c: c, chunked: http11, out: h.AppendBytes(nil)}
+	// A client that stops reading cannot hold the stream past its
+	// deadline.
+	_ = c.SetWriteDeadline(time.Now().Add(s.srv.WriteTimeout))
+	err := s.runStream(body, w, reqID)
+	if err == nil {
+		err = w.end()
+	}
 	// Once the handler returns, fasthttp runs the hijack handler; only a
 	// failure to set the deadline of a connection it has not closed would
 	// stop it.
@@ -49,25 +77,23 @@ func (s *Server) handOff(ctx *fasthttp.RequestCtx, body func(w io.Writer) error)
 	ctx.HijackSetNoResponse(true)
 	ctx.Hijack(func(c net.Conn) {
 		defer s.streams.Done()
-		defer func() {
-			if p := recover(); p != nil {
-				s.metrics.Panic()
-				s.log.Error("panic in a stream", "request_id", string(h.Peek("X-Request-Id")), "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
-				_ = c.Close()
-			}
-		}()
-		w.c = c
-		// A client that stops reading cannot hold the stream past its
-		// deadline.
-		_ = c.SetWriteDeadline(time.Now().Add(s.srv.WriteTimeout))
-		err := body(w)
-		if err == nil {
-			err = w.end()
-		}
 		if err != nil || !keep || !s.resume(c) {
 			_ = c.Close()
 		}
 	})
+}
+
+// runStream runs a stream's body; a panic in it ends the stream (and
+// its connection), not the server.
+func (s *Server) runStream(body streamBody, w io.Writer, reqID string) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			s.metrics.Panic()
+			s.log.Error("panic in a stream", "request_id", reqID, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			err = errStreamPanic
+		}
+	}()
+	return body(w)
 }
 
 // chunkWriter writes each write to the connection at once, as one chunk

@@ -87,10 +87,10 @@ type Server struct {
 	// its deadline.
 	clock       *clock
 	errDeadline error
-	// streams are those sent off fasthttp's connection goroutines
-	// (handOff), which its shutdown does not wait for; once closed is set
-	// (under resumeMu, as shutdown begins), no connection goes back to
-	// the server after its stream.
+	// streams are the connections whose stream is over, on their way back
+	// to the server or to close (sendStream), which fasthttp's shutdown
+	// does not wait for; once closed is set (under resumeMu, as shutdown
+	// begins), no connection goes back to the server after its stream.
 	streams  sync.WaitGroup
 	resumeMu sync.RWMutex
 	closed   bool
@@ -116,7 +116,7 @@ func New(opts Options, router *backend.Router, engine Engine, log *slog.Logger, 
 		ReadBufferSize:     max(opts.MaxHeaderBytes, 4096),
 		ReadTimeout:        opts.ReadTimeout,
 		// A response may take as long as its request may; the deadline is
-		// ours. Streams, which leave fasthttp (handOff), keep this bound.
+		// ours. Streams, written to the connection itself (sendStream), keep this bound.
 		WriteTimeout:                 opts.RequestTimeout + 10*time.Second,
 		IdleTimeout:                  opts.IdleTimeout,
 		NoDefaultServerHeader:        true,
@@ -128,7 +128,7 @@ func New(opts Options, router *backend.Router, engine Engine, log *slog.Logger, 
 		// of staying with every open stream.
 		ReduceMemoryUsage: true,
 		// A stream's connection goes back to the server when the stream
-		// is over (handOff).
+		// is over (sendStream).
 		KeepHijackedConns: true,
 	}
 	return s
@@ -271,6 +271,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	default:
 		writeError(ctx, fault.New(fault.ErrNotFound, "", "unknown path %s", clip(path, 128)))
 	}
+	s.sendStream(ctx, reqID)
 }
 
 func allowed(path string) string {

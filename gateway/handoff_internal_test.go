@@ -1,0 +1,64 @@
+package gateway
+
+import (
+	"bytes"
+	"io"
+	"log/slog"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/steergate/steergate/backend"
+	"github.com/valyala/fasthttp"
+)
+
+// A panic in a stream's body ends that stream and closes its connection
+// without the body's last chunk, so the client sees a stream cut short,
+// not one that ended well; the server goes on serving.
+func TestPanicInAStreamEndsItsConnection(t *testing.T) {
+	s := New(Options{RequestTimeout: time.Minute}, backend.NewRouter(), nil, slog.New(slog.DiscardHandler), nil)
+	s.srv.Handler = func(ctx *fasthttp.RequestCtx) {
+		bug := string(ctx.Path()) == "/bug"
+		s.handOff(ctx, func(w io.Writer) error {
+			if _, err := io.WriteString(w, "data: 1\n\n"); err != nil {
+				return err
+			}
+			if bug {
+				panic("a bug in a stream")
+			}
+			return nil
+		})
+		s.sendStream(ctx, "req-1")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.srv.Serve(lingerListener{ln}) }()
+	t.Cleanup(func() { _ = s.srv.Shutdown(); <-done; s.streams.Wait() })
+	get := func(path string) []byte {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := io.WriteString(c, "GET "+path+" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(c) // to the server's close
+		if err != nil {
+			t.Fatalf("%s: %v after %q", path, err, b)
+		}
+		return b
+	}
+	b := get("/bug")
+	if !bytes.HasPrefix(b, []byte("HTTP/1.1 200")) || !bytes.Contains(b, []byte("data: 1")) || bytes.HasSuffix(b, []byte("0\r\n\r\n")) {
+		t.Errorf("the stream that panicked: %q", b)
+	}
+	b = get("/ok")
+	if !bytes.Contains(b, []byte("data: 1")) || !bytes.HasSuffix(b, []byte("0\r\n\r\n")) {
+		t.Errorf("the stream after it: %q", b)
+	}
+}
