@@ -48,6 +48,9 @@ func (s *Server) relay(ctx *fasthttp.RequestCtx, reqID string, rctx context.Cont
 	// client is gone (a failed write). The disconnect watch ends here:
 	// writes find a client that left.
 	detach()
+	// The request has gone up whole: the stream need not hold its body,
+	// as large as the prompt, for as long as it lasts.
+	ctx.Request.ResetBody()
 	er := &eventReader{src: bufio.NewReaderSize(ans.Stream, 1024), model: model, log: func(err error) {
 		s.log.Warn("relayed stream failed after first byte", "request_id", reqID, "err", err)
 	}, errEvent: func(err error) []byte {

@@ -326,6 +326,8 @@ func DecodeChat(body []byte) (*ChatRequest, error) {
 	d := &chatDecoding{}
 	d.chatFields = (*chatFields)(&d.r)
 	extra, err := decodeAs(body, decoding{v: d, known: chatKeys, embedded: "chatFields."})
+	// The request returned keeps d: not the body's bytes with it.
+	d.Messages, d.Tools, d.ResponseFormat = nil, nil, nil
 	if err != nil {
 		return nil, err
 	}
