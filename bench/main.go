@@ -1046,24 +1046,32 @@ func (p *proc) rss() int64 {
 // streamingLoad holds n streaming clients open at once through the
 // gateway to the reference server (tokens every 20 ms), and reports errors,
 // the gateway's memory per open stream and its CPU per request: with every
-// stream opened in the same instant, and with them opened evenly over two
-// seconds, in interleaved rounds.
+// stream opened in the same instant, with them opened evenly over two
+// seconds, and so with a 20 KB prompt, in interleaved rounds.
 func streamingLoad(bin string, md *strings.Builder, n, rounds int) error {
 	fmt.Fprintf(md, "\n## Load: %d concurrent streaming clients\n\n%d clients open streams through `steergate serve` "+
 		"to the reference server (a token every 20 ms, up to 40 tokens, unseeded: passthrough streams relayed as bytes); all are held open "+
 		"together, then read to the end. The clients open their streams in the same instant, or evenly over two seconds; each run "+
-		"gets a gateway of its own. Memory per open stream is the gateway's resident memory at the peak over its idle memory, by open streams. "+
+		"gets a gateway of its own. The prompt is one short question; the last row's is 20 KB. Memory per open stream is the gateway's "+
+		"resident memory at the peak over its idle memory, by open streams. "+
 		"The stacks column is the gateway's own count of goroutine stack memory (go_memstats_stack_inuse_bytes) once all are open, "+
 		"by open streams.\n\n"+
 		"| streams opened | clients | errors (all runs) | fewest streams open at once | gateway memory per open stream | of which goroutine stacks | gateway CPU per request |\n"+
 		"|---|---|---|---|---|---|---|\n", n, n)
-	spreads := [...]time.Duration{0, 2 * time.Second}
-	var per, stk, cpu [len(spreads)][]float64
-	var errs [len(spreads)]int64
-	fewest := [len(spreads)]int64{int64(n), int64(n)}
+	type load struct {
+		spread time.Duration
+		prompt int // bytes of filler in the prompt
+	}
+	loads := [...]load{{0, 0}, {2 * time.Second, 0}, {2 * time.Second, 20 << 10}}
+	var per, stk, cpu [len(loads)][]float64
+	var errs [len(loads)]int64
+	var fewest [len(loads)]int64
+	for i := range fewest {
+		fewest[i] = int64(n)
+	}
 	for range rounds {
-		for i, spread := range spreads {
-			r, err := openStreams(bin, n, spread)
+		for i, l := range loads {
+			r, err := openStreams(bin, n, l.spread, l.prompt)
 			if err != nil {
 				return err
 			}
@@ -1071,11 +1079,14 @@ func streamingLoad(bin string, md *strings.Builder, n, rounds int) error {
 			errs[i], fewest[i] = errs[i]+r.errs, min(fewest[i], r.open)
 		}
 	}
-	var med [len(spreads)]stat
-	for i, spread := range spreads {
+	var med [len(loads)]stat
+	for i, l := range loads {
 		when := "in the same instant"
-		if spread > 0 {
-			when = fmt.Sprintf("over %.0f s", spread.Seconds())
+		if l.spread > 0 {
+			when = fmt.Sprintf("over %.0f s", l.spread.Seconds())
+		}
+		if l.prompt > 0 {
+			when += fmt.Sprintf(", %d KB prompt", l.prompt>>10)
 		}
 		med[i] = summarize(per[i])
 		c, k := summarize(cpu[i]), summarize(stk[i])
@@ -1084,7 +1095,7 @@ func streamingLoad(bin string, md *strings.Builder, n, rounds int) error {
 	}
 	fmt.Fprintf(md, "\nTarget: at most 32 KiB of gateway memory per open stream and no errors: %s for streams opened over two seconds "+
 		"(%.1f KiB), %s for streams opened in the same instant (%.1f KiB); %d errors.\n",
-		metOr(med[1].med <= 32 && errs[1] == 0), med[1].med, metOr(med[0].med <= 32 && errs[0] == 0), med[0].med, errs[0]+errs[1])
+		metOr(med[1].med <= 32 && errs[1] == 0), med[1].med, metOr(med[0].med <= 32 && errs[0] == 0), med[0].med, errs[0]+errs[1]+errs[2])
 	if med[0].med > 32 || med[1].med > 32 {
 		fmt.Fprintf(md, "\nWhere it goes: an open stream holds its connection's goroutine, whose stack keeps within 8 KiB "+
 			"(make test checks it), the upstream connection's 4 KiB read buffer, the request's fasthttp context and the relay's buffers. "+
@@ -1092,10 +1103,12 @@ func streamingLoad(bin string, md *strings.Builder, n, rounds int) error {
 			"resident memory also carries their short-lived garbage (GOGC 100: the heap may grow to twice what is live between "+
 			"collections). The reference server sends its 40 tokens whether or not the client reads them, so by the time the last "+
 			"stream opens the gateway has finished relaying some of the first: those hold an idle kept-alive connection and an idle "+
-			"worker goroutine instead of a stream, and still count as open streams here.\n")
+			"worker goroutine instead of a stream, and still count as open streams here. With a 20 KB prompt, a relayed stream gives "+
+			"its request's body back once the request has gone up; the memory over the short prompt's is the prompt's copies made while "+
+			"the requests are read, decoded and sent up (bodies go back to fasthttp's pool, the rest is garbage until a collection).\n")
 	}
-	if errs[0]+errs[1] > 0 {
-		fmt.Fprintf(os.Stderr, "load: %d streams failed\n", errs[0]+errs[1])
+	if errs[0]+errs[1]+errs[2] > 0 {
+		fmt.Fprintf(os.Stderr, "load: %d streams failed\n", errs[0]+errs[1]+errs[2])
 	}
 	return nil
 }
@@ -1110,7 +1123,7 @@ type streams struct {
 
 // openStreams opens n streams through a gateway of its own, evenly over
 // spread, holds them all open, then reads them to the end.
-func openStreams(bin string, n int, spread time.Duration) (streams, error) {
+func openStreams(bin string, n int, spread time.Duration, prompt int) (streams, error) {
 	refAddr := freePort()
 	ref, err := startProc("reference", refAddr, bin, "reference-server", "--listen", refAddr, "--token-delay", "20ms")
 	if err != nil {
@@ -1125,8 +1138,9 @@ func openStreams(bin string, n int, spread time.Duration) (streams, error) {
 	// Unseeded, so that no stream is answered from the response cache:
 	// each crosses the gateway as relayed bytes, as a passthrough stream
 	// does.
+	filler := strings.Repeat("Some context. ", prompt/14)
 	body := func(i int) []byte {
-		return []byte(fmt.Sprintf(`{"model":"reference","messages":[{"role":"user","content":"Why is the sky blue?"}],"max_tokens":40,"stream":true,"temperature":0.%d1}`, i%9))
+		return []byte(fmt.Sprintf(`{"model":"reference","messages":[{"role":"user","content":"%sWhy is the sky blue?"}],"max_tokens":40,"stream":true,"temperature":0.%d1}`, filler, i%9))
 	}
 	_ = post(url, []byte(`{"model":"reference","messages":[{"role":"user","content":"hi"}],"max_tokens":2}`))
 	idle := gw.rss()
