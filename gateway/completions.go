@@ -171,7 +171,7 @@ func (s *Server) completion(ctx *fasthttp.RequestCtx, reqID string, id prefs.Ide
 		s.fail(ctx, reqID, rctx, err)
 		return
 	}
-	handedOver = s.answer(&exchange{ctx: ctx, reqID: reqID, id: id, f: &f, start: start, l: l, rctx: rctx, cancel: cancel,
+	handedOver = s.answer(&exchange{ctx: ctx, reqID: reqID, id: id, f: f, start: start, l: l, rctx: rctx, cancel: cancel,
 		stopWatch: stopWatch, finish: finish, release: release}, req)
 }
 
@@ -181,7 +181,7 @@ type exchange struct {
 	ctx                        *fasthttp.RequestCtx
 	reqID                      string
 	id                         prefs.Identity
-	f                          *format
+	f                          format
 	start                      time.Time
 	l                          *labels
 	rctx                       context.Context
@@ -193,7 +193,7 @@ type exchange struct {
 // reports whether a stream took the request over (and with it finish and
 // release).
 func (s *Server) answer(x *exchange, req *request) bool {
-	ctx, reqID, id, f, l, rctx, cancel := x.ctx, x.reqID, x.id, *x.f, x.l, x.rctx, x.cancel
+	ctx, reqID, id, f, l, rctx, cancel := x.ctx, x.reqID, x.id, x.f, x.l, x.rctx, x.cancel
 	stopWatch, finish, release := x.stopWatch, x.finish, x.release
 	l.model, l.tenant = req.model, id.Tenant
 	rt, err := s.router.Resolve(req.model)
@@ -244,7 +244,7 @@ func (s *Server) answer(x *exchange, req *request) bool {
 // enrolled), on a frame of its own: the relay, beside it, keeps to the
 // smaller frame of answer (completion).
 func (s *Server) generate(x *exchange, req *request, br *backend.Request, en *experiment.Enrollment, call *steering.Call, plan *steering.Plan) bool {
-	ctx, reqID, id, f, start, l, rctx, cancel := x.ctx, x.reqID, x.id, *x.f, x.start, x.l, x.rctx, x.cancel
+	ctx, reqID, id, f, start, l, rctx, cancel := x.ctx, x.reqID, x.id, x.f, x.start, x.l, x.rctx, x.cancel
 	finish, release := x.finish, x.release
 	respID, created := newID(f.idPrefix), time.Now().Unix()
 	var cacheStatus atomic.Value
