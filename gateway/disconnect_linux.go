@@ -35,6 +35,10 @@ func watchDisconnect(clk *clock, c net.Conn, cancel context.CancelCauseFunc) (st
 	if err != nil {
 		return func() {}
 	}
+	// The request has been read whole: the read deadline (read_timeout)
+	// has done its work, and would end the watch of a request that runs
+	// longer. fasthttp sets it again before it reads the next request.
+	_ = c.SetReadDeadline(time.Time{})
 	done := make(chan struct{})
 	watch := func() {
 		defer close(done)

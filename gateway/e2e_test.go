@@ -4,10 +4,12 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -459,6 +461,40 @@ func TestClientDisconnectCancelsBackend(t *testing.T) {
 		t.Fatal(err)
 	}
 	http.DefaultClient.CloseIdleConnections()
+}
+
+// The disconnect watch outlasts read_timeout: the deadline that bounds
+// reading a request does not end the watch of a request that runs longer,
+// streamed or not. The backend says nothing for 20 s, so only the watch
+// can tell that the client has left.
+func TestClientDisconnectAfterReadTimeoutCancelsBackend(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the disconnect watch is built for Linux only")
+	}
+	w := newWatched(reference.New("reference", reference.Options{FirstTokenDelay: 20 * time.Second}))
+	opts := defaultOptions()
+	opts.ReadTimeout = 200 * time.Millisecond
+	e := start(t, opts, map[string]backend.Backend{"reference": w})
+	addr := strings.TrimPrefix(e.url, "http://")
+	for _, stream := range []bool{false, true} {
+		body := fmt.Sprintf(`{"model":"reference","messages":[{"role":"user","content":"Tell me about the ocean."}],"max_tokens":200,"stream":%v}`, stream)
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(c, "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+		<-w.started
+		time.Sleep(3 * opts.ReadTimeout) // past the read deadline
+		c.Close()
+		select {
+		case err := <-w.ended:
+			if !errors.Is(err, context.Canceled) {
+				t.Errorf("stream=%v: backend context ended with %v, want canceled", stream, err)
+			}
+		case <-time.After(3 * time.Second):
+			t.Fatalf("stream=%v: backend call still running 3s after the client left", stream)
+		}
+	}
 }
 
 func TestUnknownFieldsPassThrough(t *testing.T) {
