@@ -62,3 +62,48 @@ func TestPanicInAStreamEndsItsConnection(t *testing.T) {
 		t.Errorf("the stream after it: %q", b)
 	}
 }
+
+// A panic in the handler after it has handed its stream off (in its
+// bookkeeping) still sends the stream: the stream's end is what frees the
+// request's admission slot and context.
+func TestPanicAfterHandOffStillSendsTheStream(t *testing.T) {
+	s := New(Options{RequestTimeout: time.Minute}, backend.NewRouter(), nil, slog.New(slog.DiscardHandler), nil)
+	freed := make(chan struct{}, 1)
+	s.srv.Handler = func(ctx *fasthttp.RequestCtx) {
+		defer s.recoverPanic(ctx, "req-1")
+		s.handOff(ctx, func(w io.Writer) error {
+			defer func() { freed <- struct{}{} }()
+			_, err := io.WriteString(w, "data: 1\n\n")
+			return err
+		})
+		panic("a bug after the hand-off")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.srv.Serve(lingerListener{ln}) }()
+	t.Cleanup(func() { _ = s.srv.Shutdown(); <-done; s.streams.Wait() })
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(c)
+	if err != nil {
+		t.Fatalf("%v after %q", err, b)
+	}
+	if !bytes.HasPrefix(b, []byte("HTTP/1.1 200")) || !bytes.Contains(b, []byte("data: 1")) || !bytes.HasSuffix(b, []byte("0\r\n\r\n")) {
+		t.Errorf("%q", b)
+	}
+	select {
+	case <-freed:
+	default:
+		t.Error("the stream's body did not run to its end")
+	}
+}

@@ -294,6 +294,12 @@ func (s *Server) recoverPanic(ctx *fasthttp.RequestCtx, reqID string) {
 	}
 	s.metrics.Panic()
 	s.log.Error("panic serving a request", "request_id", reqID, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+	if _, ok := ctx.UserValue(streamKey{}).(streamBody); ok {
+		// The handler had handed its stream off (handOff) before the panic:
+		// the stream goes out, and with its end frees what the request holds.
+		s.sendStream(ctx, reqID)
+		return
+	}
 	ctx.Response.Reset()
 	ctx.Response.Header.Set("X-Request-Id", reqID)
 	writeError(ctx, fault.New(fault.ErrInternal, "", "internal error (request %s)", reqID))
