@@ -193,8 +193,7 @@ type exchange struct {
 // reports whether a stream took the request over (and with it finish and
 // release).
 func (s *Server) answer(x *exchange, req *request) bool {
-	ctx, reqID, id, f, l, rctx, cancel := x.ctx, x.reqID, x.id, x.f, x.l, x.rctx, x.cancel
-	stopWatch, finish, release := x.stopWatch, x.finish, x.release
+	ctx, reqID, id, f, l, rctx := x.ctx, x.reqID, x.id, x.f, x.l, x.rctx
 	l.model, l.tenant = req.model, id.Tenant
 	rt, err := s.router.Resolve(req.model)
 	if err != nil {
@@ -234,7 +233,7 @@ func (s *Server) answer(x *exchange, req *request) bool {
 	// that its arm is told what it spent.
 	if pe, ok := s.engine.(passthrougher); ok && en == nil && pe.Passthrough(call, plan) {
 		if rp, ok := rt.Backend.(backend.RawProxy); ok && rp.RawOK(br) {
-			return s.relay(ctx, reqID, rctx, cancel, rp, req, f.idPrefix == completionFormat.idPrefix, stopWatch, finish, release)
+			return s.relay(x, rp, req)
 		}
 	}
 	return s.generate(x, req, br, en, call, plan)

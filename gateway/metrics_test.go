@@ -6,6 +6,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/steergate/steergate/backend"
+	"github.com/steergate/steergate/backend/backendtest"
+	"github.com/steergate/steergate/backend/openai"
 	"github.com/steergate/steergate/backend/reference"
 	"github.com/steergate/steergate/metrics"
 )
@@ -36,5 +39,37 @@ func TestMetricsEndpoint(t *testing.T) {
 	}
 	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/plain") {
 		t.Errorf("content type %q", ct)
+	}
+}
+
+// A relayed stream (passthrough to an OpenAI-compatible backend) counts as
+// a stream: its time to first byte when the handler returns, its whole
+// duration when it ends, as an engine's stream does.
+func TestRelayedStreamMetrics(t *testing.T) {
+	opts := defaultOptions()
+	opts.Metrics = metrics.NewProcess()
+	up := backendtest.StartReference(t, reference.Options{})
+	e := start(t, opts, map[string]backend.Backend{"reference": upstream(t, "upstream", up+"/v1", openai.FlavourVLLM)})
+	status, _, body := post(t, e.url+"/v1/chat/completions", `{"model":"reference","messages":[{"role":"user","content":"hi"}],"max_tokens":3,"stream":true}`)
+	if status != 200 || !strings.Contains(body, "data: [DONE]") {
+		t.Fatalf("%d %s", status, body)
+	}
+	resp, err := http.Get(e.url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	got := string(b)
+	for _, want := range []string{
+		`steergate_time_to_first_token_seconds_count{route="reference",strategy="none"} 1`,
+		`steergate_request_duration_seconds_count{route="reference",strategy="none",stream="true"} 1`,
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	if strings.Contains(got, `stream="false"`) {
+		t.Error("the stream was counted as a request that did not stream")
 	}
 }

@@ -3,10 +3,10 @@ package gateway
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/steergate/steergate/backend"
 	"github.com/steergate/steergate/fault"
@@ -26,8 +26,9 @@ type passthrougher interface {
 // answer's bytes come back with the client's model name; nothing else is
 // decoded or encoded again. It reports whether a stream took the request
 // over (and with it finish and release).
-func (s *Server) relay(ctx *fasthttp.RequestCtx, reqID string, rctx context.Context, cancel context.CancelCauseFunc, rp backend.RawProxy,
-	req *request, completion bool, detach, finish, release func()) bool {
+func (s *Server) relay(x *exchange, rp backend.RawProxy, req *request) bool {
+	ctx, reqID, rctx, cancel, l := x.ctx, x.reqID, x.rctx, x.cancel, x.l
+	completion := x.f.idPrefix == completionFormat.idPrefix
 	ans, err := rp.Raw(rctx, &backend.RawRequest{Chat: !completion, Body: ctx.PostBody(), Drop: []string{"steering"}, Stream: req.stream, Req: req.backend})
 	if err != nil {
 		s.fail(ctx, reqID, rctx, err)
@@ -43,21 +44,26 @@ func (s *Server) relay(ctx *fasthttp.RequestCtx, reqID string, rctx context.Cont
 		ctx.SetBody(body)
 		return false
 	}
-	// The stream's goroutine copies the events to the client, each burst
-	// as it comes, and ends the relay when the stream is over or the
-	// client is gone (a failed write). The disconnect watch ends here:
-	// writes find a client that left.
-	detach()
+	// The stream copies the events to the client, each burst as it comes,
+	// and ends the relay when the stream is over or the client is gone (a
+	// failed write). The disconnect watch ends here: writes find a client
+	// that left.
+	x.stopWatch()
 	// The request has gone up whole: the stream need not hold its body,
 	// as large as the prompt, for as long as it lasts.
 	ctx.Request.ResetBody()
+	l.streamed = true // observe leaves the stream to tell its own end
+	var broke error   // why the backend's stream broke off, if it did
 	er := &eventReader{src: bufio.NewReaderSize(ans.Stream, 1024), model: model, log: func(err error) {
+		broke = err
 		s.log.Warn("relayed stream failed after first byte", "request_id", reqID, "err", err)
 	}, errEvent: func(err error) []byte {
 		_, body := wire.ErrorOf(s.requestErr(rctx, err))
 		b, _ := json.Marshal(body)
 		return b
 	}}
+	start, streamStart := x.start, time.Now()
+	finish, release := x.finish, x.release
 	s.handOff(ctx, func(w io.Writer) error {
 		defer func() {
 			if !er.done {
@@ -68,6 +74,15 @@ func (s *Server) relay(ctx *fasthttp.RequestCtx, reqID string, rctx context.Cont
 			release()
 		}()
 		_, err := er.WriteTo(w)
+		status := fasthttp.StatusOK // the stream's own status; what it became:
+		switch {
+		case err != nil:
+			status = wire.StatusClientClosed
+		case broke != nil:
+			status, _ = wire.ErrorOf(s.requestErr(rctx, broke))
+		}
+		s.metrics.StreamEnd(l.route, l.strategy, time.Since(streamStart))
+		s.live.publish(s.event(reqID, l.model, l.tenant, status, l, nil, time.Since(start)))
 		return err
 	})
 	return true
