@@ -62,13 +62,16 @@ func (s *Server) sendStream(ctx *fasthttp.RequestCtx, reqID string) {
 		h.SetConnectionClose()
 	}
 	c := ctx.Conn()
-	w := &chunkWriter{c: c, chunked: http11, out: h.AppendBytes(nil)}
+	w := &chunkWriter{c: c, chunked: http11, headOnly: ctx.IsHead(), out: h.AppendBytes(nil)}
 	// A client that stops reading cannot hold the stream past its
 	// deadline.
 	_ = c.SetWriteDeadline(time.Now().Add(s.srv.WriteTimeout))
 	err := s.runStream(body, w, reqID)
-	if err == nil {
+	switch {
+	case err == nil:
 		err = w.end()
+	case errors.Is(err, errHeadOnly):
+		err = w.headErr
 	}
 	// Once the handler returns, fasthttp runs the hijack handler; only a
 	// failure to set the deadline of a connection it has not closed would
@@ -97,14 +100,25 @@ func (s *Server) runStream(body streamBody, w io.Writer, reqID string) (err erro
 }
 
 // chunkWriter writes each write to the connection at once, as one chunk
-// over HTTP/1.1, as it is over HTTP/1.0.
+// over HTTP/1.1, as it is over HTTP/1.0. The answer to a HEAD request is
+// its head alone: a write then sends the head and ends the body with
+// errHeadOnly.
 type chunkWriter struct {
-	c       net.Conn
-	chunked bool
-	out     []byte // the response's head until the first write; then reused
+	c        net.Conn
+	chunked  bool
+	headOnly bool
+	headErr  error  // writing the head alone failed
+	out      []byte // the response's head until the first write; then reused
 }
 
+// errHeadOnly ends the body of a stream that answers a HEAD request.
+var errHeadOnly = errors.New("a HEAD request is answered with the head alone")
+
 func (w *chunkWriter) Write(p []byte) (int, error) {
+	if w.headOnly {
+		w.headErr = w.end()
+		return 0, errHeadOnly
+	}
 	if len(p) == 0 {
 		return 0, nil // an empty chunk would end the body
 	}
@@ -126,7 +140,7 @@ func (w *chunkWriter) Write(p []byte) (int, error) {
 // end ends the body: the last chunk, and the head if nothing was written.
 func (w *chunkWriter) end() error {
 	b := w.out
-	if w.chunked {
+	if w.chunked && !w.headOnly {
 		b = append(b, "0\r\n\r\n"...)
 	}
 	w.out = nil

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bufio"
 	"bytes"
 	"io"
 	"log/slog"
@@ -105,5 +106,57 @@ func TestPanicAfterHandOffStillSendsTheStream(t *testing.T) {
 	case <-freed:
 	default:
 		t.Error("the stream's body did not run to its end")
+	}
+}
+
+// A stream that answers a HEAD request sends its head alone, and the
+// connection goes on to its next request in step.
+func TestHeadOfAStreamIsItsHeadAlone(t *testing.T) {
+	s := New(Options{RequestTimeout: time.Minute}, backend.NewRouter(), nil, slog.New(slog.DiscardHandler), nil)
+	s.srv.Handler = func(ctx *fasthttp.RequestCtx) {
+		if string(ctx.Path()) == "/plain" {
+			ctx.SetBodyString("plain")
+			return
+		}
+		s.handOff(ctx, func(w io.Writer) error {
+			_, err := io.WriteString(w, "data: 1\n\n")
+			return err
+		})
+		s.sendStream(ctx, "req-1")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.srv.Serve(lingerListener{ln}) }()
+	t.Cleanup(func() { _ = s.srv.Shutdown(); <-done; s.streams.Wait() })
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, "HEAD /live HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(c)
+	var head fasthttp.ResponseHeader
+	if err := head.Read(br); err != nil {
+		t.Fatal(err)
+	}
+	if head.StatusCode() != 200 || string(head.ContentType()) != "text/event-stream" {
+		t.Errorf("head %q", head.Header())
+	}
+	// The next request on the same connection reads its own answer.
+	if _, err := io.WriteString(c, "GET /plain HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	rest, err := io.ReadAll(br)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.HasPrefix(rest, []byte("HTTP/1.1 200")) || !bytes.HasSuffix(rest, []byte("\r\n\r\nplain")) {
+		t.Errorf("after the HEAD: %q", rest)
 	}
 }
