@@ -31,24 +31,9 @@ func TestPanicInAStreamEndsItsConnection(t *testing.T) {
 		})
 		s.sendStream(ctx, "req-1")
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- s.srv.Serve(lingerListener{ln}) }()
-	t.Cleanup(func() { _ = s.srv.Shutdown(); <-done; s.streams.Wait() })
+	send := serveStreams(t, s)
 	get := func(path string) []byte {
-		c, err := net.Dial("tcp", ln.Addr().String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-		if _, err := io.WriteString(c, "GET "+path+" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"); err != nil {
-			t.Fatal(err)
-		}
-		b, err := io.ReadAll(c) // to the server's close
+		b, err := io.ReadAll(send("GET " + path + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")) // to the server's close
 		if err != nil {
 			t.Fatalf("%s: %v after %q", path, err, b)
 		}
@@ -79,23 +64,8 @@ func TestPanicAfterHandOffStillSendsTheStream(t *testing.T) {
 		})
 		panic("a bug after the hand-off")
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- s.srv.Serve(lingerListener{ln}) }()
-	t.Cleanup(func() { _ = s.srv.Shutdown(); <-done; s.streams.Wait() })
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-	if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"); err != nil {
-		t.Fatal(err)
-	}
-	b, err := io.ReadAll(c)
+	send := serveStreams(t, s)
+	b, err := io.ReadAll(send("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"))
 	if err != nil {
 		t.Fatalf("%v after %q", err, b)
 	}
@@ -124,22 +94,8 @@ func TestHeadOfAStreamIsItsHeadAlone(t *testing.T) {
 		})
 		s.sendStream(ctx, "req-1")
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- s.srv.Serve(lingerListener{ln}) }()
-	t.Cleanup(func() { _ = s.srv.Shutdown(); <-done; s.streams.Wait() })
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-	if _, err := io.WriteString(c, "HEAD /live HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
-		t.Fatal(err)
-	}
+	send := serveStreams(t, s)
+	c := send("HEAD /live HTTP/1.1\r\nHost: x\r\n\r\n")
 	br := bufio.NewReader(c)
 	var head fasthttp.ResponseHeader
 	if err := head.Read(br); err != nil {
@@ -158,5 +114,31 @@ func TestHeadOfAStreamIsItsHeadAlone(t *testing.T) {
 	}
 	if !bytes.HasPrefix(rest, []byte("HTTP/1.1 200")) || !bytes.HasSuffix(rest, []byte("\r\n\r\nplain")) {
 		t.Errorf("after the HEAD: %q", rest)
+	}
+}
+
+// serveStreams serves s (its handler set by the test) on a loopback port
+// until the test ends. It returns send, which sends a raw request on a new
+// connection and returns the connection to read the answer from.
+func serveStreams(t *testing.T, s *Server) (send func(req string) net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.srv.Serve(lingerListener{ln}) }()
+	t.Cleanup(func() { _ = s.srv.Shutdown(); <-done; s.streams.Wait() })
+	return func(req string) net.Conn {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := io.WriteString(c, req); err != nil {
+			t.Fatal(err)
+		}
+		return c
 	}
 }
