@@ -308,13 +308,7 @@ func (s *Server) generate(x *exchange, req *request, br *backend.Request, en *ex
 			}
 		}
 		s.recordRequest(en, respID, br, st.out, werr != nil || st.err != nil, time.Since(start))
-		status := fasthttp.StatusOK // the stream's own status; what it became:
-		switch {
-		case werr != nil:
-			status = wire.StatusClientClosed
-		case st.err != nil:
-			status, _ = wire.ErrorOf(s.requestErr(rctx, st.err))
-		}
+		status := s.streamStatus(rctx, werr, st.err)
 		s.live.publish(s.event(reqID, l.model, l.tenant, status, l, st.out, time.Since(start)))
 		if werr != nil {
 			return
@@ -339,6 +333,19 @@ func (s *Server) generate(x *exchange, req *request, br *backend.Request, en *ex
 	}
 	s.writeStream(ctx, body)
 	return true
+}
+
+// streamStatus is the status a stream ended with, for the live view: the
+// client gone (a failed write), the error that ended it, or 200.
+func (s *Server) streamStatus(rctx context.Context, writeErr, err error) int {
+	switch {
+	case writeErr != nil:
+		return wire.StatusClientClosed
+	case err != nil:
+		status, _ := wire.ErrorOf(s.requestErr(rctx, err))
+		return status
+	}
+	return fasthttp.StatusOK
 }
 
 // headless encodes a response without the members each response has its

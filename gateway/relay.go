@@ -74,15 +74,8 @@ func (s *Server) relay(x *exchange, rp backend.RawProxy, req *request) bool {
 			release()
 		}()
 		_, err := er.WriteTo(w)
-		status := fasthttp.StatusOK // the stream's own status; what it became:
-		switch {
-		case err != nil:
-			status = wire.StatusClientClosed
-		case broke != nil:
-			status, _ = wire.ErrorOf(s.requestErr(rctx, broke))
-		}
 		s.metrics.StreamEnd(l.route, l.strategy, time.Since(streamStart))
-		s.live.publish(s.event(reqID, l.model, l.tenant, status, l, nil, time.Since(start)))
+		s.live.publish(s.event(reqID, l.model, l.tenant, s.streamStatus(rctx, err, broke), l, nil, time.Since(start)))
 		return err
 	})
 	return true
