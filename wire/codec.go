@@ -238,10 +238,11 @@ func decodeAs(body []byte, d decoding) (map[string]json.RawMessage, error) {
 		return nil, err
 	}
 	extra, err := decodeExtra(body, d.v, d.known)
+	typeErr := trimField(err, d.embedded)
 	// encoding/json reports a wrong type only once it has read the whole
 	// body, after any error of a member it decodes by a method of the
 	// member's own; the members kept aside keep that order.
-	if l, ok := d.v.(laterDecoder); ok && (err == nil || isTypeError(err)) {
+	if l, ok := d.v.(laterDecoder); ok && (err == nil || typeErr) {
 		if lerr := l.decodeLater(); lerr != nil {
 			err = lerr
 		}
@@ -253,17 +254,25 @@ func decodeAs(body []byte, d decoding) (map[string]json.RawMessage, error) {
 		case errors.As(err, &pe):
 			return nil, err
 		case errors.As(err, &te):
-			field := strings.TrimPrefix(te.Field, d.embedded)
-			return nil, fault.Invalid(field, "invalid type for '%s': expected %s, got %s", field, te.Type, te.Value)
+			return nil, fault.Invalid(te.Field, "invalid type for '%s': expected %s, got %s", te.Field, te.Type, te.Value)
 		}
 		return nil, fault.Invalid(fieldOf(err), "invalid request body: %v", err)
 	}
 	return extra, nil
 }
 
-func isTypeError(err error) bool {
+// trimField takes the name of an embedded struct (prefix) off the field a
+// type error names, and reports whether err is one.
+func trimField(err error, prefix string) bool {
+	if err == nil {
+		return false
+	}
 	var te *json.UnmarshalTypeError
-	return errors.As(err, &te)
+	if !errors.As(err, &te) {
+		return false
+	}
+	te.Field = strings.TrimPrefix(te.Field, prefix)
+	return true
 }
 
 // DecodeStrict fills v (a pointer to a struct) from a JSON object body as
@@ -346,7 +355,7 @@ func (d *chatDecoding) decodeLater() error {
 			return err
 		}
 	}
-	if d.ResponseFormat == nil || string(bytes.TrimSpace(d.ResponseFormat)) == "null" {
+	if d.ResponseFormat == nil || isNull(d.ResponseFormat) {
 		return nil
 	}
 	d.r.ResponseFormat = new(ResponseFormat)
@@ -361,7 +370,7 @@ func decodeEach[T any](name string, b []byte, out *[]T, dec func(*T, []byte) err
 		// Not an array: encoding/json's own error for it.
 		return decodeMember(name, b, out)
 	}
-	if string(bytes.TrimSpace(b)) == "null" {
+	if isNull(b) {
 		*out = nil
 		return nil
 	}

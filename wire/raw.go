@@ -233,3 +233,6 @@ func Value(body []byte, key string) []byte {
 	})
 	return v
 }
+
+// isNull reports whether the JSON value b is null.
+func isNull(b []byte) bool { return string(bytes.TrimSpace(b)) == "null" }

@@ -23,21 +23,11 @@ type Content struct {
 	Null  bool
 }
 
-// contentError marks an error about a message's content.
-type contentError struct{ error }
-
 func (c *Content) UnmarshalJSON(b []byte) error {
-	if err := c.unmarshal(b); err != nil {
-		return contentError{err}
-	}
-	return nil
-}
-
-func (c *Content) unmarshal(b []byte) error {
 	b = bytes.TrimSpace(b)
 	*c = Content{}
 	switch {
-	case len(b) == 0 || string(b) == "null":
+	case len(b) == 0 || isNull(b):
 		c.Null = true
 		return nil
 	case b[0] == '"':
@@ -262,20 +252,6 @@ func (m *Message) UnmarshalJSON(b []byte) error {
 	*m = Message(d.f)
 	m.Raw = append(json.RawMessage(nil), b...)
 	return nil
-}
-
-// trimField takes the name of an embedded struct (prefix) off the field a
-// type error names, and reports whether err is one.
-func trimField(err error, prefix string) bool {
-	if err == nil {
-		return false
-	}
-	var te *json.UnmarshalTypeError
-	if !errors.As(err, &te) {
-		return false
-	}
-	te.Field = strings.TrimPrefix(te.Field, prefix)
-	return true
 }
 
 // toolCallDecoding decodes a tool call but its function, which it keeps
