@@ -429,6 +429,20 @@ func (w *watched) Stream(ctx context.Context, r *backend.Request, emit func(back
 	return w.Backend.Stream(ctx, r, emit)
 }
 
+// cancelledWithin fails the test unless the backend's call ends,
+// cancelled, within d of the client's leaving.
+func (w *watched) cancelledWithin(t *testing.T, d time.Duration, what string) {
+	t.Helper()
+	select {
+	case err := <-w.ended:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("%s: backend context ended with %v, want canceled", what, err)
+		}
+	case <-time.After(d):
+		t.Fatalf("%s: backend call still running %s after the client left", what, d)
+	}
+}
+
 func TestClientDisconnectCancelsBackend(t *testing.T) {
 	defer goleak.VerifyNone(t, append(leak.Ignored, goleak.IgnoreCurrent())...)
 	w := newWatched(reference.New("reference", reference.Options{TokenDelay: 50 * time.Millisecond}))
@@ -447,14 +461,7 @@ func TestClientDisconnectCancelsBackend(t *testing.T) {
 		} else {
 			_, _ = e.client.Chat.Completions.New(ctx, params)
 		}
-		select {
-		case err := <-w.ended:
-			if !errors.Is(err, context.Canceled) {
-				t.Errorf("stream=%v: backend context ended with %v, want canceled", stream, err)
-			}
-		case <-time.After(5 * time.Second):
-			t.Fatalf("stream=%v: backend call still running 5s after the client left", stream)
-		}
+		w.cancelledWithin(t, 5*time.Second, fmt.Sprintf("stream=%v", stream))
 	}
 	e.client = openai.Client{}
 	if err := e.stop(); err != nil {
@@ -486,14 +493,7 @@ func TestClientDisconnectAfterReadTimeoutCancelsBackend(t *testing.T) {
 		<-w.started
 		time.Sleep(3 * opts.ReadTimeout) // past the read deadline
 		c.Close()
-		select {
-		case err := <-w.ended:
-			if !errors.Is(err, context.Canceled) {
-				t.Errorf("stream=%v: backend context ended with %v, want canceled", stream, err)
-			}
-		case <-time.After(3 * time.Second):
-			t.Fatalf("stream=%v: backend call still running 3s after the client left", stream)
-		}
+		w.cancelledWithin(t, 3*time.Second, fmt.Sprintf("stream=%v", stream))
 	}
 }
 

@@ -19,13 +19,7 @@ func TestMetricsEndpoint(t *testing.T) {
 	e := start(t, opts, ref(reference.Options{}))
 	post(t, e.url+"/v1/chat/completions", `{"model":"reference","messages":[{"role":"user","content":"hi"}],"max_tokens":3}`)
 	post(t, e.url+"/v1/chat/completions", `{"model":"nope","messages":[{"role":"user","content":"hi"}]}`)
-	resp, err := http.Get(e.url + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	body := string(b)
+	body, header := scrape(t, e.url)
 	for _, want := range []string{
 		`steergate_requests_total{arm="",route="reference",status="200",strategy="none"}`,
 		`steergate_requests_total{arm="",route="-",status="404",strategy="-"}`,
@@ -37,7 +31,7 @@ func TestMetricsEndpoint(t *testing.T) {
 			t.Errorf("/metrics lacks %s", want)
 		}
 	}
-	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/plain") {
+	if ct := header.Get("Content-Type"); !strings.HasPrefix(ct, "text/plain") {
 		t.Errorf("content type %q", ct)
 	}
 }
@@ -54,13 +48,7 @@ func TestRelayedStreamMetrics(t *testing.T) {
 	if status != 200 || !strings.Contains(body, "data: [DONE]") {
 		t.Fatalf("%d %s", status, body)
 	}
-	resp, err := http.Get(e.url + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	got := string(b)
+	got, _ := scrape(t, e.url)
 	for _, want := range []string{
 		`steergate_time_to_first_token_seconds_count{route="reference",strategy="none"} 1`,
 		`steergate_request_duration_seconds_count{route="reference",strategy="none",stream="true"} 1`,
@@ -72,4 +60,19 @@ func TestRelayedStreamMetrics(t *testing.T) {
 	if strings.Contains(got, `stream="false"`) {
 		t.Error("the stream was counted as a request that did not stream")
 	}
+}
+
+// scrape reads the gateway's /metrics.
+func scrape(t *testing.T, url string) (string, http.Header) {
+	t.Helper()
+	resp, err := http.Get(url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b), resp.Header
 }
