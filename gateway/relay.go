@@ -98,10 +98,13 @@ type eventReader struct {
 // next reads up to the end of the next event (a blank line) into out.
 func (e *eventReader) next() {
 	for {
-		chunk, err := e.src.ReadSlice('\n')
-		e.line = append(e.line, chunk...)
-		if err == bufio.ErrBufferFull {
-			continue // a long line: keep reading it
+		line, err := e.src.ReadSlice('\n')
+		if len(e.line) > 0 || err == bufio.ErrBufferFull {
+			e.line = append(e.line, line...)
+			if err == bufio.ErrBufferFull {
+				continue // a long line: keep reading it
+			}
+			line = e.line
 		}
 		if err != nil {
 			if err == io.EOF {
@@ -114,7 +117,8 @@ func (e *eventReader) next() {
 			e.ended, e.done = true, true
 			return
 		}
-		line := e.line
+		// line is the reader's own bytes, or e.line's: either way used up
+		// before the next read.
 		e.line = e.line[:0]
 		if payload, ok := bytes.CutPrefix(bytes.TrimRight(line, "\r\n"), dataPrefix); ok {
 			if bytes.Equal(payload, []byte("[DONE]")) {
@@ -123,8 +127,10 @@ func (e *eventReader) next() {
 				return
 			}
 			if len(payload) > 0 && payload[0] == '{' {
-				if b, changed := wire.SetValue(payload, "model", e.model); changed {
-					e.out = append(append(append(e.out, dataPrefix...), b...), '\n')
+				// Rewritten straight into out: no copy of the event
+				// of its own, none left for the collector.
+				if out, changed := wire.AppendValue(append(e.out, dataPrefix...), payload, "model", e.model); changed {
+					e.out = append(out, '\n')
 					continue
 				}
 			}
@@ -147,6 +153,9 @@ func (e *eventReader) whole() bool {
 // WriteTo writes event after event, each burst in one write, with no copy
 // buffer of its own held while the backend is quiet.
 func (e *eventReader) WriteTo(w io.Writer) (int64, error) {
+	if e.out == nil {
+		e.out = make([]byte, 0, 512) // a token event or two, without regrowing
+	}
 	var n int64
 	for {
 		for len(e.out) == 0 {

@@ -2,7 +2,10 @@ package gateway
 
 import (
 	"bufio"
+	"bytes"
+	"fmt"
 	"io"
+	"strings"
 	"testing"
 	"time"
 )
@@ -47,5 +50,55 @@ func TestEventReaderSendsWhatHasCome(t *testing.T) {
 	}()
 	if got, want := read(), "data: {\"a\":4}\n\ndata: [DONE]\n\n"; got != want {
 		t.Errorf("the rest: %q, want %q", got, want)
+	}
+}
+
+// BenchmarkRelayEvents is the relay's work on one stream of 40 token
+// events, each given the client's model name, written to a client that
+// takes every write.
+func BenchmarkRelayEvents(b *testing.B) {
+	var stream bytes.Buffer
+	for i := range 40 {
+		fmt.Fprintf(&stream, "data: {\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"upstream-model\","+
+			"\"choices\":[{\"index\":0,\"delta\":{\"content\":\" token%d\"},\"logprobs\":null,\"finish_reason\":null}]}\n\n", i)
+	}
+	stream.WriteString("data: [DONE]\n\n")
+	src := bufio.NewReaderSize(nil, 1024)
+	r := bytes.NewReader(stream.Bytes())
+	b.SetBytes(int64(stream.Len()))
+	b.ReportAllocs()
+	for b.Loop() {
+		r.Reset(stream.Bytes())
+		src.Reset(r)
+		er := eventReader{src: src, model: []byte(`"client"`), log: func(error) {}, errEvent: func(error) []byte { return nil }}
+		if _, err := er.WriteTo(io.Discard); err != nil || !er.done {
+			b.Fatal(err, er.done)
+		}
+	}
+}
+
+// An event longer than the reader's buffer, arriving in pieces, goes out
+// whole with the client's model name, and lines ended by CRLF keep theirs.
+func TestEventReaderLongEvent(t *testing.T) {
+	long := strings.Repeat("word ", 600)
+	in := "data: {\"model\":\"up\",\"content\":\"" + long + "\"}\n\n" + ": a comment\r\n\r\ndata: [DONE]\n\n"
+	pr, pw := io.Pipe()
+	go func() {
+		for rest := in; rest != ""; {
+			k := min(len(rest), 700)
+			_, _ = pw.Write([]byte(rest[:k]))
+			rest = rest[k:]
+		}
+		pw.Close()
+	}()
+	er := &eventReader{src: bufio.NewReaderSize(pr, 1024), model: []byte(`"client"`),
+		log: func(err error) { t.Errorf("logged %v", err) }, errEvent: func(error) []byte { return []byte(`{}`) }}
+	var out bytes.Buffer
+	if _, err := er.WriteTo(&out); err != nil || !er.done {
+		t.Fatal(err, er.done)
+	}
+	want := strings.Replace(in, `"up"`, `"client"`, 1)
+	if out.String() != want {
+		t.Errorf("got  %q\nwant %q", out.String(), want)
 	}
 }

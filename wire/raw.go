@@ -150,23 +150,41 @@ func plainString(b []byte) (string, bool) {
 // value is raw already, comes back as it is (changed false), as does one
 // that is not an object.
 func SetValue(body []byte, key string, raw []byte) (out []byte, changed bool) {
-	var value []byte
-	end := -1
+	m, ok := member(body, key)
+	if !ok || bytes.Equal(m.Value, raw) {
+		return body, false
+	}
+	return appendReplaced(make([]byte, 0, len(body)-len(m.Value)+len(raw)), body, m, raw), true
+}
+
+// AppendValue is SetValue appending to dst, so that a caller rewriting one
+// small object after another reuses one buffer. Where SetValue would
+// change nothing, dst comes back as it was.
+func AppendValue(dst, body []byte, key string, raw []byte) (out []byte, changed bool) {
+	m, ok := member(body, key)
+	if !ok || bytes.Equal(m.Value, raw) {
+		return dst, false
+	}
+	return appendReplaced(dst, body, m, raw), true
+}
+
+// appendReplaced appends body to dst with member m's value replaced by raw.
+func appendReplaced(dst, body []byte, m Member, raw []byte) []byte {
+	dst = append(dst, body[:m.End-len(m.Value)]...)
+	dst = append(dst, raw...)
+	return append(dst, body[m.End:]...)
+}
+
+// member finds a top-level member by its key as written.
+func member(body []byte, key string) (found Member, ok bool) {
 	_ = EachMember(body, func(m Member) error {
 		if string(m.Key) == key {
-			value, end = m.Value, m.End
+			found, ok = m, true
 			return ErrStop
 		}
 		return nil
 	})
-	if end < 0 || bytes.Equal(value, raw) {
-		return body, false
-	}
-	start := end - len(value)
-	out = make([]byte, 0, len(body)-len(value)+len(raw))
-	out = append(out, body[:start]...)
-	out = append(out, raw...)
-	return append(out, body[end:]...), true
+	return found, ok
 }
 
 // Rewrite returns body with the top-level members named in set given new
@@ -223,15 +241,8 @@ func Rewrite(body []byte, set map[string]any, drop ...string) ([]byte, error) {
 
 // Value returns the raw value of a top-level member, or nil.
 func Value(body []byte, key string) []byte {
-	var v []byte
-	_ = EachMember(body, func(m Member) error {
-		if string(m.Key) == key {
-			v = m.Value
-			return ErrStop
-		}
-		return nil
-	})
-	return v
+	m, _ := member(body, key)
+	return m.Value
 }
 
 // isNull reports whether the JSON value b is null.

@@ -54,6 +54,21 @@ func TestSetValue(t *testing.T) {
 	}
 }
 
+// AppendValue writes SetValue's answer after what dst holds, and adds
+// nothing where SetValue would change nothing.
+func TestAppendValue(t *testing.T) {
+	body := []byte(`{"id":"x", "model" : "up\"stream" ,"n":1}`)
+	got, changed := AppendValue([]byte("data: "), body, "model", []byte(`"client"`))
+	if want := `data: {"id":"x", "model" : "client" ,"n":1}`; string(got) != want || !changed {
+		t.Errorf("got %s (changed %v)\nwant %s", got, changed, want)
+	}
+	for _, b := range []string{`{"model":"client"}`, `{"id":"x"}`, `[1]`, ``} {
+		if out, changed := AppendValue([]byte("data: "), []byte(b), "model", []byte(`"client"`)); changed || string(out) != "data: " {
+			t.Errorf("%q: %q (changed %v)", b, out, changed)
+		}
+	}
+}
+
 func TestElements(t *testing.T) {
 	got, ok := elements([]byte(` [ {"a":[1,"]"]} , "x,y\"]" ,3,null , [] ] `))
 	want := []string{`{"a":[1,"]"]}`, `"x,y\"]"`, `3`, `null`, `[]`}
