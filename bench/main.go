@@ -1102,8 +1102,8 @@ func streamingLoad(bin string, md *strings.Builder, n, rounds int) error {
 			"When every stream opens in the same instant, the gateway reads, decodes and forwards the thousand requests together, and "+
 			"resident memory also carries their short-lived garbage (GOGC 100: the heap may grow to twice what is live between "+
 			"collections). The reference server sends its 40 tokens whether or not the client reads them, so by the time the last "+
-			"stream opens the gateway has finished relaying some of the first: those hold an idle kept-alive connection and an idle "+
-			"worker goroutine instead of a stream, and still count as open streams here. With a 20 KB prompt, a relayed stream gives "+
+			"stream opens the gateway has finished relaying some of the first: those hold an idle kept-alive connection, waiting on "+
+			"its goroutine for the next request, instead of a stream, and still count as open streams here. With a 20 KB prompt, a relayed stream gives "+
 			"its request's body back once the request has gone up; the memory over the short prompt's is the prompt's copies made while "+
 			"the requests are read, decoded and sent up (bodies go back to fasthttp's pool, the rest is garbage until a collection).\n")
 	}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"runtime/debug"
 	"strconv"
 	"time"
@@ -34,9 +33,9 @@ var errStreamPanic = errors.New("panic in a stream")
 // the handler's frames are gone, so the stream waits on the stack the
 // request was read and decoded with (8 KiB: the decode and the backend's
 // dial keep within it), not on a goroutine beside it. body's error means
-// the connection cannot carry another response. At the end fasthttp
-// writes nothing of its own: the connection goes back to the server for
-// its next request (HTTP/1.1 keep-alive), or closes.
+// the connection cannot carry another response. At the end the same
+// goroutine, in fasthttp, reads the connection's next request (HTTP/1.1
+// keep-alive) or closes it; no goroutine is started and none left idle.
 func (s *Server) sendStream(ctx *fasthttp.RequestCtx, reqID string) {
 	body, ok := ctx.UserValue(streamKey{}).(streamBody)
 	if !ok {
@@ -48,7 +47,8 @@ func (s *Server) sendStream(ctx *fasthttp.RequestCtx, reqID string) {
 	h.Set("X-Accel-Buffering", "no")
 	h.SetContentType("text/event-stream")
 	http11 := ctx.Request.Header.IsHTTP11()
-	_, ours := ctx.Conn().(*lingerConn)
+	c := ctx.Conn()
+	lc, ours := c.(*lingerConn)
 	keep := http11 && ours && !ctx.Request.Header.ConnectionClose() && !s.draining.Load()
 	if http11 {
 		h.SetContentLength(-1) // chunked
@@ -61,7 +61,6 @@ func (s *Server) sendStream(ctx *fasthttp.RequestCtx, reqID string) {
 	if !keep {
 		h.SetConnectionClose()
 	}
-	c := ctx.Conn()
 	w := &chunkWriter{c: c, chunked: http11, headOnly: ctx.IsHead(), out: h.AppendBytes(nil)}
 	// A client that stops reading cannot hold the stream past its
 	// deadline.
@@ -73,17 +72,21 @@ func (s *Server) sendStream(ctx *fasthttp.RequestCtx, reqID string) {
 	case errors.Is(err, errHeadOnly):
 		err = w.headErr
 	}
-	// Once the handler returns, fasthttp runs the hijack handler; only a
-	// failure to set the deadline of a connection it has not closed would
-	// stop it.
-	s.streams.Add(1)
-	ctx.HijackSetNoResponse(true)
-	ctx.Hijack(func(c net.Conn) {
-		defer s.streams.Done()
-		if err != nil || !keep || !s.resume(c) {
-			_ = c.Close()
-		}
-	})
+	if !ours {
+		// Not the listener's connection: no answer of fasthttp's can be
+		// kept off it, so fasthttp closes it with none (a hijack).
+		ctx.HijackSetNoResponse(true)
+		ctx.Hijack(func(net.Conn) {})
+		return
+	}
+	// fasthttp goes on with the connection as after any answer, on this
+	// goroutine: it reads the next request (keep-alive) or closes. The
+	// stream was the answer; the empty one fasthttp writes now is dropped.
+	ctx.Response.Reset()
+	if err != nil || !keep {
+		ctx.SetConnectionClose()
+	}
+	lc.dropHead = true
 }
 
 // runStream runs a stream's body; a panic in it ends the stream (and
@@ -149,74 +152,4 @@ func (w *chunkWriter) end() error {
 	}
 	_, err := w.c.Write(b)
 	return err
-}
-
-// resume gives a connection whose stream is over back to the server for
-// its next request. It reports false when the connection must close
-// instead: the server is shutting down, or the client is gone.
-func (s *Server) resume(c net.Conn) bool {
-	lc, rest, ok := unwrap(c)
-	if !ok {
-		return false
-	}
-	// Shutdown waits for the connections the server counts; one given
-	// back is counted from its first read, and shutdown cannot begin in
-	// between.
-	s.resumeMu.RLock()
-	if s.closed {
-		s.resumeMu.RUnlock()
-		return false
-	}
-	lc.pending, lc.counted = rest, s.resumeMu.RUnlock
-	// fasthttp gives a connection new to it read_timeout for its first
-	// request; a kept-alive one waits idle_timeout.
-	idle := s.srv.IdleTimeout
-	if idle == 0 {
-		idle = s.srv.ReadTimeout
-	}
-	var until time.Time
-	if idle > 0 {
-		until = time.Now().Add(idle)
-	}
-	_ = lc.Conn.SetReadDeadline(until)
-	_ = lc.Conn.SetWriteDeadline(time.Time{})
-	lc.holdDeadline = s.srv.ReadTimeout > 0
-	go func() {
-		if err := s.srv.ServeConn(lc); errors.Is(err, fasthttp.ErrConcurrencyLimit) {
-			lc.serving() // refused before its first read
-		}
-	}()
-	return true
-}
-
-// unwrap finds the listener's connection under fasthttp's hijack wrapper,
-// with the bytes the wrapper holds that were read past the stream's
-// request (a pipelined request): the connection goes back to the server as
-// itself, not wrapped once more by every stream it carries.
-func unwrap(c net.Conn) (*lingerConn, []byte, bool) {
-	u, ok := c.(interface{ UnsafeConn() net.Conn })
-	if !ok {
-		return nil, nil, false
-	}
-	lc, ok := u.UnsafeConn().(*lingerConn)
-	if !ok {
-		return nil, nil, false
-	}
-	// With its deadline passed, a read gives only what is already in
-	// memory, and then the deadline's error.
-	if lc.Conn.SetReadDeadline(time.Unix(1, 0)) != nil {
-		return nil, nil, false
-	}
-	var rest []byte
-	buf := make([]byte, 512)
-	for {
-		n, err := c.Read(buf)
-		rest = append(rest, buf[:n]...)
-		switch {
-		case errors.Is(err, os.ErrDeadlineExceeded):
-			return lc, rest, true
-		case err != nil:
-			return nil, nil, false // the client closed its side
-		}
-	}
 }

@@ -41,13 +41,14 @@ type lingerConn struct {
 	rc       syscall.RawConn  // the socket, once readAhead needed it
 	readFD   func(fd uintptr) bool
 	aheadErr error // why readSocket read nothing ahead
-	// A connection given back to the server after a stream (resume).
-	holdDeadline bool   // the server's next read deadline is a new connection's: keep the idle one
-	counted      func() // the server has counted the connection
+	// After a stream written to the connection itself (sendStream), the
+	// empty answer fasthttp writes, a head alone, is dropped: dropHead is
+	// set until the head's end, of which headEnd bytes have gone by.
+	dropHead bool
+	headEnd  int
 }
 
 func (c *lingerConn) Read(p []byte) (int, error) {
-	c.serving()
 	if len(c.pending) == 0 && len(p) == 1 {
 		if err := c.readAhead(); err != nil {
 			return 0, err
@@ -124,22 +125,29 @@ func (c *lingerConn) readSocket(fd uintptr) bool {
 	return true
 }
 
-func (c *lingerConn) SetReadDeadline(t time.Time) error {
-	c.serving()
-	if c.holdDeadline {
-		c.holdDeadline = false
-		return nil
+func (c *lingerConn) Write(p []byte) (int, error) {
+	if !c.dropHead {
+		return c.Conn.Write(p)
 	}
-	return c.Conn.SetReadDeadline(t)
-}
-
-// serving is called when the server first reads a given-back connection
-// or sets its read deadline: it has counted the connection by then.
-func (c *lingerConn) serving() {
-	if f := c.counted; f != nil {
-		c.counted = nil
-		f()
+	for i, b := range p {
+		switch {
+		case b == "\r\n\r\n"[c.headEnd]:
+			c.headEnd++
+		case b == '\r':
+			c.headEnd = 1
+		default:
+			c.headEnd = 0
+		}
+		if c.headEnd == 4 {
+			c.dropHead, c.headEnd = false, 0
+			if rest := p[i+1:]; len(rest) > 0 {
+				n, err := c.Conn.Write(rest)
+				return i + 1 + n, err
+			}
+			break
+		}
 	}
+	return len(p), nil
 }
 
 // lingerOnClose asks c to drain its input before closing.

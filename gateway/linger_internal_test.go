@@ -113,3 +113,29 @@ func TestReadAheadEnds(t *testing.T) {
 		t.Error("a read that found nothing holds a buffer")
 	}
 }
+
+// After a stream the answer fasthttp writes is dropped up to the end of
+// its head, wherever the writes split it; what follows goes out.
+func TestDropHeadDropsOneHead(t *testing.T) {
+	for _, writes := range [][]string{
+		{"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", "next"},
+		{"HTTP/1.1 200 OK\r\nContent-Length: 0\r", "\n\r", "\nnext"},
+		{"HTTP/1.1 200 OK\r\nA: \r\r\n\r\nnext"},
+	} {
+		server, client := tcpPair(t)
+		server.dropHead = true
+		for _, w := range writes {
+			if n, err := server.Write([]byte(w)); err != nil || n != len(w) {
+				t.Fatalf("%q: wrote %d, %v", w, n, err)
+			}
+		}
+		if _, err := server.Write([]byte(" and after")); err != nil {
+			t.Fatal(err)
+		}
+		server.Close()
+		got, err := io.ReadAll(client)
+		if err != nil || string(got) != "next and after" {
+			t.Errorf("%q: the client read %q, %v", writes, got, err)
+		}
+	}
+}

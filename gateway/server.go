@@ -87,13 +87,6 @@ type Server struct {
 	// its deadline.
 	clock       *clock
 	errDeadline error
-	// streams are the connections whose stream is over, on their way back
-	// to the server or to close (sendStream), which fasthttp's shutdown
-	// does not wait for; once closed is set (under resumeMu, as shutdown
-	// begins), no connection goes back to the server after its stream.
-	streams  sync.WaitGroup
-	resumeMu sync.RWMutex
-	closed   bool
 }
 
 // New returns a server; ready reports whether the backends can serve (nil:
@@ -127,9 +120,6 @@ func New(opts Options, router *backend.Router, engine Engine, log *slog.Logger, 
 		// headers) goes back to the pool once its request is read, instead
 		// of staying with every open stream.
 		ReduceMemoryUsage: true,
-		// A stream's connection goes back to the server when the stream
-		// is over (sendStream).
-		KeepHijackedConns: true,
 	}
 	return s
 }
@@ -168,14 +158,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	shut := make(chan error, 1)
 	go func() {
-		s.resumeMu.Lock()
-		s.closed = true
-		s.resumeMu.Unlock()
 		err := s.srv.Shutdown()
 		// fasthttp closes only the listeners Serve had registered; one it
 		// had not reached yet is closed here.
 		_ = ln.Close()
-		s.streams.Wait()
 		shut <- err
 	}()
 	t := time.NewTimer(s.opts.ShutdownTimeout)
