@@ -22,6 +22,9 @@ type clock struct {
 	idle   int           // ticks in a row with no alarm set
 	asleep bool          // the ticker is stopped until an alarm is set
 	wake   chan struct{} // set while asleep
+	// watcher holds the connections of requests whose disconnect watch
+	// has begun (watchDisconnect); it ends with run.
+	watcher watcher
 }
 
 type alarm struct {
@@ -39,6 +42,7 @@ const idleTicks = int(time.Second / clockTick)
 
 // run rings alarms until done is closed.
 func (c *clock) run(done <-chan struct{}) {
+	defer c.watcher.close()
 	t := time.NewTicker(clockTick)
 	defer t.Stop()
 	for {

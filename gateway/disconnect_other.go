@@ -15,3 +15,8 @@ var errClientGone = errors.Join(fault.ErrCanceled, errors.New("client closed the
 // watchDisconnect is a no-op where the peek is not implemented; streaming
 // requests still notice a gone client on their next write.
 func watchDisconnect(*clock, net.Conn, context.CancelCauseFunc) func() { return func() {} }
+
+// watcher has nothing to watch where watchDisconnect is a no-op.
+type watcher struct{}
+
+func (*watcher) close() {}
