@@ -1,6 +1,7 @@
 package gateway_test
 
 import (
+	"bytes"
 	"testing"
 	"time"
 
@@ -24,6 +25,28 @@ func BenchmarkPassthrough(b *testing.B) {
 	e := start(b, defaultOptions(), map[string]backend.Backend{"reference": c})
 	b.Cleanup(func() { _ = e.stop() })
 	benchPost(b, e.url+"/v1/chat/completions")
+}
+
+// BenchmarkPassthroughStream is BenchmarkPassthrough streamed: the
+// backend's events relayed as bytes, read to [DONE].
+func BenchmarkPassthroughStream(b *testing.B) {
+	up := backendtest.StartReference(b, reference.Options{})
+	c := upstream(b, "upstream", up+"/v1", openai.FlavourVLLM)
+	e := start(b, defaultOptions(), map[string]backend.Backend{"reference": c})
+	b.Cleanup(func() { _ = e.stop() })
+	body := []byte(`{"model":"reference","messages":[{"role":"user","content":"Why is the sky blue?"}],"max_tokens":16,"seed":1,"stream":true}`)
+	hc := &fasthttp.Client{}
+	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+	b.ReportAllocs()
+	for b.Loop() {
+		req.Reset()
+		req.SetRequestURI(e.url + "/v1/chat/completions")
+		req.Header.SetMethod("POST")
+		req.SetBody(body)
+		if err := hc.Do(req, resp); err != nil || resp.StatusCode() != 200 || !bytes.HasSuffix(resp.Body(), []byte("data: [DONE]\n\n")) {
+			b.Fatalf("%v %d %s", err, resp.StatusCode(), resp.Body())
+		}
+	}
 }
 
 func BenchmarkDirect(b *testing.B) {

@@ -190,42 +190,37 @@ func member(body []byte, key string) (found Member, ok bool) {
 // Rewrite returns body with the top-level members named in set given new
 // values (added at the end when absent) and those in drop removed. Values
 // in set are encoded with encoding/json. Everything else stays as written.
+// It scans the body once and builds the answer as it goes.
 func Rewrite(body []byte, set map[string]any, drop ...string) ([]byte, error) {
-	ms, err := Members(body)
+	out := append(make([]byte, 0, len(body)+64), '{')
+	next := func() []byte { // out, ready for the next member
+		if len(out) > 1 {
+			out = append(out, ',')
+		}
+		return out
+	}
+	var done []string // the keys of set written in place
+	err := EachMember(body, func(m Member) error {
+		key := string(m.Key)
+		if slices.Contains(drop, key) {
+			return nil
+		}
+		v, ok := set[key]
+		if !ok {
+			out = append(next(), body[m.Start:m.End]...)
+			return nil
+		}
+		raw, err := json.Marshal(v)
+		if err != nil {
+			return err
+		}
+		// The key as written, quotes included.
+		out = append(append(append(next(), body[m.Start:m.Start+len(m.Key)+2]...), ':'), raw...)
+		done = append(done, key)
+		return nil
+	})
 	if err != nil {
 		return nil, err
-	}
-	out := make([]byte, 0, len(body)+64)
-	out = append(out, '{')
-	var done []string // the keys of set written in place
-	first := true
-	add := func(key string, raw []byte) {
-		if !first {
-			out = append(out, ',')
-		}
-		first = false
-		k, _ := json.Marshal(key)
-		out = append(append(append(out, k...), ':'), raw...)
-	}
-	for _, m := range ms {
-		if slices.ContainsFunc(drop, func(d string) bool { return d == string(m.Key) }) {
-			continue
-		}
-		if v, ok := set[string(m.Key)]; ok {
-			key := string(m.Key)
-			raw, err := json.Marshal(v)
-			if err != nil {
-				return nil, err
-			}
-			add(key, raw)
-			done = append(done, key)
-			continue
-		}
-		if !first {
-			out = append(out, ',')
-		}
-		first = false
-		out = append(out, body[m.Start:m.End]...)
 	}
 	for key, v := range set {
 		if !slices.Contains(done, key) {
@@ -233,7 +228,8 @@ func Rewrite(body []byte, set map[string]any, drop ...string) ([]byte, error) {
 			if err != nil {
 				return nil, err
 			}
-			add(key, raw)
+			k, _ := json.Marshal(key)
+			out = append(append(append(next(), k...), ':'), raw...)
 		}
 	}
 	return append(out, '}'), nil
