@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"sync"
 	"time"
 
 	"github.com/steergate/steergate/backend"
@@ -54,14 +55,18 @@ func (s *Server) relay(x *exchange, rp backend.RawProxy, req *request) bool {
 	ctx.Request.ResetBody()
 	l.streamed = true // observe leaves the stream to tell its own end
 	var broke error   // why the backend's stream broke off, if it did
-	er := &eventReader{src: bufio.NewReaderSize(ans.Stream, 1024), model: model, log: func(err error) {
+	er := eventReaders.Get().(*eventReader)
+	er.src.Reset(ans.Stream)
+	er.model = model
+	er.log = func(err error) {
 		broke = err
 		s.log.Warn("relayed stream failed after first byte", "request_id", reqID, "err", err)
-	}, errEvent: func(err error) []byte {
+	}
+	er.errEvent = func(err error) []byte {
 		_, body := wire.ErrorOf(s.requestErr(rctx, err))
 		b, _ := json.Marshal(body)
 		return b
-	}}
+	}
 	start, streamStart := x.start, time.Now()
 	finish, release := x.finish, x.release
 	s.handOff(ctx, func(w io.Writer) error {
@@ -70,6 +75,7 @@ func (s *Server) relay(x *exchange, rp backend.RawProxy, req *request) bool {
 				cancel(errClientGone)
 			}
 			ans.Close()
+			er.free()
 			finish()
 			release()
 		}()
@@ -93,6 +99,23 @@ type eventReader struct {
 	ended    bool
 	log      func(error)
 	errEvent func(error) []byte
+}
+
+// eventReaders keep the buffers of relayed streams that have ended for
+// the streams after them.
+var eventReaders = sync.Pool{New: func() any {
+	return &eventReader{src: bufio.NewReaderSize(nil, 1024), out: make([]byte, 0, 512)}
+}}
+
+// free gives e's buffers to the next stream; e is not used after. Buffers
+// a long event grew are left to the collector.
+func (e *eventReader) free() {
+	if cap(e.out) > 16<<10 || cap(e.line) > 16<<10 {
+		return
+	}
+	e.src.Reset(nil)
+	*e = eventReader{src: e.src, out: e.out[:0], line: e.line[:0]}
+	eventReaders.Put(e)
 }
 
 // next reads up to the end of the next event (a blank line) into out.
