@@ -27,26 +27,49 @@ type tracker struct {
 	aborted map[string]bool
 	next    atomic.Uint64
 	prefix  string
+	dials   chan struct{} // a slot for each connection being dialled
 }
 
 func newTracker() *tracker {
-	return &tracker{conns: map[string]net.Conn{}, aborted: map[string]bool{}, prefix: strconv.FormatInt(time.Now().UnixNano(), 36) + "-"}
+	return &tracker{conns: map[string]net.Conn{}, aborted: map[string]bool{}, prefix: strconv.FormatInt(time.Now().UnixNano(), 36) + "-",
+		dials: make(chan struct{}, maxDials)}
 }
+
+// maxDials bounds the connections being dialled to one backend at once. A
+// burst of new streams then opens its connections this many at a time:
+// no herd of connects at the backend's accept queue, and at most this many
+// dial goroutines, where a thousand at once held the stacks their dials
+// grew until the next collection (docs/benchmarks.md, streams opened in
+// the same instant). At a millisecond a connect, a thousand take 16 ms.
+const maxDials = 64
 
 // dial dials on a goroutine of its own. The dial goes deep (resolver,
 // socket, poller) and would grow the calling goroutine's stack past 8 KiB;
 // the caller is a connection's goroutine that may go on to carry a stream,
 // and would keep the grown stack for as long. A dial costs far more than
-// the goroutine.
+// the goroutine. Waiting for a dial slot counts against the timeout.
 func (t *tracker) dial(timeout time.Duration) fasthttp.DialFunc {
 	return func(addr string) (net.Conn, error) {
+		deadline := time.Now().Add(timeout)
+		select {
+		case t.dials <- struct{}{}:
+		default:
+			wait := time.NewTimer(timeout)
+			select {
+			case t.dials <- struct{}{}:
+				wait.Stop()
+			case <-wait.C:
+				return nil, fasthttp.ErrDialTimeout
+			}
+		}
+		defer func() { <-t.dials }()
 		type dialled struct {
 			c   net.Conn
 			err error
 		}
 		ch := make(chan dialled, 1)
 		go func() {
-			c, err := fasthttp.DialTimeout(addr, timeout)
+			c, err := fasthttp.DialTimeout(addr, time.Until(deadline))
 			ch <- dialled{c, err}
 		}()
 		d := <-ch

@@ -2,13 +2,16 @@ package openai
 
 import (
 	"context"
+	"errors"
 	"net"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/steergate/steergate/backend"
 	"github.com/steergate/steergate/backend/backendtest"
 	"github.com/steergate/steergate/backend/reference"
+	"github.com/valyala/fasthttp"
 )
 
 // An abort that lands just after its call finished closes a connection
@@ -65,5 +68,38 @@ func recordDials(c *Client) func() []net.Conn {
 		mu.Lock()
 		defer mu.Unlock()
 		return append([]net.Conn(nil), conns...)
+	}
+}
+
+// At most maxDials connections to a backend are dialled at once; a dial
+// that finds no slot waits for one, within its timeout.
+func TestDialsWaitForASlot(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	tr := newTracker()
+	for range maxDials {
+		tr.dials <- struct{}{} // every slot taken
+	}
+	start := time.Now()
+	if _, err := tr.dial(50 * time.Millisecond)(ln.Addr().String()); !errors.Is(err, fasthttp.ErrDialTimeout) {
+		t.Fatalf("a dial with no slot: %v, want a dial timeout", err)
+	}
+	if waited := time.Since(start); waited < 50*time.Millisecond {
+		t.Errorf("gave up after %s, before its timeout", waited)
+	}
+	go func() {
+		time.Sleep(20 * time.Millisecond)
+		<-tr.dials // one slot frees
+	}()
+	c, err := tr.dial(5 * time.Second)(ln.Addr().String())
+	if err != nil {
+		t.Fatalf("a dial given a slot: %v", err)
+	}
+	c.Close()
+	if n := len(tr.dials); n != maxDials-1 {
+		t.Errorf("%d slots taken after the dial, want %d", n, maxDials-1)
 	}
 }
