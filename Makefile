@@ -95,6 +95,7 @@ deps-test: /usr/bin/redis-server $(CACHE)/node/node_modules/openai/package.json 
 # exceeded" when a -fuzztime duration ends (golang/go#75804); a count has no
 # deadline to race.
 FUZZ_DECODE ?= 60000x
+FUZZ_UNQUOTE ?= 60000x
 FUZZ_SSE ?= 60000x
 FUZZ_TOKENIZER ?= 10000x
 
@@ -106,6 +107,7 @@ test: deps-test
 	# a stream keeps is checked in an ordinary build.
 	$(GO) test -count=1 -run '^TestStreamStackStaysWithin8KiB$$' ./cmd/steergate/
 	$(GO) test -run - -fuzz '^FuzzDecodeChat$$' -fuzztime $(FUZZ_DECODE) ./wire/
+	$(GO) test -run - -fuzz '^FuzzUnquote$$' -fuzztime $(FUZZ_UNQUOTE) ./wire/
 	$(GO) test -run - -fuzz '^FuzzReadSSE$$' -fuzztime $(FUZZ_SSE) ./backend/openai/
 	$(GO) test -run - -fuzz '^FuzzEncodeDecode$$' -fuzztime $(FUZZ_TOKENIZER) ./rm/tokenizer/
 

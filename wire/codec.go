@@ -161,7 +161,13 @@ func clip(s string) string {
 
 // decodeExtra decodes b into v and returns the fields v does not have.
 func decodeExtra(b []byte, v any, known map[string]bool) (map[string]json.RawMessage, error) {
-	if err := json.Unmarshal(b, v); err != nil {
+	return decodeRest(b, b, v, known)
+}
+
+// decodeRest decodes rest (b without the members set aside) into v and
+// returns the fields of b that v does not have.
+func decodeRest(b, rest []byte, v any, known map[string]bool) (map[string]json.RawMessage, error) {
+	if err := json.Unmarshal(rest, v); err != nil {
 		return nil, err
 	}
 	// The unknown members, found by a scan rather than a second decode.
@@ -222,9 +228,19 @@ type decoding struct {
 	embedded string // the embedded struct's name, which type errors must not say
 }
 
+// asider keeps some members of an object aside: aside names them (three
+// at most), keep is given their values.
+type asider interface {
+	aside() []string
+	keep(values [3][]byte)
+}
+
 // laterDecoder is a v that keeps some members aside, to decode them after
 // the rest of the body.
-type laterDecoder interface{ decodeLater() error }
+type laterDecoder interface {
+	asider
+	decodeLater() error
+}
 
 func decodeAs(body []byte, d decoding) (map[string]json.RawMessage, error) {
 	body = bytes.TrimSpace(body)
@@ -237,12 +253,20 @@ func decodeAs(body []byte, d decoding) (map[string]json.RawMessage, error) {
 	if err := checkKeys(body, d.known); err != nil {
 		return nil, err
 	}
-	extra, err := decodeExtra(body, d.v, d.known)
+	rest := body
+	l, later := d.v.(laterDecoder)
+	if later {
+		var err error
+		if rest, err = restOf(body, l); err != nil {
+			return nil, fault.Invalid("", "invalid request body: %v", err)
+		}
+	}
+	extra, err := decodeRest(body, rest, d.v, d.known)
 	typeErr := trimField(err, d.embedded)
 	// encoding/json reports a wrong type only once it has read the whole
 	// body, after any error of a member it decodes by a method of the
 	// member's own; the members kept aside keep that order.
-	if l, ok := d.v.(laterDecoder); ok && (err == nil || typeErr) {
+	if later && (err == nil || typeErr) {
 		if lerr := l.decodeLater(); lerr != nil {
 			err = lerr
 		}
@@ -259,6 +283,17 @@ func decodeAs(body []byte, d decoding) (map[string]json.RawMessage, error) {
 		return nil, fault.Invalid(fieldOf(err), "invalid request body: %v", err)
 	}
 	return extra, nil
+}
+
+// restOf gives a the members it keeps aside and returns the rest of body.
+// The members' array lives on this frame, gone before the decode after it
+// (a stream's goroutine keeps within 8 KiB).
+//
+//go:noinline
+func restOf(body []byte, a asider) ([]byte, error) {
+	rest, aside, err := setAside(body, a.aside()...)
+	a.keep(aside)
+	return rest, err
 }
 
 // trimField takes the name of an embedded struct (prefix) off the field a
@@ -342,6 +377,14 @@ func DecodeChat(body []byte) (*ChatRequest, error) {
 	}
 	d.r.Extra = extra
 	return &d.r, nil
+}
+
+var chatAside = []string{"messages", "tools", "response_format"}
+
+func (d *chatDecoding) aside() []string { return chatAside }
+
+func (d *chatDecoding) keep(v [3][]byte) {
+	d.Messages, d.Tools, d.ResponseFormat = v[0], v[1], v[2]
 }
 
 func (d *chatDecoding) decodeLater() error {

@@ -96,6 +96,21 @@ func BenchmarkDecodeChat(b *testing.B) {
 	}
 }
 
+// BenchmarkDecodeChat20KB decodes a request whose prompt is 20 KB of
+// text with line breaks (escapes), as a retrieved context makes it.
+func BenchmarkDecodeChat20KB(b *testing.B) {
+	filler := strings.Repeat(`Some retrieved context, line after line.\n`, 20<<10/42)
+	body := []byte(`{"model":"m","messages":[{"role":"system","content":"You are helpful."},{"role":"user","content":"` +
+		filler + `Why is the sky blue?"}],"max_tokens":16}`)
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := DecodeChat(body); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 // Decoding is linear in the body whatever its shape: content given as
 // tens of thousands of text parts allocates a small multiple of the body,
 // not the square of it (as joining parts with += did).

@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"bytes"
 	"encoding/json"
 	"testing"
 )
@@ -40,6 +41,27 @@ func FuzzDecodeChat(f *testing.F) {
 		}
 		if !json.Valid(out) {
 			t.Fatalf("invalid JSON %s", out)
+		}
+	})
+}
+
+// FuzzUnquote holds the request decoder's own string decoding to
+// encoding/json's: for every JSON string, the same text; for what is not
+// one, no text.
+func FuzzUnquote(f *testing.F) {
+	for _, s := range []string{`"plain"`, `"a\nb\t\"q\" \\ \/ \u00e9"`, `"\ud83d\ude00 \ud800 \ude00\ud83d \ud83dz"`,
+		"\"a\xffb\\n\xc3\"", `"\u12"`, `"\x"`, `"a"b"`, "\"\x01\"", `"`, `""`, `"\'"`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var want string
+		jsonErr := json.Unmarshal(b, &want)
+		got, ok := unquote(bytes.Trim(b, " \t\r\n")) // as its callers give it
+		if jsonErr == nil && (!ok || got != want) {
+			t.Fatalf("%q: unquote gives %q (ok %v), encoding/json %q", b, got, ok, want)
+		}
+		if jsonErr != nil && ok && json.Valid(b) {
+			t.Fatalf("%q: unquote reads %q from what encoding/json refuses: %v", b, got, jsonErr)
 		}
 	})
 }

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"slices"
+	"unicode"
+	"unicode/utf16"
 	"unicode/utf8"
 )
 
@@ -243,3 +245,115 @@ func Value(body []byte, key string) []byte {
 
 // isNull reports whether the JSON value b is null.
 func isNull(b []byte) bool { return string(bytes.TrimSpace(b)) == "null" }
+
+// setAside returns the object body without its members named as in names
+// (in any letter case: encoding/json matches names so), and their values
+// in aside, by names' order (nil for one that is absent). A value set
+// aside then never passes through encoding/json's scanner with the rest,
+// which for a long prompt is most of the work. names has at most
+// len(aside) entries; the body must be valid JSON.
+func setAside(body []byte, names ...string) (rest []byte, aside [3][]byte, err error) {
+	rest = append(make([]byte, 0, 128), '{')
+	err = EachMember(body, func(m Member) error {
+		name, err := m.Name()
+		if err != nil {
+			return err
+		}
+		for i, n := range names {
+			if bytes.EqualFold(name, []byte(n)) {
+				aside[i] = m.Value
+				return nil
+			}
+		}
+		if len(rest) > 1 {
+			rest = append(rest, ',')
+		}
+		rest = append(rest, body[m.Start:m.End]...)
+		return nil
+	})
+	return append(rest, '}'), aside, err
+}
+
+// unquote decodes a JSON string (b, quotes included) as encoding/json
+// does, escapes, surrogate pairs and all, with U+FFFD for invalid UTF-8
+// and lone surrogates; ok is false for what is not a JSON string.
+func unquote(b []byte) (s string, ok bool) {
+	if len(b) < 2 || b[0] != '"' || b[len(b)-1] != '"' {
+		return "", false
+	}
+	b = b[1 : len(b)-1]
+	out := make([]byte, 0, len(b))
+	for i := 0; i < len(b); {
+		switch c := b[i]; {
+		case c == '\\':
+			if i+1 >= len(b) {
+				return "", false
+			}
+			switch e := b[i+1]; e {
+			case '"', '\\', '/', '\'':
+				out = append(out, e)
+			case 'b':
+				out = append(out, '\b')
+			case 'f':
+				out = append(out, '\f')
+			case 'n':
+				out = append(out, '\n')
+			case 'r':
+				out = append(out, '\r')
+			case 't':
+				out = append(out, '\t')
+			case 'u':
+				r := hex4(b[i:])
+				if r < 0 {
+					return "", false
+				}
+				i += 6
+				if utf16.IsSurrogate(r) {
+					if dec := utf16.DecodeRune(r, hex4(b[i:])); dec != unicode.ReplacementChar {
+						i += 6
+						out = utf8.AppendRune(out, dec)
+						continue
+					}
+					r = unicode.ReplacementChar
+				}
+				out = utf8.AppendRune(out, r)
+				continue
+			default:
+				return "", false
+			}
+			i += 2
+		case c == '"' || c < ' ':
+			return "", false
+		case c < utf8.RuneSelf:
+			out = append(out, c)
+			i++
+		default:
+			r, size := utf8.DecodeRune(b[i:])
+			out = utf8.AppendRune(out, r) // RuneError for a byte that is not UTF-8
+			i += size
+		}
+	}
+	return string(out), true
+}
+
+// hex4 reads the \uXXXX escape at the start of b, or returns -1.
+func hex4(b []byte) rune {
+	if len(b) < 6 || b[0] != '\\' || b[1] != 'u' {
+		return -1
+	}
+	var r rune
+	for _, c := range b[2:6] {
+		switch {
+		case '0' <= c && c <= '9':
+			c -= '0'
+		case 'a' <= c && c <= 'f':
+			c = c - 'a' + 10
+		case 'A' <= c && c <= 'F':
+			c = c - 'A' + 10
+		default:
+			return -1
+		}
+		r = r*16 + rune(c)
+	}
+	return r
+}

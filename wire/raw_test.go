@@ -98,3 +98,22 @@ func TestCutShortIsRefused(t *testing.T) {
 		t.Error("an array cut short split")
 	}
 }
+
+// setAside takes out the members named in any letter case or spelled
+// with escapes, as encoding/json would match them, and keeps the rest.
+func TestSetAside(t *testing.T) {
+	body := []byte(`{"role":"user", "Content" : "a\nb" ,"n":1,"tool_c\u0061lls":[1],"x":{"content":2}}`)
+	rest, aside, err := setAside(body, "content", "tool_calls")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"role":"user","n":1,"x":{"content":2}}`; string(rest) != want {
+		t.Errorf("rest %s, want %s", rest, want)
+	}
+	if string(aside[0]) != `"a\nb"` || string(aside[1]) != `[1]` || aside[2] != nil {
+		t.Errorf("aside %q", aside)
+	}
+	if rest, aside, err := setAside([]byte(`{"a":1}`), "content"); err != nil || string(rest) != `{"a":1}` || aside[0] != nil {
+		t.Errorf("nothing to set aside: %s %q %v", rest, aside, err)
+	}
+}

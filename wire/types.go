@@ -35,7 +35,11 @@ func (c *Content) UnmarshalJSON(b []byte) error {
 			c.Text = s
 			return nil
 		}
-		return json.Unmarshal(b, &c.Text)
+		if s, ok := unquote(b); ok {
+			c.Text = s
+			return nil
+		}
+		return json.Unmarshal(b, &c.Text) // its error
 	case b[0] == '[':
 		raws, ok := elements(b)
 		if !ok {
@@ -214,14 +218,20 @@ type messageFields Message
 var messageKeys = knownKeys(messageFields{})
 
 // messageDecoding decodes a message (f) but its content and tool calls,
-// which it keeps aside to decode after the rest, as chatDecoding does the
-// request's members.
+// which it keeps aside (setAside) to decode after the rest, as
+// chatDecoding does the request's members.
 type messageDecoding struct {
 	*messageFields
 	Content   rawRef `json:"content"`
 	ToolCalls rawRef `json:"tool_calls"`
 	f         messageFields
 }
+
+var messageAside = []string{"content", "tool_calls"}
+
+func (d *messageDecoding) aside() []string { return messageAside }
+
+func (d *messageDecoding) keep(v [3][]byte) { d.Content, d.ToolCalls = v[0], v[1] }
 
 func (m *Message) UnmarshalJSON(b []byte) error {
 	if t := bytes.TrimSpace(b); len(t) == 0 || t[0] != '{' {
@@ -232,7 +242,11 @@ func (m *Message) UnmarshalJSON(b []byte) error {
 	}
 	d := &messageDecoding{}
 	d.messageFields = &d.f
-	err := json.Unmarshal(b, d)
+	rest, err := restOf(b, d)
+	if err != nil {
+		return err
+	}
+	err = json.Unmarshal(rest, d)
 	typeErr := trimField(err, "messageFields.")
 	// The content's error comes before a wrong type elsewhere, as it
 	// would from inside the decode (decodeAs).
