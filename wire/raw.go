@@ -274,9 +274,11 @@ func setAside(body []byte, names ...string) (rest []byte, aside [3][]byte, err e
 	return append(rest, '}'), aside, err
 }
 
-// unquote decodes a JSON string (b, quotes included) as encoding/json
-// does, escapes, surrogate pairs and all, with U+FFFD for invalid UTF-8
-// and lone surrogates; ok is false for what is not a JSON string.
+// unquote decodes a JSON string (b, quotes included, from a valid JSON
+// text) as encoding/json does, escapes, surrogate pairs and all, with
+// U+FFFD for invalid UTF-8 and lone surrogates; ok is false for a
+// malformed escape or what is not quoted. Runs without escapes are copied
+// whole.
 func unquote(b []byte) (s string, ok bool) {
 	if len(b) < 2 || b[0] != '"' || b[len(b)-1] != '"' {
 		return "", false
@@ -284,56 +286,66 @@ func unquote(b []byte) (s string, ok bool) {
 	b = b[1 : len(b)-1]
 	out := make([]byte, 0, len(b))
 	for i := 0; i < len(b); {
-		switch c := b[i]; {
-		case c == '\\':
-			if i+1 >= len(b) {
-				return "", false
+		if b[i] != '\\' {
+			k := bytes.IndexByte(b[i:], '\\')
+			if k < 0 {
+				k = len(b) - i
 			}
-			switch e := b[i+1]; e {
-			case '"', '\\', '/', '\'':
-				out = append(out, e)
-			case 'b':
-				out = append(out, '\b')
-			case 'f':
-				out = append(out, '\f')
-			case 'n':
-				out = append(out, '\n')
-			case 'r':
-				out = append(out, '\r')
-			case 't':
-				out = append(out, '\t')
-			case 'u':
-				r := hex4(b[i:])
-				if r < 0 {
-					return "", false
-				}
-				i += 6
-				if utf16.IsSurrogate(r) {
-					if dec := utf16.DecodeRune(r, hex4(b[i:])); dec != unicode.ReplacementChar {
-						i += 6
-						out = utf8.AppendRune(out, dec)
-						continue
-					}
-					r = unicode.ReplacementChar
-				}
-				out = utf8.AppendRune(out, r)
-				continue
-			default:
-				return "", false
-			}
-			i += 2
-		case c == '"' || c < ' ':
-			return "", false
-		case c < utf8.RuneSelf:
-			out = append(out, c)
-			i++
-		default:
-			r, size := utf8.DecodeRune(b[i:])
-			out = utf8.AppendRune(out, r) // RuneError for a byte that is not UTF-8
-			i += size
+			out = appendUTF8(out, b[i:i+k])
+			i += k
+			continue
 		}
+		if i+1 >= len(b) {
+			return "", false
+		}
+		switch e := b[i+1]; e {
+		case '"', '\\', '/', '\'':
+			out = append(out, e)
+		case 'b':
+			out = append(out, '\b')
+		case 'f':
+			out = append(out, '\f')
+		case 'n':
+			out = append(out, '\n')
+		case 'r':
+			out = append(out, '\r')
+		case 't':
+			out = append(out, '\t')
+		case 'u':
+			r := hex4(b[i:])
+			if r < 0 {
+				return "", false
+			}
+			i += 6
+			if utf16.IsSurrogate(r) {
+				if dec := utf16.DecodeRune(r, hex4(b[i:])); dec != unicode.ReplacementChar {
+					i += 6
+					out = utf8.AppendRune(out, dec)
+					continue
+				}
+				r = unicode.ReplacementChar
+			}
+			out = utf8.AppendRune(out, r)
+			continue
+		default:
+			return "", false
+		}
+		i += 2
 	}
 	return string(out), true
+}
+
+// appendUTF8 appends run, each byte of it that is not UTF-8 as U+FFFD.
+func appendUTF8(out, run []byte) []byte {
+	if utf8.Valid(run) {
+		return append(out, run...)
+	}
+	for len(run) > 0 {
+		r, size := utf8.DecodeRune(run)
+		out = utf8.AppendRune(out, r) // RuneError for a byte that is not UTF-8
+		run = run[size:]
+	}
+	return out
 }
 
 // hex4 reads the \uXXXX escape at the start of b, or returns -1.
