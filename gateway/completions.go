@@ -138,7 +138,7 @@ type labels struct {
 // completion serves POST /v1/chat/completions and /v1/completions: admit,
 // decode, route, plan, run, encode. Admission and the disconnect watch come
 // before any work that grows with the body.
-func (s *Server) completion(ctx *fasthttp.RequestCtx, reqID string, id prefs.Identity, f format) {
+func (s *Server) completion(ctx *fasthttp.RequestCtx, reqID string, id prefs.Identity, f *format) {
 	start := time.Now()
 	l := &labels{route: labelNone, strategy: labelNone}
 	rctx, cancel := context.WithCancelCause(s.base)
@@ -181,7 +181,7 @@ type exchange struct {
 	ctx                        *fasthttp.RequestCtx
 	reqID                      string
 	id                         prefs.Identity
-	f                          format
+	f                          *format
 	start                      time.Time
 	l                          *labels
 	rctx                       context.Context
@@ -294,7 +294,7 @@ func (s *Server) generate(x *exchange, req *request, br *backend.Request, en *ex
 		defer release()
 		defer finish()
 		defer func() { s.metrics.StreamEnd(route, strategy, time.Since(streamStart)) }()
-		sw := sseWriter{w: w, f: f, id: respID, model: req.model, created: created, seen: map[int]int{}}
+		sw := sseWriter{w: w, f: *f, id: respID, model: req.model, created: created, seen: map[int]int{}}
 		var werr error
 		if ok {
 			werr = sw.delta(first)

@@ -219,6 +219,38 @@ func (s *Server) parseError(ctx *fasthttp.RequestCtx, err error) {
 func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	reqID := s.setRequestID(ctx)
 	defer s.recoverPanic(ctx, reqID)
+	// The completion routes are served from a frame of their own size: a
+	// stream's goroutine keeps within 8 KiB, and the other routes' frame
+	// is larger.
+	if f, ok := completionRoute(ctx); ok {
+		if id, ok := s.identify(ctx); ok {
+			s.completion(ctx, reqID, id, f)
+		}
+	} else {
+		s.route(ctx, reqID)
+	}
+	s.sendStream(ctx, reqID)
+}
+
+// completionRoute reports whether ctx is a completion request, and in
+// which format.
+func completionRoute(ctx *fasthttp.RequestCtx) (*format, bool) {
+	if !ctx.IsPost() {
+		return nil, false
+	}
+	switch string(ctx.Path()) {
+	case "/v1/chat/completions":
+		return &chatFormat, true
+	case "/v1/completions":
+		return &completionFormat, true
+	}
+	return nil, false
+}
+
+// route serves every request but a completion.
+//
+//go:noinline
+func (s *Server) route(ctx *fasthttp.RequestCtx, reqID string) {
 	path, method := string(ctx.Path()), string(ctx.Method())
 	var id prefs.Identity
 	if strings.HasPrefix(path, "/v1/") {
@@ -232,10 +264,6 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	switch {
 	case path == "/ui" || strings.HasPrefix(path, "/ui/"):
 		s.dashboard(ctx, path, method)
-	case path == "/v1/chat/completions" && method == "POST":
-		s.completion(ctx, reqID, id, chatFormat)
-	case path == "/v1/completions" && method == "POST":
-		s.completion(ctx, reqID, id, completionFormat)
 	case isUser && (method == "GET" || method == "PUT" || method == "DELETE"):
 		s.preferences(ctx, id, user)
 	case path == "/v1/feedback" && method == "POST":
@@ -257,7 +285,6 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	default:
 		writeError(ctx, fault.New(fault.ErrNotFound, "", "unknown path %s", clip(path, 128)))
 	}
-	s.sendStream(ctx, reqID)
 }
 
 func allowed(path string) string {

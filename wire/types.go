@@ -45,48 +45,63 @@ func (c *Content) UnmarshalJSON(b []byte) error {
 		if !ok {
 			return errors.New("content must be an array of content parts")
 		}
-		c.Parts = make([]backend.Part, 0, len(raws))
-		var text strings.Builder // linear in the parts, however many
-		for i, raw := range raws {
-			var p struct {
-				Type     string          `json:"type"`
-				Text     *string         `json:"text"`
-				Refusal  *string         `json:"refusal"`
-				ImageURL json.RawMessage `json:"image_url"`
-			}
-			if err := json.Unmarshal(raw, &p); err != nil {
-				return fmt.Errorf("content part %d: %v", i, err)
-			}
-			// A copy: raw is the body's own bytes, which go back to the
-			// server when the request is over.
-			part := backend.Part{Type: p.Type, Raw: append(json.RawMessage(nil), raw...)}
-			switch p.Type {
-			case "":
-				return fmt.Errorf("content part %d has no type", i)
-			case "text":
-				if p.Text == nil {
-					return fmt.Errorf("content part %d: a text part needs a text string", i)
-				}
-				part.Text = *p.Text
-				text.WriteString(*p.Text)
-			case "refusal":
-				if p.Refusal != nil {
-					part.Text = *p.Refusal
-				}
-			case "image_url":
-				url, err := imageURL(p.ImageURL)
-				if err != nil {
-					return fmt.Errorf("content part %d: %v", i, err)
-				}
-				part.ImageURL = url
-			}
-			c.Parts = append(c.Parts, part)
-		}
-		c.Text = text.String()
-		return nil
+		return c.decodeParts(raws)
 	}
 	return errors.New("content must be a string, null or an array of content parts")
 }
+
+// decodeParts decodes content given as parts, each with a decode of its
+// own.
+func (c *Content) decodeParts(raws [][]byte) error {
+	c.Parts = make([]backend.Part, 0, len(raws))
+	var text strings.Builder // linear in the parts, however many
+	for i, raw := range raws {
+		var p struct {
+			Type     string          `json:"type"`
+			Text     *string         `json:"text"`
+			Refusal  *string         `json:"refusal"`
+			ImageURL json.RawMessage `json:"image_url"`
+		}
+		if err := json.Unmarshal(raw, &p); err != nil {
+			return partError(i, err)
+		}
+		// A copy: raw is the body's own bytes, which go back to the
+		// server when the request is over.
+		part := backend.Part{Type: p.Type, Raw: append(json.RawMessage(nil), raw...)}
+		switch p.Type {
+		case "":
+			return partErrorf("content part %d has no type", i)
+		case "text":
+			if p.Text == nil {
+				return partErrorf("content part %d: a text part needs a text string", i)
+			}
+			part.Text = *p.Text
+			text.WriteString(*p.Text)
+		case "refusal":
+			if p.Refusal != nil {
+				part.Text = *p.Refusal
+			}
+		case "image_url":
+			url, err := imageURL(p.ImageURL)
+			if err != nil {
+				return partError(i, err)
+			}
+			part.ImageURL = url
+		}
+		c.Parts = append(c.Parts, part)
+	}
+	c.Text = text.String()
+	return nil
+}
+
+// partError names content part i in its error, off the frame of the
+// decodes (a stream's goroutine keeps within 8 KiB).
+//
+//go:noinline
+func partError(i int, err error) error { return fmt.Errorf("content part %d: %v", i, err) }
+
+//go:noinline
+func partErrorf(format string, i int) error { return fmt.Errorf(format, i) }
 
 // imageURL reads an image_url part's url: {"url": ...} (or a bare string,
 // as some clients send).
@@ -199,18 +214,27 @@ func (ms *Messages) UnmarshalJSON(b []byte) error {
 	out := make(Messages, len(raws))
 	for i, raw := range raws {
 		if err := out[i].UnmarshalJSON(raw); err != nil {
-			if p := fault.Param(err); p != "" {
-				return fault.Invalid(fmt.Sprintf("messages[%d].%s", i, p), "messages[%d]: %v", i, err)
-			}
-			var te *json.UnmarshalTypeError
-			if errors.As(err, &te) && te.Field != "" {
-				return fault.Invalid(fmt.Sprintf("messages[%d].%s", i, te.Field), "messages[%d].%s must be %s, not %s", i, te.Field, te.Type, te.Value)
-			}
-			return fault.Invalid(fmt.Sprintf("messages[%d]", i), "messages[%d]: %v", i, err)
+			return messageError(i, err)
 		}
 	}
 	*ms = out
 	return nil
+}
+
+// messageError names message i in its error. Formatting it is kept off
+// the frame the message decodes stand on (a stream's goroutine keeps
+// within 8 KiB).
+//
+//go:noinline
+func messageError(i int, err error) error {
+	if p := fault.Param(err); p != "" {
+		return fault.Invalid(fmt.Sprintf("messages[%d].%s", i, p), "messages[%d]: %v", i, err)
+	}
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) && te.Field != "" {
+		return fault.Invalid(fmt.Sprintf("messages[%d].%s", i, te.Field), "messages[%d].%s must be %s, not %s", i, te.Field, te.Type, te.Value)
+	}
+	return fault.Invalid(fmt.Sprintf("messages[%d]", i), "messages[%d]: %v", i, err)
 }
 
 type messageFields Message
@@ -317,9 +341,28 @@ type Tool struct {
 
 type toolFields Tool
 
+// toolDecoding decodes a tool but its function, which it keeps aside to
+// decode after the rest (a level of encoding/json's frames less on the
+// connection's stack), as toolCallDecoding does.
+type toolDecoding struct {
+	*toolFields
+	Function rawRef `json:"function"`
+}
+
 func (t *Tool) UnmarshalJSON(b []byte) error {
 	var f toolFields
-	if err := json.Unmarshal(b, &f); err != nil {
+	d := &toolDecoding{toolFields: &f}
+	err := json.Unmarshal(b, d)
+	if trimField(err, "toolFields.") {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) && te.Type == reflect.TypeFor[toolDecoding]() {
+			te.Type = reflect.TypeFor[toolFields]()
+		}
+	}
+	if err != nil {
+		return err
+	}
+	if err := decodeMember("function", d.Function, &f.Function); err != nil {
 		return err
 	}
 	*t = Tool(f)
@@ -351,9 +394,27 @@ type ResponseFormat struct {
 
 type responseFormatFields ResponseFormat
 
+// responseFormatDecoding decodes response_format but its json_schema,
+// which it keeps aside to decode after the rest, as toolDecoding does.
+type responseFormatDecoding struct {
+	*responseFormatFields
+	JSONSchema rawRef `json:"json_schema"`
+}
+
 func (f *ResponseFormat) UnmarshalJSON(b []byte) error {
 	var x responseFormatFields
-	if err := json.Unmarshal(b, &x); err != nil {
+	d := &responseFormatDecoding{responseFormatFields: &x}
+	err := json.Unmarshal(b, d)
+	if trimField(err, "responseFormatFields.") {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) && te.Type == reflect.TypeFor[responseFormatDecoding]() {
+			te.Type = reflect.TypeFor[responseFormatFields]()
+		}
+	}
+	if err != nil {
+		return err
+	}
+	if err := decodeMember("json_schema", d.JSONSchema, &x.JSONSchema); err != nil {
 		return err
 	}
 	*f = ResponseFormat(x)

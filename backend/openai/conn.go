@@ -51,34 +51,53 @@ const maxDials = 64
 func (t *tracker) dial(timeout time.Duration) fasthttp.DialFunc {
 	return func(addr string) (net.Conn, error) {
 		deadline := time.Now().Add(timeout)
-		select {
-		case t.dials <- struct{}{}:
-		default:
-			wait := time.NewTimer(timeout)
-			select {
-			case t.dials <- struct{}{}:
-				wait.Stop()
-			case <-wait.C:
-				return nil, fasthttp.ErrDialTimeout
-			}
+		if !t.dialSlot(timeout) {
+			return nil, fasthttp.ErrDialTimeout
 		}
-		defer func() { <-t.dials }()
-		type dialled struct {
-			c   net.Conn
-			err error
-		}
-		ch := make(chan dialled, 1)
-		go func() {
-			c, err := fasthttp.DialTimeout(addr, time.Until(deadline))
-			ch <- dialled{c, err}
-		}()
-		d := <-ch
-		c, err := d.c, d.err
+		c, err := dialApart(addr, deadline)
+		<-t.dials
 		if err != nil {
 			return nil, err
 		}
 		return &trackedConn{Conn: c, t: t}, nil
 	}
+}
+
+// dialSlot takes one of the backend's dial slots, waiting up to timeout.
+// Its frame, with the wait's, is gone before the dial.
+//
+//go:noinline
+func (t *tracker) dialSlot(timeout time.Duration) bool {
+	select {
+	case t.dials <- struct{}{}:
+		return true
+	default:
+	}
+	wait := time.NewTimer(timeout)
+	defer wait.Stop()
+	select {
+	case t.dials <- struct{}{}:
+		return true
+	case <-wait.C:
+		return false
+	}
+}
+
+// dialApart dials on a goroutine of its own and waits for it.
+//
+//go:noinline
+func dialApart(addr string, deadline time.Time) (net.Conn, error) {
+	type dialled struct {
+		c   net.Conn
+		err error
+	}
+	ch := make(chan dialled, 1)
+	go func() {
+		c, err := fasthttp.DialTimeout(addr, time.Until(deadline))
+		ch <- dialled{c, err}
+	}()
+	d := <-ch
+	return d.c, d.err
 }
 
 type trackedConn struct {
