@@ -3,6 +3,7 @@ package wire
 import (
 	"bytes"
 	"encoding/json"
+	"strings"
 	"testing"
 )
 
@@ -62,6 +63,21 @@ func FuzzUnquote(f *testing.F) {
 		}
 		if jsonErr != nil && ok && json.Valid(b) {
 			t.Fatalf("%q: unquote reads %q from what encoding/json refuses: %v", b, got, jsonErr)
+		}
+	})
+}
+
+// FuzzValid holds the decoder's validation to json.Valid's verdicts.
+func FuzzValid(f *testing.F) {
+	for _, s := range []string{sampleChat, `{}`, `[]`, ` 1 `, `-0.5e+10`, `01`, `1.`, `.5`, `-`, `1e`, `"\u12g4"`, `"\'"`,
+		"\"\x1f\"", "\"\xff\"", `{"a":}`, `{"a" 1}`, `{,}`, `[1,]`, `[1 2]`, `tru`, `nul`, `true false`, `{"a":[{"b":null}]}`,
+		strings.Repeat("[", 10000) + strings.Repeat("]", 10000), strings.Repeat("[", 10001) + strings.Repeat("]", 10001),
+		strings.Repeat(`{"a":`, 10000) + "1" + strings.Repeat("}", 10000), ``, ` `, `{"a":1}}`, `[}`, `{]`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if got, want := validJSON(b), json.Valid(b); got != want {
+			t.Fatalf("%q: validJSON %v, json.Valid %v", b, got, want)
 		}
 	})
 }
