@@ -303,14 +303,7 @@ type toolCallFields ToolCall
 
 func decodeToolCall(c *ToolCall, b []byte) error {
 	d := &toolCallDecoding{toolCallFields: (*toolCallFields)(c)}
-	err := json.Unmarshal(b, d)
-	if trimField(err, "toolCallFields.") {
-		var te *json.UnmarshalTypeError
-		if errors.As(err, &te) && te.Type == reflect.TypeFor[toolCallDecoding]() {
-			te.Type = reflect.TypeFor[ToolCall]()
-		}
-	}
-	if err != nil {
+	if err := decodeRestOf[ToolCall](b, d, "toolCallFields."); err != nil {
 		return err
 	}
 	return decodeMember("function", d.Function, &c.Function)
@@ -341,6 +334,20 @@ type Tool struct {
 
 type toolFields Tool
 
+// decodeRestOf decodes b into d, a struct that embeds the fields of a
+// type (as embedded) and keeps one of its members aside; a type error
+// names the fields as the type (T) would, not as d does.
+func decodeRestOf[T, D any](b []byte, d *D, embedded string) error {
+	err := json.Unmarshal(b, d)
+	if trimField(err, embedded) {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) && te.Type == reflect.TypeFor[D]() {
+			te.Type = reflect.TypeFor[T]()
+		}
+	}
+	return err
+}
+
 // toolDecoding decodes a tool but its function, which it keeps aside to
 // decode after the rest (a level of encoding/json's frames less on the
 // connection's stack), as toolCallDecoding does.
@@ -352,14 +359,7 @@ type toolDecoding struct {
 func (t *Tool) UnmarshalJSON(b []byte) error {
 	var f toolFields
 	d := &toolDecoding{toolFields: &f}
-	err := json.Unmarshal(b, d)
-	if trimField(err, "toolFields.") {
-		var te *json.UnmarshalTypeError
-		if errors.As(err, &te) && te.Type == reflect.TypeFor[toolDecoding]() {
-			te.Type = reflect.TypeFor[toolFields]()
-		}
-	}
-	if err != nil {
+	if err := decodeRestOf[toolFields](b, d, "toolFields."); err != nil {
 		return err
 	}
 	if err := decodeMember("function", d.Function, &f.Function); err != nil {
@@ -404,14 +404,7 @@ type responseFormatDecoding struct {
 func (f *ResponseFormat) UnmarshalJSON(b []byte) error {
 	var x responseFormatFields
 	d := &responseFormatDecoding{responseFormatFields: &x}
-	err := json.Unmarshal(b, d)
-	if trimField(err, "responseFormatFields.") {
-		var te *json.UnmarshalTypeError
-		if errors.As(err, &te) && te.Type == reflect.TypeFor[responseFormatDecoding]() {
-			te.Type = reflect.TypeFor[responseFormatFields]()
-		}
-	}
-	if err != nil {
+	if err := decodeRestOf[responseFormatFields](b, d, "responseFormatFields."); err != nil {
 		return err
 	}
 	if err := decodeMember("json_schema", d.JSONSchema, &x.JSONSchema); err != nil {
