@@ -281,6 +281,7 @@ func run(bin, out string, d time.Duration, rounds int) error {
 	md.WriteString("\n## In-process benchmarks\n\nGo benchmarks, reproduced by the command above each table.\n")
 	for _, gb := range []struct{ title, pkg, pattern string }{
 		{"The gateway per request, in process: a passthrough relayed to the reference server on loopback, streamed and not, the same request to the reference server itself, a best-of-4 answered from the in-memory response cache, and the relay's work on one stream of 40 token events", "./gateway/", "Passthrough|Direct|CacheHit|RelayEvents"},
+		{"Decoding and checking a chat request: a small one, and one with a 20 KB prompt with line breaks", "./wire/", "DecodeChat"},
 		{"Tokenizer throughput (a mixed English, code and Unicode text, 20 repeats)", "./rm/tokenizer/", "Encode"},
 		{"Scoring with the test reward model (ONNX Runtime, CPU), one call of N responses", "./rm/onnx/", "ScoreBatch"},
 		{"64 concurrent callers scoring one response each, with and without dynamic batching", "./rm/onnx/", "ConcurrentCallers"},
