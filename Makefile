@@ -96,7 +96,7 @@ deps-test: /usr/bin/redis-server $(CACHE)/node/node_modules/openai/package.json 
 # deadline to race.
 FUZZ_DECODE ?= 60000x
 FUZZ_UNQUOTE ?= 60000x
-FUZZ_VALID ?= 100000x
+FUZZ_VALID ?= 30000x
 FUZZ_SSE ?= 60000x
 FUZZ_TOKENIZER ?= 10000x
 
