@@ -24,12 +24,14 @@ func (m Member) Name() ([]byte, error) {
 	if bytes.IndexByte(m.Key, '\\') < 0 {
 		return m.Key, nil
 	}
-	var k string
-	if err := json.Unmarshal(append(append([]byte{'"'}, m.Key...), '"'), &k); err != nil {
-		return nil, err
+	k, ok := unescape(m.Key)
+	if !ok {
+		return nil, errBadKey
 	}
 	return []byte(k), nil
 }
+
+var errBadKey = errors.New("a key with a malformed escape")
 
 var errNotObject = errors.New("not a JSON object")
 
@@ -283,7 +285,11 @@ func unquote(b []byte) (s string, ok bool) {
 	if len(b) < 2 || b[0] != '"' || b[len(b)-1] != '"' {
 		return "", false
 	}
-	b = b[1 : len(b)-1]
+	return unescape(b[1 : len(b)-1])
+}
+
+// unescape is unquote for a string's bytes between its quotes.
+func unescape(b []byte) (s string, ok bool) {
 	out := make([]byte, 0, len(b))
 	for i := 0; i < len(b); {
 		if b[i] != '\\' {
