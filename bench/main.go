@@ -33,7 +33,16 @@ func main() {
 	dur := flag.Duration("duration", 3*time.Second, "length of one measured run")
 	rounds := flag.Int("rounds", 3, "interleaved repetitions of every run")
 	only := flag.String("only", "", "run one section and print it: peers, steering, cache, load, eval, particles")
+	bare := flag.String("bare-proxy", "", "serve as the bare Go proxy of the peer benchmark: LISTEN,UPSTREAM")
 	flag.Parse()
+	if *bare != "" {
+		listen, upstream, _ := strings.Cut(*bare, ",")
+		if err := bareProxy(listen, upstream); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if *only != "" {
 		var md strings.Builder
 		var err error
@@ -947,10 +956,18 @@ func cacheHits(bin string, md *strings.Builder, d time.Duration, rounds int) err
 		}
 	}
 	type res struct{ p50, p99 []float64 }
-	results := map[string]*res{"memory": {}, "redis": {}}
+	results := map[string]*res{"memory": {}, "redis": {}, "direct": {}}
 	var cmdsPerHit []float64
 	hitShare := map[string][]float64{}
+	// The floor beside the hits: the reference server called directly with
+	// the same request less its steering, one loopback hop to a Go server
+	// that answers at once, which is all a hit is besides the lookup.
+	plain := []byte(`{"model":"reference","messages":[{"role":"user","content":"Why is the sky blue?"}],"max_tokens":32,"seed":3}`)
+	refURL := "http://" + refAddr + "/v1/chat/completions"
 	for range rounds {
+		r := load(refURL, plain, 1, d, false, ref)
+		results["direct"].p50 = append(results["direct"].p50, float64(r.pct(0.5))/1e3)
+		results["direct"].p99 = append(results["direct"].p99, float64(r.pct(0.99))/1e3)
 		for _, t := range []struct {
 			name string
 			url  string
@@ -968,11 +985,14 @@ func cacheHits(bin string, md *strings.Builder, d time.Duration, rounds int) err
 		}
 	}
 	fmt.Fprintf(md, "\n## Cache hits\n\nA seeded best-of-4 request answered from the response cache through `steergate serve`, "+
-		"one client, %s per run, median of %d runs (lowest–highest). Redis is a local `redis-server`.\n\n"+
+		"one client, %s per run, median of %d runs (lowest–highest). Redis is a local `redis-server`. The floor is the same request less its "+
+		"steering sent straight to the reference server, in the same rounds: one loopback hop to a Go server that answers at once.\n\n"+
 		"| cache | hit p50 | hit p99 |\n|---|---|---|\n", d, rounds)
 	for _, name := range []string{"memory", "redis"} {
 		fmt.Fprintf(md, "| %s | %s | %s |\n", name, summarize(results[name].p50).us(), summarize(results[name].p99).us())
 	}
+	fmt.Fprintf(md, "| floor: the reference server called directly, no gateway | %s | %s |\n",
+		summarize(results["direct"].p50).us(), summarize(results["direct"].p99).us())
 	fmt.Fprintf(md, "\nRedis commands per request: %.2f. Share of the requests answered from the cache (the gateway's own count): "+
 		"memory %.0f%%, Redis %.0f%%.", summarize(cmdsPerHit).med, 100*summarize(hitShare["memory"]).med, 100*summarize(hitShare["redis"]).med)
 	if summarize(hitShare["redis"]).med < 0.99 {
@@ -980,9 +1000,12 @@ func cacheHits(bin string, md *strings.Builder, d time.Duration, rounds int) err
 			"Redis is skipped for a while, so some requests were computed instead, and the Redis figures mix them in.")
 	}
 	md.WriteString("\n")
-	fmt.Fprintf(md, "\nTargets: a hit's p99 under 300 µs in memory: %s (%s); under 500 µs with a local Redis: %s (%s).\n",
+	fmt.Fprintf(md, "\nTargets: a hit's p99 under 300 µs in memory: %s (%s); under 500 µs with a local Redis: %s (%s). "+
+		"Over the floor's p99 (%.0f µs) a hit in memory adds %.0f µs and one in Redis %.0f µs.\n",
 		metOr(summarize(results["memory"].p99).med < 300), summarize(results["memory"].p99).us(),
-		metOr(summarize(results["redis"].p99).med < 500), summarize(results["redis"].p99).us())
+		metOr(summarize(results["redis"].p99).med < 500), summarize(results["redis"].p99).us(),
+		summarize(results["direct"].p99).med, summarize(results["memory"].p99).med-summarize(results["direct"].p99).med,
+		summarize(results["redis"].p99).med-summarize(results["direct"].p99).med)
 	return nil
 }
 
@@ -1210,6 +1233,7 @@ func peers(bin string, md *strings.Builder, d time.Duration, rounds int) error {
 	for _, start := range []func() (*target, error){
 		func() (*target, error) { return startNginx(refAddr) },
 		func() (*target, error) { return startPortkey(refAddr) },
+		func() (*target, error) { return startBare(refAddr) },
 		func() (*target, error) { return startSteergate(bin, refAddr) },
 	} {
 		t, err := start()
@@ -1244,6 +1268,7 @@ func peers(bin string, md *strings.Builder, d time.Duration, rounds int) error {
 			}
 			for k := range targets { // rotate the order each round
 				t := targets[(k+round)%len(targets)]
+				settle(targets, 10*time.Second)
 				r := loadWith(t.url, t.headers, b, sc.conc, d, sc.stream, t.cpu)
 				res[t.name][sc.name] = append(res[t.name][sc.name], r)
 			}
@@ -1252,7 +1277,7 @@ func peers(bin string, md *strings.Builder, d time.Duration, rounds int) error {
 	}
 	rates := map[string]float64{}
 	for _, t := range targets {
-		rates[t.name] = maxRate(t, body, d, rounds)
+		rates[t.name] = maxRate(t, targets, body, d, rounds)
 		fmt.Fprintf(os.Stderr, "%s: %.0f req/s with p99 < 10 ms\n", t.name, rates[t.name])
 	}
 	med := func(name, sc string, f func(result) float64) stat {
@@ -1281,9 +1306,10 @@ func peers(bin string, md *strings.Builder, d time.Duration, rounds int) error {
 	var failedStreams []string
 	fmt.Fprintf(md, "\n## Passthrough against peers\n\nThe reference server (`steergate reference-server`, OpenAI face) called directly is the floor; "+
 		"nginx %s (one worker, keep-alive upstream, no buffering) is the floor of any proxy; the Portkey AI gateway (npm `@portkey-ai/gateway`, "+
-		"routing to the reference server as a custom OpenAI host) is a peer users pick; Steergate runs `serve` with the OpenAI-compatible adapter, "+
+		"routing to the reference server as a custom OpenAI host) is a peer users pick; the bare Go proxy (this benchmark's own, `go run ./bench -bare-proxy`: "+
+		"fasthttp server and client, the bytes copied up and back, nothing decoded or checked) is the floor of any proxy in Go on fasthttp; Steergate runs `serve` with the OpenAI-compatible adapter, "+
 		"strategy none, response cache off. Every proxy is pinned to CPU %s; the load generator and the reference server share CPU %s. "+
-		"Request: one chat completion, `max_tokens` 16, seeded. Closed loop with c concurrent clients; added = target − floor at the same percentile.\n\n",
+		"Request: one chat completion, `max_tokens` 16, seeded. Closed loop with c concurrent clients; each run starts once every target has gone idle (a target that fell behind goes on working after its clients stop, on the CPU every proxy shares); added = target − floor at the same percentile.\n\n",
 		nginxVersion(), cpuProxy, cpuClient)
 	md.WriteString("| target | c=1 p50 | c=1 p99 | added p50 | added p99 | c=16 p50 | c=64 p50 | c=64 req/s | stream: first chunk p50 | stream: between chunks | max req/s, p99 < 10 ms (open loop) | CPU per request (c=64) | errors |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, t := range targets {
@@ -1372,6 +1398,12 @@ func peers(bin string, md *strings.Builder, d time.Duration, rounds int) error {
 			"Steergate's own work (decoding and checking the request, two HTTP connections in Go's runtime and its collector; "+
 			"%.0f µs of CPU per request against nginx's %.0f) comes on top.\n", sgCPU, ngCPU)
 	}
+	// The bare Go proxy splits the gap to nginx: what Go and fasthttp
+	// cost with no work done, and the gateway's own work on top.
+	bCPU := med(bareName, "c=64", cpuPer).med
+	fmt.Fprintf(md, "\nThe gap split by the bare Go proxy: it uses %.0f µs of CPU per request (%.1f times nginx's) and adds %.0f µs p50 at c=1 "+
+		"(nginx %.0f µs), with nothing decoded or checked; Steergate's own work is the rest: %.0f µs of CPU per request and %.0f µs of added p50 "+
+		"over the bare proxy.\n", bCPU, bCPU/ngCPU, addedP50(bareName), addedP50(ng), sgCPU-bCPU, addedP50(sg)-addedP50(bareName))
 	return nil
 }
 
