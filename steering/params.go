@@ -418,7 +418,7 @@ func object(raw json.RawMessage, prefix string) (map[string]json.RawMessage, err
 	if raw[0] != '{' {
 		return nil, fault.Invalid(prefix, "%s must be an object", prefix)
 	}
-	if !json.Valid(raw) {
+	if !wire.Valid(raw) {
 		return nil, fault.Invalid(prefix, "invalid %s: not valid JSON", prefix)
 	}
 	m := map[string]json.RawMessage{}

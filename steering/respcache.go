@@ -213,7 +213,7 @@ func (rc *ResponseCache) get(ctx context.Context, k string, maxAge time.Duration
 // hit, so its usage is zero; the steering report keeps what the original
 // computation spent, marked cached, and is served as stored.
 func readEntry(b []byte, maxAge time.Duration, decode bool) *Outcome {
-	if !json.Valid(b) { // the body goes out as stored: never a damaged one
+	if !wire.Valid(b) { // the body goes out as stored: never a damaged one
 		return nil
 	}
 	var e entry

@@ -255,7 +255,7 @@ func decodeAs(body []byte, d decoding) (map[string]json.RawMessage, error) {
 	if len(body) == 0 {
 		return nil, fault.Invalid("", "request body is empty; expected a JSON object")
 	}
-	if body[0] != '{' || !validJSON(body) {
+	if body[0] != '{' || !Valid(body) {
 		return nil, fault.Invalid("", "request body is not a valid JSON object")
 	}
 	if err := checkKeys(body, d.known); err != nil {

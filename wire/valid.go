@@ -1,11 +1,11 @@
 package wire
 
-// validJSON reports whether b is one JSON value, with whitespace around it,
+// Valid reports whether b is one JSON value, with whitespace around it,
 // exactly as json.Valid does, nesting limit included. It reads strings a
 // run at a time instead of through encoding/json's byte-at-a-time scanner:
 // on a long prompt the validation was most of a request's decode. It keeps
 // its open objects and arrays on a stack of its own, not the goroutine's.
-func validJSON(b []byte) bool {
+func Valid(b []byte) bool {
 	var buf [64]byte
 	open := buf[:0] // '{' or '[' for each open container
 	i := skipSpace(b, 0)

@@ -136,8 +136,6 @@ func (c *Client) do(ctx context.Context, req *fasthttp.Request) (resp *fasthttp.
 	return resp, done, nil
 }
 
-// read reads a whole body of at most limit bytes; a larger one is a
-// backend error, and what was read is dropped.
 // answer reads a call's whole answer, up to max_response_bytes; a call
 // cancelled meanwhile (its connection closed under the read) reports why
 // it was cancelled, not the read's error.
@@ -149,6 +147,8 @@ func (c *Client) answer(ctx context.Context, resp *fasthttp.Response) ([]byte, e
 	return b, err
 }
 
+// read reads a whole body of at most limit bytes; a larger one is a
+// backend error, and what was read is dropped.
 func (c *Client) read(resp *fasthttp.Response, limit int) ([]byte, error) {
 	b, err := io.ReadAll(io.LimitReader(resp.BodyStream(), int64(limit)+1))
 	if err != nil {
@@ -276,7 +276,7 @@ func (c *Client) Raw(ctx context.Context, r *backend.RawRequest) (*backend.RawAn
 	if err != nil {
 		return nil, err
 	}
-	if !json.Valid(raw) {
+	if !wire.Valid(raw) {
 		return nil, fmt.Errorf("%w: %s: the answer is not JSON", fault.ErrUpstream, c.name)
 	}
 	return &backend.RawAnswer{Body: raw, Close: func() {}}, nil
