@@ -97,6 +97,7 @@ deps-test: /usr/bin/redis-server $(CACHE)/node/node_modules/openai/package.json 
 FUZZ_DECODE ?= 60000x
 FUZZ_UNQUOTE ?= 60000x
 FUZZ_VALID ?= 30000x
+FUZZ_MESSAGE ?= 60000x
 FUZZ_SSE ?= 60000x
 FUZZ_TOKENIZER ?= 10000x
 
@@ -110,6 +111,7 @@ test: deps-test
 	$(GO) test -run - -fuzz '^FuzzDecodeChat$$' -fuzztime $(FUZZ_DECODE) ./wire/
 	$(GO) test -run - -fuzz '^FuzzUnquote$$' -fuzztime $(FUZZ_UNQUOTE) ./wire/
 	$(GO) test -run - -fuzz '^FuzzValid$$' -fuzztime $(FUZZ_VALID) ./wire/
+	$(GO) test -run - -fuzz '^FuzzMessagePlain$$' -fuzztime $(FUZZ_MESSAGE) ./wire/
 	$(GO) test -run - -fuzz '^FuzzReadSSE$$' -fuzztime $(FUZZ_SSE) ./backend/openai/
 	$(GO) test -run - -fuzz '^FuzzEncodeDecode$$' -fuzztime $(FUZZ_TOKENIZER) ./rm/tokenizer/
 

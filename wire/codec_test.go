@@ -192,3 +192,23 @@ func TestDecodedRequestOwnsItsBytes(t *testing.T) {
 		t.Errorf("the request changed with its body:\n%s\n%s", before, after)
 	}
 }
+
+// The plain decode takes the messages most chats are made of, and leaves
+// every other to the full one (FuzzMessagePlain holds the two to the same
+// result).
+func TestMessagePlainTakesRoleAndContentOnly(t *testing.T) {
+	for b, want := range map[string]bool{
+		`{"role":"user","content":"Why is the sky blue?"}`:       true,
+		` {"content":"line\nbreak \u00e9","role":"assistant"} `:  true,
+		`{"role":"user","content":"x","name":"n"}`:               false,
+		`{"role":"user","content":null}`:                         false,
+		`{"role":"user","content":[{"type":"text","text":"x"}]}`: false,
+		`{"Role":"user","content":"x"}`:                          false,
+		`{"role":"user","role":"user","content":"x"}`:            false,
+	} {
+		var m Message
+		if got := m.decodePlain([]byte(b)); got != want {
+			t.Errorf("%s: plain decode %v, want %v", b, got, want)
+		}
+	}
+}

@@ -3,6 +3,7 @@ package wire
 import (
 	"bytes"
 	"encoding/json"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -78,6 +79,33 @@ func FuzzValid(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if got, want := Valid(b), json.Valid(b); got != want {
 			t.Fatalf("%q: Valid %v, json.Valid %v", b, got, want)
+		}
+	})
+}
+
+// FuzzMessagePlain holds the plain message decode to the full one: a
+// message it takes decodes the same through encoding/json, with no error.
+func FuzzMessagePlain(f *testing.F) {
+	for _, s := range []string{`{"role":"user","content":"Why is the sky blue?"}`, ` { "content" : "a\nb" , "role":"system" } `,
+		`{"role":"user","content":"\ud83d\ude00 \ud800"}`, "{\"role\":\"user\",\"content\":\"a\xffb\"}", `{"role":"user","role":"x","content":""}`,
+		`{"Role":"user","content":"x"}`, `{"role":"user","content":null}`, `{"role":"user","content":[{"type":"text","text":"x"}]}`,
+		`{"role":"user","content":"x","name":"n"}`, `{"role":1,"content":"x"}`, `{"r\u006fle":"user","content":"x"}`, `{"role":"user"}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if !Valid(b) { // what a message decode is given: valid JSON
+			return
+		}
+		var plain Message
+		if !plain.decodePlain(b) {
+			return
+		}
+		var full Message
+		if err := full.decodeFull(b); err != nil {
+			t.Fatalf("%q: the plain decode takes it, the full one refuses it: %v", b, err)
+		}
+		if !reflect.DeepEqual(plain, full) {
+			t.Fatalf("%q: plain decode %#v, full decode %#v", b, plain, full)
 		}
 	})
 }

@@ -258,6 +258,49 @@ func (d *messageDecoding) aside() []string { return messageAside }
 func (d *messageDecoding) keep(v [3][]byte) { d.Content, d.ToolCalls = v[0], v[1] }
 
 func (m *Message) UnmarshalJSON(b []byte) error {
+	if m.decodePlain(b) {
+		return nil
+	}
+	return m.decodeFull(b)
+}
+
+// decodePlain decodes the message most chats are made of, a role and a
+// content that are both strings and nothing else, without encoding/json,
+// into what decodeFull gives for it; false leaves any other message
+// (other members, a key in another case or twice, another type) to
+// decodeFull, which also reports its errors.
+func (m *Message) decodePlain(b []byte) bool {
+	var role, content []byte
+	err := EachMember(b, func(mb Member) error {
+		switch {
+		case string(mb.Key) == "role" && role == nil:
+			role = mb.Value
+		case string(mb.Key) == "content" && content == nil:
+			content = mb.Value
+		default:
+			return errNotPlain
+		}
+		return nil
+	})
+	if err != nil || len(role) == 0 || len(content) == 0 || role[0] != '"' || content[0] != '"' {
+		return false
+	}
+	r, ok := unquote(role)
+	if !ok {
+		return false
+	}
+	c, ok := unquote(content)
+	if !ok {
+		return false
+	}
+	*m = Message{Role: r, Content: Content{Text: c}, Raw: append(json.RawMessage(nil), b...)}
+	return true
+}
+
+var errNotPlain = errors.New("not a plain message")
+
+// decodeFull decodes any message, through encoding/json.
+func (m *Message) decodeFull(b []byte) error {
 	if t := bytes.TrimSpace(b); len(t) == 0 || t[0] != '{' {
 		return errors.New("a message must be an object")
 	}
