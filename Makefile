@@ -98,6 +98,7 @@ FUZZ_DECODE ?= 60000x
 FUZZ_UNQUOTE ?= 60000x
 FUZZ_VALID ?= 30000x
 FUZZ_MESSAGE ?= 60000x
+FUZZ_PLAIN ?= 60000x
 FUZZ_SSE ?= 60000x
 FUZZ_TOKENIZER ?= 10000x
 
@@ -112,6 +113,7 @@ test: deps-test
 	$(GO) test -run - -fuzz '^FuzzUnquote$$' -fuzztime $(FUZZ_UNQUOTE) ./wire/
 	$(GO) test -run - -fuzz '^FuzzValid$$' -fuzztime $(FUZZ_VALID) ./wire/
 	$(GO) test -run - -fuzz '^FuzzMessagePlain$$' -fuzztime $(FUZZ_MESSAGE) ./wire/
+	$(GO) test -run - -fuzz '^FuzzDecodePlain$$' -fuzztime $(FUZZ_PLAIN) ./wire/
 	$(GO) test -run - -fuzz '^FuzzReadSSE$$' -fuzztime $(FUZZ_SSE) ./backend/openai/
 	$(GO) test -run - -fuzz '^FuzzEncodeDecode$$' -fuzztime $(FUZZ_TOKENIZER) ./rm/tokenizer/
 

@@ -7,8 +7,10 @@ import (
 	"maps"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/steergate/steergate/fault"
 )
@@ -234,6 +236,9 @@ type decoding struct {
 	v        any
 	known    map[string]bool
 	embedded string // the embedded struct's name, which type errors must not say
+	// plain, when set, decodes the bodies it takes without encoding/json
+	// (then v's members kept aside are decoded as after the full decode).
+	plain func(body []byte) (extra map[string]json.RawMessage, ok bool)
 }
 
 // asider keeps some members of an object aside: aside names them (three
@@ -257,6 +262,16 @@ func decodeAs(body []byte, d decoding) (map[string]json.RawMessage, error) {
 	}
 	if body[0] != '{' || !Valid(body) {
 		return nil, fault.Invalid("", "request body is not a valid JSON object")
+	}
+	if d.plain != nil {
+		if extra, ok := d.plain(body); ok {
+			if l, ok := d.v.(laterDecoder); ok {
+				if err := l.decodeLater(); err != nil {
+					return nil, requestError(err)
+				}
+			}
+			return extra, nil
+		}
 	}
 	if err := checkKeys(body, d.known); err != nil {
 		return nil, err
@@ -363,6 +378,7 @@ type chatDecoding struct {
 	Tools          rawRef `json:"tools"`
 	ResponseFormat rawRef `json:"response_format"`
 	r              ChatRequest
+	extra          map[string]json.RawMessage // the plain decode's
 }
 
 type chatFields ChatRequest
@@ -384,9 +400,19 @@ func (r *rawRef) UnmarshalJSON(b []byte) error {
 // the stack of the connection's goroutine past 8 KiB, a stack it keeps
 // for as long as a stream it then carries.
 func DecodeChat(body []byte) (*ChatRequest, error) {
+	return decodeChat(body, true)
+}
+
+// decodeChat is DecodeChat, with or without the plain decode of the
+// members a request mostly has (FuzzDecodePlain compares the two).
+func decodeChat(body []byte, plain bool) (*ChatRequest, error) {
 	d := &chatDecoding{}
 	d.chatFields = (*chatFields)(&d.r)
-	extra, err := decodeAs(body, decoding{v: d, known: chatKeys, embedded: "chatFields."})
+	dec := decoding{v: d, known: chatKeys, embedded: "chatFields."}
+	if plain {
+		dec.plain = d.decodePlain
+	}
+	extra, err := decodeAs(body, dec)
 	// The request returned keeps d: not the body's bytes with it.
 	d.Messages, d.Tools, d.ResponseFormat = nil, nil, nil
 	if err != nil {
@@ -397,6 +423,161 @@ func DecodeChat(body []byte) (*ChatRequest, error) {
 }
 
 var chatAside = []string{"messages", "tools", "response_format"}
+
+// decodePlain decodes a body whose members are the common ones below,
+// each once, as written and of its plain type (a string, a number, true or
+// false), and members the request has no field for (plainExtra), without
+// encoding/json: it gives what the full decode gives, and keeps the same
+// members aside for decodeLater. False leaves any other body, and what it
+// has set, to the full decode, which also reports its errors.
+func (d *chatDecoding) decodePlain(body []byte) (map[string]json.RawMessage, bool) {
+	r := &d.r
+	var seen uint32
+	err := EachMember(body, func(m Member) error {
+		v, ok := m.Value, true
+		var bit uint32
+		switch string(m.Key) {
+		case "model":
+			bit, ok = 1<<0, plainText(v, &r.Model)
+		case "messages":
+			bit = 1 << 1
+			d.Messages = v
+		case "tools":
+			bit = 1 << 2
+			d.Tools = v
+		case "response_format":
+			bit = 1 << 3
+			d.ResponseFormat = v
+		case "stream":
+			bit, ok = 1<<4, plainBool(v, &r.Stream)
+		case "logprobs":
+			bit, ok = 1<<5, plainBool(v, &r.Logprobs)
+		case "n":
+			bit = 1 << 6
+			r.N, ok = plainInt[int](v, strconv.IntSize)
+		case "max_tokens":
+			bit = 1 << 7
+			r.MaxTokens, ok = plainInt[int](v, strconv.IntSize)
+		case "max_completion_tokens":
+			bit = 1 << 8
+			r.MaxCompletionTokens, ok = plainInt[int](v, strconv.IntSize)
+		case "top_logprobs":
+			bit = 1 << 9
+			r.TopLogprobs, ok = plainInt[int](v, strconv.IntSize)
+		case "seed":
+			bit = 1 << 10
+			r.Seed, ok = plainInt[int64](v, 64)
+		case "temperature":
+			bit = 1 << 11
+			r.Temperature, ok = plainFloat(v)
+		case "top_p":
+			bit = 1 << 12
+			r.TopP, ok = plainFloat(v)
+		case "user":
+			bit, ok = 1<<13, plainText(v, &r.User)
+		case "steering":
+			bit = 1 << 14
+			r.Steering = append(json.RawMessage(nil), v...)
+		default:
+			if !d.plainExtra(m.Key, v) {
+				return errNotPlain
+			}
+			return nil
+		}
+		if !ok || seen&bit != 0 {
+			return errNotPlain
+		}
+		seen |= bit
+		return nil
+	})
+	if err != nil {
+		d.r, d.Messages, d.Tools, d.ResponseFormat, d.extra = ChatRequest{}, nil, nil, nil, nil
+		return nil, false
+	}
+	return d.extra, true
+}
+
+// plainExtra keeps a member the request has no field for, as the full
+// decode keeps it in Extra, when its key is short ASCII without escapes,
+// is no field's name in another letter case (which the full decode
+// refuses) and differs from every other such key in more than case.
+func (d *chatDecoding) plainExtra(key, v []byte) bool {
+	var low [64]byte
+	if len(key) > len(low) {
+		return false
+	}
+	for i, c := range key {
+		if c >= utf8.RuneSelf || c == '\\' {
+			return false
+		}
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		low[i] = c
+	}
+	if chatKeys[string(low[:len(key)])] {
+		return false
+	}
+	for k := range d.extra {
+		if strings.EqualFold(k, string(key)) {
+			return false
+		}
+	}
+	if d.extra == nil {
+		d.extra = map[string]json.RawMessage{}
+	}
+	d.extra[string(key)] = append(json.RawMessage(nil), v...)
+	return true
+}
+
+// plainText, plainBool, plainInt and plainFloat read a JSON string,
+// boolean, integer or number (from a valid body) as encoding/json reads
+// it into a field of that type; false for a value of another kind (null
+// included) or one encoding/json would refuse, which the full decode
+// then reports.
+func plainText(v []byte, out *string) bool {
+	if len(v) == 0 || v[0] != '"' {
+		return false
+	}
+	s, ok := unquote(v)
+	*out = s
+	return ok
+}
+
+func plainBool(v []byte, out *bool) bool {
+	switch string(v) {
+	case "true":
+		*out = true
+	case "false":
+		*out = false
+	default:
+		return false
+	}
+	return true
+}
+
+func plainInt[T int | int64](v []byte, bits int) (*T, bool) {
+	if len(v) == 0 || (v[0] != '-' && (v[0] < '0' || v[0] > '9')) {
+		return nil, false
+	}
+	n, err := strconv.ParseInt(string(v), 10, bits)
+	if err != nil {
+		return nil, false
+	}
+	t := T(n)
+	return &t, true
+}
+
+func plainFloat(v []byte) (*float64, bool) {
+	if len(v) == 0 || (v[0] != '-' && (v[0] < '0' || v[0] > '9')) {
+		return nil, false
+	}
+	f, err := strconv.ParseFloat(string(v), 64)
+	if err != nil {
+		return nil, false
+	}
+	return &f, true
+}
 
 func (d *chatDecoding) aside() []string { return chatAside }
 

@@ -212,3 +212,27 @@ func TestMessagePlainTakesRoleAndContentOnly(t *testing.T) {
 		}
 	}
 }
+
+// The plain decode takes a body of the common members, each once and of
+// its plain type, and leaves every other to the full decode
+// (FuzzDecodePlain holds the two to the same result).
+func TestDecodePlainTakesTheCommonMembersOnly(t *testing.T) {
+	for b, want := range map[string]bool{
+		`{"model":"m","messages":[{"role":"user","content":"hi"}],"max_tokens":16,"seed":1}`:              true,
+		`{"model":"m","messages":[],"stream":true,"temperature":0.5,"steering":{"strategy":"best_of_n"}}`: true,
+		`{"model":"m","messages":[],"top_k":5,"Vendor":{"a":[1]}}`:                                        true,
+		`{"model":"m","messages":[],"top_k":5,"TOP_K":5}`:                                                 false,
+		`{"model":"m","messages":[],"Seed":5}`:                                                            false,
+		`{"model":"m","messages":[],"stop":"x"}`:                                                          false,
+		`{"Model":"m","messages":[]}`:                                                                     false,
+		`{"model":"m","model":"m","messages":[]}`:                                                         false,
+		`{"model":"m","messages":[],"max_tokens":1.0}`:                                                    false,
+		`{"model":"m","messages":[],"stream":null}`:                                                       false,
+	} {
+		d := &chatDecoding{}
+		d.chatFields = (*chatFields)(&d.r)
+		if _, got := d.decodePlain([]byte(b)); got != want {
+			t.Errorf("%s: plain decode %v, want %v", b, got, want)
+		}
+	}
+}

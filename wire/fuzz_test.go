@@ -109,3 +109,29 @@ func FuzzMessagePlain(f *testing.F) {
 		}
 	})
 }
+
+// FuzzDecodePlain holds the plain decode of a request's common members to
+// the full decode: the same request, or the same error, for any body.
+func FuzzDecodePlain(f *testing.F) {
+	for _, s := range []string{sampleChat, `{"model":"m","messages":[{"role":"user","content":"hi"}],"max_tokens":16,"seed":1}`,
+		`{"model":"m","messages":[],"stream":true,"n":2,"temperature":0.5,"top_p":1e-3,"user":"u\n","steering":{"strategy":"best_of_n"}}`,
+		`{"model":"m","model":"n","messages":[]}`, `{"Model":"m","messages":[]}`, `{"model":"m","messages":null,"max_tokens":1e2}`,
+		`{"model":"m","messages":[],"max_tokens":99999999999999999999}`, `{"model":"m","messages":[],"temperature":1e400}`,
+		`{"model":null,"messages":[]}`, `{"model":"m","messages":[],"steering":null}`, `{"model":"m","messages":[{"role":1}]}`,
+		`{"model":"m","messages":[],"tools":[{"type":"function","function":{"name":"f"}}],"response_format":{"type":"json_object"}}`,
+		`{"model":"m","messages":[],"stream":"yes"}`, `{"model":"m","messages":[],"seed":-0,"logprobs":false,"top_logprobs":3}`,
+		`{"model":"m","messages":[],"top_k":5,"Top_K":1}`, `{"model":"m","messages":[],"SEED":1}`, `{"model":"m","messages":[],"x\u0041":1}`,
+		"{\"model\":\"m\",\"messages\":[],\"\u212a\":1}", `{"model":"m","messages":[],"vendor":{"a":[1,2]},"top_k":null}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		got, gotErr := decodeChat(b, true)
+		want, wantErr := decodeChat(b, false)
+		if (gotErr == nil) != (wantErr == nil) || (gotErr != nil && gotErr.Error() != wantErr.Error()) {
+			t.Fatalf("%q: plain decode's error %v, full decode's %v", b, gotErr, wantErr)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("%q: plain decode %#v, full decode %#v", b, got, want)
+		}
+	})
+}
