@@ -64,11 +64,20 @@ func (l *limited) enter(ctx context.Context) (context.Context, func(), error) {
 			return nil, nil, context.Cause(ctx)
 		}
 	}
-	cancel := func() {}
-	if l.o.Timeout > 0 {
-		ctx, cancel = context.WithTimeoutCause(ctx, l.o.Timeout, timeoutError(l.Backend.Name(), l.o.Timeout))
+	// A call whose context ends no later than the backend's timeout would
+	// (a request's deadline, request_timeout, is no longer than the
+	// default timeout) needs no context of its own: the one it has ends it
+	// first.
+	if dl, ok := ctx.Deadline(); l.o.Timeout <= 0 || ok && !dl.After(time.Now().Add(l.o.Timeout)) {
+		return ctx, l.leave, nil
 	}
-	return ctx, func() { cancel(); <-l.sem }, nil
+	ctx, cancel := context.WithTimeoutCause(ctx, l.o.Timeout, timeoutError(l.Backend.Name(), l.o.Timeout))
+	return ctx, func() { cancel(); l.leave() }, nil
+}
+
+// leave gives back the turn enter took.
+func (l *limited) leave() {
+	<-l.sem
 }
 
 func timeoutError(name string, d time.Duration) error {
