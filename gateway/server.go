@@ -329,7 +329,8 @@ func newID(prefix string) string {
 	for i := range 4 {
 		b[8+i] = byte(y >> (8 * i))
 	}
-	return prefix + hex.EncodeToString(b[:])
+	var out [48]byte // one allocation, the string's, for a short prefix
+	return string(hex.AppendEncode(append(out[:0], prefix...), b[:]))
 }
 
 func validID(id []byte) bool {
