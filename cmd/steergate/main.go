@@ -148,6 +148,7 @@ func serve(ctx context.Context, file string, stderr io.Writer) error {
 	}
 	log := newLogger(cfg.Log, stderr)
 	slog.SetDefault(log)
+	floorHeap()
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	app, err := assemble(cfg, log, serving)
