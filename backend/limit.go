@@ -65,9 +65,9 @@ func (l *limited) enter(ctx context.Context) (context.Context, func(), error) {
 		}
 	}
 	// A call whose context ends no later than the backend's timeout would
-	// (a request's deadline, request_timeout, is no longer than the
-	// default timeout) needs no context of its own: the one it has ends it
-	// first.
+	// end it needs no context of its own. By default it always does: a
+	// request's deadline (request_timeout) and the backend's timeout are
+	// both five minutes, and the call starts after the request.
 	if dl, ok := ctx.Deadline(); l.o.Timeout <= 0 || ok && !dl.After(time.Now().Add(l.o.Timeout)) {
 		return ctx, l.leave, nil
 	}

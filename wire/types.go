@@ -297,7 +297,8 @@ func (m *Message) decodePlain(b []byte) bool {
 	return true
 }
 
-var errNotPlain = errors.New("not a plain message")
+// errNotPlain ends a plain decode that meets what it does not take.
+var errNotPlain = errors.New("not for the plain decode")
 
 // decodeFull decodes any message, through encoding/json.
 func (m *Message) decodeFull(b []byte) error {
