@@ -432,62 +432,56 @@ var chatAside = []string{"messages", "tools", "response_format"}
 // has set, to the full decode, which also reports its errors.
 func (d *chatDecoding) decodePlain(body []byte) (map[string]json.RawMessage, bool) {
 	r := &d.r
-	var seen uint32
+	var few [16][]byte
+	seen := few[:0]
 	err := EachMember(body, func(m Member) error {
-		v, ok := m.Value, true
-		var bit uint32
-		switch string(m.Key) {
-		case "model":
-			bit, ok = 1<<0, plainText(v, &r.Model)
-		case "messages":
-			bit = 1 << 1
-			d.Messages = v
-		case "tools":
-			bit = 1 << 2
-			d.Tools = v
-		case "response_format":
-			bit = 1 << 3
-			d.ResponseFormat = v
-		case "stream":
-			bit, ok = 1<<4, plainBool(v, &r.Stream)
-		case "logprobs":
-			bit, ok = 1<<5, plainBool(v, &r.Logprobs)
-		case "n":
-			bit = 1 << 6
-			r.N, ok = plainInt[int](v, strconv.IntSize)
-		case "max_tokens":
-			bit = 1 << 7
-			r.MaxTokens, ok = plainInt[int](v, strconv.IntSize)
-		case "max_completion_tokens":
-			bit = 1 << 8
-			r.MaxCompletionTokens, ok = plainInt[int](v, strconv.IntSize)
-		case "top_logprobs":
-			bit = 1 << 9
-			r.TopLogprobs, ok = plainInt[int](v, strconv.IntSize)
-		case "seed":
-			bit = 1 << 10
-			r.Seed, ok = plainInt[int64](v, 64)
-		case "temperature":
-			bit = 1 << 11
-			r.Temperature, ok = plainFloat(v)
-		case "top_p":
-			bit = 1 << 12
-			r.TopP, ok = plainFloat(v)
-		case "user":
-			bit, ok = 1<<13, plainText(v, &r.User)
-		case "steering":
-			bit = 1 << 14
-			r.Steering = append(json.RawMessage(nil), v...)
-		default:
-			if !d.plainExtra(m.Key, v) {
-				return errNotPlain
+		for _, k := range seen {
+			if bytes.EqualFold(k, m.Key) {
+				return errNotPlain // a key twice, or in two cases
 			}
-			return nil
 		}
-		if !ok || seen&bit != 0 {
+		if len(seen) == len(few) {
 			return errNotPlain
 		}
-		seen |= bit
+		seen = append(seen, m.Key)
+		v, ok := m.Value, true
+		switch string(m.Key) {
+		case "model":
+			ok = plainText(v, &r.Model)
+		case "messages":
+			d.Messages = v
+		case "tools":
+			d.Tools = v
+		case "response_format":
+			d.ResponseFormat = v
+		case "stream":
+			ok = plainBool(v, &r.Stream)
+		case "logprobs":
+			ok = plainBool(v, &r.Logprobs)
+		case "n":
+			ok = plainInt(v, &r.N)
+		case "max_tokens":
+			ok = plainInt(v, &r.MaxTokens)
+		case "max_completion_tokens":
+			ok = plainInt(v, &r.MaxCompletionTokens)
+		case "top_logprobs":
+			ok = plainInt(v, &r.TopLogprobs)
+		case "seed":
+			ok = plainInt(v, &r.Seed)
+		case "temperature":
+			ok = plainFloat(v, &r.Temperature)
+		case "top_p":
+			ok = plainFloat(v, &r.TopP)
+		case "user":
+			ok = plainText(v, &r.User)
+		case "steering":
+			r.Steering = append(json.RawMessage(nil), v...)
+		default:
+			ok = d.plainExtra(m.Key, v)
+		}
+		if !ok {
+			return errNotPlain
+		}
 		return nil
 	})
 	if err != nil {
@@ -498,9 +492,9 @@ func (d *chatDecoding) decodePlain(body []byte) (map[string]json.RawMessage, boo
 }
 
 // plainExtra keeps a member the request has no field for, as the full
-// decode keeps it in Extra, when its key is short ASCII without escapes,
-// is no field's name in another letter case (which the full decode
-// refuses) and differs from every other such key in more than case.
+// decode keeps it in Extra, when its key is short ASCII without escapes
+// and no field's name in another letter case (which the full decode
+// refuses).
 func (d *chatDecoding) plainExtra(key, v []byte) bool {
 	var low [64]byte
 	if len(key) > len(low) {
@@ -518,11 +512,6 @@ func (d *chatDecoding) plainExtra(key, v []byte) bool {
 	if chatKeys[string(low[:len(key)])] {
 		return false
 	}
-	for k := range d.extra {
-		if strings.EqualFold(k, string(key)) {
-			return false
-		}
-	}
 	if d.extra == nil {
 		d.extra = map[string]json.RawMessage{}
 	}
@@ -531,10 +520,10 @@ func (d *chatDecoding) plainExtra(key, v []byte) bool {
 }
 
 // plainText, plainBool, plainInt and plainFloat read a JSON string,
-// boolean, integer or number (from a valid body) as encoding/json reads
-// it into a field of that type; false for a value of another kind (null
-// included) or one encoding/json would refuse, which the full decode
-// then reports.
+// boolean, integer or number (from a valid body) into out as
+// encoding/json reads it into a field of that type; false for a value of
+// another kind (null included) or one encoding/json would refuse, which
+// the full decode then reports.
 func plainText(v []byte, out *string) bool {
 	if len(v) == 0 || v[0] != '"' {
 		return false
@@ -556,28 +545,37 @@ func plainBool(v []byte, out *bool) bool {
 	return true
 }
 
-func plainInt[T int | int64](v []byte, bits int) (*T, bool) {
-	if len(v) == 0 || (v[0] != '-' && (v[0] < '0' || v[0] > '9')) {
-		return nil, false
+func plainInt[T int | int64](v []byte, out **T) bool {
+	bits := 64
+	if _, isInt := any(T(0)).(int); isInt {
+		bits = strconv.IntSize
+	}
+	if !isNumber(v) {
+		return false
 	}
 	n, err := strconv.ParseInt(string(v), 10, bits)
 	if err != nil {
-		return nil, false
+		return false
 	}
 	t := T(n)
-	return &t, true
+	*out = &t
+	return true
 }
 
-func plainFloat(v []byte) (*float64, bool) {
-	if len(v) == 0 || (v[0] != '-' && (v[0] < '0' || v[0] > '9')) {
-		return nil, false
+func plainFloat(v []byte, out **float64) bool {
+	if !isNumber(v) {
+		return false
 	}
 	f, err := strconv.ParseFloat(string(v), 64)
 	if err != nil {
-		return nil, false
+		return false
 	}
-	return &f, true
+	*out = &f
+	return true
 }
+
+// isNumber reports whether v, a valid JSON value, is a number.
+func isNumber(v []byte) bool { return len(v) > 0 && (v[0] == '-' || '0' <= v[0] && v[0] <= '9') }
 
 func (d *chatDecoding) aside() []string { return chatAside }
 
