@@ -12,9 +12,10 @@ import (
 // however small its live heap. A gateway's live heap is a megabyte or two;
 // at Go's default (a goal of twice the live heap, and 4 MiB at least) it
 // collected every few hundred requests, and each cycle slows the requests
-// it overlaps: the floor halved the collections and took a quarter off
-// the cache-hit p99 (docs/benchmarks.md). Where twice the live heap is
-// more, as with a thousand open streams, Go's default holds.
+// it overlaps. With the floor, 40,000 passthrough requests at 64 clients
+// took 26 collections instead of 88, and the cache-hit p99 fell by about a
+// quarter in quiet runs. Where twice the live heap is more, as with a
+// thousand open streams, Go's default holds.
 const heapFloor = 8 << 20
 
 var floorOnce sync.Once
