@@ -378,7 +378,6 @@ type chatDecoding struct {
 	Tools          rawRef `json:"tools"`
 	ResponseFormat rawRef `json:"response_format"`
 	r              ChatRequest
-	extra          map[string]json.RawMessage // the plain decode's
 }
 
 type chatFields ChatRequest
@@ -426,76 +425,124 @@ var chatAside = []string{"messages", "tools", "response_format"}
 
 // decodePlain decodes a body whose members are the common ones below,
 // each once, as written and of its plain type (a string, a number, true or
-// false), and members the request has no field for (plainExtra), without
-// encoding/json: it gives what the full decode gives, and keeps the same
+// false), and members the request has no field for, without encoding/json
+// (plainMembers): it gives what the full decode gives, and keeps the same
 // members aside for decodeLater. False leaves any other body, and what it
 // has set, to the full decode, which also reports its errors.
 func (d *chatDecoding) decodePlain(body []byte) (map[string]json.RawMessage, bool) {
 	r := &d.r
-	var few [16][]byte
-	seen := few[:0]
-	err := EachMember(body, func(m Member) error {
-		for _, k := range seen {
-			if bytes.EqualFold(k, m.Key) {
-				return errNotPlain // a key twice, or in two cases
-			}
+	shared := plainShared{model: &r.Model, user: &r.User, stream: &r.Stream, n: &r.N, maxTokens: &r.MaxTokens,
+		seed: &r.Seed, temperature: &r.Temperature, topP: &r.TopP, steering: &r.Steering}
+	extra, ok := plainMembers(body, chatKeys, func(key, v []byte) (found, ok bool) {
+		if found, ok := shared.set(key, v); found {
+			return true, ok
 		}
-		if len(seen) == len(few) {
-			return errNotPlain
-		}
-		seen = append(seen, m.Key)
-		v, ok := m.Value, true
-		switch string(m.Key) {
-		case "model":
-			ok = plainText(v, &r.Model)
+		switch string(key) {
 		case "messages":
 			d.Messages = v
 		case "tools":
 			d.Tools = v
 		case "response_format":
 			d.ResponseFormat = v
-		case "stream":
-			ok = plainBool(v, &r.Stream)
 		case "logprobs":
-			ok = plainBool(v, &r.Logprobs)
-		case "n":
-			ok = plainInt(v, &r.N)
-		case "max_tokens":
-			ok = plainInt(v, &r.MaxTokens)
+			return true, plainBool(v, &r.Logprobs)
 		case "max_completion_tokens":
-			ok = plainInt(v, &r.MaxCompletionTokens)
+			return true, plainInt(v, &r.MaxCompletionTokens)
 		case "top_logprobs":
-			ok = plainInt(v, &r.TopLogprobs)
-		case "seed":
-			ok = plainInt(v, &r.Seed)
-		case "temperature":
-			ok = plainFloat(v, &r.Temperature)
-		case "top_p":
-			ok = plainFloat(v, &r.TopP)
-		case "user":
-			ok = plainText(v, &r.User)
-		case "steering":
-			r.Steering = append(json.RawMessage(nil), v...)
+			return true, plainInt(v, &r.TopLogprobs)
 		default:
-			ok = d.plainExtra(m.Key, v)
+			return false, false
 		}
-		if !ok {
+		return true, true
+	})
+	if !ok {
+		d.r, d.Messages, d.Tools, d.ResponseFormat = ChatRequest{}, nil, nil, nil
+	}
+	return extra, ok
+}
+
+// plainShared points at the fields chat and completion requests share,
+// for the plain decodes.
+type plainShared struct {
+	model, user       *string
+	stream            *bool
+	n, maxTokens      **int
+	seed              **int64
+	temperature, topP **float64
+	steering          *json.RawMessage
+}
+
+// set reads a shared member into its field; found is false for any other.
+func (p *plainShared) set(key, v []byte) (found, ok bool) {
+	switch string(key) {
+	case "model":
+		return true, plainText(v, p.model)
+	case "user":
+		return true, plainText(v, p.user)
+	case "stream":
+		return true, plainBool(v, p.stream)
+	case "n":
+		return true, plainInt(v, p.n)
+	case "max_tokens":
+		return true, plainInt(v, p.maxTokens)
+	case "seed":
+		return true, plainInt(v, p.seed)
+	case "temperature":
+		return true, plainFloat(v, p.temperature)
+	case "top_p":
+		return true, plainFloat(v, p.topP)
+	case "steering":
+		*p.steering = append(json.RawMessage(nil), v...)
+		return true, true
+	}
+	return false, false
+}
+
+// plainMembers is the scan of a plain decode. set takes each member it
+// knows (found), reporting whether it read it plainly (ok); a member set
+// does not know goes to the returned extra members, as the full decode
+// keeps it, when its key is short ASCII without escapes and no known
+// field's name in another letter case (which the full decode refuses).
+// False on any other member, on a key seen before in any letter case,
+// and past 16 members: the full decode then takes the body.
+func plainMembers(body []byte, known map[string]bool, set func(key, v []byte) (found, ok bool)) (map[string]json.RawMessage, bool) {
+	var few [16][]byte
+	seen := few[:0]
+	var extra map[string]json.RawMessage
+	err := EachMember(body, func(m Member) error {
+		for _, k := range seen {
+			if bytes.EqualFold(k, m.Key) {
+				return errNotPlain
+			}
+		}
+		if len(seen) == len(few) {
 			return errNotPlain
 		}
+		seen = append(seen, m.Key)
+		if found, ok := set(m.Key, m.Value); found {
+			if !ok {
+				return errNotPlain
+			}
+			return nil
+		}
+		if !plainExtraKey(m.Key, known) {
+			return errNotPlain
+		}
+		if extra == nil {
+			extra = map[string]json.RawMessage{}
+		}
+		extra[string(m.Key)] = append(json.RawMessage(nil), m.Value...)
 		return nil
 	})
 	if err != nil {
-		d.r, d.Messages, d.Tools, d.ResponseFormat, d.extra = ChatRequest{}, nil, nil, nil, nil
 		return nil, false
 	}
-	return d.extra, true
+	return extra, true
 }
 
-// plainExtra keeps a member the request has no field for, as the full
-// decode keeps it in Extra, when its key is short ASCII without escapes
-// and no field's name in another letter case (which the full decode
-// refuses).
-func (d *chatDecoding) plainExtra(key, v []byte) bool {
+// plainExtraKey reports whether key, of a member no field has, is short
+// ASCII without escapes and no known field's name in another case.
+func plainExtraKey(key []byte, known map[string]bool) bool {
 	var low [64]byte
 	if len(key) > len(low) {
 		return false
@@ -509,14 +556,7 @@ func (d *chatDecoding) plainExtra(key, v []byte) bool {
 		}
 		low[i] = c
 	}
-	if chatKeys[string(low[:len(key)])] {
-		return false
-	}
-	if d.extra == nil {
-		d.extra = map[string]json.RawMessage{}
-	}
-	d.extra[string(key)] = append(json.RawMessage(nil), v...)
-	return true
+	return !known[string(low[:len(key)])]
 }
 
 // plainText, plainBool, plainInt and plainFloat read a JSON string,
@@ -645,13 +685,53 @@ func memberError(name string, err error) error {
 
 // DecodeCompletion parses a completions request body.
 func DecodeCompletion(body []byte) (*CompletionRequest, error) {
+	return decodeCompletion(body, true)
+}
+
+var completionKeys = knownKeys(CompletionRequest{})
+
+// decodeCompletion is DecodeCompletion, with or without the plain decode
+// (FuzzDecodePlain compares the two).
+func decodeCompletion(body []byte, plain bool) (*CompletionRequest, error) {
 	var r CompletionRequest
-	extra, err := decodeRequest(body, &r)
+	dec := decoding{v: &r, known: completionKeys}
+	if plain {
+		dec.plain = r.decodePlain
+	}
+	extra, err := decodeAs(body, dec)
 	if err != nil {
 		return nil, err
 	}
 	r.Extra = extra
 	return &r, nil
+}
+
+// decodePlain is chatDecoding.decodePlain for a completion request: its
+// common members, a prompt that is one string among them.
+func (r *CompletionRequest) decodePlain(body []byte) (map[string]json.RawMessage, bool) {
+	shared := plainShared{model: &r.Model, user: &r.User, stream: &r.Stream, n: &r.N, maxTokens: &r.MaxTokens,
+		seed: &r.Seed, temperature: &r.Temperature, topP: &r.TopP, steering: &r.Steering}
+	extra, ok := plainMembers(body, completionKeys, func(key, v []byte) (found, ok bool) {
+		if found, ok := shared.set(key, v); found {
+			return true, ok
+		}
+		switch string(key) {
+		case "prompt":
+			var p string
+			ok = plainText(v, &p)
+			r.Prompt = StringList{p}
+			return true, ok
+		case "echo":
+			return true, plainBool(v, &r.Echo)
+		case "logprobs":
+			return true, plainInt(v, &r.Logprobs)
+		}
+		return false, false
+	})
+	if !ok {
+		*r = CompletionRequest{}
+	}
+	return extra, ok
 }
 
 // Marshal encodes a request struct and appends its Extra fields, so that

@@ -213,8 +213,8 @@ func TestMessagePlainTakesRoleAndContentOnly(t *testing.T) {
 	}
 }
 
-// The plain decode takes a body of the common members, each once and of
-// its plain type, and leaves every other to the full decode
+// The plain decodes take a body of the common members, each once and of
+// its plain type, and leave every other to the full decode
 // (FuzzDecodePlain holds the two to the same result).
 func TestDecodePlainTakesTheCommonMembersOnly(t *testing.T) {
 	for b, want := range map[string]bool{
@@ -233,6 +233,17 @@ func TestDecodePlainTakesTheCommonMembersOnly(t *testing.T) {
 		d.chatFields = (*chatFields)(&d.r)
 		if _, got := d.decodePlain([]byte(b)); got != want {
 			t.Errorf("%s: plain decode %v, want %v", b, got, want)
+		}
+	}
+	for b, want := range map[string]bool{
+		`{"model":"m","prompt":"Once upon","max_tokens":8,"echo":true,"logprobs":2,"best_of":3}`: true,
+		`{"model":"m","prompt":["a","b"]}`:           false,
+		`{"model":"m","prompt":"x","logprobs":true}`: false,
+		`{"model":"m","prompt":"x","Prompt":"y"}`:    false,
+	} {
+		var r CompletionRequest
+		if _, got := r.decodePlain([]byte(b)); got != want {
+			t.Errorf("%s: plain completion decode %v, want %v", b, got, want)
 		}
 	}
 }

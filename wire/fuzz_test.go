@@ -110,8 +110,9 @@ func FuzzMessagePlain(f *testing.F) {
 	})
 }
 
-// FuzzDecodePlain holds the plain decode of a request's common members to
-// the full decode: the same request, or the same error, for any body.
+// FuzzDecodePlain holds the plain decodes of a request's common members
+// (chat and completion) to the full decodes: the same request, or the same
+// error, for any body.
 func FuzzDecodePlain(f *testing.F) {
 	for _, s := range []string{sampleChat, `{"model":"m","messages":[{"role":"user","content":"hi"}],"max_tokens":16,"seed":1}`,
 		`{"model":"m","messages":[],"stream":true,"n":2,"temperature":0.5,"top_p":1e-3,"user":"u\n","steering":{"strategy":"best_of_n"}}`,
@@ -121,17 +122,26 @@ func FuzzDecodePlain(f *testing.F) {
 		`{"model":"m","messages":[],"tools":[{"type":"function","function":{"name":"f"}}],"response_format":{"type":"json_object"}}`,
 		`{"model":"m","messages":[],"stream":"yes"}`, `{"model":"m","messages":[],"seed":-0,"logprobs":false,"top_logprobs":3}`,
 		`{"model":"m","messages":[],"top_k":5,"Top_K":1}`, `{"model":"m","messages":[],"SEED":1}`, `{"model":"m","messages":[],"x\u0041":1}`,
-		"{\"model\":\"m\",\"messages\":[],\"\u212a\":1}", `{"model":"m","messages":[],"vendor":{"a":[1,2]},"top_k":null}`} {
+		"{\"model\":\"m\",\"messages\":[],\"\u212a\":1}", `{"model":"m","messages":[],"vendor":{"a":[1,2]},"top_k":null}`,
+		`{"model":"m","prompt":"Once upon","max_tokens":8,"echo":true,"logprobs":2,"best_of":3}`, `{"model":"m","prompt":["a","b"]}`,
+		`{"model":"m","prompt":null}`, `{"model":"m","prompt":"x","PROMPT":"y"}`, `{"model":"m","prompt":"x","logprobs":true}`} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		got, gotErr := decodeChat(b, true)
-		want, wantErr := decodeChat(b, false)
-		if (gotErr == nil) != (wantErr == nil) || (gotErr != nil && gotErr.Error() != wantErr.Error()) {
-			t.Fatalf("%q: plain decode's error %v, full decode's %v", b, gotErr, wantErr)
-		}
-		if !reflect.DeepEqual(got, want) {
-			t.Fatalf("%q: plain decode %#v, full decode %#v", b, got, want)
-		}
+		samePlain(t, b, decodeChat)
+		samePlain(t, b, decodeCompletion)
 	})
+}
+
+// samePlain fails t where decode gives b a different result or error with
+// the plain decode than without.
+func samePlain[R any](t *testing.T, b []byte, decode func([]byte, bool) (R, error)) {
+	got, gotErr := decode(b, true)
+	want, wantErr := decode(b, false)
+	if (gotErr == nil) != (wantErr == nil) || (gotErr != nil && gotErr.Error() != wantErr.Error()) {
+		t.Fatalf("%q: plain decode's error %v, full decode's %v", b, gotErr, wantErr)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("%q: plain decode %#v, full decode %#v", b, got, want)
+	}
 }
