@@ -502,7 +502,8 @@ func (p *plainShared) set(key, v []byte) (found, ok bool) {
 // knows (found), reporting whether it read it plainly (ok); a member set
 // does not know goes to the returned extra members, as the full decode
 // keeps it, when its key is short ASCII without escapes and no known
-// field's name in another letter case (which the full decode refuses).
+// field's name in any letter case (a field set does not read plainly, or
+// one the full decode refuses in another case).
 // False on any other member, on a key seen before in any letter case,
 // and past 16 members: the full decode then takes the body.
 func plainMembers(body []byte, known map[string]bool, set func(key, v []byte) (found, ok bool)) (map[string]json.RawMessage, bool) {
@@ -540,8 +541,8 @@ func plainMembers(body []byte, known map[string]bool, set func(key, v []byte) (f
 	return extra, true
 }
 
-// plainExtraKey reports whether key, of a member no field has, is short
-// ASCII without escapes and no known field's name in another case.
+// plainExtraKey reports whether key is short ASCII without escapes and
+// no known field's name in any letter case.
 func plainExtraKey(key []byte, known map[string]bool) bool {
 	var low [64]byte
 	if len(key) > len(low) {
