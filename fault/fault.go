@@ -1,8 +1,11 @@
 package fault
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
+	"strings"
 )
 
 // The classes. Every error that reaches a client wraps exactly one of them.
@@ -56,4 +59,63 @@ func Param(err error) string {
 		return pe.Param
 	}
 	return ""
+}
+
+// WrongType returns the 400 for a JSON value of the wrong type at param
+// (the path from the body's top, such as tools[0].function.name), saying
+// what was expected in JSON's words, not in the Go types that decoded it.
+func WrongType(param string, te *json.UnmarshalTypeError) error {
+	return Invalid(param, "invalid type for '%s': expected %s, got %s", param, jsonKind(te.Type), jsonValue(te.Value))
+}
+
+// jsonKind names what a JSON value decoding into t must be.
+func jsonKind(t reflect.Type) string {
+	for t != nil && t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t == nil {
+		return "another type"
+	}
+	if k, ok := reflect.New(t).Interface().(interface{ JSONKind() string }); ok {
+		return k.JSONKind() // a type that decodes from more than one kind says which
+	}
+	switch t.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
+		return "an integer"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	case reflect.Map, reflect.Struct:
+		return "an object"
+	}
+	return "another type"
+}
+
+// jsonValue names the value encoding/json met (its UnmarshalTypeError's
+// Value: "string", "number", "number 1.5", …).
+func jsonValue(v string) string {
+	if strings.HasPrefix(v, "array") {
+		return "an " + v
+	}
+	if n, ok := strings.CutPrefix(v, "number "); ok {
+		if len(n) > 32 {
+			n = n[:32] + "…"
+		}
+		return "the number " + n
+	}
+	switch v {
+	case "bool":
+		return "a boolean"
+	case "object":
+		return "an object"
+	case "":
+		return "another type"
+	}
+	return "a " + v
 }

@@ -262,6 +262,10 @@ func TestSteeringObjectKeys(t *testing.T) {
 		`{"strategy":"best_of_n","n":2,"n":3,"x":1`: `not valid JSON`,
 		`["best_of_n"]`: `steering must be an object`,
 		`{"strategy":"best_of_n","n":2,"bogus\"q":1}`: `unknown parameter "bogus\"q"`,
+		// Wrong types say what was wanted in JSON's words, with the path.
+		`{"strategy":"best_of_n","n":"2"}`:               `invalid type for 'steering.n': expected an integer, got a string`,
+		`{"strategy":"best_of_n","cache":{"ttl_s":1.5}}`: `invalid type for 'steering.cache.ttl_s': expected an integer, got the number 1.5`,
+		`{"strategy":"best_of_n","cache":true}`:          `invalid type for 'steering.cache': expected an object, got a boolean`,
 	} {
 		_, err := e.Plan(on(call(steer, 1)))
 		if !errors.Is(err, fault.ErrInvalid) || !strings.Contains(err.Error(), want) {

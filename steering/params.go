@@ -309,10 +309,10 @@ func (rs *Resolver) Resolve(route, req json.RawMessage, t Target, prefix string)
 	if len(merged) > 0 { // else both keep their zero values and defaults
 		all, _ := json.Marshal(merged)
 		if err := json.Unmarshal(all, &common); err != nil {
-			return nil, typeErr(bad, err)
+			return nil, typeErr(prefix, err)
 		}
 		if err := json.Unmarshal(all, strat); err != nil {
-			return nil, typeErr(bad, err)
+			return nil, typeErr(prefix, err)
 		}
 	}
 	common.Strategy = name
@@ -463,27 +463,14 @@ func mergeJSON(base, over json.RawMessage) json.RawMessage {
 	return out
 }
 
-// typeErr names the parameter a decoding error is about and what it should
-// have been.
-func typeErr(bad func(key, format string, args ...any) error, err error) error {
+// typeErr names the parameter a decoding error is about (prefix names
+// the steering object) and what it should have been.
+func typeErr(prefix string, err error) error {
 	var te *json.UnmarshalTypeError
 	if !errors.As(err, &te) {
-		return bad("", "%v", err)
+		return fault.Invalid(prefix, "%v", err)
 	}
-	want := te.Type.Kind().String()
-	switch te.Type.Kind() {
-	case reflect.Int, reflect.Int64:
-		want = "an integer"
-	case reflect.Float64:
-		want = "a number"
-	case reflect.String:
-		want = "a string"
-	case reflect.Bool:
-		want = "true or false"
-	case reflect.Map, reflect.Struct, reflect.Pointer:
-		want = "an object"
-	}
-	return bad(te.Field, "%s must be %s, not %s", te.Field, want, te.Value)
+	return fault.WrongType(strings.TrimSuffix(prefix+"."+te.Field, "."), te)
 }
 
 // clip shortens user-supplied text quoted back in messages.

@@ -312,9 +312,9 @@ func requestError(err error) error {
 	case errors.As(err, &pe):
 		return err
 	case errors.As(err, &te):
-		return fault.Invalid(te.Field, "invalid type for '%s': expected %s, got %s", te.Field, te.Type, te.Value)
+		return fault.WrongType(te.Field, te)
 	}
-	return fault.Invalid(fieldOf(err), "invalid request body: %v", err)
+	return fault.Invalid("", "invalid request body: %v", err)
 }
 
 // restOf gives a the members it keeps aside and returns the rest of body.
@@ -356,15 +356,6 @@ func DecodeStrict(body []byte, v any) error {
 		return fault.Invalid(k, "unknown field %q", clip(k))
 	}
 	return nil
-}
-
-// fieldOf names the field of errors that StringList returns, the only
-// custom decoding whose field encoding/json does not tell (stop, prompt).
-func fieldOf(err error) string {
-	if strings.Contains(err.Error(), "string or an array of strings") {
-		return "stop"
-	}
-	return ""
 }
 
 // chatDecoding decodes a chat request (r) but for the members each
@@ -657,11 +648,42 @@ func decodeEach[T any](name string, b []byte, out *[]T, dec func(*T, []byte) err
 	vs := make([]T, len(raws))
 	for i, raw := range raws {
 		if err := dec(&vs[i], raw); err != nil {
-			return memberError(name, err)
+			return elementError(name, i, err)
 		}
 	}
 	*out = vs
 	return nil
+}
+
+// kindOf names the kind of the JSON value b as encoding/json's type
+// errors do (their Value).
+func kindOf(b []byte) string {
+	b = bytes.TrimSpace(b)
+	if len(b) == 0 {
+		return ""
+	}
+	switch b[0] {
+	case '{':
+		return "object"
+	case '[':
+		return "array"
+	case '"':
+		return "string"
+	case 't', 'f':
+		return "bool"
+	case 'n':
+		return "null"
+	}
+	return "number"
+}
+
+// elementError names element i of the array member name in its error.
+// Formatting it is kept off the frame of the decodes (a stream's
+// goroutine keeps within 8 KiB).
+//
+//go:noinline
+func elementError(name string, i int, err error) error {
+	return memberError(name+"["+strconv.Itoa(i)+"]", err)
 }
 
 // decodeMember decodes a member kept aside into v, its type errors naming
@@ -673,15 +695,62 @@ func decodeMember(name string, raw []byte, v any) error {
 	return memberError(name, json.Unmarshal(raw, v))
 }
 
+// decodeObject is decodeMember for a member that is an object of v's
+// fields, whose keys it checks first as the request's are (checkKeys):
+// encoding/json would read a key in another case, or the last of two, as
+// the field, while a backend that receives the object as sent might not.
+func decodeObject(name string, raw []byte, v any) error {
+	if raw == nil {
+		return nil
+	}
+	if err := checkKeys(raw, knownKeys(v)); err != nil {
+		return memberError(name, err)
+	}
+	return decodeMember(name, raw, v)
+}
+
+// memberError names the member (name: a path such as tools[2]) that an
+// error from inside it is about. A wrong type's field gets the path in
+// front and is formatted where the decode began, which knows the whole
+// path; a ParamError gets it in front of its parameter and its message.
 func memberError(name string, err error) error {
 	if err == nil {
 		return nil
 	}
 	var te *json.UnmarshalTypeError
-	if errors.As(err, &te) {
+	var ne *nestedError
+	var pe *fault.ParamError
+	switch {
+	case errors.As(err, &te):
 		te.Field = strings.TrimSuffix(name+"."+te.Field, ".")
+	case errors.As(err, &ne):
+		return nest(name+"."+ne.at, ne.inner, ne.rel)
+	case errors.As(err, &pe):
+		return nest(name, pe, pe.Param)
 	}
 	return err
+}
+
+// nestedError is an error from inside the member at: its message says
+// where once ("tools[0].function: …"), however deep the decodes that
+// lengthened the path.
+type nestedError struct {
+	pe    *fault.ParamError // what the client is told
+	at    string
+	inner *fault.ParamError // the error as first made, without the path
+	rel   string            // the parameter within at
+}
+
+func (e *nestedError) Error() string { return e.pe.Msg }
+func (e *nestedError) Unwrap() error { return e.pe }
+
+// nest puts inner, about rel inside the member at, at that path.
+func nest(at string, inner *fault.ParamError, rel string) error {
+	param := at
+	if rel != "" {
+		param += "." + rel
+	}
+	return &nestedError{pe: &fault.ParamError{Param: param, Msg: at + ": " + inner.Msg, Err: inner.Err}, at: at, inner: inner, rel: rel}
 }
 
 // DecodeCompletion parses a completions request body.

@@ -47,9 +47,9 @@ func TestDecodeErrorsNameTheField(t *testing.T) {
 		`{"model":"m","messages":[{"content":true}]}`: "messages[0].content",
 		`{"model":5,` + hi + `}`:                      "model",
 		`{"model":"m",` + hi + `,"tools":"x"}`:        "tools",
-		`{"model":"m",` + hi + `,"tools":[1]}`:        "tools",
-		`{"model":"m",` + hi + `,"tools":[{"type":"function","function":{"name":"f"}},{"type":1}]}`:  "tools.type",
-		`{"model":"m",` + hi + `,"tools":[{"type":"function","function":{"name":2}}]}`:               "tools.function.name",
+		`{"model":"m",` + hi + `,"tools":[1]}`:        "tools[0]",
+		`{"model":"m",` + hi + `,"tools":[{"type":"function","function":{"name":"f"}},{"type":1}]}`:  "tools[1].type",
+		`{"model":"m",` + hi + `,"tools":[{"type":"function","function":{"name":2}}]}`:               "tools[0].function.name",
 		`{"model":"m",` + hi + `,"response_format":"x"}`:                                             "response_format",
 		`{"model":"m",` + hi + `,"response_format":{"type":"json_schema","json_schema":{"name":5}}}`: "response_format.json_schema.name",
 		// A message's error is told before a wrong type elsewhere, where
@@ -65,6 +65,101 @@ func TestDecodeErrorsNameTheField(t *testing.T) {
 		}
 		if got := fault.Param(err); got != param {
 			t.Errorf("%s: %v names %q, want %q", body, err, got, param)
+		}
+	}
+}
+
+// Every error names the member by its whole path, index included, and
+// says in JSON's words, never Go's, what was wrong: keys that repeat, in
+// any letter case and at any depth, and values of the wrong type.
+func TestDecodeErrorsSayWhereAndWhat(t *testing.T) {
+	const m = `"model":"m","messages":[{"role":"user","content":"hi"}]`
+	for _, c := range []struct{ body, param, msg string }{
+		{`{` + m + `,"max_tokens":1.5}`, "max_tokens", "invalid type for 'max_tokens': expected an integer, got the number 1.5"},
+		{`{` + m + `,"max_tokens":true}`, "max_tokens", "invalid type for 'max_tokens': expected an integer, got a boolean"},
+		{`{` + m + `,"stop":{}}`, "stop", "invalid type for 'stop': expected a string or an array of strings, got an object"},
+		{`{` + m + `,"stop":["a",1]}`, "stop", "invalid type for 'stop': expected a string or an array of strings, got an array that is not all strings"},
+		{`{` + m + `,"tools":5}`, "tools", "invalid type for 'tools': expected an array, got a number"},
+		{`{` + m + `,"tools":[{"type":"function","function":{"name":"a"}},5]}`, "tools[1]", "invalid type for 'tools[1]': expected an object, got a number"},
+		{`{` + m + `,"tools":[{"type":"function","function":{"name":"a"},"Function":{"name":"b"}}]}`, "tools[0].Function",
+			`tools[0]: fields "function" and "Function" differ only in letter case`},
+		{`{` + m + `,"tools":[{"type":"function","Function":{"name":"b"}}]}`, "tools[0].function",
+			`tools[0]: unknown field "Function": field names are case-sensitive (did you mean "function"?)`},
+		{`{` + m + `,"tools":[{"type":"function","function":{"name":"a","name":"b"}}]}`, "tools[0].function.name",
+			`tools[0].function: field "name" appears twice`},
+		{`{` + m + `,"response_format":{"type":"text","Type":"json_object"}}`, "response_format.Type",
+			`response_format: fields "type" and "Type" differ only in letter case`},
+		{`{` + m + `,"response_format":{"type":"json_schema","json_schema":{"name":"x","Name":"y"}}}`, "response_format.json_schema.Name",
+			`response_format.json_schema: fields "name" and "Name" differ only in letter case`},
+		{`{` + m + `,"response_format":{"type":"json_schema","json_schema":5}}`, "response_format.json_schema",
+			"invalid type for 'response_format.json_schema': expected an object, got a number"},
+		{`{` + m + `,"stream":true,"stream_options":5}`, "stream_options", "invalid type for 'stream_options': expected an object, got a number"},
+		{`{` + m + `,"stream":true,"stream_options":{"include_usage":"yes"}}`, "stream_options.include_usage",
+			"invalid type for 'stream_options.include_usage': expected true or false, got a string"},
+		{`{` + m + `,"stream":true,"stream_options":{"include_usage":true,"Include_Usage":false}}`, "stream_options.Include_Usage",
+			`stream_options: fields "include_usage" and "Include_Usage" differ only in letter case`},
+		{`{"model":"m","messages":[{"role":"assistant","content":"","tool_calls":[5]}]}`, "messages[0].tool_calls[0]",
+			"invalid type for 'messages[0].tool_calls[0]': expected an object, got a number"},
+		{`{"model":"m","messages":[{"role":"assistant","content":"","tool_calls":[{"id":"a","type":"function","function":{"name":"f","arguments":"{}","Arguments":"{}"}}]}]}`,
+			"messages[0].tool_calls[0].function.Arguments", `messages[0].tool_calls[0].function: fields "arguments" and "Arguments" differ only in letter case`},
+		{`{"model":"m","messages":[{"role":"assistant","content":"","tool_calls":[{"id":"a","ID":"b","type":"function","function":{"name":"f"}}]}]}`,
+			"messages[0].tool_calls[0].ID", `messages[0].tool_calls[0]: fields "id" and "ID" differ only in letter case`},
+		{`{"model":"m","messages":[{"role":"user","content":[5]}]}`, "messages[0].content[0]",
+			"invalid type for 'messages[0].content[0]': expected an object, got a number"},
+		{`{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":5}]}]}`, "messages[0].content[0].text",
+			"invalid type for 'messages[0].content[0].text': expected a string, got a number"},
+		{`{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"a","Text":"b"}]}]}`, "messages[0].content[0].Text",
+			`messages[0].content[0]: fields "text" and "Text" differ only in letter case`},
+		{`{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"a"},{"text":"b"}]}]}`, "messages[0].content[1].type",
+			"messages[0].content[1]: a content part needs a type"},
+		{`{"model":"m","messages":[{"role":"user","content":[{"type":"text"}]}]}`, "messages[0].content[0].text",
+			"messages[0].content[0]: a text part needs a text string"},
+		{`{"model":"m","messages":[{"role":"user","content":"x","name":5}]}`, "messages[0].name",
+			"invalid type for 'messages[0].name': expected a string, got a number"},
+	} {
+		_, err := DecodeChat([]byte(c.body))
+		if err == nil {
+			t.Errorf("%s: decoded", c.body)
+			continue
+		}
+		if got := fault.Param(err); got != c.param {
+			t.Errorf("%s: names %q, want %q", c.body, got, c.param)
+		}
+		if err.Error() != c.msg {
+			t.Errorf("%s:\n got %s\nwant %s", c.body, err, c.msg)
+		}
+	}
+	for body, msg := range map[string]string{
+		`{"model":"m","prompt":5}`:           "invalid type for 'prompt': expected a string or an array of strings, got a number",
+		`{"model":"m","prompt":"x","n":"2"}`: "invalid type for 'n': expected an integer, got a string",
+	} {
+		_, err := DecodeCompletion([]byte(body))
+		if err == nil || err.Error() != msg {
+			t.Errorf("%s: %v, want %s", body, err, msg)
+		}
+	}
+}
+
+// stream_options is read by hand (a stream's stack has no room for
+// encoding/json there): what it reads must be what encoding/json would.
+func TestStreamOptionsDecode(t *testing.T) {
+	for body, want := range map[string]bool{
+		`{"include_usage":true}`:  true,
+		`{"include_usage":false}`: false,
+		`{"include_usage":null}`:  false,
+		`{ "other" : [1,{"include_usage":false}] , "include_usage" : true }`: true,
+		`{"include_us\u0061ge":true}`:                                        true,
+		`{}`:                                                                 false,
+	} {
+		var o StreamOptions
+		if err := o.UnmarshalJSON([]byte(body)); err != nil || o.IncludeUsage != want {
+			t.Errorf("%s: %v %v, want %v", body, o.IncludeUsage, err, want)
+		}
+		var std struct {
+			IncludeUsage bool `json:"include_usage"`
+		}
+		if err := json.Unmarshal([]byte(body), &std); err != nil || std.IncludeUsage != want {
+			t.Errorf("%s: encoding/json reads %v %v", body, std.IncludeUsage, err)
 		}
 	}
 }

@@ -56,24 +56,19 @@ func (c *Content) decodeParts(raws [][]byte) error {
 	c.Parts = make([]backend.Part, 0, len(raws))
 	var text strings.Builder // linear in the parts, however many
 	for i, raw := range raws {
-		var p struct {
-			Type     string          `json:"type"`
-			Text     *string         `json:"text"`
-			Refusal  *string         `json:"refusal"`
-			ImageURL json.RawMessage `json:"image_url"`
-		}
-		if err := json.Unmarshal(raw, &p); err != nil {
-			return partError(i, err)
+		var p partFields
+		if err := decodePart(i, raw, &p); err != nil {
+			return err
 		}
 		// A copy: raw is the body's own bytes, which go back to the
 		// server when the request is over.
 		part := backend.Part{Type: p.Type, Raw: append(json.RawMessage(nil), raw...)}
 		switch p.Type {
 		case "":
-			return partErrorf("content part %d has no type", i)
+			return partError(i, "type", "a content part needs a type")
 		case "text":
 			if p.Text == nil {
-				return partErrorf("content part %d: a text part needs a text string", i)
+				return partError(i, "text", "a text part needs a text string")
 			}
 			part.Text = *p.Text
 			text.WriteString(*p.Text)
@@ -84,7 +79,7 @@ func (c *Content) decodeParts(raws [][]byte) error {
 		case "image_url":
 			url, err := imageURL(p.ImageURL)
 			if err != nil {
-				return partError(i, err)
+				return partError(i, "image_url", err.Error())
 			}
 			part.ImageURL = url
 		}
@@ -94,14 +89,40 @@ func (c *Content) decodeParts(raws [][]byte) error {
 	return nil
 }
 
-// partError names content part i in its error, off the frame of the
-// decodes (a stream's goroutine keeps within 8 KiB).
+// partFields are the members of a content part the gateway reads; the
+// part itself goes on as sent.
+type partFields struct {
+	Type     string          `json:"type"`
+	Text     *string         `json:"text"`
+	Refusal  *string         `json:"refusal"`
+	ImageURL json.RawMessage `json:"image_url"`
+}
+
+var partKeys = knownKeys(partFields{})
+
+// decodePart decodes content part i, its errors naming it (content[i]) as
+// memberError names a member.
 //
 //go:noinline
-func partError(i int, err error) error { return fmt.Errorf("content part %d: %v", i, err) }
+func decodePart(i int, raw []byte, p *partFields) error {
+	err := checkKeys(raw, partKeys)
+	if err == nil {
+		err = json.Unmarshal(raw, p)
+	}
+	if err != nil {
+		return elementError("content", i, err)
+	}
+	return nil
+}
 
+// partError is an error about the member key of content part i. It is
+// formatted off the frame of the decodes (a stream's goroutine keeps
+// within 8 KiB).
+//
 //go:noinline
-func partErrorf(format string, i int) error { return fmt.Errorf(format, i) }
+func partError(i int, key, msg string) error {
+	return elementError("content", i, fault.Invalid(key, "%s", msg))
+}
 
 // imageURL reads an image_url part's url: {"url": ...} (or a bare string,
 // as some clients send).
@@ -170,11 +191,24 @@ func (s *StringList) UnmarshalJSON(b []byte) error {
 	}
 	var many []string
 	if err := json.Unmarshal(b, &many); err != nil {
-		return errors.New("must be a string or an array of strings")
+		// A wrong type, which encoding/json names the field of (stop,
+		// prompt) as it does its own.
+		if len(b) == 0 {
+			return err
+		}
+		got := kindOf(b)
+		if got == "array" {
+			got = "array that is not all strings"
+		}
+		return &json.UnmarshalTypeError{Value: got, Type: reflect.TypeFor[StringList]()}
 	}
 	*s = many
 	return nil
 }
+
+// JSONKind says what a StringList decodes from, for its errors
+// (fault.WrongType).
+func (StringList) JSONKind() string { return "a string or an array of strings" }
 
 // FunctionCall is a tool call's function and its arguments (a JSON text).
 type FunctionCall struct {
@@ -227,14 +261,26 @@ func (ms *Messages) UnmarshalJSON(b []byte) error {
 //
 //go:noinline
 func messageError(i int, err error) error {
-	if p := fault.Param(err); p != "" {
-		return fault.Invalid(fmt.Sprintf("messages[%d].%s", i, p), "messages[%d]: %v", i, err)
+	if fault.Param(err) != "" {
+		return memberError(fmt.Sprintf("messages[%d]", i), err)
 	}
 	var te *json.UnmarshalTypeError
 	if errors.As(err, &te) && te.Field != "" {
-		return fault.Invalid(fmt.Sprintf("messages[%d].%s", i, te.Field), "messages[%d].%s must be %s, not %s", i, te.Field, te.Type, te.Value)
+		return fault.WrongType(fmt.Sprintf("messages[%d].%s", i, te.Field), te)
 	}
 	return fault.Invalid(fmt.Sprintf("messages[%d]", i), "messages[%d]: %v", i, err)
+}
+
+// contentError is a message's error about its content: one that names a
+// part or a field (content[1].text) as it is, any other as about content.
+//
+//go:noinline
+func contentError(err error) error {
+	var te *json.UnmarshalTypeError
+	if fault.Param(err) != "" || errors.As(err, &te) {
+		return err
+	}
+	return fault.Invalid("content", "%v", err)
 }
 
 type messageFields Message
@@ -320,7 +366,7 @@ func (m *Message) decodeFull(b []byte) error {
 	// would from inside the decode (decodeAs).
 	if d.Content != nil && (err == nil || typeErr) {
 		if cerr := d.f.Content.UnmarshalJSON(d.Content); cerr != nil {
-			return fault.Invalid("content", "%v", cerr)
+			return contentError(cerr)
 		}
 	}
 	if err != nil {
@@ -345,12 +391,17 @@ type toolCallDecoding struct {
 
 type toolCallFields ToolCall
 
+var toolCallKeys = knownKeys(ToolCall{})
+
 func decodeToolCall(c *ToolCall, b []byte) error {
+	if err := checkKeys(b, toolCallKeys); err != nil {
+		return err
+	}
 	d := &toolCallDecoding{toolCallFields: (*toolCallFields)(c)}
 	if err := decodeRestOf[ToolCall](b, d, "toolCallFields."); err != nil {
 		return err
 	}
-	return decodeMember("function", d.Function, &c.Function)
+	return decodeObject("function", d.Function, &c.Function)
 }
 
 func (m Message) MarshalJSON() ([]byte, error) {
@@ -400,13 +451,18 @@ type toolDecoding struct {
 	Function rawRef `json:"function"`
 }
 
+var toolKeys = knownKeys(toolFields{})
+
 func (t *Tool) UnmarshalJSON(b []byte) error {
+	if err := checkKeys(b, toolKeys); err != nil {
+		return err
+	}
 	var f toolFields
 	d := &toolDecoding{toolFields: &f}
 	if err := decodeRestOf[toolFields](b, d, "toolFields."); err != nil {
 		return err
 	}
-	if err := decodeMember("function", d.Function, &f.Function); err != nil {
+	if err := decodeObject("function", d.Function, &f.Function); err != nil {
 		return err
 	}
 	*t = Tool(f)
@@ -445,13 +501,18 @@ type responseFormatDecoding struct {
 	JSONSchema rawRef `json:"json_schema"`
 }
 
+var responseFormatKeys = knownKeys(responseFormatFields{})
+
 func (f *ResponseFormat) UnmarshalJSON(b []byte) error {
+	if err := checkKeys(b, responseFormatKeys); err != nil {
+		return err
+	}
 	var x responseFormatFields
 	d := &responseFormatDecoding{responseFormatFields: &x}
 	if err := decodeRestOf[responseFormatFields](b, d, "responseFormatFields."); err != nil {
 		return err
 	}
-	if err := decodeMember("json_schema", d.JSONSchema, &x.JSONSchema); err != nil {
+	if err := decodeObject("json_schema", d.JSONSchema, &x.JSONSchema); err != nil {
 		return err
 	}
 	*f = ResponseFormat(x)
@@ -469,6 +530,46 @@ func (f ResponseFormat) MarshalJSON() ([]byte, error) {
 // StreamOptions is the stream_options object.
 type StreamOptions struct {
 	IncludeUsage bool `json:"include_usage"`
+}
+
+type streamOptionsFields StreamOptions
+
+var streamOptionsKeys = knownKeys(streamOptionsFields{})
+
+// UnmarshalJSON checks the keys as the request's are (checkKeys) and
+// reads include_usage without encoding/json, whose frames a stream's
+// goroutine has no room for here (it keeps within 8 KiB). Its errors name
+// the whole path: encoding/json gives a method's error back as it is.
+func (o *StreamOptions) UnmarshalJSON(b []byte) error {
+	if err := checkKeys(b, streamOptionsKeys); err != nil {
+		return memberError("stream_options", err)
+	}
+	var f streamOptionsFields
+	err := EachMember(b, func(m Member) error {
+		if k, _ := m.Name(); string(k) != "include_usage" {
+			return nil // encoding/json would ignore it too
+		}
+		switch string(m.Value) {
+		case "true", "false":
+			f.IncludeUsage = string(m.Value) == "true"
+		case "null":
+		default:
+			return streamOptionsError("stream_options.include_usage", m.Value, reflect.TypeFor[bool]())
+		}
+		return nil
+	})
+	if err == errNotObject {
+		return streamOptionsError("stream_options", b, reflect.TypeFor[StreamOptions]())
+	}
+	if err == nil {
+		*o = StreamOptions(f)
+	}
+	return err
+}
+
+//go:noinline
+func streamOptionsError(param string, v []byte, want reflect.Type) error {
+	return fault.WrongType(param, &json.UnmarshalTypeError{Value: kindOf(v), Type: want})
 }
 
 // ChatRequest is a POST /v1/chat/completions body. Fields Steergate does not
