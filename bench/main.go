@@ -957,8 +957,17 @@ func cacheHits(bin string, md *strings.Builder, d time.Duration, rounds int) err
 			return err
 		}
 	}
+	// The gateway writes to Redis in the background: wait for the entry.
+	entryKey, err := redisAnswerKey(redisAddr)
+	for deadline := time.Now().Add(5 * time.Second); err != nil && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+		entryKey, err = redisAnswerKey(redisAddr)
+	}
+	if err != nil {
+		return err
+	}
 	type res struct{ p50, p99 []float64 }
-	results := map[string]*res{"memory": {}, "redis": {}, "floor": {}}
+	results := map[string]*res{"memory": {}, "redis": {}, "floor": {}, "get": {}, "get0": {}}
 	var cmdsPerHit []float64
 	hitShare := map[string][]float64{}
 	// The floor beside the hits: GET /healthz of the same gateway, one
@@ -984,6 +993,22 @@ func cacheHits(bin string, md *strings.Builder, d time.Duration, rounds int) err
 			results[t.name].p50 = append(results[t.name].p50, float64(r.pct(0.5))/1e3)
 			results[t.name].p99 = append(results[t.name].p99, float64(r.pct(0.99))/1e3)
 		}
+		// Redis by itself, the stored entry read as a hit reads it: each
+		// GET after a pause as long as this round's memory hit at p50 (what
+		// a Redis hit spends besides its GET, while Redis waits), and back
+		// to back, with Redis never idle.
+		memP50 := time.Duration(results["memory"].p50[len(results["memory"].p50)-1] * 1e3)
+		for _, g := range []struct {
+			name  string
+			pause time.Duration
+		}{{"get", memP50}, {"get0", 0}} {
+			r, err := redisGets(redisAddr, entryKey, g.pause, d)
+			if err != nil {
+				return err
+			}
+			results[g.name].p50 = append(results[g.name].p50, float64(r.pct(0.5))/1e3)
+			results[g.name].p99 = append(results[g.name].p99, float64(r.pct(0.99))/1e3)
+		}
 	}
 	fmt.Fprintf(md, "\n## Cache hits\n\nA seeded best-of-4 request answered from the response cache through `steergate serve`, "+
 		"one client, %s per run, median of %d runs (lowest–highest). Redis is a local `redis-server`. The floor is GET /healthz of the "+
@@ -994,6 +1019,10 @@ func cacheHits(bin string, md *strings.Builder, d time.Duration, rounds int) err
 	}
 	fmt.Fprintf(md, "| floor: GET /healthz of the same gateway | %s | %s |\n",
 		summarize(results["floor"].p50).us(), summarize(results["floor"].p99).us())
+	fmt.Fprintf(md, "| Redis alone: GET of the stored entry, one connection, after a pause as long as a memory hit's p50 | %s | %s |\n",
+		summarize(results["get"].p50).us(), summarize(results["get"].p99).us())
+	fmt.Fprintf(md, "| Redis alone: the same GETs back to back | %s | %s |\n",
+		summarize(results["get0"].p50).us(), summarize(results["get0"].p99).us())
 	fmt.Fprintf(md, "\nRedis commands per request: %.2f. Share of the requests answered from the cache (the gateway's own count): "+
 		"memory %.0f%%, Redis %.0f%%.", summarize(cmdsPerHit).med, 100*summarize(hitShare["memory"]).med, 100*summarize(hitShare["redis"]).med)
 	if summarize(hitShare["redis"]).med < 0.99 {
@@ -1007,7 +1036,83 @@ func cacheHits(bin string, md *strings.Builder, d time.Duration, rounds int) err
 		metOr(summarize(results["redis"].p99).med < 500), summarize(results["redis"].p99).us(),
 		summarize(results["floor"].p99).med, over(summarize(results["memory"].p99).med-summarize(results["floor"].p99).med),
 		over(summarize(results["redis"].p99).med-summarize(results["floor"].p99).med))
+	fmt.Fprintf(md, "\nA Redis hit's p50 is %.0f µs over a memory hit's. A GET by itself takes %.0f µs at p50 when Redis has waited as long "+
+		"as it does between a gateway's reads, and %.0f µs back to back: what an idle round trip costs over a busy one on this machine "+
+		"(waking Redis, then the process waiting on it) is in every Redis hit, whatever the client.\n",
+		summarize(results["redis"].p50).med-summarize(results["memory"].p50).med, summarize(results["get"].p50).med, summarize(results["get0"].p50).med)
 	return nil
+}
+
+// redisAnswerKey returns the one response-cache key the cache benchmark's
+// Redis holds (beside the reward scores of the miss that stored it).
+func redisAnswerKey(addr string) (string, error) {
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+	if _, err := c.Write([]byte("*2\r\n$4\r\nKEYS\r\n$1\r\n*\r\n")); err != nil {
+		return "", err
+	}
+	br := bufio.NewReader(c)
+	var keys []string
+	n := -1
+	for n != 0 {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			return "", err
+		}
+		line = strings.TrimSpace(line)
+		switch {
+		case n < 0 && strings.HasPrefix(line, "*"):
+			n, _ = strconv.Atoi(line[1:])
+		case strings.HasPrefix(line, "$"):
+		default:
+			if strings.Contains(line, "resp:") {
+				keys = append(keys, line)
+			}
+			n--
+		}
+	}
+	if len(keys) != 1 {
+		return "", fmt.Errorf("the cache benchmark's Redis holds %d answers, want the one", len(keys))
+	}
+	return keys[0], nil
+}
+
+// redisGets reads key from Redis on one connection for d, pausing before
+// each GET, and times each GET.
+func redisGets(addr, key string, pause, d time.Duration) (result, error) {
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		return result{}, err
+	}
+	defer c.Close()
+	cmd := fmt.Appendf(nil, "*2\r\n$3\r\nGET\r\n$%d\r\n%s\r\n", len(key), key)
+	br := bufio.NewReaderSize(c, 64<<10)
+	var r result
+	for stop := time.Now().Add(d); time.Now().Before(stop); {
+		time.Sleep(pause)
+		t0 := time.Now()
+		if _, err := c.Write(cmd); err != nil {
+			return r, err
+		}
+		line, err := br.ReadString('\n')
+		if err != nil {
+			return r, err
+		}
+		size, err := strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(line, "$")))
+		if err != nil || size < 0 {
+			return r, fmt.Errorf("redis GET %s: %q", key, line)
+		}
+		if _, err := br.Discard(size + 2); err != nil {
+			return r, err
+		}
+		r.lat = append(r.lat, time.Since(t0))
+		r.requests++
+	}
+	return r, nil
 }
 
 // counter reads one series of a gateway's /metrics (0 when absent).
