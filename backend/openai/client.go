@@ -58,6 +58,10 @@ func New(name, base, apiKey, flavour string, maxConns, maxBytes int) (*Client, e
 		return nil, fmt.Errorf("openai backend %s: unknown flavour %q", name, flavour)
 	}
 	t := newTracker()
+	pool := maxConns
+	if pool <= 0 {
+		pool = fasthttp.DefaultMaxConnsPerHost
+	}
 	hc := &fasthttp.Client{
 		Name:                     "steergate",
 		MaxConnsPerHost:          maxConns,
@@ -67,6 +71,9 @@ func New(name, base, apiKey, flavour string, maxConns, maxBytes int) (*Client, e
 		NoDefaultUserAgentHeader: false,
 		MaxConnWaitTimeout:       time.Minute,
 		RetryIfErr:               t.retry,
+		// Every pooled connection may have gone stale in a pause; a call
+		// tries each once at most (tracker.retry retries nothing else).
+		MaxIdemponentCallAttempts: pool + 1,
 	}
 	return &Client{name: name, maxBytes: maxBytes, base: strings.TrimRight(base, "/"), apiKey: apiKey, flavour: flavour, hc: hc, calls: t}, nil
 }

@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"net"
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -23,7 +26,7 @@ var callHeader = []byte("\r\nX-Request-Id: ")
 
 type tracker struct {
 	mu      sync.Mutex
-	conns   map[string]net.Conn
+	conns   map[string]*trackedConn
 	aborted map[string]bool
 	next    atomic.Uint64
 	prefix  string
@@ -31,7 +34,7 @@ type tracker struct {
 }
 
 func newTracker() *tracker {
-	return &tracker{conns: map[string]net.Conn{}, aborted: map[string]bool{}, prefix: strconv.FormatInt(time.Now().UnixNano(), 36) + "-",
+	return &tracker{conns: map[string]*trackedConn{}, aborted: map[string]bool{}, prefix: strconv.FormatInt(time.Now().UnixNano(), 36) + "-",
 		dials: make(chan struct{}, maxDials)}
 }
 
@@ -102,42 +105,83 @@ func dialApart(addr string, deadline time.Time) (net.Conn, error) {
 
 type trackedConn struct {
 	net.Conn
-	t *tracker
+	t        *tracker
+	lastIO   time.Time // the last read or write
+	answered bool      // an answer came on it: it carried a call before
+}
+
+// lookAfter is how long a connection may sit idle before a call looks
+// whether the server closed it. Servers close kept-alive connections after
+// seconds (uvicorn, which serves vLLM, llama.cpp's server and Node: 5 s);
+// one that closes sooner is found by the call that meets it (retry).
+const lookAfter = 100 * time.Millisecond
+
+// errStale is a pooled connection the server had closed, found before the
+// call went out on it.
+var errStale = fmt.Errorf("the server closed the idle connection: %w", net.ErrClosed)
+
+func (c *trackedConn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	if n > 0 {
+		c.answered, c.lastIO = true, time.Now()
+	}
+	return n, err
 }
 
 func (c *trackedConn) Write(b []byte) (int, error) {
+	now := time.Now()
+	if c.answered && now.Sub(c.lastIO) >= lookAfter && peerClosed(c.Conn) {
+		c.Conn.Close()
+		return 0, errStale
+	}
+	c.lastIO = now
 	if i := bytes.Index(b, callHeader); i >= 0 {
 		rest := b[i+len(callHeader):]
 		if j := bytes.IndexByte(rest, '\r'); j > 0 {
-			c.t.bind(string(rest[:j]), c.Conn)
+			c.t.bind(string(rest[:j]), c)
 		}
 	}
 	return c.Conn.Write(b)
 }
 
-// retry tells the client whether to send a failed call again: only when
-// it failed on a connection closed here (net.ErrClosed, before anything
-// reached the server: closed while idle in the pool) and the call itself
-// was not aborted. An abort closes its call's connection; if the call had
-// just finished, that connection may already be back in the pool, and the
-// next call to pick it finds it closed.
+// retry tells the client whether to send a failed call again, on another
+// connection, when the call itself was not aborted:
+//   - when the connection was closed before anything reached the server
+//     (net.ErrClosed): by the server while idle in the pool, found before
+//     the call went out (errStale); or here by an abort whose call had just
+//     finished, when the connection was already back in the pool;
+//   - when the server closed a connection that had carried calls before
+//     just as this call went out on it: end of file or a reset before any
+//     byte of an answer, which is how a server's idle timeout meets a call
+//     that is sent at that moment (net/http's transport retries these too).
 func (t *tracker) retry(req *fasthttp.Request, attempts int, err error) (resetTimeout, retry bool) {
-	if !errors.Is(err, net.ErrClosed) {
+	closed := errors.Is(err, net.ErrClosed)
+	if !closed && !errors.Is(err, io.EOF) && !errors.Is(err, syscall.ECONNRESET) && !errors.Is(err, syscall.EPIPE) {
 		return false, false
 	}
+	id := req.Header.Peek("X-Request-Id")
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return false, !t.aborted[string(req.Header.Peek("X-Request-Id"))]
+	if t.aborted[string(id)] {
+		return false, false
+	}
+	if closed {
+		return false, true
+	}
+	c := t.conns[string(id)]
+	return false, c != nil && c.answered
 }
 
-func (t *tracker) bind(id string, c net.Conn) {
+// bind records the connection a call goes out on; a call sent again
+// (retry) moves to its new connection.
+func (t *tracker) bind(id string, c *trackedConn) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.aborted[id] {
 		c.Close()
 		return
 	}
-	if _, ok := t.conns[id]; ok || len(id) == 0 {
+	if len(id) == 0 {
 		return
 	}
 	t.conns[id] = c

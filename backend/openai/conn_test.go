@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
 	"sync"
 	"testing"
 	"time"
@@ -101,5 +104,72 @@ func TestDialsWaitForASlot(t *testing.T) {
 	c.Close()
 	if n := len(tr.dials); n != maxDials-1 {
 		t.Errorf("%d slots taken after the dial, want %d", n, maxDials-1)
+	}
+}
+
+// A server closes a kept-alive connection once it has been idle for a
+// while (uvicorn, which serves vLLM, and llama.cpp's server after 5 s).
+// The calls after such a pause must not fail for it, however many pooled
+// connections went stale: those idle long enough are looked at before a
+// call goes out on them, and a call that meets a connection the server
+// closed as it went out is sent again on another.
+func TestServerClosedIdleConnections(t *testing.T) {
+	for _, c := range []struct {
+		name      string
+		keepAlive time.Duration // the server's
+		pause     time.Duration // between the burst and the calls after
+	}{
+		{"looked at before use", 200 * time.Millisecond, 400 * time.Millisecond},
+		{"closed sooner than the client looks", 10 * time.Millisecond, 40 * time.Millisecond},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ref, err := url.Parse(backendtest.StartReference(t, reference.Options{}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			srv := &http.Server{Handler: httputil.NewSingleHostReverseProxy(ref), IdleTimeout: c.keepAlive}
+			go srv.Serve(ln)
+			defer srv.Close()
+			cl, err := New("upstream", "http://"+ln.Addr().String()+"/v1", "", FlavourVLLM, 16, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cl.Close()
+			dialled := recordDials(cl)
+			req := func() error {
+				_, err := cl.Generate(context.Background(), &backend.Request{Model: "reference", Prompt: "Hello", MaxTokens: 4, Seed: ptr(int64(1))})
+				return err
+			}
+			// A burst leaves 8 connections in the pool, more than the
+			// client's default of 5 attempts a call.
+			var wg sync.WaitGroup
+			errs := make(chan error, 8)
+			for range 8 {
+				wg.Go(func() { errs <- req() })
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			burst := len(dialled())
+			if burst < 2 {
+				t.Fatalf("the burst dialled %d connections", burst)
+			}
+			for round := range 3 {
+				time.Sleep(c.pause)
+				for i := range 4 {
+					if err := req(); err != nil {
+						t.Fatalf("round %d, call %d after the server closed the idle connections: %v", round, i, err)
+					}
+				}
+			}
+		})
 	}
 }
