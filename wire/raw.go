@@ -179,10 +179,10 @@ func appendReplaced(dst, body []byte, m Member, raw []byte) []byte {
 	return append(dst, body[m.End:]...)
 }
 
-// member finds a top-level member by its key as written.
+// member finds a top-level member by its key, as its escapes spell it.
 func member(body []byte, key string) (found Member, ok bool) {
 	_ = EachMember(body, func(m Member) error {
-		if string(m.Key) == key {
+		if m.Is(key) {
 			found, ok = m, true
 			return ErrStop
 		}
@@ -191,10 +191,25 @@ func member(body []byte, key string) (found Member, ok bool) {
 	return found, ok
 }
 
+// Is reports whether the member's key is key, as its escapes spell it: a
+// key written "mod\u0065l" is model to the decode, so it must be to every
+// rewrite too, or the backend would get two.
+func (m Member) Is(key string) bool {
+	if string(m.Key) == key {
+		return true
+	}
+	if bytes.IndexByte(m.Key, '\\') < 0 {
+		return false
+	}
+	name, err := m.Name()
+	return err == nil && string(name) == key
+}
+
 // Rewrite returns body with the top-level members named in set given new
-// values (added at the end when absent) and those in drop removed. Values
-// in set are encoded with encoding/json. Everything else stays as written.
-// It scans the body once and builds the answer as it goes.
+// values (added at the end when absent) and those in drop removed, keys
+// matched as their escapes spell them. Values in set are encoded with
+// encoding/json. Everything else stays as written. It scans the body once
+// and builds the answer as it goes.
 func Rewrite(body []byte, set map[string]any, drop ...string) ([]byte, error) {
 	out := append(make([]byte, 0, len(body)+64), '{')
 	next := func() []byte { // out, ready for the next member
@@ -206,6 +221,13 @@ func Rewrite(body []byte, set map[string]any, drop ...string) ([]byte, error) {
 	var done []string // the keys of set written in place
 	err := EachMember(body, func(m Member) error {
 		key := string(m.Key)
+		if bytes.IndexByte(m.Key, '\\') >= 0 {
+			name, err := m.Name()
+			if err != nil {
+				return err
+			}
+			key = string(name)
+		}
 		if slices.Contains(drop, key) {
 			return nil
 		}

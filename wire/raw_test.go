@@ -33,6 +33,27 @@ func TestRewrite(t *testing.T) {
 	}
 }
 
+// A key spelt with escapes is the key its escapes spell, to the rewrites
+// as to the decode: the model is set in place, not added beside it (the
+// backend would get two), and steering is dropped.
+func TestRewriteMatchesEscapedKeys(t *testing.T) {
+	body := []byte(`{"mod\u0065l":"alias","st\u0065ering":{"strategy":"none"},"\u006e":1,"x":2}`)
+	got, err := Rewrite(body, map[string]any{"model": "target"}, "steering")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"mod\u0065l":"target","\u006e":1,"x":2}`; string(got) != want {
+		t.Errorf("got  %s\nwant %s", got, want)
+	}
+	set, changed := SetValue(body, "model", []byte(`"client"`))
+	if want := `{"mod\u0065l":"client","st\u0065ering":{"strategy":"none"},"\u006e":1,"x":2}`; string(set) != want || !changed {
+		t.Errorf("SetValue: %s (changed %v)", set, changed)
+	}
+	if v := Value(body, "n"); string(v) != "1" {
+		t.Errorf("n = %q", v)
+	}
+}
+
 // SetValue replaces one member's value and leaves every other byte, and a
 // body that lacks the member or has the value already, as it was.
 func TestSetValue(t *testing.T) {
