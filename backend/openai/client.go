@@ -2,6 +2,7 @@ package openai
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -58,6 +59,9 @@ func New(name, base, apiKey, flavour string, maxConns, maxBytes int) (*Client, e
 		return nil, fmt.Errorf("openai backend %s: unknown flavour %q", name, flavour)
 	}
 	t := newTracker()
+	if u.Scheme == "https" {
+		t.tls = &tls.Config{ServerName: u.Hostname(), MinVersion: tls.VersionTLS12}
+	}
 	pool := maxConns
 	if pool <= 0 {
 		pool = fasthttp.DefaultMaxConnsPerHost

@@ -3,6 +3,7 @@ package openai
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -31,6 +32,9 @@ type tracker struct {
 	next    atomic.Uint64
 	prefix  string
 	dials   chan struct{} // a slot for each connection being dialled
+	// tls, for an https server, is what dial speaks TLS with: the watch
+	// on the call header must see what is written before it is encrypted.
+	tls *tls.Config
 }
 
 func newTracker() *tracker {
@@ -57,14 +61,25 @@ func (t *tracker) dial(timeout time.Duration) fasthttp.DialFunc {
 		if !t.dialSlot(timeout) {
 			return nil, fasthttp.ErrDialTimeout
 		}
-		c, err := dialApart(addr, deadline)
+		c, err := dialApart(addr, deadline, t.tls)
 		<-t.dials
 		if err != nil {
 			return nil, err
 		}
-		return &trackedConn{Conn: c, t: t}, nil
+		tc := &trackedConn{Conn: c, t: t}
+		if t.tls != nil {
+			return tlsConn{tc}, nil
+		}
+		return tc, nil
 	}
 }
+
+// tlsConn is a tracked connection over TLS. Its Handshake method tells
+// fasthttp that it speaks TLS already (the handshake was done in the dial),
+// so fasthttp does not wrap it in TLS of its own.
+type tlsConn struct{ *trackedConn }
+
+func (c tlsConn) Handshake() error { return c.Conn.(*tls.Conn).Handshake() }
 
 // dialSlot takes one of the backend's dial slots, waiting up to timeout.
 // Its frame, with the wait's, is gone before the dial.
@@ -86,10 +101,11 @@ func (t *tracker) dialSlot(timeout time.Duration) bool {
 	}
 }
 
-// dialApart dials on a goroutine of its own and waits for it.
+// dialApart dials on a goroutine of its own, with the TLS handshake when
+// cfg is set, and waits for it.
 //
 //go:noinline
-func dialApart(addr string, deadline time.Time) (net.Conn, error) {
+func dialApart(addr string, deadline time.Time, cfg *tls.Config) (net.Conn, error) {
 	type dialled struct {
 		c   net.Conn
 		err error
@@ -97,6 +113,17 @@ func dialApart(addr string, deadline time.Time) (net.Conn, error) {
 	ch := make(chan dialled, 1)
 	go func() {
 		c, err := fasthttp.DialTimeout(addr, time.Until(deadline))
+		if err == nil && cfg != nil {
+			tc := tls.Client(c, cfg)
+			_ = tc.SetDeadline(deadline)
+			if err = tc.Handshake(); err != nil {
+				c.Close()
+				ch <- dialled{nil, err}
+				return
+			}
+			_ = tc.SetDeadline(time.Time{})
+			c = tc
+		}
 		ch <- dialled{c, err}
 	}()
 	d := <-ch

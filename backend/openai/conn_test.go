@@ -2,9 +2,12 @@ package openai
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
+	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
 	"sync"
@@ -171,5 +174,48 @@ func TestServerClosedIdleConnections(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// Over TLS too, a cancelled call closes its connection: the call header
+// is watched for before TLS encrypts it. The server here never answers,
+// so only the closed connection ends the call, and the server sees it.
+func TestCancelOverTLS(t *testing.T) {
+	gone := make(chan struct{})
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body) // then net/http watches the connection
+		<-r.Context().Done()               // the client closed it
+		close(gone)
+	}))
+	srv.StartTLS()
+	defer srv.Close()
+	cl, err := New("upstream", srv.URL+"/v1", "", FlavourOpenAI, 4, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	roots := x509.NewCertPool()
+	roots.AddCert(srv.Certificate())
+	cl.calls.tls.RootCAs = roots
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := cl.Generate(ctx, &backend.Request{Model: "m", Prompt: "Hello", MaxTokens: 4})
+		done <- err
+	}()
+	time.Sleep(200 * time.Millisecond) // the call is waiting on the server
+	cancel()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Error("a cancelled call succeeded")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the cancelled call is still waiting on the server")
+	}
+	select {
+	case <-gone:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the server never saw the connection close")
 	}
 }

@@ -9,6 +9,9 @@ import (
 // unasked (a late error, a TLS alert), which makes c as unusable: it peeks
 // without blocking, so an open connection costs one system call.
 func peerClosed(c net.Conn) bool {
+	if tc, ok := c.(interface{ NetConn() net.Conn }); ok {
+		c = tc.NetConn() // TLS: the socket under it
+	}
 	sc, ok := c.(syscall.Conn)
 	if !ok {
 		return false
