@@ -133,11 +133,7 @@ func (e *eventReader) next() {
 			if err == io.EOF {
 				err = io.ErrUnexpectedEOF
 			}
-			err = streamBroken(err)
-			e.log(err)
-			e.out = append(e.out, "data: "...)
-			e.out = append(append(e.out, e.errEvent(err)...), "\n\ndata: [DONE]\n\n"...)
-			e.ended, e.done = true, true
+			e.fail(streamBroken(err))
 			return
 		}
 		// line is the reader's own bytes, or e.line's: either way used up
@@ -149,7 +145,13 @@ func (e *eventReader) next() {
 				e.ended, e.done = true, true
 				return
 			}
-			if len(payload) > 0 && payload[0] == '{' {
+			if len(payload) > 0 && (payload[0] != '{' || !wire.Valid(payload)) {
+				// What a client's SDK could not read goes no further,
+				// as a non-streamed answer that is not JSON does not.
+				e.fail(fmt.Errorf("%w: the backend sent an event that is not a JSON object", fault.ErrUpstream))
+				return
+			}
+			if len(payload) > 0 {
 				// Rewritten straight into out: no copy of the event
 				// of its own, none left for the collector.
 				if out, changed := wire.AppendValue(append(e.out, dataPrefix...), payload, "model", e.model); changed {
@@ -163,6 +165,15 @@ func (e *eventReader) next() {
 			return // the event's end: let it go out now
 		}
 	}
+}
+
+// fail ends the stream for err: the events read so far go out, then an
+// error event and [DONE].
+func (e *eventReader) fail(err error) {
+	e.log(err)
+	e.out = append(e.out, "data: "...)
+	e.out = append(append(e.out, e.errEvent(err)...), "\n\ndata: [DONE]\n\n"...)
+	e.ended, e.done = true, true
 }
 
 // whole reports whether the next event has arrived whole already: then it

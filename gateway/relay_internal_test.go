@@ -102,3 +102,24 @@ func TestEventReaderLongEvent(t *testing.T) {
 		t.Errorf("got  %q\nwant %q", out.String(), want)
 	}
 }
+
+// An event that is not a JSON object ends the stream with an error event,
+// as a non-streamed answer that is not JSON is a 502: a client's SDK would
+// fail on it.
+func TestEventReaderRefusesWhatIsNotJSON(t *testing.T) {
+	for _, bad := range []string{`{not json`, `[1,2]`, `"text"`, `{"model":"up","a":1`} {
+		var logged error
+		er := &eventReader{src: bufio.NewReader(strings.NewReader("data: {\"a\":1}\n\ndata: " + bad + "\n\ndata: {\"a\":2}\n\ndata: [DONE]\n\n")),
+			model: []byte(`"client"`), log: func(err error) { logged = err }, errEvent: func(error) []byte { return []byte(`{"error":{}}`) }}
+		var out bytes.Buffer
+		if _, err := er.WriteTo(&out); err != nil || !er.done {
+			t.Fatal(err, er.done)
+		}
+		if want := "data: {\"a\":1}\n\ndata: {\"error\":{}}\n\ndata: [DONE]\n\n"; out.String() != want {
+			t.Errorf("%s: relayed %q, want %q", bad, out.String(), want)
+		}
+		if logged == nil || !strings.Contains(logged.Error(), "not a JSON object") {
+			t.Errorf("%s: logged %v", bad, logged)
+		}
+	}
+}
