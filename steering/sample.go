@@ -31,6 +31,11 @@ type sample struct {
 	detail  json.RawMessage // what the reward said beside the scores (steps, a critique)
 	partial bool            // a partial answer a step-wise strategy is still extending
 	steps   []string        // its steps so far, when the strategy has them
+	// What its backend answered beside the choice, for the answer it
+	// becomes: the system fingerprint and top-level fields this gateway
+	// does not know (service_tier, …).
+	fingerprint string
+	top         map[string]json.RawMessage
 }
 
 // usable samples are whole answers with a finite utility that no strategy
@@ -55,7 +60,7 @@ func newSample(i int, g *backend.Generation) *sample {
 	if c.Tokens == 0 {
 		c.Tokens = g.Usage.CompletionTokens
 	}
-	return &sample{index: i, choice: c}
+	return &sample{index: i, choice: c, fingerprint: g.SystemFingerprint, top: g.Extra}
 }
 
 // draw generates the samples with the given indices concurrently (the
@@ -360,6 +365,9 @@ func finishChosen(env *Env, ss, chosen []*sample, failed int, extra func(*Info))
 	}
 	sort.Slice(info.Candidates, func(i, j int) bool { return info.Candidates[i].Index < info.Candidates[j].Index })
 	g := &backend.Generation{}
+	if len(chosen) > 0 {
+		g.SystemFingerprint, g.Extra = chosen[0].fingerprint, chosen[0].top
+	}
 	for i, s := range chosen {
 		c := s.choice
 		c.Index = i

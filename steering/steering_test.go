@@ -61,7 +61,8 @@ func (s *scripted) Generate(ctx context.Context, r *backend.Request) (*backend.G
 		tokens, finish = r.MaxTokens, backend.FinishLength
 	}
 	return &backend.Generation{Choices: []backend.Choice{{Text: text, FinishReason: finish, Tokens: tokens}},
-		Usage: backend.Usage{PromptTokens: 5, CompletionTokens: tokens}}, nil
+		Usage: backend.Usage{PromptTokens: 5, CompletionTokens: tokens}, SystemFingerprint: "fp-" + text,
+		Extra: map[string]json.RawMessage{"service_tier": json.RawMessage(`"tier-` + text + `"`)}}, nil
 }
 
 func (s *scripted) Stream(ctx context.Context, r *backend.Request, emit func(backend.Delta) error) (*backend.Generation, error) {
@@ -110,6 +111,10 @@ func TestBestOfNPicksHighestUtilityTiesToLowestIndex(t *testing.T) {
 	// s0..s3 have good 0.2, 0.9, 0.5, 0.9: s1 and s3 tie, s1 wins.
 	if got := out.Generation.Choices[0].Text; got != "s1" {
 		t.Errorf("chose %q, want s1", got)
+	}
+	// The answer keeps what its backend said beside the choice.
+	if g := out.Generation; g.SystemFingerprint != "fp-s1" || string(g.Extra["service_tier"]) != `"tier-s1"` {
+		t.Errorf("fingerprint %q, extra %s: want the chosen sample's", g.SystemFingerprint, g.Extra)
 	}
 	info := out.Info
 	if info.SamplesUsed != 4 || len(info.Candidates) != 4 || !info.Candidates[1].Chosen || info.Candidates[3].Chosen {
