@@ -272,6 +272,26 @@ func TestSteeringObjectKeys(t *testing.T) {
 			t.Errorf("%s: %v, want an invalid-request error saying %s", steer, err, want)
 		}
 	}
+	// Nested objects too: a cache key in another case, twice or unknown,
+	// a weight twice or not a number, each refused by its path.
+	for steer, param := range map[string]string{
+		`{"strategy":"best_of_n","n":2,"n":3}`:                        "steering.n",
+		`{"strategy":"best_of_n","cache":{"MODE":"on"}}`:              "steering.cache.MODE",
+		`{"strategy":"best_of_n","cache":{"mode":"off","mode":"on"}}`: "steering.cache.mode",
+		`{"strategy":"best_of_n","cache":{"foo":1}}`:                  "steering.cache.foo",
+		`{"strategy":"best_of_n","weights":{"good":1,"good":-5}}`:     "steering.weights.good",
+		`{"strategy":"best_of_n","weights":{"good":null}}`:            "steering.weights.good",
+		`{"strategy":"best_of_n","weights":{"good":"2"}}`:             "steering.weights.good",
+		`{"strategy":"best_of_n","weights":[1]}`:                      "steering.weights",
+	} {
+		_, err := e.Plan(on(call(steer, 1)))
+		if !errors.Is(err, fault.ErrInvalid) || fault.Param(err) != param {
+			t.Errorf("%s: %v (param %q), want an invalid-request error naming %s", steer, err, fault.Param(err), param)
+		}
+	}
+	if _, err := e.Plan(on(call(`{"strategy":"best_of_n","cache":{"mode":"on","ttl_s":5},"weights":{"good":1}}`, 1))); err != nil {
+		t.Errorf("a cache object and weights as they should be: %v", err)
+	}
 	p, err := e.Plan(on(call(`{"str\u0061tegy":"best_of_n","\u006e":5}`, 1)))
 	if err != nil || p.Name != BestOfN || p.Strategy.(*bestOfN).N != 5 {
 		t.Fatalf("escaped keys: %v %+v", err, p)

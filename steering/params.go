@@ -304,6 +304,30 @@ func (rs *Resolver) Resolve(route, req json.RawMessage, t Target, prefix string)
 			return nil, bad(key, "unknown parameter %q for strategy %s", clip(key, 64), name)
 		}
 	}
+	// Nested objects are held to the same rules: a cache key in another
+	// case or twice, or one cache does not have, is refused, not read as
+	// another.
+	for _, obj := range []map[string]json.RawMessage{routeObj, reqObj} {
+		if v := bytes.TrimSpace(obj["cache"]); len(v) > 0 && v[0] == '{' {
+			cache, err := object(v, prefix+".cache")
+			if err != nil {
+				return nil, err
+			}
+			for _, key := range slices.Sorted(maps.Keys(cache)) {
+				if !cacheKeys[key] {
+					return nil, bad("cache."+key, "unknown parameter %q for cache (it has mode, ttl_s and max_age_s)", clip(key, 64))
+				}
+			}
+		}
+	}
+	routeWeights, err := objectiveWeights(routeObj["weights"], prefix)
+	if err != nil {
+		return nil, err
+	}
+	reqWeights, err := objectiveWeights(reqObj["weights"], prefix)
+	if err != nil {
+		return nil, err
+	}
 	var common Common
 	strat := k.new()
 	if len(merged) > 0 { // else both keep their zero values and defaults
@@ -319,12 +343,7 @@ func (rs *Resolver) Resolve(route, req json.RawMessage, t Target, prefix string)
 	p := &Plan{Name: name, Strategy: strat, Common: common}
 	// Weight layers stay apart so that a user's weights can go between the
 	// request's and the route's.
-	if w, ok := routeObj["weights"]; ok && json.Unmarshal(w, &p.RouteWeights) != nil {
-		return nil, bad("weights", "weights must be an object of numbers")
-	}
-	if w, ok := reqObj["weights"]; ok && json.Unmarshal(w, &p.RequestWeights) != nil {
-		return nil, bad("weights", "weights must be an object of numbers")
-	}
+	p.RouteWeights, p.RequestWeights = routeWeights, reqWeights
 	c := &Check{K: max(t.K, 1), Chat: t.Chat, Limits: rs.Limits, Caps: t.Caps, Backend: t.Backend, Common: &p.Common, TokenRewards: rs.TokenRewards, prefix: prefix}
 	if err := rs.checkCommon(c, p, k.reward, reqObj); err != nil {
 		return nil, err
@@ -402,6 +421,35 @@ func (rs *Resolver) checkCommon(c *Check, p *Plan, use RewardUse, reqKeys map[st
 	return nil
 }
 
+var cacheKeys = jsonKeys(reflect.TypeOf(CacheParams{}))
+
+// objectiveWeights decodes a steering object's weights: a number for each
+// objective, each named once (null is no number).
+func objectiveWeights(raw json.RawMessage, prefix string) (map[string]float64, error) {
+	if raw == nil {
+		return nil, nil
+	}
+	obj, err := object(raw, prefix+".weights")
+	if err != nil {
+		if v := bytes.TrimSpace(raw); len(v) > 0 && v[0] != '{' {
+			return nil, fault.Invalid(prefix+".weights", "weights must be an object of numbers")
+		}
+		return nil, err
+	}
+	if obj == nil {
+		return nil, nil
+	}
+	w := make(map[string]float64, len(obj))
+	for _, k := range slices.Sorted(maps.Keys(obj)) {
+		var f float64
+		if v := bytes.TrimSpace(obj[k]); len(v) == 0 || v[0] == 'n' || json.Unmarshal(v, &f) != nil {
+			return nil, fault.Invalid(prefix+".weights."+clip(k, 64), "weight of %q must be a number", clip(k, 64))
+		}
+		w[k] = f
+	}
+	return w, nil
+}
+
 // MaxWeight bounds the magnitude of an objective weight, so that a utility
 // stays finite whatever the scores.
 const MaxWeight = 1e6
@@ -431,7 +479,7 @@ func object(raw json.RawMessage, prefix string) (map[string]json.RawMessage, err
 		key := string(name)
 		low := strings.ToLower(key)
 		if prev, dup := seen[low]; dup {
-			return fault.Invalid(prefix, "invalid %s: key %q repeats %q", prefix, clip(key, 64), clip(prev, 64))
+			return fault.Invalid(prefix+"."+clip(key, 64), "invalid %s: key %q repeats %q", prefix, clip(key, 64), clip(prev, 64))
 		}
 		seen[low] = key
 		m[key] = mb.Value

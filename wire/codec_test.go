@@ -342,3 +342,34 @@ func TestDecodePlainTakesTheCommonMembersOnly(t *testing.T) {
 		}
 	}
 }
+
+// tool_choice reaches the backend as sent, so the name checked must be the
+// one the backend reads: its keys are checked as the request's are, and
+// errors name the path.
+func TestToolChoiceKeys(t *testing.T) {
+	const base = `{"model":"m","messages":[{"role":"user","content":"hi"}],"tools":[{"type":"function","function":{"name":"f"}}],"tool_choice":`
+	for choice, param := range map[string]string{
+		`{"type":"function","function":{"Name":"f"}}`:            "tool_choice.function.name",
+		`{"type":"function","function":{"name":"x","name":"f"}}`: "tool_choice.function.name",
+		`{"type":"function","Function":{"name":"f"}}`:            "tool_choice.function",
+		`{"TYPE":"function","function":{"name":"f"}}`:            "tool_choice.type",
+		`{"type":"function","function":{"name":"g"}}`:            "tool_choice.function.name",
+		`{"type":"function","function":{}}`:                      "tool_choice.function.name",
+		`{"type":"function"}`:                                    "tool_choice.function.name",
+	} {
+		r, err := DecodeChat([]byte(base + choice + `}`))
+		if err == nil {
+			_, err = ChatToBackend(r, DefaultLimits)
+		}
+		if err == nil || fault.Param(err) != param {
+			t.Errorf("%s: %v (param %q), want an error naming %s", choice, err, fault.Param(err), param)
+		}
+	}
+	r, err := DecodeChat([]byte(base + `{"type":"function","function":{"name":"f"},"x":1}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ChatToBackend(r, DefaultLimits); err != nil {
+		t.Errorf("a tool_choice naming a tool, with a member of its own: %v", err)
+	}
+}

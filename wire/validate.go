@@ -213,22 +213,44 @@ func checkToolChoice(raw json.RawMessage, tools []backend.Tool) error {
 		}
 		return fault.Invalid("tool_choice", "tool_choice must be none, auto, required or a function")
 	}
-	var obj struct {
-		Type     string `json:"type"`
-		Function struct {
-			Name string `json:"name"`
-		} `json:"function"`
+	// Its keys are checked as the request's are (checkKeys): the backend
+	// gets it as sent, and must read the name checked here.
+	if err := checkKeys(raw, toolChoiceKeys); err != nil {
+		return memberError("tool_choice", err)
 	}
-	if json.Unmarshal(raw, &obj) != nil || obj.Type != "function" || obj.Function.Name == "" {
+	var obj toolChoiceObject
+	if json.Unmarshal(raw, &obj) != nil || obj.Type != "function" {
 		return fault.Invalid("tool_choice", "tool_choice must be none, auto, required or {\"type\": \"function\", \"function\": {\"name\": ...}}")
 	}
+	if err := checkKeys(obj.Function, toolChoiceFunctionKeys); err != nil {
+		return memberError("tool_choice.function", err)
+	}
+	var fn toolChoiceFunction
+	if json.Unmarshal(obj.Function, &fn) != nil || fn.Name == "" {
+		return fault.Invalid("tool_choice.function.name", "tool_choice.function.name must name a function of tools")
+	}
 	for _, t := range tools {
-		if t.Name == obj.Function.Name {
+		if t.Name == fn.Name {
 			return nil
 		}
 	}
-	return fault.Invalid("tool_choice", "tool_choice names %q, which tools does not define", clip(obj.Function.Name))
+	return fault.Invalid("tool_choice.function.name", "tool_choice names %q, which tools does not define", clip(fn.Name))
 }
+
+// toolChoiceObject is tool_choice naming a function.
+type toolChoiceObject struct {
+	Type     string          `json:"type"`
+	Function json.RawMessage `json:"function"`
+}
+
+type toolChoiceFunction struct {
+	Name string `json:"name"`
+}
+
+var (
+	toolChoiceKeys         = knownKeys(toolChoiceObject{})
+	toolChoiceFunctionKeys = knownKeys(toolChoiceFunction{})
+)
 
 func responseFormatOf(rf *ResponseFormat) (*backend.ResponseFormat, error) {
 	if rf == nil {
