@@ -2,6 +2,7 @@ package wire
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"runtime"
 	"strings"
@@ -371,5 +372,61 @@ func TestToolChoiceKeys(t *testing.T) {
 	}
 	if _, err := ChatToBackend(r, DefaultLimits); err != nil {
 		t.Errorf("a tool_choice naming a tool, with a member of its own: %v", err)
+	}
+}
+
+// What the validation refuses, it refuses by name, with the member's own
+// name in the message and the right class.
+func TestValidationNamesTheMember(t *testing.T) {
+	const m = `"model":"m","messages":[{"role":"user","content":"hi"}]`
+	for body, want := range map[string]struct {
+		param, msg string
+		class      error
+	}{
+		`{` + m + `,"max_completion_tokens":0}`:               {"max_completion_tokens", "max_completion_tokens must be at least 1", fault.ErrInvalid},
+		`{` + m + `,"max_completion_tokens":1000000}`:         {"max_completion_tokens", "max_completion_tokens must be at most", fault.ErrInvalid},
+		`{` + m + `,"max_tokens":1000000}`:                    {"max_tokens", "max_tokens must be at most", fault.ErrInvalid},
+		`{` + m + `,"stream_options":{"include_usage":true}}`: {"stream_options", "only allowed when stream is true", fault.ErrInvalid},
+		// A missing content is refused as null is.
+		`{"model":"m","messages":[{"role":"user"}]}`:                                    {"messages[0].content", "a user message needs content", fault.ErrInvalid},
+		`{"model":"m","messages":[{"role":"user","content":"q"},{"role":"assistant"}]}`: {"messages[1].content", "an assistant message needs content, tool_calls or a refusal", fault.ErrInvalid},
+	} {
+		r, err := DecodeChat([]byte(body))
+		if err == nil {
+			l := DefaultLimits
+			l.MaxTokens = 16384
+			_, err = ChatToBackend(r, l)
+		}
+		if err == nil || fault.Param(err) != want.param || !strings.Contains(err.Error(), want.msg) || !errors.Is(err, want.class) {
+			t.Errorf("%s: %v (param %q), want %q naming %s", body, err, fault.Param(err), want.msg, want.param)
+		}
+	}
+	for body, want := range map[string]struct {
+		msg   string
+		class error
+	}{
+		`{"model":"m","prompt":["a","b"]}`:                                   {"a batch of 2 prompts is not supported", fault.ErrUnsupported},
+		`{"model":"m","prompt":[]}`:                                          {"prompt must be a string or an array of one string", fault.ErrInvalid},
+		`{"model":"m","prompt":"a","stream_options":{"include_usage":true}}`: {"only allowed when stream is true", fault.ErrInvalid},
+	} {
+		r, err := DecodeCompletion([]byte(body))
+		if err == nil {
+			_, err = CompletionToBackend(r, DefaultLimits)
+		}
+		if err == nil || !strings.Contains(err.Error(), want.msg) || !errors.Is(err, want.class) {
+			t.Errorf("%s: %v, want %q", body, err, want.msg)
+		}
+	}
+	r, err := DecodeChat([]byte(`{"model":"m","messages":[{"role":"user","content":"q"},{"role":"assistant","tool_calls":[{"id":"c","type":"function","function":{"name":"f","arguments":"{}"}}]},{"role":"tool","tool_call_id":"c","content":"ok"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ChatToBackend(r, DefaultLimits); err != nil {
+		t.Errorf("an assistant message of tool calls without content: %v", err)
+	}
+	if r, err := DecodeCompletion([]byte(`{"model":"m","prompt":["a"],"stream":true,"stream_options":{"include_usage":true}}`)); err != nil {
+		t.Fatal(err)
+	} else if _, err := CompletionToBackend(r, DefaultLimits); err != nil {
+		t.Errorf("a prompt array of one, streamed with usage: %v", err)
 	}
 }

@@ -372,6 +372,9 @@ func (m *Message) decodeFull(b []byte) error {
 	if err != nil {
 		return err
 	}
+	if d.Content == nil {
+		d.f.Content.Null = true // a missing content is no content, as null is
+	}
 	if d.ToolCalls != nil {
 		if err := decodeEach("tool_calls", d.ToolCalls, &d.f.ToolCalls, decodeToolCall); err != nil {
 			return err

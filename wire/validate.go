@@ -21,16 +21,18 @@ type Limits struct {
 // DefaultLimits are OpenAI's own bounds.
 var DefaultLimits = Limits{MaxN: 128, MaxStop: 4, MaxTopLogprobs: 20}
 
-func checkSampling(l Limits, n, maxTokens *int, temp, topP *float64, stop []string) error {
+// checkSampling checks what chat and completion requests share; tokens
+// names the member maxTokens came from (max_tokens, max_completion_tokens).
+func checkSampling(l Limits, n, maxTokens *int, tokens string, temp, topP *float64, stop []string) error {
 	if n != nil && (*n < 1 || *n > l.MaxN) {
 		return fault.Invalid("n", "n must be between 1 and %d", l.MaxN)
 	}
 	if maxTokens != nil {
 		if *maxTokens < 1 {
-			return fault.Invalid("max_tokens", "max_tokens must be at least 1")
+			return fault.Invalid(tokens, "%s must be at least 1", tokens)
 		}
 		if l.MaxTokens > 0 && *maxTokens > l.MaxTokens {
-			return fault.Invalid("max_tokens", "max_tokens must be at most %d", l.MaxTokens)
+			return fault.Invalid(tokens, "%s must be at most %d", tokens, l.MaxTokens)
 		}
 	}
 	if temp != nil && (*temp < 0 || *temp > 2) {
@@ -70,11 +72,11 @@ func ChatToBackend(r *ChatRequest, l Limits) (*backend.Request, error) {
 	if maxTokens == nil {
 		maxTokens, param = r.MaxTokens, "max_tokens"
 	}
-	if err := checkSampling(l, r.N, maxTokens, r.Temperature, r.TopP, r.Stop); err != nil {
-		if fault.Param(err) == "max_tokens" {
-			err.(*fault.ParamError).Param = param
-		}
+	if err := checkSampling(l, r.N, maxTokens, param, r.Temperature, r.TopP, r.Stop); err != nil {
 		return nil, err
+	}
+	if r.StreamOptions != nil && !r.Stream {
+		return nil, fault.Invalid("stream_options", "stream_options is only allowed when stream is true")
 	}
 	if r.TopLogprobs != nil {
 		if *r.TopLogprobs < 0 || *r.TopLogprobs > l.MaxTopLogprobs {
@@ -278,13 +280,21 @@ func CompletionToBackend(r *CompletionRequest, l Limits) (*backend.Request, erro
 	if r.Model == "" {
 		return nil, fault.Invalid("model", "model is required")
 	}
-	if len(r.Prompt) != 1 {
-		return nil, fault.Invalid("prompt", "prompt must be one string")
+	if len(r.Prompt) == 0 {
+		return nil, fault.Invalid("prompt", "prompt must be a string or an array of one string")
+	}
+	if len(r.Prompt) > 1 {
+		// Several prompts are several completions at once, which this
+		// gateway does not serve.
+		return nil, fault.Unsupported("prompt", "prompt must be one string (or an array of one): a batch of %d prompts is not supported; send one request each", len(r.Prompt))
 	}
 	if r.Echo {
 		return nil, fault.Unsupported("echo", "echo is not supported")
 	}
-	if err := checkSampling(l, r.N, r.MaxTokens, r.Temperature, r.TopP, r.Stop); err != nil {
+	if r.StreamOptions != nil && !r.Stream {
+		return nil, fault.Invalid("stream_options", "stream_options is only allowed when stream is true")
+	}
+	if err := checkSampling(l, r.N, r.MaxTokens, "max_tokens", r.Temperature, r.TopP, r.Stop); err != nil {
 		return nil, err
 	}
 	top := deref(r.Logprobs)
