@@ -65,7 +65,18 @@ func Param(err error) string {
 // (the path from the body's top, such as tools[0].function.name), saying
 // what was expected in JSON's words, not in the Go types that decoded it.
 func WrongType(param string, te *json.UnmarshalTypeError) error {
-	return Invalid(param, "invalid type for '%s': expected %s, got %s", param, jsonKind(te.Type), jsonValue(te.Value))
+	want := jsonKind(te.Type)
+	if n, ok := strings.CutPrefix(te.Value, "number "); ok && (want == "a number" || want == "an integer" && isInteger(n)) {
+		// The right kind, but more than the field can hold.
+		return Invalid(param, "invalid value for '%s': %s is out of range", param, jsonValue(te.Value))
+	}
+	return Invalid(param, "invalid type for '%s': expected %s, got %s", param, want, jsonValue(te.Value))
+}
+
+// isInteger reports whether a JSON number is written as an integer.
+func isInteger(n string) bool {
+	n = strings.TrimPrefix(n, "-")
+	return n != "" && strings.Trim(n, "0123456789") == ""
 }
 
 // jsonKind names what a JSON value decoding into t must be.

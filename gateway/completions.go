@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -166,6 +167,10 @@ func (s *Server) completion(ctx *fasthttp.RequestCtx, reqID string, id prefs.Ide
 	// The decode runs on this function's frame, not on the larger one of
 	// the steps after it: a request's connection goroutine then keeps
 	// within 8 KiB of stack (sendStream).
+	if enc := ctx.Request.Header.ContentEncoding(); len(enc) > 0 && !bytes.EqualFold(enc, []byte("identity")) {
+		s.fail(ctx, reqID, rctx, encodingErr(enc))
+		return
+	}
 	req, err := f.decode(ctx.PostBody(), s.opts.Limits)
 	if err != nil {
 		s.fail(ctx, reqID, rctx, err)
@@ -173,6 +178,14 @@ func (s *Server) completion(ctx *fasthttp.RequestCtx, reqID string, id prefs.Ide
 	}
 	handedOver = s.answer(&exchange{ctx: ctx, reqID: reqID, id: id, f: f, start: start, l: l, rctx: rctx, cancel: cancel,
 		stopWatch: stopWatch, finish: finish, release: release}, req)
+}
+
+// encodingErr refuses a compressed body: read as it is, it would be
+// refused as not JSON, which says nothing of why.
+//
+//go:noinline
+func encodingErr(enc []byte) error {
+	return fault.Unsupported("", "Content-Encoding %q is not supported: send the body uncompressed", clip(string(enc), 32))
 }
 
 // exchange is what the steps of a completion request after its decode

@@ -2,6 +2,8 @@ package gateway_test
 
 import (
 	"bufio"
+	"bytes"
+	"compress/gzip"
 	"context"
 	"fmt"
 	"io"
@@ -251,6 +253,35 @@ func TestOversizedBodyGets413(t *testing.T) {
 		status, _, resp := post(t, e.url+"/v1/chat/completions", body)
 		if status != 413 || !strings.Contains(resp, "request_too_large") {
 			t.Fatalf("%d %.200s", status, resp)
+		}
+	}
+}
+
+// A compressed body is refused for its encoding, not as JSON it is not;
+// identity is no encoding.
+func TestCompressedBodyIsRefusedByName(t *testing.T) {
+	e := start(t, defaultOptions(), ref(reference.Options{}))
+	body := `{"model":"reference","messages":[{"role":"user","content":"hi"}],"max_tokens":4}`
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write([]byte(body))
+	zw.Close()
+	for enc, want := range map[string]int{"gzip": 400, "identity": 200} {
+		b := []byte(body)
+		if enc == "gzip" {
+			b = gz.Bytes()
+		}
+		req, _ := http.NewRequest("POST", e.url+"/v1/chat/completions", bytes.NewReader(b))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Content-Encoding", enc)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != want || want == 400 && !strings.Contains(string(out), `Content-Encoding \"gzip\" is not supported`) {
+			t.Errorf("%s: %d %s", enc, resp.StatusCode, out)
 		}
 	}
 }

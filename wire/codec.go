@@ -261,7 +261,7 @@ func decodeAs(body []byte, d decoding) (map[string]json.RawMessage, error) {
 		return nil, fault.Invalid("", "request body is empty; expected a JSON object")
 	}
 	if body[0] != '{' || !Valid(body) {
-		return nil, fault.Invalid("", "request body is not a valid JSON object")
+		return nil, fault.Invalid("", "request body is not a valid JSON object (or nests deeper than %d levels)", maxNesting)
 	}
 	if d.plain != nil {
 		if extra, ok := d.plain(body); ok {

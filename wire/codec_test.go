@@ -78,6 +78,8 @@ func TestDecodeErrorsSayWhereAndWhat(t *testing.T) {
 	for _, c := range []struct{ body, param, msg string }{
 		{`{` + m + `,"max_tokens":1.5}`, "max_tokens", "invalid type for 'max_tokens': expected an integer, got the number 1.5"},
 		{`{` + m + `,"max_tokens":true}`, "max_tokens", "invalid type for 'max_tokens': expected an integer, got a boolean"},
+		{`{` + m + `,"temperature":1e400}`, "temperature", "invalid value for 'temperature': the number 1e400 is out of range"},
+		{`{` + m + `,"seed":99999999999999999999}`, "seed", "invalid value for 'seed': the number 99999999999999999999 is out of range"},
 		{`{` + m + `,"stop":{}}`, "stop", "invalid type for 'stop': expected a string or an array of strings, got an object"},
 		{`{` + m + `,"stop":["a",1]}`, "stop", "invalid type for 'stop': expected a string or an array of strings, got an array that is not all strings"},
 		{`{` + m + `,"tools":5}`, "tools", "invalid type for 'tools': expected an array, got a number"},
