@@ -36,7 +36,7 @@ type adaptive struct {
 	Delta       float64  `json:"delta,omitempty"`
 	PMin        float64  `json:"p_min,omitempty"`
 	Cost        *float64 `json:"cost,omitempty"`
-	CostSD      float64  `json:"cost_sd,omitempty"`
+	CostSD      *float64 `json:"cost_sd,omitempty"`
 	PruneTokens int      `json:"prune_tokens,omitempty"`
 	Keep        float64  `json:"keep,omitempty"`
 }
@@ -61,6 +61,9 @@ const (
 )
 
 func (p *adaptive) Check(c *Check) error {
+	if err := c.NoZero("initial", "step", "max_samples", "min_samples", "p_min"); err != nil {
+		return err
+	}
 	if p.Initial == 0 {
 		p.Initial = max(defaultInitial, c.K)
 	}
@@ -77,8 +80,9 @@ func (p *adaptive) Check(c *Check) error {
 	if p.PMin == 0 {
 		p.PMin = defaultPMin
 	}
-	if p.CostSD == 0 {
-		p.CostSD = defaultCostSD
+	if p.CostSD == nil { // 0 is a cost: none
+		v := defaultCostSD
+		p.CostSD = &v
 	}
 	if err := c.Samples("max_samples", &p.MaxSamples, p.MaxSamples); err != nil {
 		return err
@@ -102,7 +106,7 @@ func (p *adaptive) Check(c *Check) error {
 		return c.Bad("p_min", "p_min must be in (0, 1)")
 	case p.Cost != nil && (*p.Cost < 0 || !finite(*p.Cost)):
 		return c.Bad("cost", "cost must be a finite number, not negative")
-	case p.CostSD < 0 || !finite(p.CostSD):
+	case *p.CostSD < 0 || !finite(*p.CostSD):
 		return c.Bad("cost_sd", "cost_sd must be a finite number, not negative")
 	case p.PruneTokens < 0:
 		return c.Bad("prune_tokens", "prune_tokens must not be negative")
@@ -207,7 +211,7 @@ func (p *adaptive) stop(us, firstWave []float64, minSuccess int) string {
 		}
 		return ""
 	}
-	cost := p.CostSD * s
+	cost := *p.CostSD * s
 	if p.Cost != nil {
 		cost = *p.Cost
 	}

@@ -18,7 +18,12 @@ type bestOfN struct {
 	N int `json:"n,omitempty"`
 }
 
-func (p *bestOfN) Check(c *Check) error { return c.Samples("n", &p.N, max(4, c.K)) }
+func (p *bestOfN) Check(c *Check) error {
+	if err := c.NoZero("n"); err != nil {
+		return err
+	}
+	return c.Samples("n", &p.N, max(4, c.K))
+}
 
 func (p *bestOfN) Steer(ctx context.Context, r *backend.Request, env *Env) (*Outcome, error) {
 	start := time.Now()

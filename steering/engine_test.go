@@ -289,6 +289,30 @@ func TestSteeringObjectKeys(t *testing.T) {
 			t.Errorf("%s: %v (param %q), want an invalid-request error naming %s", steer, err, fault.Param(err), param)
 		}
 	}
+	// A 0 for a parameter whose 0 would only mean "unset" is refused, not
+	// read as left out; where 0 means something (cost_sd: no cost), it is
+	// what it says.
+	for steer, param := range map[string]string{
+		`{"strategy":"best_of_n","n":0}`:           "steering.n",
+		`{"strategy":"guided","k":0}`:              "steering.k",
+		`{"strategy":"best_of_n","min_success":0}`: "steering.min_success",
+		`{"strategy":"adaptive","initial":0}`:      "steering.initial",
+		`{"strategy":"adaptive","p_min":0}`:        "steering.p_min",
+		`{"strategy":"particles","step_tokens":0}`: "steering.step_tokens",
+		`{"strategy":"particles","max_steps":-0}`:  "steering.max_steps",
+		`{"strategy":"self_consistency","wave":0}`: "steering.wave",
+	} {
+		_, err := e.Plan(on(call(steer, 1)))
+		if !errors.Is(err, fault.ErrInvalid) || fault.Param(err) != param || !strings.Contains(err.Error(), "must not be 0") {
+			t.Errorf("%s: %v (param %q), want a 0 refused for %s", steer, err, fault.Param(err), param)
+		}
+	}
+	if p, err := e.Plan(on(call(`{"strategy":"adaptive","cost_sd":0}`, 1))); err != nil || *p.Strategy.(*adaptive).CostSD != 0 {
+		t.Errorf("cost_sd 0: %v %+v", err, p)
+	}
+	if p, err := e.Plan(on(call(`{"strategy":"adaptive"}`, 1))); err != nil || *p.Strategy.(*adaptive).CostSD != defaultCostSD {
+		t.Errorf("cost_sd left out: %v %+v", err, p)
+	}
 	if _, err := e.Plan(on(call(`{"strategy":"best_of_n","cache":{"mode":"on","ttl_s":5},"weights":{"good":1}}`, 1))); err != nil {
 		t.Errorf("a cache object and weights as they should be: %v", err)
 	}

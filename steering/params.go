@@ -9,6 +9,7 @@ import (
 	"math"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -144,7 +145,30 @@ type Check struct {
 	Objectives []string // the reward's objectives; nil when the strategy uses none
 	// TokenRewards names the token-level rewards configured.
 	TokenRewards []string
-	prefix       string // "steering" or "models[2].steering"
+	prefix       string                     // "steering" or "models[2].steering"
+	given        map[string]json.RawMessage // the steering object's members, as merged
+}
+
+// NoZero refuses a 0 given for any of keys, parameters whose 0 means only
+// "unset": left out, each takes its default, but a 0 written in the
+// request is not silently read as left out.
+func (c *Check) NoZero(keys ...string) error {
+	for _, key := range keys {
+		if v, ok := c.given[key]; ok && isZero(v) {
+			return c.Bad(key, "%s must not be 0: leave it out for its default", key)
+		}
+	}
+	return nil
+}
+
+// isZero reports whether the JSON value v is the number 0 (0, 0.0, -0, 0e3).
+func isZero(v json.RawMessage) bool {
+	v = bytes.TrimSpace(v)
+	if len(v) == 0 || v[0] != '-' && (v[0] < '0' || v[0] > '9') {
+		return false
+	}
+	f, err := strconv.ParseFloat(string(v), 64)
+	return err == nil && f == 0
 }
 
 // Bad returns a 400 naming the parameter key.
@@ -344,7 +368,8 @@ func (rs *Resolver) Resolve(route, req json.RawMessage, t Target, prefix string)
 	// Weight layers stay apart so that a user's weights can go between the
 	// request's and the route's.
 	p.RouteWeights, p.RequestWeights = routeWeights, reqWeights
-	c := &Check{K: max(t.K, 1), Chat: t.Chat, Limits: rs.Limits, Caps: t.Caps, Backend: t.Backend, Common: &p.Common, TokenRewards: rs.TokenRewards, prefix: prefix}
+	c := &Check{K: max(t.K, 1), Chat: t.Chat, Limits: rs.Limits, Caps: t.Caps, Backend: t.Backend, Common: &p.Common, TokenRewards: rs.TokenRewards,
+		prefix: prefix, given: merged}
 	if err := rs.checkCommon(c, p, k.reward, reqObj); err != nil {
 		return nil, err
 	}
@@ -356,6 +381,9 @@ func (rs *Resolver) Resolve(route, req json.RawMessage, t Target, prefix string)
 
 func (rs *Resolver) checkCommon(c *Check, p *Plan, use RewardUse, reqKeys map[string]json.RawMessage) error {
 	cm := c.Common
+	if err := c.NoZero("min_success"); err != nil {
+		return err
+	}
 	if cm.MinSuccess == 0 {
 		cm.MinSuccess = c.K
 	}

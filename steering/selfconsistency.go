@@ -46,6 +46,9 @@ const (
 type extractor func(c backend.Choice) (string, bool)
 
 func (p *selfConsistency) Check(c *Check) error {
+	if err := c.NoZero("n", "wave"); err != nil {
+		return err
+	}
 	if err := c.Samples("n", &p.N, max(5, c.K)); err != nil {
 		return err
 	}
