@@ -118,6 +118,45 @@ func TestSharedComputationSurvivesALeaver(t *testing.T) {
 	}
 }
 
+// The same with a first client that streams: once it has left, nothing is
+// written to its stream while the computation goes on for the second (a
+// write to the stream it left ended the whole process).
+func TestSharedComputationSurvivesAStreamingLeaver(t *testing.T) {
+	rt := backend.NewRouter()
+	w := newWatched(reference.New("reference", reference.Options{TokenDelay: 10 * time.Millisecond}))
+	rt.Add(backend.Route{Name: "reference", Backend: w, Target: "reference"})
+	eng := steering.NewEngine(steering.Options{Limits: steering.Limits{MaxSamples: 16},
+		Responses: steering.NewResponseCache(cache.NewMemory(1<<20), true, time.Hour, 1<<20, nil)})
+	e := serveWith(t, defaultOptions(), rt, eng)
+	for i := range 5 {
+		params := openai.ChatCompletionNewParams{Model: "reference", Messages: userMsg("Tell me about the ocean."), Seed: openai.Int(int64(10 + i)), MaxTokens: openai.Int(30)}
+		first, leave := context.WithCancel(context.Background())
+		read := make(chan struct{})
+		go func() {
+			st := e.client.Chat.Completions.NewStreaming(first, params)
+			for n := 0; st.Next(); n++ {
+				if n == 2 {
+					close(read) // streaming, and the second is to join it
+				}
+			}
+		}()
+		<-read
+		second := make(chan error, 1)
+		go func() {
+			a, err := e.client.Chat.Completions.New(context.Background(), params)
+			if err == nil && a.Choices[0].Message.Content == "" {
+				err = fmt.Errorf("empty answer")
+			}
+			second <- err
+		}()
+		time.Sleep(30 * time.Millisecond) // the second has joined
+		leave()
+		if err := <-second; err != nil {
+			t.Errorf("round %d: the second client got %v after the first left", i, err)
+		}
+	}
+}
+
 // Cache TTLs a client asks for are bounded by the config and cannot
 // overflow.
 func TestCacheTTLIsBounded(t *testing.T) {

@@ -5,12 +5,16 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"time"
 
 	"github.com/steergate/steergate/backend"
 	"github.com/steergate/steergate/cache"
+	"github.com/steergate/steergate/fault"
 	"github.com/steergate/steergate/metrics"
 	"github.com/steergate/steergate/wire"
 )
@@ -317,6 +321,30 @@ type flight struct {
 	err     error
 	waiters int
 	cancel  context.CancelFunc
+	// emit is the first caller's, while it is there to stream to: nil
+	// once it has left (or for a caller that does not stream), so that
+	// nothing is emitted to a client whose stream is over.
+	emitMu sync.Mutex
+	emit   func(backend.Delta) error
+}
+
+// share emits d to the first caller while it is there; a failed emit
+// means it left, and the answer is still wanted by the others.
+func (f *flight) share(d backend.Delta) error {
+	f.emitMu.Lock()
+	defer f.emitMu.Unlock()
+	if f.emit != nil && f.emit(d) != nil {
+		f.emit = nil
+	}
+	return nil
+}
+
+// leave ends the streaming to the first caller: after it returns, share
+// emits nothing.
+func (f *flight) leave() {
+	f.emitMu.Lock()
+	f.emit = nil
+	f.emitMu.Unlock()
 }
 
 // through runs compute behind the cache as the policy allows. rewardID
@@ -366,24 +394,22 @@ func (rc *ResponseCache) through(ctx context.Context, c *Call, p *Plan, w map[st
 	f, joined := rc.flights[k]
 	if !joined {
 		fctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-		f = &flight{done: make(chan struct{}), cancel: cancel}
+		f = &flight{done: make(chan struct{}), cancel: cancel, emit: emit}
 		rc.flights[k] = f
 		go func() {
 			defer cancel()
-			var gone bool
-			var mu sync.Mutex
-			shared := func(d backend.Delta) error {
-				mu.Lock()
-				defer mu.Unlock()
-				if gone || emit == nil {
-					return nil
-				}
-				if err := emit(d); err != nil {
-					gone = true // the first client left; the answer is still wanted
-				}
-				return nil
-			}
-			f.out, f.err = store(compute(fctx, shared))
+			func() {
+				// This goroutine is no request's own: a panic here must
+				// fail the flight's callers, not end the process.
+				defer func() {
+					if p := recover(); p != nil {
+						rc.metrics.Panic()
+						slog.Error("panic computing a shared answer", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+						f.out, f.err = nil, fault.New(fault.ErrInternal, "", "internal error")
+					}
+				}()
+				f.out, f.err = store(compute(fctx, f.share))
+			}()
 			rc.mu.Lock()
 			if rc.flights[k] == f {
 				delete(rc.flights, k)
@@ -400,6 +426,9 @@ func (rc *ResponseCache) through(ctx context.Context, c *Call, p *Plan, w map[st
 	select {
 	case <-f.done:
 	case <-ctx.Done():
+		if !joined {
+			f.leave() // its stream ends when this returns
+		}
 		rc.mu.Lock()
 		f.waiters--
 		if f.waiters == 0 {

@@ -237,6 +237,58 @@ func TestSharedComputationSurvivesALeaver(t *testing.T) {
 	}
 }
 
+// A first caller that streams and leaves is emitted nothing after it has
+// returned: its stream is over, and the gateway closes what it wrote to
+// (an emit after that took the whole process down).
+func TestSharedComputationStreamsNothingToALeaver(t *testing.T) {
+	b := &slowBackend{scripted: &scripted{}, gate: make(chan struct{})}
+	e := cachedEngine(b, map[string]rm.Rewarder{"t": table()})
+	joined := make(chan struct{}, 2)
+	e.responses.onJoin = func() { joined <- struct{}{} }
+	first, leave := context.WithCancel(context.Background())
+	var mu sync.Mutex
+	returned, late := false, 0
+	emit := func(backend.Delta) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if returned {
+			late++
+		}
+		return nil
+	}
+	errs := make(chan error, 2)
+	go func() {
+		c := call(`{"strategy":"best_of_n","n":4}`, 1)
+		c.Route.Backend = b
+		_, err := run(first, e, c, emit)
+		mu.Lock()
+		returned = true
+		mu.Unlock()
+		errs <- err
+	}()
+	<-joined
+	go func() {
+		c := call(`{"strategy":"best_of_n","n":4}`, 1)
+		c.Route.Backend = b
+		_, err := run(context.Background(), e, c, nil)
+		errs <- err
+	}()
+	<-joined
+	leave()
+	if err := <-errs; !errors.Is(err, context.Canceled) {
+		t.Errorf("the leaver got %v", err)
+	}
+	close(b.gate) // the computation goes on, and emits its answer
+	if err := <-errs; err != nil {
+		t.Fatalf("the one who stayed got %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if late > 0 {
+		t.Errorf("%d deltas emitted to the first caller after it had returned", late)
+	}
+}
+
 // When every caller of a shared computation has gone it is cancelled, and
 // a caller arriving while it winds down starts its own instead of joining
 // it and inheriting the others' cancellation.
