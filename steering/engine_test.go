@@ -307,6 +307,12 @@ func TestSteeringObjectKeys(t *testing.T) {
 			t.Errorf("%s: %v (param %q), want a 0 refused for %s", steer, err, fault.Param(err), param)
 		}
 	}
+	if _, err := e.Plan(on(call(`{"strategy":"best_of_n","cache":{"ttl_s":0}}`, 1))); fault.Param(err) != "steering.cache.ttl_s" {
+		t.Errorf("cache.ttl_s 0: %v", err)
+	}
+	if p, err := e.Plan(on(call(`{"strategy":"best_of_n","cache":{"max_age_s":0}}`, 1))); err != nil || p.Common.Cache.MaxAgeS == nil || *p.Common.Cache.MaxAgeS != 0 {
+		t.Errorf("cache.max_age_s 0: %v", err)
+	}
 	if p, err := e.Plan(on(call(`{"strategy":"adaptive","cost_sd":0}`, 1))); err != nil || *p.Strategy.(*adaptive).CostSD != 0 {
 		t.Errorf("cost_sd 0: %v %+v", err, p)
 	}

@@ -30,9 +30,11 @@ const (
 
 // CacheParams is a request's steering.cache.
 type CacheParams struct {
-	Mode    string `json:"mode,omitempty"`
-	TTLS    int64  `json:"ttl_s,omitempty"`     // how long the answer is kept
-	MaxAgeS int64  `json:"max_age_s,omitempty"` // the oldest answer this request accepts
+	Mode string `json:"mode,omitempty"`
+	TTLS int64  `json:"ttl_s,omitempty"` // how long the answer is kept
+	// MaxAgeS is the oldest answer this request accepts: none older than
+	// that many seconds, so 0 accepts no stored answer (nil: any age).
+	MaxAgeS *int64 `json:"max_age_s,omitempty"`
 }
 
 func (cp *CacheParams) check(c *Check, l Limits) error {
@@ -45,9 +47,12 @@ func (cp *CacheParams) check(c *Check, l Limits) error {
 		return c.Bad("cache.mode", "cache mode must be on, off, read_only or write_only")
 	}
 	if cp.TTLS < 0 || l.MaxCacheTTL > 0 && cp.TTLS > int64(l.MaxCacheTTL) {
-		return c.Bad("cache.ttl_s", "ttl_s must be between 0 and %d seconds (cache.responses.max_ttl)", l.MaxCacheTTL)
+		return c.Bad("cache.ttl_s", "ttl_s must be between 1 and %d seconds (cache.responses.max_ttl)", l.MaxCacheTTL)
 	}
-	if cp.MaxAgeS < 0 || cp.MaxAgeS > maxAgeBound {
+	if v, ok := c.given["cache"]; ok && isZero(wire.Value(v, "ttl_s")) {
+		return c.Bad("cache.ttl_s", "ttl_s must not be 0: leave it out for cache.responses.ttl")
+	}
+	if cp.MaxAgeS != nil && (*cp.MaxAgeS < 0 || *cp.MaxAgeS > maxAgeBound) {
 		return c.Bad("cache.max_age_s", "max_age_s must be between 0 and %d", int64(maxAgeBound))
 	}
 	return nil
@@ -213,7 +218,8 @@ func (rc *ResponseCache) get(ctx context.Context, k string, maxAge time.Duration
 }
 
 // readEntry is a stored entry as served again, or nil when it is of
-// another format, too old or unreadable. No backend spent anything on a
+// another format, older than maxAge (a negative maxAge takes any age) or
+// unreadable. No backend spent anything on a
 // hit, so its usage is zero; the steering report keeps what the original
 // computation spent, marked cached, and is served as stored.
 func readEntry(b []byte, maxAge time.Duration, decode bool) *Outcome {
@@ -243,7 +249,7 @@ func readEntry(b []byte, maxAge time.Duration, decode bool) *Outcome {
 	if err != nil {
 		return nil
 	}
-	if e.Format != entryFormat || len(e.Gen) == 0 || maxAge > 0 && time.Since(time.Unix(e.Created, 0)) > maxAge {
+	if e.Format != entryFormat || len(e.Gen) == 0 || maxAge >= 0 && time.Since(time.Unix(e.Created, 0)) > maxAge {
 		return nil
 	}
 	o := &Outcome{Cache: CacheHit}
@@ -259,7 +265,7 @@ func readEntry(b []byte, maxAge time.Duration, decode bool) *Outcome {
 	if json.Unmarshal(e.Gen, &g) != nil {
 		return nil
 	}
-	g.Usage = backend.Usage{}
+	g.Usage, g.UsageExtra = backend.Usage{}, nil // its details too: nothing was spent
 	o.Generation = &g
 	return o
 }
@@ -281,7 +287,7 @@ func (rc *ResponseCache) put(ctx context.Context, c *Call, k string, o *Outcome,
 	}
 	if c.Encode != nil {
 		g := *o.Generation
-		g.Usage = backend.Usage{} // as every hit will serve it
+		g.Usage, g.UsageExtra = backend.Usage{}, nil // as every hit will serve it
 		e.Body = c.Encode(&g, e.Info)
 	}
 	b, err := json.Marshal(e)
@@ -356,12 +362,14 @@ func (rc *ResponseCache) through(ctx context.Context, c *Call, p *Plan, w map[st
 		return compute(ctx, emit)
 	}
 	k := key(c, p, w, rewardID)
-	ttl, maxAge := rc.ttl, time.Duration(0)
+	ttl, maxAge := rc.ttl, time.Duration(-1) // any age
 	if cp := p.Common.Cache; cp != nil {
 		if cp.TTLS > 0 {
 			ttl = time.Duration(cp.TTLS) * time.Second
 		}
-		maxAge = time.Duration(cp.MaxAgeS) * time.Second
+		if cp.MaxAgeS != nil {
+			maxAge = time.Duration(*cp.MaxAgeS) * time.Second
+		}
 	}
 	announce := func(status string) {
 		if c.CacheStatus != nil {

@@ -168,6 +168,40 @@ func TestIdenticalMissesComputeOnce(t *testing.T) {
 	}
 }
 
+// A hit spent nothing: its usage is zero, details included (cached_tokens
+// beside zero prompt_tokens would be a negative count to a client).
+func TestHitUsageIsZeroWithItsDetails(t *testing.T) {
+	b := &scripted{}
+	e := cachedEngine(b, map[string]rm.Rewarder{"t": table()})
+	miss := runCall(t, e, b, `{"strategy":"none"}`, nil)
+	if miss.Cache != CacheMiss || miss.Generation.UsageExtra == nil {
+		t.Fatalf("the miss: %s, usage details %v", miss.Cache, miss.Generation.UsageExtra)
+	}
+	hit := runCall(t, e, b, `{"strategy":"none"}`, nil)
+	if hit.Cache != CacheHit || hit.Generation.Usage != (backend.Usage{}) || hit.Generation.UsageExtra != nil {
+		t.Errorf("the hit: %s, usage %+v, details %v", hit.Cache, hit.Generation.Usage, hit.Generation.UsageExtra)
+	}
+}
+
+// max_age_s is the oldest answer a request accepts: 0 takes none, a
+// bound it meets takes the stored one, and none takes any.
+func TestMaxAge(t *testing.T) {
+	b := &scripted{}
+	e := cachedEngine(b, map[string]rm.Rewarder{"t": table()})
+	if o := runCall(t, e, b, `{"strategy":"none"}`, nil); o.Cache != CacheMiss {
+		t.Fatalf("first: %s", o.Cache)
+	}
+	for steer, want := range map[string]string{
+		`{"strategy":"none","cache":{"max_age_s":0}}`:    CacheMiss,
+		`{"strategy":"none","cache":{"max_age_s":3600}}`: CacheHit,
+		`{"strategy":"none"}`:                            CacheHit,
+	} {
+		if o := runCall(t, e, b, steer, nil); o.Cache != want {
+			t.Errorf("%s: %s, want %s", steer, o.Cache, want)
+		}
+	}
+}
+
 type slowBackend struct {
 	*scripted
 	gate chan struct{}
@@ -363,11 +397,11 @@ func TestDamagedEntryIsAMiss(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o := readEntry(good, 0, false); o == nil || string(o.Encoded) != `{"choices":[{"index":0}],"usage":{}}` {
+	if o := readEntry(good, -1, false); o == nil || string(o.Encoded) != `{"choices":[{"index":0}],"usage":{}}` {
 		t.Fatalf("a good entry: %+v", o)
 	}
 	for _, bad := range [][]byte{good[:len(good)-1], good[:len(good)-12], append([]byte(nil), good[:20]...), []byte(`{"f":4,"t":0,"g":{},"b":{"x"}}`)} {
-		if o := readEntry(bad, 0, false); o != nil {
+		if o := readEntry(bad, -1, false); o != nil {
 			t.Errorf("%s: read as %+v", bad, o)
 		}
 	}

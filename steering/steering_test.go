@@ -61,8 +61,9 @@ func (s *scripted) Generate(ctx context.Context, r *backend.Request) (*backend.G
 		tokens, finish = r.MaxTokens, backend.FinishLength
 	}
 	return &backend.Generation{Choices: []backend.Choice{{Text: text, FinishReason: finish, Tokens: tokens}},
-		Usage: backend.Usage{PromptTokens: 5, CompletionTokens: tokens}, SystemFingerprint: "fp-" + text,
-		Extra: map[string]json.RawMessage{"service_tier": json.RawMessage(`"tier-` + text + `"`)}}, nil
+		Usage: backend.Usage{PromptTokens: 5, CompletionTokens: tokens}, UsageExtra: map[string]json.RawMessage{"prompt_tokens_details": json.RawMessage(`{"cached_tokens":5}`)},
+		SystemFingerprint: "fp-" + text,
+		Extra:             map[string]json.RawMessage{"service_tier": json.RawMessage(`"tier-` + text + `"`)}}, nil
 }
 
 func (s *scripted) Stream(ctx context.Context, r *backend.Request, emit func(backend.Delta) error) (*backend.Generation, error) {
