@@ -95,6 +95,28 @@ func TestSDKModels(t *testing.T) {
 	if len(page.Data) != 1 || page.Data[0].ID != "reference" || page.Data[0].OwnedBy != "reference" {
 		t.Errorf("models %+v", page.Data)
 	}
+	// One model, as the SDKs' models.retrieve asks for it.
+	m, err := e.client.Models.Get(context.Background(), "reference")
+	if err != nil || m.ID != "reference" || m.OwnedBy != "reference" || m.Object != "model" {
+		t.Errorf("one model: %+v %v", m, err)
+	}
+	var apiErr *openai.Error
+	if _, err := e.client.Models.Get(context.Background(), "nope"); !errors.As(err, &apiErr) || apiErr.StatusCode != 404 || apiErr.Code != "model_not_found" {
+		t.Errorf("an unknown model: %v", err)
+	}
+	// Probes may ask with HEAD: GET's answer without its body.
+	for _, path := range []string{"/healthz", "/readyz", "/v1/models", "/v1/models/reference"} {
+		req, _ := http.NewRequest("HEAD", e.url+path, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || len(body) != 0 {
+			t.Errorf("HEAD %s: %d, %d bytes of body", path, resp.StatusCode, len(body))
+		}
+	}
 }
 
 func TestSDKChatSeededAndStreamed(t *testing.T) {

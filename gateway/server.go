@@ -261,6 +261,10 @@ func (s *Server) route(ctx *fasthttp.RequestCtx, reqID string) {
 	}
 	user, isUser := userPath(path)
 	expName, isExp := experimentPath(path)
+	model, isModel := strings.CutPrefix(path, "/v1/models/")
+	isModel = isModel && model != ""
+	// HEAD is GET without the body (fasthttp leaves it out), for probes.
+	get := method == "GET" || method == "HEAD"
 	switch {
 	case path == "/ui" || strings.HasPrefix(path, "/ui/"):
 		s.dashboard(ctx, path, method)
@@ -272,14 +276,16 @@ func (s *Server) route(ctx *fasthttp.RequestCtx, reqID string) {
 		s.experiments(ctx, id, expName)
 	case path == "/metrics" && method == "GET":
 		s.metricsHandler(ctx)
-	case path == "/v1/models" && method == "GET":
+	case path == "/v1/models" && get:
 		s.models(ctx)
-	case path == "/healthz" && method == "GET":
+	case isModel && get:
+		s.model(ctx, model)
+	case path == "/healthz" && get:
 		writeJSON(ctx, fasthttp.StatusOK, map[string]string{"status": "ok"})
-	case path == "/readyz" && method == "GET":
+	case path == "/readyz" && get:
 		s.readyz(ctx)
 	case path == "/v1/chat/completions" || path == "/v1/completions" || path == "/v1/models" || path == "/metrics" ||
-		path == "/healthz" || path == "/readyz" || path == "/v1/feedback" || isUser || isExp:
+		path == "/healthz" || path == "/readyz" || path == "/v1/feedback" || isUser || isExp || isModel:
 		ctx.Response.Header.Set("Allow", allowed(path))
 		writeError(ctx, fault.New(wire.ErrMethod, "", "method %s is not allowed on %s", clip(method, 16), path))
 	default:
@@ -294,6 +300,10 @@ func allowed(path string) string {
 	}
 	if _, ok := userPath(path); ok {
 		return "GET, PUT, DELETE"
+	}
+	switch {
+	case path == "/v1/models" || path == "/healthz" || path == "/readyz" || strings.HasPrefix(path, "/v1/models/"):
+		return "GET, HEAD"
 	}
 	return "GET"
 }
@@ -385,6 +395,17 @@ func (s *Server) models(ctx *fasthttp.RequestCtx) {
 		list.Data = append(list.Data, wire.Model{ID: r.Name, Object: "model", Created: 0, OwnedBy: r.Backend.Name()})
 	}
 	writeJSON(ctx, fasthttp.StatusOK, list)
+}
+
+// model answers GET /v1/models/{model}: the model as the list shows it,
+// or a 404 naming model.
+func (s *Server) model(ctx *fasthttp.RequestCtx, name string) {
+	r, err := s.router.Resolve(name)
+	if err != nil {
+		writeError(ctx, err)
+		return
+	}
+	writeJSON(ctx, fasthttp.StatusOK, wire.Model{ID: name, Object: "model", Created: 0, OwnedBy: r.Backend.Name()})
 }
 
 func (s *Server) readyz(ctx *fasthttp.RequestCtx) {
