@@ -34,6 +34,10 @@ type ParamError struct {
 	Param string
 	Msg   string
 	Err   error // one of the classes above
+	// Code, when set, is the envelope's code in place of the class's: a
+	// backend's own (context_length_exceeded, …), which a client may
+	// branch on.
+	Code string
 }
 
 func (e *ParamError) Error() string { return e.Msg }

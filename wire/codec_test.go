@@ -432,3 +432,15 @@ func TestValidationNamesTheMember(t *testing.T) {
 		t.Errorf("a prompt array of one, streamed with usage: %v", err)
 	}
 }
+
+// An error that carries a code of its own (a backend's) keeps it in the
+// envelope; one without gets its class's.
+func TestErrorOfKeepsAnOwnCode(t *testing.T) {
+	status, body := ErrorOf(&fault.ParamError{Param: "messages", Msg: "too long", Err: fault.ErrInvalid, Code: "context_length_exceeded"})
+	if status != 400 || body.Error.Code == nil || *body.Error.Code != "context_length_exceeded" || *body.Error.Param != "messages" {
+		t.Errorf("%d %+v", status, body.Error)
+	}
+	if _, body := ErrorOf(&fault.ParamError{Param: "model", Msg: "no such model", Err: fault.ErrNotFound}); body.Error.Code == nil || *body.Error.Code != "model_not_found" {
+		t.Errorf("%+v", body.Error)
+	}
+}

@@ -54,7 +54,11 @@ func ErrorOf(err error) (int, *ErrorBody) {
 		}
 	}
 	p := fault.Param(err)
-	if status == http.StatusNotFound && p == "model" {
+	var pe *fault.ParamError
+	switch {
+	case errors.As(err, &pe) && pe.Code != "":
+		code = pe.Code
+	case status == http.StatusNotFound && p == "model":
 		code = "model_not_found"
 	}
 	body := &ErrorBody{Error: ErrorDetail{Message: err.Error(), Type: typ}}

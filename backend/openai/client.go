@@ -183,32 +183,57 @@ func (c *Client) callErr(ctx context.Context, err error) error {
 
 // statusErr maps an upstream error status and body into the taxonomy.
 func statusErr(name string, status int, body []byte) error {
-	var env wire.ErrorBody
-	msg := strings.TrimSpace(string(body))
-	if json.Unmarshal(body, &env) == nil && env.Error.Message != "" {
-		msg = env.Error.Message
-	}
+	msg, param, code := errorOf(body)
 	if len(msg) > 512 {
 		msg = msg[:512]
 	}
 	msg = fmt.Sprintf("%s: %s", name, msg)
-	var param string
-	if env.Error.Param != nil {
-		param = *env.Error.Param
-	}
 	switch {
 	case status == 404:
-		return &fault.ParamError{Param: "model", Msg: msg, Err: fault.ErrNotFound}
+		return &fault.ParamError{Param: "model", Msg: msg, Err: fault.ErrNotFound, Code: code}
 	case status == 400 || status == 422:
-		return &fault.ParamError{Param: param, Msg: msg, Err: fault.ErrInvalid}
+		return &fault.ParamError{Param: param, Msg: msg, Err: fault.ErrInvalid, Code: code}
 	case status == 413:
-		return &fault.ParamError{Msg: msg, Err: fault.ErrTooLarge}
+		return &fault.ParamError{Msg: msg, Err: fault.ErrTooLarge, Code: code}
 	case status == 429 || status == 503:
-		return &fault.ParamError{Msg: msg, Err: fault.ErrOverloaded}
+		return &fault.ParamError{Msg: msg, Err: fault.ErrOverloaded, Code: code}
 	case status == 504:
-		return &fault.ParamError{Msg: msg, Err: fault.ErrTimeout}
+		return &fault.ParamError{Msg: msg, Err: fault.ErrTimeout, Code: code}
 	}
 	return fmt.Errorf("%w: status %d: %s", fault.ErrUpstream, status, msg)
+}
+
+// errorOf reads a server's error body: OpenAI's envelope, or the members
+// at the top (vLLM before 0.8); a code that is no string (vLLM and
+// llama.cpp give the HTTP status there) is left out. A body of another
+// shape is the message as it is.
+func errorOf(body []byte) (msg, param, code string) {
+	type detail struct {
+		Message string          `json:"message"`
+		Param   *string         `json:"param"`
+		Code    json.RawMessage `json:"code"`
+	}
+	var env struct {
+		Error *detail `json:"error"`
+		detail
+	}
+	d := &env.detail
+	if json.Unmarshal(body, &env) != nil {
+		return strings.TrimSpace(string(body)), "", ""
+	}
+	if env.Error != nil && env.Error.Message != "" {
+		d = env.Error
+	}
+	if d.Message == "" {
+		return strings.TrimSpace(string(body)), "", ""
+	}
+	if d.Param != nil {
+		param = *d.Param
+	}
+	if len(d.Code) > 0 && d.Code[0] == '"' && len(d.Code) <= 66 {
+		_ = json.Unmarshal(d.Code, &code)
+	}
+	return d.Message, param, code
 }
 
 // Models lists the server's models.

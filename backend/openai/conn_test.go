@@ -17,6 +17,7 @@ import (
 	"github.com/steergate/steergate/backend"
 	"github.com/steergate/steergate/backend/backendtest"
 	"github.com/steergate/steergate/backend/reference"
+	"github.com/steergate/steergate/fault"
 	"github.com/valyala/fasthttp"
 )
 
@@ -217,5 +218,24 @@ func TestCancelOverTLS(t *testing.T) {
 	case <-gone:
 	case <-time.After(5 * time.Second):
 		t.Fatal("the server never saw the connection close")
+	}
+}
+
+// A server's error keeps its message, param and its own code (a string:
+// vLLM and llama.cpp put the HTTP status there), whichever shape the body
+// has.
+func TestStatusErrorKeepsTheServersCode(t *testing.T) {
+	for body, want := range map[string]struct{ msg, param, code string }{
+		`{"error":{"message":"too long","type":"invalid_request_error","param":"messages","code":"context_length_exceeded"}}`: {"up: too long", "messages", "context_length_exceeded"},
+		`{"error":{"message":"bad temp","type":"BadRequestError","param":"temperature","code":400}}`:                          {"up: bad temp", "temperature", ""},
+		`{"object":"error","message":"old vllm","type":"BadRequestError","param":null,"code":400}`:                            {"up: old vllm", "", ""},
+		`{"error":"a string"}`: {`up: {"error":"a string"}`, "", ""},
+		`not json`:             {"up: not json", "", ""},
+	} {
+		err := statusErr("up", 400, []byte(body))
+		var pe *fault.ParamError
+		if !errors.As(err, &pe) || pe.Msg != want.msg || pe.Param != want.param || pe.Code != want.code || !errors.Is(err, fault.ErrInvalid) {
+			t.Errorf("%s: %#v", body, pe)
+		}
 	}
 }
