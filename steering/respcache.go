@@ -416,7 +416,14 @@ func (rc *ResponseCache) through(ctx context.Context, c *Call, p *Plan, w map[st
 						f.out, f.err = nil, fault.New(fault.ErrInternal, "", "internal error")
 					}
 				}()
-				f.out, f.err = store(compute(fctx, f.share))
+				// A first caller that does not stream is served a whole
+				// answer, as it would be without the cache (a stream is
+				// rebuilt from its chunks, and loses what they do not carry).
+				var share func(backend.Delta) error
+				if emit != nil {
+					share = f.share
+				}
+				f.out, f.err = store(compute(fctx, share))
 			}()
 			rc.mu.Lock()
 			if rc.flights[k] == f {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -200,6 +201,30 @@ func TestMaxAge(t *testing.T) {
 			t.Errorf("%s: %s, want %s", steer, o.Cache, want)
 		}
 	}
+}
+
+// A cached request whose client does not stream is computed as a whole
+// answer, not a stream rebuilt from its chunks, which would lose what
+// chunks do not carry (top-level fields a backend adds).
+func TestCachedRequestIsNotStreamedForAWholeAnswer(t *testing.T) {
+	b := &streamCounter{scripted: &scripted{}}
+	e := cachedEngine(b, map[string]rm.Rewarder{"t": table()})
+	if o := runCall(t, e, b, `{"strategy":"none"}`, nil); o.Cache != CacheMiss || o.Generation.SystemFingerprint == "" {
+		t.Fatalf("%s %+v", o.Cache, o.Generation)
+	}
+	if n := b.streams.Load(); n != 0 {
+		t.Errorf("%d streamed calls for a client that does not stream", n)
+	}
+}
+
+type streamCounter struct {
+	*scripted
+	streams atomic.Int64
+}
+
+func (s *streamCounter) Stream(ctx context.Context, r *backend.Request, emit func(backend.Delta) error) (*backend.Generation, error) {
+	s.streams.Add(1)
+	return s.scripted.Stream(ctx, r, emit)
 }
 
 type slowBackend struct {
