@@ -94,24 +94,12 @@ func TestFieldsDifferingInCaseAreRefused(t *testing.T) {
 // still connected, gets its answer (steering's tests pin down that it
 // joins the first one's computation).
 func TestSharedComputationSurvivesALeaver(t *testing.T) {
-	rt := backend.NewRouter()
-	w := newWatched(reference.New("reference", reference.Options{TokenDelay: 20 * time.Millisecond}))
-	rt.Add(backend.Route{Name: "reference", Backend: w, Target: "reference"})
-	eng := steering.NewEngine(steering.Options{Limits: steering.Limits{MaxSamples: 16},
-		Responses: steering.NewResponseCache(cache.NewMemory(1<<20), true, time.Hour, 1<<20, nil)})
-	e := serveWith(t, defaultOptions(), rt, eng)
+	e, w := sharedCacheGateway(t, 20*time.Millisecond)
 	params := openai.ChatCompletionNewParams{Model: "reference", Messages: userMsg("Tell me about the ocean."), Seed: openai.Int(3), MaxTokens: openai.Int(20)}
 	first, leave := context.WithCancel(context.Background())
 	go func() { _, _ = e.client.Chat.Completions.New(first, params) }()
 	<-w.started // the first request's computation is running
-	second := make(chan error, 1)
-	go func() {
-		a, err := e.client.Chat.Completions.New(context.Background(), params)
-		if err == nil && a.Choices[0].Message.Content == "" {
-			err = fmt.Errorf("empty answer")
-		}
-		second <- err
-	}()
+	second := askAgain(e, params)
 	leave()
 	if err := <-second; err != nil {
 		t.Errorf("the second client got %v after the first left", err)
@@ -122,12 +110,7 @@ func TestSharedComputationSurvivesALeaver(t *testing.T) {
 // written to its stream while the computation goes on for the second (a
 // write to the stream it left ended the whole process).
 func TestSharedComputationSurvivesAStreamingLeaver(t *testing.T) {
-	rt := backend.NewRouter()
-	w := newWatched(reference.New("reference", reference.Options{TokenDelay: 10 * time.Millisecond}))
-	rt.Add(backend.Route{Name: "reference", Backend: w, Target: "reference"})
-	eng := steering.NewEngine(steering.Options{Limits: steering.Limits{MaxSamples: 16},
-		Responses: steering.NewResponseCache(cache.NewMemory(1<<20), true, time.Hour, 1<<20, nil)})
-	e := serveWith(t, defaultOptions(), rt, eng)
+	e, _ := sharedCacheGateway(t, 10*time.Millisecond)
 	for i := range 5 {
 		params := openai.ChatCompletionNewParams{Model: "reference", Messages: userMsg("Tell me about the ocean."), Seed: openai.Int(int64(10 + i)), MaxTokens: openai.Int(30)}
 		first, leave := context.WithCancel(context.Background())
@@ -141,20 +124,38 @@ func TestSharedComputationSurvivesAStreamingLeaver(t *testing.T) {
 			}
 		}()
 		<-read
-		second := make(chan error, 1)
-		go func() {
-			a, err := e.client.Chat.Completions.New(context.Background(), params)
-			if err == nil && a.Choices[0].Message.Content == "" {
-				err = fmt.Errorf("empty answer")
-			}
-			second <- err
-		}()
+		second := askAgain(e, params)
 		time.Sleep(30 * time.Millisecond) // the second has joined
 		leave()
 		if err := <-second; err != nil {
 			t.Errorf("round %d: the second client got %v after the first left", i, err)
 		}
 	}
+}
+
+// sharedCacheGateway serves the reference backend, a token every delay,
+// behind an in-memory response cache; w tells when a computation starts.
+func sharedCacheGateway(t *testing.T, delay time.Duration) (*env, *watched) {
+	rt := backend.NewRouter()
+	w := newWatched(reference.New("reference", reference.Options{TokenDelay: delay}))
+	rt.Add(backend.Route{Name: "reference", Backend: w, Target: "reference"})
+	eng := steering.NewEngine(steering.Options{Limits: steering.Limits{MaxSamples: 16},
+		Responses: steering.NewResponseCache(cache.NewMemory(1<<20), true, time.Hour, 1<<20, nil)})
+	return serveWith(t, defaultOptions(), rt, eng), w
+}
+
+// askAgain sends params as a second client; the channel gets its error,
+// or nil for a whole answer.
+func askAgain(e *env, params openai.ChatCompletionNewParams) chan error {
+	second := make(chan error, 1)
+	go func() {
+		a, err := e.client.Chat.Completions.New(context.Background(), params)
+		if err == nil && a.Choices[0].Message.Content == "" {
+			err = fmt.Errorf("empty answer")
+		}
+		second <- err
+	}()
+	return second
 }
 
 // Cache TTLs a client asks for are bounded by the config and cannot
