@@ -341,6 +341,9 @@ type Delta struct {
 	ToolCalls    []ToolCall // fragments, by ToolCall.Index
 	Logprobs     []TokenLogprob
 	FinishReason string
+	// Fingerprint is the backend's system_fingerprint, where it said one
+	// with this piece, for the chunk that carries it on.
+	Fingerprint string `json:",omitempty"`
 }
 
 // Spelled is a token as its bytes spell it. Servers send a token that ends

@@ -308,10 +308,12 @@ func replay(o *Outcome, emit func(backend.Delta) error) error {
 		return nil
 	}
 	for _, c := range o.Generation.Choices {
-		if err := emit(backend.Delta{Index: c.Index, Text: c.Text, Logprobs: c.Logprobs, Reasoning: c.Reasoning, ToolCalls: c.ToolCalls, Refusal: c.Refusal}); err != nil {
+		fp := o.Generation.SystemFingerprint
+		if err := emit(backend.Delta{Index: c.Index, Text: c.Text, Logprobs: c.Logprobs, Reasoning: c.Reasoning, ToolCalls: c.ToolCalls, Refusal: c.Refusal,
+			Fingerprint: fp}); err != nil {
 			return err
 		}
-		if err := emit(backend.Delta{Index: c.Index, FinishReason: c.FinishReason}); err != nil {
+		if err := emit(backend.Delta{Index: c.Index, FinishReason: c.FinishReason, Fingerprint: fp}); err != nil {
 			return err
 		}
 	}

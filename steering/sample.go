@@ -383,24 +383,24 @@ func finishChosen(env *Env, ss, chosen []*sample, failed int, extra func(*Info))
 	if extra != nil {
 		extra(info)
 	}
-	if err := emitChoices(env, g.Choices); err != nil {
+	if err := emitChoices(env, g.SystemFingerprint, g.Choices); err != nil {
 		return nil, err
 	}
 	return &Outcome{Generation: g, Info: info}, nil
 }
 
 // emitChoices streams whole answers, each as one delta and a finishing
-// delta.
-func emitChoices(env *Env, cs []backend.Choice) error {
+// delta, with the fingerprint of the backend that wrote them ("" for none).
+func emitChoices(env *Env, fingerprint string, cs []backend.Choice) error {
 	if env.Emit == nil {
 		return nil
 	}
 	for _, c := range cs {
 		if err := env.Emit(backend.Delta{Index: c.Index, Text: c.Text, Logprobs: c.Logprobs, Reasoning: c.Reasoning,
-			Refusal: c.Refusal, ToolCalls: c.ToolCalls}); err != nil {
+			Refusal: c.Refusal, ToolCalls: c.ToolCalls, Fingerprint: fingerprint}); err != nil {
 			return err
 		}
-		if err := env.Emit(backend.Delta{Index: c.Index, FinishReason: c.FinishReason}); err != nil {
+		if err := env.Emit(backend.Delta{Index: c.Index, FinishReason: c.FinishReason, Fingerprint: fingerprint}); err != nil {
 			return err
 		}
 	}

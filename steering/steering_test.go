@@ -117,6 +117,22 @@ func TestBestOfNPicksHighestUtilityTiesToLowestIndex(t *testing.T) {
 	if g := out.Generation; g.SystemFingerprint != "fp-s1" || string(g.Extra["service_tier"]) != `"tier-s1"` {
 		t.Errorf("fingerprint %q, extra %s: want the chosen sample's", g.SystemFingerprint, g.Extra)
 	}
+	// Streamed, every delta carries the chosen sample's fingerprint.
+	var deltas []backend.Delta
+	if _, err := run(context.Background(), e, on(call(`{"strategy":"best_of_n","n":4}`, 1)), func(d backend.Delta) error {
+		deltas = append(deltas, d)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range deltas {
+		if d.Fingerprint != "fp-s1" {
+			t.Errorf("streamed delta %+v: want fingerprint fp-s1", d)
+		}
+	}
+	if len(deltas) == 0 {
+		t.Error("nothing streamed")
+	}
 	info := out.Info
 	if info.SamplesUsed != 4 || len(info.Candidates) != 4 || !info.Candidates[1].Chosen || info.Candidates[3].Chosen {
 		t.Errorf("report %+v", info)

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/steergate/steergate/backend"
 	"github.com/steergate/steergate/fault"
 )
 
@@ -442,5 +443,19 @@ func TestErrorOfKeepsAnOwnCode(t *testing.T) {
 	}
 	if _, body := ErrorOf(&fault.ParamError{Param: "model", Msg: "no such model", Err: fault.ErrNotFound}); body.Error.Code == nil || *body.Error.Code != "model_not_found" {
 		t.Errorf("%+v", body.Error)
+	}
+}
+
+// A chunk carries the fingerprint of the backend that wrote its piece.
+func TestChunksCarryTheFingerprint(t *testing.T) {
+	d := backend.Delta{Text: "hi", Fingerprint: "fp_1"}
+	if c := ChatChunkOf("id", "m", 1, d, true); c.SystemFingerprint != "fp_1" {
+		t.Errorf("chat chunk %+v", c)
+	}
+	if c := CompletionChunkOf("id", "m", 1, d, 0); c.SystemFingerprint != "fp_1" {
+		t.Errorf("completion chunk %+v", c)
+	}
+	if b, _ := json.Marshal(ChatChunkOf("id", "m", 1, backend.Delta{Text: "hi"}, true)); strings.Contains(string(b), "system_fingerprint") {
+		t.Errorf("a chunk with no fingerprint says one: %s", b)
 	}
 }

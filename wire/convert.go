@@ -169,7 +169,7 @@ func ChatChunkOf(id, model string, created int64, d backend.Delta, first bool) *
 		f := d.FinishReason
 		cc.FinishReason = &f
 	}
-	return &ChatChunk{ID: id, Object: ObjectChatChunk, Created: created, Model: model, Choices: []ChunkChoice{cc}}
+	return &ChatChunk{ID: id, Object: ObjectChatChunk, Created: created, Model: model, SystemFingerprint: d.Fingerprint, Choices: []ChunkChoice{cc}}
 }
 
 // ChatUsageChunk is the final chunk of stream_options.include_usage.
@@ -196,7 +196,7 @@ func CompletionChunkOf(id, model string, created int64, d backend.Delta, offset 
 		f := d.FinishReason
 		cc.FinishReason = &f
 	}
-	return &Completion{ID: id, Object: ObjectCompletion, Created: created, Model: model, Choices: []CompletionChoice{cc}}
+	return &Completion{ID: id, Object: ObjectCompletion, Created: created, Model: model, SystemFingerprint: d.Fingerprint, Choices: []CompletionChoice{cc}}
 }
 
 // CompletionUsageChunk is the final usage chunk of a completions stream.

@@ -449,7 +449,7 @@ func readStream(body io.Reader, r *backend.Request, name string, maxEvent int, e
 			g.SystemFingerprint = ch.SystemFingerprint
 		}
 		for _, cc := range ch.Choices {
-			d := backend.Delta{Index: cc.Index, Text: cc.Text}
+			d := backend.Delta{Index: cc.Index, Text: cc.Text, Fingerprint: ch.SystemFingerprint}
 			if chat {
 				dd := cc.Delta
 				d.Text, d.Refusal = deref(dd.Content), deref(dd.Refusal)

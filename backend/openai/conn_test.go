@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -237,5 +238,17 @@ func TestStatusErrorKeepsTheServersCode(t *testing.T) {
 		if !errors.As(err, &pe) || pe.Msg != want.msg || pe.Param != want.param || pe.Code != want.code || !errors.Is(err, fault.ErrInvalid) {
 			t.Errorf("%s: %#v", body, pe)
 		}
+	}
+}
+
+// A streamed chunk's system_fingerprint goes on with its deltas.
+func TestStreamKeepsTheFingerprint(t *testing.T) {
+	body := "data: {\"id\":\"x\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"system_fingerprint\":\"fp_9\"," +
+		"\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"hi\"},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n"
+	var deltas []backend.Delta
+	g, err := readStream(strings.NewReader(body), &backend.Request{Model: "m", Messages: []backend.Message{{Role: "user", Content: "q"}}}, "up", 1<<20,
+		func(d backend.Delta) error { deltas = append(deltas, d); return nil })
+	if err != nil || g.SystemFingerprint != "fp_9" || len(deltas) == 0 || deltas[0].Fingerprint != "fp_9" {
+		t.Errorf("%v %+v %+v", err, g, deltas)
 	}
 }
