@@ -2,6 +2,10 @@ package backend
 
 import (
 	"context"
+	"encoding/json"
+	"maps"
+	"slices"
+	"sync"
 	"sync/atomic"
 )
 
@@ -11,6 +15,10 @@ import (
 // backends add to it.
 type Meter struct {
 	prompt, completion atomic.Int64
+	mu                 sync.Mutex
+	// details sums the usage details (prompt_tokens_details, …): by
+	// object, by member, the integers every call reported.
+	details map[string]map[string]int64
 }
 
 type meterKey struct{}
@@ -34,6 +42,52 @@ func (m *Meter) Add(u Usage) {
 	}
 	m.prompt.Add(int64(u.PromptTokens))
 	m.completion.Add(int64(u.CompletionTokens))
+}
+
+// AddDetails records a call's usage details: each object of integer
+// members (cached_tokens, reasoning_tokens, …) is summed member by member;
+// a detail of another shape cannot be summed and is left out.
+func (m *Meter) AddDetails(extra map[string]json.RawMessage) {
+	if m == nil || len(extra) == 0 {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for name, raw := range extra {
+		var counts map[string]int64
+		if json.Unmarshal(raw, &counts) != nil {
+			continue
+		}
+		if m.details == nil {
+			m.details = map[string]map[string]int64{}
+		}
+		sum := m.details[name]
+		if sum == nil {
+			sum = map[string]int64{}
+			m.details[name] = sum
+		}
+		for k, v := range counts {
+			sum[k] += v
+		}
+	}
+}
+
+// Details returns the usage details summed so far, as usage members
+// (nil when no call reported any).
+func (m *Meter) Details() map[string]json.RawMessage {
+	if m == nil {
+		return nil
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(m.details) == 0 {
+		return nil
+	}
+	out := make(map[string]json.RawMessage, len(m.details))
+	for _, name := range slices.Sorted(maps.Keys(m.details)) {
+		out[name], _ = json.Marshal(m.details[name])
+	}
+	return out
 }
 
 // Usage returns the sum so far.
@@ -60,6 +114,7 @@ func (m metered) Generate(ctx context.Context, r *Request) (*Generation, error) 
 	g, err := m.Backend.Generate(ctx, r)
 	if g != nil {
 		MeterOf(ctx).Add(g.Usage)
+		MeterOf(ctx).AddDetails(g.UsageExtra)
 	}
 	return g, err
 }
@@ -68,6 +123,7 @@ func (m metered) Stream(ctx context.Context, r *Request, emit func(Delta) error)
 	g, err := m.Backend.Stream(ctx, r, emit)
 	if g != nil {
 		MeterOf(ctx).Add(g.Usage)
+		MeterOf(ctx).AddDetails(g.UsageExtra)
 	}
 	return g, err
 }

@@ -285,7 +285,7 @@ func (e *Engine) Run(ctx context.Context, c *Call, p *Plan, emit func(backend.De
 			out.Info.Strategy = p.Name
 			out.Info.Experiment, out.Info.Arm = c.Experiment, c.Arm
 			out.Info.BackendUsage = meter.Usage()
-			out.Generation.Usage = out.Info.BackendUsage
+			out.Generation.Usage, out.Generation.UsageExtra = out.Info.BackendUsage, meter.Details()
 			if out.Info.Params == nil {
 				out.Info.Params = p.Params()
 			}

@@ -137,9 +137,12 @@ func TestBestOfNPicksHighestUtilityTiesToLowestIndex(t *testing.T) {
 	if info.SamplesUsed != 4 || len(info.Candidates) != 4 || !info.Candidates[1].Chosen || info.Candidates[3].Chosen {
 		t.Errorf("report %+v", info)
 	}
-	// usage: 4 × prompt 5; completion 1+2+3+4
+	// usage: 4 × prompt 5; completion 1+2+3+4; its details summed too
 	if u := out.Generation.Usage; u.PromptTokens != 20 || u.CompletionTokens != 10 || info.BackendUsage != u {
 		t.Errorf("usage %+v / %+v", u, info.BackendUsage)
+	}
+	if d := string(out.Generation.UsageExtra["prompt_tokens_details"]); d != `{"cached_tokens":20}` {
+		t.Errorf("usage details %s, want the four samples' summed", d)
 	}
 	if info.Reward.Utility != info.Candidates[1].Utility || math.Abs(float64(info.Reward.Utility)-0.9) > 1e-6 {
 		t.Errorf("reward %+v", info.Reward)
