@@ -1,6 +1,7 @@
 package configs
 
 import (
+	"bytes"
 	"cmp"
 	"embed"
 	"errors"
@@ -60,6 +61,37 @@ func expand(data []byte) []byte {
 	})
 }
 
+// documents counts the YAML documents in data (at most 2: enough to know).
+func documents(data []byte) int {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	n := 0
+	for n < 2 {
+		var doc yaml.Node
+		if dec.Decode(&doc) != nil {
+			break
+		}
+		n++
+	}
+	return n
+}
+
+// bareDuration refuses a number other than 0 where a duration goes: the
+// decode would read 60 as 60 nanoseconds.
+func bareDuration(from, to reflect.Type, data any) (any, error) {
+	if to != reflect.TypeFor[time.Duration]() {
+		return data, nil
+	}
+	switch from.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Float32, reflect.Float64:
+		if reflect.ValueOf(data).IsZero() {
+			return data, nil
+		}
+		return nil, fmt.Errorf("a duration needs a unit: %v is no duration (write %vs, %vms, …)", data, data, data)
+	}
+	return data, nil
+}
+
 // Parse is Load for bytes already read; file names the source in errors.
 func Parse(file string, data []byte) (*Config, error) {
 	cfg, err := decode(file, data)
@@ -80,6 +112,10 @@ func decode(file string, data []byte) (*Config, error) {
 	if err := yaml.Unmarshal(data, &raw); err != nil {
 		return nil, Errors{fmt.Sprintf("%s: invalid YAML: %v", file, err)}
 	}
+	if documents(data) > 1 {
+		// yaml.Unmarshal reads the first and drops the rest unread.
+		return nil, Errors{fmt.Sprintf("%s: holds more than one YAML document (a line ---): a config is one document", file)}
+	}
 	var errs Errors
 	unknownKeys(file, "", raw, reflect.TypeOf(Config{}), &errs)
 	if len(errs) > 0 {
@@ -96,7 +132,7 @@ func decode(file string, data []byte) (*Config, error) {
 		return nil, Errors{fmt.Sprintf("%s: %v", file, err)}
 	}
 	cfg := Defaults()
-	hook := mapstructure.ComposeDecodeHookFunc(mapstructure.StringToTimeDurationHookFunc(), mapstructure.StringToSliceHookFunc(","))
+	hook := mapstructure.ComposeDecodeHookFunc(bareDuration, mapstructure.StringToTimeDurationHookFunc(), mapstructure.StringToSliceHookFunc(","))
 	if err := v.Unmarshal(&cfg, viper.DecodeHook(hook)); err != nil {
 		return nil, decodeErrors(file, err)
 	}
