@@ -167,8 +167,8 @@ func (s *Server) completion(ctx *fasthttp.RequestCtx, reqID string, id prefs.Ide
 	// The decode runs on this function's frame, not on the larger one of
 	// the steps after it: a request's connection goroutine then keeps
 	// within 8 KiB of stack (sendStream).
-	if enc := ctx.Request.Header.ContentEncoding(); len(enc) > 0 && !bytes.EqualFold(enc, []byte("identity")) {
-		s.fail(ctx, reqID, rctx, encodingErr(enc))
+	if encoded(ctx) {
+		s.fail(ctx, reqID, rctx, encodingErr(ctx.Request.Header.ContentEncoding()))
 		return
 	}
 	req, err := f.decode(ctx.PostBody(), s.opts.Limits)
@@ -180,8 +180,14 @@ func (s *Server) completion(ctx *fasthttp.RequestCtx, reqID string, id prefs.Ide
 		stopWatch: stopWatch, finish: finish, release: release}, req)
 }
 
-// encodingErr refuses a compressed body: read as it is, it would be
-// refused as not JSON, which says nothing of why.
+// encoded reports whether the request's body comes compressed: read as
+// it is, it would be refused as not JSON, which says nothing of why.
+func encoded(ctx *fasthttp.RequestCtx) bool {
+	enc := ctx.Request.Header.ContentEncoding()
+	return len(enc) > 0 && !bytes.EqualFold(enc, []byte("identity"))
+}
+
+// encodingErr refuses a compressed body.
 //
 //go:noinline
 func encodingErr(enc []byte) error {

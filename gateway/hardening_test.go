@@ -324,4 +324,16 @@ func TestCompressedBodyIsRefusedByName(t *testing.T) {
 			t.Errorf("%s: %d %s", enc, resp.StatusCode, out)
 		}
 	}
+	// The gateway's own endpoints too.
+	req, _ := http.NewRequest("POST", e.url+"/v1/feedback", bytes.NewReader(gz.Bytes()))
+	req.Header.Set("Content-Encoding", "gzip")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 400 || !strings.Contains(string(out), `"code":"unsupported"`) {
+		t.Errorf("feedback, gzip: %d %s", resp.StatusCode, out)
+	}
 }

@@ -74,15 +74,22 @@ func (s *Server) preferences(ctx *fasthttp.RequestCtx, id prefs.Identity, user s
 		// Only what a client may set: the update count and the learner's
 		// state are the gateway's.
 		var body struct {
-			Weights   map[string]float64 `json:"weights"`
-			Normalize bool               `json:"normalize"`
+			Weights   json.RawMessage `json:"weights"`
+			Normalize bool            `json:"normalize"`
 		}
-		if err := strictJSON(ctx.PostBody(), &body); err != nil {
+		err := strictJSON(ctx.PostBody(), &body)
+		var weights map[string]float64
+		if err == nil {
+			// Read as a steering object's are: each objective once, a
+			// number (null is none).
+			weights, err = steering.Weights(body.Weights, "weights")
+		}
+		if err != nil {
 			outcome = "invalid"
 			writeError(ctx, err)
 			return
 		}
-		p, name, err := svc.Put(rctx, tenant, user, reward, &prefs.Preferences{Weights: body.Weights, Normalize: body.Normalize})
+		p, name, err := svc.Put(rctx, tenant, user, reward, &prefs.Preferences{Weights: weights, Normalize: body.Normalize})
 		if err != nil {
 			outcome = "invalid"
 			writeError(ctx, err)

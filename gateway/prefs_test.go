@@ -163,13 +163,15 @@ func TestAuthorization(t *testing.T) {
 	}
 	// Bad preferences are refused by name, and nothing changes.
 	for body, param := range map[string]string{
-		`{"weights":{"kindness":1}}`:               "weights.kindness",
-		`{"weights":{"verbosity":99}}`:             "weights.verbosity",
-		`{"weights":{"verbosity":1},"x":1}`:        "x",
-		`{"weights":[]}`:                           "weights",
-		`{"weights":{"verbosity":"NaN"}}`:          "weights",
-		`{"Weights":{"verbosity":1}}`:              "weights",
-		`{"weights":{"verbosity":1},"weights":{}}`: "weights",
+		`{"weights":{"kindness":1}}`:                "weights.kindness",
+		`{"weights":{"verbosity":99}}`:              "weights.verbosity",
+		`{"weights":{"verbosity":1},"x":1}`:         "x",
+		`{"weights":[]}`:                            "weights",
+		`{"weights":{"verbosity":"NaN"}}`:           "weights.verbosity",
+		`{"weights":{"verbosity":null}}`:            "weights.verbosity",
+		`{"weights":{"verbosity":1,"verbosity":2}}`: "weights.verbosity",
+		`{"Weights":{"verbosity":1}}`:               "weights",
+		`{"weights":{"verbosity":1},"weights":{}}`:  "weights",
 	} {
 		status, _, got := call(t, "PUT", prefsURL, "sk-a", body)
 		if status != 400 || !strings.Contains(got, `"param":`+paramJSON(param)) {
@@ -228,6 +230,27 @@ func ask(t *testing.T, e *env, key, user string, seed int) (steered, string) {
 		t.Fatal(err)
 	}
 	return s, h.Get("X-Cache")
+}
+
+// A user id is its path segment as sent, escapes undone but nothing
+// resolved: x%2F..%2Falice is a user of its own, never alice, and an id
+// with a slash (org%2Fhank) is reachable.
+func TestUserIDIsTheSegmentAsSent(t *testing.T) {
+	e := prefsGateway(t, prefs.NewMemory(100, 100), `{"helpfulness":1,"repetition":-1,"verbosity":0}`, 0.5)
+	for _, c := range []struct{ method, path, body string }{
+		{"PUT", "/v1/users/alice/preferences", `{"weights":{"verbosity":1}}`},
+		{"PUT", "/v1/users/x%2F..%2Falice/preferences", `{"weights":{"verbosity":-1}}`},
+		{"DELETE", "/v1/users/y%2F..%2Falice/preferences", ``},
+		{"PUT", "/v1/users/org%2Fhank/preferences", `{"weights":{"verbosity":0.5}}`},
+	} {
+		call(t, c.method, e.url+c.path, "sk-a", c.body)
+	}
+	if status, _, body := call(t, "GET", e.url+"/v1/users/alice/preferences", "sk-a", ""); status != 200 || !strings.Contains(body, `"verbosity":1`) {
+		t.Errorf("alice after requests about other ids: %d %s", status, body)
+	}
+	if status, _, body := call(t, "GET", e.url+"/v1/users/org%2Fhank/preferences", "sk-a", ""); status != 200 || !strings.Contains(body, `"user":"org/hank"`) {
+		t.Errorf("org/hank: %d %s", status, body)
+	}
 }
 
 // A user's verbosity weight decides which candidate best-of-N picks for

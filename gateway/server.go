@@ -259,7 +259,14 @@ func (s *Server) route(ctx *fasthttp.RequestCtx, reqID string) {
 			return
 		}
 	}
-	user, isUser := userPath(path)
+	// The user id comes from the path as sent: the decoded path has its
+	// escapes undone and its dot segments resolved, so that
+	// x%2F..%2Fvictim would name the user victim.
+	user, isUser := userPath(string(ctx.URI().PathOriginal()))
+	if (method == "POST" || method == "PUT") && encoded(ctx) {
+		writeError(ctx, encodingErr(ctx.Request.Header.ContentEncoding()))
+		return
+	}
 	expName, isExp := experimentPath(path)
 	model, isModel := strings.CutPrefix(path, "/v1/models/")
 	isModel = isModel && model != ""

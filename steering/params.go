@@ -344,11 +344,11 @@ func (rs *Resolver) Resolve(route, req json.RawMessage, t Target, prefix string)
 			}
 		}
 	}
-	routeWeights, err := objectiveWeights(routeObj["weights"], prefix)
+	routeWeights, err := Weights(routeObj["weights"], prefix+".weights")
 	if err != nil {
 		return nil, err
 	}
-	reqWeights, err := objectiveWeights(reqObj["weights"], prefix)
+	reqWeights, err := Weights(reqObj["weights"], prefix+".weights")
 	if err != nil {
 		return nil, err
 	}
@@ -451,16 +451,17 @@ func (rs *Resolver) checkCommon(c *Check, p *Plan, use RewardUse, reqKeys map[st
 
 var cacheKeys = jsonKeys(reflect.TypeOf(CacheParams{}))
 
-// objectiveWeights decodes a steering object's weights: a number for each
-// objective, each named once (null is no number).
-func objectiveWeights(raw json.RawMessage, prefix string) (map[string]float64, error) {
+// Weights decodes a weights object (at is its path, for errors: a
+// steering object's, a user's preferences): a number for each objective,
+// each named once, in one letter case (null is no number).
+func Weights(raw json.RawMessage, at string) (map[string]float64, error) {
 	if raw == nil {
 		return nil, nil
 	}
-	obj, err := object(raw, prefix+".weights")
+	obj, err := object(raw, at)
 	if err != nil {
 		if v := bytes.TrimSpace(raw); len(v) > 0 && v[0] != '{' {
-			return nil, fault.Invalid(prefix+".weights", "weights must be an object of numbers")
+			return nil, fault.Invalid(at, "weights must be an object of numbers")
 		}
 		return nil, err
 	}
@@ -471,7 +472,7 @@ func objectiveWeights(raw json.RawMessage, prefix string) (map[string]float64, e
 	for _, k := range slices.Sorted(maps.Keys(obj)) {
 		var f float64
 		if v := bytes.TrimSpace(obj[k]); len(v) == 0 || v[0] == 'n' || json.Unmarshal(v, &f) != nil {
-			return nil, fault.Invalid(prefix+".weights."+clip(k, 64), "weight of %q must be a number", clip(k, 64))
+			return nil, fault.Invalid(at+"."+clip(k, 64), "weight of %q must be a number", clip(k, 64))
 		}
 		w[k] = f
 	}
