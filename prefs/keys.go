@@ -63,9 +63,10 @@ func (k *Keys) Identify(ctx context.Context, authorization string) (Identity, er
 	if k.Open() {
 		return Identity{Name: "local", Tenant: LocalTenant, Role: RoleAdmin, Class: "local"}, nil
 	}
-	key, ok := strings.CutPrefix(authorization, "Bearer ")
+	// The scheme is case-insensitive (RFC 9110): bearer and BEARER too.
+	scheme, key, ok := strings.Cut(strings.TrimSpace(authorization), " ")
 	key = strings.TrimSpace(key)
-	if !ok || key == "" {
+	if !ok || !strings.EqualFold(scheme, "Bearer") || key == "" {
 		return Identity{}, ErrNoKey
 	}
 	h := Hash(key)

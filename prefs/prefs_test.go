@@ -179,8 +179,10 @@ func TestPutChecks(t *testing.T) {
 func TestKeys(t *testing.T) {
 	k := NewKeys(map[string]Identity{Hash("sk-a"): {Name: "a", Tenant: "ta", Role: RoleUser}}, nil)
 	ctx := context.Background()
-	if id, err := k.Identify(ctx, "Bearer sk-a"); err != nil || id.Tenant != "ta" || id.Class != "config" {
-		t.Errorf("%+v %v", id, err)
+	for _, h := range []string{"Bearer sk-a", "bearer sk-a", "BEARER  sk-a "} { // the scheme in any case (RFC 9110)
+		if id, err := k.Identify(ctx, h); err != nil || id.Tenant != "ta" || id.Class != "config" {
+			t.Errorf("%q: %+v %v", h, id, err)
+		}
 	}
 	for _, h := range []string{"", "Bearer ", "Bearer sk-b", "sk-a", "Basic sk-a"} {
 		if _, err := k.Identify(ctx, h); !errors.Is(err, fault.ErrUnauthorized) {
