@@ -29,6 +29,11 @@ var files embed.FS
 // DefaultFile is the config served when none is given.
 const DefaultFile = "configs/default.yaml"
 
+// MaxWeight bounds every objective weight, a user's included; it is
+// steering.MaxWeight, which this package may not import (a test holds the
+// two equal).
+const MaxWeight = 1e6
+
 // Errors is a list of "file:key: message" problems.
 type Errors []string
 
@@ -344,8 +349,8 @@ func (c *Config) Validate(file string) error {
 	}
 	p := c.Preferences
 	switch {
-	case p.MaxWeight <= 0 || math.IsInf(p.MaxWeight, 0) || math.IsNaN(p.MaxWeight):
-		bad("preferences.max_weight", "must be a finite number above 0")
+	case p.MaxWeight <= 0 || math.IsInf(p.MaxWeight, 0) || math.IsNaN(p.MaxWeight) || p.MaxWeight > MaxWeight:
+		bad("preferences.max_weight", "must be above 0 and at most %g (the bound of every weight)", float64(MaxWeight))
 	case p.LearningRate <= 0 || p.LearningRate > 10:
 		bad("preferences.learning_rate", "must be in (0, 10]")
 	case p.L2 < 0 || p.L2 >= 1:

@@ -9,7 +9,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/steergate/steergate/configs"
 	"github.com/steergate/steergate/prefs"
+	"github.com/steergate/steergate/steering"
 )
 
 func runCmd(t *testing.T, stdin string, args ...string) (string, string, error) {
@@ -163,5 +165,12 @@ func TestHashKey(t *testing.T) {
 		if out, _, err := runCmd(t, c.stdin, args...); err != nil || out != want {
 			t.Errorf("%v with stdin %q: %q %v", args, c.stdin, out, err)
 		}
+	}
+}
+
+// The config's bound of a user's weight is the one every weight has.
+func TestMaxWeightIsSteerings(t *testing.T) {
+	if configs.MaxWeight != steering.MaxWeight {
+		t.Errorf("configs.MaxWeight %g, steering.MaxWeight %g", float64(configs.MaxWeight), float64(steering.MaxWeight))
 	}
 }
