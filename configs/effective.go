@@ -1,6 +1,7 @@
 package configs
 
 import (
+	"net/url"
 	"reflect"
 	"time"
 
@@ -45,6 +46,13 @@ func plain(v reflect.Value) any {
 	case reflect.Int64:
 		if v.Type() == reflect.TypeOf(time.Duration(0)) {
 			return time.Duration(v.Int()).String()
+		}
+	case reflect.String:
+		// A URL's password (https://user:pass@host) is a secret too.
+		if u, err := url.Parse(v.String()); err == nil && u.User != nil {
+			if _, ok := u.User.Password(); ok {
+				return u.Redacted()
+			}
 		}
 	}
 	return v.Interface()

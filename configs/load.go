@@ -15,6 +15,7 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -141,6 +142,9 @@ func decode(file string, data []byte) (*Config, error) {
 	if err := v.Unmarshal(&cfg, viper.DecodeHook(hook)); err != nil {
 		return nil, decodeErrors(file, err)
 	}
+	if errs := zeroArmWeights(file, raw); len(errs) > 0 {
+		return nil, errs
+	}
 	for name, b := range cfg.Backends {
 		backendDefaults(&b)
 		cfg.Backends[name] = b
@@ -169,6 +173,39 @@ func decode(file string, data []byte) (*Config, error) {
 	}
 	cfg.File = file
 	return &cfg, nil
+}
+
+// zeroArmWeights refuses an arm weight written as 0: left out, a weight
+// is 1, and the decode cannot tell a 0 written from one left out.
+func zeroArmWeights(file string, raw map[string]any) Errors {
+	var errs Errors
+	exps, _ := raw["experiments"].([]any)
+	for i, e := range exps {
+		em, _ := e.(map[string]any)
+		arms, _ := em["arms"].([]any)
+		for j, a := range arms {
+			am, _ := a.(map[string]any)
+			if w, ok := am["weight"]; ok && zeroNumber(w) {
+				errs = append(errs, fmt.Sprintf("%s:experiments[%d].arms[%d].weight: must be a positive number (leave it out for 1)", file, i, j))
+			}
+		}
+	}
+	return errs
+}
+
+// zeroNumber reports whether a decoded YAML value (or an environment
+// variable's string) is the number 0.
+func zeroNumber(v any) bool {
+	switch x := v.(type) {
+	case int:
+		return x == 0
+	case float64:
+		return x == 0
+	case string:
+		f, err := strconv.ParseFloat(strings.TrimSpace(x), 64)
+		return err == nil && f == 0
+	}
+	return false
 }
 
 func experimentDefaults(e *Experiment) {
@@ -308,6 +345,10 @@ func (c *Config) Validate(file string) error {
 		if n < 1 {
 			bad(key, "must be at least 1")
 		}
+	}
+	// Each connection holds a read buffer of this size.
+	if h := c.Server.MaxHeaderBytes; h < 4<<10 || h > 1<<20 {
+		bad("server.max_header_bytes", "must be between 4096 and 1048576")
 	}
 	if c.Cache.MemoryBytes < 0 {
 		bad("cache.memory_bytes", "must not be negative")

@@ -136,3 +136,18 @@ func TestSectionEnvironmentVariableIsRefused(t *testing.T) {
 		t.Errorf("err = %v", err)
 	}
 }
+
+// check-config prints a URL's password redacted, as it does api_key.
+func TestEffectiveRedactsURLPasswords(t *testing.T) {
+	cfg, err := Parse("pw.yaml", []byte("backends:\n  up: {type: openai, url: \"https://svc:hunter2@llm.internal/v1\"}\nmodels:\n  - {name: m, backend: up}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := Effective(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(out), "hunter2") || !strings.Contains(string(out), "https://svc:xxxxx@llm.internal/v1") {
+		t.Errorf("effective config:\n%s", out)
+	}
+}
