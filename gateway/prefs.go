@@ -126,9 +126,16 @@ func (s *Server) feedback(ctx *fasthttp.RequestCtx, id prefs.Identity) {
 		writeError(ctx, err)
 		return
 	}
+	// An admin gives feedback on another tenant's responses by naming it,
+	// as on the preferences endpoints.
+	tenant, err := prefs.Scope(id, string(ctx.QueryArgs().Peek("tenant")))
+	if err != nil {
+		writeError(ctx, err)
+		return
+	}
 	rctx, cancel := context.WithTimeout(s.base, 5*time.Second)
 	defer cancel()
-	out, err := svc.Learn(rctx, id, &f)
+	out, err := svc.Learn(rctx, tenant, &f)
 	if err != nil {
 		s.metrics.Feedback(id.Class, f.Kind(), "refused")
 		writeError(ctx, err)

@@ -108,7 +108,7 @@ func TestFeedbackChecks(t *testing.T) {
 		{Feedback{ChosenID: "nope"}, "rejected_id", fault.ErrInvalid},
 		{Feedback{ChosenID: "mine", RejectedID: "drift"}, "rejected_id", fault.ErrInvalid},
 	} {
-		_, err := s.Learn(ctx, me, &c.f)
+		_, err := s.Learn(ctx, me.Tenant, &c.f)
 		if fault.Param(err) != c.param || !errors.Is(err, c.class) {
 			t.Errorf("%+v: %v, want %v naming %s", c.f, err, c.class, c.param)
 		}
@@ -116,11 +116,11 @@ func TestFeedbackChecks(t *testing.T) {
 	if p, _ := store.Get(ctx, "t1", "u", "r"); p != nil {
 		t.Fatalf("refused feedback changed the weights: %+v", p)
 	}
-	first, err := s.Learn(ctx, me, &Feedback{ResponseID: "mine", Rating: json.RawMessage(`"up"`), FeedbackID: "f1"})
+	first, err := s.Learn(ctx, me.Tenant, &Feedback{ResponseID: "mine", Rating: json.RawMessage(`"up"`), FeedbackID: "f1"})
 	if err != nil || first.Updates != 1 || first.Weights["a"] <= 1 || first.Weights["b"] >= 1 {
 		t.Fatalf("learned %+v (%v): up on a chosen (1, 0) over (0, 1) raises a and lowers b", first, err)
 	}
-	again, err := s.Learn(ctx, me, &Feedback{ResponseID: "mine", Rating: json.RawMessage(`"up"`), FeedbackID: "f1"})
+	again, err := s.Learn(ctx, me.Tenant, &Feedback{ResponseID: "mine", Rating: json.RawMessage(`"up"`), FeedbackID: "f1"})
 	if err != nil || !again.Duplicate || again.Updates != 1 {
 		t.Errorf("repeated feedback id: %+v (%v)", again, err)
 	}
@@ -131,17 +131,26 @@ func TestFeedbackChecks(t *testing.T) {
 	other, _ := store.Response(ctx, "arm-other")
 	other.Experiment, other.Arm = "x", "best"
 	_ = store.LogResponse(ctx, other, time.Hour)
-	if got, err := s.Learn(ctx, me, &Feedback{ResponseID: "arm-none", Rating: json.RawMessage(`-1`)}); err != nil || got.Learned || got.Reward != "" ||
+	if got, err := s.Learn(ctx, me.Tenant, &Feedback{ResponseID: "arm-none", Rating: json.RawMessage(`-1`)}); err != nil || got.Learned || got.Reward != "" ||
 		len(got.Arms) != 1 || got.Arms[0].Win != -1 || *got.Arms[0].Rating != -1 {
 		t.Errorf("a rating of an unsteered arm's answer: %+v (%v)", got, err)
 	}
-	if got, err := s.Learn(ctx, me, &Feedback{ChosenID: "arm-none", RejectedID: "arm-other"}); err != nil || got.Learned ||
+	if got, err := s.Learn(ctx, me.Tenant, &Feedback{ChosenID: "arm-none", RejectedID: "arm-other"}); err != nil || got.Learned ||
 		len(got.Arms) != 2 || got.Arms[0].Arm != "none" || got.Arms[0].Win != 1 || got.Arms[1].Arm != "best" || got.Arms[1].Win != -1 {
 		t.Errorf("a choice between two arms' answers: %+v (%v)", got, err)
 	}
-	// An admin may give feedback on any tenant's responses.
-	if _, err := s.Learn(ctx, Identity{Tenant: "t1", Role: RoleAdmin}, &Feedback{ResponseID: "theirs", Rating: json.RawMessage(`-0.5`)}); err != nil {
-		t.Errorf("admin: %v", err)
+	// An admin gives feedback on another tenant's responses by naming the
+	// tenant (Scope), and on its own tenant's otherwise.
+	admin := Identity{Tenant: "t1", Role: RoleAdmin}
+	if _, err := s.Learn(ctx, admin.Tenant, &Feedback{ResponseID: "theirs", Rating: json.RawMessage(`-0.5`)}); !errors.Is(err, fault.ErrNotFound) {
+		t.Errorf("admin, its own tenant, another's response: %v", err)
+	}
+	scope, err := Scope(admin, "t2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Learn(ctx, scope, &Feedback{ResponseID: "theirs", Rating: json.RawMessage(`-0.5`)}); err != nil {
+		t.Errorf("admin naming the tenant: %v", err)
 	}
 }
 

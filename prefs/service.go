@@ -144,10 +144,12 @@ func (f *Feedback) Kind() string {
 	return "rating"
 }
 
-// Learn checks the feedback against the logged responses and updates the
-// user's weights. Nothing changes unless everything checks.
-func (s *Service) Learn(ctx context.Context, id Identity, f *Feedback) (*Learned, error) {
-	pairs, resp, arms, err := s.pairs(ctx, id, f)
+// Learn checks the feedback against the logged responses of the tenant
+// it is about (Scope's answer: the key's own, or the one an admin named)
+// and updates the user's weights. Nothing changes unless everything
+// checks.
+func (s *Service) Learn(ctx context.Context, tenant string, f *Feedback) (*Learned, error) {
+	pairs, resp, arms, err := s.pairs(ctx, tenant, f)
 	if err != nil {
 		return nil, err
 	}
@@ -214,7 +216,7 @@ func (s *Service) Learn(ctx context.Context, id Identity, f *Feedback) (*Learned
 
 // pairs reads the feedback into preference pairs over one user's
 // responses.
-func (s *Service) pairs(ctx context.Context, id Identity, f *Feedback) ([]Pair, *Response, []ArmFeedback, error) {
+func (s *Service) pairs(ctx context.Context, tenant string, f *Feedback) ([]Pair, *Response, []ArmFeedback, error) {
 	byID := func(param, rid string) (*Response, error) {
 		if rid == "" {
 			return nil, invalid(param, "%s is required", param)
@@ -224,7 +226,7 @@ func (s *Service) pairs(ctx context.Context, id Identity, f *Feedback) ([]Pair, 
 			return nil, err
 		}
 		// Another tenant's response is as unknown as a missing one.
-		if r == nil || r.Tenant != id.Tenant && !id.Admin() {
+		if r == nil || r.Tenant != tenant {
 			return nil, notFound(param, "no response %q (responses are kept %s, for steered requests with a user)", clipID(rid), s.LogTTL)
 		}
 		if r.User == "" {
