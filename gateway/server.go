@@ -308,8 +308,7 @@ func allowed(path string) string {
 	if _, ok := userPath(path); ok {
 		return "GET, PUT, DELETE"
 	}
-	switch {
-	case path == "/v1/models" || path == "/healthz" || path == "/readyz" || strings.HasPrefix(path, "/v1/models/"):
+	if path == "/v1/models" || path == "/healthz" || path == "/readyz" || strings.HasPrefix(path, "/v1/models/") {
 		return "GET, HEAD"
 	}
 	return "GET"
@@ -399,7 +398,7 @@ func (s *Server) metricsHandler(ctx *fasthttp.RequestCtx) {
 func (s *Server) models(ctx *fasthttp.RequestCtx) {
 	list := wire.ModelList{Object: "list", Data: []wire.Model{}}
 	for _, r := range s.router.List() {
-		list.Data = append(list.Data, wire.Model{ID: r.Name, Object: "model", Created: 0, OwnedBy: r.Backend.Name()})
+		list.Data = append(list.Data, modelOf(r.Name, r))
 	}
 	writeJSON(ctx, fasthttp.StatusOK, list)
 }
@@ -412,7 +411,12 @@ func (s *Server) model(ctx *fasthttp.RequestCtx, name string) {
 		writeError(ctx, err)
 		return
 	}
-	writeJSON(ctx, fasthttp.StatusOK, wire.Model{ID: name, Object: "model", Created: 0, OwnedBy: r.Backend.Name()})
+	writeJSON(ctx, fasthttp.StatusOK, modelOf(name, r))
+}
+
+// modelOf is a routable name as the model endpoints show it.
+func modelOf(name string, r backend.Route) wire.Model {
+	return wire.Model{ID: name, Object: "model", Created: 0, OwnedBy: r.Backend.Name()}
 }
 
 func (s *Server) readyz(ctx *fasthttp.RequestCtx) {
