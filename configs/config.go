@@ -39,17 +39,17 @@ type Experiment struct {
 	// MinShare.
 	Allocation string  `mapstructure:"allocation"`
 	MinShare   float64 `mapstructure:"min_share"`
-	Alpha      float64 `mapstructure:"alpha"` // error rate of the intervals and the verdict
+	Alpha      float64 `mapstructure:"alpha" unset:"true"` // error rate of the intervals and the verdict
 	// MixingSD is the spread of the effect sizes the confidence sequence
 	// is tuned for, in units of the outcome's standard deviation.
-	MixingSD float64 `mapstructure:"mixing_sd"`
+	MixingSD float64 `mapstructure:"mixing_sd" unset:"true"`
 }
 
 // ExperimentArm is one arm: its share of traffic and the steering laid
 // over the route's.
 type ExperimentArm struct {
 	Name     string         `mapstructure:"name"`
-	Weight   float64        `mapstructure:"weight"`
+	Weight   float64        `mapstructure:"weight" unset:"true"`
 	Steering map[string]any `mapstructure:"steering"`
 }
 
@@ -59,7 +59,7 @@ type ExperimentArm struct {
 type Outcome struct {
 	Type   string  `mapstructure:"type"` // feedback or reward
 	Reward string  `mapstructure:"reward"`
-	Share  float64 `mapstructure:"share"`
+	Share  float64 `mapstructure:"share" unset:"true"`
 }
 
 // Auth lists the API keys: their SHA-256 hashes (steergate hash-key) with
@@ -157,11 +157,11 @@ type Reward struct {
 	Objectives []string `mapstructure:"objectives"`
 	// Weights are the reward's default objective weights (rules: verbosity
 	// 0, repetition −1, every other objective 1; other types: 1 each).
-	Weights   map[string]float64       `mapstructure:"weights"`
+	Weights   map[string]float64       `mapstructure:"weights" signed:"true"`
 	Normalize map[string]Normalization `mapstructure:"normalize"`
 	Transform map[string]Transform     `mapstructure:"transform"`
 	Cache     *bool                    `mapstructure:"cache"` // score cache; default on
-	CacheTTL  time.Duration            `mapstructure:"cache_ttl"`
+	CacheTTL  time.Duration            `mapstructure:"cache_ttl" unset:"true"`
 
 	Rules    RulesReward    `mapstructure:"rules"`
 	Judge    JudgeReward    `mapstructure:"judge"`
@@ -193,16 +193,16 @@ func (r Reward) TokenLevel() bool {
 type PRMReward struct {
 	Separator string   `mapstructure:"separator"`
 	Delimiter string   `mapstructure:"delimiter"`
-	Positive  int      `mapstructure:"positive"`
-	Aggregate string   `mapstructure:"aggregate"` // min, last, mean, prod, sum
-	Clip      *float64 `mapstructure:"clip"`      // min(r − clip, 0) per step
-	Delta     bool     `mapstructure:"delta"`     // r_t − r_{t−1}
+	Positive  *int     `mapstructure:"positive"`           // default 1
+	Aggregate string   `mapstructure:"aggregate"`          // min, last, mean, prod, sum
+	Clip      *float64 `mapstructure:"clip" signed:"true"` // min(r − clip, 0) per step
+	Delta     bool     `mapstructure:"delta"`              // r_t − r_{t−1}
 }
 
 // Normalization of one objective: (r − mean) / std; running estimates them
 // (per route), freeze_after stops estimating after that many scores.
 type Normalization struct {
-	Mean        float64 `mapstructure:"mean"`
+	Mean        float64 `mapstructure:"mean" signed:"true"`
 	Std         float64 `mapstructure:"std"`
 	Running     bool    `mapstructure:"running"`
 	FreezeAfter int     `mapstructure:"freeze_after"`
@@ -212,15 +212,15 @@ type Normalization struct {
 // (reference).
 type Transform struct {
 	Kind              string   `mapstructure:"kind"`
-	Reference         float64  `mapstructure:"reference"`
+	Reference         float64  `mapstructure:"reference" signed:"true"`
 	ReferenceQuantile *float64 `mapstructure:"reference_quantile"` // per prompt: that quantile of its candidates' scores
-	Min               float64  `mapstructure:"min"`
-	Max               float64  `mapstructure:"max"`
+	Min               float64  `mapstructure:"min" signed:"true"`
+	Max               float64  `mapstructure:"max" signed:"true"`
 }
 
 // RulesReward tunes the rule objectives.
 type RulesReward struct {
-	NGram    int                 `mapstructure:"ngram"`
+	NGram    int                 `mapstructure:"ngram" unset:"true"`
 	Regex    string              `mapstructure:"regex"`
 	Keywords map[string][]string `mapstructure:"keywords"` // objective name (lower case) -> patterns
 }
@@ -247,15 +247,15 @@ type JudgeReward struct {
 	// Floor is the logprob yes_no gives the missing word when the judge's
 	// alternatives list only one of Yes and No (default: the smallest
 	// listed logprob, a bound).
-	Floor *float64 `mapstructure:"floor"`
+	Floor *float64 `mapstructure:"floor" signed:"true"`
 	// Format renders chats to raw prompts for density_ratio backends that
 	// score raw text only (vLLM); PerToken divides by the answer's tokens.
 	Format   string `mapstructure:"format"`
 	PerToken bool   `mapstructure:"per_token"`
 	// MaxTokens bounds what a critique judge writes; MaxCritique is how
 	// many characters of its critique the report keeps.
-	MaxTokens   int `mapstructure:"max_tokens"`
-	MaxCritique int `mapstructure:"max_critique"`
+	MaxTokens   int `mapstructure:"max_tokens" unset:"true"`
+	MaxCritique int `mapstructure:"max_critique" unset:"true"`
 }
 
 // RemoteReward is a KServe v2 (Triton) model.
@@ -266,7 +266,7 @@ type RemoteReward struct {
 	Input   string        `mapstructure:"input"`
 	Output  string        `mapstructure:"output"`
 	Format  string        `mapstructure:"format"`
-	Timeout time.Duration `mapstructure:"timeout"`
+	Timeout time.Duration `mapstructure:"timeout" unset:"true"`
 }
 
 // EnsembleReward combines other rewards.
@@ -281,10 +281,10 @@ type ONNXModel struct {
 	Path        string        `mapstructure:"path"`
 	Tokenizer   string        `mapstructure:"tokenizer"`
 	Format      string        `mapstructure:"format"`
-	MaxLength   int           `mapstructure:"max_length"`
+	MaxLength   int           `mapstructure:"max_length" unset:"true"`
 	Truncation  string        `mapstructure:"truncation"` // left or right
 	PadID       int           `mapstructure:"pad_id"`
-	MaxBatch    int           `mapstructure:"max_batch"`
+	MaxBatch    int           `mapstructure:"max_batch" unset:"true"`
 	MaxWait     time.Duration `mapstructure:"max_wait"`
 	Provider    string        `mapstructure:"provider"` // cpu or cuda
 	DeviceID    int           `mapstructure:"device_id"`
@@ -334,25 +334,25 @@ type Backend struct {
 	URL            string        `mapstructure:"url"`
 	APIKey         string        `mapstructure:"api_key" secret:"true"`
 	Flavour        string        `mapstructure:"flavour"` // openai type: openai, vllm, llamacpp
-	Timeout        time.Duration `mapstructure:"timeout"`
-	MaxConcurrency int           `mapstructure:"max_concurrency"`
-	MaxQueue       *int          `mapstructure:"max_queue"`     // calls waiting for a turn, more get 503 (0: none wait)
-	QueueTimeout   time.Duration `mapstructure:"queue_timeout"` // how long one waits
-	Retries        int           `mapstructure:"retries"`       // extra attempts on connection errors, 5xx and overload
-	Backoff        time.Duration `mapstructure:"backoff"`       // before the first retry; doubles after each
+	Timeout        time.Duration `mapstructure:"timeout" unset:"true"`
+	MaxConcurrency int           `mapstructure:"max_concurrency" unset:"true"`
+	MaxQueue       *int          `mapstructure:"max_queue"`            // calls waiting for a turn, more get 503 (0: none wait)
+	QueueTimeout   time.Duration `mapstructure:"queue_timeout"`        // how long one waits
+	Retries        int           `mapstructure:"retries"`              // extra attempts on connection errors, 5xx and overload
+	Backoff        time.Duration `mapstructure:"backoff" unset:"true"` // before the first retry; doubles after each
 	// Circuit breaking: after breaker_failures failures in a row the
 	// backend is skipped for breaker_cooldown (0 failures: off).
 	BreakerFailures int           `mapstructure:"breaker_failures"`
-	BreakerCooldown time.Duration `mapstructure:"breaker_cooldown"`
+	BreakerCooldown time.Duration `mapstructure:"breaker_cooldown" unset:"true"`
 	HealthInterval  time.Duration `mapstructure:"health_interval"` // active checks; 0: off
 	Discover        bool          `mapstructure:"discover"`        // route every model the backend lists
 	// MaxResponseBytes bounds a non-streamed answer's body (and one
 	// streamed event); more is a backend error.
-	MaxResponseBytes int `mapstructure:"max_response_bytes"`
+	MaxResponseBytes int `mapstructure:"max_response_bytes" unset:"true"`
 	// Reference backend only: simulated serving speed and length cap.
 	TokenDelay      time.Duration `mapstructure:"token_delay"`
 	FirstTokenDelay time.Duration `mapstructure:"first_token_delay"`
-	MaxTokens       int           `mapstructure:"max_tokens"`
+	MaxTokens       int           `mapstructure:"max_tokens" unset:"true"`
 }
 
 // Model routes a public model name to a backend.
@@ -434,8 +434,9 @@ func rewardDefaults(r *Reward) {
 		if r.PRM.Aggregate == "" {
 			r.PRM.Aggregate = "min"
 		}
-		if r.PRM.Positive == 0 {
-			r.PRM.Positive = 1
+		if r.PRM.Positive == nil {
+			one := 1
+			r.PRM.Positive = &one
 		}
 	}
 	if r.Type == RewardRemote && r.Remote.Timeout == 0 {

@@ -28,8 +28,10 @@ func nonConfig(name string) bool {
 // entry (a backend, a reward) must be named in the file; list-valued keys
 // take comma-separated values. A variable that names a section, or nothing,
 // is an error naming it.
-func applyEnv(file string, raw map[string]any, environ []string) error {
+// It returns the key paths it set, each with its variable's name.
+func applyEnv(file string, raw map[string]any, environ []string) (map[string]string, Errors) {
 	var errs Errors
+	set := map[string]string{}
 	names := make([]string, 0)
 	values := map[string]string{}
 	for _, kv := range environ {
@@ -43,21 +45,21 @@ func applyEnv(file string, raw map[string]any, environ []string) error {
 	sort.Strings(names)
 	for _, name := range names {
 		rest := strings.TrimPrefix(name, EnvPrefix)
-		if err := setEnv(raw, reflect.TypeOf(Config{}), rest, "", values[name]); err != nil {
-			errs = append(errs, fmt.Sprintf("%s: the environment variable %s %v", file, name, err))
+		path, err := setEnv(raw, reflect.TypeOf(Config{}), rest, "", values[name])
+		if err != nil {
+			errs = append(errs, fmt.Sprintf("the environment variable %s %v (config file %s)", name, err, file))
+			continue
 		}
+		set[path] = name
 	}
-	if len(errs) > 0 {
-		return errs
-	}
-	return nil
+	return set, errs
 }
 
-// setEnv walks t along the variable's remaining name and sets the leaf it
-// reaches in node.
-func setEnv(node map[string]any, t reflect.Type, rest, path, value string) error {
+// setEnv walks t along the variable's remaining name, sets the leaf it
+// reaches in node and returns the leaf's path.
+func setEnv(node map[string]any, t reflect.Type, rest, path, value string) (string, error) {
 	if t.Kind() != reflect.Struct {
-		return fmt.Errorf("does not name a config key")
+		return "", fmt.Errorf("does not name a config key")
 	}
 	// The longest field name that starts rest wins, so that max_n does not
 	// shadow max_n_something.
@@ -80,7 +82,7 @@ func setEnv(node map[string]any, t reflect.Type, rest, path, value string) error
 		}
 	}
 	if best == nil {
-		return fmt.Errorf("does not name a config key")
+		return "", fmt.Errorf("does not name a config key")
 	}
 	key := best.name
 	p := strings.TrimPrefix(path+"."+key, ".")
@@ -88,13 +90,13 @@ func setEnv(node map[string]any, t reflect.Type, rest, path, value string) error
 	ft := best.ft
 	if isLeaf(ft) {
 		if after != "" {
-			return fmt.Errorf("does not name a config key (%s is a value, not a section)", p)
+			return "", fmt.Errorf("does not name a config key (%s is a value, not a section)", p)
 		}
 		node[key] = leafValue(ft, value)
-		return nil
+		return p, nil
 	}
 	if after == "" {
-		return fmt.Errorf("would replace the whole %s section; set its keys instead (e.g. %s%s_...)", p, EnvPrefix, strings.ToUpper(strings.ReplaceAll(p, ".", "_")))
+		return "", fmt.Errorf("would replace the whole %s section; set its keys instead (e.g. %s%s_...)", p, EnvPrefix, strings.ToUpper(strings.ReplaceAll(p, ".", "_")))
 	}
 	switch ft.Kind() {
 	case reflect.Struct:
@@ -115,20 +117,20 @@ func setEnv(node map[string]any, t reflect.Type, rest, path, value string) error
 			}
 		}
 		if name == "" {
-			return fmt.Errorf("names no %s entry of the file (entries must be named in the file)", p)
+			return "", fmt.Errorf("names no %s entry of the file (entries must be named in the file)", p)
 		}
 		sub := strings.TrimPrefix(strings.TrimPrefix(after, strings.ToUpper(name)), "_")
 		ep := p + "." + name
 		et := ft.Elem()
 		if isLeaf(et) {
 			if sub != "" {
-				return fmt.Errorf("does not name a config key")
+				return "", fmt.Errorf("does not name a config key")
 			}
 			entries[name] = leafValue(et, value)
-			return nil
+			return ep, nil
 		}
 		if sub == "" {
-			return fmt.Errorf("would replace the whole %s section; set its keys instead", ep)
+			return "", fmt.Errorf("would replace the whole %s section; set its keys instead", ep)
 		}
 		child, _ := entries[name].(map[string]any)
 		if child == nil {
@@ -141,10 +143,10 @@ func setEnv(node map[string]any, t reflect.Type, rest, path, value string) error
 		idx, sub, _ := strings.Cut(after, "_")
 		i, err := strconv.Atoi(idx)
 		if err != nil || i < 0 || i >= len(list) {
-			return fmt.Errorf("names %s[%s], which the file does not have", p, idx)
+			return "", fmt.Errorf("names %s[%s], which the file does not have", p, idx)
 		}
 		if sub == "" {
-			return fmt.Errorf("would replace the whole %s[%d] section; set its keys instead", p, i)
+			return "", fmt.Errorf("would replace the whole %s[%d] section; set its keys instead", p, i)
 		}
 		child, _ := list[i].(map[string]any)
 		if child == nil {
@@ -153,7 +155,7 @@ func setEnv(node map[string]any, t reflect.Type, rest, path, value string) error
 		}
 		return setEnv(child, ft.Elem(), sub, fmt.Sprintf("%s[%d]", p, i), value)
 	}
-	return fmt.Errorf("does not name a config key")
+	return "", fmt.Errorf("does not name a config key")
 }
 
 // isLeaf types hold one value: scalars, durations, lists of scalars

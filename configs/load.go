@@ -81,31 +81,24 @@ func documents(data []byte) int {
 	return n
 }
 
-// bareDuration refuses a number other than 0 where a duration goes: the
-// decode would read 60 as 60 nanoseconds.
-func bareDuration(from, to reflect.Type, data any) (any, error) {
-	if to != reflect.TypeFor[time.Duration]() {
-		return data, nil
-	}
-	switch from.Kind() {
-	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
-		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Float32, reflect.Float64:
-		if reflect.ValueOf(data).IsZero() {
-			return data, nil
-		}
-		return nil, fmt.Errorf("a duration needs a unit: %v is no duration (write %vs, %vms, …)", data, data, data)
-	}
-	return data, nil
-}
-
 // Parse is Load for bytes already read; file names the source in errors.
 func Parse(file string, data []byte) (*Config, error) {
-	cfg, err := decode(file, data)
+	cfg, tc, err := decodeTree(file, data)
 	if err != nil {
 		return nil, err
 	}
+	errs := tc.errs
 	if err := cfg.Validate(file); err != nil {
-		return nil, err
+		// A key the tree check refused was decoded as its default; what
+		// Validate says of it would be about a value nobody wrote.
+		for _, e := range err.(Errors) {
+			if !tc.about(e) {
+				errs = append(errs, e)
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errs
 	}
 	return cfg, nil
 }
@@ -113,37 +106,40 @@ func Parse(file string, data []byte) (*Config, error) {
 // decode reads, expands, overrides from the environment and decodes a
 // config, filling defaults, without validating values.
 func decode(file string, data []byte) (*Config, error) {
+	cfg, tc, err := decodeTree(file, data)
+	if err == nil && len(tc.errs) > 0 {
+		err = tc.errs
+	}
+	return cfg, err
+}
+
+// decodeTree is decode that also returns what the tree check found: keys
+// it refused are left at their defaults in the Config, so that the rest
+// can still be validated.
+func decodeTree(file string, data []byte) (*Config, *treeCheck, error) {
 	data = expand(data)
 	var raw map[string]any
 	if err := yaml.Unmarshal(data, &raw); err != nil {
-		return nil, Errors{fmt.Sprintf("%s: invalid YAML: %v", file, err)}
+		return nil, nil, Errors{fmt.Sprintf("%s: invalid YAML: %v", file, err)}
 	}
 	if documents(data) > 1 {
 		// yaml.Unmarshal reads the first and drops the rest unread.
-		return nil, Errors{fmt.Sprintf("%s: holds more than one YAML document (a line ---): a config is one document", file)}
-	}
-	var errs Errors
-	unknownKeys(file, "", raw, reflect.TypeOf(Config{}), &errs)
-	if len(errs) > 0 {
-		return nil, errs
+		return nil, nil, Errors{fmt.Sprintf("%s: holds more than one YAML document (a line ---): a config is one document", file)}
 	}
 	if raw == nil {
 		raw = map[string]any{}
 	}
-	if err := applyEnv(file, raw, environ()); err != nil {
-		return nil, err
-	}
+	env, errs := applyEnv(file, raw, environ())
+	tc := &treeCheck{file: file, env: env, errs: errs}
+	tc.value("", raw, reflect.TypeFor[Config](), rules{})
 	v := viper.New()
 	if err := v.MergeConfigMap(raw); err != nil {
-		return nil, Errors{fmt.Sprintf("%s: %v", file, err)}
+		return nil, nil, Errors{fmt.Sprintf("%s: %v", file, err)}
 	}
 	cfg := Defaults()
-	hook := mapstructure.ComposeDecodeHookFunc(bareDuration, mapstructure.StringToTimeDurationHookFunc(), mapstructure.StringToSliceHookFunc(","))
+	hook := mapstructure.ComposeDecodeHookFunc(mapstructure.StringToTimeDurationHookFunc(), mapstructure.StringToSliceHookFunc(","))
 	if err := v.Unmarshal(&cfg, viper.DecodeHook(hook)); err != nil {
-		return nil, decodeErrors(file, err)
-	}
-	if errs := zeroArmWeights(file, raw); len(errs) > 0 {
-		return nil, errs
+		return nil, nil, decodeErrors(file, err)
 	}
 	for name, b := range cfg.Backends {
 		backendDefaults(&b)
@@ -172,40 +168,7 @@ func decode(file string, data []byte) (*Config, error) {
 		experimentDefaults(&cfg.Experiments[i])
 	}
 	cfg.File = file
-	return &cfg, nil
-}
-
-// zeroArmWeights refuses an arm weight written as 0: left out, a weight
-// is 1, and the decode cannot tell a 0 written from one left out.
-func zeroArmWeights(file string, raw map[string]any) Errors {
-	var errs Errors
-	exps, _ := raw["experiments"].([]any)
-	for i, e := range exps {
-		em, _ := e.(map[string]any)
-		arms, _ := em["arms"].([]any)
-		for j, a := range arms {
-			am, _ := a.(map[string]any)
-			if w, ok := am["weight"]; ok && zeroNumber(w) {
-				errs = append(errs, fmt.Sprintf("%s:experiments[%d].arms[%d].weight: must be a positive number (leave it out for 1)", file, i, j))
-			}
-		}
-	}
-	return errs
-}
-
-// zeroNumber reports whether a decoded YAML value (or an environment
-// variable's string) is the number 0.
-func zeroNumber(v any) bool {
-	switch x := v.(type) {
-	case int:
-		return x == 0
-	case float64:
-		return x == 0
-	case string:
-		f, err := strconv.ParseFloat(strings.TrimSpace(x), 64)
-		return err == nil && f == 0
-	}
-	return false
+	return &cfg, tc, nil
 }
 
 func experimentDefaults(e *Experiment) {
@@ -265,68 +228,14 @@ func tagName(f reflect.StructField) string {
 	return name
 }
 
-// unknownKeys reports keys in raw that t does not have.
-func unknownKeys(file, prefix string, raw any, t reflect.Type, errs *Errors) {
-	switch t.Kind() {
-	case reflect.Struct:
-		if t == reflect.TypeOf(time.Duration(0)) {
-			return
-		}
-		m, ok := raw.(map[string]any)
-		if !ok {
-			if raw != nil {
-				*errs = append(*errs, fmt.Sprintf("%s:%s: expected a mapping", file, strings.TrimPrefix(prefix, ".")))
-			}
-			return
-		}
-		fields := map[string]reflect.Type{}
-		for i := range t.NumField() {
-			fields[tagName(t.Field(i))] = t.Field(i).Type
-		}
-		keys := make([]string, 0, len(m))
-		for k := range m {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
-			path := strings.TrimPrefix(prefix+"."+k, ".")
-			ft, ok := fields[k]
-			if !ok {
-				*errs = append(*errs, fmt.Sprintf("%s:%s: unknown key", file, path))
-				continue
-			}
-			unknownKeys(file, path, m[k], ft, errs)
-		}
-	case reflect.Map:
-		if m, ok := raw.(map[string]any); ok {
-			for _, k := range slices.Sorted(maps.Keys(m)) {
-				if k != strings.ToLower(k) {
-					// viper reads every key in lower case; a name written
-					// otherwise would not match where it is used.
-					*errs = append(*errs, fmt.Sprintf("%s:%s.%s: names are read in lower case; write %q", file, strings.TrimPrefix(prefix, "."), k, strings.ToLower(k)))
-				}
-				unknownKeys(file, prefix+"."+k, m[k], t.Elem(), errs)
-			}
-		}
-	case reflect.Interface:
-		lowerKeys(file, prefix, raw, errs)
-	case reflect.Slice:
-		if l, ok := raw.([]any); ok {
-			for i, v := range l {
-				unknownKeys(file, fmt.Sprintf("%s[%d]", prefix, i), v, t.Elem(), errs)
-			}
-		}
-	}
-}
-
 // Validate checks values and references; errors name file and key.
 func (c *Config) Validate(file string) error {
 	var errs Errors
 	bad := func(key, format string, args ...any) {
 		errs = append(errs, fmt.Sprintf("%s:%s: %s", file, key, fmt.Sprintf(format, args...)))
 	}
-	if _, _, err := net.SplitHostPort(c.Server.Listen); err != nil {
-		bad("server.listen", "must be host:port: %v", err)
+	if err := hostPort(c.Server.Listen, true); err != nil {
+		bad("server.listen", "%v", err)
 	}
 	for key, d := range map[string]time.Duration{
 		"server.request_timeout": c.Server.RequestTimeout, "server.read_timeout": c.Server.ReadTimeout,
@@ -355,8 +264,8 @@ func (c *Config) Validate(file string) error {
 	}
 	if r := c.Cache.Redis; len(r.Addrs) > 0 {
 		for i, a := range r.Addrs {
-			if _, _, err := net.SplitHostPort(a); err != nil {
-				bad(fmt.Sprintf("cache.redis.addrs[%d]", i), "must be host:port: %v", err)
+			if err := hostPort(a, false); err != nil {
+				bad(fmt.Sprintf("cache.redis.addrs[%d]", i), "%v", err)
 			}
 		}
 		if r.ReadTimeout <= 0 || r.WriteTimeout <= 0 || r.DialTimeout <= 0 {
@@ -435,8 +344,8 @@ func (c *Config) Validate(file string) error {
 		case TypeOllama, TypeOpenAI:
 			if b.URL == "" {
 				bad(k+".url", "is required for a %s backend", b.Type)
-			} else if u, err := url.Parse(withScheme(b.URL)); err != nil || u.Host == "" {
-				bad(k+".url", "is not a valid URL: %q", b.URL)
+			} else if err := httpURL(withScheme(b.URL)); err != nil {
+				bad(k+".url", "%v", err)
 			}
 		default:
 			bad(k+".type", "must be one of reference, ollama, openai; got %q", b.Type)
@@ -491,22 +400,41 @@ func (c *Config) Validate(file string) error {
 	return nil
 }
 
-// lowerKeys reports keys written other than in lower case anywhere under
-// raw (route steering objects, whose weights name objectives).
-func lowerKeys(file, prefix string, raw any, errs *Errors) {
-	switch v := raw.(type) {
-	case map[string]any:
-		for _, k := range slices.Sorted(maps.Keys(v)) {
-			if k != strings.ToLower(k) {
-				*errs = append(*errs, fmt.Sprintf("%s:%s.%s: names are read in lower case; write %q", file, strings.TrimPrefix(prefix, "."), k, strings.ToLower(k)))
-			}
-			lowerKeys(file, prefix+"."+k, v[k], errs)
-		}
-	case []any:
-		for i, x := range v {
-			lowerKeys(file, fmt.Sprintf("%s[%d]", prefix, i), x, errs)
+// hostPort checks a host:port to dial or (listen) to listen on: the port
+// a number of 1 to 65535, or 0 to listen on any free one.
+func hostPort(s string, listen bool) error {
+	_, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return fmt.Errorf("must be host:port: %v", err)
+	}
+	n, err := strconv.Atoi(port)
+	switch {
+	case err != nil || n < 0 || n > 65535:
+		return fmt.Errorf("must be host:port with a port of 1 to 65535; got %q", s)
+	case n == 0 && !listen:
+		return fmt.Errorf("must be host:port with a port of 1 to 65535; got %q", s)
+	}
+	return nil
+}
+
+// httpURL checks a URL the gateway calls: http or https, a host, and a
+// port that can be dialled.
+func httpURL(s string) error {
+	u, err := url.Parse(s)
+	switch {
+	case err != nil:
+		return fmt.Errorf("is not a valid URL: %v", err)
+	case u.Scheme != "http" && u.Scheme != "https":
+		return fmt.Errorf("must be an http:// or https:// URL; got %q", s)
+	case u.Hostname() == "":
+		return fmt.Errorf("has no host: %q", s)
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("has a port outside 1 to 65535: %q", s)
 		}
 	}
+	return nil
 }
 
 // withScheme adds http:// to a bare host:port, as Ollama's own client does
@@ -591,8 +519,8 @@ func (c *Config) validateRewards(bad func(key, format string, args ...any)) {
 				bad(k+".judge.mode", "must be yes_no, rating, critique or density_ratio; got %q", j.Mode)
 			}
 		case RewardRemote:
-			if u, err := url.Parse(r.Remote.URL); err != nil || u.Host == "" {
-				bad(k+".remote.url", "is not a valid URL: %q", r.Remote.URL)
+			if err := httpURL(r.Remote.URL); err != nil {
+				bad(k+".remote.url", "%v", err)
 			}
 			if r.Remote.Model == "" {
 				bad(k+".remote.model", "is required")
@@ -652,7 +580,7 @@ func (c *Config) validateRewards(bad func(key, format string, args ...any)) {
 				if p.Separator == "" {
 					bad(k+".prm.separator", "is required: the step-separator token the model scores at (e.g. the one it was trained with)")
 				}
-				if p.Positive < 0 {
+				if *p.Positive < 0 {
 					bad(k+".prm.positive", "must not be negative")
 				}
 				if len(r.Objectives) > 1 {

@@ -151,3 +151,29 @@ func TestEffectiveRedactsURLPasswords(t *testing.T) {
 		t.Errorf("effective config:\n%s", out)
 	}
 }
+
+// Addresses check-config passes can be listened on or called.
+func TestAddressesAreUsable(t *testing.T) {
+	for _, c := range []struct{ yaml, want string }{
+		{"server: {listen: \"127.0.0.1:99999\"}\nbackends: {r: {type: reference}}\n", `a.yaml:server.listen: must be host:port with a port of 1 to 65535; got "127.0.0.1:99999"`},
+		{"server: {listen: \"127.0.0.1:http\"}\nbackends: {r: {type: reference}}\n", `a.yaml:server.listen: must be host:port with a port of 1 to 65535`},
+		{"backends: {up: {type: openai, url: \"gopher://h:70/v1\"}}\n", `a.yaml:backends.up.url: must be an http:// or https:// URL; got "gopher://h:70/v1"`},
+		{"backends: {up: {type: openai, url: \"http://h:99999/v1\"}}\n", `a.yaml:backends.up.url: has a port outside 1 to 65535: "http://h:99999/v1"`},
+		{"backends: {up: {type: ollama, url: \"h:0\"}}\n", `a.yaml:backends.up.url: has a port outside 1 to 65535`},
+		{"backends: {r: {type: reference}}\ncache: {redis: {addrs: [\"r:0\"]}}\n", `a.yaml:cache.redis.addrs[0]: must be host:port with a port of 1 to 65535; got "r:0"`},
+		{"backends: {r: {type: reference}}\nrewards: {t: {type: remote, objectives: [x], remote: {url: \"triton:8000\", model: m}}}\n", `a.yaml:rewards.t.remote.url: must be an http:// or https:// URL; got "triton:8000"`},
+	} {
+		if _, err := Parse("a.yaml", []byte(c.yaml)); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s\nerr = %v\nwant %s", c.yaml, err, c.want)
+		}
+	}
+	for _, ok := range []string{
+		"server: {listen: \"127.0.0.1:0\"}\nbackends: {r: {type: reference}}\n",
+		"server: {listen: \":8080\"}\nbackends: {up: {type: ollama, url: \"localhost:11434\"}}\n",
+		"backends: {up: {type: openai, url: \"https://api.example.com/v1\"}}\n",
+	} {
+		if _, err := Parse("a.yaml", []byte(ok)); err != nil {
+			t.Errorf("%s: %v", ok, err)
+		}
+	}
+}

@@ -158,7 +158,7 @@ func serve(ctx context.Context, file string, stderr io.Writer) error {
 	defer app.close()
 	ln, err := net.Listen("tcp", cfg.Server.Listen)
 	if err != nil {
-		return fmt.Errorf("listen on %s: %w", cfg.Server.Listen, err)
+		return fmt.Errorf("%s:server.listen: cannot listen on %s: %w", file, cfg.Server.Listen, err)
 	}
 	log.Info("steergate serving", "addr", ln.Addr().String(), "config", file, "version", version, "models", len(app.router.List()))
 	err = app.server.Serve(ctx, ln)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -172,5 +173,23 @@ func TestHashKey(t *testing.T) {
 func TestMaxWeightIsSteerings(t *testing.T) {
 	if configs.MaxWeight != steering.MaxWeight {
 		t.Errorf("configs.MaxWeight %g, steering.MaxWeight %g", float64(configs.MaxWeight), float64(steering.MaxWeight))
+	}
+}
+
+// serve's own failure to listen names the file and key, as a config
+// error does.
+func TestServeNamesListenWhenItCannot(t *testing.T) {
+	held, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	f := filepath.Join(t.TempDir(), "c.yaml")
+	if err := os.WriteFile(f, []byte("server: {listen: \""+held.Addr().String()+"\"}\nbackends: {r: {type: reference}}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = runCmd(t, "", "serve", "--config", f)
+	if err == nil || !strings.Contains(err.Error(), f+":server.listen: cannot listen on "+held.Addr().String()) {
+		t.Errorf("err = %v", err)
 	}
 }

@@ -384,7 +384,7 @@ func (s *Set) model(name string, rc configs.Reward, cfg *configs.Config, o Optio
 
 func prmConfig(rc configs.Reward, objective string) onnx.PRMConfig {
 	p := rc.PRM
-	return onnx.PRMConfig{Objective: objective, Separator: p.Separator, Delimiter: p.Delimiter, Positive: p.Positive,
+	return onnx.PRMConfig{Objective: objective, Separator: p.Separator, Delimiter: p.Delimiter, Positive: *p.Positive,
 		Rule: rm.StepRule{Aggregate: p.Aggregate, Clip: p.Clip, Delta: p.Delta}}
 }
 

@@ -1,0 +1,91 @@
+package configs
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+// Values the decode would once have converted or replaced silently are
+// refused with file:key, and every problem of a file is reported at once.
+func TestTreeCheckRefuses(t *testing.T) {
+	const ref = "backends:\n  ref: {type: reference}\n"
+	const up = "backends:\n  up: {type: openai, url: \"http://127.0.0.1:9/v1\"%s}\nmodels: [{name: m, backend: up}]\n"
+	for _, c := range []struct{ yaml, want string }{
+		{"server: {max_inflight: true}\n" + ref, "t.yaml:server.max_inflight: expected a whole number, got true"},
+		{"server: {max_n: 3.5}\n" + ref, "t.yaml:server.max_n: expected a whole number, got 3.5"},
+		{"server: {max_body_bytes: 99999999999999999999}\n" + ref, "t.yaml:server.max_body_bytes: 1e+20 is out of range"},
+		{"server: {max_body_bytes: 18446744073709551615}\n" + ref, "t.yaml:server.max_body_bytes: 18446744073709551615 is out of range"},
+		{"server: {drain_delay: -1s}\n" + ref, "t.yaml:server.drain_delay: must not be negative"},
+		{"server: {request_timeout: true}\n" + ref, "t.yaml:server.request_timeout: expected a duration such as 30s or 250ms, got true"},
+		{"server: {listen: [a]}\n" + ref, "t.yaml:server.listen: expected a string, got a list"},
+		{"auth: {redis: \"yes\"}\n" + ref, `t.yaml:auth.redis: expected true or false, got "yes"`},
+		{"log: {access_sample: .nan}\n" + ref, "t.yaml:log.access_sample: expected a finite number, got NaN"},
+		{"cache: {redis: {addrs: 5}}\n" + ref, "t.yaml:cache.redis.addrs: expected a list, got 5"},
+		{"server: 5\n" + ref, "t.yaml:server: expected a mapping, got 5"},
+		{strings.Replace(up, "%s", ", max_response_bytes: -1", 1), "t.yaml:backends.up.max_response_bytes: must not be negative"},
+		{strings.Replace(up, "%s", ", timeout: 0s", 1), "t.yaml:backends.up.timeout: must not be 0 (leave it out for the default)"},
+		{strings.Replace(up, "%s", ", max_concurrency: 0", 1), "t.yaml:backends.up.max_concurrency: must not be 0"},
+		{"models: [{name: 1.10, backend: ref, model: reference}]\n" + ref, "t.yaml:models[0].name: expected a string, got 1.1; write it in quotes"},
+		// A refused key does not hide the file's other problems, and what
+		// Validate would say of the default put in its place is not said.
+		{"server: {max_n: x, max_inflight: 0}\n" + ref, "t.yaml:server.max_n: expected a whole number, got \"x\"\nt.yaml:server.max_inflight: must be at least 1"},
+	} {
+		_, err := Parse("t.yaml", []byte(c.yaml))
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s\nerr = %v\nwant %s", c.yaml, err, c.want)
+			continue
+		}
+		if strings.Count(err.Error(), "server.max_n") > 1 {
+			t.Errorf("%s: said twice:\n%v", c.yaml, err)
+		}
+	}
+}
+
+func TestTreeCheckAccepts(t *testing.T) {
+	cfg, err := Parse("t.yaml", []byte(`server: {max_inflight: "10", listen: "127.0.0.1:8080", request_timeout: " 2m"}
+backends:
+  ref: {type: reference}
+models: [{name: 2024, backend: ref, model: reference}]
+rewards:
+  r: {type: rules, weights: {repetition: -1}}
+  p:
+    type: onnx_prm
+    onnx: {path: m.onnx, tokenizer: t.json}
+    prm: {separator: "<s>", positive: 0}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Server.MaxInflight != 10 || cfg.Server.RequestTimeout != 2*time.Minute || cfg.Models[0].Name != "2024" {
+		t.Errorf("server %+v, model %q", cfg.Server, cfg.Models[0].Name)
+	}
+	if cfg.Rewards["r"].Weights["repetition"] != -1 {
+		t.Errorf("weights %v", cfg.Rewards["r"].Weights)
+	}
+	// Class 0 is a class, not "unset".
+	if p := cfg.Rewards["p"].PRM.Positive; p == nil || *p != 0 {
+		t.Errorf("prm.positive %v", p)
+	}
+	cfg, err = Parse("t.yaml", []byte("backends:\n  ref: {type: reference}\nrewards:\n  p: {type: onnx_prm, onnx: {path: m.onnx, tokenizer: t.json}, prm: {separator: \"<s>\"}}\n"))
+	if err != nil || *cfg.Rewards["p"].PRM.Positive != 1 {
+		t.Fatalf("default positive: %v", err)
+	}
+}
+
+// A variable's value is checked as the file's are, and the message names
+// the variable, not the file's line.
+func TestTreeCheckNamesTheVariable(t *testing.T) {
+	defer func() { environ = realEnviron }()
+	environ = func() []string { return []string{"STEERGATE_SERVER_MAX_INFLIGHT=lots"} }
+	_, err := Parse("t.yaml", []byte("backends:\n  ref: {type: reference}\n"))
+	want := `the environment variable STEERGATE_SERVER_MAX_INFLIGHT sets server.max_inflight: expected a whole number, got "lots" (config file t.yaml)`
+	if err == nil || err.Error() != want {
+		t.Errorf("err = %v\nwant %s", err, want)
+	}
+	environ = func() []string { return []string{"STEERGATE_SERVER_MAX_INFLIGHT=12", "STEERGATE_AUTH_REDIS=false"} }
+	cfg, err := Parse("t.yaml", []byte("backends:\n  ref: {type: reference}\n"))
+	if err != nil || cfg.Server.MaxInflight != 12 {
+		t.Fatalf("%v %+v", err, cfg)
+	}
+}
