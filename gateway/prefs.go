@@ -43,12 +43,17 @@ func (s *Server) preferences(ctx *fasthttp.RequestCtx, id prefs.Identity, user s
 		writeError(ctx, fault.New(fault.ErrNotFound, "", "preferences are not enabled on this gateway"))
 		return
 	}
-	tenant, err := prefs.Scope(id, string(ctx.QueryArgs().Peek("tenant")))
+	q, err := queryOf(ctx, "tenant", "reward")
 	if err != nil {
 		writeError(ctx, err)
 		return
 	}
-	reward := string(ctx.QueryArgs().Peek("reward"))
+	tenant, err := prefs.Scope(id, q["tenant"])
+	if err != nil {
+		writeError(ctx, err)
+		return
+	}
+	reward := q["reward"]
 	rctx, cancel := context.WithTimeout(s.base, 5*time.Second)
 	defer cancel()
 	method := string(ctx.Method())
@@ -121,14 +126,18 @@ func (s *Server) feedback(ctx *fasthttp.RequestCtx, id prefs.Identity) {
 		return
 	}
 	var f prefs.Feedback
-	if err := strictJSON(ctx.PostBody(), &f); err != nil {
+	q, err := queryOf(ctx, "tenant")
+	if err == nil {
+		err = strictJSON(ctx.PostBody(), &f)
+	}
+	if err != nil {
 		s.metrics.Feedback(id.Class, "invalid", "invalid")
 		writeError(ctx, err)
 		return
 	}
 	// An admin gives feedback on another tenant's responses by naming it,
 	// as on the preferences endpoints.
-	tenant, err := prefs.Scope(id, string(ctx.QueryArgs().Peek("tenant")))
+	tenant, err := prefs.Scope(id, q["tenant"])
 	if err != nil {
 		writeError(ctx, err)
 		return

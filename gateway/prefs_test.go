@@ -178,6 +178,17 @@ func TestAuthorization(t *testing.T) {
 			t.Errorf("%s: %d %s, want 400 naming %q", body, status, got, param)
 		}
 	}
+	// Query parameters are read as the endpoint names them, once each.
+	for query, param := range map[string]string{
+		"?Tenant=beta":             "Tenant",
+		"?tenant=acme&tenant=beta": "tenant",
+		"?reward=default&x=1":      "x",
+	} {
+		status, _, got := call(t, "PUT", prefsURL+query, "sk-admin", `{"weights":{"verbosity":-2}}`)
+		if status != 400 || !strings.Contains(got, `"param":`+paramJSON(param)) {
+			t.Errorf("%s: %d %s, want 400 naming %q", query, status, got, param)
+		}
+	}
 	if _, _, body := call(t, "GET", prefsURL, "sk-a", ""); !strings.Contains(body, `"verbosity":1`) {
 		t.Errorf("refused writes changed the weights: %s", body)
 	}
@@ -313,6 +324,10 @@ func TestFeedbackOverHTTP(t *testing.T) {
 		if fmt.Sprint(status) != code || param != "" && !strings.Contains(got, `"param":"`+param+`"`) {
 			t.Errorf("%s: %d %s, want %s", body, status, got, want)
 		}
+	}
+	status, _, got := call(t, "POST", e.url+"/v1/feedback?tenant=acme&tenant=beta", "sk-a", `{"response_id":"`+r.ID+`","rating":1}`)
+	if status != 400 || !strings.Contains(got, `"param":"tenant"`) {
+		t.Errorf("tenant given twice: %d %s", status, got)
 	}
 	if status, _, _ := call(t, "GET", e.url+"/v1/users/alice/preferences", "sk-a", ""); status != 404 {
 		t.Fatalf("refused feedback created preferences: %d", status)

@@ -198,20 +198,24 @@ func (s *Server) uiPreferences(ctx *fasthttp.RequestCtx, id prefs.Identity) {
 		writeError(ctx, fault.New(fault.ErrNotFound, "", "preferences are not enabled on this gateway"))
 		return
 	}
-	q := ctx.QueryArgs()
-	user := string(q.Peek("user"))
+	q, err := queryOf(ctx, "user", "tenant", "reward")
+	if err != nil {
+		writeError(ctx, err)
+		return
+	}
+	user := q["user"]
 	if user == "" {
 		writeError(ctx, fault.Invalid("user", "user is required"))
 		return
 	}
-	tenant, err := prefs.Scope(id, string(q.Peek("tenant")))
+	tenant, err := prefs.Scope(id, q["tenant"])
 	if err != nil {
 		writeError(ctx, err)
 		return
 	}
 	rctx, cancel := context.WithTimeout(s.base, 5*time.Second)
 	defer cancel()
-	p, name, err := svc.Get(rctx, tenant, user, string(q.Peek("reward")))
+	p, name, err := svc.Get(rctx, tenant, user, q["reward"])
 	if err != nil {
 		writeError(ctx, err)
 		return

@@ -77,6 +77,9 @@ func TestDashboardWantsAKey(t *testing.T) {
 	if status, _ := get("/ui/api/preferences?user=x&tenant=beta"); status != 403 {
 		t.Errorf("a user key reads another tenant's preferences: %d", status)
 	}
+	if status, body := get("/ui/api/preferences?user=x&User=y"); status != 400 || !strings.Contains(body, `"param":"User"`) {
+		t.Errorf("an unknown query parameter: %d %s", status, body)
+	}
 	// For anything but a read, the cookie counts only on JSON from this
 	// origin: another site's form or script gets nothing from it.
 	post := func(ct, origin string) int {
