@@ -263,6 +263,9 @@ func decodeAs(body []byte, d decoding) (map[string]json.RawMessage, error) {
 	if body[0] != '{' || !Valid(body) {
 		return nil, fault.Invalid("", "request body is not a valid JSON object (or nests deeper than %d levels)", maxNesting)
 	}
+	if err := unicodeText(body); err != nil {
+		return nil, err
+	}
 	if d.plain != nil {
 		if extra, ok := d.plain(body); ok {
 			if l, ok := d.v.(laterDecoder); ok {

@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/steergate/steergate/backend"
 	"github.com/steergate/steergate/fault"
@@ -457,5 +458,34 @@ func TestChunksCarryTheFingerprint(t *testing.T) {
 	}
 	if b, _ := json.Marshal(ChatChunkOf("id", "m", 1, backend.Delta{Text: "hi"}, true)); strings.Contains(string(b), "system_fingerprint") {
 		t.Errorf("a chunk with no fingerprint says one: %s", b)
+	}
+}
+
+// A body that is not Unicode text is refused, not read as U+FFFD by the
+// gateway while the backend is sent the bytes as written.
+func TestBodiesAreUnicodeText(t *testing.T) {
+	for body, msg := range map[string]string{
+		"{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"a\xffb\"}]}": "request body is not UTF-8 text (byte 52)",
+		`{"model":"m","messages":[{"role":"user","content":"a\ud800b"}]}`:             `request body has an unpaired UTF-16 surrogate escape \ud800 (byte 52): JSON strings must be Unicode text`,
+		`{"model":"m","messages":[{"role":"user","content":"\udc00"}]}`:               `request body has an unpaired UTF-16 surrogate escape \udc00 (byte 51): JSON strings must be Unicode text`,
+		`{"model":"m","messages":[{"role":"user","content":"\uD83D\u0041"}]}`:         `request body has an unpaired UTF-16 surrogate escape \uD83D (byte 51): JSON strings must be Unicode text`,
+		`{"model":"m","messages":[{"role":"user","content":"x"}],"user":"\ud83d"}`:    `request body has an unpaired UTF-16 surrogate escape \ud83d (byte 64): JSON strings must be Unicode text`,
+	} {
+		if _, err := DecodeChat([]byte(body)); err == nil || err.Error() != msg {
+			t.Errorf("%q: %v, want %s", body, err, msg)
+		}
+	}
+	for _, body := range []string{
+		`{"model":"m","messages":[{"role":"user","content":"\ud83d\ude00 \\ud800 \u00e9 \ufffd é 😀"}]}`,
+		"{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"\xef\xbf\xbd\"}]}",
+	} {
+		r, err := DecodeChat([]byte(body))
+		if err != nil {
+			t.Errorf("%s: %v", body, err)
+			continue
+		}
+		if c := r.Messages[0].Content.Text; !utf8.ValidString(c) || strings.Contains(body, "😀") && !strings.HasPrefix(c, "😀 \\ud800 é") {
+			t.Errorf("%s: read %q", body, c)
+		}
 	}
 }

@@ -1,5 +1,13 @@
 package wire
 
+import (
+	"bytes"
+	"unicode/utf16"
+	"unicode/utf8"
+
+	"github.com/steergate/steergate/fault"
+)
+
 // Valid reports whether b is one JSON value, with whitespace around it,
 // exactly as json.Valid does, nesting limit included. It reads strings a
 // run at a time instead of through encoding/json's byte-at-a-time scanner:
@@ -177,4 +185,48 @@ func literal(b []byte, i int, lit string) int {
 		return -1
 	}
 	return i + len(lit)
+}
+
+// unicodeText refuses a body, already Valid, that is not Unicode text:
+// bytes that are not UTF-8, or a \u escape of half a UTF-16 surrogate
+// pair. The gateway would read either as U+FFFD while the backend is sent
+// the body as written and reads it its own way (or fails on it), so one
+// request would mean two things; JSON's RFC 8259 asks for UTF-8 anyway.
+func unicodeText(b []byte) error {
+	if !utf8.Valid(b) {
+		at := 0
+		for at < len(b) {
+			r, size := utf8.DecodeRune(b[at:])
+			if r == utf8.RuneError && size <= 1 {
+				break
+			}
+			at += size
+		}
+		return fault.Invalid("", "request body is not UTF-8 text (byte %d)", at)
+	}
+	// Outside strings a Valid body has no backslash: every one starts an
+	// escape.
+	for i := 0; ; {
+		k := bytes.IndexByte(b[i:], '\\')
+		if k < 0 {
+			return nil
+		}
+		i += k
+		if b[i+1] != 'u' {
+			i += 2
+			continue
+		}
+		r := hex4(b[i:])
+		switch {
+		case utf16.IsSurrogate(r) && r < 0xdc00:
+			if next := hex4(b[i+6:]); 0xdc00 <= next && next <= 0xdfff {
+				i += 12
+				continue
+			}
+			fallthrough
+		case utf16.IsSurrogate(r):
+			return fault.Invalid("", "request body has an unpaired UTF-16 surrogate escape %s (byte %d): JSON strings must be Unicode text", b[i:i+6], i)
+		}
+		i += 6
+	}
 }
