@@ -282,6 +282,25 @@ func TestMalformedRequests(t *testing.T) {
 	}
 }
 
+// A body shorter than its Content-Length is a 408 once read_timeout has
+// passed, not a 400 for something malformed.
+func TestShortBodyTimesOut(t *testing.T) {
+	opts := defaultOptions()
+	opts.ReadTimeout = 300 * time.Millisecond
+	e := start(t, opts, ref(reference.Options{}))
+	conn, err := net.Dial("tcp", strings.TrimPrefix(e.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	io.WriteString(conn, "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"model\":")
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	b, _ := io.ReadAll(conn)
+	if got := string(b); !strings.HasPrefix(got, "HTTP/1.1 408 ") || !strings.Contains(got, `"code":"request_timeout"`) {
+		t.Errorf("%s", got)
+	}
+}
+
 // A body over max_body_bytes gets its 413 even while the client is still
 // sending it: the connection lingers instead of resetting.
 func TestOversizedBodyGets413(t *testing.T) {

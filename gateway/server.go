@@ -203,12 +203,17 @@ func (s *Server) waitBackground(deadline <-chan time.Time) bool {
 func (s *Server) parseError(ctx *fasthttp.RequestCtx, err error) {
 	s.setRequestID(ctx)
 	var small *fasthttp.ErrSmallBuffer
+	var timeout net.Error
 	switch {
 	case errors.Is(err, fasthttp.ErrBodyTooLarge):
 		lingerOnClose(ctx.Conn())
 		writeError(ctx, fault.New(fault.ErrTooLarge, "", "request body exceeds %d bytes", s.opts.MaxBodyBytes))
 	case errors.As(err, &small):
 		writeError(ctx, fault.New(wire.ErrHeaderTooLarge, "", "request headers exceed %d bytes", s.srv.ReadBufferSize))
+	case errors.As(err, &timeout) && timeout.Timeout():
+		// A body shorter than its Content-Length ends here too: the
+		// read waits for the rest until the deadline.
+		writeError(ctx, fault.New(wire.ErrSlowRequest, "", "the request was not read within %s (a body shorter than its Content-Length?)", s.opts.ReadTimeout))
 	default:
 		// fasthttp's message quotes the raw request, headers included; a
 		// secret a front proxy added must not be read back.

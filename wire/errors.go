@@ -16,6 +16,9 @@ const StatusClientClosed = 499
 var (
 	ErrMethod         = errors.New("method not allowed")
 	ErrHeaderTooLarge = errors.New("request headers too large")
+	// ErrSlowRequest: the request was not read within server.read_timeout
+	// (a body shorter than its Content-Length, a client that stalled).
+	ErrSlowRequest = errors.New("request not read in time")
 )
 
 // errorTable maps the error taxonomy to HTTP. It is the only place that does.
@@ -33,6 +36,7 @@ var errorTable = []struct {
 	{ErrMethod, http.StatusMethodNotAllowed, "invalid_request_error", "method_not_allowed"},
 	{fault.ErrTooLarge, http.StatusRequestEntityTooLarge, "invalid_request_error", "request_too_large"},
 	{ErrHeaderTooLarge, http.StatusRequestHeaderFieldsTooLarge, "invalid_request_error", "headers_too_large"},
+	{ErrSlowRequest, http.StatusRequestTimeout, "invalid_request_error", "request_timeout"},
 	{fault.ErrOverloaded, http.StatusServiceUnavailable, "server_error", "overloaded"},
 	{fault.ErrReward, http.StatusBadGateway, "server_error", "reward_error"},
 	{fault.ErrInsufficient, http.StatusBadGateway, "server_error", "insufficient_answers"},
