@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/steergate/steergate/backend"
 	"github.com/steergate/steergate/experiment"
 	"github.com/steergate/steergate/gateway"
 	"github.com/steergate/steergate/prefs"
@@ -71,6 +72,18 @@ func TestExperimentsOverHTTP(t *testing.T) {
 		`{"model":"reference","user":"alice","seed":9,"max_tokens":8,"messages":[{"role":"user","content":"hi"}],"steering":{"arm":"plain"}}`)
 	if status != 200 || h.Get("X-Steering-Arm") != "plain" || !strings.Contains(got, `"steering":{"strategy":"none","experiment":"fb","arm":"plain"`) {
 		t.Errorf("an unsteered arm's answer does not name its arm: %d %s", status, got)
+	}
+	// Its report says what its one call spent, as the answer's usage does.
+	var unsteered struct {
+		Usage    backend.Usage `json:"usage"`
+		Steering struct {
+			SamplesUsed  int           `json:"samples_used"`
+			BackendUsage backend.Usage `json:"backend_usage"`
+		} `json:"steering"`
+	}
+	if err := json.Unmarshal([]byte(got), &unsteered); err != nil || unsteered.Steering.SamplesUsed != 1 || unsteered.Usage.CompletionTokens == 0 ||
+		unsteered.Steering.BackendUsage.CompletionTokens != unsteered.Usage.CompletionTokens || unsteered.Steering.BackendUsage.PromptTokens != unsteered.Usage.PromptTokens {
+		t.Errorf("an unsteered arm's report of what it spent: %v %s", err, got)
 	}
 	if status, _, got := call(t, "POST", e.url+"/v1/chat/completions", "sk-admin",
 		`{"model":"reference","user":"alice","max_tokens":8,"messages":[{"role":"user","content":"hi"}],"steering":{"arm":"plain","strategy":"best_of_n"}}`); status != 400 || !strings.Contains(got, `"param":"steering.strategy"`) {
