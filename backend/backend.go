@@ -342,8 +342,11 @@ type Delta struct {
 	Logprobs     []TokenLogprob
 	FinishReason string
 	// Fingerprint is the backend's system_fingerprint, where it said one
-	// with this piece, for the chunk that carries it on.
-	Fingerprint string `json:",omitempty"`
+	// with this piece, and Extra the chunk's top-level fields this package
+	// does not interpret (service_tier, …), for the chunk that carries the
+	// piece on.
+	Fingerprint string                     `json:",omitempty"`
+	Extra       map[string]json.RawMessage `json:",omitempty"`
 }
 
 // Spelled is a token as its bytes spell it. Servers send a token that ends

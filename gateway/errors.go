@@ -29,19 +29,15 @@ func writeError(ctx *fasthttp.RequestCtx, err error) {
 // by name, rather than ignored or read as the first.
 func queryOf(ctx *fasthttp.RequestCtx, takes ...string) (map[string]string, error) {
 	out := make(map[string]string, len(takes))
-	var err error
-	ctx.QueryArgs().VisitAll(func(k, v []byte) {
+	for k, v := range ctx.QueryArgs().All() {
 		name := string(k)
-		switch {
-		case err != nil:
-		case !slices.Contains(takes, name):
-			err = fault.Invalid(name, "unknown query parameter %q; this endpoint takes %s", name, strings.Join(takes, ", "))
-		default:
-			if _, dup := out[name]; dup {
-				err = fault.Invalid(name, "query parameter %q is given twice", name)
-			}
-			out[name] = string(v)
+		if !slices.Contains(takes, name) {
+			return nil, fault.Invalid(name, "unknown query parameter %q; this endpoint takes %s", name, strings.Join(takes, ", "))
 		}
-	})
-	return out, err
+		if _, dup := out[name]; dup {
+			return nil, fault.Invalid(name, "query parameter %q is given twice", name)
+		}
+		out[name] = string(v)
+	}
+	return out, nil
 }

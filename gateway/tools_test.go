@@ -228,3 +228,30 @@ func TestSteeringOverToolCalls(t *testing.T) {
 		t.Errorf("self-consistency chose %+v: %s", got, sc.JSON.ExtraFields["steering"].Raw())
 	}
 }
+
+// A steered stream, and a cached one replayed, are chunks the gateway
+// writes; they carry the backend's system_fingerprint and its other
+// top-level fields as its own chunks do.
+func TestSteeredChunksKeepTheBackendsFields(t *testing.T) {
+	e, _ := toolGateway(t, "openai")
+	for _, steer := range []map[string]any{{"strategy": "best_of_n", "n": 2}, {"strategy": "none", "cache": map[string]any{"mode": "on"}}} {
+		for range 2 { // the second of a cached request is a hit
+			params := openai.ChatCompletionNewParams{Model: "tool-model", Seed: openai.Int(5), Messages: userMsg("hello")}
+			st := e.client.Chat.Completions.NewStreaming(context.Background(), params, option.WithJSONSet("steering", steer))
+			n := 0
+			for st.Next() {
+				c := st.Current()
+				if len(c.Choices) == 0 {
+					continue
+				}
+				n++
+				if c.ServiceTier != "default" || c.JSON.SystemFingerprint.Raw() != `"fp_tool"` {
+					t.Errorf("%v: chunk %s", steer, c.RawJSON())
+				}
+			}
+			if st.Err() != nil || n == 0 {
+				t.Errorf("%v: %d chunks, %v", steer, n, st.Err())
+			}
+		}
+	}
+}

@@ -540,7 +540,7 @@ func (s *prefixStream) rest(cs []backend.Choice) error {
 		return nil
 	}
 	if !s.on {
-		return emitChoices(s.env, "", cs)
+		return emitAnswer(s.env.Emit, &backend.Generation{Choices: cs})
 	}
 	c := cs[0]
 	if !strings.HasPrefix(c.Text, s.emitted) {

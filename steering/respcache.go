@@ -301,25 +301,6 @@ func (rc *ResponseCache) put(ctx context.Context, c *Call, k string, o *Outcome,
 	}
 }
 
-// replay sends a cached answer to a streaming client: each choice as one
-// content delta and a finishing delta.
-func replay(o *Outcome, emit func(backend.Delta) error) error {
-	if emit == nil {
-		return nil
-	}
-	for _, c := range o.Generation.Choices {
-		fp := o.Generation.SystemFingerprint
-		if err := emit(backend.Delta{Index: c.Index, Text: c.Text, Logprobs: c.Logprobs, Reasoning: c.Reasoning, ToolCalls: c.ToolCalls, Refusal: c.Refusal,
-			Fingerprint: fp}); err != nil {
-			return err
-		}
-		if err := emit(backend.Delta{Index: c.Index, FinishReason: c.FinishReason, Fingerprint: fp}); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // flight is one computation shared by identical concurrent misses. It runs
 // under its own context, cancelled only when every waiter has left, so one
 // client hanging up never fails another.
@@ -381,7 +362,7 @@ func (rc *ResponseCache) through(ctx context.Context, c *Call, p *Plan, w map[st
 	if read {
 		if o := rc.get(ctx, k, maxAge, emit != nil || c.Encode == nil || c.Experiment != ""); o != nil {
 			announce(CacheHit)
-			return o, replay(o, emit)
+			return o, emitAnswer(emit, o.Generation)
 		}
 	}
 	announce(CacheMiss)
@@ -463,5 +444,5 @@ func (rc *ResponseCache) through(ctx context.Context, c *Call, p *Plan, w map[st
 		return f.out, f.err
 	}
 	o := *f.out
-	return &o, replay(&o, emit)
+	return &o, emitAnswer(emit, o.Generation)
 }

@@ -253,6 +253,12 @@ func TestStreamingHitIsReplayed(t *testing.T) {
 	if len(deltas) != 2 || deltas[0].Text != first.Generation.Choices[0].Text || deltas[1].FinishReason == "" {
 		t.Errorf("replay %+v", deltas)
 	}
+	// The replayed chunks carry what the backend's answer said beside it.
+	for _, d := range deltas {
+		if d.Fingerprint != first.Generation.SystemFingerprint || d.Fingerprint == "" || string(d.Extra["service_tier"]) != string(first.Generation.Extra["service_tier"]) {
+			t.Errorf("replayed delta %+v, answer %+v", d, first.Generation)
+		}
+	}
 }
 
 // The computation identical misses share runs until every caller has

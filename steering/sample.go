@@ -383,24 +383,26 @@ func finishChosen(env *Env, ss, chosen []*sample, failed int, extra func(*Info))
 	if extra != nil {
 		extra(info)
 	}
-	if err := emitChoices(env, g.SystemFingerprint, g.Choices); err != nil {
+	if err := emitAnswer(env.Emit, g); err != nil {
 		return nil, err
 	}
 	return &Outcome{Generation: g, Info: info}, nil
 }
 
-// emitChoices streams whole answers, each as one delta and a finishing
-// delta, with the fingerprint of the backend that wrote them ("" for none).
-func emitChoices(env *Env, fingerprint string, cs []backend.Choice) error {
-	if env.Emit == nil {
+// emitAnswer streams a finished answer (steered, or from the cache): each
+// choice as one delta and a finishing delta, with the fingerprint and the
+// top-level fields of the backend's answer, so that its chunks carry what
+// the backend's own would.
+func emitAnswer(emit func(backend.Delta) error, g *backend.Generation) error {
+	if emit == nil {
 		return nil
 	}
-	for _, c := range cs {
-		if err := env.Emit(backend.Delta{Index: c.Index, Text: c.Text, Logprobs: c.Logprobs, Reasoning: c.Reasoning,
-			Refusal: c.Refusal, ToolCalls: c.ToolCalls, Fingerprint: fingerprint}); err != nil {
+	for _, c := range g.Choices {
+		if err := emit(backend.Delta{Index: c.Index, Text: c.Text, Logprobs: c.Logprobs, Reasoning: c.Reasoning,
+			Refusal: c.Refusal, ToolCalls: c.ToolCalls, Fingerprint: g.SystemFingerprint, Extra: g.Extra}); err != nil {
 			return err
 		}
-		if err := env.Emit(backend.Delta{Index: c.Index, FinishReason: c.FinishReason, Fingerprint: fingerprint}); err != nil {
+		if err := emit(backend.Delta{Index: c.Index, FinishReason: c.FinishReason, Fingerprint: g.SystemFingerprint, Extra: g.Extra}); err != nil {
 			return err
 		}
 	}

@@ -126,8 +126,8 @@ func TestBestOfNPicksHighestUtilityTiesToLowestIndex(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, d := range deltas {
-		if d.Fingerprint != "fp-s1" {
-			t.Errorf("streamed delta %+v: want fingerprint fp-s1", d)
+		if d.Fingerprint != "fp-s1" || string(d.Extra["service_tier"]) != `"tier-s1"` {
+			t.Errorf("streamed delta %+v: want fingerprint fp-s1 and service_tier tier-s1", d)
 		}
 	}
 	if len(deltas) == 0 {

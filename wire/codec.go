@@ -207,7 +207,15 @@ func marshalExtra(v any, extra map[string]json.RawMessage) ([]byte, error) {
 	if err != nil || len(extra) == 0 {
 		return b, err
 	}
-	known := knownKeys(v)
+	return appendExtra(b, knownKeys(v), extra), nil
+}
+
+// appendExtra adds extra's members to the encoded object b, but for those
+// known names.
+func appendExtra(b []byte, known map[string]bool, extra map[string]json.RawMessage) []byte {
+	if len(extra) == 0 {
+		return b
+	}
 	b = b[:len(b)-1] // drop '}'
 	for _, k := range sortedKeys(extra) {
 		if known[k] {
@@ -221,7 +229,7 @@ func marshalExtra(v any, extra map[string]json.RawMessage) ([]byte, error) {
 		b = append(b, ':')
 		b = append(b, extra[k]...)
 	}
-	return append(b, '}'), nil
+	return append(b, '}')
 }
 
 // decodeRequest fills v (a pointer to a request struct) from body and

@@ -459,6 +459,15 @@ func TestChunksCarryTheFingerprint(t *testing.T) {
 	if b, _ := json.Marshal(ChatChunkOf("id", "m", 1, backend.Delta{Text: "hi"}, true)); strings.Contains(string(b), "system_fingerprint") {
 		t.Errorf("a chunk with no fingerprint says one: %s", b)
 	}
+	// The backend's other top-level fields go on too; a known field wins
+	// over a stray copy.
+	d.Extra = map[string]json.RawMessage{"service_tier": json.RawMessage(`"flex"`), "model": json.RawMessage(`"other"`)}
+	for _, c := range []any{ChatChunkOf("id", "m", 1, d, true), CompletionChunkOf("id", "m", 1, d, 0)} {
+		b, _ := marshalEvent(c)
+		if !strings.HasSuffix(string(b), `,"service_tier":"flex"}`) || strings.Contains(string(b), "other") || !json.Valid(b) {
+			t.Errorf("chunk %s", b)
+		}
+	}
 }
 
 // A body that is not Unicode text is refused, not read as U+FFFD by the
@@ -486,6 +495,18 @@ func TestBodiesAreUnicodeText(t *testing.T) {
 		}
 		if c := r.Messages[0].Content.Text; !utf8.ValidString(c) || strings.Contains(body, "😀") && !strings.HasPrefix(c, "😀 \\ud800 é") {
 			t.Errorf("%s: read %q", body, c)
+		}
+	}
+}
+
+// BenchmarkChunkEvent is one chat chunk of a stream the gateway writes
+// (adapted, steered or replayed).
+func BenchmarkChunkEvent(b *testing.B) {
+	d := backend.Delta{Text: "hello there, general", Fingerprint: "fp_1"}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := marshalEvent(ChatChunkOf("chatcmpl-384996859f05cbcc04000000", "model", 1700000000, d, false)); err != nil {
+			b.Fatal(err)
 		}
 	}
 }

@@ -169,7 +169,7 @@ func ChatChunkOf(id, model string, created int64, d backend.Delta, first bool) *
 		f := d.FinishReason
 		cc.FinishReason = &f
 	}
-	return &ChatChunk{ID: id, Object: ObjectChatChunk, Created: created, Model: model, SystemFingerprint: d.Fingerprint, Choices: []ChunkChoice{cc}}
+	return &ChatChunk{ID: id, Object: ObjectChatChunk, Created: created, Model: model, SystemFingerprint: d.Fingerprint, Choices: []ChunkChoice{cc}, Extra: d.Extra}
 }
 
 // ChatUsageChunk is the final chunk of stream_options.include_usage.
@@ -180,7 +180,7 @@ func ChatUsageChunk(id, model string, created int64, u backend.Usage) *ChatChunk
 // CompletionOf builds a completion from a generation.
 func CompletionOf(id, model string, created int64, g *backend.Generation) *Completion {
 	out := &Completion{ID: id, Object: ObjectCompletion, Created: created, Model: model, SystemFingerprint: g.SystemFingerprint,
-		Choices: make([]CompletionChoice, len(g.Choices)), Usage: usageOf(g.Usage, g.UsageExtra)}
+		Choices: make([]CompletionChoice, len(g.Choices)), Usage: usageOf(g.Usage, g.UsageExtra), Extra: g.Extra}
 	for i, c := range g.Choices {
 		f := c.FinishReason
 		out.Choices[i] = CompletionChoice{Text: c.Text, Index: c.Index, Logprobs: LegacyLogprobs(c.Logprobs, 0), FinishReason: &f, StopReason: StopReason(c.StopSequence)}
@@ -196,7 +196,7 @@ func CompletionChunkOf(id, model string, created int64, d backend.Delta, offset 
 		f := d.FinishReason
 		cc.FinishReason = &f
 	}
-	return &Completion{ID: id, Object: ObjectCompletion, Created: created, Model: model, SystemFingerprint: d.Fingerprint, Choices: []CompletionChoice{cc}}
+	return &Completion{ID: id, Object: ObjectCompletion, Created: created, Model: model, SystemFingerprint: d.Fingerprint, Choices: []CompletionChoice{cc}, Extra: d.Extra}
 }
 
 // CompletionUsageChunk is the final usage chunk of a completions stream.

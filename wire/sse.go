@@ -7,7 +7,7 @@ import (
 
 // WriteEvent writes v as one server-sent event and flushes it.
 func WriteEvent(w *bufio.Writer, v any) error {
-	b, err := json.Marshal(v)
+	b, err := marshalEvent(v)
 	if err != nil {
 		return err
 	}
@@ -15,6 +15,26 @@ func WriteEvent(w *bufio.Writer, v any) error {
 	w.Write(b)
 	w.WriteString("\n\n")
 	return w.Flush()
+}
+
+// marshalEvent encodes a stream event; a chunk's Extra goes after its
+// own members.
+func marshalEvent(v any) ([]byte, error) {
+	switch c := v.(type) {
+	case *ChatChunk:
+		b, err := json.Marshal(c)
+		if err != nil {
+			return nil, err
+		}
+		return appendExtra(b, chatChunkKeys, c.Extra), nil
+	case *Completion:
+		b, err := json.Marshal((*completionFields)(c))
+		if err != nil {
+			return nil, err
+		}
+		return appendExtra(b, completionAnswerKeys, c.Extra), nil
+	}
+	return json.Marshal(v)
 }
 
 // WriteDone ends a stream the OpenAI way.

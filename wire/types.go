@@ -775,17 +775,21 @@ type ChunkChoice struct {
 	FinishReason *string         `json:"finish_reason"`
 }
 
-// ChatChunk is one server-sent event of a streaming chat response.
+// ChatChunk is one server-sent event of a streaming chat response. Extra
+// keeps the backend's top-level fields this package does not know.
 type ChatChunk struct {
-	ID                string          `json:"id"`
-	Object            string          `json:"object"`
-	Created           int64           `json:"created"`
-	Model             string          `json:"model"`
-	SystemFingerprint string          `json:"system_fingerprint,omitempty"`
-	Choices           []ChunkChoice   `json:"choices"`
-	Usage             *Usage          `json:"usage,omitempty"`
-	Steering          json.RawMessage `json:"steering,omitempty"`
+	ID                string                     `json:"id"`
+	Object            string                     `json:"object"`
+	Created           int64                      `json:"created"`
+	Model             string                     `json:"model"`
+	SystemFingerprint string                     `json:"system_fingerprint,omitempty"`
+	Choices           []ChunkChoice              `json:"choices"`
+	Usage             *Usage                     `json:"usage,omitempty"`
+	Steering          json.RawMessage            `json:"steering,omitempty"`
+	Extra             map[string]json.RawMessage `json:"-"`
 }
+
+var chatChunkKeys = knownKeys(ChatChunk{})
 
 // CompletionLogprobs is the legacy completions logprobs object.
 type CompletionLogprobs struct {
@@ -804,17 +808,39 @@ type CompletionChoice struct {
 	StopReason   json.RawMessage     `json:"stop_reason,omitempty"` // as ChatChoice's
 }
 
-// Completion is a /v1/completions response or stream chunk.
+// Completion is a /v1/completions response or stream chunk. Extra keeps
+// the top-level fields this package does not know. Stream chunks are
+// written by WriteEvent, which adds Extra without going through
+// MarshalJSON (encoding/json re-reads what a Marshaler returns, which
+// tripled a chunk's cost).
 type Completion struct {
-	ID                string             `json:"id"`
-	Object            string             `json:"object"`
-	Created           int64              `json:"created"`
-	Model             string             `json:"model"`
-	SystemFingerprint string             `json:"system_fingerprint,omitempty"`
-	Choices           []CompletionChoice `json:"choices"`
-	Usage             *Usage             `json:"usage,omitempty"`
-	Steering          json.RawMessage    `json:"steering,omitempty"`
+	ID                string                     `json:"id"`
+	Object            string                     `json:"object"`
+	Created           int64                      `json:"created"`
+	Model             string                     `json:"model"`
+	SystemFingerprint string                     `json:"system_fingerprint,omitempty"`
+	Choices           []CompletionChoice         `json:"choices"`
+	Usage             *Usage                     `json:"usage,omitempty"`
+	Steering          json.RawMessage            `json:"steering,omitempty"`
+	Extra             map[string]json.RawMessage `json:"-"`
 }
+
+type completionFields Completion
+
+var completionAnswerKeys = knownKeys(completionFields{})
+
+func (c *Completion) UnmarshalJSON(b []byte) error {
+	var f completionFields
+	extra, err := decodeExtra(b, &f, completionAnswerKeys)
+	if err != nil {
+		return err
+	}
+	*c = Completion(f)
+	c.Extra = extra
+	return nil
+}
+
+func (c Completion) MarshalJSON() ([]byte, error) { return marshalExtra(completionFields(c), c.Extra) }
 
 // Model is one entry of GET /v1/models.
 type Model struct {

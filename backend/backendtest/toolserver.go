@@ -206,7 +206,7 @@ func (s *ToolServer) stream(w http.ResponseWriter, req toolReq, answers []answer
 	fl, _ := w.(http.Flusher)
 	send := func(choices []map[string]any, extra map[string]any) {
 		c := map[string]any{"id": "chatcmpl-tool", "object": "chat.completion.chunk", "created": 1700000000, "model": req.Model,
-			"system_fingerprint": "fp_tool", "choices": choices}
+			"system_fingerprint": "fp_tool", "service_tier": "default", "choices": choices}
 		for k, v := range extra {
 			c[k] = v
 		}

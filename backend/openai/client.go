@@ -366,7 +366,7 @@ func decodeChat(raw []byte) (*backend.Generation, error) {
 }
 
 func generationOfCompletion(cmp *wire.Completion) *backend.Generation {
-	g := &backend.Generation{Model: cmp.Model, Choices: make([]backend.Choice, len(cmp.Choices))}
+	g := &backend.Generation{Model: cmp.Model, Choices: make([]backend.Choice, len(cmp.Choices)), SystemFingerprint: cmp.SystemFingerprint, Extra: cmp.Extra}
 	for i, ch := range cmp.Choices {
 		g.Choices[i] = backend.Choice{Index: ch.Index, Text: ch.Text, Logprobs: wire.BackendLegacyLogprobs(ch.Logprobs), StopSequence: wire.StopSequence(ch.StopReason)}
 		if ch.FinishReason != nil {
@@ -375,6 +375,7 @@ func generationOfCompletion(cmp *wire.Completion) *backend.Generation {
 	}
 	if cmp.Usage != nil {
 		g.Usage = backend.Usage{PromptTokens: cmp.Usage.PromptTokens, CompletionTokens: cmp.Usage.CompletionTokens}
+		g.UsageExtra = cmp.Usage.Extra
 	}
 	return g
 }
@@ -427,6 +428,27 @@ func (c *Client) Stream(ctx context.Context, r *backend.Request, emit func(backe
 	return g, err
 }
 
+// chunkKeys are the stream chunk's members this package reads or writes
+// itself; chunkExtra returns the others.
+var chunkKeys = map[string]bool{"id": true, "object": true, "created": true, "model": true, "system_fingerprint": true,
+	"choices": true, "usage": true, "error": true}
+
+func chunkExtra(data []byte) (map[string]json.RawMessage, error) {
+	var extra map[string]json.RawMessage
+	err := wire.EachMember(data, func(m wire.Member) error {
+		key, err := m.Name()
+		if err != nil || chunkKeys[string(key)] {
+			return err
+		}
+		if extra == nil {
+			extra = map[string]json.RawMessage{}
+		}
+		extra[string(key)] = append(json.RawMessage(nil), m.Value...)
+		return nil
+	})
+	return extra, err
+}
+
 // readStream reads an upstream's server-sent events into deltas for emit
 // and the whole generation. An error of emit comes back as an emitErr.
 func readStream(body io.Reader, r *backend.Request, name string, maxEvent int, emit func(backend.Delta) error) (*backend.Generation, error) {
@@ -448,8 +470,20 @@ func readStream(body io.Reader, r *backend.Request, name string, maxEvent int, e
 		if ch.SystemFingerprint != "" {
 			g.SystemFingerprint = ch.SystemFingerprint
 		}
+		extra, err := chunkExtra(data)
+		if err != nil {
+			return fmt.Errorf("%w: %s: bad stream chunk: %v", fault.ErrUpstream, name, err)
+		}
+		for k, v := range extra {
+			if k != "obfuscation" { // a chunk's own padding, no field of the answer
+				if g.Extra == nil {
+					g.Extra = map[string]json.RawMessage{}
+				}
+				g.Extra[k] = v
+			}
+		}
 		for _, cc := range ch.Choices {
-			d := backend.Delta{Index: cc.Index, Text: cc.Text, Fingerprint: ch.SystemFingerprint}
+			d := backend.Delta{Index: cc.Index, Text: cc.Text, Fingerprint: ch.SystemFingerprint, Extra: extra}
 			if chat {
 				dd := cc.Delta
 				d.Text, d.Refusal = deref(dd.Content), deref(dd.Refusal)

@@ -241,14 +241,22 @@ func TestStatusErrorKeepsTheServersCode(t *testing.T) {
 	}
 }
 
-// A streamed chunk's system_fingerprint goes on with its deltas.
+// A streamed chunk's system_fingerprint and top-level fields this package
+// does not know go on with its deltas, and into the answer (but for a
+// chunk's own obfuscation padding).
 func TestStreamKeepsTheFingerprint(t *testing.T) {
-	body := "data: {\"id\":\"x\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"system_fingerprint\":\"fp_9\"," +
+	body := "data: {\"id\":\"x\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"system_fingerprint\":\"fp_9\",\"service_tier\":\"flex\",\"obfuscation\":\"k3\"," +
 		"\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"hi\"},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n"
 	var deltas []backend.Delta
 	g, err := readStream(strings.NewReader(body), &backend.Request{Model: "m", Messages: []backend.Message{{Role: "user", Content: "q"}}}, "up", 1<<20,
 		func(d backend.Delta) error { deltas = append(deltas, d); return nil })
 	if err != nil || g.SystemFingerprint != "fp_9" || len(deltas) == 0 || deltas[0].Fingerprint != "fp_9" {
-		t.Errorf("%v %+v %+v", err, g, deltas)
+		t.Fatalf("%v %+v %+v", err, g, deltas)
+	}
+	if string(deltas[0].Extra["service_tier"]) != `"flex"` || string(deltas[0].Extra["obfuscation"]) != `"k3"` || len(deltas[0].Extra) != 2 {
+		t.Errorf("delta extra %s", deltas[0].Extra)
+	}
+	if string(g.Extra["service_tier"]) != `"flex"` || len(g.Extra) != 1 {
+		t.Errorf("answer extra %s", g.Extra)
 	}
 }
