@@ -6,6 +6,7 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"iter"
 	"maps"
 	"math"
 	"net"
@@ -237,20 +238,20 @@ func (c *Config) Validate(file string) error {
 	if err := hostPort(c.Server.Listen, true); err != nil {
 		bad("server.listen", "%v", err)
 	}
-	for key, d := range map[string]time.Duration{
+	for key, d := range inOrder(map[string]time.Duration{
 		"server.request_timeout": c.Server.RequestTimeout, "server.read_timeout": c.Server.ReadTimeout,
 		"server.idle_timeout": c.Server.IdleTimeout, "server.shutdown_timeout": c.Server.ShutdownTimeout,
 		"server.queue_timeout": c.Server.QueueTimeout,
-	} {
+	}) {
 		if d <= 0 {
 			bad(key, "must be a positive duration such as 30s")
 		}
 	}
-	for key, n := range map[string]int{
+	for key, n := range inOrder(map[string]int{
 		"server.max_body_bytes": c.Server.MaxBodyBytes, "server.max_inflight": c.Server.MaxInflight,
 		"server.max_n": c.Server.MaxN, "server.max_tokens": c.Server.MaxTokens, "server.max_messages": c.Server.MaxMessages,
 		"server.max_samples": c.Server.MaxSamples,
-	} {
+	}) {
 		if n < 1 {
 			bad(key, "must be at least 1")
 		}
@@ -268,14 +269,13 @@ func (c *Config) Validate(file string) error {
 				bad(fmt.Sprintf("cache.redis.addrs[%d]", i), "%v", err)
 			}
 		}
-		if r.ReadTimeout <= 0 || r.WriteTimeout <= 0 || r.DialTimeout <= 0 {
-			bad("cache.redis", "dial_timeout, read_timeout and write_timeout must be positive")
+		for key, d := range inOrder(map[string]time.Duration{"dial_timeout": r.DialTimeout, "read_timeout": r.ReadTimeout, "write_timeout": r.WriteTimeout}) {
+			if d <= 0 {
+				bad("cache.redis."+key, "must be a positive duration")
+			}
 		}
 	} else if c.Cache.Redis.MasterName != "" {
 		bad("cache.redis.addrs", "master_name needs the Sentinel addresses in addrs")
-	}
-	if c.Cache.Responses.TTL < 0 || c.Cache.Responses.MaxEntryBytes < 0 {
-		bad("cache.responses", "ttl and max_entry_bytes must not be negative")
 	}
 	seenKeys := map[string]string{}
 	for i, k := range c.Auth.Keys {
@@ -298,17 +298,23 @@ func (c *Config) Validate(file string) error {
 		bad("auth.redis", "looks keys up in Redis, which needs cache.redis.addrs")
 	}
 	p := c.Preferences
-	switch {
-	case p.MaxWeight <= 0 || math.IsInf(p.MaxWeight, 0) || math.IsNaN(p.MaxWeight) || p.MaxWeight > MaxWeight:
+	if p.MaxWeight <= 0 || math.IsInf(p.MaxWeight, 0) || math.IsNaN(p.MaxWeight) || p.MaxWeight > MaxWeight {
 		bad("preferences.max_weight", "must be above 0 and at most %g (the bound of every weight)", float64(MaxWeight))
-	case p.LearningRate <= 0 || p.LearningRate > 10:
+	}
+	if p.LearningRate <= 0 || p.LearningRate > 10 {
 		bad("preferences.learning_rate", "must be in (0, 10]")
-	case p.L2 < 0 || p.L2 >= 1:
+	}
+	if p.L2 < 0 || p.L2 >= 1 {
 		bad("preferences.l2", "must be in [0, 1)")
-	case p.LogTTL <= 0:
+	}
+	if p.LogTTL <= 0 {
 		bad("preferences.log_ttl", "must be positive")
-	case p.MemoryUsers < 1 || p.MemoryResponses < 1:
-		bad("preferences", "memory_users and memory_responses must be at least 1")
+	}
+	if p.MemoryUsers < 1 {
+		bad("preferences.memory_users", "must be at least 1")
+	}
+	if p.MemoryResponses < 1 {
+		bad("preferences.memory_responses", "must be at least 1")
 	}
 	c.validateExperiments(bad)
 	if c.Server.MaxQueue < 0 {
@@ -359,17 +365,14 @@ func (c *Config) Validate(file string) error {
 		} else if b.Flavour != "" {
 			bad(k+".flavour", "only applies to openai backends")
 		}
-		if b.Timeout < 0 || b.TokenDelay < 0 || b.FirstTokenDelay < 0 {
-			bad(k, "durations must not be negative")
-		}
-		if b.MaxConcurrency < 1 {
-			bad(k+".max_concurrency", "must be at least 1")
-		}
-		if *b.MaxQueue < 0 || b.Retries < 0 || b.BreakerFailures < 0 || b.QueueTimeout < 0 || b.HealthInterval < 0 {
-			bad(k, "max_queue, retries, breaker_failures, queue_timeout and health_interval must not be negative")
-		}
-		if b.Type != TypeReference && (b.TokenDelay != 0 || b.FirstTokenDelay != 0 || b.MaxTokens != 0) {
-			bad(k, "token_delay, first_token_delay and max_tokens only apply to reference backends")
+		// Negatives and written zeros of keys with defaults were refused
+		// before the decode (treeCheck).
+		if b.Type != TypeReference {
+			for key, set := range inOrder(map[string]bool{"token_delay": b.TokenDelay != 0, "first_token_delay": b.FirstTokenDelay != 0, "max_tokens": b.MaxTokens != 0}) {
+				if set {
+					bad(k+"."+key, "only applies to reference backends")
+				}
+			}
 		}
 	}
 	c.validateRewards(bad)
@@ -398,6 +401,17 @@ func (c *Config) Validate(file string) error {
 		return errs
 	}
 	return nil
+}
+
+// inOrder yields m's entries by key, so that messages come in one order.
+func inOrder[V any](m map[string]V) iter.Seq2[string, V] {
+	return func(yield func(string, V) bool) {
+		for _, k := range slices.Sorted(maps.Keys(m)) {
+			if !yield(k, m[k]) {
+				return
+			}
+		}
+	}
 }
 
 // hostPort checks a host:port to dial or (listen) to listen on: the port
@@ -469,7 +483,7 @@ func (c *Config) validateRewards(bad func(key, format string, args ...any)) {
 			case "identity", "log_sigmoid":
 			case "clip":
 				if t.Min >= t.Max {
-					bad(k+".transform."+obj, "clip needs min < max")
+					bad(k+".transform."+obj+".max", "clip needs min < max")
 				}
 			default:
 				bad(k+".transform."+obj+".kind", "must be identity, clip or log_sigmoid; got %q", t.Kind)
@@ -488,11 +502,14 @@ func (c *Config) validateRewards(bad func(key, format string, args ...any)) {
 			if j.Floor != nil && (j.Mode != JudgeYesNo || *j.Floor > 0 || math.IsNaN(*j.Floor) || math.IsInf(*j.Floor, 0)) {
 				bad(k+".judge.floor", "is a logprob (finite, at most 0) and applies to yes_no only")
 			}
-			if (j.MaxTokens != 0 || j.MaxCritique != 0) && j.Mode != JudgeCritique {
-				bad(k+".judge.max_tokens", "max_tokens and max_critique apply to critique only")
-			}
-			if j.Mode == JudgeCritique && (j.MaxTokens < 16 || j.MaxCritique < 1) {
-				bad(k+".judge.max_tokens", "must be at least 16 (a critique and a score), and max_critique at least 1")
+			if j.Mode != JudgeCritique {
+				for key, set := range inOrder(map[string]bool{"max_tokens": j.MaxTokens != 0, "max_critique": j.MaxCritique != 0}) {
+					if set {
+						bad(k+".judge."+key, "applies to critique only")
+					}
+				}
+			} else if j.MaxTokens < 16 {
+				bad(k+".judge.max_tokens", "must be at least 16 (a critique and a score)")
 			}
 			if b, ok := c.Backends[j.Backend]; ok && j.Mode == JudgeCritique && b.Type == TypeReference {
 				most := cmp.Or(b.MaxTokens, 256) // the reference backend's documented default cap
@@ -566,8 +583,8 @@ func (c *Config) validateRewards(bad func(key, format string, args ...any)) {
 			if m.Fallback != "" && m.Fallback != "cpu" {
 				bad(k+".onnx.fallback", "must be empty or cpu; got %q", m.Fallback)
 			}
-			if m.MaxBatch < 1 || m.MaxLength < 2 {
-				bad(k+".onnx", "max_batch must be at least 1 and max_length at least 2")
+			if m.MaxLength < 2 {
+				bad(k+".onnx.max_length", "must be at least 2")
 			}
 			if r.Type == RewardONNX && len(r.Objectives) == 0 {
 				bad(k+".objectives", "must name the model's outputs")
@@ -693,8 +710,11 @@ func (c *Config) validateExperiments(bad func(key, format string, args ...any)) 
 		}
 		switch e.Outcome.Type {
 		case "feedback":
-			if e.Outcome.Reward != "" || e.Outcome.Share != 0 {
-				bad(at+".outcome", "reward and share are for outcome type reward")
+			if e.Outcome.Reward != "" {
+				bad(at+".outcome.reward", "is for outcome type reward")
+			}
+			if e.Outcome.Share != 0 {
+				bad(at+".outcome.share", "is for outcome type reward")
 			}
 		case "reward":
 			if _, ok := c.Rewards[e.Outcome.Reward]; !ok {

@@ -177,3 +177,23 @@ func TestAddressesAreUsable(t *testing.T) {
 		}
 	}
 }
+
+// A message names the key it is about, and one section's problems are
+// all reported, in one order.
+func TestMessagesNameTheKey(t *testing.T) {
+	yaml := `backends: {up: {type: openai, url: "http://h:1/v1", token_delay: 1ms}}
+cache: {redis: {addrs: ["r:6379"], read_timeout: 0s, write_timeout: 0s}}
+preferences: {learning_rate: 0, memory_users: 0}
+`
+	_, err := Parse("k.yaml", []byte(yaml))
+	want := []string{
+		"k.yaml:cache.redis.read_timeout: must be a positive duration",
+		"k.yaml:cache.redis.write_timeout: must be a positive duration",
+		"k.yaml:preferences.learning_rate: must be in (0, 10]",
+		"k.yaml:preferences.memory_users: must be at least 1",
+		"k.yaml:backends.up.token_delay: only applies to reference backends",
+	}
+	if err == nil || err.Error() != strings.Join(want, "\n") {
+		t.Errorf("err:\n%v\nwant:\n%s", err, strings.Join(want, "\n"))
+	}
+}
