@@ -44,7 +44,7 @@ type format struct {
 	// headless is full less its head, for the response cache to keep.
 	headless func(g *backend.Generation, steer json.RawMessage) []byte
 	chunk    func(id, model string, created int64, d backend.Delta, first bool, offset int) any
-	usage    func(id, model string, created int64, u backend.Usage, steer json.RawMessage) any
+	usage    func(id, model string, created int64, g *backend.Generation, steer json.RawMessage) any
 }
 
 var chatFormat = format{
@@ -69,8 +69,8 @@ var chatFormat = format{
 	chunk: func(id, model string, created int64, d backend.Delta, first bool, _ int) any {
 		return wire.ChatChunkOf(id, model, created, d, first)
 	},
-	usage: func(id, model string, created int64, u backend.Usage, steer json.RawMessage) any {
-		c := wire.ChatUsageChunk(id, model, created, u)
+	usage: func(id, model string, created int64, g *backend.Generation, steer json.RawMessage) any {
+		c := wire.ChatUsageChunk(id, model, created, g)
 		c.Steering = steer
 		return c
 	},
@@ -98,8 +98,8 @@ var completionFormat = format{
 	chunk: func(id, model string, created int64, d backend.Delta, _ bool, offset int) any {
 		return wire.CompletionChunkOf(id, model, created, d, offset)
 	},
-	usage: func(id, model string, created int64, u backend.Usage, steer json.RawMessage) any {
-		c := wire.CompletionUsageChunk(id, model, created, u)
+	usage: func(id, model string, created int64, g *backend.Generation, steer json.RawMessage) any {
+		c := wire.CompletionUsageChunk(id, model, created, g)
 		c.Steering = steer
 		return c
 	},
@@ -345,7 +345,7 @@ func (s *Server) generate(x *exchange, req *request, br *backend.Request, en *ex
 			if steer == nil {
 				steer = enrolledReport(en, st.out)
 			}
-			_ = sw.event(f.usage(respID, req.model, created, st.out.Generation.Usage, steer))
+			_ = sw.event(f.usage(respID, req.model, created, st.out.Generation, steer))
 		}
 		_ = sw.done()
 		s.logResponse(respID, tenant, user, route, plan, st.out, en)

@@ -6,12 +6,14 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
 	"github.com/openai/openai-go/v3/shared"
 	"github.com/steergate/steergate/backend"
 	"github.com/steergate/steergate/backend/backendtest"
+	"github.com/steergate/steergate/cache"
 	"github.com/steergate/steergate/rm"
 	"github.com/steergate/steergate/rm/rules"
 	"github.com/steergate/steergate/steering"
@@ -31,7 +33,10 @@ func toolGateway(t *testing.T, flavour string) (*env, *backendtest.ToolServer) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eng := steering.NewEngine(steering.Options{Rewards: map[string]rm.Rewarder{"default": r}, Limits: steering.Limits{MaxSamples: 16}})
+	// A response cache for requests that ask for it (steering.cache), so
+	// that the other requests here reach the tool server each time.
+	eng := steering.NewEngine(steering.Options{Rewards: map[string]rm.Rewarder{"default": r}, Limits: steering.Limits{MaxSamples: 16},
+		Responses: steering.NewResponseCache(cache.NewMemory(1<<20), false, time.Hour, 1<<20, nil)})
 	return serveWith(t, defaultOptions(), rt, eng), ts
 }
 
@@ -235,22 +240,30 @@ func TestSteeringOverToolCalls(t *testing.T) {
 func TestSteeredChunksKeepTheBackendsFields(t *testing.T) {
 	e, _ := toolGateway(t, "openai")
 	for _, steer := range []map[string]any{{"strategy": "best_of_n", "n": 2}, {"strategy": "none", "cache": map[string]any{"mode": "on"}}} {
-		for range 2 { // the second of a cached request is a hit
-			params := openai.ChatCompletionNewParams{Model: "tool-model", Seed: openai.Int(5), Messages: userMsg("hello")}
+		for round := range 2 { // the second of a cached request is a hit
+			params := openai.ChatCompletionNewParams{Model: "tool-model", Seed: openai.Int(5), Messages: userMsg("hello"),
+				StreamOptions: openai.ChatCompletionStreamOptionsParam{IncludeUsage: openai.Bool(true)}}
 			st := e.client.Chat.Completions.NewStreaming(context.Background(), params, option.WithJSONSet("steering", steer))
-			n := 0
+			n, usage := 0, 0
 			for st.Next() {
 				c := st.Current()
-				if len(c.Choices) == 0 {
-					continue
-				}
 				n++
 				if c.ServiceTier != "default" || c.JSON.SystemFingerprint.Raw() != `"fp_tool"` {
 					t.Errorf("%v: chunk %s", steer, c.RawJSON())
 				}
+				if len(c.Choices) > 0 {
+					continue
+				}
+				// The usage chunk keeps the usage details, summed over a
+				// steered answer's calls; a hit spent nothing.
+				usage++
+				hit := round == 1 && steer["strategy"] == "none"
+				if details := c.Usage.PromptTokensDetails.JSON.CachedTokens.Valid(); details == hit || hit != (c.Usage.TotalTokens == 0) {
+					t.Errorf("%v, round %d: usage chunk %s", steer, round, c.RawJSON())
+				}
 			}
-			if st.Err() != nil || n == 0 {
-				t.Errorf("%v: %d chunks, %v", steer, n, st.Err())
+			if st.Err() != nil || n < 2 || usage != 1 {
+				t.Errorf("%v: %d chunks, %d usage chunks, %v", steer, n, usage, st.Err())
 			}
 		}
 	}

@@ -172,9 +172,11 @@ func ChatChunkOf(id, model string, created int64, d backend.Delta, first bool) *
 	return &ChatChunk{ID: id, Object: ObjectChatChunk, Created: created, Model: model, SystemFingerprint: d.Fingerprint, Choices: []ChunkChoice{cc}, Extra: d.Extra}
 }
 
-// ChatUsageChunk is the final chunk of stream_options.include_usage.
-func ChatUsageChunk(id, model string, created int64, u backend.Usage) *ChatChunk {
-	return &ChatChunk{ID: id, Object: ObjectChatChunk, Created: created, Model: model, Choices: []ChunkChoice{}, Usage: usageOf(u, nil)}
+// ChatUsageChunk is the final chunk of stream_options.include_usage: g's
+// usage with its details, and what g's backend said beside its answer.
+func ChatUsageChunk(id, model string, created int64, g *backend.Generation) *ChatChunk {
+	return &ChatChunk{ID: id, Object: ObjectChatChunk, Created: created, Model: model, Choices: []ChunkChoice{},
+		Usage: usageOf(g.Usage, g.UsageExtra), SystemFingerprint: g.SystemFingerprint, Extra: g.Extra}
 }
 
 // CompletionOf builds a completion from a generation.
@@ -199,9 +201,11 @@ func CompletionChunkOf(id, model string, created int64, d backend.Delta, offset 
 	return &Completion{ID: id, Object: ObjectCompletion, Created: created, Model: model, SystemFingerprint: d.Fingerprint, Choices: []CompletionChoice{cc}, Extra: d.Extra}
 }
 
-// CompletionUsageChunk is the final usage chunk of a completions stream.
-func CompletionUsageChunk(id, model string, created int64, u backend.Usage) *Completion {
-	return &Completion{ID: id, Object: ObjectCompletion, Created: created, Model: model, Choices: []CompletionChoice{}, Usage: usageOf(u, nil)}
+// CompletionUsageChunk is the final usage chunk of a completions stream,
+// as ChatUsageChunk.
+func CompletionUsageChunk(id, model string, created int64, g *backend.Generation) *Completion {
+	return &Completion{ID: id, Object: ObjectCompletion, Created: created, Model: model, Choices: []CompletionChoice{},
+		Usage: usageOf(g.Usage, g.UsageExtra), SystemFingerprint: g.SystemFingerprint, Extra: g.Extra}
 }
 
 // messageOfBackend encodes a message for an upstream: as the client sent

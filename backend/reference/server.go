@@ -405,9 +405,9 @@ func (s *Server) openaiRun(ctx *fasthttp.RequestCtx, model string, r *backend.Re
 		}
 		if so != nil && so.IncludeUsage {
 			if chat {
-				_ = write(wire.ChatUsageChunk(id, model, created, g.Usage))
+				_ = write(wire.ChatUsageChunk(id, model, created, g))
 			} else {
-				_ = write(wire.CompletionUsageChunk(id, model, created, g.Usage))
+				_ = write(wire.CompletionUsageChunk(id, model, created, g))
 			}
 		}
 		_ = wire.WriteDone(w)
