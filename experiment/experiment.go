@@ -134,7 +134,8 @@ type Request struct {
 // of its unit, and returns the steering to resolve: the arm's with the
 // request's laid over it. A request that names a strategy, or a user
 // experiment's request without a user, is not enrolled (nil). A forced arm
-// (steering.arm) needs an admin key and a model in an experiment.
+// (steering.arm) needs an admin key and a model in an experiment. A nil
+// Set has no experiments.
 func (s *Set) Enroll(ctx context.Context, r Request) (*Enrollment, json.RawMessage, error) {
 	var req map[string]json.RawMessage
 	if len(r.Steering) > 0 && string(r.Steering) != "null" {
@@ -144,8 +145,8 @@ func (s *Set) Enroll(ctx context.Context, r Request) (*Enrollment, json.RawMessa
 	}
 	var forced string
 	if raw, ok := req["arm"]; ok {
-		if err := json.Unmarshal(raw, &forced); err != nil {
-			return nil, nil, fault.Invalid("steering.arm", "arm must be a string")
+		if err := json.Unmarshal(raw, &forced); err != nil || forced == "" {
+			return nil, nil, fault.Invalid("steering.arm", "arm must name an arm of the model's experiment")
 		}
 		if !r.Admin {
 			return nil, nil, fault.New(fault.ErrForbidden, "steering.arm", "only an admin key may force an experiment arm")

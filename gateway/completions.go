@@ -277,7 +277,7 @@ func (s *Server) generate(x *exchange, req *request, br *backend.Request, en *ex
 		}
 		steer := s.steeringHeaders(ctx, out, l)
 		if steer == nil {
-			steer = enrolledReport(en, out)
+			steer = enrolledReport(en)
 		}
 		if out.Cache != "" {
 			ctx.Response.Header.Set("X-Cache", out.Cache)
@@ -343,7 +343,7 @@ func (s *Server) generate(x *exchange, req *request, br *backend.Request, en *ex
 		if req.includeUsage {
 			steer := marshalInfo(st.out)
 			if steer == nil {
-				steer = enrolledReport(en, st.out)
+				steer = enrolledReport(en)
 			}
 			_ = sw.event(f.usage(respID, req.model, created, st.out.Generation, steer))
 		}
@@ -471,22 +471,13 @@ func (s *Server) steeringHeaders(ctx *fasthttp.RequestCtx, out *steering.Outcome
 }
 
 // enrolledReport is the steering object of an experiment's answer that
-// has no report of its own (an arm with strategy none): it still names
-// the experiment and the arm, and says what the one backend call spent
-// (nothing, for an answer from the cache).
-func enrolledReport(en *experiment.Enrollment, out *steering.Outcome) json.RawMessage {
+// has no report of its own: it still names the experiment and the arm.
+// (The engine reports an unsteered arm's answers, with what they spent.)
+func enrolledReport(en *experiment.Enrollment) json.RawMessage {
 	if en == nil {
 		return nil
 	}
-	info := steering.Info{Strategy: steering.None, Experiment: en.Experiment.Name, Arm: en.Arm, Candidates: []steering.Candidate{}}
-	switch {
-	case out == nil:
-	case out.Cache == steering.CacheHit:
-		info.Cached = true
-	case out.Generation != nil:
-		info.SamplesUsed, info.BackendUsage = 1, out.Generation.Usage
-	}
-	b, _ := json.Marshal(info)
+	b, _ := json.Marshal(steering.Info{Strategy: steering.None, Experiment: en.Experiment.Name, Arm: en.Arm, Candidates: []steering.Candidate{}})
 	return b
 }
 

@@ -85,6 +85,23 @@ func TestExperimentsOverHTTP(t *testing.T) {
 		unsteered.Steering.BackendUsage.CompletionTokens != unsteered.Usage.CompletionTokens || unsteered.Steering.BackendUsage.PromptTokens != unsteered.Usage.PromptTokens {
 		t.Errorf("an unsteered arm's report of what it spent: %v %s", err, got)
 	}
+	// Served again from the cache, it spent nothing now, and its report
+	// says what it spent when computed, as a steered arm's hit does.
+	status, h, again := call(t, "POST", e.url+"/v1/chat/completions", "sk-admin",
+		`{"model":"reference","user":"alice","seed":9,"max_tokens":8,"messages":[{"role":"user","content":"hi"}],"steering":{"arm":"plain"}}`)
+	var hit struct {
+		Usage    backend.Usage `json:"usage"`
+		Steering struct {
+			SamplesUsed  int           `json:"samples_used"`
+			BackendUsage backend.Usage `json:"backend_usage"`
+			Cached       bool          `json:"cached"`
+			Arm          string        `json:"arm"`
+		} `json:"steering"`
+	}
+	if err := json.Unmarshal([]byte(again), &hit); err != nil || status != 200 || h.Get("X-Cache") != "hit" || !hit.Steering.Cached || hit.Steering.Arm != "plain" ||
+		hit.Usage.CompletionTokens != 0 || hit.Steering.SamplesUsed != 1 || hit.Steering.BackendUsage != unsteered.Steering.BackendUsage {
+		t.Errorf("an unsteered arm's hit: %v %d %s %s", err, status, h.Get("X-Cache"), again)
+	}
 	if status, _, got := call(t, "POST", e.url+"/v1/chat/completions", "sk-admin",
 		`{"model":"reference","user":"alice","max_tokens":8,"messages":[{"role":"user","content":"hi"}],"steering":{"arm":"plain","strategy":"best_of_n"}}`); status != 400 || !strings.Contains(got, `"param":"steering.strategy"`) {
 		t.Errorf("a forced arm with a strategy: %d %s", status, got)
@@ -104,14 +121,14 @@ func TestExperimentsOverHTTP(t *testing.T) {
 	if status, _, _ := call(t, "POST", e.url+"/v1/experiments/fb", "sk-admin", ""); status != 405 {
 		t.Errorf("POST on results: %d", status)
 	}
-	// Requests are recorded beside their answers: wait for all six.
+	// Requests are recorded beside their answers: wait for all seven.
 	var rep *experiment.Report
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
 		var err error
 		if rep, err = set.Results(context.Background(), set.Get("fb")); err != nil {
 			t.Fatal(err)
 		}
-		if rep.Arms[1].Requests+rep.Arms[2].Requests >= 6 || time.Now().After(deadline) {
+		if rep.Arms[1].Requests+rep.Arms[2].Requests >= 7 || time.Now().After(deadline) {
 			break
 		}
 	}
@@ -119,11 +136,32 @@ func TestExperimentsOverHTTP(t *testing.T) {
 	if eight.Requests != 3 || eight.Feedback.Wins != 2 || eight.Feedback.Losses != 1 || eight.Outcome.N != 2 || float64(eight.Outcome.Mean) != 0.75 {
 		t.Errorf("arm eight: %+v", eight)
 	}
-	if plain.Requests != 3 || plain.Feedback.Wins != 1 || plain.Feedback.Losses != 1 || plain.Outcome.N != 1 || float64(plain.Outcome.Mean) != -1 {
+	if plain.Requests != 4 || plain.Feedback.Wins != 1 || plain.Feedback.Losses != 1 || plain.Outcome.N != 1 || float64(plain.Outcome.Mean) != -1 {
 		t.Errorf("arm plain: %+v", plain)
 	}
 	status, _, body := call(t, "GET", e.url+"/v1/experiments/fb", "sk-admin", "")
 	if status != 200 || !strings.Contains(body, `"wins":2`) {
 		t.Errorf("results: %d %s", status, body)
+	}
+}
+
+// steering.arm on a gateway without experiments is refused as it is for a
+// model in no experiment, not ignored.
+func TestForcedArmWithoutExperiments(t *testing.T) {
+	e := prefsGateway(t, prefs.NewMemory(100, 100), `{}`, 0.5)
+	for _, c := range []struct {
+		key, steer string
+		status     int
+	}{
+		{"sk-a", `{"arm":"x"}`, 403},
+		{"sk-admin", `{"arm":"x"}`, 400},
+		{"sk-admin", `{"arm":"x","strategy":"best_of_n"}`, 400},
+		{"sk-admin", `{"arm":""}`, 400},
+	} {
+		status, _, got := call(t, "POST", e.url+"/v1/chat/completions", c.key,
+			`{"model":"reference","max_tokens":4,"messages":[{"role":"user","content":"hi"}],"steering":`+c.steer+`}`)
+		if status != c.status || !strings.Contains(got, `"param":"steering.arm"`) {
+			t.Errorf("%s %s: %d %s, want %d naming steering.arm", c.key, c.steer, status, got, c.status)
+		}
 	}
 }

@@ -281,6 +281,12 @@ func (e *Engine) Run(ctx context.Context, c *Call, p *Plan, emit func(backend.De
 		if err != nil {
 			return nil, err
 		}
+		if out.Info == nil && c.Experiment != "" {
+			// An experiment's unsteered arm still reports what its call
+			// spent, and a hit of it what it spent when computed, as a
+			// steered arm's does.
+			out.Info = &Info{Candidates: []Candidate{}, SamplesUsed: 1}
+		}
 		if out.Info != nil {
 			out.Info.Strategy = p.Name
 			out.Info.Experiment, out.Info.Arm = c.Experiment, c.Arm
