@@ -516,7 +516,12 @@ func readStream(body io.Reader, r *backend.Request, name string, maxEvent int, e
 		}
 		return nil
 	})
-	if err != nil && !errors.Is(err, errDone) {
+	if err == nil {
+		// The body ended before [DONE]: a stream cut short (its usage chunk
+		// may be missing too), as the passthrough relay also reports it.
+		err = io.ErrUnexpectedEOF
+	}
+	if !errors.Is(err, errDone) {
 		var ee emitErr
 		if errors.As(err, &ee) || errors.Is(err, fault.ErrUpstream) {
 			return nil, err

@@ -260,3 +260,15 @@ func TestStreamKeepsTheFingerprint(t *testing.T) {
 		t.Errorf("answer extra %s", g.Extra)
 	}
 }
+
+// A stream whose body ends before [DONE] was cut short, even after a
+// finish_reason: it is a backend failure, not an answer to keep (or cache).
+func TestStreamWithoutDoneIsBroken(t *testing.T) {
+	body := "data: {\"id\":\"x\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\"," +
+		"\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"hi\"},\"finish_reason\":\"stop\"}]}\n\n"
+	_, err := readStream(strings.NewReader(body), &backend.Request{Model: "m", Messages: []backend.Message{{Role: "user", Content: "q"}}}, "up", 1<<20,
+		func(backend.Delta) error { return nil })
+	if !errors.Is(err, fault.ErrUpstream) || !strings.Contains(err.Error(), "unexpected EOF") {
+		t.Errorf("err = %v", err)
+	}
+}
