@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/steergate/steergate/fault"
 	"github.com/steergate/steergate/wire"
@@ -25,19 +26,36 @@ func writeError(ctx *fasthttp.RequestCtx, err error) {
 }
 
 // queryOf reads the query parameters an endpoint takes: any other name
-// (a `Tenant` for `tenant` included) and any name given twice are refused
-// by name, rather than ignored or read as the first.
+// (a `Tenant` for `tenant` included), any name given twice and an empty or
+// non-UTF-8 value are refused by name, rather than ignored, read as the
+// first or read as absent.
 func queryOf(ctx *fasthttp.RequestCtx, takes ...string) (map[string]string, error) {
 	out := make(map[string]string, len(takes))
 	for k, v := range ctx.QueryArgs().All() {
 		name := string(k)
-		if !slices.Contains(takes, name) {
+		switch _, dup := out[name]; {
+		case !slices.Contains(takes, name):
+			name = clipName(name)
 			return nil, fault.Invalid(name, "unknown query parameter %q; this endpoint takes %s", name, strings.Join(takes, ", "))
-		}
-		if _, dup := out[name]; dup {
+		case dup:
 			return nil, fault.Invalid(name, "query parameter %q is given twice", name)
+		case len(v) == 0 || !utf8.Valid(v):
+			return nil, fault.Invalid(name, "query parameter %q must be UTF-8 text, not empty", name)
 		}
 		out[name] = string(v)
 	}
 	return out, nil
+}
+
+// clipName shortens a name the client made up for a message that echoes
+// it.
+func clipName(s string) string {
+	if len(s) <= 64 {
+		return s
+	}
+	cut := 64
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
 }

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/steergate/steergate/experiment"
 	"github.com/steergate/steergate/fault"
@@ -44,6 +45,9 @@ func (s *Server) preferences(ctx *fasthttp.RequestCtx, id prefs.Identity, user s
 		return
 	}
 	q, err := queryOf(ctx, "tenant", "reward")
+	if err == nil {
+		err = checkUser(user)
+	}
 	if err != nil {
 		writeError(ctx, err)
 		return
@@ -174,6 +178,15 @@ func userPath(path string) (string, bool) {
 		return "", false
 	}
 	return u, true
+}
+
+// checkUser refuses a user id no request could name: a request's user is
+// UTF-8 text, like every body.
+func checkUser(user string) error {
+	if !utf8.ValidString(user) {
+		return fault.Invalid("user", "the user id in the path is not UTF-8 text")
+	}
+	return nil
 }
 
 // userWeights lays the user's preferences into the plan, between the

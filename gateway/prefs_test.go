@@ -183,6 +183,8 @@ func TestAuthorization(t *testing.T) {
 		"?Tenant=beta":             "Tenant",
 		"?tenant=acme&tenant=beta": "tenant",
 		"?reward=default&x=1":      "x",
+		"?tenant=":                 "tenant",
+		"?tenant=%ff":              "tenant",
 	} {
 		status, _, got := call(t, "PUT", prefsURL+query, "sk-admin", `{"weights":{"verbosity":-2}}`)
 		if status != 400 || !strings.Contains(got, `"param":`+paramJSON(param)) {
@@ -262,6 +264,10 @@ func TestUserIDIsTheSegmentAsSent(t *testing.T) {
 	if status, _, body := call(t, "GET", e.url+"/v1/users/org%2Fhank/preferences", "sk-a", ""); status != 200 || !strings.Contains(body, `"user":"org/hank"`) {
 		t.Errorf("org/hank: %d %s", status, body)
 	}
+	// An id that is no UTF-8 text names no user a request could name.
+	if status, _, body := call(t, "PUT", e.url+"/v1/users/%ff%fe/preferences", "sk-a", `{"weights":{"verbosity":1}}`); status != 400 || !strings.Contains(body, `"param":"user"`) {
+		t.Errorf("a user id that is not UTF-8: %d %s", status, body)
+	}
 }
 
 // A user's verbosity weight decides which candidate best-of-N picks for
@@ -312,12 +318,13 @@ func TestFeedbackOverHTTP(t *testing.T) {
 		return status, got
 	}
 	for body, want := range map[string]string{
-		`{"response_id":"chatcmpl-nope","rating":1}`:              `404`,
-		`{"response_id":"` + theirs.ID + `","rating":1}`:          `404`,
-		`{"response_id":"` + r.ID + `","rating":2}`:               `400 rating`,
-		`{"response_id":"` + r.ID + `","chosen":0,"rejected":99}`: `400 rejected`,
-		`{"response_id":"` + r.ID + `","rating":1,"chosen":0}`:    `400 chosen`,
-		`{"response_id":"` + r.ID + `","rating":1,"stars":5}`:     `400 stars`,
+		`{"response_id":"chatcmpl-nope","rating":1}`:                 `404`,
+		`{"response_id":"` + theirs.ID + `","rating":1}`:             `404`,
+		`{"response_id":"` + r.ID + `","rating":2}`:                  `400 rating`,
+		`{"response_id":"` + r.ID + `","chosen":0,"rejected":99}`:    `400 rejected`,
+		`{"response_id":"` + r.ID + `","rating":1,"chosen":0}`:       `400 chosen`,
+		`{"response_id":"` + r.ID + `","rating":1,"stars":5}`:        `400 stars`,
+		`{"response_id":"` + r.ID + `","rating":1,"feedback_id":""}`: `400 feedback_id`,
 	} {
 		status, got := fb("sk-a", body)
 		code, param, _ := strings.Cut(want, " ")
@@ -343,7 +350,7 @@ func TestFeedbackOverHTTP(t *testing.T) {
 	for _, want := range []string{
 		`steergate_feedback_total{class="config",kind="candidates",outcome="learned"} 1`,
 		`steergate_feedback_total{class="config",kind="candidates",outcome="duplicate"} 1`,
-		`steergate_feedback_total{class="config",kind="rating",outcome="refused"} 3`,
+		`steergate_feedback_total{class="config",kind="rating",outcome="refused"} 4`,
 	} {
 		if !strings.Contains(m, want) {
 			t.Errorf("/metrics lacks %s", want)

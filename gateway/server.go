@@ -213,7 +213,7 @@ func (s *Server) parseError(ctx *fasthttp.RequestCtx, err error) {
 	case errors.As(err, &timeout) && timeout.Timeout():
 		// A body shorter than its Content-Length ends here too: the
 		// read waits for the rest until the deadline.
-		writeError(ctx, fault.New(wire.ErrSlowRequest, "", "the request was not read within %s (a body shorter than its Content-Length?)", s.opts.ReadTimeout))
+		writeError(ctx, fault.New(wire.ErrSlowRequest, "", "the request was not read whole within %s: its headers or its body (as long as its Content-Length says) stopped short", s.opts.ReadTimeout))
 	default:
 		// fasthttp's message quotes the raw request, headers included; a
 		// secret a front proxy added must not be read back.

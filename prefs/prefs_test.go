@@ -116,11 +116,11 @@ func TestFeedbackChecks(t *testing.T) {
 	if p, _ := store.Get(ctx, "t1", "u", "r"); p != nil {
 		t.Fatalf("refused feedback changed the weights: %+v", p)
 	}
-	first, err := s.Learn(ctx, me.Tenant, &Feedback{ResponseID: "mine", Rating: json.RawMessage(`"up"`), FeedbackID: "f1"})
+	first, err := s.Learn(ctx, me.Tenant, &Feedback{ResponseID: "mine", Rating: json.RawMessage(`"up"`), FeedbackID: new("f1")})
 	if err != nil || first.Updates != 1 || first.Weights["a"] <= 1 || first.Weights["b"] >= 1 {
 		t.Fatalf("learned %+v (%v): up on a chosen (1, 0) over (0, 1) raises a and lowers b", first, err)
 	}
-	again, err := s.Learn(ctx, me.Tenant, &Feedback{ResponseID: "mine", Rating: json.RawMessage(`"up"`), FeedbackID: "f1"})
+	again, err := s.Learn(ctx, me.Tenant, &Feedback{ResponseID: "mine", Rating: json.RawMessage(`"up"`), FeedbackID: new("f1")})
 	if err != nil || !again.Duplicate || again.Updates != 1 {
 		t.Errorf("repeated feedback id: %+v (%v)", again, err)
 	}

@@ -106,7 +106,7 @@ type Feedback struct {
 	Rejected   *int            `json:"rejected"`
 	ChosenID   string          `json:"chosen_id"`
 	RejectedID string          `json:"rejected_id"`
-	FeedbackID string          `json:"feedback_id"`
+	FeedbackID *string         `json:"feedback_id"` // nil: none given
 }
 
 // Learned is what feedback left: the user's weights now.
@@ -149,6 +149,9 @@ func (f *Feedback) Kind() string {
 // and updates the user's weights. Nothing changes unless everything
 // checks.
 func (s *Service) Learn(ctx context.Context, tenant string, f *Feedback) (*Learned, error) {
+	if f.FeedbackID != nil && *f.FeedbackID == "" {
+		return nil, invalid("feedback_id", "must not be empty (leave it out to count every feedback)")
+	}
 	pairs, resp, arms, err := s.pairs(ctx, tenant, f)
 	if err != nil {
 		return nil, err
@@ -163,8 +166,8 @@ func (s *Service) Learn(ctx context.Context, tenant string, f *Feedback) (*Learn
 		}
 	}
 	out := &Learned{User: resp.User, Tenant: resp.Tenant, Reward: resp.Reward}
-	if f.FeedbackID != "" {
-		first, err := s.Store.FirstFeedback(ctx, resp.Tenant, f.FeedbackID, 30*24*time.Hour)
+	if f.FeedbackID != nil {
+		first, err := s.Store.FirstFeedback(ctx, resp.Tenant, *f.FeedbackID, 30*24*time.Hour)
 		if err != nil {
 			return nil, err
 		}
