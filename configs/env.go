@@ -96,14 +96,13 @@ func setEnv(node map[string]any, t reflect.Type, rest, path, value string) (stri
 		return p, nil
 	}
 	if after == "" {
-		return "", fmt.Errorf("would replace the whole %s section; set its keys instead (e.g. %s%s_...)", p, EnvPrefix, strings.ToUpper(strings.ReplaceAll(p, ".", "_")))
+		return "", fmt.Errorf("would replace the whole %s section; set its keys instead (e.g. %s_...)", p, envName(p))
 	}
 	switch ft.Kind() {
 	case reflect.Struct:
-		child, _ := node[key].(map[string]any)
-		if child == nil {
-			child = map[string]any{}
-			node[key] = child
+		child, err := section(node, key, p)
+		if err != nil {
+			return "", err
 		}
 		return setEnv(child, ft, after, p, value)
 	case reflect.Map:
@@ -132,10 +131,9 @@ func setEnv(node map[string]any, t reflect.Type, rest, path, value string) (stri
 		if sub == "" {
 			return "", fmt.Errorf("would replace the whole %s section; set its keys instead", ep)
 		}
-		child, _ := entries[name].(map[string]any)
-		if child == nil {
-			child = map[string]any{}
-			entries[name] = child
+		child, err := section(entries, name, ep)
+		if err != nil {
+			return "", err
 		}
 		return setEnv(child, et, sub, ep, value)
 	case reflect.Slice:
@@ -148,14 +146,40 @@ func setEnv(node map[string]any, t reflect.Type, rest, path, value string) (stri
 		if sub == "" {
 			return "", fmt.Errorf("would replace the whole %s[%d] section; set its keys instead", p, i)
 		}
-		child, _ := list[i].(map[string]any)
-		if child == nil {
+		at := fmt.Sprintf("%s[%d]", p, i)
+		child, ok := list[i].(map[string]any)
+		switch {
+		case list[i] == nil:
 			child = map[string]any{}
 			list[i] = child
+		case !ok:
+			return "", fmt.Errorf("sets a key in %s, which the file has as %s, not a mapping", at, kindOf(list[i]))
 		}
-		return setEnv(child, ft.Elem(), sub, fmt.Sprintf("%s[%d]", p, i), value)
+		return setEnv(child, ft.Elem(), sub, at, value)
 	}
 	return "", fmt.Errorf("does not name a config key")
+}
+
+// envName is the variable that names a key path: models[0].steering is
+// STEERGATE_MODELS_0_STEERING.
+func envName(path string) string {
+	return EnvPrefix + strings.ToUpper(strings.NewReplacer(".", "_", "[", "_", "]", "").Replace(path))
+}
+
+// section is the mapping node[key], made when the file lacks it; a value
+// of another kind there is the file's mistake, which the variable must
+// not hide.
+func section(node map[string]any, key, path string) (map[string]any, error) {
+	switch v := node[key].(type) {
+	case map[string]any:
+		return v, nil
+	case nil:
+		m := map[string]any{}
+		node[key] = m
+		return m, nil
+	default:
+		return nil, fmt.Errorf("sets a key in %s, which the file has as %s, not a mapping", path, kindOf(v))
+	}
 }
 
 // isLeaf types hold one value: scalars, durations, lists of scalars

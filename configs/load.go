@@ -47,7 +47,9 @@ func (e Errors) Error() string { return strings.Join(e, "\n") }
 func Load(path string) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) && strings.HasPrefix(path, "configs/") {
-		data, err = files.ReadFile(strings.TrimPrefix(path, "configs/"))
+		if embedded, eerr := files.ReadFile(strings.TrimPrefix(path, "configs/")); eerr == nil {
+			data, err = embedded, nil
+		}
 	}
 	if err != nil {
 		return nil, Errors{fmt.Sprintf("%s: cannot read config: %v", path, err)}
@@ -94,7 +96,7 @@ func Parse(file string, data []byte) (*Config, error) {
 		// Validate says of it would be about a value nobody wrote.
 		for _, e := range err.(Errors) {
 			if !tc.about(e) {
-				errs = append(errs, e)
+				errs = append(errs, tc.reword(e))
 			}
 		}
 	}
@@ -123,6 +125,8 @@ func decodeTree(file string, data []byte) (*Config, *treeCheck, error) {
 	if err := yaml.Unmarshal(data, &raw); err != nil {
 		return nil, nil, Errors{fmt.Sprintf("%s: invalid YAML: %v", file, err)}
 	}
+	var doc yaml.Node
+	_ = yaml.Unmarshal(data, &doc) // as above
 	if documents(data) > 1 {
 		// yaml.Unmarshal reads the first and drops the rest unread.
 		return nil, nil, Errors{fmt.Sprintf("%s: holds more than one YAML document (a line ---): a config is one document", file)}
@@ -131,15 +135,20 @@ func decodeTree(file string, data []byte) (*Config, *treeCheck, error) {
 		raw = map[string]any{}
 	}
 	env, errs := applyEnv(file, raw, environ())
-	tc := &treeCheck{file: file, env: env, errs: errs}
+	texts := numberTexts(&doc)
+	for path := range env {
+		delete(texts, path) // a variable's value replaced what the file wrote
+	}
+	tc := &treeCheck{file: file, env: env, errs: errs, texts: texts}
 	tc.value("", raw, reflect.TypeFor[Config](), rules{})
-	v := viper.New()
+	// Names may hold dots (a backend gpt-4.1, an objective a.b): viper's
+	// key paths split at its delimiter, so it is one no YAML key holds.
+	v := viper.NewWithOptions(viper.KeyDelimiter("\x00"))
 	if err := v.MergeConfigMap(raw); err != nil {
 		return nil, nil, Errors{fmt.Sprintf("%s: %v", file, err)}
 	}
 	cfg := Defaults()
-	hook := mapstructure.ComposeDecodeHookFunc(mapstructure.StringToTimeDurationHookFunc(), mapstructure.StringToSliceHookFunc(","))
-	if err := v.Unmarshal(&cfg, viper.DecodeHook(hook)); err != nil {
+	if err := v.Unmarshal(&cfg, viper.DecodeHook(mapstructure.StringToTimeDurationHookFunc())); err != nil {
 		return nil, nil, decodeErrors(file, err)
 	}
 	for name, b := range cfg.Backends {
@@ -269,13 +278,38 @@ func (c *Config) Validate(file string) error {
 				bad(fmt.Sprintf("cache.redis.addrs[%d]", i), "%v", err)
 			}
 		}
-		for key, d := range inOrder(map[string]time.Duration{"dial_timeout": r.DialTimeout, "read_timeout": r.ReadTimeout, "write_timeout": r.WriteTimeout}) {
+		for key, d := range inOrder(map[string]time.Duration{"dial_timeout": r.DialTimeout, "read_timeout": r.ReadTimeout,
+			"write_timeout": r.WriteTimeout, "read_slack": r.ReadSlack}) {
 			if d <= 0 {
 				bad("cache.redis."+key, "must be a positive duration")
 			}
 		}
+		// Each is a size of something the gateway makes (a connection
+		// pool, a queue of writes): bounded, so that no value check-config
+		// passes fails at start-up.
+		if r.PoolSize < 1 || r.PoolSize > 10000 {
+			bad("cache.redis.pool_size", "must be between 1 and 10000")
+		}
+		if r.MinIdle > r.PoolSize {
+			bad("cache.redis.min_idle", "must be at most pool_size (%d)", r.PoolSize)
+		}
+		if r.WriteQueue < 1 || r.WriteQueue > 1<<20 {
+			bad("cache.redis.write_queue", "must be between 1 and 1048576")
+		}
+		if r.DB != 0 && (r.Cluster || len(r.Addrs) > 1 && r.MasterName == "") {
+			bad("cache.redis.db", "a Redis Cluster has database 0 only")
+		}
 	} else if c.Cache.Redis.MasterName != "" {
 		bad("cache.redis.addrs", "master_name needs the Sentinel addresses in addrs")
+	}
+	if c.Cache.Responses.TTL <= 0 {
+		bad("cache.responses.ttl", "must be a positive duration (turn the cache off with enabled: false)")
+	}
+	if c.Cache.Responses.MaxTTL < time.Second {
+		bad("cache.responses.max_ttl", "must be at least 1s (a request's ttl_s is whole seconds)")
+	}
+	if c.Cache.Responses.MaxEntryBytes < 1 {
+		bad("cache.responses.max_entry_bytes", "must be at least 1 (turn the cache off with enabled: false)")
 	}
 	seenKeys := map[string]string{}
 	for i, k := range c.Auth.Keys {
@@ -347,11 +381,19 @@ func (c *Config) Validate(file string) error {
 		k := "backends." + n
 		switch b.Type {
 		case TypeReference:
+			// It runs in the gateway: nothing to call, list or log in to.
+			for key, set := range inOrder(map[string]bool{"url": b.URL != "", "api_key": b.APIKey != "", "discover": b.Discover}) {
+				if set {
+					bad(k+"."+key, "does not apply to a reference backend")
+				}
+			}
 		case TypeOllama, TypeOpenAI:
 			if b.URL == "" {
 				bad(k+".url", "is required for a %s backend", b.Type)
+			} else if strings.Contains(b.URL, ":/") && !strings.Contains(b.URL, "://") {
+				bad(k+".url", "is not a valid URL: %q (a scheme is written http://)", b.URL)
 			} else if err := httpURL(withScheme(b.URL)); err != nil {
-				bad(k+".url", "%v", err)
+				bad(k+".url", "%v", strings.Replace(err.Error(), withScheme(b.URL), b.URL, 1))
 			}
 		default:
 			bad(k+".type", "must be one of reference, ollama, openai; got %q", b.Type)
@@ -385,9 +427,19 @@ func (c *Config) Validate(file string) error {
 		if _, ok := c.Backends[m.Backend]; !ok {
 			bad(k+".backend", "names backend %q, which is not defined under backends", m.Backend)
 		}
+		if b, ok := c.Backends[m.Backend]; ok && b.Type == TypeReference && m.Target != "reference" && m.Target != "reference:latest" {
+			bad(k+".model", "the reference backend serves the model \"reference\" only; write model: reference (got %q)", m.Target)
+		}
 		for j, f := range m.Fallbacks {
-			if _, ok := c.Backends[f.Backend]; !ok {
+			if b, ok := c.Backends[f.Backend]; !ok {
 				bad(fmt.Sprintf("%s.fallbacks[%d].backend", k, j), "names backend %q, which is not defined under backends", f.Backend)
+			} else if b.Type == TypeReference && f.Target != "reference" && f.Target != "reference:latest" {
+				bad(fmt.Sprintf("%s.fallbacks[%d].model", k, j), "the reference backend serves the model \"reference\" only; write model: reference (got %q)", f.Target)
+			}
+		}
+		for j, a := range m.Aliases {
+			if a == "" {
+				bad(fmt.Sprintf("%s.aliases[%d]", k, j), "is empty")
 			}
 		}
 		for _, n := range append([]string{m.Name}, m.Aliases...) {
@@ -417,16 +469,21 @@ func inOrder[V any](m map[string]V) iter.Seq2[string, V] {
 // hostPort checks a host:port to dial or (listen) to listen on: the port
 // a number of 1 to 65535, or 0 to listen on any free one.
 func hostPort(s string, listen bool) error {
-	_, port, err := net.SplitHostPort(s)
+	host, port, err := net.SplitHostPort(s)
 	if err != nil {
 		return fmt.Errorf("must be host:port: %v", err)
 	}
+	least := 1
+	if listen {
+		least = 0
+	}
+	// Digits only, as written: Atoi would take +80, -0 and 080.
 	n, err := strconv.Atoi(port)
-	switch {
-	case err != nil || n < 0 || n > 65535:
-		return fmt.Errorf("must be host:port with a port of 1 to 65535; got %q", s)
-	case n == 0 && !listen:
-		return fmt.Errorf("must be host:port with a port of 1 to 65535; got %q", s)
+	if err != nil || strings.Trim(port, "0123456789") != "" || len(port) > 1 && port[0] == '0' || n < least || n > 65535 {
+		return fmt.Errorf("must be host:port with a port of %d to 65535; got %q", least, s)
+	}
+	if strings.ContainsAny(host, " \t") {
+		return fmt.Errorf("has a space in its host: %q", s)
 	}
 	return nil
 }
@@ -467,7 +524,12 @@ func (c *Config) validateRewards(bad func(key, format string, args ...any)) {
 	for _, n := range slices.Sorted(maps.Keys(c.Rewards)) {
 		r := c.Rewards[n]
 		k := "rewards." + n
-		for obj, norm := range r.Normalize {
+		for o, w := range inOrder(r.Weights) {
+			if math.Abs(w) > MaxWeight {
+				bad(k+".weights."+o, "must be at most %g in magnitude (the bound of every weight)", float64(MaxWeight))
+			}
+		}
+		for obj, norm := range inOrder(r.Normalize) {
 			if norm.Std <= 0 {
 				bad(k+".normalize."+obj+".std", "must be positive")
 			}
@@ -475,7 +537,7 @@ func (c *Config) validateRewards(bad func(key, format string, args ...any)) {
 				bad(k+".normalize."+obj+".freeze_after", "must not be negative, and applies to running normalization only")
 			}
 		}
-		for obj, t := range r.Transform {
+		for obj, t := range inOrder(r.Transform) {
 			if q := t.ReferenceQuantile; q != nil && (*q < 0 || *q > 1 || t.Kind != "log_sigmoid") {
 				bad(k+".transform."+obj+".reference_quantile", "must be in [0, 1], for log_sigmoid")
 			}
@@ -551,7 +613,9 @@ func (c *Config) validateRewards(bad func(key, format string, args ...any)) {
 				bad(k+".ensemble.members", "needs at least two rewards")
 			}
 			for i, m := range e.Members {
-				if _, ok := c.Rewards[m]; !ok {
+				if slices.Index(e.Members, m) < i {
+					bad(fmt.Sprintf("%s.ensemble.members[%d]", k, i), "names %q twice", m)
+				} else if _, ok := c.Rewards[m]; !ok {
 					bad(fmt.Sprintf("%s.ensemble.members[%d]", k, i), "names reward %q, which is not defined under rewards", m)
 				} else if c.Rewards[m].Type == RewardEnsemble {
 					bad(fmt.Sprintf("%s.ensemble.members[%d]", k, i), "ensembles cannot nest")
@@ -608,7 +672,7 @@ func (c *Config) validateRewards(bad func(key, format string, args ...any)) {
 			if len(r.Lexicon) == 0 {
 				bad(k+".lexicon", "needs patterns for at least one objective")
 			}
-			for o, ps := range r.Lexicon {
+			for o, ps := range inOrder(r.Lexicon) {
 				if len(ps) == 0 {
 					bad(k+".lexicon."+o, "needs at least one pattern")
 				}
@@ -618,7 +682,7 @@ func (c *Config) validateRewards(bad func(key, format string, args ...any)) {
 					}
 				}
 			}
-			for o := range r.Weights {
+			for o := range inOrder(r.Weights) {
 				if _, ok := r.Lexicon[o]; !ok {
 					bad(k+".weights."+o, "the lexicon has no objective %q", o)
 				}
@@ -728,6 +792,9 @@ func (c *Config) validateExperiments(bad func(key, format string, args ...any)) 
 		}
 		switch e.Allocation {
 		case "fixed":
+			if e.MinShare != 0 {
+				bad(at+".min_share", "applies to allocation thompson only")
+			}
 		case "thompson":
 			if len(e.Arms) > 0 && !(e.MinShare >= 0 && e.MinShare <= 1/float64(len(e.Arms))) {
 				bad(at+".min_share", "must be in [0, 1/arms]")

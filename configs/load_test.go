@@ -155,8 +155,16 @@ func TestEffectiveRedactsURLPasswords(t *testing.T) {
 // Addresses check-config passes can be listened on or called.
 func TestAddressesAreUsable(t *testing.T) {
 	for _, c := range []struct{ yaml, want string }{
-		{"server: {listen: \"127.0.0.1:99999\"}\nbackends: {r: {type: reference}}\n", `a.yaml:server.listen: must be host:port with a port of 1 to 65535; got "127.0.0.1:99999"`},
-		{"server: {listen: \"127.0.0.1:http\"}\nbackends: {r: {type: reference}}\n", `a.yaml:server.listen: must be host:port with a port of 1 to 65535`},
+		{"server: {listen: \"127.0.0.1:99999\"}\nbackends: {r: {type: reference}}\n", `a.yaml:server.listen: must be host:port with a port of 0 to 65535; got "127.0.0.1:99999"`},
+		{"server: {listen: \"127.0.0.1:http\"}\nbackends: {r: {type: reference}}\n", `a.yaml:server.listen: must be host:port with a port of 0 to 65535`},
+		{"server: {listen: \"127.0.0.1:+8080\"}\nbackends: {r: {type: reference}}\n", `a.yaml:server.listen: must be host:port with a port of 0 to 65535`},
+		{"server: {listen: \"127.0.0.1:08080\"}\nbackends: {r: {type: reference}}\n", `a.yaml:server.listen: must be host:port with a port of 0 to 65535`},
+		{"server: {listen: \" 127.0.0.1:8080\"}\nbackends: {r: {type: reference}}\n", `a.yaml:server.listen: has a space in its host`},
+		{"backends: {up: {type: openai, url: \"http:/h/v1\"}}\n", `a.yaml:backends.up.url: is not a valid URL: "http:/h/v1"`},
+		{"backends: {up: {type: ollama, url: \"h:99999\"}}\n", `a.yaml:backends.up.url: has a port outside 1 to 65535: "h:99999"`},
+		{"backends: {r: {type: reference, url: \"http://h:1\"}}\n", `a.yaml:backends.r.url: does not apply to a reference backend`},
+		{"backends: {r: {type: reference}}\nmodels: [{name: foo, backend: r}]\n", `a.yaml:models[0].model: the reference backend serves the model "reference" only; write model: reference (got "foo")`},
+		{"backends: {r: {type: reference}}\nmodels: [{name: reference, backend: r, aliases: [\"\"]}]\n", `a.yaml:models[0].aliases[0]: is empty`},
 		{"backends: {up: {type: openai, url: \"gopher://h:70/v1\"}}\n", `a.yaml:backends.up.url: must be an http:// or https:// URL; got "gopher://h:70/v1"`},
 		{"backends: {up: {type: openai, url: \"http://h:99999/v1\"}}\n", `a.yaml:backends.up.url: has a port outside 1 to 65535: "http://h:99999/v1"`},
 		{"backends: {up: {type: ollama, url: \"h:0\"}}\n", `a.yaml:backends.up.url: has a port outside 1 to 65535`},
@@ -195,5 +203,32 @@ preferences: {learning_rate: 0, memory_users: 0}
 	}
 	if err == nil || err.Error() != strings.Join(want, "\n") {
 		t.Errorf("err:\n%v\nwant:\n%s", err, strings.Join(want, "\n"))
+	}
+}
+
+// Values that would fail at start-up, or be replaced without a word, are
+// refused by check-config.
+func TestStartUpValuesAreChecked(t *testing.T) {
+	const ref = "backends: {r: {type: reference}}\n"
+	for _, c := range []struct{ yaml, want string }{
+		{ref + "cache: {redis: {addrs: [\"r:6379\"], write_queue: 9223372036854775807}}\n", "c.yaml:cache.redis.write_queue: must be between 1 and 1048576"},
+		{ref + "cache: {redis: {addrs: [\"r:6379\"], pool_size: 0}}\n", "c.yaml:cache.redis.pool_size: must be between 1 and 10000"},
+		{ref + "cache: {redis: {addrs: [\"r:6379\"], read_slack: 0s}}\n", "c.yaml:cache.redis.read_slack: must be a positive duration"},
+		{ref + "cache: {redis: {addrs: [\"r:6379\"], cluster: true, db: 2}}\n", "c.yaml:cache.redis.db: a Redis Cluster has database 0 only"},
+		{ref + "cache: {responses: {ttl: 0s}}\n", "c.yaml:cache.responses.ttl: must be a positive duration"},
+		{ref + "cache: {responses: {max_ttl: 500ms}}\n", "c.yaml:cache.responses.max_ttl: must be at least 1s"},
+		{ref + "rewards: {default: {type: rules, weights: {verbosity: 1e7}}}\n", "c.yaml:rewards.default.weights.verbosity: must be at most 1e+06 in magnitude"},
+		{ref + "rewards: {a: {type: rules}, e: {type: ensemble, ensemble: {members: [a, a]}}}\n", `c.yaml:rewards.e.ensemble.members[1]: names "a" twice`},
+		{"backends: {r: {type: reference}, up: {}}\n", "c.yaml:backends.up: is empty"},
+		{ref + "rewards: {x: }\n", "c.yaml:rewards.x: is empty"},
+	} {
+		if _, err := Parse("c.yaml", []byte(c.yaml)); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s\nerr = %v\nwant %s", c.yaml, err, c.want)
+		}
+	}
+	// A name may hold a dot: it is one name, not a path.
+	cfg, err := Parse("c.yaml", []byte("backends: {gpt-4.1: {type: reference}}\nmodels: [{name: m, backend: gpt-4.1, model: reference}]\n"))
+	if err != nil || cfg.Backends["gpt-4.1"].Type != TypeReference {
+		t.Errorf("a dotted name: %v", err)
 	}
 }

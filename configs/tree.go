@@ -32,6 +32,7 @@ import (
 type treeCheck struct {
 	file  string
 	env   map[string]string // key path → the variable that set it
+	texts map[string]string // key path → a number's text as written (numberTexts)
 	errs  Errors
 	paths map[string]bool // the keys errs are about
 }
@@ -47,11 +48,7 @@ func (c *treeCheck) bad(path, format string, args ...any) {
 	}
 	c.paths[path] = true
 	msg := fmt.Sprintf(format, args...)
-	if v, ok := c.env[path]; ok {
-		c.errs = append(c.errs, fmt.Sprintf("the environment variable %s sets %s: %s (config file %s)", v, path, msg, c.file))
-		return
-	}
-	c.errs = append(c.errs, fmt.Sprintf("%s:%s: %s", c.file, path, msg))
+	c.errs = append(c.errs, c.reword(fmt.Sprintf("%s:%s: %s", c.file, path, msg)))
 }
 
 // about reports whether a "file:key: message" line is about a key the
@@ -67,6 +64,21 @@ func (c *treeCheck) about(line string) bool {
 		}
 	}
 	return false
+}
+
+// reword says a "file:key: message" line about a key a variable set as
+// that variable's.
+func (c *treeCheck) reword(line string) string {
+	key, msg, ok := strings.Cut(strings.TrimPrefix(line, c.file+":"), ": ")
+	if !ok {
+		return line
+	}
+	for path, v := range c.env {
+		if key == path || strings.HasPrefix(key, path+"[") {
+			return fmt.Sprintf("the environment variable %s sets %s: %s (config file %s)", v, key, msg, c.file)
+		}
+	}
+	return line
 }
 
 // rules are what a field's tags allow its numbers.
@@ -92,6 +104,15 @@ func (c *treeCheck) value(path string, v any, t reflect.Type, r rules) any {
 	}
 	if t == reflect.TypeFor[time.Duration]() {
 		return c.duration(path, v, r)
+	}
+	if m, ok := v.(map[any]any); ok {
+		// YAML gives such a mapping when a key is no string (1:, true:).
+		for k := range m {
+			if _, isString := k.(string); !isString {
+				c.bad(path, "has the key %v, which is no string: write it in quotes", k)
+				return dropped
+			}
+		}
 	}
 	switch t.Kind() {
 	case reflect.Struct:
@@ -129,13 +150,30 @@ func (c *treeCheck) value(path string, v any, t reflect.Type, r rules) any {
 				// otherwise would not match where it is used.
 				c.bad(path+"."+k, "names are read in lower case; write %q", strings.ToLower(k))
 			}
+			if e, isMap := m[k].(map[string]any); (m[k] == nil || isMap && len(e) == 0) && t.Elem().Kind() == reflect.Struct {
+				// The decode would drop an entry with nothing in it
+				// (a backend `up:`) without a word.
+				c.bad(path+"."+k, "is empty")
+				delete(m, k)
+				continue
+			}
 			c.set(m, k, c.value(path+"."+k, m[k], t.Elem(), r))
 		}
 		return m
 	case reflect.Slice:
 		if s, ok := v.(string); ok && isLeaf(t) {
-			// A comma-separated list, as a variable gives one.
-			return s
+			if _, set := c.env[path]; !set {
+				// In a file a list is written as one: split on commas,
+				// a string would break a pattern such as x{1,3}.
+				c.bad(path, "expected a list, got %s; write [%s]", kindOf(v), s)
+				return dropped
+			}
+			// A variable gives a list comma-separated.
+			var items []any
+			for item := range strings.SplitSeq(s, ",") {
+				items = append(items, strings.TrimSpace(item))
+			}
+			v = items
 		}
 		l, ok := v.([]any)
 		if !ok {
@@ -152,13 +190,15 @@ func (c *treeCheck) value(path string, v any, t reflect.Type, r rules) any {
 		c.lowerKeys(path, v)
 		return v
 	case reflect.String:
-		switch x := v.(type) {
+		switch v.(type) {
 		case string:
-			return x
-		case int:
-			// Digits are digits; a float or a bool would not come back
-			// as written (1.10 is "1.1", true is "1").
-			return strconv.Itoa(x)
+			return v
+		case int, uint64, float64:
+			// A number where text goes is its text as written: 1.10 stays
+			// 1.10, 0x1F stays 0x1F.
+			if text, ok := c.texts[path]; ok {
+				return text
+			}
 		}
 		c.bad(path, "expected a string, got %s; write it in quotes", kindOf(v))
 		return dropped
@@ -185,6 +225,35 @@ func (c *treeCheck) set(m map[string]any, k string, v any) {
 	m[k] = v
 }
 
+// numberTexts maps the key path of every number written in doc (a plain
+// int or float scalar) to its text, for the keys that hold text.
+func numberTexts(doc *yaml.Node) map[string]string {
+	texts := map[string]string{}
+	var walk func(n *yaml.Node, path string)
+	walk = func(n *yaml.Node, path string) {
+		switch n.Kind {
+		case yaml.DocumentNode:
+			for _, c := range n.Content {
+				walk(c, path)
+			}
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				walk(n.Content[i+1], strings.TrimPrefix(path+"."+n.Content[i].Value, "."))
+			}
+		case yaml.SequenceNode:
+			for i, c := range n.Content {
+				walk(c, fmt.Sprintf("%s[%d]", path, i))
+			}
+		case yaml.ScalarNode:
+			if n.Style == 0 && (n.Tag == "!!int" || n.Tag == "!!float") {
+				texts[path] = n.Value
+			}
+		}
+	}
+	walk(doc, "")
+	return texts
+}
+
 // scalar reads a string as YAML reads an unquoted value, so that "10" and
 // 10 (and a variable's 10) are alike; anything else is returned as is.
 func scalar(v any) any {
@@ -204,6 +273,11 @@ func scalar(v any) any {
 }
 
 func (c *treeCheck) integer(path string, v any, r rules) any {
+	if text := strings.TrimLeft(c.texts[path], "+-"); len(text) > 1 && text[0] == '0' && '0' <= text[1] && text[1] <= '9' {
+		// YAML reads 010 as octal: 8.
+		c.bad(path, "%s is read as the octal number %v; write it without the leading 0, or as 0o…", c.texts[path], v)
+		return dropped
+	}
 	var n int
 	switch x := v.(type) {
 	case int:

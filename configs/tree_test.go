@@ -26,7 +26,8 @@ func TestTreeCheckRefuses(t *testing.T) {
 		{strings.Replace(up, "%s", ", max_response_bytes: -1", 1), "t.yaml:backends.up.max_response_bytes: must not be negative"},
 		{strings.Replace(up, "%s", ", timeout: 0s", 1), "t.yaml:backends.up.timeout: must not be 0 (leave it out for the default)"},
 		{strings.Replace(up, "%s", ", max_concurrency: 0", 1), "t.yaml:backends.up.max_concurrency: must not be 0"},
-		{"models: [{name: 1.10, backend: ref, model: reference}]\n" + ref, "t.yaml:models[0].name: expected a string, got 1.1; write it in quotes"},
+		{"models: [{name: true, backend: ref, model: reference}]\n" + ref, "t.yaml:models[0].name: expected a string, got true; write it in quotes"},
+		{"server: {max_inflight: 010}\n" + ref, "t.yaml:server.max_inflight: 010 is read as the octal number 8; write it without the leading 0, or as 0o…"},
 		// A refused key does not hide the file's other problems, and what
 		// Validate would say of the default put in its place is not said.
 		{"server: {max_n: x, max_inflight: 0}\n" + ref, "t.yaml:server.max_n: expected a whole number, got \"x\"\nt.yaml:server.max_inflight: must be at least 1"},
@@ -46,7 +47,7 @@ func TestTreeCheckAccepts(t *testing.T) {
 	cfg, err := Parse("t.yaml", []byte(`server: {max_inflight: "10", listen: "127.0.0.1:8080", request_timeout: " 2m"}
 backends:
   ref: {type: reference}
-models: [{name: 2024, backend: ref, model: reference}]
+models: [{name: 2024, backend: ref, model: reference, aliases: [1.10, 0x1F, 010, 1_000]}]
 rewards:
   r: {type: rules, weights: {repetition: -1}}
   p:
@@ -59,6 +60,10 @@ rewards:
 	}
 	if cfg.Server.MaxInflight != 10 || cfg.Server.RequestTimeout != 2*time.Minute || cfg.Models[0].Name != "2024" {
 		t.Errorf("server %+v, model %q", cfg.Server, cfg.Models[0].Name)
+	}
+	// A number where text goes is read as written.
+	if a := cfg.Models[0].Aliases; strings.Join(a, " ") != "1.10 0x1F 010 1_000" {
+		t.Errorf("aliases %q", a)
 	}
 	if cfg.Rewards["r"].Weights["repetition"] != -1 {
 		t.Errorf("weights %v", cfg.Rewards["r"].Weights)
@@ -87,5 +92,30 @@ func TestTreeCheckNamesTheVariable(t *testing.T) {
 	cfg, err := Parse("t.yaml", []byte("backends:\n  ref: {type: reference}\n"))
 	if err != nil || cfg.Server.MaxInflight != 12 {
 		t.Fatalf("%v %+v", err, cfg)
+	}
+}
+
+// What Validate says of a value a variable set names the variable; a
+// variable does not hide what is wrong in the file; list values it gives
+// are split at commas and trimmed, where a file's string is no list.
+func TestVariablesAndTheFile(t *testing.T) {
+	defer func() { environ = realEnviron }()
+	const file = "backends:\n  ref: {type: reference}\n"
+	for _, c := range []struct{ env, yaml, want string }{
+		{"STEERGATE_SERVER_MAX_N=500", file, "the environment variable STEERGATE_SERVER_MAX_N sets server.max_n: must be at most 128 (config file t.yaml)"},
+		{"STEERGATE_CACHE_REDIS_ADDRS=r:1,s:0", file, "the environment variable STEERGATE_CACHE_REDIS_ADDRS sets cache.redis.addrs[1]: must be host:port"},
+		{"STEERGATE_SERVER_MAX_N=4", "server: 5\n" + file, "the environment variable STEERGATE_SERVER_MAX_N sets a key in server, which the file has as 5, not a mapping"},
+		{"STEERGATE_MODELS_0_STEERING=x", "models: [{name: m, backend: ref, model: reference, steering: {n: 2}}]\n" + file, "set its keys instead (e.g. STEERGATE_MODELS_0_STEERING_...)"},
+		{"", "models: [{name: m, backend: ref, model: reference, aliases: 'a,b'}]\n" + file, "t.yaml:models[0].aliases: expected a list, got \"a,b\"; write [a,b]"},
+	} {
+		environ = func() []string { return []string{c.env} }
+		if _, err := Parse("t.yaml", []byte(c.yaml)); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s\n%s: err = %v\nwant %s", c.env, c.yaml, err, c.want)
+		}
+	}
+	environ = func() []string { return []string{"STEERGATE_CACHE_REDIS_ADDRS=r:1, s:2"} }
+	cfg, err := Parse("t.yaml", []byte(file))
+	if err != nil || strings.Join(cfg.Cache.Redis.Addrs, "|") != "r:1|s:2" {
+		t.Errorf("%v %q", err, cfg.Cache.Redis.Addrs)
 	}
 }

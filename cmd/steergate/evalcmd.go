@@ -47,7 +47,7 @@ func evalCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	svg := fs.String("svg", "eval-curve.svg", "plot of mean reward against backend tokens")
 	var settings multiFlag
 	fs.Var(&settings, "setting", "a steering object to evaluate (repeatable); default: best-of-N 1..16 and adaptive")
-	if err := fs.Parse(args); err != nil {
+	if err := parseAll(fs, args); err != nil {
 		return err
 	}
 	if *seeds < 1 {

@@ -59,8 +59,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "serve":
 		fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 		file := fs.String("config", configs.DefaultFile, "config file")
-		if err := fs.Parse(args); err != nil {
-			return err
+		if err := parseAll(fs, args); err != nil {
+			return fmt.Errorf("%w (a config is given as --config FILE)", err)
 		}
 		return serve(ctx, *file, stderr)
 	case "check-config":
@@ -88,7 +88,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		listen := fs.String("listen", "127.0.0.1:11435", "address to listen on")
 		delay := fs.Duration("token-delay", 0, "delay between tokens")
 		ttft := fs.Duration("first-token-delay", 0, "delay before the first token")
-		if err := fs.Parse(args); err != nil {
+		if err := parseAll(fs, args); err != nil {
 			return err
 		}
 		ln, err := net.Listen("tcp", *listen)
@@ -129,6 +129,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprint(stderr, usage)
 	return fmt.Errorf("unknown command %q", cmd)
+}
+
+// parseAll parses a command's flags and refuses what is left over: an
+// argument it would otherwise ignore (serve FILE serving the default).
+func parseAll(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%s: unexpected argument %q", fs.Name(), fs.Arg(0))
+	}
+	return nil
 }
 
 func newLogger(cfg configs.Log, w io.Writer) *slog.Logger {

@@ -193,3 +193,33 @@ func TestServeNamesListenWhenItCannot(t *testing.T) {
 		t.Errorf("err = %v", err)
 	}
 }
+
+// A command refuses an argument it does not take, rather than ignore it:
+// serve FILE would serve the embedded default.
+func TestCommandsRefuseStrayArguments(t *testing.T) {
+	for _, args := range [][]string{{"serve", "my.yaml"}, {"reference-server", "x"}, {"score", "--reward", "default", "x"}, {"tokenize", "--tokenizer", "t.json", "x"}, {"eval", "x"}} {
+		if _, _, err := runCmd(t, "", args...); err == nil || !strings.Contains(err.Error(), `unexpected argument "`) {
+			t.Errorf("%v: %v", args, err)
+		}
+	}
+}
+
+// check-config parses the templates a reward holds, as serve would, and
+// names the key of one that does not parse.
+func TestCheckConfigParsesTemplates(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "t.yaml")
+	cfg := `backends: {r: {type: reference}}
+rewards:
+  j: {type: judge, judge: {backend: r, model: reference, question: "{{.Nope"}}
+  rm: {type: remote, objectives: [x], remote: {url: "http://h:1", model: m, format: "{{.Bad"}}
+`
+	if err := os.WriteFile(f, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err := runCmd(t, "", "check-config", f)
+	for _, want := range []string{f + ":rewards.j.judge.question: judge question: template:", f + ":rewards.rm.remote.format: format template:"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("err = %v\nwant %s", err, want)
+		}
+	}
+}

@@ -55,7 +55,7 @@ func score(ctx context.Context, args []string, in io.Reader, out, stderr io.Writ
 	file := fs.String("config", configs.DefaultFile, "config file")
 	name := fs.String("reward", "", "reward name from the config")
 	batch := fs.Int("batch", 32, "samples per scoring call")
-	if err := fs.Parse(args); err != nil {
+	if err := parseAll(fs, args); err != nil {
 		return err
 	}
 	if *batch < 1 {

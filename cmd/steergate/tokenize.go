@@ -16,7 +16,7 @@ import (
 func tokenize(args []string, in io.Reader, out io.Writer) error {
 	fs := flag.NewFlagSet("tokenize", flag.ContinueOnError)
 	file := fs.String("tokenizer", "", "tokenizer.json file")
-	if err := fs.Parse(args); err != nil {
+	if err := parseAll(fs, args); err != nil {
 		return err
 	}
 	if *file == "" {

@@ -1,6 +1,7 @@
 package factory
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -81,6 +82,9 @@ func Describe(cfg *configs.Config) (map[string]Info, error) {
 					errs = append(errs, fmt.Sprintf("%s:rewards.%s.transform.%s: the reward has no objective %q (it has %v)", cfg.File, name, o, o, objs))
 				}
 			}
+			for _, e := range templates(rc) {
+				errs = append(errs, fmt.Sprintf("%s:rewards.%s.%s", cfg.File, name, e))
+			}
 			missing := false
 			for _, f := range files(rc) {
 				if _, err := os.Stat(f.path); err != nil {
@@ -141,6 +145,36 @@ func inspect(rc configs.Reward) []string {
 	}
 	if _, err := onnx.SeparatorID(tok.Encode, p.Separator); err != nil {
 		errs = append(errs, "prm.separator: "+err.Error())
+	}
+	return errs
+}
+
+// templates parses the templates a reward's config holds (a judge's
+// question, a format), as the reward will parse them, and returns what is
+// wrong, each error starting with its key.
+func templates(rc configs.Reward) []string {
+	var errs []string
+	formats := map[string]string{}
+	switch rc.Type {
+	case configs.RewardJudge:
+		if rc.Judge.Mode == configs.JudgeDensityRatio {
+			if rc.Judge.Format != "" {
+				formats["judge.format"] = rc.Judge.Format
+			}
+		} else if rc.Judge.Question != "" {
+			if _, err := judge.ParseQuestion(rc.Judge.Question); err != nil {
+				errs = append(errs, "judge.question: "+err.Error())
+			}
+		}
+	case configs.RewardRemote:
+		formats["remote.format"] = cmp.Or(rc.Remote.Format, "plain")
+	case configs.RewardONNX, configs.RewardONNXARM, configs.RewardONNXPRM:
+		formats["onnx.format"] = rc.Model.Format
+	}
+	for _, key := range slices.Sorted(maps.Keys(formats)) {
+		if _, err := rm.NewFormat(formats[key]); err != nil {
+			errs = append(errs, key+": "+err.Error())
+		}
 	}
 	return errs
 }

@@ -123,10 +123,20 @@ func NewCritique(b backend.Backend, model, question, objective string, maxTokens
 	return j, nil
 }
 
-func newJudge(b backend.Backend, model, question, objective, mode string, floor *float64) (*Judge, error) {
+// ParseQuestion parses a judge's question template, as the judge does:
+// for a config's check, before any judge is made.
+func ParseQuestion(question string) (*template.Template, error) {
 	q, err := template.New("judge").Option("missingkey=error").Parse(question)
 	if err != nil {
 		return nil, fmt.Errorf("judge question: %w", err)
+	}
+	return q, nil
+}
+
+func newJudge(b backend.Backend, model, question, objective, mode string, floor *float64) (*Judge, error) {
+	q, err := ParseQuestion(question)
+	if err != nil {
+		return nil, err
 	}
 	return &Judge{b: b, model: model, objective: objective, question: q, floor: floor, mode: mode, concurrent: 8}, nil
 }
