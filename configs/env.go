@@ -1,9 +1,11 @@
 package configs
 
 import (
+	"cmp"
 	"fmt"
 	"os"
 	"reflect"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -107,35 +109,29 @@ func setEnv(node map[string]any, t reflect.Type, rest, path, value string) (stri
 		return setEnv(child, ft, after, p, value)
 	case reflect.Map:
 		entries, _ := node[key].(map[string]any)
-		// The longest entry name of the file that starts the rest.
-		var name string
+		// The entry names of the file that start the rest, the longest
+		// first: with backends up and up_max, UP_MAX_TOKENS is up_max's
+		// tokens (no key) or up's max_tokens.
+		var names []string
 		for n := range entries {
 			up := strings.ToUpper(n)
-			if (after == up || strings.HasPrefix(after, up+"_")) && len(n) > len(name) {
-				name = n
+			if after == up || strings.HasPrefix(after, up+"_") {
+				names = append(names, n)
 			}
 		}
-		if name == "" {
+		if len(names) == 0 {
 			return "", fmt.Errorf("names no %s entry of the file (entries must be named in the file)", p)
 		}
-		sub := strings.TrimPrefix(strings.TrimPrefix(after, strings.ToUpper(name)), "_")
-		ep := p + "." + name
-		et := ft.Elem()
-		if isLeaf(et) {
-			if sub != "" {
-				return "", fmt.Errorf("does not name a config key")
+		slices.SortFunc(names, func(a, b string) int { return cmp.Or(len(b)-len(a), strings.Compare(a, b)) })
+		var first error
+		for _, name := range names {
+			path, err := setEntry(entries, ft.Elem(), name, strings.TrimPrefix(strings.TrimPrefix(after, strings.ToUpper(name)), "_"), p+"."+name, value)
+			if err == nil {
+				return path, nil
 			}
-			entries[name] = leafValue(et, value)
-			return ep, nil
+			first = cmp.Or(first, err)
 		}
-		if sub == "" {
-			return "", fmt.Errorf("would replace the whole %s section; set its keys instead", ep)
-		}
-		child, err := section(entries, name, ep)
-		if err != nil {
-			return "", err
-		}
-		return setEnv(child, et, sub, ep, value)
+		return "", first
 	case reflect.Slice:
 		list, _ := node[key].([]any)
 		idx, sub, _ := strings.Cut(after, "_")
@@ -158,6 +154,25 @@ func setEnv(node map[string]any, t reflect.Type, rest, path, value string) (stri
 		return setEnv(child, ft.Elem(), sub, at, value)
 	}
 	return "", fmt.Errorf("does not name a config key")
+}
+
+// setEntry sets what sub names in the map entry name (at path ep).
+func setEntry(entries map[string]any, et reflect.Type, name, sub, ep, value string) (string, error) {
+	if isLeaf(et) {
+		if sub != "" {
+			return "", fmt.Errorf("does not name a config key")
+		}
+		entries[name] = leafValue(et, value)
+		return ep, nil
+	}
+	if sub == "" {
+		return "", fmt.Errorf("would replace the whole %s section; set its keys instead", ep)
+	}
+	child, err := section(entries, name, ep)
+	if err != nil {
+		return "", err
+	}
+	return setEnv(child, et, sub, ep, value)
 }
 
 // envName is the variable that names a key path: models[0].steering is

@@ -113,8 +113,14 @@ func TestVariablesAndTheFile(t *testing.T) {
 			t.Errorf("%s\n%s: err = %v\nwant %s", c.env, c.yaml, err, c.want)
 		}
 	}
+	// With backends up and up_max, UP_MAX_TOKENS names up's max_tokens.
+	environ = func() []string { return []string{"STEERGATE_BACKENDS_UP_MAX_TOKENS=5"} }
+	cfg, err := Parse("t.yaml", []byte("backends: {up: {type: reference}, up_max: {type: reference}}\n"))
+	if err != nil || cfg.Backends["up"].MaxTokens != 5 || cfg.Backends["up_max"].MaxTokens != 256 {
+		t.Errorf("%v %+v", err, cfg)
+	}
 	environ = func() []string { return []string{"STEERGATE_CACHE_REDIS_ADDRS=r:1, s:2"} }
-	cfg, err := Parse("t.yaml", []byte(file))
+	cfg, err = Parse("t.yaml", []byte(file))
 	if err != nil || strings.Join(cfg.Cache.Redis.Addrs, "|") != "r:1|s:2" {
 		t.Errorf("%v %q", err, cfg.Cache.Redis.Addrs)
 	}
