@@ -9,7 +9,7 @@ import (
 )
 
 // Effective renders cfg as YAML with every default filled in and secrets
-// redacted.
+// redacted; with the secrets put back, it loads as the same config.
 func Effective(cfg *Config) ([]byte, error) {
 	return yaml.Marshal(plain(reflect.ValueOf(*cfg)))
 }
@@ -21,7 +21,11 @@ func plain(v reflect.Value) any {
 		t := v.Type()
 		for i := range t.NumField() {
 			f := t.Field(i)
-			if tagName(f) == "-" {
+			fv := v.Field(i)
+			// A zero where zero means "not set" (a default the type of the
+			// entry does not fill), and a pointer never set, are left out:
+			// the output is a config that loads again.
+			if tagName(f) == "-" || f.Tag.Get("unset") == "true" && fv.IsZero() || fv.Kind() == reflect.Pointer && fv.IsNil() {
 				continue
 			}
 			val := plain(v.Field(i))

@@ -232,3 +232,26 @@ func TestStartUpValuesAreChecked(t *testing.T) {
 		t.Errorf("a dotted name: %v", err)
 	}
 }
+
+// The effective config check-config prints loads again, as the same
+// config.
+func TestEffectiveLoadsAgain(t *testing.T) {
+	for _, f := range []string{"default.yaml", "ollama.yaml", "openai.yaml", "testdata/good/full.yaml"} {
+		cfg, err := Load(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := Effective(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		again, err := Parse("effective.yaml", out)
+		if err != nil {
+			t.Errorf("%s: its effective config does not load:\n%v\n%s", f, err, out)
+			continue
+		}
+		if back, _ := Effective(again); string(back) != string(out) {
+			t.Errorf("%s: loads as another config:\n%s\nthen\n%s", f, out, back)
+		}
+	}
+}
