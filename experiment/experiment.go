@@ -9,10 +9,12 @@ import (
 	"fmt"
 	"maps"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/steergate/steergate/fault"
+	"github.com/steergate/steergate/wire"
 )
 
 // ErrStore is a failure of the shared store, not of the request.
@@ -139,7 +141,7 @@ type Request struct {
 func (s *Set) Enroll(ctx context.Context, r Request) (*Enrollment, json.RawMessage, error) {
 	var req map[string]json.RawMessage
 	if len(r.Steering) > 0 && string(r.Steering) != "null" {
-		if err := json.Unmarshal(r.Steering, &req); err != nil {
+		if err := json.Unmarshal(r.Steering, &req); err != nil || repeats(r.Steering) || repeats(req["weights"]) || repeats(req["cache"]) {
 			return nil, r.Steering, nil // the resolver names what is wrong
 		}
 	}
@@ -267,18 +269,54 @@ func (e *Experiment) weights() []float64 {
 	return out
 }
 
-// merge lays the request's steering keys over the arm's.
+// merge lays the request's steering keys over the arm's: weights and cache
+// key by key, as a request's lay over its route's.
 func merge(arm json.RawMessage, req map[string]json.RawMessage) json.RawMessage {
 	m := map[string]json.RawMessage{}
 	if len(arm) > 0 {
 		_ = json.Unmarshal(arm, &m)
 	}
-	maps.Copy(m, req)
+	for k, v := range req {
+		if old, ok := m[k]; ok && (k == "weights" || k == "cache") {
+			v = mergeObjects(old, v)
+		}
+		m[k] = v
+	}
 	if len(m) == 0 {
 		return nil
 	}
 	b, _ := json.Marshal(m)
 	return b
+}
+
+// mergeObjects lays over's members over base's, when both are objects;
+// else over stands (and the resolver checks it).
+func mergeObjects(base, over json.RawMessage) json.RawMessage {
+	var b, o map[string]json.RawMessage
+	if json.Unmarshal(base, &b) != nil || json.Unmarshal(over, &o) != nil || b == nil || o == nil {
+		return over
+	}
+	maps.Copy(b, o)
+	out, _ := json.Marshal(b)
+	return out
+}
+
+// repeats reports whether the JSON object raw gives a key twice, in any
+// letter case: decoded into a map, the last would win unseen.
+func repeats(raw json.RawMessage) bool {
+	seen := map[string]bool{}
+	dup := false
+	_ = wire.EachMember(raw, func(m wire.Member) error {
+		name, err := m.Name()
+		if err != nil {
+			return err
+		}
+		low := strings.ToLower(string(name))
+		dup = dup || seen[low]
+		seen[low] = true
+		return nil
+	})
+	return dup
 }
 
 func clip(s string, n int) string {

@@ -82,9 +82,20 @@ func TestEnroll(t *testing.T) {
 		{"forced by a user key", Request{Model: "m-ab", Route: "m", User: "u", Steering: json.RawMessage(`{"arm":"c"}`)}, "", "steering.arm"},
 		{"an unknown arm", Request{Model: "m-ab", Route: "m", User: "u", Admin: true, Steering: json.RawMessage(`{"arm":"z"}`)}, "", "steering.arm"},
 		{"forced outside experiments", Request{Model: "m", Route: "m", User: "u", Admin: true, Steering: json.RawMessage(`{"arm":"a"}`)}, "", "steering.arm"},
+		{"no experiments at all", Request{Model: "m", Route: "m", User: "u", Admin: true, Steering: json.RawMessage(`{"arm":"a"}`)}, "", "steering.arm"},
+		{"an empty arm", Request{Model: "m-ab", Route: "m", User: "u", Admin: true, Steering: json.RawMessage(`{"arm":""}`)}, "", "steering.arm"},
+		// A key given twice is left for the resolver to name, not read as
+		// the last.
+		{"a repeated key", Request{Model: "m-ab", Route: "m", User: "u", Steering: json.RawMessage(`{"n":2,"n":3}`)}, "", ""},
+		{"a repeated arm", Request{Model: "m-ab", Route: "m", User: "u", Admin: true, Steering: json.RawMessage(`{"arm":"a","Arm":"b"}`)}, "", ""},
+		{"a repeated weight", Request{Model: "m-ab", Route: "m", User: "u", Steering: json.RawMessage(`{"weights":{"x":1,"x":2}}`)}, "", ""},
 	}
 	for _, c := range cases {
-		en, steer, err := s.Enroll(ctx, c.r)
+		set := s
+		if c.name == "no experiments at all" {
+			set = nil
+		}
+		en, steer, err := set.Enroll(ctx, c.r)
 		switch {
 		case c.err != "":
 			if fault.Param(err) != c.err {
@@ -103,6 +114,14 @@ func TestEnroll(t *testing.T) {
 	// The request's keys lie over the arm's; a forced arm key is gone.
 	_, steer, _ := s.Enroll(ctx, Request{Model: "m-ab", Route: "m", User: "u", Admin: true, Steering: json.RawMessage(`{"arm":"a","n":8,"weights":{"x":1}}`)})
 	if string(steer) != `{"n":8,"strategy":"best_of_n","weights":{"x":1}}` {
+		t.Errorf("merged steering %s", steer)
+	}
+	// Weights and cache merge key by key, as a request's over its route's.
+	e := demo(false)
+	e.Arms[0].Steering = json.RawMessage(`{"strategy":"best_of_n","weights":{"v":3,"f":4},"cache":{"mode":"on"}}`)
+	_, steer, _ = NewSet([]*Experiment{e}, NewMemory()).Enroll(ctx, Request{Model: "m-ab", Route: "m", User: "u", Admin: true,
+		Steering: json.RawMessage(`{"arm":"a","weights":{"f":1},"cache":{"max_age_s":100}}`)})
+	if string(steer) != `{"cache":{"max_age_s":100,"mode":"on"},"strategy":"best_of_n","weights":{"f":1,"v":3}}` {
 		t.Errorf("merged steering %s", steer)
 	}
 }

@@ -38,6 +38,10 @@ func TestExperimentsOverHTTP(t *testing.T) {
 	if status, _, body := chatAs(t, e, "sk-a", "alice", `,"steering":{"arm":"eight"}`); status != 403 || !strings.Contains(body, `"param":"steering.arm"`) {
 		t.Errorf("a user key forcing an arm: %d %s", status, body)
 	}
+	// A key given twice is refused by name in an experiment too.
+	if status, _, body := chatAs(t, e, "sk-a", "alice", `,"steering":{"n":2,"n":3}`); status != 400 || !strings.Contains(body, `"param":"steering.n"`) {
+		t.Errorf("a repeated steering key: %d %s", status, body)
+	}
 	forced := func(seed int, arm string) string {
 		body := fmt.Sprintf(`{"model":"reference","user":"alice","seed":%d,"max_tokens":24,"messages":[{"role":"user","content":"Why is the sky blue?"}],"steering":{"arm":%q}}`, seed, arm)
 		status, h, got := call(t, "POST", e.url+"/v1/chat/completions", "sk-admin", body)
