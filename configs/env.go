@@ -218,7 +218,7 @@ func isLeaf(t reflect.Type) bool {
 // keys of any type (route steering parameters), else the text, which the
 // decoder converts.
 func leafValue(t reflect.Type, value string) any {
-	if t.Kind() == reflect.Interface {
+	if t.Kind() == reflect.Interface && !octalLike(strings.TrimSpace(value)) { // 010 would be 8: the text is refused as no number
 		var v any
 		if yaml.Unmarshal([]byte(value), &v) == nil {
 			return v

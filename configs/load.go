@@ -59,18 +59,40 @@ func Load(path string) (*Config, error) {
 
 var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)(:-([^}]*))?\}`)
 
-// expand replaces ${VAR} and ${VAR:-default} with the environment's values.
-func expand(data []byte) []byte {
-	return envRef.ReplaceAllFunc(data, func(m []byte) []byte {
-		sm := envRef.FindSubmatch(m)
-		if v, ok := os.LookupEnv(string(sm[1])); ok && v != "" {
-			return []byte(v)
+// expand replaces ${VAR} and ${VAR:-default} with the environment's
+// values in the parsed file's scalars, keys included, not in its text: a
+// value is then the value whole (a # or a ": " in it, a line break, cut
+// nothing and add no key), and a comment expands nothing. A plain scalar
+// is read again for its kind after (port: ${PORT} is a number), a quoted
+// one stays text.
+func expand(n *yaml.Node) {
+	if n.Kind == yaml.ScalarNode && strings.Contains(n.Value, "${") {
+		n.Value = envRef.ReplaceAllStringFunc(n.Value, envValue)
+		if n.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle|yaml.LiteralStyle|yaml.FoldedStyle) == 0 {
+			n.Tag = "" // resolved again from the value
 		}
-		return sm[3]
-	})
+	}
+	for _, c := range n.Content {
+		expand(c)
+	}
 }
 
-// documents counts the YAML documents in data (at most 2: enough to know).
+// expandText is expand on the file's text.
+func expandText(data []byte) []byte {
+	return []byte(envRef.ReplaceAllStringFunc(string(data), envValue))
+}
+
+// envValue is what a ${VAR} or ${VAR:-default} reference stands for.
+func envValue(ref string) string {
+	sm := envRef.FindStringSubmatch(ref)
+	if v, ok := os.LookupEnv(sm[1]); ok && v != "" {
+		return v
+	}
+	return sm[3]
+}
+
+// documents counts the YAML documents in data that hold something (at
+// most 2: enough to know); a --- with nothing after it starts none.
 func documents(data []byte) int {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	n := 0
@@ -78,6 +100,9 @@ func documents(data []byte) int {
 		var doc yaml.Node
 		if dec.Decode(&doc) != nil {
 			break
+		}
+		if len(doc.Content) == 1 && doc.Content[0].Kind == yaml.ScalarNode && doc.Content[0].ShortTag() == "!!null" && doc.Content[0].Value == "" {
+			continue
 		}
 		n++
 	}
@@ -120,13 +145,22 @@ func decode(file string, data []byte) (*Config, error) {
 // it refused are left at their defaults in the Config, so that the rest
 // can still be validated.
 func decodeTree(file string, data []byte) (*Config, *treeCheck, error) {
-	data = expand(data)
-	var raw map[string]any
-	if err := yaml.Unmarshal(data, &raw); err != nil {
-		return nil, nil, Errors{fmt.Sprintf("%s: invalid YAML: %v", file, err)}
-	}
 	var doc yaml.Node
-	_ = yaml.Unmarshal(data, &doc) // as above
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		// An unquoted ${VAR} inside {…} or […] is no YAML until expanded:
+		// such a file is expanded in its text, as a shell would.
+		data = expandText(data)
+		if err := yaml.Unmarshal(data, &doc); err != nil {
+			return nil, nil, Errors{fmt.Sprintf("%s: invalid YAML: %v", file, err)}
+		}
+	}
+	expand(&doc)
+	var raw map[string]any
+	if len(doc.Content) > 0 {
+		if err := doc.Decode(&raw); err != nil {
+			return nil, nil, Errors{fmt.Sprintf("%s: invalid YAML: %v", file, err)}
+		}
+	}
 	if documents(data) > 1 {
 		// yaml.Unmarshal reads the first and drops the rest unread.
 		return nil, nil, Errors{fmt.Sprintf("%s: holds more than one YAML document (a line ---): a config is one document", file)}
@@ -287,6 +321,9 @@ func (c *Config) Validate(file string) error {
 		// Each is a size of something the gateway makes (a connection
 		// pool, a queue of writes): bounded, so that no value check-config
 		// passes fails at start-up.
+		if r.ReadTimeout > 0 && r.ReadSlack > r.ReadTimeout {
+			bad("cache.redis.read_slack", "must be at most read_timeout (%s)", r.ReadTimeout)
+		}
 		if r.PoolSize < 1 || r.PoolSize > 10000 {
 			bad("cache.redis.pool_size", "must be between 1 and 10000")
 		}
@@ -303,13 +340,13 @@ func (c *Config) Validate(file string) error {
 		bad("cache.redis.addrs", "master_name needs the Sentinel addresses in addrs")
 	}
 	if c.Cache.Responses.TTL <= 0 {
-		bad("cache.responses.ttl", "must be a positive duration (turn the cache off with enabled: false)")
+		bad("cache.responses.ttl", "must be a positive duration")
 	}
 	if c.Cache.Responses.MaxTTL < time.Second {
 		bad("cache.responses.max_ttl", "must be at least 1s (a request's ttl_s is whole seconds)")
 	}
 	if c.Cache.Responses.MaxEntryBytes < 1 {
-		bad("cache.responses.max_entry_bytes", "must be at least 1 (turn the cache off with enabled: false)")
+		bad("cache.responses.max_entry_bytes", "must be at least 1")
 	}
 	seenKeys := map[string]string{}
 	for i, k := range c.Auth.Keys {
@@ -389,7 +426,7 @@ func (c *Config) Validate(file string) error {
 			}
 		case TypeOllama, TypeOpenAI:
 			if b.URL == "" {
-				bad(k+".url", "is required for a %s backend", b.Type)
+				bad(k+".url", "is required for an %s backend", b.Type)
 			} else if strings.Contains(b.URL, ":/") && !strings.Contains(b.URL, "://") {
 				bad(k+".url", "is not a valid URL: %q (a scheme is written http://)", b.URL)
 			} else if err := httpURL(withScheme(b.URL)); err != nil {
@@ -501,7 +538,7 @@ func httpURL(s string) error {
 		return fmt.Errorf("has no host: %q", s)
 	}
 	if p := u.Port(); p != "" {
-		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+		if n, err := strconv.Atoi(p); err != nil || p[0] == '0' || n < 1 || n > 65535 {
 			return fmt.Errorf("has a port outside 1 to 65535: %q", s)
 		}
 	}
@@ -762,8 +799,9 @@ func (c *Config) validateExperiments(bad func(key, format string, args ...any)) 
 				bad(aat+".name", "another arm is also called %q", a.Name)
 			}
 			arms[a.Name] = true
-			if !(a.Weight > 0) || math.IsInf(a.Weight, 0) {
-				bad(aat+".weight", "must be a positive number")
+			if !(a.Weight > 0) || a.Weight > MaxWeight {
+				// Bounded, so that the arms' weights add up to a number.
+				bad(aat+".weight", "must be a positive number, at most %g", float64(MaxWeight))
 			}
 			if _, ok := a.Steering["arm"]; ok {
 				bad(aat+".steering.arm", "an arm's steering cannot force an arm")

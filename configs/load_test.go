@@ -214,6 +214,8 @@ func TestStartUpValuesAreChecked(t *testing.T) {
 		{ref + "cache: {redis: {addrs: [\"r:6379\"], write_queue: 9223372036854775807}}\n", "c.yaml:cache.redis.write_queue: must be between 1 and 1048576"},
 		{ref + "cache: {redis: {addrs: [\"r:6379\"], pool_size: 0}}\n", "c.yaml:cache.redis.pool_size: must be between 1 and 10000"},
 		{ref + "cache: {redis: {addrs: [\"r:6379\"], read_slack: 0s}}\n", "c.yaml:cache.redis.read_slack: must be a positive duration"},
+		{ref + "cache: {redis: {addrs: [\"r:6379\"], read_slack: 2562047h}}\n", "c.yaml:cache.redis.read_slack: must be at most read_timeout (100ms)"},
+		{"backends: {up: {type: openai, url: \"http://h:080/v1\"}}\n", "c.yaml:backends.up.url: has a port outside 1 to 65535"},
 		{ref + "cache: {redis: {addrs: [\"r:6379\"], cluster: true, db: 2}}\n", "c.yaml:cache.redis.db: a Redis Cluster has database 0 only"},
 		{ref + "cache: {responses: {ttl: 0s}}\n", "c.yaml:cache.responses.ttl: must be a positive duration"},
 		{ref + "cache: {responses: {max_ttl: 500ms}}\n", "c.yaml:cache.responses.max_ttl: must be at least 1s"},

@@ -107,12 +107,15 @@ func (c *treeCheck) value(path string, v any, t reflect.Type, r rules) any {
 	}
 	if m, ok := v.(map[any]any); ok {
 		// YAML gives such a mapping when a key is no string (1:, true:).
+		var keys []string
 		for k := range m {
 			if _, isString := k.(string); !isString {
-				c.bad(path, "has the key %v, which is no string: write it in quotes", k)
-				return dropped
+				keys = append(keys, fmt.Sprint(k))
 			}
 		}
+		slices.Sort(keys)
+		c.bad(path, "has keys that are no strings (%s): write them in quotes", strings.Join(keys, ", "))
+		return dropped
 	}
 	switch t.Kind() {
 	case reflect.Struct:
@@ -150,9 +153,9 @@ func (c *treeCheck) value(path string, v any, t reflect.Type, r rules) any {
 				// otherwise would not match where it is used.
 				c.bad(path+"."+k, "names are read in lower case; write %q", strings.ToLower(k))
 			}
-			if e, isMap := m[k].(map[string]any); (m[k] == nil || isMap && len(e) == 0) && t.Elem().Kind() == reflect.Struct {
+			if e, isMap := m[k].(map[string]any); (m[k] == nil || isMap && len(e) == 0 && t.Elem().Kind() == reflect.Struct) && t.Elem().Kind() != reflect.Interface {
 				// The decode would drop an entry with nothing in it
-				// (a backend `up:`) without a word.
+				// (a backend `up:`, a weight `verbosity:`) without a word.
 				c.bad(path+"."+k, "is empty")
 				delete(m, k)
 				continue
@@ -165,7 +168,7 @@ func (c *treeCheck) value(path string, v any, t reflect.Type, r rules) any {
 			if _, set := c.env[path]; !set {
 				// In a file a list is written as one: split on commas,
 				// a string would break a pattern such as x{1,3}.
-				c.bad(path, "expected a list, got %s; write [%s]", kindOf(v), s)
+				c.bad(path, "expected a list, got %s; write [%q]", kindOf(v), s)
 				return dropped
 			}
 			// A variable gives a list comma-separated.
@@ -208,10 +211,22 @@ func (c *treeCheck) value(path string, v any, t reflect.Type, r rules) any {
 		}
 		c.bad(path, "expected true or false, got %s", kindOf(v))
 		return dropped
-	case reflect.Int, reflect.Int64:
+	case reflect.Int, reflect.Int64, reflect.Float64:
+		// As written: the file's text of a number, or a string's (a quoted
+		// number, a variable's).
+		text := c.texts[path]
+		if s, ok := v.(string); ok {
+			text = strings.TrimSpace(s)
+		}
+		if octalLike(text) {
+			// YAML reads 010 as octal: 8.
+			c.bad(path, "%s would be read as an octal number; write it without the leading 0, or as 0o…", text)
+			return dropped
+		}
+		if t.Kind() == reflect.Float64 {
+			return c.float(path, scalar(v), r)
+		}
 		return c.integer(path, scalar(v), r)
-	case reflect.Float64:
-		return c.float(path, scalar(v), r)
 	}
 	return v
 }
@@ -236,16 +251,34 @@ func numberTexts(doc *yaml.Node) map[string]string {
 			for _, c := range n.Content {
 				walk(c, path)
 			}
+		case yaml.AliasNode:
+			walk(n.Alias, path)
 		case yaml.MappingNode:
+			// Merged mappings (<<: *base) first: the keys written here
+			// win over theirs, as in the decode.
 			for i := 0; i+1 < len(n.Content); i += 2 {
-				walk(n.Content[i+1], strings.TrimPrefix(path+"."+n.Content[i].Value, "."))
+				if n.Content[i].ShortTag() == "!!merge" {
+					from := n.Content[i+1]
+					if from.Kind == yaml.SequenceNode {
+						for _, m := range from.Content {
+							walk(m, path)
+						}
+					} else {
+						walk(from, path)
+					}
+				}
+			}
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				if n.Content[i].ShortTag() != "!!merge" {
+					walk(n.Content[i+1], strings.TrimPrefix(path+"."+n.Content[i].Value, "."))
+				}
 			}
 		case yaml.SequenceNode:
 			for i, c := range n.Content {
 				walk(c, fmt.Sprintf("%s[%d]", path, i))
 			}
 		case yaml.ScalarNode:
-			if n.Style == 0 && (n.Tag == "!!int" || n.Tag == "!!float") {
+			if n.Style == 0 && (n.ShortTag() == "!!int" || n.ShortTag() == "!!float") {
 				texts[path] = n.Value
 			}
 		}
@@ -272,12 +305,14 @@ func scalar(v any) any {
 	return v
 }
 
+// octalLike reports whether a number's text has a leading 0 before
+// another digit (010), which YAML reads as octal.
+func octalLike(text string) bool {
+	text = strings.TrimLeft(text, "+-")
+	return len(text) > 1 && text[0] == '0' && '0' <= text[1] && text[1] <= '9'
+}
+
 func (c *treeCheck) integer(path string, v any, r rules) any {
-	if text := strings.TrimLeft(c.texts[path], "+-"); len(text) > 1 && text[0] == '0' && '0' <= text[1] && text[1] <= '9' {
-		// YAML reads 010 as octal: 8.
-		c.bad(path, "%s is read as the octal number %v; write it without the leading 0, or as 0o…", c.texts[path], v)
-		return dropped
-	}
 	var n int
 	switch x := v.(type) {
 	case int:
@@ -370,8 +405,12 @@ func (c *treeCheck) sign(path string, f float64, r rules) bool {
 }
 
 // lowerKeys reports keys written other than in lower case anywhere under
-// v (route steering objects, whose weights name objectives).
+// v (route steering objects, whose weights name objectives), and numbers
+// written with a leading 0.
 func (c *treeCheck) lowerKeys(path string, v any) {
+	if octalLike(c.texts[path]) {
+		c.bad(path, "%s would be read as an octal number; write it without the leading 0, or as 0o…", c.texts[path])
+	}
 	switch x := v.(type) {
 	case map[string]any:
 		for _, k := range slices.Sorted(maps.Keys(x)) {

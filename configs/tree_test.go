@@ -27,7 +27,10 @@ func TestTreeCheckRefuses(t *testing.T) {
 		{strings.Replace(up, "%s", ", timeout: 0s", 1), "t.yaml:backends.up.timeout: must not be 0 (leave it out for the default)"},
 		{strings.Replace(up, "%s", ", max_concurrency: 0", 1), "t.yaml:backends.up.max_concurrency: must not be 0"},
 		{"models: [{name: true, backend: ref, model: reference}]\n" + ref, "t.yaml:models[0].name: expected a string, got true; write it in quotes"},
-		{"server: {max_inflight: 010}\n" + ref, "t.yaml:server.max_inflight: 010 is read as the octal number 8; write it without the leading 0, or as 0o…"},
+		{"server: {max_inflight: 010}\n" + ref, "t.yaml:server.max_inflight: 010 would be read as an octal number; write it without the leading 0, or as 0o…"},
+		{"server: {max_inflight: \"010\"}\n" + ref, "t.yaml:server.max_inflight: 010 would be read as an octal number"},
+		{"preferences: {max_weight: 010}\n" + ref, "t.yaml:preferences.max_weight: 010 would be read as an octal number"},
+		{"models: [{name: reference, backend: ref, steering: {n: 010}}]\n" + ref, "t.yaml:models[0].steering.n: 010 would be read as an octal number"},
 		// A refused key does not hide the file's other problems, and what
 		// Validate would say of the default put in its place is not said.
 		{"server: {max_n: x, max_inflight: 0}\n" + ref, "t.yaml:server.max_n: expected a whole number, got \"x\"\nt.yaml:server.max_inflight: must be at least 1"},
@@ -106,7 +109,7 @@ func TestVariablesAndTheFile(t *testing.T) {
 		{"STEERGATE_CACHE_REDIS_ADDRS=r:1,s:0", file, "the environment variable STEERGATE_CACHE_REDIS_ADDRS sets cache.redis.addrs[1]: must be host:port"},
 		{"STEERGATE_SERVER_MAX_N=4", "server: 5\n" + file, "the environment variable STEERGATE_SERVER_MAX_N sets a key in server, which the file has as 5, not a mapping"},
 		{"STEERGATE_MODELS_0_STEERING=x", "models: [{name: m, backend: ref, model: reference, steering: {n: 2}}]\n" + file, "set its keys instead (e.g. STEERGATE_MODELS_0_STEERING_...)"},
-		{"", "models: [{name: m, backend: ref, model: reference, aliases: 'a,b'}]\n" + file, "t.yaml:models[0].aliases: expected a list, got \"a,b\"; write [a,b]"},
+		{"", "models: [{name: m, backend: ref, model: reference, aliases: 'a,b'}]\n" + file, "t.yaml:models[0].aliases: expected a list, got \"a,b\"; write [\"a,b\"]"},
 	} {
 		environ = func() []string { return []string{c.env} }
 		if _, err := Parse("t.yaml", []byte(c.yaml)); err == nil || !strings.Contains(err.Error(), c.want) {
@@ -123,5 +126,62 @@ func TestVariablesAndTheFile(t *testing.T) {
 	cfg, err = Parse("t.yaml", []byte(file))
 	if err != nil || strings.Join(cfg.Cache.Redis.Addrs, "|") != "r:1|s:2" {
 		t.Errorf("%v %q", err, cfg.Cache.Redis.Addrs)
+	}
+}
+
+// Anchors, merge keys, a trailing --- and ${VAR} in values work as YAML
+// users expect: a variable's value is the value whole, and a comment
+// expands nothing.
+func TestYAMLAsUsersWriteIt(t *testing.T) {
+	t.Setenv("SG_KEY", "!x #1: y")
+	t.Setenv("SG_PORT", "9443")
+	t.Setenv("SG_NOTE", "5\n  max_n: 2")
+	cfg, err := Parse("y.yaml", []byte(`# ${SG_NOTE}
+server:
+  listen: "127.0.0.1:${SG_PORT}"
+  max_inflight: ${SG_PORT}
+backends:
+  base: &b {type: openai, url: "http://h:8000/v1", api_key: 12345}
+  a: {<<: *b}
+  k:
+    type: openai
+    url: "http://h:8000/v1"
+    api_key: ${SG_KEY}
+rewards:
+  r1: &r {type: rules, version: 1.10}
+  r2: *r
+---
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Backends["a"].APIKey != "12345" || cfg.Rewards["r2"].Version != "1.10" || cfg.Backends["k"].APIKey != "!x #1: y" ||
+		cfg.Server.Listen != "127.0.0.1:9443" || cfg.Server.MaxInflight != 9443 || cfg.Server.MaxN != 16 {
+		t.Errorf("a %q, r2 %q, k %q, server %+v", cfg.Backends["a"].APIKey, cfg.Rewards["r2"].Version, cfg.Backends["k"].APIKey, cfg.Server)
+	}
+	// Unquoted inside {…}, a reference is no YAML until expanded: such a
+	// file is expanded in its text.
+	cfg, err = Parse("y.yaml", []byte("server: {max_inflight: ${SG_PORT}}\nbackends: {r: {type: reference}}\n"))
+	if err != nil || cfg.Server.MaxInflight != 9443 {
+		t.Errorf("flow style: %v", err)
+	}
+}
+
+// Entries with nothing in them and mapping keys that are no strings are
+// named, in one order every run; arm weights are bounded.
+func TestEmptyAndOddEntries(t *testing.T) {
+	const ref = "backends: {r: {type: reference}}\n"
+	for _, c := range []struct{ yaml, want string }{
+		{ref + "rewards: {d: {type: rules, weights: {verbosity: }}}\n", "t.yaml:rewards.d.weights.verbosity: is empty"},
+		{ref + "rewards: {d: {type: rules, rules: {keywords: {k: }}}}\n", "t.yaml:rewards.d.rules.keywords.k: is empty"},
+		{ref + "rewards: {d: {type: rules, weights: {1: 1, true: 2}}}\n", "t.yaml:rewards.d.weights: has keys that are no strings (1, true): write them in quotes"},
+		{ref + "models: [{name: reference, backend: r}]\nexperiments: [{name: e, models: [reference], arms: [{name: a, weight: 1e308}, {name: b}], outcome: {type: feedback}}]\n",
+			"t.yaml:experiments[0].arms[0].weight: must be a positive number, at most 1e+06"},
+	} {
+		for range 3 {
+			if _, err := Parse("t.yaml", []byte(c.yaml)); err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("%s\nerr = %v\nwant %s", c.yaml, err, c.want)
+			}
+		}
 	}
 }

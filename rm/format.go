@@ -87,6 +87,27 @@ func (f *Format) Render(s Sample) (first, second string, err error) {
 	return b.String(), "", nil
 }
 
+// CheckFormat makes the format called name and renders a sample
+// conversation with it (an open turn too, for open), so that a template
+// that names a field the data lacks is found when a config is checked,
+// not at the first request.
+func CheckFormat(name string, open bool) error {
+	f, err := NewFormat(name)
+	if err != nil {
+		return err
+	}
+	s := Sample{Messages: []backend.Message{{Role: "system", Content: "s"}, {Role: "user", Content: "q"}}, Response: "a"}
+	if _, _, err := f.Render(s); err != nil {
+		return fmt.Errorf("format template: %w", err)
+	}
+	if open && !f.Pair {
+		if _, err := f.RenderOpen(s); err != nil {
+			return fmt.Errorf("format template: %w", err)
+		}
+	}
+	return nil
+}
+
 // openMarker stands for the response while a format renders an open turn.
 const openMarker = "\x00steergate-response\x00"
 

@@ -107,6 +107,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "eval":
 		return evalCmd(ctx, args, stdout, stderr)
 	case "version":
+		if len(args) > 0 {
+			return fmt.Errorf("version: unexpected argument %q", args[0])
+		}
 		fmt.Fprintln(stdout, "steergate", version)
 		return nil
 	case "hash-key":
@@ -124,6 +127,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stdout, prefs.Hash(key))
 		return nil
 	case "help", "-h", "--help":
+		if len(args) > 0 {
+			return fmt.Errorf("%s: unexpected argument %q", cmd, args[0])
+		}
 		fmt.Fprint(stdout, usage)
 		return nil
 	}

@@ -197,7 +197,7 @@ func TestServeNamesListenWhenItCannot(t *testing.T) {
 // A command refuses an argument it does not take, rather than ignore it:
 // serve FILE would serve the embedded default.
 func TestCommandsRefuseStrayArguments(t *testing.T) {
-	for _, args := range [][]string{{"serve", "my.yaml"}, {"reference-server", "x"}, {"score", "--reward", "default", "x"}, {"tokenize", "--tokenizer", "t.json", "x"}, {"eval", "x"}} {
+	for _, args := range [][]string{{"serve", "my.yaml"}, {"reference-server", "x"}, {"score", "--reward", "default", "x"}, {"tokenize", "--tokenizer", "t.json", "x"}, {"eval", "x"}, {"version", "x"}, {"help", "x"}} {
 		if _, _, err := runCmd(t, "", args...); err == nil || !strings.Contains(err.Error(), `unexpected argument "`) {
 			t.Errorf("%v: %v", args, err)
 		}
@@ -212,12 +212,16 @@ func TestCheckConfigParsesTemplates(t *testing.T) {
 rewards:
   j: {type: judge, judge: {backend: r, model: reference, question: "{{.Nope"}}
   rm: {type: remote, objectives: [x], remote: {url: "http://h:1", model: m, format: "{{.Bad"}}
+  j2: {type: judge, judge: {backend: r, model: reference, question: "Is this good? {{.prompt}}"}}
+  rm2: {type: remote, objectives: [x], remote: {url: "http://h:1", model: m, format: "{{.Nope}}"}}
 `
 	if err := os.WriteFile(f, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	_, _, err := runCmd(t, "", "check-config", f)
-	for _, want := range []string{f + ":rewards.j.judge.question: judge question: template:", f + ":rewards.rm.remote.format: format template:"} {
+	for _, want := range []string{f + ":rewards.j.judge.question: judge question: template:", f + ":rewards.rm.remote.format: format template:",
+		f + `:rewards.j2.judge.question: judge question: template: judge:1:16: executing "judge" at <.prompt>: map has no entry for key "prompt"`,
+		f + ":rewards.rm2.remote.format: format template: template: custom:1:2: executing"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("err = %v\nwant %s", err, want)
 		}

@@ -154,25 +154,27 @@ func inspect(rc configs.Reward) []string {
 // wrong, each error starting with its key.
 func templates(rc configs.Reward) []string {
 	var errs []string
-	formats := map[string]string{}
+	key, format, open := "", "", false
 	switch rc.Type {
 	case configs.RewardJudge:
 		if rc.Judge.Mode == configs.JudgeDensityRatio {
-			if rc.Judge.Format != "" {
-				formats["judge.format"] = rc.Judge.Format
-			}
+			// A format renders the open turn the weak and strong models
+			// continue.
+			key, format, open = "judge.format", rc.Judge.Format, true
 		} else if rc.Judge.Question != "" {
-			if _, err := judge.ParseQuestion(rc.Judge.Question); err != nil {
+			if err := judge.CheckQuestion(rc.Judge.Question); err != nil {
 				errs = append(errs, "judge.question: "+err.Error())
 			}
 		}
 	case configs.RewardRemote:
-		formats["remote.format"] = cmp.Or(rc.Remote.Format, "plain")
-	case configs.RewardONNX, configs.RewardONNXARM, configs.RewardONNXPRM:
-		formats["onnx.format"] = rc.Model.Format
+		key, format = "remote.format", cmp.Or(rc.Remote.Format, "plain")
+	case configs.RewardONNX, configs.RewardONNXPRM:
+		key, format = "onnx.format", rc.Model.Format
+	case configs.RewardONNXARM:
+		key, format, open = "onnx.format", rc.Model.Format, true // it reads partial answers
 	}
-	for _, key := range slices.Sorted(maps.Keys(formats)) {
-		if _, err := rm.NewFormat(formats[key]); err != nil {
+	if format != "" {
+		if err := rm.CheckFormat(format, open); err != nil {
 			errs = append(errs, key+": "+err.Error())
 		}
 	}

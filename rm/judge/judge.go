@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
 	"regexp"
 	"strconv"
@@ -123,9 +124,22 @@ func NewCritique(b backend.Backend, model, question, objective string, maxTokens
 	return j, nil
 }
 
-// ParseQuestion parses a judge's question template, as the judge does:
-// for a config's check, before any judge is made.
-func ParseQuestion(question string) (*template.Template, error) {
+// CheckQuestion parses a judge's question template and asks it of a
+// sample conversation, as the judge will: for a config's check, so that a
+// field the data lacks ({{.prompt}}) is found before the first request.
+func CheckQuestion(question string) error {
+	q, err := parseQuestion(question)
+	if err != nil {
+		return err
+	}
+	s := rm.Sample{Messages: []backend.Message{{Role: "user", Content: "q"}}, Response: "a"}
+	if err := q.Execute(io.Discard, questionData(s)); err != nil {
+		return fmt.Errorf("judge question: %w", err)
+	}
+	return nil
+}
+
+func parseQuestion(question string) (*template.Template, error) {
 	q, err := template.New("judge").Option("missingkey=error").Parse(question)
 	if err != nil {
 		return nil, fmt.Errorf("judge question: %w", err)
@@ -133,8 +147,13 @@ func ParseQuestion(question string) (*template.Template, error) {
 	return q, nil
 }
 
+// questionData is what a question template reads.
+func questionData(s rm.Sample) map[string]string {
+	return map[string]string{"Conversation": conversation(s), "Prompt": s.PromptText(), "Response": s.Response}
+}
+
 func newJudge(b backend.Backend, model, question, objective, mode string, floor *float64) (*Judge, error) {
-	q, err := ParseQuestion(question)
+	q, err := parseQuestion(question)
 	if err != nil {
 		return nil, err
 	}
@@ -190,7 +209,7 @@ func (j *Judge) Explain(ctx context.Context, samples []rm.Sample) ([][]float32, 
 
 func (j *Judge) ask(ctx context.Context, s rm.Sample, logprobs bool) (*backend.Choice, error) {
 	var b strings.Builder
-	if err := j.question.Execute(&b, map[string]string{"Conversation": conversation(s), "Prompt": s.PromptText(), "Response": s.Response}); err != nil {
+	if err := j.question.Execute(&b, questionData(s)); err != nil {
 		return nil, err
 	}
 	zero := 0.0
