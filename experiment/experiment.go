@@ -141,7 +141,7 @@ type Request struct {
 func (s *Set) Enroll(ctx context.Context, r Request) (*Enrollment, json.RawMessage, error) {
 	var req map[string]json.RawMessage
 	if len(r.Steering) > 0 && string(r.Steering) != "null" {
-		if err := json.Unmarshal(r.Steering, &req); err != nil || repeats(r.Steering) || repeats(req["weights"]) || repeats(req["cache"]) {
+		if err := json.Unmarshal(r.Steering, &req); err != nil || repeats(r.Steering, true) || repeats(req["weights"], false) || repeats(req["cache"], true) {
 			return nil, r.Steering, nil // the resolver names what is wrong
 		}
 	}
@@ -302,8 +302,11 @@ func mergeObjects(base, over json.RawMessage) json.RawMessage {
 }
 
 // repeats reports whether the JSON object raw gives a key twice, in any
-// letter case: decoded into a map, the last would win unseen.
-func repeats(raw json.RawMessage) bool {
+// letter case (decoded into a map, the last would win unseen), or, with
+// lower, a key not in lower case (laid over the arm's, it would sit beside
+// the arm's own and be named as a repeat of a key the client did not
+// write).
+func repeats(raw json.RawMessage, lower bool) bool {
 	seen := map[string]bool{}
 	dup := false
 	_ = wire.EachMember(raw, func(m wire.Member) error {
@@ -312,7 +315,7 @@ func repeats(raw json.RawMessage) bool {
 			return err
 		}
 		low := strings.ToLower(string(name))
-		dup = dup || seen[low]
+		dup = dup || seen[low] || lower && low != string(name)
 		seen[low] = true
 		return nil
 	})

@@ -89,6 +89,7 @@ func TestEnroll(t *testing.T) {
 		{"a repeated key", Request{Model: "m-ab", Route: "m", User: "u", Steering: json.RawMessage(`{"n":2,"n":3}`)}, "", ""},
 		{"a repeated arm", Request{Model: "m-ab", Route: "m", User: "u", Admin: true, Steering: json.RawMessage(`{"arm":"a","Arm":"b"}`)}, "", ""},
 		{"a repeated weight", Request{Model: "m-ab", Route: "m", User: "u", Steering: json.RawMessage(`{"weights":{"x":1,"x":2}}`)}, "", ""},
+		{"a key in another case", Request{Model: "m-ab", Route: "m", User: "u", Steering: json.RawMessage(`{"N":3}`)}, "", ""},
 	}
 	for _, c := range cases {
 		set := s
