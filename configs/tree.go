@@ -27,8 +27,9 @@ import (
 // conversions: true is no number, 3.5 no whole number, 1e20 no int), no
 // number may be negative unless its key allows it, and no 0 may stand
 // where it would be read as unset. It normalises what it accepts in place
-// (a quoted "10" for a number becomes 10, an int for a string its digits),
-// so that the decode that follows converts nothing.
+// (a quoted "10" for a number becomes 10, a number where text goes its
+// text as written, a variable's list its items), so that the decode that
+// follows converts nothing.
 type treeCheck struct {
 	file  string
 	env   map[string]string // key path → the variable that set it

@@ -157,11 +157,11 @@ func (s *Set) Enroll(ctx context.Context, r Request) (*Enrollment, json.RawMessa
 	e := s.covering(r.Model, r.Route)
 	if forced != "" {
 		if e == nil {
-			return nil, nil, fault.Invalid("steering.arm", "model %q is in no running experiment", clip(r.Model, 64))
+			return nil, nil, fault.Invalid("steering.arm", "model %q is in no running experiment", fault.Clip(r.Model, 64))
 		}
 		arm := e.Arm(forced)
 		if arm == nil {
-			return nil, nil, fault.Invalid("steering.arm", "experiment %s has no arm %q (it has %v)", e.Name, clip(forced, 64), e.armNames())
+			return nil, nil, fault.Invalid("steering.arm", "experiment %s has no arm %q (it has %v)", e.Name, fault.Clip(forced, 64), e.armNames())
 		}
 		if _, ok := req["strategy"]; ok {
 			return nil, nil, fault.Invalid("steering.strategy", "a forced arm brings its own strategy; leave strategy out, or leave arm out to steer outside the experiment")
@@ -320,13 +320,6 @@ func repeats(raw json.RawMessage, lower bool) bool {
 		return nil
 	})
 	return dup
-}
-
-func clip(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
 }
 
 // String names an enrollment for logs.

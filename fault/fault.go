@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"reflect"
 	"strings"
+	"unicode/utf8"
 )
 
 // The classes. Every error that reaches a client wraps exactly one of them.
@@ -133,4 +134,16 @@ func jsonValue(v string) string {
 		return "another type"
 	}
 	return "a " + v
+}
+
+// Clip shortens client-supplied text quoted back in a message to at most
+// n bytes and an ellipsis, cut where a character starts.
+func Clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
 }

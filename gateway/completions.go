@@ -191,7 +191,7 @@ func encoded(ctx *fasthttp.RequestCtx) bool {
 //
 //go:noinline
 func encodingErr(enc []byte) error {
-	return fault.Unsupported("", "Content-Encoding %q is not supported: send the body uncompressed", clip(string(enc), 32))
+	return fault.Unsupported("", "Content-Encoding %q is not supported: send the body uncompressed", fault.Clip(string(enc), 32))
 }
 
 // exchange is what the steps of a completion request after its decode

@@ -35,7 +35,7 @@ func queryOf(ctx *fasthttp.RequestCtx, takes ...string) (map[string]string, erro
 		name := string(k)
 		switch _, dup := out[name]; {
 		case !slices.Contains(takes, name):
-			name = clipName(name)
+			name = fault.Clip(name, 64)
 			return nil, fault.Invalid(name, "unknown query parameter %q; this endpoint takes %s", name, strings.Join(takes, ", "))
 		case dup:
 			return nil, fault.Invalid(name, "query parameter %q is given twice", name)
@@ -45,17 +45,4 @@ func queryOf(ctx *fasthttp.RequestCtx, takes ...string) (map[string]string, erro
 		out[name] = string(v)
 	}
 	return out, nil
-}
-
-// clipName shortens a name the client made up for a message that echoes
-// it.
-func clipName(s string) string {
-	if len(s) <= 64 {
-		return s
-	}
-	cut := 64
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "…"
 }

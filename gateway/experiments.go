@@ -154,7 +154,7 @@ func (s *Server) experiments(ctx *fasthttp.RequestCtx, id prefs.Identity, name s
 	if name != "" {
 		e := set.Get(name)
 		if e == nil {
-			writeError(ctx, fault.New(fault.ErrNotFound, "", "no experiment %q", clip(name, 64)))
+			writeError(ctx, fault.New(fault.ErrNotFound, "", "no experiment %q", fault.Clip(name, 64)))
 			return
 		}
 		r, err := set.Results(rctx, e)

@@ -71,7 +71,7 @@ func (s *Server) preferences(ctx *fasthttp.RequestCtx, id prefs.Identity, user s
 	case "GET":
 		p, name, err := svc.Get(rctx, tenant, user, reward)
 		if err == nil && p == nil {
-			err = fault.New(fault.ErrNotFound, "user", "user %q has no preferences for reward %s", clip(user, 64), name)
+			err = fault.New(fault.ErrNotFound, "user", "user %q has no preferences for reward %s", fault.Clip(user, 64), name)
 		}
 		if err != nil {
 			outcome = "error"
@@ -108,7 +108,7 @@ func (s *Server) preferences(ctx *fasthttp.RequestCtx, id prefs.Identity, user s
 	case "DELETE":
 		ok, err := svc.Delete(rctx, tenant, user, reward)
 		if err == nil && !ok {
-			err = fault.New(fault.ErrNotFound, "user", "user %q has no preferences", clip(user, 64))
+			err = fault.New(fault.ErrNotFound, "user", "user %q has no preferences", fault.Clip(user, 64))
 		}
 		if err != nil {
 			outcome = "error"

@@ -299,9 +299,9 @@ func (s *Server) route(ctx *fasthttp.RequestCtx, reqID string) {
 	case path == "/v1/chat/completions" || path == "/v1/completions" || path == "/v1/models" || path == "/metrics" ||
 		path == "/healthz" || path == "/readyz" || path == "/v1/feedback" || isUser || isExp || isModel:
 		ctx.Response.Header.Set("Allow", allowed(path))
-		writeError(ctx, fault.New(wire.ErrMethod, "", "method %s is not allowed on %s", clip(method, 16), path))
+		writeError(ctx, fault.New(wire.ErrMethod, "", "method %s is not allowed on %s", fault.Clip(method, 16), path))
 	default:
-		writeError(ctx, fault.New(fault.ErrNotFound, "", "unknown path %s", clip(path, 128)))
+		writeError(ctx, fault.New(fault.ErrNotFound, "", "unknown path %s", fault.Clip(path, 128)))
 	}
 }
 
@@ -438,14 +438,6 @@ func (s *Server) readyz(ctx *fasthttp.RequestCtx) {
 		}
 	}
 	writeJSON(ctx, fasthttp.StatusOK, map[string]string{"status": "ready"})
-}
-
-// clip shortens client-supplied text quoted back in messages.
-func clip(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
 }
 
 // fasthttpLogger sends fasthttp's own messages (connection errors) to slog

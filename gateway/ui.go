@@ -103,12 +103,12 @@ func (s *Server) dashboard(ctx *fasthttp.RequestCtx, path, method string) {
 		return
 	case path == "/ui/login" || path == "/ui/logout":
 		ctx.Response.Header.Set("Allow", "POST")
-		writeError(ctx, fault.New(wire.ErrMethod, "", "method %s is not allowed on %s", clip(method, 16), path))
+		writeError(ctx, fault.New(wire.ErrMethod, "", "method %s is not allowed on %s", fault.Clip(method, 16), path))
 		return
 	}
 	if method != "GET" && method != "HEAD" {
 		ctx.Response.Header.Set("Allow", "GET, HEAD")
-		writeError(ctx, fault.New(wire.ErrMethod, "", "method %s is not allowed on %s", clip(method, 16), clip(path, 128)))
+		writeError(ctx, fault.New(wire.ErrMethod, "", "method %s is not allowed on %s", fault.Clip(method, 16), fault.Clip(path, 128)))
 		return
 	}
 	id, err := s.opts.Keys.Identify(ctx, authorization(ctx))
@@ -130,7 +130,7 @@ func (s *Server) dashboard(ctx *fasthttp.RequestCtx, path, method string) {
 	default:
 		body, ct, ok := ui.Asset(name)
 		if !ok {
-			writeError(ctx, fault.New(fault.ErrNotFound, "", "unknown path %s", clip(path, 128)))
+			writeError(ctx, fault.New(fault.ErrNotFound, "", "unknown path %s", fault.Clip(path, 128)))
 			return
 		}
 		ctx.SetContentType(ct)

@@ -230,10 +230,10 @@ func (s *Service) pairs(ctx context.Context, tenant string, f *Feedback) ([]Pair
 		}
 		// Another tenant's response is as unknown as a missing one.
 		if r == nil || r.Tenant != tenant {
-			return nil, notFound(param, "no response %q (responses are kept %s, for steered requests with a user)", clipID(rid), s.LogTTL)
+			return nil, notFound(param, "no response %q (responses are kept %s, for steered requests with a user)", fault.Clip(rid, 64), s.LogTTL)
 		}
 		if r.User == "" {
-			return nil, invalid(param, "response %q has no user to learn for", clipID(rid))
+			return nil, invalid(param, "response %q has no user to learn for", fault.Clip(rid, 64))
 		}
 		return r, nil
 	}
@@ -243,7 +243,7 @@ func (s *Service) pairs(ctx context.Context, tenant string, f *Feedback) ([]Pair
 				return c.Vector, nil
 			}
 		}
-		return nil, invalid(param, "response %s has no candidate %d", clipID(r.ID), i)
+		return nil, invalid(param, "response %s has no candidate %d", fault.Clip(r.ID, 64), i)
 	}
 	switch f.Kind() {
 	case "responses":
@@ -365,11 +365,4 @@ func readRating(raw json.RawMessage) (float64, error) {
 		return 0, invalid("rating", "rating must be a number from −1 to 1, \"up\" or \"down\"")
 	}
 	return v, nil
-}
-
-func clipID(s string) string {
-	if len(s) > 64 {
-		return s[:64] + "…"
-	}
-	return s
 }

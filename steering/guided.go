@@ -98,7 +98,7 @@ func (p *guided) Check(c *Check) error {
 	}
 	for _, name := range slices.Sorted(maps.Keys(p.TokenRewards)) {
 		if !slices.Contains(c.TokenRewards, name) {
-			return c.Bad("token_rewards", "unknown token reward %q (configured: %s)", clip(name, 64), listOr(c.TokenRewards))
+			return c.Bad("token_rewards", "unknown token reward %q (configured: %s)", fault.Clip(name, 64), listOr(c.TokenRewards))
 		}
 		if w := p.TokenRewards[name]; !finite(w) || math.Abs(w) > MaxWeight {
 			return c.Bad("token_rewards", "weight of %q must be a finite number of magnitude at most %g", name, MaxWeight)

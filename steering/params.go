@@ -303,7 +303,7 @@ func (rs *Resolver) Resolve(route, req json.RawMessage, t Target, prefix string)
 	}
 	k, ok := lookup(name)
 	if !ok {
-		return nil, bad("strategy", "unknown strategy %q: use one of %s", clip(name, 64), strings.Join(Names(), ", "))
+		return nil, bad("strategy", "unknown strategy %q: use one of %s", fault.Clip(name, 64), strings.Join(Names(), ", "))
 	}
 	// A request that switches strategy keeps the route's common
 	// parameters, not the other strategy's own.
@@ -325,7 +325,7 @@ func (rs *Resolver) Resolve(route, req json.RawMessage, t Target, prefix string)
 	}
 	for _, key := range slices.Sorted(maps.Keys(merged)) {
 		if !commonKeys[key] && !k.known[key] {
-			return nil, bad(key, "unknown parameter %q for strategy %s", clip(key, 64), name)
+			return nil, bad(key, "unknown parameter %q for strategy %s", fault.Clip(key, 64), name)
 		}
 	}
 	// Nested objects are held to the same rules: a cache key in another
@@ -339,7 +339,7 @@ func (rs *Resolver) Resolve(route, req json.RawMessage, t Target, prefix string)
 			}
 			for _, key := range slices.Sorted(maps.Keys(cache)) {
 				if !cacheKeys[key] {
-					return nil, bad("cache."+key, "unknown parameter %q for cache (it has mode, ttl_s and max_age_s)", clip(key, 64))
+					return nil, bad("cache."+key, "unknown parameter %q for cache (it has mode, ttl_s and max_age_s)", fault.Clip(key, 64))
 				}
 			}
 		}
@@ -428,7 +428,7 @@ func (rs *Resolver) checkCommon(c *Check, p *Plan, use RewardUse, reqKeys map[st
 	case !ok && name == "":
 		return c.Bad("reward", "several rewards are configured (%s) and none is called default: name one", strings.Join(slices.Sorted(maps.Keys(rs.Rewards)), ", "))
 	case !ok:
-		return c.Bad("reward", "unknown reward %q (configured: %s)", clip(name, 64), strings.Join(slices.Sorted(maps.Keys(rs.Rewards)), ", "))
+		return c.Bad("reward", "unknown reward %q (configured: %s)", fault.Clip(name, 64), strings.Join(slices.Sorted(maps.Keys(rs.Rewards)), ", "))
 	}
 	p.RewardName, p.Objectives, p.RewardWeights = name, info.Objectives, info.Weights
 	idx := map[string]bool{}
@@ -438,7 +438,7 @@ func (rs *Resolver) checkCommon(c *Check, p *Plan, use RewardUse, reqKeys map[st
 	for _, layer := range []map[string]float64{p.RouteWeights, p.RequestWeights} {
 		for _, o := range slices.Sorted(maps.Keys(layer)) {
 			if !idx[o] {
-				return c.Bad("weights", "reward %q has no objective %q (it has %s)", name, clip(o, 64), strings.Join(info.Objectives, ", "))
+				return c.Bad("weights", "reward %q has no objective %q (it has %s)", name, fault.Clip(o, 64), strings.Join(info.Objectives, ", "))
 			}
 			if v := layer[o]; math.IsNaN(v) || math.IsInf(v, 0) || math.Abs(v) > MaxWeight {
 				return c.Bad("weights", "weight of %q must be a finite number of magnitude at most %g", o, MaxWeight)
@@ -472,7 +472,7 @@ func Weights(raw json.RawMessage, at string) (map[string]float64, error) {
 	for _, k := range slices.Sorted(maps.Keys(obj)) {
 		var f float64
 		if v := bytes.TrimSpace(obj[k]); len(v) == 0 || v[0] == 'n' || json.Unmarshal(v, &f) != nil {
-			return nil, fault.Invalid(at+"."+clip(k, 64), "weight of %q must be a number", clip(k, 64))
+			return nil, fault.Invalid(at+"."+fault.Clip(k, 64), "weight of %q must be a number", fault.Clip(k, 64))
 		}
 		w[k] = f
 	}
@@ -508,7 +508,7 @@ func object(raw json.RawMessage, prefix string) (map[string]json.RawMessage, err
 		key := string(name)
 		low := strings.ToLower(key)
 		if prev, dup := seen[low]; dup {
-			return fault.Invalid(prefix+"."+clip(key, 64), "invalid %s: key %q repeats %q", prefix, clip(key, 64), clip(prev, 64))
+			return fault.Invalid(prefix+"."+fault.Clip(key, 64), "invalid %s: key %q repeats %q", prefix, fault.Clip(key, 64), fault.Clip(prev, 64))
 		}
 		seen[low] = key
 		m[key] = mb.Value
@@ -548,12 +548,4 @@ func typeErr(prefix string, err error) error {
 		return fault.Invalid(prefix, "%v", err)
 	}
 	return fault.WrongType(strings.TrimSuffix(prefix+"."+te.Field, "."), te)
-}
-
-// clip shortens user-supplied text quoted back in messages.
-func clip(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
 }

@@ -151,7 +151,7 @@ func extractorOf(mode string) (extractor, error) {
 			return string(b), true
 		}, nil
 	}
-	return nil, fmt.Errorf("extract must be answer, last_number, tool_call, regex:PATTERN or json:PATH; got %q", clip(mode, 64))
+	return nil, fmt.Errorf("extract must be answer, last_number, tool_call, regex:PATTERN or json:PATH; got %q", fault.Clip(mode, 64))
 }
 
 // normalize makes answers that differ only in case, spacing or a final
@@ -264,7 +264,7 @@ func (p *selfConsistency) Steer(ctx context.Context, r *backend.Request, env *En
 			s.extra = map[string]any{}
 		}
 		if ok {
-			s.extra["answer"] = clip(key, 200)
+			s.extra["answer"] = fault.Clip(key, 200)
 		}
 	}
 	return finishChosen(env, all, chosen, failed, func(i *Info) {

@@ -136,9 +136,9 @@ func checkKeys(b []byte, known map[string]bool) error {
 		}
 		if prev != nil {
 			if bytes.Equal(prev, key) {
-				return fault.Invalid(string(key), "field %q appears twice", clip(string(key)))
+				return fault.Invalid(string(key), "field %q appears twice", fault.Clip(string(key), 64))
 			}
-			return fault.Invalid(string(key), "fields %q and %q differ only in letter case", clip(string(prev)), clip(string(key)))
+			return fault.Invalid(string(key), "fields %q and %q differ only in letter case", fault.Clip(string(prev), 64), fault.Clip(string(key), 64))
 		}
 		switch {
 		case many == nil && len(seen) < len(few):
@@ -154,19 +154,12 @@ func checkKeys(b []byte, known map[string]bool) error {
 		if !known[string(key)] && len(key) < 64 {
 			for k := range known {
 				if strings.EqualFold(k, string(key)) {
-					return fault.Invalid(k, "unknown field %q: field names are case-sensitive (did you mean %q?)", clip(string(key)), k)
+					return fault.Invalid(k, "unknown field %q: field names are case-sensitive (did you mean %q?)", fault.Clip(string(key), 64), k)
 				}
 			}
 		}
 		return nil
 	})
-}
-
-func clip(s string) string {
-	if len(s) <= 64 {
-		return s
-	}
-	return s[:64] + "…"
 }
 
 // decodeExtra decodes b into v and returns the fields v does not have.
@@ -364,7 +357,7 @@ func DecodeStrict(body []byte, v any) error {
 	}
 	if len(extra) > 0 {
 		k := slices.Sorted(maps.Keys(extra))[0]
-		return fault.Invalid(k, "unknown field %q", clip(k))
+		return fault.Invalid(k, "unknown field %q", fault.Clip(k, 64))
 	}
 	return nil
 }

@@ -139,7 +139,7 @@ func withExtra(extra map[string]json.RawMessage, k string, v any) map[string]jso
 func messageOf(i int, m Message) (backend.Message, error) {
 	at := func(field string) string { return fmt.Sprintf("messages[%d].%s", i, field) }
 	if !roles[m.Role] {
-		return backend.Message{}, fault.Invalid(at("role"), "invalid role %q: use system, developer, user, assistant or tool", clip(m.Role))
+		return backend.Message{}, fault.Invalid(at("role"), "invalid role %q: use system, developer, user, assistant or tool", fault.Clip(m.Role, 64))
 	}
 	switch {
 	case m.Role == "tool" && m.ToolCallID == "":
@@ -155,7 +155,7 @@ func messageOf(i int, m Message) (backend.Message, error) {
 	}
 	for j, p := range m.Content.Parts {
 		if m.Role != "user" && p.Type != "text" && !(m.Role == "assistant" && p.Type == "refusal") {
-			return backend.Message{}, fault.Invalid(fmt.Sprintf("messages[%d].content[%d].type", i, j), "%s messages take text parts only, not %q", m.Role, clip(p.Type))
+			return backend.Message{}, fault.Invalid(fmt.Sprintf("messages[%d].content[%d].type", i, j), "%s messages take text parts only, not %q", m.Role, fault.Clip(p.Type, 64))
 		}
 	}
 	out := backend.Message{Role: m.Role, Content: m.Content.Text, Parts: m.Content.Parts, Name: m.Name, ToolCallID: m.ToolCallID, Raw: m.Raw}
@@ -180,13 +180,13 @@ func toolsOf(ts []Tool) ([]backend.Tool, error) {
 	for i, t := range ts {
 		at := fmt.Sprintf("tools[%d]", i)
 		if t.Type != "function" {
-			return nil, fault.Invalid(at+".type", "tool type must be function, not %q", clip(t.Type))
+			return nil, fault.Invalid(at+".type", "tool type must be function, not %q", fault.Clip(t.Type, 64))
 		}
 		if t.Function.Name == "" {
 			return nil, fault.Invalid(at+".function.name", "a function tool needs a name")
 		}
 		if seen[t.Function.Name] {
-			return nil, fault.Invalid(at+".function.name", "tool %q is defined twice", clip(t.Function.Name))
+			return nil, fault.Invalid(at+".function.name", "tool %q is defined twice", fault.Clip(t.Function.Name, 64))
 		}
 		seen[t.Function.Name] = true
 		if p := bytes.TrimSpace(t.Function.Parameters); len(p) > 0 && p[0] != '{' {
@@ -236,7 +236,7 @@ func checkToolChoice(raw json.RawMessage, tools []backend.Tool) error {
 			return nil
 		}
 	}
-	return fault.Invalid("tool_choice.function.name", "tool_choice names %q, which tools does not define", clip(fn.Name))
+	return fault.Invalid("tool_choice.function.name", "tool_choice names %q, which tools does not define", fault.Clip(fn.Name, 64))
 }
 
 // toolChoiceObject is tool_choice naming a function.
