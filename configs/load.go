@@ -318,12 +318,12 @@ func (c *Config) Validate(file string) error {
 				bad("cache.redis."+key, "must be a positive duration")
 			}
 		}
-		// Each is a size of something the gateway makes (a connection
-		// pool, a queue of writes): bounded, so that no value check-config
-		// passes fails at start-up.
 		if r.ReadTimeout > 0 && r.ReadSlack > r.ReadTimeout {
 			bad("cache.redis.read_slack", "must be at most read_timeout (%s)", r.ReadTimeout)
 		}
+		// Each is a size of something the gateway makes (a connection
+		// pool, a queue of writes): bounded, so that no value check-config
+		// passes fails at start-up.
 		if r.PoolSize < 1 || r.PoolSize > 10000 {
 			bad("cache.redis.pool_size", "must be between 1 and 10000")
 		}
