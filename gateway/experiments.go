@@ -27,10 +27,14 @@ func (s *Server) enroll(rctx context.Context, id prefs.Identity, req *request, r
 	if s.opts.Experiments == nil && len(req.steering) == 0 {
 		return nil, req.steering, nil
 	}
-	// With no experiments, Enroll still refuses a steering.arm: it names
-	// an arm no experiment has.
-	ctx, cancel := context.WithTimeout(rctx, 2*time.Second)
-	defer cancel()
+	// With no experiments, Enroll still refuses a steering.arm (it names
+	// an arm no experiment has), and has no store to wait for.
+	ctx := rctx
+	if s.opts.Experiments != nil {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(rctx, 2*time.Second)
+		defer cancel()
+	}
 	en, steer, err := s.opts.Experiments.Enroll(ctx, experiment.Request{Model: req.model, Route: route, Tenant: id.Tenant,
 		User: req.backend.User, RequestID: reqID, Admin: id.Admin(), Steering: req.steering})
 	if errors.Is(err, experiment.ErrStore) {
