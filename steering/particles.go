@@ -349,6 +349,12 @@ func (p *particles) advance(q *particle, c backend.Choice, maxTokens int) {
 	if len(q.steps) == 0 && q.text != "" {
 		q.steps = []string{q.text}
 	}
+	if !q.done && q.tokens >= maxTokens {
+		// A step that ended at its delimiter can use up max_tokens too:
+		// the next would ask for 0 tokens, which a backend reads as no
+		// limit.
+		q.done, q.finish = true, backend.FinishLength
+	}
 }
 
 // stepScorer is the process reward behind env.Reward, if it is one.

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/steergate/steergate/backend"
+	"github.com/steergate/steergate/backend/reference"
 	"github.com/steergate/steergate/fault"
 	"github.com/steergate/steergate/rm"
 )
@@ -376,4 +377,31 @@ func (r *recorder) text() string {
 		b.WriteString(d.Text)
 	}
 	return b.String()
+}
+
+// A particle ends at max_tokens however its steps end: a step that stops
+// at its delimiter on the last allowed token does not start another (which
+// would ask the backend for 0 tokens, read as no limit).
+func TestParticlesKeepToMaxTokens(t *testing.T) {
+	b := reference.New("reference", reference.Options{})
+	for seed := range int64(6) {
+		c := call(`{"strategy":"particles","n":4,"step_tokens":4}`, 4)
+		c.Request.Model, c.Request.MaxTokens, c.Request.Seed, c.Request.Logprobs = "reference", 24, &seed, true
+		c.Request.Messages = []backend.Message{{Role: "user", Content: "Why is the sky blue?"}}
+		e, on := engine(b, goodShare{}, `{}`)
+		out, err := run(context.Background(), e, on(c), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ch := range out.Generation.Choices {
+			if len(ch.Logprobs) > 24 {
+				t.Errorf("seed %d: choice %d has %d tokens, over max_tokens 24: %q", seed, ch.Index, len(ch.Logprobs), ch.Text)
+			}
+		}
+		for _, cand := range out.Info.Candidates {
+			if cand.CompletionTokens > 24 {
+				t.Errorf("seed %d: candidate %d counts %d tokens", seed, cand.Index, cand.CompletionTokens)
+			}
+		}
+	}
 }
