@@ -135,6 +135,7 @@ type guidedRun struct {
 	logprobs                []backend.TokenLogprob
 	tokens                  int
 	sent                    int // bytes of the answer streamed
+	lpSent, lpEnd           int // logprobs streamed, and the bytes of answer they cover
 	steps, calls            int
 	mass                    float64 // Σ top-k probability mass over token steps
 	backendT, rewardT, allT time.Duration
@@ -201,7 +202,9 @@ func (p *guided) Steer(ctx context.Context, r *backend.Request, env *Env) (*Outc
 		choice.Logprobs = g.logprobs
 	}
 	if env.Emit != nil {
-		if err := env.Emit(backend.Delta{FinishReason: finish}); err != nil {
+		// The rest of the logprobs (tokens a stop sequence cut) go with
+		// the finish, so that a stream carries what the answer does.
+		if err := env.Emit(backend.Delta{FinishReason: finish, Logprobs: g.streamLogprobs(-1)}); err != nil {
 			return nil, err
 		}
 	}
@@ -398,10 +401,12 @@ func sampleFrom(logits []float64, temperature, topP float64, rng *rand.Rand) int
 func (g *guidedRun) append(c candidate) (bool, error) {
 	if c.block != nil {
 		g.tokens += max(c.block.Tokens, 1)
-		g.logprobs = append(g.logprobs, c.block.Logprobs...)
+		for _, lp := range c.block.Logprobs {
+			g.logprobs = append(g.logprobs, g.asked(lp))
+		}
 	} else if !c.ends {
 		g.tokens++
-		g.logprobs = append(g.logprobs, c.lp)
+		g.logprobs = append(g.logprobs, g.asked(c.lp))
 	}
 	before := g.text.Len()
 	g.text.WriteString(c.text)
@@ -430,14 +435,40 @@ func (g *guidedRun) append(c candidate) (bool, error) {
 	return false, g.send(len(full) - hold)
 }
 
-// send streams the answer up to byte end.
+// asked is a token's entry as the client asked for it: with its
+// request's top_logprobs alternatives, not the k the steering reads.
+func (g *guidedRun) asked(lp backend.TokenLogprob) backend.TokenLogprob {
+	lp.Top = lp.Top[:min(len(lp.Top), g.r.TopLogprobs)]
+	if len(lp.Top) == 0 {
+		lp.Top = nil
+	}
+	return lp
+}
+
+// send streams the answer up to byte end, with the logprobs of the
+// tokens it completes.
 func (g *guidedRun) send(end int) error {
 	if g.env.Emit == nil || end <= g.sent {
 		return nil
 	}
 	s := g.text.String()[g.sent:end]
 	g.sent = end
-	return g.env.Emit(backend.Delta{Text: s})
+	return g.env.Emit(backend.Delta{Text: s, Logprobs: g.streamLogprobs(end)})
+}
+
+// streamLogprobs takes the logprobs not yet streamed of the tokens that
+// end within the first end bytes of the answer (all of them for end < 0),
+// when the client asked for logprobs.
+func (g *guidedRun) streamLogprobs(end int) []backend.TokenLogprob {
+	if !g.r.Logprobs {
+		return nil
+	}
+	from := g.lpSent
+	for g.lpSent < len(g.logprobs) && (end < 0 || g.lpEnd+len(g.logprobs[g.lpSent].Token) <= end) {
+		g.lpEnd += len(g.logprobs[g.lpSent].Token)
+		g.lpSent++
+	}
+	return g.logprobs[from:g.lpSent]
 }
 
 // flush streams whatever of the answer is not yet sent.

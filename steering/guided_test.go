@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"strings"
 	"sync"
@@ -151,6 +152,30 @@ func TestGuidedStreamsAndStops(t *testing.T) {
 	}
 	if out.Info.Extra["steps"].(int) < 2 || out.Info.Extra["topk_mass"].(float64) != 1 {
 		t.Errorf("report %v", out.Info.Extra)
+	}
+	// Logprobs: streamed, the same entries as the answer's, each with
+	// the request's top_logprobs alternatives, not the k guided reads.
+	for _, top := range []int{0, 2} {
+		c := call(`{"strategy":"guided","token_rewards":{"likes":3},"beta":0.1}`, 1)
+		c.Request.MaxTokens, c.Request.Stop, c.Request.Logprobs, c.Request.TopLogprobs = 12, []string{"c c"}, true, top
+		var rec recorder
+		out, err := run(context.Background(), e, c, rec.emit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var streamed []backend.TokenLogprob
+		for _, d := range rec.deltas {
+			streamed = append(streamed, d.Logprobs...)
+		}
+		got := out.Generation.Choices[0].Logprobs
+		if len(got) == 0 || fmt.Sprint(streamed) != fmt.Sprint(got) {
+			t.Errorf("top %d: streamed logprobs %v, the answer's %v", top, streamed, got)
+		}
+		for _, lp := range got {
+			if len(lp.Top) != top {
+				t.Errorf("top_logprobs %d: an entry has %d alternatives", top, len(lp.Top))
+			}
+		}
 	}
 }
 
