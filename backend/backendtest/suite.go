@@ -221,6 +221,16 @@ func Run(t *testing.T, b backend.Backend, spec Spec) {
 		if joined.String() != c.Text {
 			t.Errorf("logprob tokens join to %q, text is %q", joined.String(), c.Text)
 		}
+		// Streamed, the pieces carry each token's entry once: together
+		// they are the answer's.
+		var streamed []backend.TokenLogprob
+		sg, err := b.Stream(ctx, r, func(d backend.Delta) error { streamed = append(streamed, d.Logprobs...); return nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(streamed) != len(sg.Choices[0].Logprobs) || len(streamed) != len(c.Logprobs) {
+			t.Errorf("streamed %d logprobs; the streamed answer has %d, the answer %d", len(streamed), len(sg.Choices[0].Logprobs), len(c.Logprobs))
+		}
 	})
 
 	t.Run("Continuation", func(t *testing.T) {

@@ -221,7 +221,10 @@ func (s *Server) ollama(ctx *fasthttp.RequestCtx, chat bool) {
 		if done {
 			reason = g.Choices[0].FinishReason
 			metrics = api.Metrics{TotalDuration: time.Since(start), PromptEvalCount: g.Usage.PromptTokens, EvalCount: g.Usage.CompletionTokens}
-			if d == nil && g.Choices[0].Logprobs != nil {
+			if d == nil && g.Choices[0].Logprobs != nil && stream != nil && !*stream {
+				// The one object of an answer not streamed carries every
+				// logprob; a stream's last carries none of its own, as
+				// Ollama's (its pieces carried them).
 				lps = ollamaLogprobs(g.Choices[0].Logprobs)
 			}
 		}
