@@ -6,9 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync/atomic"
 
@@ -268,10 +270,21 @@ func ChatRequest(r *backend.Request, stream bool) (*api.ChatRequest, error) {
 }
 
 // checkOllama refuses what Ollama cannot do with an otherwise valid
-// request: a tool_choice other than auto, which it has no field for.
+// request: a tool_choice other than auto and parallel_tool_calls false,
+// which it has no field for, and a field the gateway does not interpret
+// that is none of Ollama's options (logit_bias, …), which would otherwise
+// be dropped.
 func checkOllama(r *backend.Request) error {
 	if len(r.ToolChoice) > 0 && string(r.ToolChoice) != `"auto"` {
 		return fault.Unsupported("tool_choice", "Ollama always chooses tools itself (tool_choice auto); it cannot be told %s", r.ToolChoice)
+	}
+	if r.ParallelToolCalls != nil && !*r.ParallelToolCalls {
+		return fault.Unsupported("parallel_tool_calls", "Ollama cannot be told to call one tool at a time")
+	}
+	for _, k := range slices.Sorted(maps.Keys(r.Extra)) {
+		if !optionKeys[k] {
+			return fault.Unsupported(k, "Ollama has no %s (the fields it takes beside OpenAI's are %s)", fault.Clip(k, 64), strings.Join(slices.Sorted(maps.Keys(optionKeys)), ", "))
+		}
 	}
 	return nil
 }

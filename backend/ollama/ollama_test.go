@@ -2,6 +2,8 @@ package ollama_test
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -11,6 +13,7 @@ import (
 	"github.com/steergate/steergate/backend/backendtest"
 	"github.com/steergate/steergate/backend/ollama"
 	"github.com/steergate/steergate/backend/reference"
+	"github.com/steergate/steergate/fault"
 )
 
 func newClient(t *testing.T) *ollama.Client {
@@ -59,5 +62,27 @@ func TestProbeSetsLogprobsByVersion(t *testing.T) {
 			t.Errorf("version %s: logprobs %v, want %v", version, got, want)
 		}
 		srv.Close()
+	}
+}
+
+// A field Ollama has no place for is refused by name, not dropped; its
+// own options pass.
+func TestUnservedFieldsAreRefused(t *testing.T) {
+	c := newClient(t)
+	no := false
+	for _, r := range []*backend.Request{
+		{Extra: map[string]json.RawMessage{"logit_bias": json.RawMessage(`{"50256":-100}`)}},
+		{ParallelToolCalls: &no},
+	} {
+		r.Model, r.MaxTokens, r.Messages = "reference", 2, []backend.Message{{Role: "user", Content: "hi"}}
+		_, err := c.Generate(context.Background(), r)
+		if !errors.Is(err, fault.ErrUnsupported) || fault.Param(err) == "" {
+			t.Errorf("%+v: %v", r, err)
+		}
+	}
+	ok := &backend.Request{Model: "reference", MaxTokens: 2, Messages: []backend.Message{{Role: "user", Content: "hi"}},
+		Extra: map[string]json.RawMessage{"top_k": json.RawMessage(`5`)}}
+	if _, err := c.Generate(context.Background(), ok); err != nil {
+		t.Errorf("an Ollama option: %v", err)
 	}
 }
