@@ -61,7 +61,7 @@ const (
 )
 
 func (p *adaptive) Check(c *Check) error {
-	if err := c.NoZero("initial", "step", "max_samples", "min_samples", "p_min"); err != nil {
+	if err := c.NoZero("initial", "step", "max_samples", "min_samples", "p_min", "prune_tokens"); err != nil {
 		return err
 	}
 	if p.Initial == 0 {

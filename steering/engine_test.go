@@ -293,14 +293,16 @@ func TestSteeringObjectKeys(t *testing.T) {
 	// read as left out; where 0 means something (cost_sd: no cost), it is
 	// what it says.
 	for steer, param := range map[string]string{
-		`{"strategy":"best_of_n","n":0}`:           "steering.n",
-		`{"strategy":"guided","k":0}`:              "steering.k",
-		`{"strategy":"best_of_n","min_success":0}`: "steering.min_success",
-		`{"strategy":"adaptive","initial":0}`:      "steering.initial",
-		`{"strategy":"adaptive","p_min":0}`:        "steering.p_min",
-		`{"strategy":"particles","step_tokens":0}`: "steering.step_tokens",
-		`{"strategy":"particles","max_steps":-0}`:  "steering.max_steps",
-		`{"strategy":"self_consistency","wave":0}`: "steering.wave",
+		`{"strategy":"best_of_n","n":0}`:            "steering.n",
+		`{"strategy":"guided","k":0}`:               "steering.k",
+		`{"strategy":"best_of_n","min_success":0}`:  "steering.min_success",
+		`{"strategy":"adaptive","initial":0}`:       "steering.initial",
+		`{"strategy":"adaptive","p_min":0}`:         "steering.p_min",
+		`{"strategy":"particles","step_tokens":0}`:  "steering.step_tokens",
+		`{"strategy":"particles","max_steps":-0}`:   "steering.max_steps",
+		`{"strategy":"self_consistency","wave":0}`:  "steering.wave",
+		`{"strategy":"particles","token_budget":0}`: "steering.token_budget",
+		`{"strategy":"adaptive","prune_tokens":0}`:  "steering.prune_tokens",
 	} {
 		_, err := e.Plan(on(call(steer, 1)))
 		if !errors.Is(err, fault.ErrInvalid) || fault.Param(err) != param || !strings.Contains(err.Error(), "must not be 0") {

@@ -90,6 +90,11 @@ func (p *guided) Check(c *Check) error {
 	case *p.TopP <= 0 || *p.TopP > 1:
 		return c.Bad("top_p", "top_p must be in (0, 1]")
 	}
+	// Weights, as a request's weights are: a null or a key given twice is
+	// refused, not read as 0 or as the last.
+	if _, err := Weights(c.given["token_rewards"], c.prefix+".token_rewards"); err != nil {
+		return err
+	}
 	if len(p.TokenRewards) == 0 {
 		if len(c.TokenRewards) != 1 {
 			return c.Bad("token_rewards", "name the token rewards and their weights (configured: %s)", listOr(c.TokenRewards))

@@ -184,13 +184,15 @@ func TestGuidedStreamsAndStops(t *testing.T) {
 func TestGuidedRefusalsAndCancel(t *testing.T) {
 	e, call := guidedEngine(&topK{})
 	for steer, want := range map[string]string{
-		`{"strategy":"guided","k":9}`:                          "steering.k",
-		`{"strategy":"guided","beta":0}`:                       "steering.beta",
-		`{"strategy":"guided","token_rewards":{"nope":1}}`:     "steering.token_rewards",
-		`{"strategy":"guided","top_p":0}`:                      "steering.top_p",
-		`{"strategy":"guided","block_tokens":99}`:              "steering.block_tokens",
-		`{"strategy":"guided","reward":"x"}`:                   "steering.reward",
-		`{"strategy":"guided","token_rewards":{"likes":1e99}}`: "steering.token_rewards",
+		`{"strategy":"guided","k":9}`:                                 "steering.k",
+		`{"strategy":"guided","beta":0}`:                              "steering.beta",
+		`{"strategy":"guided","token_rewards":{"nope":1}}`:            "steering.token_rewards",
+		`{"strategy":"guided","top_p":0}`:                             "steering.top_p",
+		`{"strategy":"guided","block_tokens":99}`:                     "steering.block_tokens",
+		`{"strategy":"guided","reward":"x"}`:                          "steering.reward",
+		`{"strategy":"guided","token_rewards":{"likes":1e99}}`:        "steering.token_rewards",
+		`{"strategy":"guided","token_rewards":{"likes":null}}`:        "steering.token_rewards.likes",
+		`{"strategy":"guided","token_rewards":{"likes":1,"likes":2}}`: "steering.token_rewards.likes",
 	} {
 		if _, err := run(context.Background(), e, call(steer, 0), nil); fault.Param(err) != want {
 			t.Errorf("%s: %v, want a 400 naming %s", steer, err, want)

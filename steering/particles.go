@@ -72,7 +72,7 @@ const (
 )
 
 func (p *particles) Check(c *Check) error {
-	if err := c.NoZero("n", "step_tokens", "max_steps"); err != nil {
+	if err := c.NoZero("n", "step_tokens", "max_steps", "token_budget"); err != nil {
 		return err
 	}
 	if err := c.Samples("n", &p.N, max(defaultParticles, c.K)); err != nil {
