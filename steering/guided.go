@@ -48,6 +48,9 @@ func (p *guided) Check(c *Check) error {
 	if c.K > 1 {
 		return c.Bad("n", "guided writes one answer; n must be 1")
 	}
+	if c.Common.MinSuccess > 1 {
+		return c.Bad("min_success", "guided writes one answer; min_success must be 1")
+	}
 	if err := c.NoZero("block_tokens", "k"); err != nil {
 		return err
 	}

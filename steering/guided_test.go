@@ -192,6 +192,7 @@ func TestGuidedRefusalsAndCancel(t *testing.T) {
 		`{"strategy":"guided","reward":"x"}`:                          "steering.reward",
 		`{"strategy":"guided","token_rewards":{"likes":1e99}}`:        "steering.token_rewards",
 		`{"strategy":"guided","token_rewards":{"likes":null}}`:        "steering.token_rewards.likes",
+		`{"strategy":"guided","min_success":2}`:                       "steering.min_success",
 		`{"strategy":"guided","token_rewards":{"likes":1,"likes":2}}`: "steering.token_rewards.likes",
 	} {
 		if _, err := run(context.Background(), e, call(steer, 0), nil); fault.Param(err) != want {
