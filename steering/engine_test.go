@@ -329,3 +329,13 @@ func TestSteeringObjectKeys(t *testing.T) {
 		t.Fatalf("escaped keys: %v %+v", err, p)
 	}
 }
+
+// A token-level reward named where a reward of answers goes is said to be
+// one, not called unknown.
+func TestTokenRewardNamedAsReward(t *testing.T) {
+	rs := Resolver{Rewards: map[string]RewardInfo{"default": {Objectives: []string{"x"}}}, Default: "default", TokenRewards: []string{"words"}, Limits: Limits{MaxSamples: 16}}
+	_, err := rs.Resolve(nil, json.RawMessage(`{"strategy":"best_of_n","reward":"words"}`), Target{K: 1, Chat: true}, "steering")
+	if fault.Param(err) != "steering.reward" || !strings.Contains(err.Error(), `reward "words" scores next tokens`) {
+		t.Errorf("%v", err)
+	}
+}

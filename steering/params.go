@@ -427,6 +427,8 @@ func (rs *Resolver) checkCommon(c *Check, p *Plan, use RewardUse, reqKeys map[st
 		return nil
 	case !ok && name == "":
 		return c.Bad("reward", "several rewards are configured (%s) and none is called default: name one", strings.Join(slices.Sorted(maps.Keys(rs.Rewards)), ", "))
+	case !ok && slices.Contains(rs.TokenRewards, name):
+		return c.Bad("reward", "reward %q scores next tokens, not answers: strategy guided takes it in token_rewards (rewards of answers: %s)", name, strings.Join(slices.Sorted(maps.Keys(rs.Rewards)), ", "))
 	case !ok:
 		return c.Bad("reward", "unknown reward %q (configured: %s)", fault.Clip(name, 64), strings.Join(slices.Sorted(maps.Keys(rs.Rewards)), ", "))
 	}
