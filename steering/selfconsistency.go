@@ -115,6 +115,10 @@ func extractorOf(mode string) (extractor, error) {
 		if err != nil {
 			return nil, fmt.Errorf("extract regex: %v", err)
 		}
+		if re.MatchString("") {
+			// It would find an answer, the empty one, in every sample.
+			return nil, fmt.Errorf("extract regex %q matches the empty text: every sample would vote for nothing", fault.Clip(re.String(), 64))
+		}
 		return func(c backend.Choice) (string, bool) {
 			m := re.FindStringSubmatch(c.Text)
 			switch {

@@ -3,6 +3,7 @@ package steering
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"testing"
 
 	"github.com/steergate/steergate/backend"
@@ -98,6 +99,12 @@ func TestSelfConsistencyExtraction(t *testing.T) {
 	out := scRun(t, b, nil, `{"strategy":"self_consistency","n":3,"extract":"tool_call"}`)
 	if out.Info.Extra["votes"].(map[string]int)[`f {"a":1,"b":2}`] != 2 {
 		t.Errorf("tool call votes %v", out.Info.Extra["votes"])
+	}
+	// A pattern that matches the empty text would vote for nothing.
+	for _, extract := range []string{"regex:", "regex:(\\d*)"} {
+		if _, err := extractorOf(extract); err == nil || !strings.Contains(err.Error(), "matches the empty text") {
+			t.Errorf("%s: %v", extract, err)
+		}
 	}
 }
 
