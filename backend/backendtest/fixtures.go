@@ -18,14 +18,14 @@ func pf(x float64) *float64 { return &x }
 // sampling, stop and logprobs; tools with a call and its result; an image;
 // a JSON schema with reasoning effort; a continuation; a raw completion.
 func Fixtures() []Fixture {
-	yes := false
+	oneAtATime := false // parallel_tool_calls: false
 	schema := json.RawMessage(`{"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}`)
 	return []Fixture{
 		{"chat", &backend.Request{Model: "m", Seed: seed(7), Temperature: pf(0.5), TopP: pf(0.9), MaxTokens: 32, Stop: []string{"\n\n"},
 			Logprobs: true, TopLogprobs: 2, User: "u1", Messages: []backend.Message{
 				{Role: "system", Content: "Be brief."}, {Role: "user", Content: "Why is the sky blue?"}},
 			Extra: map[string]json.RawMessage{"top_k": json.RawMessage(`5`), "vendor_field": json.RawMessage(`{"a":[1,2]}`)}}},
-		{"tools", &backend.Request{Model: "m", Seed: seed(1), ParallelToolCalls: &yes, ToolChoice: json.RawMessage(`"auto"`),
+		{"tools", &backend.Request{Model: "m", Seed: seed(1), ParallelToolCalls: &oneAtATime, ToolChoice: json.RawMessage(`"auto"`),
 			Tools: []backend.Tool{{Type: "function", Name: "get_weather", Description: "The weather in a city.", Parameters: schema}},
 			Messages: []backend.Message{
 				{Role: "user", Content: "Weather in Paris?"},

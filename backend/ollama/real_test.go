@@ -60,7 +60,9 @@ func TestRealOllamaTools(t *testing.T) {
 			r = f.Request.Clone()
 		}
 	}
-	r.Model, r.MaxTokens, r.ToolChoice = ollamatest.Model, 4, nil
+	// Ollama has no tool_choice and no parallel_tool_calls: the adapter
+	// refuses them, so they are left out here.
+	r.Model, r.MaxTokens, r.ToolChoice, r.ParallelToolCalls = ollamatest.Model, 4, nil, nil
 	g, err := c.Generate(context.Background(), r)
 	if err != nil || len(g.Choices) != 1 {
 		t.Fatalf("chat with tools: %v", err)
