@@ -142,8 +142,9 @@ type guidedRun struct {
 	text                    strings.Builder
 	logprobs                []backend.TokenLogprob
 	tokens                  int
-	sent                    int // bytes of the answer streamed
-	lpSent, lpEnd           int // logprobs streamed, and the bytes of answer they cover
+	sent                    int     // bytes of the answer streamed
+	lpSent, lpEnd           int     // logprobs streamed, and the bytes of answer they cover
+	stop                    *string // the request's stop sequence that ended the answer (stop_reason)
 	steps, calls            int
 	mass                    float64 // Σ top-k probability mass over token steps
 	backendT, rewardT, allT time.Duration
@@ -205,7 +206,7 @@ func (p *guided) Steer(ctx context.Context, r *backend.Request, env *Env) (*Outc
 	if err := g.flush(); err != nil {
 		return nil, err
 	}
-	choice := backend.Choice{Text: g.text.String(), FinishReason: finish, Tokens: g.tokens}
+	choice := backend.Choice{Text: g.text.String(), FinishReason: finish, Tokens: g.tokens, StopSequence: g.stop}
 	if r.Logprobs {
 		choice.Logprobs = g.logprobs
 	}
@@ -423,7 +424,7 @@ func (g *guidedRun) append(c candidate) (bool, error) {
 	for _, stop := range g.r.Stop {
 		from := max(0, before-len(stop)+1)
 		if i := strings.Index(full[from:], stop); stop != "" && i >= 0 && (cut < 0 || from+i < cut) {
-			cut = from + i
+			cut, g.stop = from+i, &stop
 		}
 	}
 	if cut >= 0 {

@@ -150,6 +150,9 @@ func TestGuidedStreamsAndStops(t *testing.T) {
 	if strings.Contains(got.Text, "c c") || rec.text() != got.Text || got.FinishReason != backend.FinishStop || len(rec.deltas) < 3 {
 		t.Errorf("answer %q (%s), streamed %q in %d deltas", got.Text, got.FinishReason, rec.text(), len(rec.deltas))
 	}
+	if got.StopSequence == nil || *got.StopSequence != "c c" {
+		t.Errorf("stop sequence %v, want the one that ended the answer", got.StopSequence)
+	}
 	if out.Info.Extra["steps"].(int) < 2 || out.Info.Extra["topk_mass"].(float64) != 1 {
 		t.Errorf("report %v", out.Info.Extra)
 	}

@@ -153,6 +153,7 @@ type particle struct {
 	logprobs []backend.TokenLogprob
 	done     bool
 	finish   string
+	stop     *string   // the stop sequence that ended it, where the backend said (stop_reason)
 	rs       []float64 // the reward of each partial answer, r_1..r_t
 	logw     float64   // log-weight since the last resampling
 }
@@ -334,7 +335,7 @@ func (p *particles) advance(q *particle, c backend.Choice, maxTokens int) {
 		if slices.Contains(p.stops, *c.StopSequence) {
 			q.text += *c.StopSequence // a step ended: the answer goes on
 		} else {
-			q.done = true
+			q.done, q.stop = true, c.StopSequence
 		}
 	case c.Text == "":
 		// The backend does not say which stop matched: a step that stops
@@ -446,7 +447,7 @@ func rewardErr(ctx context.Context, env *Env, err error) error {
 
 // partialSample is a particle as the reward sees it: partial until done.
 func partialSample(q *particle) *sample {
-	return &sample{index: q.slot, choice: backend.Choice{Text: q.text, Tokens: q.tokens, FinishReason: q.finish, Logprobs: q.logprobs},
+	return &sample{index: q.slot, choice: backend.Choice{Text: q.text, Tokens: q.tokens, FinishReason: q.finish, Logprobs: q.logprobs, StopSequence: q.stop},
 		partial: !q.done, steps: q.steps}
 }
 

@@ -185,6 +185,10 @@ func TestParticles(t *testing.T) {
 			if strings.Count(text, ".") != 3 || strings.Count(text, "good") < 2 || !reports && strings.HasSuffix(text, " ") {
 				t.Errorf("answer %q", text)
 			}
+			// What ended the answer, where the backend says: its end ("").
+			if stop := out.Generation.Choices[0].StopSequence; reports != (stop != nil) || stop != nil && *stop != "" {
+				t.Errorf("stop sequence %v", stop)
+			}
 			again, err := particleRun(t, &stepper{reports: reports}, steer, nil)
 			if err != nil || again.Generation.Choices[0].Text != text || fmt.Sprint(again.Info.Extra) != fmt.Sprint(out.Info.Extra) {
 				t.Errorf("not reproducible: %q then %q", text, again.Generation.Choices[0].Text)
