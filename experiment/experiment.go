@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
 	"math/rand/v2"
 	"strings"
 	"sync"
@@ -278,7 +277,7 @@ func merge(arm json.RawMessage, req map[string]json.RawMessage) json.RawMessage 
 	}
 	for k, v := range req {
 		if old, ok := m[k]; ok && (k == "weights" || k == "cache") {
-			v = mergeObjects(old, v)
+			v = wire.MergeObjects(old, v)
 		}
 		m[k] = v
 	}
@@ -289,37 +288,22 @@ func merge(arm json.RawMessage, req map[string]json.RawMessage) json.RawMessage 
 	return b
 }
 
-// mergeObjects lays over's members over base's, when both are objects;
-// else over stands (and the resolver checks it).
-func mergeObjects(base, over json.RawMessage) json.RawMessage {
-	var b, o map[string]json.RawMessage
-	if json.Unmarshal(base, &b) != nil || json.Unmarshal(over, &o) != nil || b == nil || o == nil {
-		return over
-	}
-	maps.Copy(b, o)
-	out, _ := json.Marshal(b)
-	return out
-}
-
 // repeats reports whether the JSON object raw gives a key twice, in any
 // letter case (decoded into a map, the last would win unseen), or, with
 // lower, a key not in lower case (laid over the arm's, it would sit beside
 // the arm's own and be named as a repeat of a key the client did not
 // write).
 func repeats(raw json.RawMessage, lower bool) bool {
-	seen := map[string]bool{}
-	dup := false
-	_ = wire.EachMember(raw, func(m wire.Member) error {
-		name, err := m.Name()
-		if err != nil {
-			return err
+	m, err := wire.Object(raw, "steering")
+	if err != nil {
+		return true
+	}
+	for k := range m {
+		if lower && k != strings.ToLower(k) {
+			return true
 		}
-		low := strings.ToLower(string(name))
-		dup = dup || seen[low] || lower && low != string(name)
-		seen[low] = true
-		return nil
-	})
-	return dup
+	}
+	return false
 }
 
 // String names an enrollment for logs.

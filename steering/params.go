@@ -283,11 +283,11 @@ func (rs *Resolver) Resolve(route, req json.RawMessage, t Target, prefix string)
 		}
 		return fault.Invalid(prefix+key, format, args...)
 	}
-	routeObj, err := object(route, prefix)
+	routeObj, err := wire.Object(route, prefix)
 	if err != nil {
 		return nil, err
 	}
-	reqObj, err := object(req, prefix)
+	reqObj, err := wire.Object(req, prefix)
 	if err != nil {
 		return nil, err
 	}
@@ -319,7 +319,7 @@ func (rs *Resolver) Resolve(route, req json.RawMessage, t Target, prefix string)
 	}
 	for key, v := range reqObj {
 		if old, ok := merged[key]; ok && key != "weights" {
-			v = mergeJSON(old, v)
+			v = wire.MergeObjects(old, v)
 		}
 		merged[key] = v
 	}
@@ -333,7 +333,7 @@ func (rs *Resolver) Resolve(route, req json.RawMessage, t Target, prefix string)
 	// another.
 	for _, obj := range []map[string]json.RawMessage{routeObj, reqObj} {
 		if v := bytes.TrimSpace(obj["cache"]); len(v) > 0 && v[0] == '{' {
-			cache, err := object(v, prefix+".cache")
+			cache, err := wire.Object(v, prefix+".cache")
 			if err != nil {
 				return nil, err
 			}
@@ -460,7 +460,7 @@ func Weights(raw json.RawMessage, at string) (map[string]float64, error) {
 	if raw == nil {
 		return nil, nil
 	}
-	obj, err := object(raw, at)
+	obj, err := wire.Object(raw, at)
 	if err != nil {
 		if v := bytes.TrimSpace(raw); len(v) > 0 && v[0] != '{' {
 			return nil, fault.Invalid(at, "weights must be an object of numbers")
@@ -484,63 +484,6 @@ func Weights(raw json.RawMessage, at string) (map[string]float64, error) {
 // MaxWeight bounds the magnitude of an objective weight, so that a utility
 // stays finite whatever the scores.
 const MaxWeight = 1e6
-
-// object splits a steering object into its members, refusing duplicate
-// keys (also those that differ only in letter case, which encoding/json
-// would match to one field). It scans rather than decodes: the values are
-// decoded once, by what reads them.
-func object(raw json.RawMessage, prefix string) (map[string]json.RawMessage, error) {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 || string(raw) == "null" {
-		return nil, nil
-	}
-	if raw[0] != '{' {
-		return nil, fault.Invalid(prefix, "%s must be an object", prefix)
-	}
-	if !wire.Valid(raw) {
-		return nil, fault.Invalid(prefix, "invalid %s: not valid JSON", prefix)
-	}
-	m := map[string]json.RawMessage{}
-	seen := map[string]string{}
-	err := wire.EachMember(raw, func(mb wire.Member) error {
-		name, err := mb.Name() // escapes: the key is what they spell
-		if err != nil {
-			return fault.Invalid(prefix, "invalid %s: %v", prefix, err)
-		}
-		key := string(name)
-		low := strings.ToLower(key)
-		if prev, dup := seen[low]; dup {
-			return fault.Invalid(prefix+"."+fault.Clip(key, 64), "invalid %s: key %q repeats %q", prefix, fault.Clip(key, 64), fault.Clip(prev, 64))
-		}
-		seen[low] = key
-		m[key] = mb.Value
-		return nil
-	})
-	switch {
-	case err == nil:
-		return m, nil
-	case fault.Param(err) != "":
-		return nil, err // a key's, named already
-	}
-	return nil, fault.Invalid(prefix, "invalid %s: %v", prefix, err) // the scan's own
-}
-
-// mergeJSON lays over on base: objects merge key by key, anything else
-// replaces.
-func mergeJSON(base, over json.RawMessage) json.RawMessage {
-	var b, o map[string]json.RawMessage
-	if json.Unmarshal(base, &b) != nil || json.Unmarshal(over, &o) != nil || b == nil || o == nil {
-		return over
-	}
-	for k, v := range o {
-		if old, ok := b[k]; ok {
-			v = mergeJSON(old, v)
-		}
-		b[k] = v
-	}
-	out, _ := json.Marshal(b)
-	return out
-}
 
 // typeErr names the parameter a decoding error is about (prefix names
 // the steering object) and what it should have been.

@@ -173,7 +173,13 @@ func decodeRest(b, rest []byte, v any, known map[string]bool) (map[string]json.R
 	if err := json.Unmarshal(rest, v); err != nil {
 		return nil, err
 	}
-	// The unknown members, found by a scan rather than a second decode.
+	return ExtraMembers(b, known)
+}
+
+// ExtraMembers returns the members of the object b whose names known does
+// not hold (nil when there are none), found by a scan rather than a
+// second decode; the values are copies.
+func ExtraMembers(b []byte, known map[string]bool) (map[string]json.RawMessage, error) {
 	var extra map[string]json.RawMessage
 	err := EachMember(b, func(m Member) error {
 		key, err := m.Name()

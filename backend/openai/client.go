@@ -429,25 +429,9 @@ func (c *Client) Stream(ctx context.Context, r *backend.Request, emit func(backe
 }
 
 // chunkKeys are the stream chunk's members this package reads or writes
-// itself; chunkExtra returns the others.
+// itself; a chunk's others go on with its deltas.
 var chunkKeys = map[string]bool{"id": true, "object": true, "created": true, "model": true, "system_fingerprint": true,
 	"choices": true, "usage": true, "error": true}
-
-func chunkExtra(data []byte) (map[string]json.RawMessage, error) {
-	var extra map[string]json.RawMessage
-	err := wire.EachMember(data, func(m wire.Member) error {
-		key, err := m.Name()
-		if err != nil || chunkKeys[string(key)] {
-			return err
-		}
-		if extra == nil {
-			extra = map[string]json.RawMessage{}
-		}
-		extra[string(key)] = append(json.RawMessage(nil), m.Value...)
-		return nil
-	})
-	return extra, err
-}
 
 // readStream reads an upstream's server-sent events into deltas for emit
 // and the whole generation. An error of emit comes back as an emitErr.
@@ -470,7 +454,7 @@ func readStream(body io.Reader, r *backend.Request, name string, maxEvent int, e
 		if ch.SystemFingerprint != "" {
 			g.SystemFingerprint = ch.SystemFingerprint
 		}
-		extra, err := chunkExtra(data)
+		extra, err := wire.ExtraMembers(data, chunkKeys)
 		if err != nil {
 			return fmt.Errorf("%w: %s: bad stream chunk: %v", fault.ErrUpstream, name, err)
 		}
