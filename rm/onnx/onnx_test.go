@@ -77,6 +77,47 @@ func near(t *testing.T, what string, got, want [][]float32) {
 	}
 }
 
+// TestEncoderSizedMatchesGo checks the encoder-sized benchmark model
+// (small here) against its Go forward pass: the batching figures on a
+// device time a model that computes what it says.
+func TestEncoderSizedMatchesGo(t *testing.T) {
+	w := rmtest.Encoder(3, 16, 40)
+	cfg := config(t, "seq_reward.onnx")
+	cfg.Model = filepath.Join(t.TempDir(), "encoder_sized.onnx")
+	if err := os.WriteFile(cfg.Model, w.Model(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r, err := NewRewarder(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	got, err := r.Score(context.Background(), samples) // one padded batch
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids, mask [][]int64
+	for _, s := range samples {
+		row, _, err := r.enc.encode(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var a, m []int64
+		for _, id := range row {
+			a, m = append(a, int64(id)), append(m, 1)
+		}
+		ids, mask = append(ids, a), append(mask, m)
+	}
+	want := w.Forward(ids, mask)
+	for i := range want {
+		for k := range want[i] {
+			if d := math.Abs(float64(got[i][k] - want[i][k])); d > 1e-4*(1+math.Abs(float64(want[i][k]))) {
+				t.Errorf("sample %d objective %d = %v, Go computes %v", i, k, got[i][k], want[i][k])
+			}
+		}
+	}
+}
+
 func TestSequenceModelMatchesGo(t *testing.T) {
 	for _, c := range []struct {
 		file  string
