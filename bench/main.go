@@ -508,7 +508,7 @@ func guidedTiming(url string, md *strings.Builder, tokenDelay time.Duration, rou
 		"Tokenization starts from a cached head near the end of the answer in both.\n\n"+
 		"Target: token-reward time of a step at k = 8 under 1 ms: %s (%.3f ms from 256 tokens with the key/value model).\n\n"+
 		"Target: with past key/values, per-step reward time flat in answer length: %s (from 256 tokens it is %.2f times its time from 16).\n\n"+
-		"GPU: this run had no GPU lent, so the CUDA comparison of the test ARM and a reward model was not measured.\n",
+		"GPU: `make bench` runs on the CPU; `docs/gpu.md` has the test ARM and dynamic batching on CUDA, measured on a GPU.\n",
 		metOr(kv256 > 0 && kv256 < 1), kv256, metOr(kv256 <= 1.25*kv16), kv256/kv16)
 	return nil
 }
