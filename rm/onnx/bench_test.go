@@ -130,10 +130,13 @@ func BenchmarkConcurrentCallers(b *testing.B) {
 				wg.Wait()
 			}
 			round() // warm-up, as in BenchmarkScoreBatch
+			runs0, _ := r.Stats()
 			for b.Loop() {
 				round()
 			}
+			runs, _ := r.Stats()
 			b.ReportMetric(64*float64(b.N)/b.Elapsed().Seconds(), "responses/s")
+			b.ReportMetric(float64(runs-runs0)/float64(b.N), "runs/op")
 		})
 	}
 }

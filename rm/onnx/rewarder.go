@@ -146,6 +146,7 @@ type batcher struct {
 	mu      sync.Mutex
 	runs    int
 	batched int
+	costs   runCosts // what runs take, to plan them (plan.go)
 }
 
 type job struct {
@@ -297,14 +298,25 @@ func (r *batcher) runJobs(jobs []*job) {
 			owners = append(owners, j)
 		}
 	}
-	var results [][]float32
-	for start := 0; start < len(ids); start += r.cfg.MaxBatch {
-		end := min(start+r.cfg.MaxBatch, len(ids))
-		var tt [][]int
-		if r.sess.hasTypes {
-			tt = types[start:end]
+	lens := make([]int, len(ids))
+	for i, row := range ids {
+		lens[i] = len(row)
+	}
+	overhead, known, explore := r.costs.overhead()
+	maxRows := r.cfg.MaxBatch
+	if explore && len(ids) > 1 {
+		overhead, known, maxRows = 1e12, true, (len(ids)+1)/2 // two runs, split by length
+	}
+	results := make([][]float32, len(ids))
+	for _, run := range plan(lens, maxRows, overhead, known) {
+		rowIDs, tt := make([][]int, len(run)), [][]int(nil)
+		for k, i := range run {
+			rowIDs[k] = ids[i]
+			if r.sess.hasTypes {
+				tt = append(tt, types[i])
+			}
 		}
-		rows, err := r.runBatch(pad(ids[start:end], tt, r.cfg.PadID))
+		rows, err := r.runBatch(pad(rowIDs, tt, r.cfg.PadID))
 		if err != nil {
 			for _, j := range jobs {
 				if j.err == nil {
@@ -313,7 +325,9 @@ func (r *batcher) runJobs(jobs []*job) {
 			}
 			return
 		}
-		results = append(results, rows...)
+		for k, i := range run {
+			results[i] = rows[k]
+		}
 	}
 	for i, row := range results {
 		owners[i].out = append(owners[i].out, row)
@@ -321,10 +335,12 @@ func (r *batcher) runJobs(jobs []*job) {
 }
 
 func (r *batcher) runBatch(b *batch) ([][]float32, error) {
+	start := time.Now()
 	outs, err := r.sess.run(b)
 	if err != nil {
 		return nil, err
 	}
+	r.costs.add(b.rows*b.cols, time.Since(start))
 	r.mu.Lock()
 	r.runs++
 	r.batched += b.rows
