@@ -97,6 +97,7 @@ type eventReader struct {
 	line     []byte
 	done     bool // [DONE] was sent
 	ended    bool
+	erred    bool // the backend sent an error event: the stream's end needs no second
 	log      func(error)
 	errEvent func(error) []byte
 }
@@ -151,6 +152,12 @@ func (e *eventReader) next() {
 				e.fail(fmt.Errorf("%w: the backend sent an event that is not a JSON object", fault.ErrUpstream))
 				return
 			}
+			if bytes.Contains(payload, []byte(`"error"`)) && !e.erred {
+				if msg, ok := errorEvent(payload); ok {
+					e.erred = true
+					e.log(fmt.Errorf("%w: the backend sent an error event: %s", fault.ErrUpstream, msg))
+				}
+			}
 			if len(payload) > 0 {
 				// Rewritten straight into out: no copy of the event
 				// of its own, none left for the collector.
@@ -168,12 +175,39 @@ func (e *eventReader) next() {
 }
 
 // fail ends the stream for err: the events read so far go out, then an
-// error event and [DONE].
+// error event and [DONE]. After the backend's own error event the client
+// has its error: the stream only ends.
 func (e *eventReader) fail(err error) {
-	e.log(err)
-	e.out = append(e.out, "data: "...)
-	e.out = append(append(e.out, e.errEvent(err)...), "\n\ndata: [DONE]\n\n"...)
+	if !e.erred {
+		e.log(err)
+		e.out = append(append(append(e.out, "data: "...), e.errEvent(err)...), "\n\n"...)
+	}
+	e.out = append(e.out, "data: [DONE]\n\n"...)
 	e.ended, e.done = true, true
+}
+
+// errorEvent reports whether a stream's event is an error, as OpenAI sends
+// one ({"error": {"message": …}}) or older vLLM ({"object": "error",
+// "message": …}), and its message.
+func errorEvent(payload []byte) (string, bool) {
+	var ev struct {
+		Object  string          `json:"object"`
+		Message string          `json:"message"`
+		Error   json.RawMessage `json:"error"`
+	}
+	if json.Unmarshal(payload, &ev) != nil {
+		return "", false
+	}
+	if len(ev.Error) > 0 && string(ev.Error) != "null" {
+		var detail struct {
+			Message string `json:"message"`
+		}
+		if json.Unmarshal(ev.Error, &detail) != nil || detail.Message == "" {
+			return string(ev.Error), true // a string, or an object without a message
+		}
+		return detail.Message, true
+	}
+	return ev.Message, ev.Object == "error"
 }
 
 // whole reports whether the next event has arrived whole already: then it

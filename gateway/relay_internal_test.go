@@ -123,3 +123,38 @@ func TestEventReaderRefusesWhatIsNotJSON(t *testing.T) {
 		}
 	}
 }
+
+// A backend's own error event goes to the client as it came and marks the
+// stream failed; a stream that then ends without [DONE] gets [DONE] only,
+// not a second error event.
+func TestEventReaderBackendErrorEvent(t *testing.T) {
+	for _, c := range []struct{ name, in, want, logged string }{
+		{"openai, then EOF", "data: {\"a\":1}\n\ndata: {\"error\":{\"message\":\"overloaded\",\"type\":\"server_error\"}}\n\n",
+			"data: {\"a\":1}\n\ndata: {\"error\":{\"message\":\"overloaded\",\"type\":\"server_error\"}}\n\ndata: [DONE]\n\n", "overloaded"},
+		{"openai, then [DONE]", "data: {\"error\":{\"message\":\"overloaded\"}}\n\ndata: [DONE]\n\n",
+			"data: {\"error\":{\"message\":\"overloaded\"}}\n\ndata: [DONE]\n\n", "overloaded"},
+		{"old vLLM, then EOF", "data: {\"object\":\"error\",\"message\":\"old vllm\",\"code\":400}\n\n",
+			"data: {\"object\":\"error\",\"message\":\"old vllm\",\"code\":400}\n\ndata: [DONE]\n\n", "old vllm"},
+		{"a string", "data: {\"error\":\"bad things\"}\n\n", "data: {\"error\":\"bad things\"}\n\ndata: [DONE]\n\n", "bad things"},
+		{"a token that says error", "data: {\"choices\":[{\"delta\":{\"content\":\"\\\"error\\\"\"}}],\"error\":null}\n\ndata: [DONE]\n\n",
+			"data: {\"choices\":[{\"delta\":{\"content\":\"\\\"error\\\"\"}}],\"error\":null}\n\ndata: [DONE]\n\n", ""},
+		{"no error event, then EOF", "data: {\"a\":1}\n\n", "data: {\"a\":1}\n\ndata: {\"error\":{}}\n\ndata: [DONE]\n\n", "broke off"},
+	} {
+		var logged []error
+		er := &eventReader{src: bufio.NewReader(strings.NewReader(c.in)), model: []byte(`"client"`),
+			log: func(err error) { logged = append(logged, err) }, errEvent: func(error) []byte { return []byte(`{"error":{}}`) }}
+		var out bytes.Buffer
+		if _, err := er.WriteTo(&out); err != nil || !er.done {
+			t.Fatal(c.name, err, er.done)
+		}
+		if out.String() != c.want {
+			t.Errorf("%s: relayed %q, want %q", c.name, out.String(), c.want)
+		}
+		switch {
+		case c.logged == "" && len(logged) > 0:
+			t.Errorf("%s: logged %v", c.name, logged)
+		case c.logged != "" && (len(logged) != 1 || !strings.Contains(logged[0].Error(), c.logged)):
+			t.Errorf("%s: logged %v, want one error with %q", c.name, logged, c.logged)
+		}
+	}
+}
