@@ -43,11 +43,13 @@ type RawRequest struct {
 }
 
 // RawAnswer is a backend's answer to relay as it came: a whole body, or an
-// event stream to copy until it ends; Close releases it.
+// event stream to copy until it ends; Close releases it. Before Close, the
+// relay sets Err to why a stream ended early, if it did: the call's outcome.
 type RawAnswer struct {
 	Body   []byte
 	Stream io.Reader
 	Close  func()
+	Err    error
 }
 
 // RawProxy is a backend that speaks the OpenAI wire format itself, so that

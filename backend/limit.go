@@ -138,7 +138,7 @@ func (l *limited) Raw(ctx context.Context, r *RawRequest) (*RawAnswer, error) {
 	inner := a.Close
 	a.Close = func() {
 		inner()
-		l.observe(start, causeOf(ctx, nil))
+		l.observe(start, causeOf(ctx, a.Err))
 		done()
 	}
 	return a, nil

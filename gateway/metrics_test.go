@@ -3,6 +3,7 @@ package gateway_test
 import (
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -75,4 +76,40 @@ func scrape(t *testing.T, url string) (string, http.Header) {
 		t.Fatal(err)
 	}
 	return string(b), resp.Header
+}
+
+// A relayed stream that breaks off, or carries the backend's own error
+// event, counts as a backend error; a whole one as ok.
+func TestRelayedStreamBackendOutcome(t *testing.T) {
+	opts := defaultOptions()
+	opts.Metrics = metrics.NewProcess()
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		w.Header().Set("Content-Type", "text/event-stream")
+		io.WriteString(w, "data: {\"id\":\"x\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"up\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"par\"},\"finish_reason\":null}]}\n\n")
+		switch {
+		case strings.Contains(string(body), "whole"):
+			io.WriteString(w, "data: [DONE]\n\n")
+		case strings.Contains(string(body), "error event"):
+			io.WriteString(w, "data: {\"error\":{\"message\":\"overloaded\"}}\n\ndata: [DONE]\n\n")
+		} // else: cut off
+	}))
+	t.Cleanup(up.Close)
+	b := backend.Limit(upstream(t, "upstream", up.URL+"/v1", openai.FlavourVLLM), backend.LimitOptions{MaxConcurrency: 4, MaxQueue: 4, Metrics: opts.Metrics})
+	e := start(t, opts, map[string]backend.Backend{"reference": b})
+	for _, say := range []string{"whole", "cut off", "error event"} {
+		status, _, body := post(t, e.url+"/v1/chat/completions", `{"model":"reference","messages":[{"role":"user","content":"`+say+`"}],"stream":true}`)
+		if status != 200 || !strings.HasSuffix(body, "data: [DONE]\n\n") || strings.Count(body, `"error"`) != map[string]int{"whole": 0, "cut off": 1, "error event": 1}[say] {
+			t.Errorf("%s: %d %q", say, status, body)
+		}
+	}
+	got, _ := scrape(t, e.url)
+	for _, want := range []string{
+		`steergate_backend_duration_seconds_count{backend="upstream",outcome="ok"} 1`,
+		`steergate_backend_duration_seconds_count{backend="upstream",outcome="error"} 2`,
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
 }

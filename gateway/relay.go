@@ -73,6 +73,10 @@ func (s *Server) relay(x *exchange, rp backend.RawProxy, req *request) bool {
 		defer func() {
 			if !er.done {
 				cancel(errClientGone)
+				ans.Err = errClientGone
+			}
+			if broke != nil {
+				ans.Err = broke
 			}
 			ans.Close()
 			er.free()
