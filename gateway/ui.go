@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"html"
+	"mime"
 	"net/url"
 	"strconv"
 	"strings"
@@ -43,8 +44,7 @@ func authorization(ctx *fasthttp.RequestCtx) string {
 	if len(c) == 0 {
 		return ""
 	}
-	if !ctx.IsGet() && !ctx.IsHead() && (!sameOrigin(ctx) ||
-		!strings.HasPrefix(string(ctx.Request.Header.ContentType()), "application/json")) {
+	if !ctx.IsGet() && !ctx.IsHead() && (!sameOrigin(ctx) || !isJSON(ctx.Request.Header.ContentType())) {
 		return ""
 	}
 	key, err := base64.RawURLEncoding.DecodeString(string(c))
@@ -52,6 +52,14 @@ func authorization(ctx *fasthttp.RequestCtx) string {
 		return ""
 	}
 	return "Bearer " + string(key)
+}
+
+// isJSON reports whether a Content-Type is JSON's media type, in any case
+// and with any parameters (RFC 9110: the type and subtype are
+// case-insensitive; every such type needs a CORS preflight).
+func isJSON(ct []byte) bool {
+	t, _, err := mime.ParseMediaType(string(ct))
+	return err == nil && t == "application/json"
 }
 
 // sameOrigin reports whether the request's Origin, when it has one, is

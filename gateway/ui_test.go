@@ -98,7 +98,8 @@ func TestDashboardWantsAKey(t *testing.T) {
 	for _, tc := range []struct {
 		ct, origin string
 		want       int
-	}{{"application/json", "", 200}, {"application/json", e.url, 200}, {"text/plain", "", 401}, {"application/json", "http://evil.example", 401}} {
+	}{{"application/json", "", 200}, {"application/json", e.url, 200}, {"Application/JSON; charset=utf-8", "", 200},
+		{"text/plain", "", 401}, {"application/jsonp", "", 401}, {"application/json", "http://evil.example", 401}} {
 		if got := post(tc.ct, tc.origin); got != tc.want {
 			t.Errorf("a POST with the cookie, %s from %q: %d, want %d", tc.ct, tc.origin, got, tc.want)
 		}
