@@ -22,25 +22,34 @@ const costWindow = 64
 
 // runCosts records recent runs' padded tokens and durations.
 type runCosts struct {
-	mu     sync.Mutex
-	tokens [costWindow]float64
-	secs   [costWindow]float64
-	n      int // runs recorded, all time
+	mu       sync.Mutex
+	tokens   [costWindow]float64
+	secs     [costWindow]float64
+	n        int  // runs recorded, all time
+	warm     bool // a first run was seen: it sets up kernels and memory, and is not recorded
+	explored int  // n at the last exploring split
 }
 
 func (c *runCosts) add(tokens int, d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if !c.warm {
+		c.warm = true
+		return
+	}
 	c.tokens[c.n%costWindow], c.secs[c.n%costWindow] = float64(tokens), d.Seconds()
 	c.n++
 }
 
 // overhead is the fixed cost of a run in padded tokens (fixed / per-token),
-// fitted by least squares to the recent runs. ok is false until there are 8
-// runs whose sizes differ by a factor of 2 or more, or when the fit has no
-// positive per-token cost: then nothing is split, except that while the
-// runs are too alike to fit (a steady load of full batches), every 8th run
-// explores: split in two, it gives the fit runs of another size.
+// fitted by least squares to the recent runs; a fit below 0 is 0 (on a CPU
+// a compute-bound model's fixed cost is near 0, and noise puts it either
+// side). ok is false until there are 8 runs whose sizes differ by a factor
+// of 2 or more, or when the fit has no positive per-token cost: then
+// nothing is split. A slow outlier can tilt the fit to split too much; the
+// runs of the call that follows, of other sizes, right it. While the runs are too alike to fit (a steady load of full
+// batches), explore asks for one split in two every 8 runs, to give the
+// fit runs of another size; it counts as done when it is asked for.
 func (c *runCosts) overhead() (tokens float64, ok, explore bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -50,7 +59,11 @@ func (c *runCosts) overhead() (tokens float64, ok, explore bool) {
 	}
 	xs, ys := c.tokens[:n], c.secs[:n]
 	if slices.Max(xs) < 2*slices.Min(xs) {
-		return 0, false, c.n%8 == 0
+		if c.n-c.explored < 8 {
+			return 0, false, false
+		}
+		c.explored = c.n
+		return 0, false, true
 	}
 	var mx, my float64
 	for i := range n {
@@ -78,7 +91,8 @@ func plan(lens []int, maxRows int, overhead float64, known bool) [][]int {
 	for i := range order {
 		order[i] = i
 	}
-	if !known {
+	overhead = min(overhead, 1e15) // a finite cost: every split stays comparable
+	if !known || !(overhead >= 0) {
 		var runs [][]int
 		for start := 0; start < len(order); start += maxRows {
 			runs = append(runs, order[start:min(start+maxRows, len(order))])

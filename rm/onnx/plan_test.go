@@ -109,8 +109,15 @@ func TestPlanIsOptimal(t *testing.T) {
 	}
 }
 
+// warmed is a cost record past a session's first run, which it leaves out.
+func warmed() *runCosts {
+	c := &runCosts{}
+	c.add(1, time.Hour)
+	return c
+}
+
 func TestRunCostsOverhead(t *testing.T) {
-	var c runCosts
+	c := warmed()
 	run := func(tokens int) { // 1 ms fixed, 1 µs a padded token
 		c.add(tokens, time.Millisecond+time.Duration(tokens)*time.Microsecond)
 	}
@@ -121,14 +128,14 @@ func TestRunCostsOverhead(t *testing.T) {
 	if o, ok, _ := c.overhead(); !ok || math.Abs(o-1000) > 1e-6 {
 		t.Errorf("overhead %v %v, want 1000 tokens", o, ok)
 	}
-	var few runCosts
+	few := warmed()
 	for i := range 7 {
 		few.add(100*(i+1), time.Millisecond)
 	}
 	if _, ok, explore := few.overhead(); ok || explore {
 		t.Errorf("from 7 runs: overhead %v, explore %v", ok, explore)
 	}
-	var same runCosts
+	same := warmed()
 	explored := 0
 	for i := range 40 {
 		same.add(300+200*(i%2), time.Duration(1+i%2)*time.Millisecond)
@@ -143,12 +150,48 @@ func TestRunCostsOverhead(t *testing.T) {
 	if explored != 5 { // after runs 8, 16, 24, 32 and 40
 		t.Errorf("explored after %d of 40 runs of nearly one size, want every 8th", explored)
 	}
-	var flat runCosts
+	flat := warmed()
 	for i := range 20 {
 		flat.add(100*(1+i%4), time.Duration(5-i%4)*time.Millisecond) // longer runs faster: no per-token cost
 	}
 	if _, ok, explore := flat.overhead(); ok || explore {
 		t.Errorf("no positive per-token cost: overhead %v, explore %v", ok, explore)
+	}
+	// A slow outlier that tilts the fit to no fixed cost makes the next call
+	// split by length, and the runs it makes right the fit.
+	tilted := warmed()
+	for i := range 64 {
+		tilted.add(100*(1+i%4), time.Millisecond+time.Duration(100*(1+i%4))*time.Microsecond)
+	}
+	tilted.add(2000, 50*time.Millisecond)
+	if o, ok, _ := tilted.overhead(); !ok || o != 0 {
+		t.Fatalf("tilted: overhead %v %v, want 0", o, ok)
+	}
+	for _, run := range plan(slices.Repeat([]int{100, 200, 300, 400}, 16), 64, 0, true) {
+		tilted.add(100*len(run)*(1+run[0]%4), time.Millisecond+time.Duration(100*len(run)*(1+run[0]%4))*time.Microsecond)
+	}
+	if o, ok, _ := tilted.overhead(); !ok || o < 500 {
+		t.Errorf("after one call of small runs: overhead %v %v, want about 1000 tokens", o, ok)
+	}
+	// The first run of a session (its set-up) is not recorded.
+	cold := &runCosts{}
+	cold.add(100, time.Second)
+	if cold.n != 0 {
+		t.Error("the first run was recorded")
+	}
+	// Exploring is every 8 runs, however many runs a call makes.
+	calls := warmed()
+	asked := 0
+	for range 10 {
+		for range 3 { // each call makes 3 runs of one size
+			calls.add(500, time.Millisecond)
+		}
+		if _, _, explore := calls.overhead(); explore {
+			asked++
+		}
+	}
+	if asked != 3 { // at 9, 18 and 27 runs
+		t.Errorf("asked to explore %d times in 30 runs, want 3", asked)
 	}
 	// The window: old runs age out.
 	for range costWindow {
@@ -171,8 +214,9 @@ func TestSplitRunsKeepOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	for i := range 16 { // tokens ∝ time: no fixed cost
-		r.costs.add(100*(1+i%4), time.Duration(100*(1+i%4))*time.Microsecond)
+	r.costs.add(1, time.Hour) // the session's first run, left out
+	for i := range 16 {       // 1 µs a token, 1 µs a run: every length its own run
+		r.costs.add(100*(1+i%4), time.Duration(1+100*(1+i%4))*time.Microsecond)
 	}
 	var ss []rm.Sample
 	for i := range 12 {
@@ -189,14 +233,15 @@ func TestSplitRunsKeepOrder(t *testing.T) {
 	}
 	near(t, "split runs", got, want(t, r, rmtest.Seq(true), ss))
 
-	// Runs all of one size teach the cost model nothing: the 8th splits the
-	// batch in two (shortest half first) so that the next fit has two sizes.
+	// Runs all of one size teach the cost model nothing: after 8 (and the
+	// session's first, left out) the next batch splits in two, shortest half
+	// first, so that the fit has two sizes.
 	steady, err := NewRewarder(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer steady.Close()
-	for range 8 {
+	for range 9 {
 		steady.costs.add(1000, time.Millisecond)
 	}
 	got, err = steady.Score(context.Background(), ss)
@@ -210,4 +255,22 @@ func TestSplitRunsKeepOrder(t *testing.T) {
 		t.Error("no cost model after runs of two sizes")
 	}
 	near(t, "explored runs", got, want(t, steady, rmtest.Seq(true), ss))
+
+	// Exploring keeps to max_batch: 12 samples at 4 a run are 3 runs.
+	cfg.MaxBatch = 4
+	small, err := NewRewarder(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer small.Close()
+	for range 9 {
+		small.costs.add(1000, time.Millisecond)
+	}
+	if got, err = small.Score(context.Background(), ss); err != nil {
+		t.Fatal(err)
+	}
+	if runs, n := small.Stats(); runs != 3 || n != 12 {
+		t.Errorf("%d runs of %d samples exploring at max_batch 4, want 3 of 12", runs, n)
+	}
+	near(t, "explored runs, max_batch 4", got, want(t, small, rmtest.Seq(true), ss))
 }

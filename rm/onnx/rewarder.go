@@ -305,7 +305,7 @@ func (r *batcher) runJobs(jobs []*job) {
 	overhead, known, explore := r.costs.overhead()
 	maxRows := r.cfg.MaxBatch
 	if explore && len(ids) > 1 {
-		overhead, known, maxRows = 1e12, true, (len(ids)+1)/2 // two runs, split by length
+		overhead, known, maxRows = 1e12, true, min(maxRows, (len(ids)+1)/2) // two runs (or max_batch's), split by length
 	}
 	results := make([][]float32, len(ids))
 	for _, run := range plan(lens, maxRows, overhead, known) {
