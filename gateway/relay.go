@@ -144,7 +144,8 @@ func (e *eventReader) next() {
 		// line is the reader's own bytes, or e.line's: either way used up
 		// before the next read.
 		e.line = e.line[:0]
-		if payload, ok := bytes.CutPrefix(bytes.TrimRight(line, "\r\n"), dataPrefix); ok {
+		if payload, ok := bytes.CutPrefix(bytes.TrimRight(line, "\r\n"), []byte("data:")); ok {
+			payload = bytes.TrimPrefix(payload, []byte(" ")) // the space after the colon is optional (SSE)
 			if bytes.Equal(payload, []byte("[DONE]")) {
 				e.out = append(e.out, "data: [DONE]\n\n"...)
 				e.ended, e.done = true, true
@@ -191,27 +192,38 @@ func (e *eventReader) fail(err error) {
 }
 
 // errorEvent reports whether a stream's event is an error, as OpenAI sends
-// one ({"error": {"message": …}}) or older vLLM ({"object": "error",
-// "message": …}), and its message.
+// one ({"error": {"message": …}}, or a non-empty string) or older vLLM
+// ({"object": "error", "message": …}), and its message. A null, empty or
+// false "error" is none.
 func errorEvent(payload []byte) (string, bool) {
-	var ev struct {
-		Object  string          `json:"object"`
-		Message string          `json:"message"`
-		Error   json.RawMessage `json:"error"`
-	}
+	var ev map[string]json.RawMessage
 	if json.Unmarshal(payload, &ev) != nil {
 		return "", false
 	}
-	if len(ev.Error) > 0 && string(ev.Error) != "null" {
-		var detail struct {
-			Message string `json:"message"`
+	text := func(v json.RawMessage) string { // a string's value, else the JSON as sent
+		var s string
+		if json.Unmarshal(v, &s) != nil {
+			return string(v)
 		}
-		if json.Unmarshal(ev.Error, &detail) != nil || detail.Message == "" {
-			return string(ev.Error), true // a string, or an object without a message
-		}
-		return detail.Message, true
+		return s
 	}
-	return ev.Message, ev.Object == "error"
+	if e := ev["error"]; len(e) > 0 {
+		switch {
+		case e[0] == '{':
+			var detail map[string]json.RawMessage
+			if json.Unmarshal(e, &detail) == nil && len(detail["message"]) > 0 {
+				return text(detail["message"]), true
+			}
+			return string(e), true
+		case e[0] == '"' && text(e) != "":
+			return text(e), true
+		}
+		return "", false
+	}
+	if text(ev["object"]) == "error" {
+		return text(ev["message"]), true
+	}
+	return "", false
 }
 
 // whole reports whether the next event has arrived whole already: then it

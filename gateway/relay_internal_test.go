@@ -139,6 +139,15 @@ func TestEventReaderBackendErrorEvent(t *testing.T) {
 		{"a token that says error", "data: {\"choices\":[{\"delta\":{\"content\":\"\\\"error\\\"\"}}],\"error\":null}\n\ndata: [DONE]\n\n",
 			"data: {\"choices\":[{\"delta\":{\"content\":\"\\\"error\\\"\"}}],\"error\":null}\n\ndata: [DONE]\n\n", ""},
 		{"no error event, then EOF", "data: {\"a\":1}\n\n", "data: {\"a\":1}\n\ndata: {\"error\":{}}\n\ndata: [DONE]\n\n", "broke off"},
+		{"an error of other shapes", "data: {\"object\":1,\"error\":{\"message\":\"real\",\"code\":503}}\n\n",
+			"data: {\"object\":1,\"error\":{\"message\":\"real\",\"code\":503}}\n\ndata: [DONE]\n\n", "real"},
+		{"an error without a message", "data: {\"error\":{\"code\":503}}\n\n", "data: {\"error\":{\"code\":503}}\n\ndata: [DONE]\n\n", `{"code":503}`},
+		{"old vLLM with an object message", "data: {\"object\":\"error\",\"message\":{\"detail\":\"x\"}}\n\n",
+			"data: {\"object\":\"error\",\"message\":{\"detail\":\"x\"}}\n\ndata: [DONE]\n\n", `{"detail":"x"}`},
+		{"empty or false errors are none", "data: {\"error\":\"\",\"a\":1}\n\ndata: {\"error\":false}\n\ndata: [DONE]\n\n",
+			"data: {\"error\":\"\",\"a\":1}\n\ndata: {\"error\":false}\n\ndata: [DONE]\n\n", ""},
+		{"no space after data:", "data:{\"model\":\"up\",\"a\":1}\n\ndata:{\"error\":{\"message\":\"tight\"}}\n\ndata:[DONE]\n\n",
+			"data: {\"model\":\"client\",\"a\":1}\n\ndata:{\"error\":{\"message\":\"tight\"}}\n\ndata: [DONE]\n\n", "tight"},
 	} {
 		var logged []error
 		er := &eventReader{src: bufio.NewReader(strings.NewReader(c.in)), model: []byte(`"client"`),

@@ -55,7 +55,7 @@ func authorization(ctx *fasthttp.RequestCtx) string {
 }
 
 // isJSON reports whether a Content-Type is JSON's media type, in any case
-// and with any parameters (RFC 9110: the type and subtype are
+// and with well-formed parameters (RFC 9110: the type and subtype are
 // case-insensitive; every such type needs a CORS preflight).
 func isJSON(ct []byte) bool {
 	t, _, err := mime.ParseMediaType(string(ct))
