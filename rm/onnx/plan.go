@@ -12,10 +12,10 @@ import (
 // model's fixed cost (kernel launches, copies, thread start-up). The
 // batcher learns the two from its own runs, time ≈ fixed + per-token ×
 // padded tokens, and splits what it has queued into the runs that cost
-// least under that model: on a GPU with a small model the fixed cost wins
-// and everything runs together; with a compute-bound model, or on a CPU
-// (where one run already uses every core), samples of similar length run
-// together and padding goes.
+// least under that model: where the fixed cost outweighs the padding,
+// samples run together; with a compute-bound model, or on a CPU (where one
+// run already uses every core), samples of similar length run together and
+// padding goes.
 
 // costWindow is how many recent runs the cost model is fitted to.
 const costWindow = 64
