@@ -2,6 +2,7 @@ package onnx
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -233,44 +234,36 @@ func TestSplitRunsKeepOrder(t *testing.T) {
 	}
 	near(t, "split runs", got, want(t, r, rmtest.Seq(true), ss))
 
+	// steadyScore scores ss with a rewarder whose runs so far were all of
+	// one size, and returns its runs and samples.
+	steadyScore := func(maxBatch int) (runs, n int, r *Rewarder) {
+		cfg.MaxBatch = maxBatch
+		r, err := NewRewarder(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(r.Close)
+		for range 9 { // slower than any real run here, so the fit after them has a positive slope
+			r.costs.add(1000, time.Second)
+		}
+		got, err := r.Score(context.Background(), ss)
+		if err != nil {
+			t.Fatal(err)
+		}
+		near(t, fmt.Sprintf("explored runs, max_batch %d", maxBatch), got, want(t, r, rmtest.Seq(true), ss))
+		runs, n = r.Stats()
+		return runs, n, r
+	}
 	// Runs all of one size teach the cost model nothing: after 8 (and the
 	// session's first, left out) the next batch splits in two, shortest half
 	// first, so that the fit has two sizes.
-	steady, err := NewRewarder(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer steady.Close()
-	for range 9 {
-		steady.costs.add(1000, time.Millisecond)
-	}
-	got, err = steady.Score(context.Background(), ss)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if runs, _ := steady.Stats(); runs != 2 {
+	if runs, _, r := steadyScore(64); runs != 2 {
 		t.Errorf("%d runs exploring, want 2", runs)
-	}
-	if _, ok, _ := steady.costs.overhead(); !ok {
+	} else if _, ok, _ := r.costs.overhead(); !ok {
 		t.Error("no cost model after runs of two sizes")
 	}
-	near(t, "explored runs", got, want(t, steady, rmtest.Seq(true), ss))
-
 	// Exploring keeps to max_batch: 12 samples at 4 a run are 3 runs.
-	cfg.MaxBatch = 4
-	small, err := NewRewarder(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer small.Close()
-	for range 9 {
-		small.costs.add(1000, time.Millisecond)
-	}
-	if got, err = small.Score(context.Background(), ss); err != nil {
-		t.Fatal(err)
-	}
-	if runs, n := small.Stats(); runs != 3 || n != 12 {
+	if runs, n, _ := steadyScore(4); runs != 3 || n != 12 {
 		t.Errorf("%d runs of %d samples exploring at max_batch 4, want 3 of 12", runs, n)
 	}
-	near(t, "explored runs, max_batch 4", got, want(t, small, rmtest.Seq(true), ss))
 }
