@@ -33,6 +33,7 @@ var (
 // benchConfig is the batching benchmarks' model: the test model, or an
 // encoder-sized one (made once per run), which reads longer answers.
 func benchConfig(b *testing.B, maxBatch int, maxWait time.Duration) (Config, int) {
+	benchFlags(b)
 	cfg := config(b, "seq_reward_types.onnx")
 	cfg.Library, cfg.MaxBatch, cfg.MaxWait, cfg.MaxLength, cfg.Provider = LibraryPath(""), maxBatch, maxWait, 128, *benchProvider
 	if *benchModel == "" {
@@ -54,6 +55,21 @@ func benchConfig(b *testing.B, maxBatch int, maxWait time.Duration) (Config, int
 		b.Fatal(err)
 	}
 	return cfg, 4
+}
+
+// benchFlags fails a benchmark whose flags ask for what it cannot measure:
+// a provider it does not know, or (where a provider or model was asked
+// for) a missing library, which otherwise skips the benchmark and leaves
+// no figure.
+func benchFlags(b *testing.B) {
+	if *benchProvider != "cpu" && *benchProvider != "cuda" {
+		b.Fatalf("-onnx.provider %q: want cpu or cuda", *benchProvider)
+	}
+	if *benchProvider != "cpu" || *benchModel != "" {
+		if _, err := os.Stat(LibraryPath("")); err != nil {
+			b.Fatalf("ONNX Runtime library: %v (set %s)", err, LibraryEnv)
+		}
+	}
 }
 
 // benchRewarder loads the benchmark model on the asked provider, and fails
@@ -152,6 +168,7 @@ func BenchmarkARMStep(b *testing.B) {
 	for _, model := range []string{"arm_kv.onnx", "arm.onnx"} {
 		for _, length := range []int{16, 64, 256} {
 			b.Run(fmt.Sprintf("%s/answer=%d", strings.TrimSuffix(model, ".onnx"), length), func(b *testing.B) {
+				benchFlags(b)
 				cfg := config(b, model)
 				cfg.Library, cfg.MaxLength, cfg.Provider = LibraryPath(""), 512, *benchProvider
 				a, err := NewARM(cfg)

@@ -158,7 +158,7 @@ func open(c *Config) (*session, error) {
 	if c.Provider == "cuda" {
 		if err := appendCUDA(opts, c); err != nil {
 			if c.Fallback != "cpu" {
-				return nil, fmt.Errorf("model %s: %w: %v (set fallback: cpu to run on the CPU instead)", c.Model, ErrCUDA, err)
+				return nil, fmt.Errorf("model %s: %w: %v (set fallback: cpu to run on the CPU instead; `make ort-cuda` fetches a CUDA build of ONNX Runtime)", c.Model, ErrCUDA, err)
 			}
 			c.Log.Warn("CUDA unavailable; running the reward model on the CPU", "model", c.Model, "err", err)
 			opts.Destroy()
@@ -177,7 +177,7 @@ func open(c *Config) (*session, error) {
 	}
 	if err != nil {
 		if s.provider == "cuda" {
-			return nil, fmt.Errorf("model %s: %w: %v (set fallback: cpu to run on the CPU instead)", c.Model, ErrCUDA, err)
+			return nil, fmt.Errorf("model %s: %w: %v (set fallback: cpu to run on the CPU instead; `make ort-cuda` fetches a CUDA build of ONNX Runtime)", c.Model, ErrCUDA, err)
 		}
 		return nil, fmt.Errorf("model %s: %w", c.Model, err)
 	}
