@@ -43,12 +43,14 @@ type head struct {
 	ids  []int
 }
 
-// Encoding from a head: at most headRest bytes after it; a new head ends
-// headBack bytes before the text's end; headsKept are kept.
+// Encoding from a head: at most headRest bytes after it; past headStep
+// bytes after it a new head is kept, ending headBack bytes before the
+// text's end; headsKept are kept (a few per concurrent answer).
 const (
 	headRest  = 512
+	headStep  = 128
 	headBack  = 64
-	headsKept = 16
+	headsKept = 32
 )
 
 type kvEntry struct {
@@ -146,43 +148,44 @@ func (a *ARM) LogProbs(ctx context.Context, s rm.Sample, next []string) ([]float
 	return out, nil
 }
 
-// encode tokenizes text from the longest recent head it extends, when
-// the rest is short; otherwise whole, keeping a new head near its end once
-// that head plus the rest is checked to give the same ids.
+// encode tokenizes text from the longest recent head it extends (whole
+// when none does), and keeps a new head near its end once the part after
+// the head has grown past headStep bytes and the tokenizer splits there
+// (that part gives the same ids in two pieces as in one). A growing answer
+// so costs about the same to encode each step, whatever its length.
 func (a *ARM) encode(text string) []int {
 	a.headMu.Lock()
-	var from *head
-	for i := range a.heads {
-		h := &a.heads[i]
-		if len(text)-len(h.text) <= headRest && strings.HasPrefix(text, h.text) && (from == nil || len(h.text) > len(from.text)) {
+	var from head
+	for _, h := range a.heads {
+		if len(h.text) > len(from.text) && len(text)-len(h.text) <= headRest && strings.HasPrefix(text, h.text) {
 			from = h
 		}
 	}
-	if from != nil {
-		ids := slices.Clone(from.ids)
-		a.headMu.Unlock()
-		return append(ids, a.enc.tok.Encode(text[len(from.text):])...)
-	}
 	a.headMu.Unlock()
-	full := a.enc.tok.Encode(text)
-	cut := len(text) - headBack
-	for cut > 0 && !(text[cut] == ' ' && text[cut-1] != ' ' && text[cut-1] != '\n') {
+	rest := text[len(from.text):]
+	restIDs := a.enc.tok.Encode(rest)
+	ids := append(slices.Clone(from.ids), restIDs...)
+	if len(rest) <= headStep {
+		return ids
+	}
+	cut := len(rest) - headBack
+	for cut > 0 && !(rest[cut] == ' ' && rest[cut-1] != ' ' && rest[cut-1] != '\n') {
 		cut--
 	}
 	if cut <= 0 {
-		return full
+		return ids
 	}
-	ids := a.enc.tok.Encode(text[:cut])
-	if !slices.Equal(append(slices.Clone(ids), a.enc.tok.Encode(text[cut:])...), full) {
-		return full // this tokenizer does not split there: no head
+	left := a.enc.tok.Encode(rest[:cut])
+	if !slices.Equal(append(slices.Clone(left), a.enc.tok.Encode(rest[cut:])...), restIDs) {
+		return ids // this tokenizer does not split there: no head
 	}
 	a.headMu.Lock()
-	a.heads = append(a.heads, head{text: text[:cut], ids: ids})
+	a.heads = append(a.heads, head{text: text[:len(from.text)+cut], ids: append(slices.Clone(from.ids), left...)})
 	if len(a.heads) > headsKept {
 		a.heads = a.heads[1:]
 	}
 	a.headMu.Unlock()
-	return full
+	return ids
 }
 
 // endOfTurn is the context followed by the format's end of turn, or the

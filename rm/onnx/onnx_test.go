@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -364,5 +365,37 @@ func TestWrongLibrary(t *testing.T) {
 	out, err := cmd.CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "clear error") {
 		t.Errorf("child: %v\n%s", err, out)
+	}
+}
+
+// The ARM encodes a growing answer from heads of earlier texts: the ids are
+// the whole text's, step after step, and past the first steps each encodes
+// no more than a bounded tail.
+func TestARMEncodeFromHeads(t *testing.T) {
+	a, err := NewARM(config(t, "arm_kv.onnx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	words := strings.Fields("the sky is blue because air scatters light, so the sun helps plants make food. which is good! " +
+		"(a simple answer) - the ocean: water and rain; ##ed tests")
+	text := "why is the sky blue?\n"
+	for i := range 600 {
+		sep := " "
+		if i%17 == 0 {
+			sep = "\n"
+		}
+		text += sep + words[i%len(words)]
+		if got, want := a.encode(text), a.enc.tok.Encode(text); !slices.Equal(got, want) {
+			t.Fatalf("step %d: encoded %v\nwhole text %v", i, got, want)
+		}
+	}
+	a.headMu.Lock()
+	defer a.headMu.Unlock()
+	if len(a.heads) == 0 {
+		t.Fatal("no head was kept")
+	}
+	if last := a.heads[len(a.heads)-1]; len(text)-len(last.text) > headRest {
+		t.Errorf("the last head ends %d bytes before the text's end", len(text)-len(last.text))
 	}
 }
