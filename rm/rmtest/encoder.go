@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 )
 
 // EncoderWeights are the parameters of an encoder-sized sequence reward
@@ -61,16 +62,7 @@ func (w EncoderWeights) Model() []byte {
 			onnxNode{op: "MatMul", in: []string{p("act"), p("w2")}, out: []string{p("down")}},
 			onnxNode{op: "Add", in: []string{in, p("down")}, out: []string{out}})
 	}
-	nodes = append(nodes,
-		onnxNode{op: "Cast", in: []string{"attention_mask"}, out: []string{"mask"}, attrs: []onnxAttr{{name: "to", i: i64(onnxFloat)}}},
-		onnxNode{op: "Unsqueeze", in: []string{"mask", "axis2"}, out: []string{"mask3"}},
-		onnxNode{op: "Mul", in: []string{fmt.Sprintf("h%d", len(w.W1)), "mask3"}, out: []string{"masked"}},
-		onnxNode{op: "ReduceSum", in: []string{"masked", "axis1"}, out: []string{"sum"}, attrs: []onnxAttr{{name: "keepdims", i: i64(0)}}},
-		onnxNode{op: "ReduceSum", in: []string{"mask", "axis1"}, out: []string{"count"}, attrs: []onnxAttr{{name: "keepdims", i: i64(1)}}},
-		onnxNode{op: "Div", in: []string{"sum", "count"}, out: []string{"mean"}},
-		onnxNode{op: "MatMul", in: []string{"mean", "head_w"}, out: []string{"head"}},
-		onnxNode{op: "Add", in: []string{"head", "head_b"}, out: []string{"logits"}},
-	)
+	nodes = slices.Concat(nodes, meanPool(fmt.Sprintf("h%d", len(w.W1))), linearHead)
 	inputs := []onnxValue{
 		{"input_ids", onnxInt64, []any{"batch", "sequence"}},
 		{"attention_mask", onnxInt64, []any{"batch", "sequence"}},

@@ -285,17 +285,27 @@ func seqModel(w SeqWeights) []byte {
 			onnxNode{op: "Add", in: []string{"tok", "typ"}, out: []string{"tok_typ"}})
 		embedded = "tok_typ"
 	}
-	nodes = append(nodes,
-		onnxNode{op: "Cast", in: []string{"attention_mask"}, out: []string{"mask"}, attrs: []onnxAttr{{name: "to", i: i64(onnxFloat)}}},
-		onnxNode{op: "Unsqueeze", in: []string{"mask", "axis2"}, out: []string{"mask3"}},
-		onnxNode{op: "Mul", in: []string{embedded, "mask3"}, out: []string{"masked"}},
-		onnxNode{op: "ReduceSum", in: []string{"masked", "axis1"}, out: []string{"sum"}, attrs: []onnxAttr{{name: "keepdims", i: i64(0)}}},
-		onnxNode{op: "ReduceSum", in: []string{"mask", "axis1"}, out: []string{"count"}, attrs: []onnxAttr{{name: "keepdims", i: i64(1)}}},
-		onnxNode{op: "Div", in: []string{"sum", "count"}, out: []string{"mean"}},
-		onnxNode{op: "MatMul", in: []string{"mean", "head_w"}, out: []string{"head"}},
-		onnxNode{op: "Add", in: []string{"head", "head_b"}, out: []string{"logits"}},
-	)
+	nodes = slices.Concat(nodes, meanPool(embedded), linearHead)
 	return onnxModel("seq_reward", nodes, inits, inputs, []onnxValue{{"logits", onnxFloat, []any{"batch", k}}})
+}
+
+// meanPool averages the embedded tokens that attention_mask keeps (axis1
+// and axis2 are initializers holding 1 and 2) into "mean".
+func meanPool(embedded string) []onnxNode {
+	return []onnxNode{
+		{op: "Cast", in: []string{"attention_mask"}, out: []string{"mask"}, attrs: []onnxAttr{{name: "to", i: i64(onnxFloat)}}},
+		{op: "Unsqueeze", in: []string{"mask", "axis2"}, out: []string{"mask3"}},
+		{op: "Mul", in: []string{embedded, "mask3"}, out: []string{"masked"}},
+		{op: "ReduceSum", in: []string{"masked", "axis1"}, out: []string{"sum"}, attrs: []onnxAttr{{name: "keepdims", i: i64(0)}}},
+		{op: "ReduceSum", in: []string{"mask", "axis1"}, out: []string{"count"}, attrs: []onnxAttr{{name: "keepdims", i: i64(1)}}},
+		{op: "Div", in: []string{"sum", "count"}, out: []string{"mean"}},
+	}
+}
+
+// linearHead turns "mean" into "logits" with head_w and head_b.
+var linearHead = []onnxNode{
+	{op: "MatMul", in: []string{"mean", "head_w"}, out: []string{"head"}},
+	{op: "Add", in: []string{"head", "head_b"}, out: []string{"logits"}},
 }
 
 func armModel(w ARMWeights) []byte {
@@ -397,20 +407,13 @@ func prmModel(w PRMWeights) []byte {
 func gatedModel(w GatedWeights) []byte {
 	v, k := int64(len(Vocab())), int64(len(w.BW))
 	return onnxModel("gated",
-		[]onnxNode{
-			{op: "Gather", in: []string{"emb", "input_ids"}, out: []string{"tok"}},
-			{op: "Cast", in: []string{"attention_mask"}, out: []string{"mask"}, attrs: []onnxAttr{{name: "to", i: i64(onnxFloat)}}},
-			{op: "Unsqueeze", in: []string{"mask", "axis2"}, out: []string{"mask3"}},
-			{op: "Mul", in: []string{"tok", "mask3"}, out: []string{"masked"}},
-			{op: "ReduceSum", in: []string{"masked", "axis1"}, out: []string{"sum"}, attrs: []onnxAttr{{name: "keepdims", i: i64(0)}}},
-			{op: "ReduceSum", in: []string{"mask", "axis1"}, out: []string{"count"}, attrs: []onnxAttr{{name: "keepdims", i: i64(1)}}},
-			{op: "Div", in: []string{"sum", "count"}, out: []string{"mean"}},
+		slices.Concat([]onnxNode{{op: "Gather", in: []string{"emb", "input_ids"}, out: []string{"tok"}}}, meanPool("tok"), []onnxNode{
 			{op: "MatMul", in: []string{"mean", "score_w"}, out: []string{"score_proj"}},
 			{op: "Add", in: []string{"score_proj", "score_b"}, out: []string{"scores"}},
 			{op: "MatMul", in: []string{"mean", "gate_w"}, out: []string{"gate_proj"}},
 			{op: "Add", in: []string{"gate_proj", "gate_b"}, out: []string{"gate_logits"}},
 			{op: "Softmax", in: []string{"gate_logits"}, out: []string{"gates"}},
-		},
+		}),
 		[]onnxTensor{
 			{name: "emb", dims: []int64{v, Dim}, f32: w.Emb},
 			{name: "score_w", dims: []int64{Dim, k}, f32: w.W},
