@@ -120,32 +120,73 @@ func (a *ARM) LogProbs(ctx context.Context, s rm.Sample, next []string) ([]float
 		return nil, fmt.Errorf("%w: %w", fault.ErrReward, err)
 	}
 	base := a.encode(open)
-	conts := make([][]int, len(next))
+	// Every candidate is open and a text after it, and shares base's ids
+	// up to open's last word (keep of them): tails[i] holds candidate i's
+	// ids after those, encoded from that word on, so that a step encodes a
+	// few words per candidate whatever the answer's length.
+	cut, keep, ok := a.stem(open, base)
+	encode := func(text string) []int {
+		if !ok {
+			return a.encode(open + text)
+		}
+		return a.enc.tok.Encode(open[cut:] + text)
+	}
+	tails := make([][]int, len(next))
 	end := -1
 	for i, n := range next {
-		if n == "" {
-			end = i
-			conts[i] = a.endOfTurn(s, open, base)
+		if n != "" {
+			tails[i] = encode(n)
 			continue
 		}
-		conts[i] = a.encode(open + n)
+		end = i
+		closed, _, err := a.enc.format.Render(s)
+		if err != nil || len(closed) <= len(open) || closed[:len(open)] != open {
+			tails[i] = base[keep:] // no end of turn: the context alone
+			continue
+		}
+		tails[i] = encode(closed[len(open):])
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	var out []float32
-	if single(base, conts) {
-		out, err = a.oneRow(base, conts)
+	if single(base, keep, tails) {
+		out, err = a.oneRow(base, keep, tails)
 	} else {
+		conts := make([][]int, len(tails))
+		for i, t := range tails {
+			conts[i] = append(base[:keep:keep], t...)
+		}
 		out, err = a.rows(base, conts)
 	}
 	if err != nil {
 		return nil, err
 	}
-	if end >= 0 && len(conts[end]) == len(base) {
+	if end >= 0 && len(tails[end]) == len(base)-keep {
 		out[end] = neutral(out, end)
 	}
 	return out, nil
+}
+
+// stem finds where open's last word begins (a space after a non-space,
+// where tokenizers split; at most headRest bytes from the end) and how
+// many of base's ids come before it. ok is false where there is no such
+// place or the tokenizer does not split there: the last word's own ids
+// are not base's last ones.
+func (a *ARM) stem(open string, base []int) (cut, keep int, ok bool) {
+	cut = len(open) - 1
+	for cut > 0 && len(open)-cut <= headRest && !(open[cut] == ' ' && open[cut-1] != ' ' && open[cut-1] != '\n') {
+		cut--
+	}
+	if cut <= 0 || len(open)-cut > headRest {
+		return 0, 0, false
+	}
+	ids := a.enc.tok.Encode(open[cut:])
+	keep = len(base) - len(ids)
+	if keep < 0 || !slices.Equal(base[keep:], ids) {
+		return 0, 0, false
+	}
+	return cut, keep, true
 }
 
 // encode tokenizes text from the longest recent head it extends (whole
@@ -188,16 +229,6 @@ func (a *ARM) encode(text string) []int {
 	return ids
 }
 
-// endOfTurn is the context followed by the format's end of turn, or the
-// context alone when the format has none.
-func (a *ARM) endOfTurn(s rm.Sample, open string, base []int) []int {
-	closed, _, err := a.enc.format.Render(s)
-	if err != nil || len(closed) <= len(open) || closed[:len(open)] != open {
-		return base
-	}
-	return a.encode(closed)
-}
-
 // neutral is the mean of the other candidates' log-probabilities.
 func neutral(out []float32, skip int) float32 {
 	var sum float32
@@ -215,10 +246,12 @@ func neutral(out []float32, skip int) float32 {
 }
 
 // single reports whether every candidate is the context plus one token of
-// the model's own (or the context alone).
-func single(base []int, conts [][]int) bool {
-	for _, c := range conts {
-		if len(c) < len(base) || len(c) > len(base)+1 || !slices.Equal(c[:len(base)], base) {
+// the model's own (or the context alone): its tail is base's after keep,
+// then at most one token.
+func single(base []int, keep int, tails [][]int) bool {
+	m := len(base) - keep
+	for _, t := range tails {
+		if len(t) < m || len(t) > m+1 || !slices.Equal(t[:m], base[keep:]) {
 			return false
 		}
 	}
@@ -227,7 +260,7 @@ func single(base []int, conts [][]int) bool {
 
 // oneRow scores one-token candidates from the next-token distribution
 // after the context.
-func (a *ARM) oneRow(base []int, conts [][]int) ([]float32, error) {
+func (a *ARM) oneRow(base []int, keep int, tails [][]int) ([]float32, error) {
 	if len(base) == 0 || len(base)+1 > a.enc.max {
 		return nil, fmt.Errorf("%w: the context does not fit the model's %d tokens", fault.ErrReward, a.enc.max)
 	}
@@ -238,10 +271,11 @@ func (a *ARM) oneRow(base []int, conts [][]int) ([]float32, error) {
 		return nil, err
 	}
 	norm := float32(rm.LogNormalizer(logits))
-	out := make([]float32, len(conts))
-	for i, c := range conts {
-		if len(c) > len(base) {
-			out[i] = logits[c[len(base)]] - norm
+	m := len(base) - keep
+	out := make([]float32, len(tails))
+	for i, t := range tails {
+		if len(t) > m {
+			out[i] = logits[t[m]] - norm
 		}
 	}
 	return out, nil
@@ -262,7 +296,10 @@ func (a *ARM) next(ids []int) ([]float32, error) {
 	}
 	var from *kvEntry
 	for _, e := range a.cache {
-		if len(e.ids) <= len(ids) && (from == nil || len(e.ids) > len(from.ids)) && slices.Equal(e.ids, ids[:len(e.ids)]) {
+		n := len(e.ids)
+		// The last ids first: most entries differ there, and the scan
+		// stays short of comparing every entry whole.
+		if n <= len(ids) && (from == nil || n > len(from.ids)) && e.ids[n-1] == ids[n-1] && slices.Equal(e.ids, ids[:n]) {
 			from = e
 		}
 	}

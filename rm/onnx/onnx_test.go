@@ -399,3 +399,41 @@ func TestARMEncodeFromHeads(t *testing.T) {
 		t.Errorf("the last head ends %d bytes before the text's end", len(text)-len(last.text))
 	}
 }
+
+// Candidates are encoded from the context's last word on: with the ids
+// before it, each gives the ids of the whole text, whatever follows (a
+// word, a piece that merges with the last word, punctuation, a new line).
+func TestARMStemEncoding(t *testing.T) {
+	a, err := NewARM(config(t, "arm_kv.onnx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	words := strings.Fields("the sky is blu because air scatters light, so the sun helps plants make food. which is good! (a simple answer) - ##ed")
+	next := []string{" the", "e", "s", ".", "\n", " the sun", "!!", " ", "ed because"}
+	open := "why is the sky blue?\n"
+	for i := range 300 {
+		sep := " "
+		if i%13 == 0 {
+			sep = "\n"
+		}
+		open += sep + words[i%len(words)]
+		base := a.encode(open)
+		cut, keep, ok := a.stem(open, base)
+		if !ok || cut <= len(open)-headRest || keep > len(base) {
+			t.Fatalf("step %d: no stem in %q (cut %d, keep %d)", i, open[max(0, len(open)-40):], cut, keep)
+		}
+		for _, n := range next {
+			got := append(slices.Clone(base[:keep]), a.enc.tok.Encode(open[cut:]+n)...)
+			if want := a.enc.tok.Encode(open + n); !slices.Equal(got, want) {
+				t.Fatalf("step %d, candidate %q: %v\nwhole text %v", i, n, got, want)
+			}
+		}
+	}
+	// A last word longer than headRest has no stem: candidates are
+	// encoded from heads.
+	long := "why?\nthe " + strings.Repeat("a", headRest+10)
+	if _, _, ok := a.stem(long, a.encode(long)); ok {
+		t.Error("a stem over a word longer than headRest")
+	}
+}

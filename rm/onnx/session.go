@@ -310,7 +310,9 @@ func (s *session) run(b *batch) ([]output, error) {
 		if !ok {
 			return nil, fmt.Errorf("%w: output %d is not a float32 tensor", fault.ErrReward, i)
 		}
-		out[i] = output{data: append([]float32(nil), t.GetData()...), shape: t.GetShape()}
+		// onnxruntime_go copies what ONNX Runtime returns into Go memory,
+		// which outlives Destroy: no second copy.
+		out[i] = output{data: t.GetData(), shape: t.GetShape()}
 	}
 	return out, nil
 }
@@ -391,7 +393,7 @@ func (s *session) runPast(ids []int64, past []output) (output, []output, error) 
 		if !ok {
 			return output{}, nil, fmt.Errorf("%w: output %d is not a float32 tensor", fault.ErrReward, i)
 		}
-		read = append(read, output{data: append([]float32(nil), t.GetData()...), shape: t.GetShape()})
+		read = append(read, output{data: t.GetData(), shape: t.GetShape()}) // Go memory, as in run
 	}
 	return read[0], read[1:], nil
 }
