@@ -138,6 +138,9 @@ type Request struct {
 // (steering.arm) needs an admin key and a model in an experiment. A nil
 // Set has no experiments.
 func (s *Set) Enroll(ctx context.Context, r Request) (*Enrollment, json.RawMessage, error) {
+	if s.covering(r.Model, r.Route) == nil && !namesArm(r.Steering) {
+		return nil, r.Steering, nil // what the rest would conclude, without decoding
+	}
 	var req map[string]json.RawMessage
 	if len(r.Steering) > 0 && string(r.Steering) != "null" {
 		if err := json.Unmarshal(r.Steering, &req); err != nil || repeats(r.Steering, true) || repeats(req["weights"], false) || repeats(req["cache"], true) {
@@ -240,6 +243,24 @@ func (s *Set) covering(model, route string) *Experiment {
 		}
 	}
 	return nil
+}
+
+// namesArm reports whether steering may force an arm: an object with an
+// arm member, or anything EachMember cannot read, which Enroll decodes.
+func namesArm(steering json.RawMessage) bool {
+	if len(steering) == 0 || string(steering) == "null" {
+		return false
+	}
+	found := false
+	err := wire.EachMember(steering, func(m wire.Member) error {
+		name, err := m.Name()
+		if err != nil || string(name) == "arm" {
+			found = true
+			return wire.ErrStop
+		}
+		return nil
+	})
+	return found || err != nil
 }
 
 // Arm finds an arm by name.

@@ -83,6 +83,8 @@ func TestEnroll(t *testing.T) {
 		{"an unknown arm", Request{Model: "m-ab", Route: "m", User: "u", Admin: true, Steering: json.RawMessage(`{"arm":"z"}`)}, "", "steering.arm"},
 		{"forced outside experiments", Request{Model: "m", Route: "m", User: "u", Admin: true, Steering: json.RawMessage(`{"arm":"a"}`)}, "", "steering.arm"},
 		{"no experiments at all", Request{Model: "m", Route: "m", User: "u", Admin: true, Steering: json.RawMessage(`{"arm":"a"}`)}, "", "steering.arm"},
+		{"forced outside experiments, the key escaped", Request{Model: "m", Route: "m", User: "u", Admin: true, Steering: json.RawMessage(`{"n":2,"\u0061rm":"a"}`)}, "", "steering.arm"},
+		{"not an object, outside experiments", Request{Model: "m", Route: "m", User: "u", Steering: json.RawMessage(`[1]`)}, "", ""},
 		{"an empty arm", Request{Model: "m-ab", Route: "m", User: "u", Admin: true, Steering: json.RawMessage(`{"arm":""}`)}, "", "steering.arm"},
 		// A key given twice is left for the resolver to name, not read as
 		// the last.
