@@ -505,7 +505,7 @@ func guidedTiming(url string, md *strings.Builder, tokenDelay time.Duration, rou
 	}
 	kv16, kv256 := ms["arm_kv/answer=16"], ms["arm_kv/answer=256"]
 	fmt.Fprintf(md, "\n`arm_kv` exports its key/value cache and is fed one new token a step; `arm` reads the whole context each step. "+
-		"Tokenization starts from a cached head near the end of the answer in both.\n\n"+
+		"In both, the context is tokenized from a cached head near its end, and each candidate from the context's last word.\n\n"+
 		"Target: token-reward time of a step at k = 8 under 1 ms: %s (%.3f ms from 256 tokens with the key/value model).\n\n"+
 		"Target: with past key/values, per-step reward time flat in answer length: %s (from 256 tokens it is %.2f times its time from 16).\n\n"+
 		"GPU: `make bench` runs on the CPU; `docs/gpu.md` has the test ARM and dynamic batching on CUDA, measured on a GPU.\n",
