@@ -16,6 +16,9 @@ type Route struct {
 	Name    string // what clients send as "model"
 	Backend Backend
 	Target  string // the backend's model name
+	// Matched is the routable name (the route's, or an alias) that
+	// Resolve found for the client's model: "x" for "x:latest".
+	Matched string
 }
 
 // Router resolves client model names to routes. Configured routes and
@@ -71,18 +74,23 @@ func (rt *Router) Discover(ctx context.Context, backends ...Backend) error {
 }
 
 // Resolve finds the route for a client model name. Ollama serves "name" as
-// "name:latest", so either spelling finds the other.
+// "name:latest", so either spelling finds the other, on every route.
 func (rt *Router) Resolve(model string) (Route, error) {
 	rt.mu.RLock()
 	defer rt.mu.RUnlock()
-	if r, ok := rt.routes[model]; ok {
+	find := func(name string) (Route, bool) {
+		r, ok := rt.routes[name]
+		r.Matched = name
+		return r, ok
+	}
+	if r, ok := find(model); ok {
 		return r, nil
 	}
 	if base, ok := strings.CutSuffix(model, ":latest"); ok {
-		if r, ok := rt.routes[base]; ok {
+		if r, ok := find(base); ok {
 			return r, nil
 		}
-	} else if r, ok := rt.routes[model+":latest"]; ok {
+	} else if r, ok := find(model + ":latest"); ok {
 		return r, nil
 	}
 	return Route{}, &fault.ParamError{Param: "model", Msg: fmt.Sprintf("The model '%s' does not exist", model), Err: fault.ErrNotFound}

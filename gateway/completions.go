@@ -226,7 +226,7 @@ func (s *Server) answer(x *exchange, req *request) bool {
 		s.fail(ctx, reqID, rctx, err)
 		return false
 	}
-	en, steer, err := s.enroll(rctx, id, req, rt.Name, reqID)
+	en, steer, err := s.enroll(rctx, id, req, rt, reqID)
 	if err != nil {
 		l.strategy = labelInvalid
 		s.fail(ctx, reqID, rctx, err)

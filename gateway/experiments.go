@@ -22,8 +22,9 @@ type evaluator interface {
 }
 
 // enroll places a request in the experiment covering its model, if any,
-// and returns the steering to plan with.
-func (s *Server) enroll(rctx context.Context, id prefs.Identity, req *request, route, reqID string) (*experiment.Enrollment, json.RawMessage, error) {
+// and returns the steering to plan with. The model is the name the router
+// matched, so that "x:latest" is in x's experiment.
+func (s *Server) enroll(rctx context.Context, id prefs.Identity, req *request, rt backend.Route, reqID string) (*experiment.Enrollment, json.RawMessage, error) {
 	if s.opts.Experiments == nil && len(req.steering) == 0 {
 		return nil, req.steering, nil
 	}
@@ -35,7 +36,7 @@ func (s *Server) enroll(rctx context.Context, id prefs.Identity, req *request, r
 		ctx, cancel = context.WithTimeout(rctx, 2*time.Second)
 		defer cancel()
 	}
-	en, steer, err := s.opts.Experiments.Enroll(ctx, experiment.Request{Model: req.model, Route: route, Tenant: id.Tenant,
+	en, steer, err := s.opts.Experiments.Enroll(ctx, experiment.Request{Model: rt.Matched, Route: rt.Name, Tenant: id.Tenant,
 		User: req.backend.User, RequestID: reqID, Admin: id.Admin(), Steering: req.steering})
 	if errors.Is(err, experiment.ErrStore) {
 		// The shared store could not place the unit: answer outside the

@@ -151,6 +151,26 @@ func TestExperimentsOverHTTP(t *testing.T) {
 
 // steering.arm on a gateway without experiments is refused as it is for a
 // model in no experiment, not ignored.
+// An experiment on an alias covers every spelling the router takes for
+// it: "reference-ab:latest" is enrolled as "reference-ab" is.
+func TestExperimentOnAliasCoversLatest(t *testing.T) {
+	set := experiment.NewSet([]*experiment.Experiment{{Name: "ab", Models: map[string]bool{"reference-ab": true}, Unit: experiment.UnitUser,
+		Control: "four", Outcome: "feedback", Running: true, Alpha: 0.05, MixingSD: 0.1,
+		Arms: []experiment.Arm{{Name: "four", Weight: 1, Steering: json.RawMessage(`{"strategy":"best_of_n","n":4}`)}}}}, experiment.NewMemory())
+	e := prefsGateway(t, prefs.NewMemory(100, 100), `{}`, 0.5, func(o *gateway.Options) { o.Experiments = set })
+	for _, model := range []string{"reference-ab", "reference-ab:latest", "reference"} {
+		body := fmt.Sprintf(`{"model":%q,"user":"alice","seed":1,"max_tokens":8,"messages":[{"role":"user","content":"hi"}]}`, model)
+		status, h, got := call(t, "POST", e.url+"/v1/chat/completions", "sk-a", body)
+		want := "four"
+		if model == "reference" {
+			want = "" // the route itself is not in the experiment
+		}
+		if status != 200 || h.Get("X-Steering-Arm") != want {
+			t.Errorf("model %s: %d, arm %q, want %q: %s", model, status, h.Get("X-Steering-Arm"), want, got)
+		}
+	}
+}
+
 func TestForcedArmWithoutExperiments(t *testing.T) {
 	e := prefsGateway(t, prefs.NewMemory(100, 100), `{}`, 0.5)
 	for _, c := range []struct {

@@ -42,7 +42,7 @@ var testKeys = prefs.NewKeys(map[string]prefs.Identity{
 func prefsGateway(t *testing.T, store prefs.Store, routeWeights string, rate float64, more ...func(*gateway.Options)) *env {
 	t.Helper()
 	rt := backend.NewRouter()
-	if err := rt.Add(backend.Route{Name: "reference", Backend: reference.New("reference", reference.Options{}), Target: "reference"}); err != nil {
+	if err := rt.Add(backend.Route{Name: "reference", Backend: reference.New("reference", reference.Options{}), Target: "reference"}, "reference-ab"); err != nil {
 		t.Fatal(err)
 	}
 	raw, err := rules.New(rules.Config{Keywords: map[string][]string{"helpfulness": {`\bbecause\b`, `\bfirst\b`, `\bhelps?\b`, `\bso\b`, `\bwhich\b`}}})
