@@ -275,7 +275,7 @@ func (s *Server) generate(x *exchange, req *request, br *backend.Request, en *ex
 			s.fail(ctx, reqID, rctx, err)
 			return false
 		}
-		steer := s.steeringHeaders(ctx, out, l)
+		steer := s.steeringHeaders(ctx, reqID, out, l)
 		if steer == nil {
 			steer = enrolledReport(en)
 		}
@@ -341,7 +341,7 @@ func (s *Server) generate(x *exchange, req *request, br *backend.Request, en *ex
 			return
 		}
 		if req.includeUsage {
-			steer := marshalInfo(st.out)
+			steer := s.report(st.out, reqID)
 			if steer == nil {
 				steer = enrolledReport(en)
 			}
@@ -457,7 +457,7 @@ func (s *Server) observe(ctx *fasthttp.RequestCtx, reqID string, start time.Time
 
 // steeringHeaders sets the steering headers and returns the response's
 // "steering" object.
-func (s *Server) steeringHeaders(ctx *fasthttp.RequestCtx, out *steering.Outcome, l *labels) json.RawMessage {
+func (s *Server) steeringHeaders(ctx *fasthttp.RequestCtx, reqID string, out *steering.Outcome, l *labels) json.RawMessage {
 	strategy := steering.None
 	if out.Info != nil {
 		strategy = out.Info.Strategy
@@ -467,7 +467,7 @@ func (s *Server) steeringHeaders(ctx *fasthttp.RequestCtx, out *steering.Outcome
 		}
 	}
 	ctx.Response.Header.Set("X-Steering-Strategy", strategy)
-	return marshalInfo(out)
+	return s.report(out, reqID)
 }
 
 // enrolledReport is the steering object of an experiment's answer that
@@ -481,7 +481,9 @@ func enrolledReport(en *experiment.Enrollment) json.RawMessage {
 	return b
 }
 
-func marshalInfo(out *steering.Outcome) json.RawMessage {
+// report is the response's "steering" object. One that does not encode
+// (a non-finite number) is left out and logged, not served broken.
+func (s *Server) report(out *steering.Outcome, reqID string) json.RawMessage {
 	if out == nil {
 		return nil
 	}
@@ -493,6 +495,7 @@ func marshalInfo(out *steering.Outcome) json.RawMessage {
 	}
 	b, err := json.Marshal(out.Info)
 	if err != nil {
+		s.log.Error("steering report not encoded; answer sent without it", "request_id", reqID, "err", err)
 		return nil
 	}
 	return b

@@ -405,7 +405,15 @@ func (p *particles) weigh(ctx context.Context, r *backend.Request, env *Env, mov
 	}
 	for i, q := range moved {
 		q.rs = append(q.rs, rs[i])
-		q.logw += *p.Lambda * p.potential(q.rs)
+		pot := p.potential(q.rs)
+		inc := *p.Lambda * pot
+		if math.IsInf(inc, 0) && !math.IsInf(pot, 0) {
+			// λ·r past float64's range: the largest finite value, so that
+			// a later step's opposite can still cancel it (Inf − Inf is
+			// NaN); weightsOf shares the weight among log-weights at +Inf.
+			inc = math.Copysign(math.MaxFloat64, inc)
+		}
+		q.logw += inc
 		if math.IsNaN(q.logw) {
 			q.logw = math.Inf(-1)
 		}

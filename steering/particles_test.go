@@ -80,6 +80,9 @@ func TestESSAndWeights(t *testing.T) {
 	if w := weightsOf([]float64{math.Inf(-1), math.Inf(-1)}); w[0] != 0.5 {
 		t.Errorf("all −Inf: %v", w)
 	}
+	if w := weightsOf([]float64{math.Inf(1), 3, math.Inf(1)}); w[0] != 0.5 || w[1] != 0 || w[2] != 0.5 {
+		t.Errorf("+Inf log-weights (λ·r overflowed): %v", w)
+	}
 }
 
 // Potentials of rewards 1, 3, 2 (log G_t / λ): diff 2 − 3, max 3, sum 6,
@@ -211,6 +214,36 @@ func TestParticles(t *testing.T) {
 		if got := c.Extra["weight"].(float64); math.Abs(got-want) > 1e-9 || c.Extra["parent"] != -1 {
 			t.Errorf("candidate %d: weight %v, want exp(2·%v)/Z = %v", c.Index, got, c.Utility, want)
 		}
+	}
+}
+
+// A lambda whose products with rewards overflow float64 still weighs the
+// particles: every weight finite, summing to one, and the report encodes.
+func TestParticlesHugeLambda(t *testing.T) {
+	for _, potential := range []string{"sum", "diff", "max"} {
+		out, err := particleRun(t, &stepper{reports: true}, `{"strategy":"particles","n":6,"lambda":1.7e308,"ess_threshold":0.0001,"potential":"`+potential+`"}`, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkWeights(t, potential, out)
+	}
+}
+
+func checkWeights(t *testing.T, potential string, out *Outcome) {
+	t.Helper()
+	var sum float64
+	for _, c := range out.Info.Candidates {
+		w := c.Extra["weight"].(float64)
+		if math.IsNaN(w) || w < 0 || w > 1 {
+			t.Errorf("potential %s, candidate %d: weight %v", potential, c.Index, w)
+		}
+		sum += w
+	}
+	if math.Abs(sum-1) > 1e-9 {
+		t.Errorf("potential %s: weights sum to %v", potential, sum)
+	}
+	if _, err := json.Marshal(out.Info); err != nil {
+		t.Errorf("potential %s: report does not encode: %v", potential, err)
 	}
 }
 

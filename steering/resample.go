@@ -27,6 +27,20 @@ func weightsOf(logw []float64) []float64 {
 		}
 		return w
 	}
+	if math.IsInf(top, 1) { // overflowed: those at +Inf share the weight
+		n := 0
+		for _, l := range logw {
+			if math.IsInf(l, 1) {
+				n++
+			}
+		}
+		for i, l := range logw {
+			if math.IsInf(l, 1) {
+				w[i] = 1 / float64(n)
+			}
+		}
+		return w
+	}
 	var sum float64
 	for i, l := range logw {
 		w[i] = math.Exp(l - top)
