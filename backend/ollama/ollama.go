@@ -63,7 +63,7 @@ func New(name, base string, hc *http.Client, maxBytes int) (*Client, error) {
 func (c *Client) Probe(ctx context.Context) error {
 	v, err := c.api.Version(ctx)
 	if err != nil {
-		return mapErr(err)
+		return c.mapErr(err)
 	}
 	c.logprobs.Store(atLeast(v, 0, 12, 11))
 	return nil
@@ -105,7 +105,7 @@ func (c *Client) Caps() backend.Caps {
 func (c *Client) Models(ctx context.Context) ([]string, error) {
 	l, err := c.api.List(ctx)
 	if err != nil {
-		return nil, mapErr(err)
+		return nil, c.mapErr(err)
 	}
 	out := make([]string, len(l.Models))
 	for i, m := range l.Models {
@@ -364,7 +364,7 @@ func (c *Client) run(ctx context.Context, r *backend.Request, emit func(backend.
 			return onChunk(resp.Message, resp.Logprobs, resp.Done, resp.DoneReason, resp.Metrics)
 		})
 		if err != nil {
-			return nil, mapErr(err)
+			return nil, c.mapErr(err)
 		}
 	} else {
 		prompt := r.Prompt
@@ -379,7 +379,7 @@ func (c *Client) run(ctx context.Context, r *backend.Request, emit func(backend.
 			return onChunk(api.Message{Content: resp.Response, Thinking: resp.Thinking}, resp.Logprobs, resp.Done, resp.DoneReason, resp.Metrics)
 		})
 		if err != nil {
-			return nil, mapErr(err)
+			return nil, c.mapErr(err)
 		}
 	}
 	if ch.FinishReason == "" {
@@ -414,10 +414,10 @@ func (c *Client) continuation(ctx context.Context, r *backend.Request) (string, 
 		return nil
 	})
 	if err != nil {
-		return "", mapErr(err)
+		return "", c.mapErr(err)
 	}
 	if rendered == "" {
-		return "", fmt.Errorf("%w: ollama did not render the chat template", fault.ErrUpstream)
+		return "", fmt.Errorf("%w: %s did not render the chat template", fault.ErrUpstream, c.name)
 	}
 	return rendered + r.Messages[n-1].Content, nil
 }
@@ -443,8 +443,9 @@ func toLogprobs(lps []api.Logprob, want bool) []backend.TokenLogprob {
 	return out
 }
 
-// mapErr places Ollama's errors in the taxonomy.
-func mapErr(err error) error {
+// mapErr places Ollama's errors in the taxonomy, after the backend's
+// name as every adapter's errors are.
+func (c *Client) mapErr(err error) error {
 	if err == nil {
 		return nil
 	}
@@ -453,7 +454,7 @@ func mapErr(err error) error {
 	}
 	var se api.StatusError
 	if errors.As(err, &se) {
-		msg := "ollama: " + se.ErrorMessage
+		msg := c.name + ": " + se.ErrorMessage
 		switch {
 		case se.StatusCode == http.StatusNotFound:
 			return &fault.ParamError{Param: "model", Msg: msg, Err: fault.ErrNotFound}
@@ -462,7 +463,7 @@ func mapErr(err error) error {
 		case se.StatusCode == http.StatusServiceUnavailable || se.StatusCode == http.StatusTooManyRequests:
 			return &fault.ParamError{Msg: msg, Err: fault.ErrOverloaded}
 		}
-		return fmt.Errorf("%w: ollama status %d: %s", fault.ErrUpstream, se.StatusCode, se.ErrorMessage)
+		return fmt.Errorf("%w: %s: status %d: %s", fault.ErrUpstream, c.name, se.StatusCode, se.ErrorMessage)
 	}
-	return fmt.Errorf("%w: ollama: %v", fault.ErrUpstream, err)
+	return fmt.Errorf("%w: %s: %v", fault.ErrUpstream, c.name, err)
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/steergate/steergate/backend"
@@ -84,5 +85,26 @@ func TestUnservedFieldsAreRefused(t *testing.T) {
 		Extra: map[string]json.RawMessage{"top_k": json.RawMessage(`5`)}}
 	if _, err := c.Generate(context.Background(), ok); err != nil {
 		t.Errorf("an Ollama option: %v", err)
+	}
+}
+
+// Ollama's refusals and an unreachable server are reported after the
+// backend's own name, as every adapter's errors are.
+func TestErrorsNameTheBackend(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusBadRequest)
+		fmt.Fprint(w, `{"error":"invalid think value"}`)
+	}))
+	defer srv.Close()
+	c, _ := ollama.New("local-gpu", srv.URL, nil, 0)
+	r := &backend.Request{Model: "m", Messages: []backend.Message{{Role: "user", Content: "hi"}}}
+	_, err := c.Generate(context.Background(), r)
+	if !errors.Is(err, fault.ErrInvalid) || err.Error() != "local-gpu: invalid think value" {
+		t.Errorf("refusal: %v", err)
+	}
+	srv.Close()
+	_, err = c.Generate(context.Background(), r)
+	if !errors.Is(err, fault.ErrUpstream) || !strings.Contains(err.Error(), "local-gpu: ") || strings.Contains(err.Error(), "ollama:") {
+		t.Errorf("unreachable: %v", err)
 	}
 }
