@@ -519,18 +519,33 @@ func TestClientDisconnectAfterReadTimeoutCancelsBackend(t *testing.T) {
 	}
 }
 
+// Fields the gateway does not read reach the backend as sent; one the
+// backend does not serve comes back refused by name (the reference model
+// takes top_k and nothing else beside OpenAI's fields).
 func TestUnknownFieldsPassThrough(t *testing.T) {
 	w := newWatched(reference.New("reference", reference.Options{}))
 	e := start(t, defaultOptions(), map[string]backend.Backend{"reference": w})
 	status, _, body := post(t, e.url+"/v1/chat/completions",
 		`{"model":"reference","messages":[{"role":"user","content":"hi"}],"max_tokens":3,"top_k":5,"vendor_thing":{"a":[1,2]}}`)
-	if status != 200 {
-		t.Fatalf("%d %s", status, body)
+	if status != 400 || !strings.Contains(body, `"param":"vendor_thing"`) {
+		t.Errorf("a field the backend does not serve: %d %s", status, body)
 	}
 	w.mu.Lock()
-	defer w.mu.Unlock()
 	if w.extra["top_k"] != "5" || w.extra["vendor_thing"] != `{"a":[1,2]}` {
 		t.Errorf("extra fields reached the backend as %v", w.extra)
+	}
+	w.mu.Unlock()
+	status, _, body = post(t, e.url+"/v1/chat/completions",
+		`{"model":"reference","messages":[{"role":"user","content":"hi"}],"max_tokens":3,"top_k":5}`)
+	if status != 200 {
+		t.Errorf("top_k: %d %s", status, body)
+	}
+	for _, bad := range []string{`"x"`, `-5`, `1.5`} {
+		status, _, body = post(t, e.url+"/v1/chat/completions",
+			`{"model":"reference","messages":[{"role":"user","content":"hi"}],"max_tokens":3,"top_k":`+bad+`}`)
+		if status != 400 || !strings.Contains(body, `"param":"top_k"`) {
+			t.Errorf("top_k %s: %d %s", bad, status, body)
+		}
 	}
 }
 

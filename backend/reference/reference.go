@@ -3,8 +3,10 @@ package reference
 import (
 	"context"
 	"encoding/json"
+	"maps"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -116,6 +118,19 @@ func (b *Backend) check(r *backend.Request) error {
 	if r.TopP != nil && (*r.TopP <= 0 || *r.TopP > 1) {
 		return fault.Invalid("top_p", "top_p must be in (0, 1]")
 	}
+	// A field the model does not serve is refused by name, not ignored;
+	// top_k is its one sampling option beside OpenAI's.
+	for _, k := range slices.Sorted(maps.Keys(r.Extra)) {
+		if k != "top_k" {
+			return fault.Unsupported(k, "the reference model has no %s (the field it takes beside OpenAI's is top_k)", fault.Clip(k, 64))
+		}
+	}
+	if raw, ok := r.Extra["top_k"]; ok {
+		var k int
+		if err := json.Unmarshal(raw, &k); err != nil || k < -1 {
+			return fault.Invalid("top_k", "top_k must be an integer: -1 or 0 for none, else how many of the likeliest tokens to sample from")
+		}
+	}
 	return nil
 }
 
@@ -191,7 +206,8 @@ func (b *Backend) run(ctx context.Context, r *backend.Request, p prepared, index
 	}
 	var topK int
 	if raw, ok := r.Extra["top_k"]; ok {
-		_ = json.Unmarshal(raw, &topK)
+		_ = json.Unmarshal(raw, &topK) // checked by check
+		topK = max(topK, 0)
 	}
 	distp := b.pool.Get().(*[]float64)
 	defer b.pool.Put(distp)
