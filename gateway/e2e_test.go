@@ -540,6 +540,12 @@ func TestUnknownFieldsPassThrough(t *testing.T) {
 	if status != 200 {
 		t.Errorf("top_k: %d %s", status, body)
 	}
+	// So is one inside a message, by its path.
+	status, _, body = post(t, e.url+"/v1/chat/completions",
+		`{"model":"reference","messages":[{"role":"user","content":"hi","bogus":1}],"max_tokens":3}`)
+	if status != 400 || !strings.Contains(body, `"param":"messages[0].bogus"`) {
+		t.Errorf("a field inside a message: %d %s", status, body)
+	}
 	for _, bad := range []string{`"x"`, `-5`, `1.5`} {
 		status, _, body = post(t, e.url+"/v1/chat/completions",
 			`{"model":"reference","messages":[{"role":"user","content":"hi"}],"max_tokens":3,"top_k":`+bad+`}`)

@@ -17,6 +17,7 @@ import (
 	"github.com/ollama/ollama/api"
 	"github.com/steergate/steergate/backend"
 	"github.com/steergate/steergate/fault"
+	"github.com/steergate/steergate/wire"
 )
 
 // Client is an Ollama backend.
@@ -270,10 +271,11 @@ func ChatRequest(r *backend.Request, stream bool) (*api.ChatRequest, error) {
 }
 
 // checkOllama refuses what Ollama cannot do with an otherwise valid
-// request: a tool_choice other than auto and parallel_tool_calls false,
-// which it has no field for, and a field the gateway does not interpret
-// that is none of Ollama's options (logit_bias, …), which would otherwise
-// be dropped.
+// request: a tool_choice other than auto, parallel_tool_calls false and a
+// strict tool, which it has no field for; a field the gateway does not
+// interpret that is none of Ollama's options (logit_bias, …), and one
+// inside a message, tool or response_format (wire.Unread), which would
+// otherwise be dropped.
 func checkOllama(r *backend.Request) error {
 	if len(r.ToolChoice) > 0 && string(r.ToolChoice) != `"auto"` {
 		return fault.Unsupported("tool_choice", "Ollama always chooses tools itself (tool_choice auto); it cannot be told %s", r.ToolChoice)
@@ -285,6 +287,14 @@ func checkOllama(r *backend.Request) error {
 		if !optionKeys[k] {
 			return fault.Unsupported(k, "Ollama has no %s (the fields it takes beside OpenAI's are %s)", fault.Clip(k, 64), strings.Join(slices.Sorted(maps.Keys(optionKeys)), ", "))
 		}
+	}
+	for i, t := range r.Tools {
+		if t.Strict != nil && *t.Strict {
+			return fault.Unsupported(fmt.Sprintf("tools[%d].function.strict", i), "Ollama does not hold tool calls to their parameters' schema")
+		}
+	}
+	if p := wire.Unread(r); p != "" {
+		return fault.Unsupported(p, "Ollama has no %s (fields the gateway does not read go only to OpenAI-compatible backends, as sent)", fault.Clip(p, 96))
 	}
 	return nil
 }

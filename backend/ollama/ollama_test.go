@@ -108,3 +108,26 @@ func TestErrorsNameTheBackend(t *testing.T) {
 		t.Errorf("unreachable: %v", err)
 	}
 }
+
+// Fields inside a message, a tool or response_format that Ollama has no
+// place for are refused by their path, as top-level ones are.
+func TestUnservedNestedFieldsAreRefused(t *testing.T) {
+	c := newClient(t)
+	yes := true
+	for want, r := range map[string]*backend.Request{
+		"messages[0].bogus":        {Messages: []backend.Message{{Role: "user", Content: "hi", Raw: json.RawMessage(`{"role":"user","content":"hi","bogus":1}`)}}},
+		"tools[0].function.strict": {Tools: []backend.Tool{{Type: "function", Name: "f", Strict: &yes}}},
+		"tools[0].function.bogus":  {Tools: []backend.Tool{{Type: "function", Name: "f", Raw: json.RawMessage(`{"type":"function","function":{"name":"f","bogus":1}}`)}}},
+		"response_format.json_schema.bogus": {ResponseFormat: &backend.ResponseFormat{Type: "json_schema", SchemaName: "n", Schema: json.RawMessage(`{}`),
+			Raw: json.RawMessage(`{"type":"json_schema","json_schema":{"name":"n","schema":{},"bogus":1}}`)}},
+	} {
+		r.Model, r.MaxTokens = "reference", 2
+		if r.Messages == nil {
+			r.Messages = []backend.Message{{Role: "user", Content: "hi"}}
+		}
+		_, err := c.Generate(context.Background(), r)
+		if !errors.Is(err, fault.ErrUnsupported) || fault.Param(err) != want {
+			t.Errorf("%s: %v (param %q)", want, err, fault.Param(err))
+		}
+	}
+}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/steergate/steergate/backend"
 	"github.com/steergate/steergate/fault"
+	"github.com/steergate/steergate/wire"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -124,6 +125,9 @@ func (b *Backend) check(r *backend.Request) error {
 		if k != "top_k" {
 			return fault.Unsupported(k, "the reference model has no %s (the field it takes beside OpenAI's is top_k)", fault.Clip(k, 64))
 		}
+	}
+	if p := wire.Unread(r); p != "" {
+		return fault.Unsupported(p, "the reference model has no %s (fields the gateway does not read go only to OpenAI-compatible backends, as sent)", fault.Clip(p, 96))
 	}
 	if raw, ok := r.Extra["top_k"]; ok {
 		var k int
