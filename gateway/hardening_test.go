@@ -280,6 +280,22 @@ func TestMalformedRequests(t *testing.T) {
 	if !strings.Contains(got, " 431 ") {
 		t.Errorf("big headers: %.200s", got)
 	}
+	// Headers far over the limit, still being sent when the 431 goes out,
+	// get it: the connection lingers as it does for a 413, rather than
+	// close on unread bytes, which a client may see as a reset first.
+	for i := range 5 {
+		conn, err := net.Dial("tcp", strings.TrimPrefix(e.url, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		go io.WriteString(conn, "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: "+strings.Repeat("a", 4<<20)+"\r\n\r\n")
+		conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		b, _ := io.ReadAll(conn)
+		conn.Close()
+		if !strings.Contains(string(b), " 431 ") {
+			t.Errorf("huge headers, try %d: %.200q", i, b)
+		}
+	}
 }
 
 // A body shorter than its Content-Length is a 408 once read_timeout has

@@ -209,6 +209,7 @@ func (s *Server) parseError(ctx *fasthttp.RequestCtx, err error) {
 		lingerOnClose(ctx.Conn())
 		writeError(ctx, fault.New(fault.ErrTooLarge, "", "request body exceeds %d bytes", s.opts.MaxBodyBytes))
 	case errors.As(err, &small):
+		lingerOnClose(ctx.Conn()) // the client may still be sending its headers
 		writeError(ctx, fault.New(wire.ErrHeaderTooLarge, "", "request headers exceed %d bytes", s.srv.ReadBufferSize))
 	case errors.As(err, &timeout) && timeout.Timeout():
 		// A body shorter than its Content-Length ends here too: the
