@@ -93,7 +93,7 @@ func (rt *Router) Resolve(model string) (Route, error) {
 	} else if r, ok := find(model + ":latest"); ok {
 		return r, nil
 	}
-	return Route{}, &fault.ParamError{Param: "model", Msg: fmt.Sprintf("The model '%s' does not exist", model), Err: fault.ErrNotFound}
+	return Route{}, &fault.ParamError{Param: "model", Msg: fmt.Sprintf("The model '%s' does not exist", fault.Clip(model, 64)), Err: fault.ErrNotFound}
 }
 
 // List returns every routable name (aliases included) with its route,

@@ -447,6 +447,17 @@ func TestErrorOfKeepsAnOwnCode(t *testing.T) {
 	}
 }
 
+// What a client sent comes back bounded: a 100 KB key as a param, a
+// message quoting it.
+func TestErrorOfIsBounded(t *testing.T) {
+	key := strings.Repeat("k", 100<<10)
+	status, body := ErrorOf(fault.Invalid(key, "unknown field %s", key))
+	if status != 400 || len(*body.Error.Param) > maxParam+len("…") || len(body.Error.Message) > maxMessage+len("…") ||
+		!strings.HasPrefix(*body.Error.Param, "kkk") || !strings.HasPrefix(body.Error.Message, "unknown field kkk") {
+		t.Errorf("%d: param of %d bytes, message of %d", status, len(*body.Error.Param), len(body.Error.Message))
+	}
+}
+
 // A chunk carries the fingerprint of the backend that wrote its piece.
 func TestChunksCarryTheFingerprint(t *testing.T) {
 	d := backend.Delta{Text: "hi", Fingerprint: "fp_1"}

@@ -48,6 +48,12 @@ var errorTable = []struct {
 	{fault.ErrInternal, http.StatusInternalServerError, "server_error", "internal_error"},
 }
 
+// Bounds on an error's message and param, in bytes.
+const (
+	maxMessage = 2048
+	maxParam   = 256
+)
+
 // ErrorOf returns the status and envelope for err.
 func ErrorOf(err error) (int, *ErrorBody) {
 	status, typ, code := http.StatusInternalServerError, "server_error", "internal_error"
@@ -65,7 +71,11 @@ func ErrorOf(err error) (int, *ErrorBody) {
 	case status == http.StatusNotFound && p == "model":
 		code = "model_not_found"
 	}
-	body := &ErrorBody{Error: ErrorDetail{Message: err.Error(), Type: typ}}
+	// What a client sent comes back in messages and params (an unknown
+	// key, a model name): bounded, so that a hostile request is not
+	// echoed whole.
+	p = fault.Clip(p, maxParam)
+	body := &ErrorBody{Error: ErrorDetail{Message: fault.Clip(err.Error(), maxMessage), Type: typ}}
 	if p != "" {
 		body.Error.Param = &p
 	}
