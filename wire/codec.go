@@ -262,13 +262,27 @@ type laterDecoder interface {
 	decodeLater() error
 }
 
+// invalidBody says what is wrong with a body Valid refused, and where.
+func invalidBody(body []byte) error {
+	var se *json.SyntaxError
+	switch err := json.Unmarshal(body, new(json.RawMessage)); {
+	case body[0] != '{' && err == nil:
+		return fault.Invalid("", "request body must be a JSON object, not a JSON %s", kindOf(body))
+	case errors.As(err, &se) && strings.Contains(se.Error(), "exceeded max depth"):
+		return fault.Invalid("", "request body nests deeper than %d levels (at byte %d)", maxNesting, se.Offset)
+	case errors.As(err, &se):
+		return fault.Invalid("", "request body is not valid JSON: %s (at byte %d)", se.Error(), se.Offset)
+	}
+	return fault.Invalid("", "request body is not a valid JSON object (or nests deeper than %d levels)", maxNesting)
+}
+
 func decodeAs(body []byte, d decoding) (map[string]json.RawMessage, error) {
 	body = bytes.TrimSpace(body)
 	if len(body) == 0 {
 		return nil, fault.Invalid("", "request body is empty; expected a JSON object")
 	}
 	if body[0] != '{' || !Valid(body) {
-		return nil, fault.Invalid("", "request body is not a valid JSON object (or nests deeper than %d levels)", maxNesting)
+		return nil, invalidBody(body)
 	}
 	if err := unicodeText(body); err != nil {
 		return nil, err
