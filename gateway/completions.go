@@ -33,6 +33,7 @@ type request struct {
 	steering     json.RawMessage
 	stream       bool
 	includeUsage bool
+	streamOther  string // a stream option besides include_usage: passthrough only
 }
 
 // format is what differs between chat and completions on the wire.
@@ -60,7 +61,7 @@ var chatFormat = format{
 			return nil, err
 		}
 		return &request{model: req.Model, backend: br, steering: req.Steering, stream: req.Stream,
-			includeUsage: req.StreamOptions != nil && req.StreamOptions.IncludeUsage}, nil
+			includeUsage: req.StreamOptions != nil && req.StreamOptions.IncludeUsage, streamOther: streamOther(req.StreamOptions)}, nil
 	},
 	full: chatFull,
 	headless: func(g *backend.Generation, steer json.RawMessage) []byte {
@@ -89,7 +90,7 @@ var completionFormat = format{
 			return nil, err
 		}
 		return &request{model: req.Model, backend: br, steering: req.Steering, stream: req.Stream,
-			includeUsage: req.StreamOptions != nil && req.StreamOptions.IncludeUsage}, nil
+			includeUsage: req.StreamOptions != nil && req.StreamOptions.IncludeUsage, streamOther: streamOther(req.StreamOptions)}, nil
 	},
 	full: completionFull,
 	headless: func(g *backend.Generation, steer json.RawMessage) []byte {
@@ -255,7 +256,21 @@ func (s *Server) answer(x *exchange, req *request) bool {
 			return s.relay(x, rp, req)
 		}
 	}
+	if req.streamOther != "" {
+		err := fault.Unsupported("stream_options."+fault.Clip(req.streamOther, 64),
+			"this stream is written by the gateway (steered, cached, or from a backend that is not OpenAI-compatible), which serves stream_options.include_usage only; the others reach an OpenAI-compatible backend on the passthrough")
+		s.fail(ctx, reqID, rctx, err)
+		return false
+	}
 	return s.generate(x, req, br, en, call, plan)
+}
+
+// streamOther is the first stream option besides include_usage.
+func streamOther(o *wire.StreamOptions) string {
+	if o == nil {
+		return ""
+	}
+	return o.Other
 }
 
 // generate runs a request that the engine answers (steered, cached or

@@ -530,9 +530,12 @@ func (f ResponseFormat) MarshalJSON() ([]byte, error) {
 	return json.Marshal(responseFormatFields(f))
 }
 
-// StreamOptions is the stream_options object.
+// StreamOptions is the stream_options object. Other is its first member
+// besides include_usage (vLLM's continuous_usage_stats, …), which only a
+// stream relayed from an OpenAI-compatible backend can serve.
 type StreamOptions struct {
-	IncludeUsage bool `json:"include_usage"`
+	IncludeUsage bool   `json:"include_usage"`
+	Other        string `json:"-"`
 }
 
 type streamOptionsFields StreamOptions
@@ -550,7 +553,10 @@ func (o *StreamOptions) UnmarshalJSON(b []byte) error {
 	var f streamOptionsFields
 	err := EachMember(b, func(m Member) error {
 		if k, _ := m.Name(); string(k) != "include_usage" {
-			return nil // encoding/json would ignore it too
+			if f.Other == "" {
+				f.Other = string(k)
+			}
+			return nil
 		}
 		switch string(m.Value) {
 		case "true", "false":
