@@ -142,6 +142,15 @@ func TestAuthorization(t *testing.T) {
 			t.Errorf("/metrics lacks %s", want)
 		}
 	}
+	// A path whose dot segments resolve out of /v1/ wants a key too
+	// (/v1/users/..%2F..%2Fx/preferences is /x/preferences decoded, and
+	// user ../../x as sent).
+	escaped := e.url + "/v1/users/..%2F..%2Fx/preferences"
+	for _, method := range []string{"GET", "PUT", "DELETE"} {
+		if status, _, body := call(t, method, escaped, "", `{"weights":{"verbosity":1}}`); status != 401 {
+			t.Errorf("%s %s without a key: %d %s", method, escaped, status, body)
+		}
+	}
 	// Each role on its own tenant, another tenant, and any tenant.
 	if status, _, body := call(t, "PUT", prefsURL, "sk-a", `{"weights":{"verbosity":1}}`); status != 200 {
 		t.Fatalf("user key, own tenant: %d %s", status, body)

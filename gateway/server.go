@@ -259,7 +259,12 @@ func completionRoute(ctx *fasthttp.RequestCtx) (*format, bool) {
 func (s *Server) route(ctx *fasthttp.RequestCtx, reqID string) {
 	path, method := string(ctx.Path()), string(ctx.Method())
 	var id prefs.Identity
-	if strings.HasPrefix(path, "/v1/") {
+	// Every path but the probes, the metrics and the dashboard (which
+	// signs in by itself) wants a key: decided on the decoded path, and
+	// denied by default, so that a path whose dot segments resolve out of
+	// /v1/ (/v1/users/..%2F..%2Fx/preferences is /x/preferences) is not
+	// served without one.
+	if !publicPath(path) {
 		var ok bool
 		if id, ok = s.identify(ctx); !ok {
 			return
@@ -304,6 +309,15 @@ func (s *Server) route(ctx *fasthttp.RequestCtx, reqID string) {
 	default:
 		writeError(ctx, fault.New(fault.ErrNotFound, "", "unknown path %s", fault.Clip(path, 128)))
 	}
+}
+
+// publicPath reports whether path is served without a key.
+func publicPath(path string) bool {
+	switch path {
+	case "/healthz", "/readyz", "/metrics", "/ui":
+		return true
+	}
+	return strings.HasPrefix(path, "/ui/")
 }
 
 func allowed(path string) string {
