@@ -383,7 +383,8 @@ function preferencesPage() {
     } catch (e) { showError(e.message); }
   };
   $("#pref-delete").onclick = async () => {
-    try { await api(prefURL(), { method: "DELETE" }); } catch (e) { showError(e.message); }
+    // JSON, as every call that changes something: the cookie counts on no other.
+    try { await api(prefURL(), { method: "DELETE", headers: { "Content-Type": "application/json" } }); } catch (e) { showError(e.message); }
     await loadPrefs().catch((e) => showError(e.message));
   };
   return loadPrefs();
