@@ -123,15 +123,28 @@ func setEnv(node map[string]any, t reflect.Type, rest, path, value string) (stri
 			return "", fmt.Errorf("names no %s entry of the file (entries must be named in the file)", p)
 		}
 		slices.SortFunc(names, func(a, b string) int { return cmp.Or(len(b)-len(a), strings.Compare(a, b)) })
+		sub := func(name string) string { return strings.TrimPrefix(strings.TrimPrefix(after, strings.ToUpper(name)), "_") }
+		// Each reading is tried on a copy of its entry; one that fits more
+		// than one (backends ref and ref_queue: REF_QUEUE_TIMEOUT) is
+		// refused, not settled by a rule the operator cannot see.
 		var first error
+		var fits, paths []string
 		for _, name := range names {
-			path, err := setEntry(entries, ft.Elem(), name, strings.TrimPrefix(strings.TrimPrefix(after, strings.ToUpper(name)), "_"), p+"."+name, value)
-			if err == nil {
-				return path, nil
+			scratch := map[string]any{name: deepCopy(entries[name])}
+			path, err := setEntry(scratch, ft.Elem(), name, sub(name), p+"."+name, value)
+			if err != nil {
+				first = cmp.Or(first, err)
+				continue
 			}
-			first = cmp.Or(first, err)
+			fits, paths = append(fits, name), append(paths, path)
 		}
-		return "", first
+		switch len(fits) {
+		case 0:
+			return "", first
+		case 1:
+			return setEntry(entries, ft.Elem(), fits[0], sub(fits[0]), p+"."+fits[0], value)
+		}
+		return "", fmt.Errorf("is ambiguous: it names %s; rename an entry so that one name is not the start of another", strings.Join(paths, " and "))
 	case reflect.Slice:
 		list, _ := node[key].([]any)
 		idx, sub, _ := strings.Cut(after, "_")
@@ -173,6 +186,25 @@ func setEntry(entries map[string]any, et reflect.Type, name, sub, ep, value stri
 		return "", err
 	}
 	return setEnv(child, et, sub, ep, value)
+}
+
+// deepCopy copies a YAML tree of maps and lists.
+func deepCopy(v any) any {
+	switch v := v.(type) {
+	case map[string]any:
+		c := make(map[string]any, len(v))
+		for k, x := range v {
+			c[k] = deepCopy(x)
+		}
+		return c
+	case []any:
+		c := make([]any, len(v))
+		for i, x := range v {
+			c[i] = deepCopy(x)
+		}
+		return c
+	}
+	return v
 }
 
 // envName is the variable that names a key path: models[0].steering is

@@ -110,6 +110,9 @@ func TestVariablesAndTheFile(t *testing.T) {
 		{"STEERGATE_SERVER_MAX_N=4", "server: 5\n" + file, "the environment variable STEERGATE_SERVER_MAX_N sets a key in server, which the file has as 5, not a mapping"},
 		{"STEERGATE_MODELS_0_STEERING=x", "models: [{name: m, backend: ref, model: reference, steering: {n: 2}}]\n" + file, "set its keys instead (e.g. STEERGATE_MODELS_0_STEERING_...)"},
 		{"", "models: [{name: m, backend: ref, model: reference, aliases: 'a,b'}]\n" + file, "t.yaml:models[0].aliases: expected a list, got \"a,b\"; write [\"a,b\"]"},
+		// Two readings that both name a key: refused, not settled by a rule.
+		{"STEERGATE_BACKENDS_REF_QUEUE_TIMEOUT=7s", "backends: {ref: {type: reference}, ref_queue: {type: reference}}\n",
+			"the environment variable STEERGATE_BACKENDS_REF_QUEUE_TIMEOUT is ambiguous: it names backends.ref_queue.timeout and backends.ref.queue_timeout"},
 	} {
 		environ = func() []string { return []string{c.env} }
 		if _, err := Parse("t.yaml", []byte(c.yaml)); err == nil || !strings.Contains(err.Error(), c.want) {
