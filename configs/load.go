@@ -428,9 +428,13 @@ func (c *Config) Validate(file string) error {
 			if b.URL == "" {
 				bad(k+".url", "is required for an %s backend", b.Type)
 			} else if strings.Contains(b.URL, ":/") && !strings.Contains(b.URL, "://") {
-				bad(k+".url", "is not a valid URL: %q (a scheme is written http://)", b.URL)
+				bad(k+".url", "is not a valid URL: %q (a scheme is written http://)", hidePassword(b.URL))
+			} else if b.Type == TypeOpenAI && !strings.Contains(b.URL, "://") {
+				// Ollama's own client takes a bare host:port (OLLAMA_HOST);
+				// an OpenAI base URL has its scheme.
+				bad(k+".url", "must be an http:// or https:// URL; got %q", hidePassword(b.URL))
 			} else if err := httpURL(withScheme(b.URL)); err != nil {
-				bad(k+".url", "%v", strings.Replace(err.Error(), withScheme(b.URL), b.URL, 1))
+				bad(k+".url", "%v", strings.Replace(err.Error(), hidePassword(withScheme(b.URL)), hidePassword(b.URL), 1))
 			}
 		default:
 			bad(k+".type", "must be one of reference, ollama, openai; got %q", b.Type)
@@ -525,24 +529,52 @@ func hostPort(s string, listen bool) error {
 	return nil
 }
 
-// httpURL checks a URL the gateway calls: http or https, a host, and a
-// port that can be dialled.
+// httpURL checks a URL the gateway calls: http or https, a host, a port
+// that can be dialled, and no query or fragment, which the paths the
+// gateway appends would not keep. A password in it is left out of the
+// message.
 func httpURL(s string) error {
+	shown := hidePassword(s)
 	u, err := url.Parse(s)
 	switch {
 	case err != nil:
-		return fmt.Errorf("is not a valid URL: %v", err)
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // url.Error quotes the URL whole
+		}
+		return fmt.Errorf("is not a valid URL: %v: %q", err, shown)
 	case u.Scheme != "http" && u.Scheme != "https":
-		return fmt.Errorf("must be an http:// or https:// URL; got %q", s)
+		return fmt.Errorf("must be an http:// or https:// URL; got %q", shown)
 	case u.Hostname() == "":
-		return fmt.Errorf("has no host: %q", s)
+		return fmt.Errorf("has no host: %q", shown)
+	case u.RawQuery != "" || u.ForceQuery || u.Fragment != "":
+		return fmt.Errorf("must have no query or fragment (the gateway appends its paths to it): %q", shown)
 	}
 	if p := u.Port(); p != "" {
 		if n, err := strconv.Atoi(p); err != nil || p[0] == '0' || n < 1 || n > 65535 {
-			return fmt.Errorf("has a port outside 1 to 65535: %q", s)
+			return fmt.Errorf("has a port outside 1 to 65535: %q", shown)
 		}
 	}
 	return nil
+}
+
+// hidePassword writes a URL's password as xxxxx, as the effective config
+// does, even in a URL that does not parse.
+func hidePassword(s string) string {
+	i := strings.Index(s, "://")
+	if i < 0 {
+		return s
+	}
+	rest := s[i+3:]
+	at := strings.LastIndex(rest[:strings.IndexAny(rest+"/", "/?#")], "@")
+	if at < 0 {
+		return s
+	}
+	user, _, ok := strings.Cut(rest[:at], ":")
+	if !ok {
+		return s
+	}
+	return s[:i+3] + user + ":xxxxx" + rest[at:]
 }
 
 // withScheme adds http:// to a bare host:port, as Ollama's own client does

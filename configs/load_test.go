@@ -168,10 +168,18 @@ func TestAddressesAreUsable(t *testing.T) {
 		{"backends: {up: {type: openai, url: \"gopher://h:70/v1\"}}\n", `a.yaml:backends.up.url: must be an http:// or https:// URL; got "gopher://h:70/v1"`},
 		{"backends: {up: {type: openai, url: \"http://h:99999/v1\"}}\n", `a.yaml:backends.up.url: has a port outside 1 to 65535: "http://h:99999/v1"`},
 		{"backends: {up: {type: ollama, url: \"h:0\"}}\n", `a.yaml:backends.up.url: has a port outside 1 to 65535`},
+		{"backends: {up: {type: openai, url: \"http://h:8000/v1?x=1\"}}\n", `a.yaml:backends.up.url: must have no query or fragment (the gateway appends its paths to it): "http://h:8000/v1?x=1"`},
+		{"backends: {up: {type: openai, url: \"http://h:8000/v1#f\"}}\n", `a.yaml:backends.up.url: must have no query or fragment`},
+		{"backends: {up: {type: openai, url: \"h:8000\"}}\n", `a.yaml:backends.up.url: must be an http:// or https:// URL; got "h:8000"`},
+		// A password stays out of the messages, as out of the effective config.
+		{"backends: {up: {type: openai, url: \"http://u:secretpw1@h:99999/v1\"}}\n", `a.yaml:backends.up.url: has a port outside 1 to 65535: "http://u:xxxxx@h:99999/v1"`},
+		{"backends: {up: {type: openai, url: \"http://u:secretpw1@h:8000/v1?x\"}}\n", `"http://u:xxxxx@h:8000/v1?x"`},
+		{"backends: {up: {type: openai, url: \"http://u:secretpw1@/v1\"}}\n", `has no host: "http://u:xxxxx@/v1"`},
+		{"backends: {up: {type: openai, url: \"http://u:secretpw1@h:x/v1\"}}\n", `is not a valid URL: invalid port ":x" after host: "http://u:xxxxx@h:x/v1"`},
 		{"backends: {r: {type: reference}}\ncache: {redis: {addrs: [\"r:0\"]}}\n", `a.yaml:cache.redis.addrs[0]: must be host:port with a port of 1 to 65535; got "r:0"`},
 		{"backends: {r: {type: reference}}\nrewards: {t: {type: remote, objectives: [x], remote: {url: \"triton:8000\", model: m}}}\n", `a.yaml:rewards.t.remote.url: must be an http:// or https:// URL; got "triton:8000"`},
 	} {
-		if _, err := Parse("a.yaml", []byte(c.yaml)); err == nil || !strings.Contains(err.Error(), c.want) {
+		if _, err := Parse("a.yaml", []byte(c.yaml)); err == nil || !strings.Contains(err.Error(), c.want) || strings.Contains(err.Error(), "secretpw1") {
 			t.Errorf("%s\nerr = %v\nwant %s", c.yaml, err, c.want)
 		}
 	}
