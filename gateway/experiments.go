@@ -63,9 +63,7 @@ func (s *Server) recordRequest(en *experiment.Enrollment, respID string, r *back
 		if out.Info != nil {
 			o.Samples = out.Info.SamplesUsed
 		}
-		if out.Generation != nil {
-			o.Tokens = out.Generation.Usage.PromptTokens + out.Generation.Usage.CompletionTokens
-		}
+		o.Tokens = spent(out)
 	}
 	record := func() {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(s.base), 2*time.Second)
@@ -138,12 +136,20 @@ func (s *Server) recordFeedback(out *prefs.Learned) {
 		}
 		o := experiment.Observation{Feedback: a.Win}
 		if a.Rating != nil && e.Outcome == "feedback" {
-			o.Outcome = a.Rating
+			o.Outcome, o.OutcomeTokens = a.Rating, a.Tokens
 		}
 		if err := s.opts.Experiments.Record(ctx, &experiment.Enrollment{Experiment: e, Arm: a.Arm}, o); err != nil {
 			s.log.Warn("experiment record failed", "experiment", a.Experiment, "err", err)
 		}
 	}
+}
+
+// spent is the backend tokens an answer took; a cache hit took none.
+func spent(out *steering.Outcome) int {
+	if out == nil || out.Cache == steering.CacheHit || out.Generation == nil {
+		return 0
+	}
+	return out.Generation.Usage.PromptTokens + out.Generation.Usage.CompletionTokens
 }
 
 // experiments serves GET /v1/experiments and /v1/experiments/{name}: the

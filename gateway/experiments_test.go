@@ -143,6 +143,14 @@ func TestExperimentsOverHTTP(t *testing.T) {
 	if plain.Requests != 4 || plain.Feedback.Wins != 1 || plain.Feedback.Losses != 1 || plain.Outcome.N != 1 || float64(plain.Outcome.Mean) != -1 {
 		t.Errorf("arm plain: %+v", plain)
 	}
+	// A rating's outcome sits beside the backend tokens its response spent.
+	for _, arm := range []experiment.ArmReport{eight, plain} {
+		for _, r := range arm.Recent {
+			if r.Tokens <= 0 {
+				t.Errorf("arm %s: a recent outcome %v without its response's tokens", arm.Name, r)
+			}
+		}
+	}
 	status, _, body := call(t, "GET", e.url+"/v1/experiments/fb", "sk-admin", "")
 	if status != 200 || !strings.Contains(body, `"wins":2`) {
 		t.Errorf("results: %d %s", status, body)

@@ -220,7 +220,7 @@ func (s *Server) logResponse(id, tenant, user, route string, plan *steering.Plan
 			info = &full
 		}
 	}
-	r := &prefs.Response{ID: id, Tenant: tenant, User: user, Route: route, Strategy: plan.Name, Chosen: -1, Created: time.Now().Unix()}
+	r := &prefs.Response{ID: id, Tenant: tenant, User: user, Route: route, Strategy: plan.Name, Chosen: -1, Created: time.Now().Unix(), Tokens: spent(out)}
 	if en != nil {
 		r.Experiment, r.Arm = en.Experiment.Name, en.Arm
 	}

@@ -131,6 +131,7 @@ type ArmFeedback struct {
 	Experiment, Arm string
 	Win             int      // +1 a win, −1 a loss
 	Rating          *float64 // the rating, when the feedback was one
+	Tokens          int      // the backend tokens the response spent
 }
 
 // Kind names the feedback's form, for metrics.
@@ -284,7 +285,7 @@ func (s *Service) pairs(ctx context.Context, tenant string, f *Feedback) ([]Pair
 			win int
 		}{{a, 1}, {b, -1}} {
 			if x.r.Arm != "" {
-				arms = append(arms, ArmFeedback{ResponseID: x.r.ID, Experiment: x.r.Experiment, Arm: x.r.Arm, Win: x.win})
+				arms = append(arms, ArmFeedback{ResponseID: x.r.ID, Experiment: x.r.Experiment, Arm: x.r.Arm, Win: x.win, Tokens: x.r.Tokens})
 			}
 		}
 		return pairs, a, arms, nil
@@ -340,7 +341,7 @@ func (s *Service) pairs(ctx context.Context, tenant string, f *Feedback) ([]Pair
 		if rating < 0 {
 			win = -1
 		}
-		arms = append(arms, ArmFeedback{ResponseID: r.ID, Experiment: r.Experiment, Arm: r.Arm, Win: win, Rating: &rating})
+		arms = append(arms, ArmFeedback{ResponseID: r.ID, Experiment: r.Experiment, Arm: r.Arm, Win: win, Rating: &rating, Tokens: r.Tokens})
 	}
 	return pairs, r, arms, nil
 }

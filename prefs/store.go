@@ -38,6 +38,9 @@ type Response struct {
 	Chosen     int                `json:"chosen"`     // index into Candidates
 	Candidates []Candidate        `json:"candidates"`
 	Created    int64              `json:"created"`
+	// Tokens are the backend tokens the response spent (0 for a cache
+	// hit), kept beside a feedback outcome on it in an experiment.
+	Tokens int `json:"tokens,omitempty"`
 }
 
 // Candidate is one candidate's objective vector.
