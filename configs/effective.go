@@ -3,6 +3,7 @@ package configs
 import (
 	"net/url"
 	"reflect"
+	"slices"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -11,7 +12,20 @@ import (
 // Effective renders cfg as YAML with every default filled in and secrets
 // redacted; with the secrets put back, it loads as the same config.
 func Effective(cfg *Config) ([]byte, error) {
-	return yaml.Marshal(plain(reflect.ValueOf(*cfg)))
+	tree := plain(reflect.ValueOf(*cfg)).(map[string]any)
+	// A reward shows the sections its type reads, not every type's
+	// defaults, which it would then refuse (otherTypesSections).
+	rewards, _ := tree["rewards"].(map[string]any)
+	for _, r := range rewards {
+		r := r.(map[string]any)
+		typ, _ := r["type"].(string)
+		for sec, types := range rewardSections {
+			if !slices.Contains(types, typ) {
+				delete(r, sec)
+			}
+		}
+	}
+	return yaml.Marshal(tree)
 }
 
 func plain(v reflect.Value) any {

@@ -115,7 +115,7 @@ func Parse(file string, data []byte) (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	errs := tc.errs
+	errs := append(tc.errs, tc.misplaced...)
 	if err := cfg.Validate(file); err != nil {
 		// A key the tree check refused was decoded as its default; what
 		// Validate says of it would be about a value nobody wrote.
@@ -129,6 +129,31 @@ func Parse(file string, data []byte) (*Config, error) {
 		return nil, errs
 	}
 	return cfg, nil
+}
+
+// rewardSections are the reward types each type-specific section is
+// read for.
+var rewardSections = map[string][]string{
+	"rules": {RewardRules}, "judge": {RewardJudge}, "remote": {RewardRemote}, "ensemble": {RewardEnsemble},
+	"onnx": {RewardONNX, RewardONNXARM, RewardONNXPRM}, "prm": {RewardONNXPRM}, "lexicon": {RewardLexicon}, "value": {RewardValue},
+}
+
+// otherTypesSections refuses a reward's section that its type does not
+// read (rules: under a judge reward), which would otherwise be decoded
+// and ignored, as a backend's keys of another type are refused.
+func otherTypesSections(file string, raw map[string]any) Errors {
+	rewards, _ := raw["rewards"].(map[string]any)
+	var errs Errors
+	for _, n := range slices.Sorted(maps.Keys(rewards)) {
+		r, _ := rewards[n].(map[string]any)
+		typ, _ := r["type"].(string)
+		for _, sec := range slices.Sorted(maps.Keys(r)) {
+			if types, ok := rewardSections[sec]; ok && typ != "" && !slices.Contains(types, typ) {
+				errs = append(errs, fmt.Sprintf("%s:rewards.%s.%s: applies to %s rewards, not %s", file, n, sec, strings.Join(types, ", "), typ))
+			}
+		}
+	}
+	return errs
 }
 
 // decode reads, expands, overrides from the environment and decodes a
@@ -175,6 +200,7 @@ func decodeTree(file string, data []byte) (*Config, *treeCheck, error) {
 	}
 	tc := &treeCheck{file: file, env: env, errs: errs, texts: texts}
 	tc.value("", raw, reflect.TypeFor[Config](), rules{})
+	tc.misplaced = otherTypesSections(file, raw)
 	// Names may hold dots (a backend gpt-4.1, an objective a.b): viper's
 	// key paths split at its delimiter, so it is one no YAML key holds.
 	v := viper.NewWithOptions(viper.KeyDelimiter("\x00"))

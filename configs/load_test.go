@@ -177,6 +177,9 @@ func TestAddressesAreUsable(t *testing.T) {
 		{"backends: {up: {type: openai, url: \"http://u:secretpw1@/v1\"}}\n", `has no host: "http://u:xxxxx@/v1"`},
 		{"backends: {up: {type: openai, url: \"http://u:secretpw1@h:x/v1\"}}\n", `is not a valid URL: invalid port ":x" after host: "http://u:xxxxx@h:x/v1"`},
 		{"backends: {r: {type: reference}}\ncache: {redis: {addrs: [\"r:0\"]}}\n", `a.yaml:cache.redis.addrs[0]: must be host:port with a port of 1 to 65535; got "r:0"`},
+		// A section another reward type reads is refused, not ignored.
+		{"backends: {r: {type: reference}}\nrewards: {x: {type: rules, judge: {mode: yes_no}}}\n", `a.yaml:rewards.x.judge: applies to judge rewards, not rules`},
+		{"backends: {r: {type: reference}}\nrewards: {x: {type: rules, onnx: {path: /m.onnx}}}\n", `a.yaml:rewards.x.onnx: applies to onnx, onnx_arm, onnx_prm rewards, not rules`},
 		{"backends: {r: {type: reference}}\nrewards: {t: {type: remote, objectives: [x], remote: {url: \"triton:8000\", model: m}}}\n", `a.yaml:rewards.t.remote.url: must be an http:// or https:// URL; got "triton:8000"`},
 	} {
 		if _, err := Parse("a.yaml", []byte(c.yaml)); err == nil || !strings.Contains(err.Error(), c.want) || strings.Contains(err.Error(), "secretpw1") {

@@ -36,6 +36,9 @@ type treeCheck struct {
 	texts map[string]string // key path → a number's text as written (numberTexts)
 	errs  Errors
 	paths map[string]bool // the keys errs are about
+	// misplaced are sections of a type that does not read them, for the
+	// validation (Parse) to report: a decode still takes them.
+	misplaced Errors
 }
 
 // dropped stands for a value the check refused: its key is removed from
