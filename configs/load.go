@@ -816,8 +816,8 @@ func (c *Config) validateExperiments(bad func(key, format string, args ...any)) 
 			bad(at+".name", "is required")
 		case names[e.Name]:
 			bad(at+".name", "another experiment is also called %q", e.Name)
-		case strings.ContainsAny(e.Name, "/?# "):
-			bad(at+".name", "must not contain '/', '?', '#' or spaces (it is part of a URL)")
+		case strings.ContainsAny(e.Name, "/?#% ") || e.Name == "." || e.Name == "..":
+			bad(at+".name", "must not contain '/', '?', '#', '%%' or spaces, nor be . or .. (it is a segment of a URL)")
 		}
 		names[e.Name] = true
 		if len(e.Models) == 0 {

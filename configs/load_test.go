@@ -177,6 +177,8 @@ func TestAddressesAreUsable(t *testing.T) {
 		{"backends: {up: {type: openai, url: \"http://u:secretpw1@/v1\"}}\n", `has no host: "http://u:xxxxx@/v1"`},
 		{"backends: {up: {type: openai, url: \"http://u:secretpw1@h:x/v1\"}}\n", `is not a valid URL: invalid port ":x" after host: "http://u:xxxxx@h:x/v1"`},
 		{"backends: {r: {type: reference}}\ncache: {redis: {addrs: [\"r:0\"]}}\n", `a.yaml:cache.redis.addrs[0]: must be host:port with a port of 1 to 65535; got "r:0"`},
+		{"backends: {r: {type: reference}}\nmodels: [{name: reference, backend: r}]\nexperiments: [{name: \"..\", models: [reference], arms: [{name: a, steering: {strategy: none}}, {name: b, steering: {strategy: none}}]}]\n",
+			`a.yaml:experiments[0].name: must not contain '/', '?', '#', '%' or spaces, nor be . or .. (it is a segment of a URL)`},
 		// A section another reward type reads is refused, not ignored.
 		{"backends: {r: {type: reference}}\nrewards: {x: {type: rules, judge: {mode: yes_no}}}\n", `a.yaml:rewards.x.judge: applies to judge rewards, not rules`},
 		{"backends: {r: {type: reference}}\nrewards: {x: {type: rules, onnx: {path: /m.onnx}}}\n", `a.yaml:rewards.x.onnx: applies to onnx, onnx_arm, onnx_prm rewards, not rules`},
