@@ -578,7 +578,7 @@ func httpURL(s string) error {
 	}
 	if p := u.Port(); p != "" {
 		if n, err := strconv.Atoi(p); err != nil || p[0] == '0' || n < 1 || n > 65535 {
-			return fmt.Errorf("has a port outside 1 to 65535: %q", shown)
+			return fmt.Errorf("has a port outside 1 to 65535, written as digits with no leading zero: %q", shown)
 		}
 	}
 	return nil
