@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"math/rand/v2"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/steergate/steergate/fault"
 )
 
 // Redis is a Store (and a KeyLookup) in Redis, shared by every replica:
@@ -137,6 +139,11 @@ func (r *Redis) FirstFeedback(ctx context.Context, tenant, id string, ttl time.D
 // LookupKey reads key:HASH.
 func (r *Redis) LookupKey(ctx context.Context, hash string) (Identity, bool, error) {
 	m, err := r.c.HGetAll(ctx, r.prefix+"key:"+hash).Result()
+	if err != nil && strings.HasPrefix(err.Error(), "WRONGTYPE") {
+		// An operator's mistake, not an outage: the key is refused, with
+		// why, rather than answered "try again" for ever.
+		return Identity{}, false, fault.New(fault.ErrUnauthorized, "", "this API key's record in Redis is not a hash (fields tenant, role, name)")
+	}
 	if err != nil {
 		return Identity{}, false, err
 	}
@@ -144,8 +151,12 @@ func (r *Redis) LookupKey(ctx context.Context, hash string) (Identity, bool, err
 		return Identity{}, false, nil
 	}
 	role := m["role"]
-	if role != RoleAdmin {
+	switch role {
+	case "":
 		role = RoleUser
+	case RoleUser, RoleAdmin:
+	default:
+		return Identity{}, false, fault.New(fault.ErrUnauthorized, "", "this API key's record in Redis has role %q; roles are user and admin", fault.Clip(role, 32))
 	}
 	return Identity{Name: m["name"], Tenant: m["tenant"], Role: role}, true, nil
 }

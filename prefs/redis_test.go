@@ -2,11 +2,14 @@ package prefs
 
 import (
 	"context"
+	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/steergate/steergate/cache/cachetest"
+	"github.com/steergate/steergate/fault"
 )
 
 // The Redis store: concurrent updates from two clients (two replicas) lose
@@ -75,5 +78,19 @@ func TestRedisStore(t *testing.T) {
 	}
 	if _, err := k.Identify(ctx, "Bearer sk-y"); err != ErrBadKey {
 		t.Errorf("unknown key: %v", err)
+	}
+	// A record with no role is a user's; one with a role that is neither,
+	// or that is no hash, is refused with why, not read as a user's or
+	// answered "try again".
+	stores[0].c.HSet(ctx, "t:key:"+Hash("sk-u"), "tenant", "acme")
+	if id, err := k.Identify(ctx, "Bearer sk-u"); err != nil || id.Role != RoleUser {
+		t.Errorf("no role: %+v %v", id, err)
+	}
+	stores[0].c.HSet(ctx, "t:key:"+Hash("sk-z"), "tenant", "acme", "role", "ADMIN")
+	stores[0].c.Set(ctx, "t:key:"+Hash("sk-s"), "acme", 0)
+	for key, want := range map[string]string{"sk-z": `has role "ADMIN"`, "sk-s": "is not a hash"} {
+		if _, err := k.Identify(ctx, "Bearer "+key); !errors.Is(err, fault.ErrUnauthorized) || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v", key, err)
+		}
 	}
 }
