@@ -123,7 +123,9 @@ func setEnv(node map[string]any, t reflect.Type, rest, path, value string) (stri
 			return "", fmt.Errorf("names no %s entry of the file (entries must be named in the file)", p)
 		}
 		slices.SortFunc(names, func(a, b string) int { return cmp.Or(len(b)-len(a), strings.Compare(a, b)) })
-		sub := func(name string) string { return strings.TrimPrefix(strings.TrimPrefix(after, strings.ToUpper(name)), "_") }
+		sub := func(name string) string {
+			return strings.TrimPrefix(strings.TrimPrefix(after, strings.ToUpper(name)), "_")
+		}
 		// Each reading is tried on a copy of its entry; one that fits more
 		// than one (backends ref and ref_queue: REF_QUEUE_TIMEOUT) is
 		// refused, not settled by a rule the operator cannot see.

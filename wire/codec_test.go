@@ -525,10 +525,10 @@ func BenchmarkChunkEvent(b *testing.B) {
 // A body that is not a JSON object says what is wrong and where.
 func TestInvalidBodySaysWhere(t *testing.T) {
 	for body, want := range map[string]string{
-		`{"model":"m",}`:                             "request body is not valid JSON: invalid character '}' looking for beginning of object key string (at byte 14)",
-		`{"model":"m"`:                               "request body is not valid JSON: unexpected end of JSON input (at byte 12)",
-		`[{"model":"m"}]`:                            "request body must be a JSON object, not a JSON array",
-		`"hi"`:                                       "request body must be a JSON object, not a JSON string",
+		`{"model":"m",}`:  "request body is not valid JSON: invalid character '}' looking for beginning of object key string (at byte 14)",
+		`{"model":"m"`:    "request body is not valid JSON: unexpected end of JSON input (at byte 12)",
+		`[{"model":"m"}]`: "request body must be a JSON object, not a JSON array",
+		`"hi"`:            "request body must be a JSON object, not a JSON string",
 		`{"a":` + strings.Repeat("[", 10001) + `]}`: "nests deeper than 10000 levels",
 	} {
 		_, err := DecodeChat([]byte(body))
