@@ -168,6 +168,13 @@ func (a *ARM) LogProbs(ctx context.Context, s rm.Sample, next []string) ([]float
 	return out, nil
 }
 
+// wordStart reports whether a word starts at s[i] after its space: a
+// space after a non-space (not after a new line), where every tokenizer's
+// pre-tokenizer splits; i > 0.
+func wordStart(s string, i int) bool {
+	return s[i] == ' ' && s[i-1] != ' ' && s[i-1] != '\n'
+}
+
 // stem finds where open's last word begins (a space after a non-space,
 // where tokenizers split; at most headRest bytes from the end) and how
 // many of base's ids come before it. ok is false where there is no such
@@ -175,7 +182,7 @@ func (a *ARM) LogProbs(ctx context.Context, s rm.Sample, next []string) ([]float
 // are not base's last ones.
 func (a *ARM) stem(open string, base []int) (cut, keep int, ok bool) {
 	cut = len(open) - 1
-	for cut > 0 && len(open)-cut <= headRest && !(open[cut] == ' ' && open[cut-1] != ' ' && open[cut-1] != '\n') {
+	for cut > 0 && len(open)-cut <= headRest && !wordStart(open, cut) {
 		cut--
 	}
 	if cut <= 0 || len(open)-cut > headRest {
@@ -210,7 +217,7 @@ func (a *ARM) encode(text string) []int {
 		return ids
 	}
 	cut := len(rest) - headBack
-	for cut > 0 && !(rest[cut] == ' ' && rest[cut-1] != ' ' && rest[cut-1] != '\n') {
+	for cut > 0 && !wordStart(rest, cut) {
 		cut--
 	}
 	if cut <= 0 {

@@ -377,15 +377,10 @@ func TestARMEncodeFromHeads(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	words := strings.Fields("the sky is blue because air scatters light, so the sun helps plants make food. which is good! " +
-		"(a simple answer) - the ocean: water and rain; ##ed tests")
-	text := "why is the sky blue?\n"
-	for i := range 600 {
-		sep := " "
-		if i%17 == 0 {
-			sep = "\n"
-		}
-		text += sep + words[i%len(words)]
+	words := "the sky is blue because air scatters light, so the sun helps plants make food. which is good! " +
+		"(a simple answer) - the ocean: water and rain; ##ed tests"
+	texts := growing("why is the sky blue?\n", words, 600, 17)
+	for i, text := range texts {
 		if got, want := a.encode(text), a.enc.tok.Encode(text); !slices.Equal(got, want) {
 			t.Fatalf("step %d: encoded %v\nwhole text %v", i, got, want)
 		}
@@ -395,9 +390,26 @@ func TestARMEncodeFromHeads(t *testing.T) {
 	if len(a.heads) == 0 {
 		t.Fatal("no head was kept")
 	}
+	text := texts[len(texts)-1]
 	if last := a.heads[len(a.heads)-1]; len(text)-len(last.text) > headRest {
 		t.Errorf("the last head ends %d bytes before the text's end", len(text)-len(last.text))
 	}
+}
+
+// growing is start grown a word of words at a time, n times, each text in
+// turn; every lines-th word starts a new line.
+func growing(start, words string, n, lines int) []string {
+	ws := strings.Fields(words)
+	out := make([]string, n)
+	for i := range n {
+		sep := " "
+		if i%lines == 0 {
+			sep = "\n"
+		}
+		start += sep + ws[i%len(ws)]
+		out[i] = start
+	}
+	return out
 }
 
 // Candidates are encoded from the context's last word on: with the ids
@@ -409,15 +421,9 @@ func TestARMStemEncoding(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	words := strings.Fields("the sky is blu because air scatters light, so the sun helps plants make food. which is good! (a simple answer) - ##ed")
+	words := "the sky is blu because air scatters light, so the sun helps plants make food. which is good! (a simple answer) - ##ed"
 	next := []string{" the", "e", "s", ".", "\n", " the sun", "!!", " ", "ed because"}
-	open := "why is the sky blue?\n"
-	for i := range 300 {
-		sep := " "
-		if i%13 == 0 {
-			sep = "\n"
-		}
-		open += sep + words[i%len(words)]
+	for i, open := range growing("why is the sky blue?\n", words, 300, 13) {
 		base := a.encode(open)
 		cut, keep, ok := a.stem(open, base)
 		if !ok || cut <= len(open)-headRest || keep > len(base) {
