@@ -256,12 +256,6 @@ func (s *Server) answer(x *exchange, req *request) bool {
 			return s.relay(x, rp, req)
 		}
 	}
-	if req.streamOther != "" {
-		err := fault.Unsupported("stream_options."+fault.Clip(req.streamOther, 64),
-			"this stream is written by the gateway (steered, cached, or from a backend that is not OpenAI-compatible), which serves stream_options.include_usage only; the others reach an OpenAI-compatible backend on the passthrough")
-		s.fail(ctx, reqID, rctx, err)
-		return false
-	}
 	return s.generate(x, req, br, en, call, plan)
 }
 
@@ -279,6 +273,12 @@ func streamOther(o *wire.StreamOptions) string {
 func (s *Server) generate(x *exchange, req *request, br *backend.Request, en *experiment.Enrollment, call *steering.Call, plan *steering.Plan) bool {
 	ctx, reqID, id, f, start, l, rctx, cancel := x.ctx, x.reqID, x.id, x.f, x.start, x.l, x.rctx, x.cancel
 	finish, release := x.finish, x.release
+	if req.streamOther != "" {
+		err := fault.Unsupported("stream_options."+fault.Clip(req.streamOther, 64),
+			"this stream is written by the gateway (steered, cached, or from a backend that is not OpenAI-compatible), which serves stream_options.include_usage only; the others reach an OpenAI-compatible backend on the passthrough")
+		s.fail(ctx, reqID, rctx, err)
+		return false
+	}
 	respID, created := newID(f.idPrefix), time.Now().Unix()
 	var cacheStatus atomic.Value
 	call.CacheStatus = func(s string) { cacheStatus.Store(s) }
