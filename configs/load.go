@@ -224,6 +224,11 @@ func decodeTree(file string, data []byte) (*Config, *treeCheck, error) {
 		rewardDefaults(&r)
 		cfg.Rewards[name] = r
 	}
+	for i := range cfg.Auth.Keys {
+		if cfg.Auth.Keys[i].Role == "" {
+			cfg.Auth.Keys[i].Role = "user" // as the effective config shows it
+		}
+	}
 	for i := range cfg.Models {
 		if cfg.Models[i].Target == "" {
 			cfg.Models[i].Target = cfg.Models[i].Name

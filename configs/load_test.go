@@ -270,3 +270,16 @@ func TestEffectiveLoadsAgain(t *testing.T) {
 		}
 	}
 }
+
+// A key without a role is a user's, and the effective config says so.
+func TestKeyRoleDefault(t *testing.T) {
+	h := strings.Repeat("ab", 32)
+	cfg, err := Parse("k.yaml", []byte("backends: {r: {type: reference}}\nauth: {keys: [{hash: "+h+", tenant: acme}]}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := Effective(cfg)
+	if err != nil || cfg.Auth.Keys[0].Role != "user" || !strings.Contains(string(out), "role: user") {
+		t.Errorf("role %q, effective:\n%s", cfg.Auth.Keys[0].Role, out)
+	}
+}
