@@ -355,6 +355,10 @@ func TestFeedbackOverHTTP(t *testing.T) {
 	if status, got := fb("sk-a", body); status != 200 || !strings.Contains(got, `"duplicate":true`) || !strings.Contains(got, `"updates":1`) {
 		t.Errorf("repeated: %d %s", status, got)
 	}
+	// A PUT replaces the learned weights: they have learned from nothing.
+	if status, _, got := call(t, "PUT", e.url+"/v1/users/alice/preferences", "sk-a", `{"weights":{"verbosity":1}}`); status != 200 || !strings.Contains(got, `"updates":0`) {
+		t.Errorf("after a PUT: %d %s", status, got)
+	}
 	_, _, m := call(t, "GET", e.url+"/metrics", "", "")
 	for _, want := range []string{
 		`steergate_feedback_total{class="config",kind="candidates",outcome="learned"} 1`,

@@ -68,12 +68,10 @@ func (s *Service) Put(ctx context.Context, tenant, user, rewardName string, p *P
 			return nil, "", invalid("weights."+o, "weight must be a finite number of magnitude at most %g (preferences.max_weight)", s.Learning.Bound)
 		}
 	}
-	stored, err := s.Store.Update(ctx, tenant, user, name, func(cur *Preferences) (*Preferences, error) {
-		next := &Preferences{Weights: p.Weights, Normalize: p.Normalize}
-		if cur != nil {
-			next.Updates = cur.Updates
-		}
-		return next, nil
+	// The weights replace the learned ones, and learn afresh: their step
+	// sizes restart and updates counts from 0.
+	stored, err := s.Store.Update(ctx, tenant, user, name, func(*Preferences) (*Preferences, error) {
+		return &Preferences{Weights: p.Weights, Normalize: p.Normalize}, nil
 	})
 	return stored, name, err
 }
