@@ -15,6 +15,7 @@ import (
 	"github.com/steergate/steergate/backend"
 	"github.com/steergate/steergate/cache"
 	"github.com/steergate/steergate/configs"
+	"github.com/steergate/steergate/fault"
 	"github.com/steergate/steergate/metrics"
 	"github.com/steergate/steergate/rm"
 	"github.com/steergate/steergate/rm/judge"
@@ -60,7 +61,11 @@ func Describe(cfg *configs.Config) (map[string]Info, error) {
 			}
 			objs, err := objectives(name, rc, out)
 			if err != nil {
-				errs = append(errs, fmt.Sprintf("%s:rewards.%s: %v", cfg.File, name, err))
+				at := "rewards." + name
+				if p := fault.Param(err); p != "" {
+					at += "." + p // the key inside the reward's config
+				}
+				errs = append(errs, fmt.Sprintf("%s:%s: %v", cfg.File, at, err))
 				continue
 			}
 			info := Info{Objectives: objs, Weights: rc.Weights}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"unicode"
 
+	"github.com/steergate/steergate/fault"
 	"github.com/steergate/steergate/rm"
 )
 
@@ -58,27 +59,27 @@ func New(c Config) (*Rules, error) {
 		r.n = 3
 	}
 	if r.n < 1 {
-		return nil, fmt.Errorf("ngram must be at least 1")
+		return nil, fault.Invalid("rules.ngram", "ngram must be at least 1")
 	}
 	if c.Regex != "" {
 		re, err := regexp.Compile(c.Regex)
 		if err != nil {
-			return nil, fmt.Errorf("regex: %w", err)
+			return nil, fault.Invalid("rules.regex", "regex: %v", err)
 		}
 		r.format = re
 	}
 	names := make([]string, 0, len(c.Keywords))
 	for name, pats := range c.Keywords {
 		if builtin(name) {
-			return nil, fmt.Errorf("keyword objective %q shadows a built-in rule", name)
+			return nil, fault.Invalid("rules.keywords."+name, "keyword objective %q shadows a built-in rule", name)
 		}
 		if len(pats) == 0 {
-			return nil, fmt.Errorf("keyword objective %q has no patterns", name)
+			return nil, fault.Invalid("rules.keywords."+name, "keyword objective %q has no patterns", name)
 		}
-		for _, p := range pats {
+		for i, p := range pats {
 			re, err := regexp.Compile("(?i)" + p)
 			if err != nil {
-				return nil, fmt.Errorf("keyword objective %q: %w", name, err)
+				return nil, fault.Invalid(fmt.Sprintf("rules.keywords.%s[%d]", name, i), "keyword objective %q: %v", name, err)
 			}
 			r.keywords[name] = append(r.keywords[name], re)
 		}
