@@ -328,6 +328,11 @@ func TestRawErrors(t *testing.T) {
 	if status != 404 || !strings.Contains(body, `"error"`) {
 		t.Errorf("unknown path: %d %s", status, body)
 	}
+	// It is quoted as sent, not as the path it decodes to.
+	status, _, body = post(t, e.url+"/v1//nothing", `{}`)
+	if status != 404 || !strings.Contains(body, "unknown path /v1//nothing") {
+		t.Errorf("unknown path with //: %d %s", status, body)
+	}
 }
 
 func TestOverloadedGets503WithRetryAfter(t *testing.T) {

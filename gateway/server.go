@@ -307,7 +307,8 @@ func (s *Server) route(ctx *fasthttp.RequestCtx, reqID string) {
 		ctx.Response.Header.Set("Allow", allowed(path))
 		writeError(ctx, fault.New(wire.ErrMethod, "", "method %s is not allowed on %s", fault.Clip(method, 16), path))
 	default:
-		writeError(ctx, fault.New(fault.ErrNotFound, "", "unknown path %s", fault.Clip(path, 128)))
+		// The path as sent: the decoded one may read as another that exists.
+		writeError(ctx, fault.New(fault.ErrNotFound, "", "unknown path %s", fault.Clip(string(ctx.URI().PathOriginal()), 128)))
 	}
 }
 
