@@ -272,7 +272,8 @@ func ChatRequest(r *backend.Request, stream bool) (*api.ChatRequest, error) {
 
 // checkOllama refuses what Ollama cannot do with an otherwise valid
 // request: a tool_choice other than auto, parallel_tool_calls false and a
-// strict tool, which it has no field for; a field the gateway does not
+// strict tool, which it has no field for; a trailing assistant message
+// without continue_final_message, which it would continue; a field the gateway does not
 // interpret that is none of Ollama's options (logit_bias, …), and one
 // inside a message, tool or response_format (wire.Unread), which would
 // otherwise be dropped.
@@ -287,6 +288,12 @@ func checkOllama(r *backend.Request) error {
 		if !optionKeys[k] {
 			return fault.Unsupported(k, "Ollama has no %s (the fields it takes beside OpenAI's are %s)", fault.Clip(k, 64), strings.Join(slices.Sorted(maps.Keys(optionKeys)), ", "))
 		}
+	}
+	if n := len(r.Messages); n > 0 && !r.Continue && r.Messages[n-1].Role == "assistant" {
+		// OpenAI answers after it, in a turn of its own; Ollama's templates
+		// leave it open and continue it, which would change the request's
+		// meaning.
+		return fault.Unsupported(fmt.Sprintf("messages[%d]", n-1), "Ollama continues a trailing assistant message rather than answer after it: send continue_final_message: true to continue it, or end the messages with the turn to answer")
 	}
 	for i, t := range r.Tools {
 		if t.Strict != nil && *t.Strict {

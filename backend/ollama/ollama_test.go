@@ -110,12 +110,15 @@ func TestErrorsNameTheBackend(t *testing.T) {
 }
 
 // Fields inside a message, a tool or response_format that Ollama has no
-// place for are refused by their path, as top-level ones are.
+// place for are refused by their path, as top-level ones are; so is a
+// trailing assistant message without continue_final_message, which
+// Ollama would continue where OpenAI answers after it.
 func TestUnservedNestedFieldsAreRefused(t *testing.T) {
 	c := newClient(t)
 	yes := true
 	for want, r := range map[string]*backend.Request{
 		"messages[0].bogus":        {Messages: []backend.Message{{Role: "user", Content: "hi", Raw: json.RawMessage(`{"role":"user","content":"hi","bogus":1}`)}}},
+		"messages[1]":              {Messages: []backend.Message{{Role: "user", Content: "hi"}, {Role: "assistant", Content: "The sky"}}},
 		"tools[0].function.strict": {Tools: []backend.Tool{{Type: "function", Name: "f", Strict: &yes}}},
 		"tools[0].function.bogus":  {Tools: []backend.Tool{{Type: "function", Name: "f", Raw: json.RawMessage(`{"type":"function","function":{"name":"f","bogus":1}}`)}}},
 		"response_format.json_schema.bogus": {ResponseFormat: &backend.ResponseFormat{Type: "json_schema", SchemaName: "n", Schema: json.RawMessage(`{}`),
