@@ -333,6 +333,23 @@ type Generation struct {
 	UsageExtra map[string]json.RawMessage `json:",omitempty"`
 }
 
+// CountTokens fills in the choices' Tokens a backend did not count, where
+// the answer says: a lone choice's are the usage's completion tokens;
+// one among several with logprobs has a logprob a token. Others stay 0,
+// unknown.
+func (g *Generation) CountTokens() {
+	for i := range g.Choices {
+		c := &g.Choices[i]
+		switch {
+		case c.Tokens > 0:
+		case len(g.Choices) == 1:
+			c.Tokens = g.Usage.CompletionTokens
+		default:
+			c.Tokens = len(c.Logprobs)
+		}
+	}
+}
+
 // Delta is one streamed piece of a choice. The last delta of a choice carries
 // its FinishReason.
 type Delta struct {

@@ -290,6 +290,9 @@ func (g *guidedRun) candidates(ctx context.Context, tokens int) ([]candidate, er
 	var out []candidate
 	for i := range gen.Choices {
 		c := gen.Choices[i]
+		if c.Tokens == 0 && c.FinishReason == backend.FinishLength {
+			c.Tokens = tokens // uncounted, but a block cut by length is all it was asked for
+		}
 		out = append(out, candidate{text: c.Text, block: &c, ends: c.FinishReason != backend.FinishLength, finished: c.FinishReason})
 	}
 	if len(out) == 0 {

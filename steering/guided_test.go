@@ -253,3 +253,22 @@ func (scriptedBlocks) Generate(_ context.Context, r *backend.Request) (*backend.
 func (s scriptedBlocks) Stream(ctx context.Context, r *backend.Request, emit func(backend.Delta) error) (*backend.Generation, error) {
 	return s.Generate(ctx, r)
 }
+
+// Blocks whose tokens the backend does not count (several choices in one
+// call, no logprobs) count as long as they were asked for when cut by
+// length: the answer ends at max_tokens, not past it.
+func TestGuidedBlocksKeepToMaxTokensUncounted(t *testing.T) {
+	e, call := guidedEngine(uncounted{})
+	for _, most := range []int{5, 12} {
+		c := call(`{"strategy":"guided","block_tokens":3,"k":2,"token_rewards":{"likes":1}}`, 3)
+		c.Request.MaxTokens = most
+		out, err := run(context.Background(), e, c, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ch := out.Generation.Choices[0]
+		if words := strings.Count(ch.Text, " w"); words != most || ch.Tokens != most {
+			t.Errorf("max_tokens %d: %d words, %d tokens counted", most, words, ch.Tokens)
+		}
+	}
+}

@@ -314,7 +314,13 @@ func (p *particles) step(ctx context.Context, r *backend.Request, env *Env, live
 // ends at the end of the answer, another stop sequence, or max_tokens.
 func (p *particles) advance(q *particle, c backend.Choice, maxTokens int) {
 	if c.Tokens == 0 && c.Text != "" {
+		// The backend did not count them: a step cut by length wrote all
+		// it was asked for (step_tokens, or what max_tokens left), one
+		// that stopped at least a token.
 		c.Tokens = 1
+		if c.FinishReason == backend.FinishLength {
+			c.Tokens = min(p.StepTokens, maxTokens-q.tokens)
+		}
 	}
 	q.tokens += c.Tokens
 	q.logprobs = append(q.logprobs, c.Logprobs...)

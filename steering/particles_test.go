@@ -442,3 +442,39 @@ func TestParticlesKeepToMaxTokens(t *testing.T) {
 		}
 	}
 }
+
+// uncounted writes as many words as it is asked for tokens, cut by length,
+// and counts none of them, as an OpenAI-compatible server does for a
+// choice among several, or one without usage.
+type uncounted struct{}
+
+func (uncounted) Name() string       { return "uncounted" }
+func (uncounted) Caps() backend.Caps { return backend.Caps{Continuation: true, NativeN: true} }
+func (u uncounted) Generate(ctx context.Context, r *backend.Request) (*backend.Generation, error) {
+	return u.Stream(ctx, r, nil)
+}
+func (uncounted) Stream(_ context.Context, r *backend.Request, _ func(backend.Delta) error) (*backend.Generation, error) {
+	g := &backend.Generation{}
+	for i := range max(r.N, 1) {
+		g.Choices = append(g.Choices, backend.Choice{Index: i, Text: strings.Repeat(" w", r.MaxTokens), FinishReason: backend.FinishLength})
+	}
+	return g, nil
+}
+
+// A step cut by length wrote all it was asked for: with a backend that
+// counts no tokens, particles still end at max_tokens, not past it.
+func TestParticlesKeepToMaxTokensUncounted(t *testing.T) {
+	for _, most := range []int{3, 7} {
+		e, on := engine(uncounted{}, goodShare{}, `{}`)
+		c := call(`{"strategy":"particles","n":2,"step_tokens":4}`, 1)
+		c.Request.MaxTokens = most
+		out, err := run(context.Background(), e, on(c), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ch := out.Generation.Choices[0]
+		if words := strings.Count(ch.Text, " w"); words != most || ch.Tokens != most || ch.FinishReason != backend.FinishLength {
+			t.Errorf("max_tokens %d: %d words, %d tokens counted, finish %s", most, words, ch.Tokens, ch.FinishReason)
+		}
+	}
+}

@@ -347,12 +347,15 @@ func (c *Client) Generate(ctx context.Context, r *backend.Request) (*backend.Gen
 		if err := json.Unmarshal(raw, &cmp); err != nil {
 			return nil, fmt.Errorf("%w: %s: bad completion body: %v", fault.ErrUpstream, c.name, err)
 		}
-		return generationOfCompletion(&cmp), nil
+		g := generationOfCompletion(&cmp)
+		g.CountTokens()
+		return g, nil
 	}
 	g, err := decodeChat(raw)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: bad chat completion body: %v", fault.ErrUpstream, c.name, err)
 	}
+	g.CountTokens() // step-wise strategies count a step's tokens against max_tokens
 	return g, nil
 }
 
@@ -523,6 +526,7 @@ func readStream(body io.Reader, r *backend.Request, name string, maxEvent int, e
 		}
 		g.Choices = append(g.Choices, ch)
 	}
+	g.CountTokens()
 	return g, nil
 }
 
