@@ -233,7 +233,7 @@ func (p *particles) Steer(ctx context.Context, r *backend.Request, env *Env) (*O
 				continue
 			}
 			spent += gens[i].Usage.PromptTokens + gens[i].Usage.CompletionTokens
-			p.advance(q, gens[i].Choices[0], maxTokens)
+			p.advance(q, gens[i].Choices[0], maxTokens, r.Stop)
 			moved = append(moved, q)
 		}
 		if len(pop) < max(1, env.Common.MinSuccess) {
@@ -311,8 +311,9 @@ func (p *particles) step(ctx context.Context, r *backend.Request, env *Env, live
 
 // advance appends a step to a particle and decides whether it is done: it
 // goes on after the delimiter or when the step ran out of step_tokens, and
-// ends at the end of the answer, another stop sequence, or max_tokens.
-func (p *particles) advance(q *particle, c backend.Choice, maxTokens int) {
+// ends at the end of the answer, one of the request's stop sequences
+// (stops; also where it is the delimiter too), or max_tokens.
+func (p *particles) advance(q *particle, c backend.Choice, maxTokens int, stops []string) {
 	if c.Tokens == 0 && c.Text != "" {
 		// The backend did not count them: a step cut by length wrote all
 		// it was asked for (step_tokens, or what max_tokens left), one
@@ -338,7 +339,7 @@ func (p *particles) advance(q *particle, c backend.Choice, maxTokens int) {
 		if c.Text != "" {
 			q.steps = append(q.steps, c.Text)
 		}
-		if slices.Contains(p.stops, *c.StopSequence) {
+		if slices.Contains(p.stops, *c.StopSequence) && !slices.Contains(stops, *c.StopSequence) {
 			q.text += *c.StopSequence // a step ended: the answer goes on
 		} else {
 			q.done, q.stop = true, c.StopSequence

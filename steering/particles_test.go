@@ -478,3 +478,19 @@ func TestParticlesKeepToMaxTokensUncounted(t *testing.T) {
 		}
 	}
 }
+
+// A request's stop sequence that is also the step delimiter ends the
+// answer there, as it would without particles.
+func TestParticlesRequestStopWinsOverDelimiter(t *testing.T) {
+	e, on := engine(&stepper{reports: true}, goodShare{}, `{}`)
+	c := call(`{"strategy":"particles","n":2}`, 1)
+	c.Request.Stop = []string{"."}
+	out, err := run(context.Background(), e, on(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch := out.Generation.Choices[0]
+	if strings.Contains(ch.Text, ".") || strings.Count(ch.Text, " ") != 1 || ch.FinishReason != backend.FinishStop || ch.StopSequence == nil || *ch.StopSequence != "." {
+		t.Errorf("answer %q, finish %s, stop %v", ch.Text, ch.FinishReason, ch.StopSequence)
+	}
+}
