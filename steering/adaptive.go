@@ -70,6 +70,11 @@ func (p *adaptive) Check(c *Check) error {
 	if p.Step == 0 {
 		p.Step = defaultStep
 	}
+	if p.Initial > c.Limits.MaxSamples {
+		// Named for itself: the default max_samples would follow it up and
+		// be refused under its own name.
+		return c.Bad("initial", "initial must be at most %d (server.max_samples)", c.Limits.MaxSamples)
+	}
 	if p.MaxSamples == 0 {
 		p.MaxSamples = max(p.Initial, min(16, c.Limits.MaxSamples))
 	}

@@ -283,6 +283,9 @@ func TestSteeringObjectKeys(t *testing.T) {
 		`{"strategy":"best_of_n","weights":{"good":null}}`:            "steering.weights.good",
 		`{"strategy":"best_of_n","weights":{"good":"2"}}`:             "steering.weights.good",
 		`{"strategy":"best_of_n","weights":[1]}`:                      "steering.weights",
+		// Past server.max_samples, initial is named for itself, not for
+		// the max_samples its default would follow it to.
+		`{"strategy":"adaptive","initial":33}`: "steering.initial",
 	} {
 		_, err := e.Plan(on(call(steer, 1)))
 		if !errors.Is(err, fault.ErrInvalid) || fault.Param(err) != param {
