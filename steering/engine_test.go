@@ -342,3 +342,35 @@ func TestTokenRewardNamedAsReward(t *testing.T) {
 		t.Errorf("%v", err)
 	}
 }
+
+// lengthOnly scores one objective, "long", that goodShare does not have.
+type lengthOnly struct{}
+
+func (lengthOnly) Objectives() []string { return []string{"long"} }
+func (lengthOnly) Score(_ context.Context, ss []rm.Sample) ([][]float32, error) {
+	out := make([][]float32, len(ss))
+	for i, s := range ss {
+		out[i] = []float32{float32(len(s.Response))}
+	}
+	return out, nil
+}
+
+// The route's weights are for the route's reward: a request that names
+// another reward plans without them, rather than being refused for
+// objectives it never named.
+func TestRequestRewardLeavesRouteWeights(t *testing.T) {
+	e := NewEngine(Options{Rewards: map[string]rm.Rewarder{"default": goodShare{}, "length": lengthOnly{}},
+		Routes: map[string]json.RawMessage{"m": json.RawMessage(`{"weights":{"good":2}}`)}, Limits: Limits{MaxSamples: 32}})
+	on := func(c *Call) *Call { c.Route.Backend = &stepper{}; return c }
+	p, err := e.Plan(on(call(`{"strategy":"best_of_n","reward":"length"}`, 1)))
+	if err != nil || p.RewardName != "length" || p.RouteWeights != nil {
+		t.Fatalf("another reward: %v %+v", err, p)
+	}
+	if p, err = e.Plan(on(call(`{"strategy":"best_of_n"}`, 1))); err != nil || p.RouteWeights["good"] != 2 {
+		t.Errorf("the route's reward: %v %+v", err, p)
+	}
+	// Weights the request gives still have to be the reward's.
+	if _, err := e.Plan(on(call(`{"strategy":"best_of_n","reward":"length","weights":{"good":1}}`, 1))); fault.Param(err) != "steering.weights" {
+		t.Errorf("the request's weights for another reward: %v", err)
+	}
+}

@@ -2,6 +2,7 @@ package steering
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -368,6 +369,16 @@ func (rs *Resolver) Resolve(route, req json.RawMessage, t Target, prefix string)
 	// Weight layers stay apart so that a user's weights can go between the
 	// request's and the route's.
 	p.RouteWeights, p.RequestWeights = routeWeights, reqWeights
+	// The route's weights are for the route's reward: a request that
+	// switches reward leaves them out (they may name objectives the other
+	// reward does not have), as a switched strategy leaves its parameters.
+	routeReward := rs.Default
+	if raw, ok := routeObj["reward"]; ok {
+		_ = json.Unmarshal(raw, &routeReward)
+	}
+	if reward := cmp.Or(common.Reward, rs.Default); reward != routeReward {
+		p.RouteWeights = nil
+	}
 	c := &Check{K: max(t.K, 1), Chat: t.Chat, Limits: rs.Limits, Caps: t.Caps, Backend: t.Backend, Common: &p.Common, TokenRewards: rs.TokenRewards,
 		prefix: prefix, given: merged}
 	if err := rs.checkCommon(c, p, k.reward, reqObj); err != nil {
