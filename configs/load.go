@@ -839,6 +839,7 @@ func (c *Config) validateExperiments(bad func(key, format string, args ...any)) 
 			for _, k := range []string{m, models[m]} {
 				if other, ok := covered[k]; ok && other != e.Name {
 					bad(fmt.Sprintf("%s.models[%d]", at, j), "%q is already in the running experiment %q: a request could be in two", m, other)
+					break // once, whether by its name or its route's
 				}
 			}
 			covered[m] = e.Name

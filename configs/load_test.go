@@ -283,3 +283,21 @@ func TestKeyRoleDefault(t *testing.T) {
 		t.Errorf("role %q, effective:\n%s", cfg.Auth.Keys[0].Role, out)
 	}
 }
+
+// A model in two running experiments is said once, whether it is named by
+// itself or by its route.
+func TestModelInTwoExperimentsSaidOnce(t *testing.T) {
+	const arms = `arms: [{name: a, steering: {strategy: none}}, {name: b, steering: {strategy: none}}]`
+	y := "backends: {r: {type: reference}}\nmodels: [{name: reference, backend: r, aliases: [ab]}]\nexperiments:\n" +
+		"  - {name: one, models: [reference], " + arms + "}\n  - {name: two, models: [reference], " + arms + "}\n" +
+		"  - {name: three, models: [ab], " + arms + "}\n"
+	_, err := Parse("x.yaml", []byte(y))
+	if err == nil {
+		t.Fatal("two running experiments on one model passed")
+	}
+	for _, key := range []string{"experiments[1].models[0]", "experiments[2].models[0]"} {
+		if n := strings.Count(err.Error(), "x.yaml:"+key+":"); n != 1 {
+			t.Errorf("%s said %d times:\n%v", key, n, err)
+		}
+	}
+}
