@@ -1,6 +1,7 @@
 package steering
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -255,7 +256,9 @@ func (g *guidedRun) candidates(ctx context.Context, tokens int) ([]candidate, er
 	defer func() { g.backendT += time.Since(t0) }()
 	if g.p.BlockTokens == 1 {
 		req := g.request(1)
-		req.Stop, req.Logprobs, req.TopLogprobs = nil, true, g.p.K
+		// The k likeliest are the candidates; a request that wants more
+		// top_logprobs gets them in its answer's logprobs.
+		req.Stop, req.Logprobs, req.TopLogprobs = nil, true, max(g.p.K, g.r.TopLogprobs)
 		gen, err := g.env.Backend.Generate(ctx, req)
 		g.calls++
 		if err != nil {
@@ -265,9 +268,15 @@ func (g *guidedRun) candidates(ctx context.Context, tokens int) ([]candidate, er
 			return nil, nil
 		}
 		lp := gen.Choices[0].Logprobs[0]
+		top := lp.Top
+		if len(top) > g.p.K {
+			top = slices.Clone(top)
+			slices.SortStableFunc(top, func(a, b backend.TopLogprob) int { return cmp.Compare(b.Logprob, a.Logprob) })
+			top = top[:g.p.K]
+		}
 		var out []candidate
 		seen := map[string]int{}
-		for _, t := range lp.Top {
+		for _, t := range top {
 			if i, ok := seen[t.Token]; ok { // spellings of one text: one candidate
 				out[i].base = rm.LogSumExp(out[i].base, t.Logprob)
 				continue

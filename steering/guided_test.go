@@ -272,3 +272,24 @@ func TestGuidedBlocksKeepToMaxTokensUncounted(t *testing.T) {
 		}
 	}
 }
+
+// The request's top_logprobs reach its answer whole, also past k; only
+// the k likeliest are candidates.
+func TestGuidedTopLogprobsBeyondK(t *testing.T) {
+	e, call := guidedEngine(&topK{})
+	for seed := range int64(20) {
+		c := call(`{"strategy":"guided","k":3}`, seed)
+		c.Request.Logprobs, c.Request.TopLogprobs = true, 5
+		out, err := run(context.Background(), e, c, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ch := out.Generation.Choices[0]
+		if len(ch.Logprobs) != 1 || len(ch.Logprobs[0].Top) != 5 {
+			t.Fatalf("seed %d: logprobs %+v, want one token with its top 5", seed, ch.Logprobs)
+		}
+		if ch.Text != " a" && ch.Text != " b" && ch.Text != " c" {
+			t.Errorf("seed %d: %q is not among the 3 likeliest", seed, ch.Text)
+		}
+	}
+}
