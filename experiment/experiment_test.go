@@ -114,6 +114,11 @@ func TestEnroll(t *testing.T) {
 			t.Errorf("%s: %v, want arm %s", c.name, en, c.arm)
 		}
 	}
+	// A null strategy or arm is none given: the request is enrolled as
+	// one without them would be.
+	if en, _, err := s.Enroll(ctx, Request{Model: "m-ab", Route: "m", User: "u", Steering: json.RawMessage(`{"strategy":null,"arm":null}`)}); err != nil || en == nil || en.Forced {
+		t.Errorf("null strategy and arm: %v %v", en, err)
+	}
 	// The request's keys lie over the arm's; a forced arm key is gone.
 	_, steer, _ := s.Enroll(ctx, Request{Model: "m-ab", Route: "m", User: "u", Admin: true, Steering: json.RawMessage(`{"arm":"a","n":8,"weights":{"x":1}}`)})
 	if string(steer) != `{"n":8,"strategy":"best_of_n","weights":{"x":1}}` {

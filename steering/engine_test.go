@@ -374,3 +374,13 @@ func TestRequestRewardLeavesRouteWeights(t *testing.T) {
 		t.Errorf("the request's weights for another reward: %v", err)
 	}
 }
+
+// A steering parameter given as null is not given: the route's value
+// holds, else the default.
+func TestNullParametersAreNotGiven(t *testing.T) {
+	e, on := engine(&stepper{}, goodShare{}, `{"strategy":"best_of_n","n":3}`)
+	p, err := e.Plan(on(call(`{"strategy":null,"n":null,"reward":null}`, 1)))
+	if err != nil || p.Name != "best_of_n" || p.Strategy.(*bestOfN).N != 3 {
+		t.Errorf("%v %+v", err, p)
+	}
+}

@@ -292,6 +292,13 @@ func (rs *Resolver) Resolve(route, req json.RawMessage, t Target, prefix string)
 	if err != nil {
 		return nil, err
 	}
+	// A parameter given as null is not given: the route's value, else the
+	// default, holds (as null does for OpenAI's own optional fields).
+	for key, v := range reqObj {
+		if string(bytes.TrimSpace(v)) == "null" {
+			delete(reqObj, key)
+		}
+	}
 	name := None
 	if s, ok := reqObj["strategy"]; ok {
 		if json.Unmarshal(s, &name) != nil {
