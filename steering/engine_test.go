@@ -286,6 +286,7 @@ func TestSteeringObjectKeys(t *testing.T) {
 		// Past server.max_samples, initial is named for itself, not for
 		// the max_samples its default would follow it to.
 		`{"strategy":"adaptive","initial":33}`: "steering.initial",
+		`{"strategy":"best_of_n","reward":""}`: "steering.reward",
 	} {
 		_, err := e.Plan(on(call(steer, 1)))
 		if !errors.Is(err, fault.ErrInvalid) || fault.Param(err) != param {

@@ -299,6 +299,10 @@ func (rs *Resolver) Resolve(route, req json.RawMessage, t Target, prefix string)
 			delete(reqObj, key)
 		}
 	}
+	if v, ok := reqObj["reward"]; ok && string(bytes.TrimSpace(v)) == `""` {
+		// Empty would read as the default reward: leave it out for that.
+		return nil, bad("reward", "reward must name a reward (configured: %s); leave it out for the default", strings.Join(slices.Sorted(maps.Keys(rs.Rewards)), ", "))
+	}
 	name := None
 	if s, ok := reqObj["strategy"]; ok {
 		if json.Unmarshal(s, &name) != nil {
