@@ -66,10 +66,11 @@ func plain(v reflect.Value) any {
 			return time.Duration(v.Int()).String()
 		}
 	case reflect.String:
-		// A URL's password (https://user:pass@host) is a secret too.
+		// A URL's password (https://user:pass@host) is a secret too, shown
+		// as the config's errors show it.
 		if u, err := url.Parse(v.String()); err == nil && u.User != nil {
 			if _, ok := u.User.Password(); ok {
-				return u.Redacted()
+				return hidePassword(v.String())
 			}
 		}
 	}

@@ -146,11 +146,7 @@ func (s *Set) Enroll(ctx context.Context, r Request) (*Enrollment, json.RawMessa
 		if err := json.Unmarshal(r.Steering, &req); err != nil || repeats(r.Steering, true) || repeats(req["weights"], false) || repeats(req["cache"], true) {
 			return nil, r.Steering, nil // the resolver names what is wrong
 		}
-		for key, v := range req {
-			if string(v) == "null" {
-				delete(req, key) // not given, as the resolver reads it
-			}
-		}
+		wire.DropNulls(req) // not given, as the resolver reads them
 	}
 	var forced string
 	if raw, ok := req["arm"]; ok {

@@ -294,11 +294,7 @@ func (rs *Resolver) Resolve(route, req json.RawMessage, t Target, prefix string)
 	}
 	// A parameter given as null is not given: the route's value, else the
 	// default, holds (as null does for OpenAI's own optional fields).
-	for key, v := range reqObj {
-		if string(bytes.TrimSpace(v)) == "null" {
-			delete(reqObj, key)
-		}
-	}
+	wire.DropNulls(reqObj)
 	if v, ok := reqObj["reward"]; ok && string(bytes.TrimSpace(v)) == `""` {
 		// Empty would read as the default reward: leave it out for that.
 		return nil, bad("reward", "reward must name a reward (configured: %s); leave it out for the default", strings.Join(slices.Sorted(maps.Keys(rs.Rewards)), ", "))

@@ -49,6 +49,17 @@ func Object(raw json.RawMessage, prefix string) (map[string]json.RawMessage, err
 	return nil, fault.Invalid(prefix, "invalid %s: %v", prefix, err) // the scan's own
 }
 
+// DropNulls removes the members given as null: for a steering object's
+// parameters, null is not given, so that what lies beneath (a route's
+// value, else the default) holds.
+func DropNulls(m map[string]json.RawMessage) {
+	for key, v := range m {
+		if string(bytes.TrimSpace(v)) == "null" {
+			delete(m, key)
+		}
+	}
+}
+
 // MergeObjects lays over on base: objects merge key by key, anything else
 // replaces.
 func MergeObjects(base, over json.RawMessage) json.RawMessage {
