@@ -118,6 +118,15 @@ func (p *adaptive) Check(c *Check) error {
 	case p.PruneTokens == 0 && p.Keep != 0:
 		return c.Bad("keep", "keep only applies with prune_tokens")
 	}
+	if p.Delta > 0 {
+		for _, key := range []string{"cost", "cost_sd"} {
+			if err := c.Idle(key, "delta", "%s applies only with delta 0 (with delta > 0, p_min decides when to stop)", key); err != nil {
+				return err
+			}
+		}
+	} else if err := c.Idle("p_min", "delta", "p_min applies only with delta > 0 (with delta 0, cost or cost_sd decides when to stop)"); err != nil {
+		return err
+	}
 	if p.PruneTokens > 0 {
 		if p.Keep <= 0 || p.Keep >= 1 {
 			return c.Bad("keep", "keep must be in (0, 1) when prune_tokens is set")

@@ -158,6 +158,29 @@ func TestAdaptiveWaitsForMinSuccess(t *testing.T) {
 	}
 }
 
+// A stopping parameter of the other rule has no effect, and is refused
+// where it is given: p_min without delta, cost or cost_sd with it. A
+// route's parameter that the request's own delta idles is let be.
+func TestAdaptiveRefusesIdleStopParameters(t *testing.T) {
+	for _, tc := range []struct{ route, req, param string }{
+		{`{}`, `{"strategy":"adaptive","p_min":0.2}`, "steering.p_min"},
+		{`{}`, `{"strategy":"adaptive","delta":0.1,"cost":0.1}`, "steering.cost"},
+		{`{}`, `{"strategy":"adaptive","delta":0.1,"cost_sd":0.5}`, "steering.cost_sd"},
+		{`{"strategy":"adaptive","delta":0.1}`, `{"cost":0.1}`, "steering.cost"},
+		{`{"strategy":"adaptive","p_min":0.2}`, `{"initial":4}`, "steering.p_min"},
+		{`{"strategy":"adaptive","delta":0.1,"p_min":0.2}`, `{"delta":0}`, ""},
+		{`{"strategy":"adaptive","cost":0.1}`, `{"delta":0.1}`, ""},
+		{`{}`, `{"strategy":"adaptive","delta":0.1,"p_min":0.2}`, ""},
+		{`{}`, `{"strategy":"adaptive","cost":0.1,"cost_sd":0.2}`, ""},
+	} {
+		e, on := engine(&scripted{}, table(), tc.route)
+		_, err := e.Plan(on(call(tc.req, 1)))
+		if tc.param == "" && err != nil || tc.param != "" && (!errors.Is(err, fault.ErrInvalid) || fault.Param(err) != tc.param) {
+			t.Errorf("route %s, request %s: %v, want a 400 naming %q", tc.route, tc.req, err, tc.param)
+		}
+	}
+}
+
 // counting sums the usage every call to a backend reported.
 type counting struct {
 	backend.Backend

@@ -47,6 +47,9 @@ type Common struct {
 type Limits struct {
 	MaxSamples  int // most samples (particles, candidates) per request
 	MaxCacheTTL int // seconds; the largest steering.cache.ttl_s (0: unbounded)
+	// MaxTokens is the most tokens a request may ask for (server.max_tokens;
+	// 0: unbounded); a strategy that asks for tokens of its own keeps to it.
+	MaxTokens int
 }
 
 // Strategy is one registered way of answering a request. Its value holds
@@ -148,6 +151,7 @@ type Check struct {
 	TokenRewards []string
 	prefix       string                     // "steering" or "models[2].steering"
 	given        map[string]json.RawMessage // the steering object's members, as merged
+	asked        map[string]json.RawMessage // the request's own members
 }
 
 // NoZero refuses a 0 given for any of keys, parameters whose 0 means only
@@ -158,6 +162,22 @@ func (c *Check) NoZero(keys ...string) error {
 		if v, ok := c.given[key]; ok && isZero(v) {
 			return c.Bad(key, "%s must not be 0: leave it out for its default", key)
 		}
+	}
+	return nil
+}
+
+// Idle refuses key where it is given but has no effect under the mode
+// its strategy is in, which the parameter mode sets: a request that gives
+// it is told, not silently ignored. A route's key that the request's own
+// mode left idle is not the request's doing, and is let be.
+func (c *Check) Idle(key, mode, format string, args ...any) error {
+	if _, ok := c.given[key]; !ok {
+		return nil
+	}
+	_, byRequest := c.asked[key]
+	_, modeByRequest := c.asked[mode]
+	if byRequest || !modeByRequest {
+		return c.Bad(key, format, args...)
 	}
 	return nil
 }
@@ -387,7 +407,7 @@ func (rs *Resolver) Resolve(route, req json.RawMessage, t Target, prefix string)
 		p.RouteWeights = nil
 	}
 	c := &Check{K: max(t.K, 1), Chat: t.Chat, Limits: rs.Limits, Caps: t.Caps, Backend: t.Backend, Common: &p.Common, TokenRewards: rs.TokenRewards,
-		prefix: prefix, given: merged}
+		prefix: prefix, given: merged, asked: reqObj}
 	if err := rs.checkCommon(c, p, k.reward, reqObj); err != nil {
 		return nil, err
 	}

@@ -123,6 +123,8 @@ func (p *particles) Check(c *Check) error {
 	switch {
 	case p.StepTokens < 1:
 		return c.Bad("step_tokens", "step_tokens must be at least 1")
+	case c.Limits.MaxTokens > 0 && p.StepTokens > c.Limits.MaxTokens:
+		return c.Bad("step_tokens", "step_tokens must be at most %d (server.max_tokens)", c.Limits.MaxTokens)
 	case !slices.Contains([]string{potentialDiff, potentialMax, potentialSum, potentialLast}, p.Potential):
 		return c.Bad("potential", "potential must be diff, max, sum or last")
 	case *p.Lambda < 0 || !finite(*p.Lambda):
@@ -168,6 +170,19 @@ func (q *particle) clone(slot int) *particle {
 	return &c
 }
 
+// answerTokens is the most tokens an answer without max_tokens may take:
+// max_steps full steps, but no more than server.max_tokens (most; 0:
+// unbounded), and without overflowing on absurd parameters.
+func answerTokens(stepTokens, maxSteps, most int) int {
+	if most <= 0 {
+		most = math.MaxInt
+	}
+	if maxSteps > most/stepTokens {
+		return most
+	}
+	return stepTokens * maxSteps
+}
+
 // resampling is one resampling event of the report.
 type resampling struct {
 	Step int     `json:"step"`
@@ -187,7 +202,7 @@ func (p *particles) Steer(ctx context.Context, r *backend.Request, env *Env) (*O
 	}
 	maxTokens := r.MaxTokens
 	if maxTokens <= 0 {
-		maxTokens = p.StepTokens * p.MaxSteps
+		maxTokens = answerTokens(p.StepTokens, p.MaxSteps, env.Limits.MaxTokens)
 	}
 	rng := tieBreaker(r.Seed)
 	pop := make([]*particle, p.N)

@@ -479,6 +479,30 @@ func TestParticlesKeepToMaxTokensUncounted(t *testing.T) {
 	}
 }
 
+// server.max_tokens bounds particles as it bounds max_tokens: a step may
+// not ask for more, and an answer without max_tokens keeps to it however
+// large step_tokens × max_steps is.
+func TestParticlesKeepToServerMaxTokens(t *testing.T) {
+	e := NewEngine(Options{Rewards: map[string]rm.Rewarder{"t": goodShare{}}, Routes: map[string]json.RawMessage{"m": json.RawMessage(`{}`)},
+		Limits: Limits{MaxSamples: 32, MaxTokens: 10}})
+	c := call(`{"strategy":"particles","n":2,"step_tokens":11}`, 1)
+	c.Route.Backend = uncounted{}
+	if _, err := run(context.Background(), e, c, nil); fault.Param(err) != "steering.step_tokens" || !strings.Contains(err.Error(), "server.max_tokens") {
+		t.Errorf("step_tokens over server.max_tokens: %v", err)
+	}
+	for _, steer := range []string{`{"strategy":"particles","n":2,"step_tokens":4}`, `{"strategy":"particles","n":2,"step_tokens":10,"max_steps":9223372036854775807}`} {
+		c := call(steer, 1)
+		c.Route.Backend = uncounted{}
+		out, err := run(context.Background(), e, c, nil)
+		if err != nil {
+			t.Fatalf("%s: %v", steer, err)
+		}
+		if ch := out.Generation.Choices[0]; ch.Tokens != 10 || strings.Count(ch.Text, " w") != 10 || ch.FinishReason != backend.FinishLength {
+			t.Errorf("%s: %d tokens, %d words, finish %s; want 10 cut by length", steer, ch.Tokens, strings.Count(ch.Text, " w"), ch.FinishReason)
+		}
+	}
+}
+
 // A request's stop sequence that is also the step delimiter ends the
 // answer there, as it would without particles.
 func TestParticlesRequestStopWinsOverDelimiter(t *testing.T) {

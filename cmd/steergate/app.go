@@ -212,7 +212,7 @@ func rewardViews(infos map[string]steering.RewardInfo) []gateway.RewardView {
 }
 
 func limits(cfg *configs.Config) steering.Limits {
-	return steering.Limits{MaxSamples: cfg.Server.MaxSamples, MaxCacheTTL: int(cfg.Cache.Responses.MaxTTL / time.Second)}
+	return steering.Limits{MaxSamples: cfg.Server.MaxSamples, MaxCacheTTL: int(cfg.Cache.Responses.MaxTTL / time.Second), MaxTokens: cfg.Server.MaxTokens}
 }
 
 func rewardInfos(infos map[string]factory.Info) map[string]steering.RewardInfo {
