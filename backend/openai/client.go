@@ -1,6 +1,7 @@
 package openai
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -203,10 +204,10 @@ func statusErr(name string, status int, body []byte) error {
 	return fmt.Errorf("%w: status %d: %s", fault.ErrUpstream, status, msg)
 }
 
-// errorOf reads a server's error body: OpenAI's envelope, or the members
-// at the top (vLLM before 0.8); a code that is no string (vLLM and
-// llama.cpp give the HTTP status there) is left out. A body of another
-// shape is the message as it is.
+// errorOf reads a server's error body: OpenAI's envelope, the members at
+// the top (vLLM before 0.8), or an error that is a string; a code that is
+// no string (vLLM and llama.cpp give the HTTP status there) is left out. A
+// body of another shape is the message as it is.
 func errorOf(body []byte) (msg, param, code string) {
 	type detail struct {
 		Message string          `json:"message"`
@@ -214,15 +215,23 @@ func errorOf(body []byte) (msg, param, code string) {
 		Code    json.RawMessage `json:"code"`
 	}
 	var env struct {
-		Error *detail `json:"error"`
+		Error json.RawMessage `json:"error"`
 		detail
 	}
 	d := &env.detail
 	if json.Unmarshal(body, &env) != nil {
 		return strings.TrimSpace(string(body)), "", ""
 	}
-	if env.Error != nil && env.Error.Message != "" {
-		d = env.Error
+	var inner detail
+	switch e := bytes.TrimSpace(env.Error); {
+	case len(e) > 0 && e[0] == '"':
+		if json.Unmarshal(e, &msg) == nil && msg != "" {
+			return msg, "", ""
+		}
+	case len(e) > 0 && e[0] == '{':
+		if json.Unmarshal(e, &inner) == nil && inner.Message != "" {
+			d = &inner
+		}
 	}
 	if d.Message == "" {
 		return strings.TrimSpace(string(body)), "", ""
@@ -400,8 +409,8 @@ type chunk struct {
 		Logprobs     json.RawMessage `json:"logprobs"`
 		FinishReason *string         `json:"finish_reason"`
 	} `json:"choices"`
-	Usage *wire.Usage       `json:"usage"`
-	Error *wire.ErrorDetail `json:"error"`
+	Usage *wire.Usage     `json:"usage"`
+	Error json.RawMessage `json:"error"`
 }
 
 func (c *Client) Stream(ctx context.Context, r *backend.Request, emit func(backend.Delta) error) (*backend.Generation, error) {
@@ -436,19 +445,29 @@ func (c *Client) Stream(ctx context.Context, r *backend.Request, emit func(backe
 var chunkKeys = map[string]bool{"id": true, "object": true, "created": true, "model": true, "system_fingerprint": true,
 	"choices": true, "usage": true, "error": true}
 
+// streamErr is the error a server sent in its stream, in an event of type
+// error or in a chunk's error member.
+func streamErr(name string, data []byte) error {
+	msg, _, _ := errorOf(data)
+	return fmt.Errorf("%w: %s: %s", fault.ErrUpstream, name, fault.Clip(msg, 1024))
+}
+
 // readStream reads an upstream's server-sent events into deltas for emit
 // and the whole generation. An error of emit comes back as an emitErr.
 func readStream(body io.Reader, r *backend.Request, name string, maxEvent int, emit func(backend.Delta) error) (*backend.Generation, error) {
 	chat := r.Messages != nil
 	g := &backend.Generation{Model: r.Model}
 	choices := map[int]*accumulator{}
-	err := readSSE(body, maxEvent, func(data []byte) error {
+	err := readSSE(body, maxEvent, func(event string, data []byte) error {
+		if event == "error" {
+			return streamErr(name, data)
+		}
 		var ch chunk
 		if err := json.Unmarshal(data, &ch); err != nil {
 			return fmt.Errorf("%w: %s: bad stream chunk: %v", fault.ErrUpstream, name, err)
 		}
-		if ch.Error != nil {
-			return fmt.Errorf("%w: %s: %s", fault.ErrUpstream, name, ch.Error.Message)
+		if len(ch.Error) > 0 && string(ch.Error) != "null" {
+			return streamErr(name, data)
 		}
 		if ch.Usage != nil {
 			g.Usage = backend.Usage{PromptTokens: ch.Usage.PromptTokens, CompletionTokens: ch.Usage.CompletionTokens}

@@ -230,7 +230,7 @@ func TestStatusErrorKeepsTheServersCode(t *testing.T) {
 		`{"error":{"message":"too long","type":"invalid_request_error","param":"messages","code":"context_length_exceeded"}}`: {"up: too long", "messages", "context_length_exceeded"},
 		`{"error":{"message":"bad temp","type":"BadRequestError","param":"temperature","code":400}}`:                          {"up: bad temp", "temperature", ""},
 		`{"object":"error","message":"old vllm","type":"BadRequestError","param":null,"code":400}`:                            {"up: old vllm", "", ""},
-		`{"error":"a string"}`: {`up: {"error":"a string"}`, "", ""},
+		`{"error":"a string"}`: {"up: a string", "", ""}, // TGI's shape
 		`not json`:             {"up: not json", "", ""},
 	} {
 		err := statusErr("up", 400, []byte(body))
@@ -270,5 +270,25 @@ func TestStreamWithoutDoneIsBroken(t *testing.T) {
 		func(backend.Delta) error { return nil })
 	if !errors.Is(err, fault.ErrUpstream) || !strings.Contains(err.Error(), "unexpected EOF") {
 		t.Errorf("err = %v", err)
+	}
+}
+
+// An error a server sends mid-stream fails the call with the server's
+// message, in each shape servers send it: a chunk's error member (an
+// object or a string), an event of type error, llama.cpp's error line.
+func TestStreamErrorKeepsTheServersMessage(t *testing.T) {
+	first := "data: {\"id\":\"x\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\"," +
+		"\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"hi\"},\"finish_reason\":null}]}\n\n"
+	for _, tail := range []string{
+		"data: {\"error\":{\"message\":\"out of memory\",\"type\":\"server_error\"}}\n\n",
+		"data: {\"error\":\"out of memory\",\"error_type\":\"generation\"}\n\n",
+		"event: error\ndata: {\"message\":\"out of memory\"}\n\n",
+		"error: {\"error\":{\"code\":500,\"message\":\"out of memory\",\"type\":\"server_error\"}}\n\n",
+	} {
+		_, err := readStream(strings.NewReader(first+tail+"data: [DONE]\n\n"), &backend.Request{Model: "m", Messages: []backend.Message{{Role: "user", Content: "q"}}}, "up", 1<<20,
+			func(backend.Delta) error { return nil })
+		if !errors.Is(err, fault.ErrUpstream) || !strings.HasSuffix(err.Error(), ": up: out of memory") {
+			t.Errorf("%q: err = %v", tail, err)
+		}
 	}
 }

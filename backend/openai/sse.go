@@ -3,6 +3,7 @@ package openai
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -11,25 +12,29 @@ import (
 // errDone ends reading at "data: [DONE]".
 var errDone = errors.New("done")
 
-// readSSE calls fn with the data of every event in r until [DONE] or EOF.
-// Multi-line data is joined with newlines, as the SSE spec says; comments and
-// other fields are ignored. One event may be at most maxEventBytes, so that
-// a broken upstream cannot make the gateway buffer without limit.
-func readSSE(r io.Reader, maxEventBytes int, fn func(data []byte) error) error {
+// readSSE calls fn with the type and data of every event in r until
+// [DONE] or EOF. Multi-line data is joined with newlines, as the SSE spec
+// says; comments and other fields are ignored. A line of the field error
+// (llama.cpp's server writes its errors so) is read as the data of an
+// event of type error. One event may be at most maxEventBytes, so that a
+// broken upstream cannot make the gateway buffer without limit.
+func readSSE(r io.Reader, maxEventBytes int, fn func(event string, data []byte) error) error {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 4<<10), maxEventBytes)
 	var data []byte
+	event := ""
 	have := false
 	dispatch := func() error {
 		if !have {
+			event = ""
 			return nil
 		}
-		d := data
-		data, have = data[:0], false
-		if bytes.Equal(d, []byte("[DONE]")) {
+		d, e := data, cmp.Or(event, "message")
+		data, event, have = data[:0], "", false
+		if e == "message" && bytes.Equal(d, []byte("[DONE]")) {
 			return errDone
 		}
-		return fn(d)
+		return fn(e, d)
 	}
 	for sc.Scan() {
 		line := sc.Bytes()
@@ -44,7 +49,14 @@ func readSSE(r io.Reader, maxEventBytes int, fn func(data []byte) error) error {
 		}
 		field, value, _ := bytes.Cut(line, []byte(":"))
 		value = bytes.TrimPrefix(value, []byte(" "))
-		if string(field) != "data" {
+		switch string(field) {
+		case "event":
+			event = string(value)
+			continue
+		case "error":
+			event = "error"
+		case "data":
+		default:
 			continue
 		}
 		if have {
