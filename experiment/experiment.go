@@ -7,7 +7,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -133,8 +135,9 @@ type Request struct {
 
 // Enroll finds the running experiment covering the request and the arm
 // of its unit, and returns the steering to resolve: the arm's with the
-// request's laid over it. A request that names a strategy, or a user
-// experiment's request without a user, is not enrolled (nil). A forced arm
+// request's weights and cache laid over it. A request that sets any other
+// steering key (a strategy, or a parameter), or a user experiment's
+// request without a user, is not enrolled (nil). A forced arm
 // (steering.arm) needs an admin key and a model in an experiment. A nil
 // Set has no experiments.
 func (s *Set) Enroll(ctx context.Context, r Request) (*Enrollment, json.RawMessage, error) {
@@ -170,13 +173,16 @@ func (s *Set) Enroll(ctx context.Context, r Request) (*Enrollment, json.RawMessa
 			return nil, nil, fault.Invalid("steering.strategy", "a forced arm brings its own strategy; leave strategy out, or leave arm out to steer outside the experiment")
 		}
 		delete(req, "arm")
+		if key := ownKey(req); key != "" {
+			return nil, nil, fault.Invalid("steering."+key, "a forced arm brings its own steering, and only weights and cache are laid over it; leave %s out", fault.Clip(key, 64))
+		}
 		return &Enrollment{Experiment: e, Arm: arm.Name, Forced: true}, merge(arm.Steering, req), nil
 	}
 	if e == nil {
 		return nil, r.Steering, nil
 	}
-	if _, ok := req["strategy"]; ok {
-		return nil, r.Steering, nil
+	if ownKey(req) != "" {
+		return nil, r.Steering, nil // the request steers itself
 	}
 	unit := r.RequestID
 	if e.Unit == UnitUser {
@@ -288,6 +294,18 @@ func (e *Experiment) weights() []float64 {
 		out[i] = a.Weight
 	}
 	return out
+}
+
+// ownKey is the first key of a request's steering object other than
+// weights and cache: a strategy, or a parameter (a reward, n) that would
+// change what the arm does. "" when there is none.
+func ownKey(req map[string]json.RawMessage) string {
+	for _, k := range slices.Sorted(maps.Keys(req)) {
+		if k != "weights" && k != "cache" {
+			return k
+		}
+	}
+	return ""
 }
 
 // merge lays the request's steering keys over the arm's: weights and cache

@@ -119,10 +119,23 @@ func TestEnroll(t *testing.T) {
 	if en, _, err := s.Enroll(ctx, Request{Model: "m-ab", Route: "m", User: "u", Steering: json.RawMessage(`{"strategy":null,"arm":null}`)}); err != nil || en == nil || en.Forced {
 		t.Errorf("null strategy and arm: %v %v", en, err)
 	}
-	// The request's keys lie over the arm's; a forced arm key is gone.
-	_, steer, _ := s.Enroll(ctx, Request{Model: "m-ab", Route: "m", User: "u", Admin: true, Steering: json.RawMessage(`{"arm":"a","n":8,"weights":{"x":1}}`)})
-	if string(steer) != `{"n":8,"strategy":"best_of_n","weights":{"x":1}}` {
+	// The request's weights lie over the arm's; a forced arm key is gone.
+	_, steer, _ := s.Enroll(ctx, Request{Model: "m-ab", Route: "m", User: "u", Admin: true, Steering: json.RawMessage(`{"arm":"a","weights":{"x":1}}`)})
+	if string(steer) != `{"n":4,"strategy":"best_of_n","weights":{"x":1}}` {
 		t.Errorf("merged steering %s", steer)
+	}
+	// Any other key would change what the arm does: a forced arm refuses
+	// it by name, and a drawn one leaves the request to steer itself.
+	if _, _, err := s.Enroll(ctx, Request{Model: "m-ab", Route: "m", User: "u", Admin: true, Steering: json.RawMessage(`{"arm":"a","n":8}`)}); fault.Param(err) != "steering.n" {
+		t.Errorf("a forced arm with n: %v", err)
+	}
+	for _, own := range []string{`{"n":1}`, `{"reward":"quality"}`, `{"min_success":1,"weights":{"x":1}}`} {
+		if en, steer, err := s.Enroll(ctx, Request{Model: "m-ab", Route: "m", User: "u", Steering: json.RawMessage(own)}); en != nil || err != nil || string(steer) != own {
+			t.Errorf("%s: enrolled %v (%v), steering %s", own, en, err, steer)
+		}
+	}
+	if en, _, err := s.Enroll(ctx, Request{Model: "m-ab", Route: "m", User: "u", Steering: json.RawMessage(`{"weights":{"x":1},"cache":{"mode":"off"}}`)}); en == nil || err != nil {
+		t.Errorf("weights and cache alone: not enrolled (%v)", err)
 	}
 	// Weights and cache merge key by key, as a request's over its route's.
 	e := demo(false)

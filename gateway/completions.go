@@ -355,6 +355,9 @@ func (s *Server) generate(x *exchange, req *request, br *backend.Request, en *ex
 			_ = sw.done()
 			return
 		}
+		// Logged before the stream ends: a client may give feedback on the
+		// response as soon as it has read [DONE].
+		s.logResponse(respID, tenant, user, route, plan, st.out, en)
 		if req.includeUsage {
 			steer := s.report(st.out, reqID)
 			if steer == nil {
@@ -363,7 +366,6 @@ func (s *Server) generate(x *exchange, req *request, br *backend.Request, en *ex
 			_ = sw.event(f.usage(respID, req.model, created, st.out.Generation, steer))
 		}
 		_ = sw.done()
-		s.logResponse(respID, tenant, user, route, plan, st.out, en)
 	}
 	s.writeStream(ctx, body)
 	return true

@@ -54,8 +54,8 @@ func (s *Server) enroll(rctx context.Context, id prefs.Identity, req *request, r
 // outcome it also scores the final answer, in the background, on the
 // experiment's share of responses.
 func (s *Server) recordRequest(en *experiment.Enrollment, respID string, r *backend.Request, out *steering.Outcome, failed bool, took time.Duration) {
-	if en == nil {
-		return
+	if en == nil || en.Forced {
+		return // a forced arm was not drawn: it is no sample of the experiment
 	}
 	o := experiment.Observation{Request: true, Error: failed, Latency: took}
 	if out != nil && out.Cache != steering.CacheHit { // a cache hit spent nothing
@@ -130,7 +130,7 @@ func (s *Server) recordFeedback(out *prefs.Learned) {
 		if e == nil || e.Arm(a.Arm) == nil {
 			continue // an experiment or arm since removed
 		}
-		first, err := s.opts.Prefs.Store.FirstFeedback(ctx, out.Tenant, "experiment:"+a.ResponseID, s.opts.Prefs.LogTTL)
+		first, err := s.opts.Prefs.Store.FirstFeedback(ctx, out.Tenant, prefs.ArmKey(a.ResponseID), s.opts.Prefs.LogTTL)
 		if err != nil || !first {
 			continue
 		}

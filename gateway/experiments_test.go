@@ -30,8 +30,26 @@ func chatAs(t *testing.T, e *env, key, user, steering string) (int, string, stri
 	return status, h.Get("X-Steering-Arm"), got
 }
 
-// Forcing an arm is for admin keys; results are for admin keys; feedback
-// on an enrolled response lands in its arm's results, once per response.
+// userIn is a user of tenant acme whom experiment fb places in arm.
+func userIn(t *testing.T, set *experiment.Set, arm string) string {
+	t.Helper()
+	for i := range 1000 {
+		user := fmt.Sprintf("user-%d", i)
+		en, _, err := set.Enroll(context.Background(), experiment.Request{Model: "reference", Route: "reference", Tenant: "acme", User: user})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if en != nil && en.Arm == arm {
+			return user
+		}
+	}
+	t.Fatalf("no user in arm %s", arm)
+	return ""
+}
+
+// Forcing an arm is for admin keys, and a forced answer is no sample of
+// the experiment; results are for admin keys; feedback on an enrolled
+// response lands in its arm's results, once per response.
 func TestExperimentsOverHTTP(t *testing.T) {
 	set := feedbackExperiment()
 	e := prefsGateway(t, prefs.NewMemory(100, 100), `{}`, 0.5, func(o *gateway.Options) { o.Experiments = set })
@@ -42,20 +60,22 @@ func TestExperimentsOverHTTP(t *testing.T) {
 	if status, _, body := chatAs(t, e, "sk-a", "alice", `,"steering":{"n":2,"n":3}`); status != 400 || !strings.Contains(body, `"param":"steering.n"`) {
 		t.Errorf("a repeated steering key: %d %s", status, body)
 	}
-	forced := func(seed int, arm string) string {
-		body := fmt.Sprintf(`{"model":"reference","user":"alice","seed":%d,"max_tokens":24,"messages":[{"role":"user","content":"Why is the sky blue?"}],"steering":{"arm":%q}}`, seed, arm)
-		status, h, got := call(t, "POST", e.url+"/v1/chat/completions", "sk-admin", body)
-		if status != 200 || h.Get("X-Steering-Arm") != arm || arm == "eight" && (!strings.Contains(got, `"arm":"eight"`) || !strings.Contains(got, `"samples_used":8`)) {
-			t.Fatalf("an admin forcing arm %s: %d %s", arm, status, got)
+	ask := func(user string, seed int, maxTokens int, content, arm string) (string, string) {
+		t.Helper()
+		body := fmt.Sprintf(`{"model":"reference","user":%q,"seed":%d,"max_tokens":%d,"messages":[{"role":"user","content":%q}]}`, user, seed, maxTokens, content)
+		status, h, got := call(t, "POST", e.url+"/v1/chat/completions", "sk-a", body)
+		if status != 200 || h.Get("X-Steering-Arm") != arm {
+			t.Fatalf("%s in arm %s: %d, arm %q: %s", user, arm, status, h.Get("X-Steering-Arm"), got)
 		}
 		var r struct {
 			ID string `json:"id"`
 		}
-		json.Unmarshal([]byte(got), &r)
-		return r.ID
+		_ = json.Unmarshal([]byte(got), &r)
+		return r.ID, got
 	}
 	feedback := func(body string) string {
-		status, _, got := call(t, "POST", e.url+"/v1/feedback", "sk-admin", body)
+		t.Helper()
+		status, _, got := call(t, "POST", e.url+"/v1/feedback", "sk-a", body)
 		if status != 200 {
 			t.Fatalf("feedback %s: %d %s", body, status, got)
 		}
@@ -64,18 +84,51 @@ func TestExperimentsOverHTTP(t *testing.T) {
 	rate := func(id, rating, fid string) string {
 		return feedback(fmt.Sprintf(`{"response_id":%q,"rating":%s,"feedback_id":%q}`, id, rating, fid))
 	}
-	first, second := forced(1, "eight"), forced(2, "eight")
+	// An admin may force an arm: answered by it, counted in none, and its
+	// feedback counts for no arm.
+	status, h, got := call(t, "POST", e.url+"/v1/chat/completions", "sk-admin",
+		`{"model":"reference","user":"alice","seed":1,"max_tokens":24,"messages":[{"role":"user","content":"Why is the sky blue?"}],"steering":{"arm":"eight"}}`)
+	if status != 200 || h.Get("X-Steering-Arm") != "eight" || !strings.Contains(got, `"arm":"eight"`) || !strings.Contains(got, `"samples_used":8`) {
+		t.Fatalf("an admin forcing arm eight: %d %s", status, got)
+	}
+	var forcedAnswer struct {
+		ID string `json:"id"`
+	}
+	_ = json.Unmarshal([]byte(got), &forcedAnswer)
+	if status, _, got := call(t, "POST", e.url+"/v1/feedback", "sk-admin", `{"response_id":"`+forcedAnswer.ID+`","rating":1}`); status != 200 || !strings.Contains(got, `"learned":true`) {
+		t.Errorf("feedback on a forced answer: %d %s", status, got)
+	}
+	if status, _, got := call(t, "POST", e.url+"/v1/chat/completions", "sk-admin",
+		`{"model":"reference","user":"alice","max_tokens":8,"messages":[{"role":"user","content":"hi"}],"steering":{"arm":"plain","strategy":"best_of_n"}}`); status != 400 || !strings.Contains(got, `"param":"steering.strategy"`) {
+		t.Errorf("a forced arm with a strategy: %d %s", status, got)
+	}
+	if status, _, got := call(t, "POST", e.url+"/v1/chat/completions", "sk-admin",
+		`{"model":"reference","user":"alice","max_tokens":8,"messages":[{"role":"user","content":"hi"}],"steering":{"arm":"eight","n":1}}`); status != 400 || !strings.Contains(got, `"param":"steering.n"`) {
+		t.Errorf("a forced arm with a parameter of its own: %d %s", status, got)
+	}
+	// A request that sets a parameter steers itself, outside the
+	// experiment, as one naming a strategy does: here on the route's
+	// strategy, none, which scores nothing (in arm eight it would have
+	// chosen among eight).
+	eightUser, plainUser := userIn(t, set, "eight"), userIn(t, set, "plain")
+	if status, arm, got := chatAs(t, e, "sk-a", eightUser, `,"steering":{"reward":"default"}`); status != 400 || arm != "" || !strings.Contains(got, `"param":"steering.reward"`) {
+		t.Errorf("a request with a reward of its own: %d, arm %q: %s", status, arm, got)
+	}
+	first, _ := ask(eightUser, 1, 24, "Why is the sky blue?", "eight")
+	second, _ := ask(eightUser, 2, 24, "Why is the sky blue?", "eight")
 	rate(first, `"up"`, "f0")
 	rate(first, `"down"`, "f1") // the same response again: its arm keeps the first
 	rate(first, `"up"`, "f0")   // a duplicate counts nowhere
 	rate(second, `0.5`, "f2")
+	// A choice between two answers of one arm says nothing of it.
+	third, _ := ask(eightUser, 3, 24, "Why is the sky blue?", "eight")
+	fourth, _ := ask(eightUser, 4, 24, "Why is the sky blue?", "eight")
+	feedback(fmt.Sprintf(`{"chosen_id":%q,"rejected_id":%q}`, third, fourth))
 	// An unsteered arm's answer has no candidates to learn from, and its
-	// rating still counts for the arm; so does a choice between two arms'
-	// answers.
-	status, h, got := call(t, "POST", e.url+"/v1/chat/completions", "sk-admin",
-		`{"model":"reference","user":"alice","seed":9,"max_tokens":8,"messages":[{"role":"user","content":"hi"}],"steering":{"arm":"plain"}}`)
-	if status != 200 || h.Get("X-Steering-Arm") != "plain" || !strings.Contains(got, `"steering":{"strategy":"none","experiment":"fb","arm":"plain"`) {
-		t.Errorf("an unsteered arm's answer does not name its arm: %d %s", status, got)
+	// rating still counts for the arm.
+	plainID, got := ask(plainUser, 9, 8, "hi", "plain")
+	if !strings.Contains(got, `"steering":{"strategy":"none","experiment":"fb","arm":"plain"`) {
+		t.Errorf("an unsteered arm's answer does not name its arm: %s", got)
 	}
 	// Its report says what its one call spent, as the answer's usage does.
 	var unsteered struct {
@@ -91,8 +144,7 @@ func TestExperimentsOverHTTP(t *testing.T) {
 	}
 	// Served again from the cache, it spent nothing now, and its report
 	// says what it spent when computed, as a steered arm's hit does.
-	status, h, again := call(t, "POST", e.url+"/v1/chat/completions", "sk-admin",
-		`{"model":"reference","user":"alice","seed":9,"max_tokens":8,"messages":[{"role":"user","content":"hi"}],"steering":{"arm":"plain"}}`)
+	_, again := ask(plainUser, 9, 8, "hi", "plain")
 	var hit struct {
 		Usage    backend.Usage `json:"usage"`
 		Steering struct {
@@ -102,19 +154,12 @@ func TestExperimentsOverHTTP(t *testing.T) {
 			Arm          string        `json:"arm"`
 		} `json:"steering"`
 	}
-	if err := json.Unmarshal([]byte(again), &hit); err != nil || status != 200 || h.Get("X-Cache") != "hit" || !hit.Steering.Cached || hit.Steering.Arm != "plain" ||
+	if err := json.Unmarshal([]byte(again), &hit); err != nil || !hit.Steering.Cached || hit.Steering.Arm != "plain" ||
 		hit.Usage.CompletionTokens != 0 || hit.Steering.SamplesUsed != 1 || hit.Steering.BackendUsage != unsteered.Steering.BackendUsage {
-		t.Errorf("an unsteered arm's hit: %v %d %s %s", err, status, h.Get("X-Cache"), again)
+		t.Errorf("an unsteered arm's hit: %v %s", err, again)
 	}
-	if status, _, got := call(t, "POST", e.url+"/v1/chat/completions", "sk-admin",
-		`{"model":"reference","user":"alice","max_tokens":8,"messages":[{"role":"user","content":"hi"}],"steering":{"arm":"plain","strategy":"best_of_n"}}`); status != 400 || !strings.Contains(got, `"param":"steering.strategy"`) {
-		t.Errorf("a forced arm with a strategy: %d %s", status, got)
-	}
-	if got := rate(forced(3, "plain"), `"down"`, "f3"); !strings.Contains(got, `"learned":false`) {
+	if got := rate(plainID, `"down"`, "f3"); !strings.Contains(got, `"learned":false`) {
 		t.Errorf("a rating of an unsteered answer: %s", got)
-	}
-	if got := feedback(fmt.Sprintf(`{"chosen_id":%q,"rejected_id":%q}`, forced(4, "plain"), forced(5, "eight"))); !strings.Contains(got, `"learned":false`) {
-		t.Errorf("a choice between two arms' answers: %s", got)
 	}
 	if status, _, body := call(t, "GET", e.url+"/v1/experiments/fb", "sk-a", ""); status != 403 {
 		t.Errorf("a user key reading results: %d %s", status, body)
@@ -125,22 +170,26 @@ func TestExperimentsOverHTTP(t *testing.T) {
 	if status, _, _ := call(t, "POST", e.url+"/v1/experiments/fb", "sk-admin", ""); status != 405 {
 		t.Errorf("POST on results: %d", status)
 	}
-	// Requests are recorded beside their answers: wait for all seven.
+	// Requests are recorded beside their answers: wait for all six.
 	var rep *experiment.Report
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
 		var err error
 		if rep, err = set.Results(context.Background(), set.Get("fb")); err != nil {
 			t.Fatal(err)
 		}
-		if rep.Arms[1].Requests+rep.Arms[2].Requests >= 7 || time.Now().After(deadline) {
+		if rep.Arms[1].Requests+rep.Arms[2].Requests >= 6 || time.Now().After(deadline) {
 			break
 		}
 	}
+	time.Sleep(50 * time.Millisecond) // and for any that should not be there
+	if rep, _ = set.Results(context.Background(), set.Get("fb")); rep == nil {
+		t.Fatal("no results")
+	}
 	eight, plain := rep.Arms[1], rep.Arms[2]
-	if eight.Requests != 3 || eight.Feedback.Wins != 2 || eight.Feedback.Losses != 1 || eight.Outcome.N != 2 || float64(eight.Outcome.Mean) != 0.75 {
+	if eight.Requests != 4 || eight.Feedback.Wins != 2 || eight.Feedback.Losses != 0 || eight.Outcome.N != 2 || float64(eight.Outcome.Mean) != 0.75 {
 		t.Errorf("arm eight: %+v", eight)
 	}
-	if plain.Requests != 4 || plain.Feedback.Wins != 1 || plain.Feedback.Losses != 1 || plain.Outcome.N != 1 || float64(plain.Outcome.Mean) != -1 {
+	if plain.Requests != 2 || plain.Feedback.Wins != 0 || plain.Feedback.Losses != 1 || plain.Outcome.N != 1 || float64(plain.Outcome.Mean) != -1 {
 		t.Errorf("arm plain: %+v", plain)
 	}
 	// A rating's outcome sits beside the backend tokens its response spent.

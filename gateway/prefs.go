@@ -208,8 +208,11 @@ func (s *Server) userWeights(ctx context.Context, tenant, user string, plan *ste
 // candidates' objective vectors over the reward's objectives, when the
 // reward's columns are those objectives (not an ensemble's or a gated
 // model's); an experiment's, whatever its strategy, so that users can rate
-// every arm.
+// every arm (but for a forced arm's, which is no sample of its experiment).
 func (s *Server) logResponse(id, tenant, user, route string, plan *steering.Plan, out *steering.Outcome, en *experiment.Enrollment) {
+	if en != nil && en.Forced {
+		en = nil // its feedback counts for no arm: the arm was not drawn
+	}
 	if s.opts.Prefs == nil || user == "" || out == nil || plan.RewardName == "" && en == nil {
 		return
 	}

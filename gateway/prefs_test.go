@@ -1,6 +1,7 @@
 package gateway_test
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -368,6 +370,41 @@ func TestFeedbackOverHTTP(t *testing.T) {
 		if !strings.Contains(m, want) {
 			t.Errorf("/metrics lacks %s", want)
 		}
+	}
+}
+
+// slowLog takes its time to log a response, as a Redis far away does.
+type slowLog struct{ prefs.Store }
+
+func (s slowLog) LogResponse(ctx context.Context, r *prefs.Response, ttl time.Duration) error {
+	time.Sleep(100 * time.Millisecond)
+	return s.Store.LogResponse(ctx, r, ttl)
+}
+
+// A streamed response is in the log by the time its client reads [DONE]:
+// feedback sent at once, before the stream's last chunk, finds it.
+func TestStreamedResponseIsRateableAtDone(t *testing.T) {
+	e := prefsGateway(t, slowLog{prefs.NewMemory(100, 100)}, `{}`, 0.5)
+	req, _ := http.NewRequest("POST", e.url+"/v1/chat/completions", strings.NewReader(
+		`{"model":"reference","messages":[{"role":"user","content":"Why is the sky blue?"}],"max_tokens":8,"user":"alice","stream":true,"steering":{"strategy":"best_of_n","n":2}}`))
+	req.Header.Set("Authorization", "Bearer sk-a")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var id string
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() && sc.Text() != "data: [DONE]" {
+		if m := regexp.MustCompile(`"id":"([^"]+)"`).FindStringSubmatch(sc.Text()); m != nil {
+			id = m[1]
+		}
+	}
+	if resp.StatusCode != 200 || id == "" {
+		t.Fatalf("status %d, id %q", resp.StatusCode, id)
+	}
+	if status, _, got := call(t, "POST", e.url+"/v1/feedback", "sk-a", `{"response_id":"`+id+`","chosen":0,"rejected":1}`); status != 200 {
+		t.Errorf("feedback on a stream just ended: %d %s", status, got)
 	}
 }
 

@@ -154,6 +154,77 @@ func TestFeedbackChecks(t *testing.T) {
 	}
 }
 
+// contended fails every update, as Redis does when other replicas keep
+// winning the race.
+type contended struct{ Store }
+
+func (contended) Update(context.Context, string, string, string, func(*Preferences) (*Preferences, error)) (*Preferences, error) {
+	return nil, errContended
+}
+
+// A feedback id is the client's alone: it cannot stand for the id under
+// which a response counts for its arm, and one whose feedback was not
+// stored stays free for the retry.
+func TestFeedbackIDs(t *testing.T) {
+	store := NewMemory(10, 10)
+	ctx := context.Background()
+	logged(store, "r1", "t1", "r")
+	logged(store, "r2", "t1", "r")
+	s := service(store)
+	if _, err := s.Learn(ctx, "t1", &Feedback{ResponseID: "r1", Rating: json.RawMessage(`1`), FeedbackID: new(ArmKey("r2"))}); err != nil {
+		t.Fatal(err)
+	}
+	if first, _ := store.FirstFeedback(ctx, "t1", ArmKey("r2"), time.Hour); !first {
+		t.Error("a client's feedback_id took the id under which r2 counts for its arm")
+	}
+	_, err := service(contended{store}).Learn(ctx, "t1", &Feedback{ResponseID: "r2", Rating: json.RawMessage(`1`), FeedbackID: new("f2")})
+	if !errors.Is(err, fault.ErrOverloaded) {
+		t.Fatalf("contended update: %v, want a 503 to retry", err)
+	}
+	got, err := s.Learn(ctx, "t1", &Feedback{ResponseID: "r2", Rating: json.RawMessage(`1`), FeedbackID: new("f2")})
+	if err != nil || got.Duplicate || !got.Learned || got.Updates != 2 {
+		t.Errorf("the retry of feedback that was not stored: %+v (%v)", got, err)
+	}
+}
+
+// The memory store keeps a response for the log's TTL, as Redis does.
+func TestMemoryResponsesExpire(t *testing.T) {
+	store := NewMemory(10, 10)
+	now := time.Unix(1000, 0)
+	store.now = func() time.Time { return now }
+	ctx := context.Background()
+	_ = store.LogResponse(ctx, &Response{ID: "x", Tenant: "t", User: "u"}, time.Minute)
+	_ = store.LogResponse(ctx, &Response{ID: "kept", Tenant: "t", User: "u"}, 0)
+	now = now.Add(59 * time.Second)
+	if r, _ := store.Response(ctx, "x"); r == nil {
+		t.Fatal("a response is gone before its TTL")
+	}
+	now = now.Add(time.Second)
+	if r, _ := store.Response(ctx, "x"); r != nil {
+		t.Error("a response outlived its TTL")
+	}
+	if r, _ := store.Response(ctx, "kept"); r == nil {
+		t.Error("a response logged without a TTL expired")
+	}
+}
+
+// Two answers in one arm (a user's, under unit user): a choice between
+// them says nothing of the arm, and counts for none.
+func TestChoiceWithinOneArmCountsForNone(t *testing.T) {
+	store := NewMemory(10, 10)
+	ctx := context.Background()
+	for _, id := range []string{"a", "b"} {
+		logged(store, id, "t1", "r")
+		r, _ := store.Response(ctx, id)
+		r.Experiment, r.Arm = "x", "best"
+		_ = store.LogResponse(ctx, r, time.Hour)
+	}
+	got, err := service(store).Learn(ctx, "t1", &Feedback{ChosenID: "a", RejectedID: "b"})
+	if err != nil || len(got.Arms) != 0 || !got.Learned {
+		t.Errorf("a choice within one arm: %+v (%v)", got, err)
+	}
+}
+
 func TestPutChecks(t *testing.T) {
 	s := service(NewMemory(10, 10))
 	ctx := context.Background()

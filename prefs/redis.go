@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"hash/maphash"
 	"math/rand/v2"
 	"strings"
 	"time"
@@ -19,10 +20,24 @@ import (
 type Redis struct {
 	c      redis.UniversalClient
 	prefix string
+	// turns lets one update of a user's preferences at a time in this
+	// process go to Redis: the WATCH transaction then races only other
+	// replicas, not a burst of this one's own requests.
+	turns [64]chan struct{}
 }
 
 // NewRedis uses c with every key under prefix.
-func NewRedis(c redis.UniversalClient, prefix string) *Redis { return &Redis{c: c, prefix: prefix} }
+func NewRedis(c redis.UniversalClient, prefix string) *Redis {
+	r := &Redis{c: c, prefix: prefix}
+	for i := range r.turns {
+		r.turns[i] = make(chan struct{}, 1)
+	}
+	return r
+}
+
+// errContended is the answer when other replicas kept winning the race
+// for one user's preferences: a 503 to retry, nothing written.
+var errContended = &fault.ParamError{Msg: "the user's preferences are being updated by too many requests at once; try again shortly", Err: fault.ErrOverloaded}
 
 func (r *Redis) prefKey(tenant, user string) string {
 	return r.prefix + "prefs:" + quote(tenant) + ":" + quote(user)
@@ -63,6 +78,13 @@ func (r *Redis) Delete(ctx context.Context, tenant, user, reward string) (bool, 
 // another replica wrote in between.
 func (r *Redis) Update(ctx context.Context, tenant, user, reward string, fn func(*Preferences) (*Preferences, error)) (*Preferences, error) {
 	k := r.prefKey(tenant, user)
+	turn := r.turns[maphash.String(turnSeed, k)%uint64(len(r.turns))]
+	select {
+	case turn <- struct{}{}:
+		defer func() { <-turn }()
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 	var out *Preferences
 	for attempt := range 64 {
 		if attempt > 0 { // another replica won the race: wait a little, then read again
@@ -106,8 +128,10 @@ func (r *Redis) Update(ctx context.Context, tenant, user, reward string, fn func
 			return out, err
 		}
 	}
-	return nil, errors.New("preferences: too many concurrent updates")
+	return nil, errContended
 }
+
+var turnSeed = maphash.MakeSeed()
 
 func (r *Redis) LogResponse(ctx context.Context, resp *Response, ttl time.Duration) error {
 	b, err := json.Marshal(resp)
@@ -133,7 +157,15 @@ func (r *Redis) Response(ctx context.Context, id string) (*Response, error) {
 }
 
 func (r *Redis) FirstFeedback(ctx context.Context, tenant, id string, ttl time.Duration) (bool, error) {
-	return r.c.SetNX(ctx, r.prefix+"feedback:"+quote(tenant)+":"+quote(id), 1, ttl).Result()
+	return r.c.SetNX(ctx, r.feedbackKey(tenant, id), 1, ttl).Result()
+}
+
+func (r *Redis) ForgetFeedback(ctx context.Context, tenant, id string) error {
+	return r.c.Del(ctx, r.feedbackKey(tenant, id)).Err()
+}
+
+func (r *Redis) feedbackKey(tenant, id string) string {
+	return r.prefix + "feedback:" + quote(tenant) + ":" + quote(id)
 }
 
 // LookupKey reads key:HASH.

@@ -143,6 +143,10 @@ func (f *Feedback) Kind() string {
 	return "rating"
 }
 
+// ArmKey is the feedback id under which a response's first feedback is
+// counted for its experiment arm.
+func ArmKey(responseID string) string { return "experiment:" + responseID }
+
 // Learn checks the feedback against the logged responses of the tenant
 // it is about (Scope's answer: the key's own, or the one an admin named)
 // and updates the user's weights. Nothing changes unless everything
@@ -165,12 +169,26 @@ func (s *Service) Learn(ctx context.Context, tenant string, f *Feedback) (*Learn
 		}
 	}
 	out := &Learned{User: resp.User, Tenant: resp.Tenant, Reward: resp.Reward}
+	done := false // the feedback is stored
 	if f.FeedbackID != nil {
-		first, err := s.Store.FirstFeedback(ctx, resp.Tenant, *f.FeedbackID, 30*24*time.Hour)
+		// The client's ids have a namespace of their own: no id a client
+		// picks is one the gateway keeps for itself (ArmKey).
+		key := "client:" + *f.FeedbackID
+		first, err := s.Store.FirstFeedback(ctx, resp.Tenant, key, 30*24*time.Hour)
 		if err != nil {
 			return nil, err
 		}
-		if !first {
+		if first {
+			// Feedback that is not stored after all has not been given:
+			// its id stays free for the retry.
+			defer func() {
+				if !done {
+					fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+					defer cancel()
+					_ = s.Store.ForgetFeedback(fctx, resp.Tenant, key)
+				}
+			}()
+		} else {
 			cur, err := s.Store.Get(ctx, resp.Tenant, resp.User, resp.Reward)
 			if err != nil {
 				return nil, err
@@ -196,6 +214,7 @@ func (s *Service) Learn(ctx context.Context, tenant string, f *Feedback) (*Learn
 				out.Weights, out.Updates = cur.Weights, cur.Updates
 			}
 		}
+		done = true
 		return out, nil
 	}
 	p, err := s.Store.Update(ctx, resp.Tenant, resp.User, resp.Reward, func(cur *Preferences) (*Preferences, error) {
@@ -213,6 +232,7 @@ func (s *Service) Learn(ctx context.Context, tenant string, f *Feedback) (*Learn
 		return nil, err
 	}
 	out.Weights, out.Updates, out.Arms, out.Learned = p.Weights, p.Updates, arms, true
+	done = true
 	return out, nil
 }
 
@@ -278,6 +298,11 @@ func (s *Service) pairs(ctx context.Context, tenant string, f *Feedback) ([]Pair
 			return nil, nil, nil, invalid("rejected_id", "the two responses were not scored by the same reward: there is nothing to learn from the choice")
 		}
 		var arms []ArmFeedback
+		if a.Arm != "" && a.Experiment == b.Experiment && a.Arm == b.Arm {
+			// Both in one arm (as a user's answers are under unit user): a
+			// win and a loss for the same arm would say nothing of it.
+			return pairs, a, nil, nil
+		}
 		for _, x := range []struct {
 			r   *Response
 			win int

@@ -62,6 +62,9 @@ type Store interface {
 	Response(ctx context.Context, id string) (*Response, error) // nil when unknown or expired
 	// FirstFeedback records a feedback id; false when it was seen before.
 	FirstFeedback(ctx context.Context, tenant, id string, ttl time.Duration) (bool, error)
+	// ForgetFeedback removes a feedback id whose feedback could not be
+	// stored after all, so that it may be sent again.
+	ForgetFeedback(ctx context.Context, tenant, id string) error
 }
 
 // Memory is a Store in process memory: bounded (the least recently used
@@ -69,15 +72,21 @@ type Store interface {
 type Memory struct {
 	mu        sync.Mutex
 	prefs     *lru[*Preferences]
-	responses *lru[*Response]
+	responses *lru[loggedResponse]
 	feedback  *lru[time.Time]
 	now       func() time.Time
+}
+
+// loggedResponse is a response in the log, until it expires.
+type loggedResponse struct {
+	r       *Response
+	expires time.Time
 }
 
 // NewMemory keeps at most maxUsers users' preferences and maxResponses
 // responses (and as many feedback ids).
 func NewMemory(maxUsers, maxResponses int) *Memory {
-	return &Memory{prefs: newLRU[*Preferences](maxUsers), responses: newLRU[*Response](maxResponses),
+	return &Memory{prefs: newLRU[*Preferences](maxUsers), responses: newLRU[loggedResponse](maxResponses),
 		feedback: newLRU[time.Time](maxResponses), now: time.Now}
 }
 
@@ -119,22 +128,30 @@ func (m *Memory) Update(_ context.Context, tenant, user, reward string, fn func(
 	return next, nil
 }
 
-func (m *Memory) LogResponse(_ context.Context, r *Response, _ time.Duration) error {
+func (m *Memory) LogResponse(_ context.Context, r *Response, ttl time.Duration) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	c := *r
-	m.responses.put(r.ID, &c)
+	l := loggedResponse{r: &c}
+	if ttl > 0 { // as Redis's SET: 0 keeps it
+		l.expires = m.now().Add(ttl)
+	}
+	m.responses.put(r.ID, l)
 	return nil
 }
 
 func (m *Memory) Response(_ context.Context, id string) (*Response, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	r, ok := m.responses.get(id)
+	l, ok := m.responses.get(id)
 	if !ok {
 		return nil, nil
 	}
-	c := *r
+	if !l.expires.IsZero() && !m.now().Before(l.expires) {
+		m.responses.del(id)
+		return nil, nil
+	}
+	c := *l.r
 	return &c, nil
 }
 
@@ -147,6 +164,13 @@ func (m *Memory) FirstFeedback(_ context.Context, tenant, id string, ttl time.Du
 	}
 	m.feedback.put(k, m.now())
 	return true, nil
+}
+
+func (m *Memory) ForgetFeedback(_ context.Context, tenant, id string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.feedback.del(tenant + "\x00" + id)
+	return nil
 }
 
 func clonePrefs(p *Preferences) *Preferences {
