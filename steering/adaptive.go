@@ -445,10 +445,17 @@ func continueSample(ctx context.Context, r *backend.Request, s *sample, maxToken
 		return err
 	}
 	more := newSample(s.index, g)
+	joint := len(s.choice.Text)
 	s.choice.Text += more.choice.Text
-	s.choice.FinishReason = more.choice.FinishReason
+	s.choice.FinishReason, s.choice.StopSequence = more.choice.FinishReason, more.choice.StopSequence
 	s.choice.Tokens += more.choice.Tokens
 	s.choice.Logprobs = append(s.choice.Logprobs, more.choice.Logprobs...)
+	// A stop sequence across the joint was seen by neither call.
+	if at, stop, ok := stopAfter(s.choice.Text, joint, r.Stop); ok {
+		s.choice.Logprobs = cutLogprobs(s.choice.Logprobs, len(s.choice.Text)-at)
+		s.choice.Text = s.choice.Text[:at]
+		s.choice.FinishReason, s.choice.StopSequence = backend.FinishStop, &stop
+	}
 	s.scored = false
 	return nil
 }

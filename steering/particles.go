@@ -341,6 +341,8 @@ func (p *particles) advance(q *particle, c backend.Choice, maxTokens int, stops 
 	q.tokens += c.Tokens
 	q.logprobs = append(q.logprobs, c.Logprobs...)
 	q.finish = c.FinishReason
+	joint := len(q.text)
+	defer p.stopAcross(q, joint, stops)
 	switch {
 	case c.FinishReason == backend.FinishLength:
 		q.text += c.Text
@@ -378,6 +380,20 @@ func (p *particles) advance(q *particle, c backend.Choice, maxTokens int, stops 
 		// limit.
 		q.done, q.finish = true, backend.FinishLength
 	}
+}
+
+// stopAcross ends a particle at a request stop sequence that its newest
+// step completed across the joint with the text before it, or with the
+// delimiter after it, which the backend could not see.
+func (p *particles) stopAcross(q *particle, joint int, stops []string) {
+	at, stop, ok := stopAfter(q.text, joint, stops)
+	if !ok {
+		return
+	}
+	q.logprobs = cutLogprobs(q.logprobs, len(q.text)-at)
+	q.text = q.text[:at]
+	q.steps = trimSteps(q.steps, q.text, p.stops)
+	q.done, q.finish, q.stop = true, backend.FinishStop, &stop
 }
 
 // stepScorer is the process reward behind env.Reward, if it is one.
@@ -529,11 +545,16 @@ type prefixStream struct {
 	env     *Env
 	on      bool
 	stops   []string
+	hold    int // a request stop's length but one: the end of a running particle that a stop may yet claim
 	emitted string
 }
 
 func newPrefixStream(env *Env, r *backend.Request, stops []string) *prefixStream {
-	return &prefixStream{env: env, on: env.Emit != nil && r.Choices() == 1 && !r.Logprobs, stops: stops}
+	s := &prefixStream{env: env, on: env.Emit != nil && r.Choices() == 1 && !r.Logprobs, stops: stops}
+	for _, stop := range r.Stop {
+		s.hold = max(s.hold, len(stop)-1)
+	}
+	return s
 }
 
 // start opens the stream at once, with an empty first chunk, so that the
@@ -547,7 +568,8 @@ func (s *prefixStream) start() error {
 
 // shared emits what the particles' texts now share beyond what was sent.
 // A trailing delimiter is held back: it may be taken back when the answer
-// ends.
+// ends; so is the end of a running particle that a request stop sequence
+// may yet cut.
 func (s *prefixStream) shared(pop []*particle) error {
 	if !s.on || len(pop) == 0 {
 		return nil
@@ -558,6 +580,13 @@ func (s *prefixStream) shared(pop []*particle) error {
 	}
 	for _, d := range s.stops {
 		prefix = strings.TrimSuffix(prefix, d)
+	}
+	// A request stop sequence that the next step completes may begin in
+	// a running particle's last bytes (stopAcross): they are not sent yet.
+	for _, q := range pop {
+		if !q.done {
+			prefix = prefix[:max(0, min(len(prefix), len(q.text)-s.hold))]
+		}
 	}
 	for !utf8.ValidString(prefix) && prefix != "" {
 		prefix = prefix[:len(prefix)-1]
