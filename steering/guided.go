@@ -68,12 +68,6 @@ func (p *guided) Check(c *Check) error {
 	if p.Beta == nil {
 		p.Beta = &one
 	}
-	if p.Temperature == nil {
-		p.Temperature = &one
-	}
-	if p.TopP == nil {
-		p.TopP = &one
-	}
 	switch {
 	case p.BlockTokens < 1 || p.BlockTokens > maxBlockTokens:
 		return c.Bad("block_tokens", "block_tokens must be between 1 and %d", maxBlockTokens)
@@ -89,9 +83,9 @@ func (p *guided) Check(c *Check) error {
 		return c.Unsupported("strategy", "guided continues the answer step by step, which backend %s cannot do", c.Backend)
 	case *p.Beta <= 0 || !finite(*p.Beta):
 		return c.Bad("beta", "beta must be a finite number above 0")
-	case *p.Temperature <= 0 || !finite(*p.Temperature):
+	case p.Temperature != nil && (*p.Temperature <= 0 || !finite(*p.Temperature)):
 		return c.Bad("temperature", "temperature must be a finite number above 0")
-	case *p.TopP <= 0 || *p.TopP > 1:
+	case p.TopP != nil && (*p.TopP <= 0 || *p.TopP > 1):
 		return c.Bad("top_p", "top_p must be in (0, 1]")
 	}
 	// Weights, as a request's weights are: a null or a key given twice is
@@ -163,6 +157,10 @@ func (p *guided) Steer(ctx context.Context, r *backend.Request, env *Env) (*Outc
 			return nil, fmt.Errorf("%w: token reward %q is not loaded", fault.ErrReward, name)
 		}
 	}
+	// The reweighted distribution is sampled at the request's temperature
+	// and top_p, unless the steering object gives its own; the backend is
+	// asked for its raw one (request).
+	p.Temperature, p.TopP = cmp.Or(p.Temperature, r.Temperature, new(1.0)), cmp.Or(p.TopP, r.TopP, new(1.0))
 	g := &guidedRun{p: p, r: r, env: env, rng: tieBreaker(r.Seed)}
 	maxTokens := r.MaxTokens
 	if maxTokens <= 0 {
@@ -373,7 +371,15 @@ func Reweight(base []float64, rewards [][]float64, w []float64, beta, temperatur
 
 // nucleus is softmax(logits/T) cut to the smallest set of candidates whose
 // probability reaches topP (always at least the best one), renormalized.
+// At temperature 0 it is all on the best (the first of equals): greedy.
 func nucleus(logits []float64, temperature, topP float64) []float64 {
+	if temperature <= 0 {
+		out := make([]float64, len(logits))
+		if len(out) > 0 {
+			out[argmax(logits)] = 1
+		}
+		return out
+	}
 	scaled := make([]float64, len(logits))
 	for i, l := range logits {
 		scaled[i] = l / temperature
@@ -494,3 +500,15 @@ func (g *guidedRun) streamLogprobs(end int) []backend.TokenLogprob {
 
 // flush streams whatever of the answer is not yet sent.
 func (g *guidedRun) flush() error { return g.send(g.text.Len()) }
+
+// argmax is the index of the largest of xs, the first of equals (NaN is
+// never the largest).
+func argmax(xs []float64) int {
+	best := 0
+	for i, x := range xs {
+		if x > xs[best] || math.IsNaN(xs[best]) && !math.IsNaN(x) {
+			best = i
+		}
+	}
+	return best
+}

@@ -134,6 +134,38 @@ func TestGuidedSamplesFollowTheReweightedDistribution(t *testing.T) {
 	}
 }
 
+// The request's temperature and top_p shape the reweighted distribution
+// (the backend is still asked for its raw one): temperature 0 is greedy,
+// a small top_p keeps the likeliest; the steering object's own win.
+func TestGuidedKeepsTheRequestsTemperatureAndTopP(t *testing.T) {
+	e, call := guidedEngine(&topK{})
+	for _, c := range []struct {
+		steer       string
+		temperature *float64
+		topP        *float64
+		want        string // every seed's answer; "" varied
+	}{
+		{`{"strategy":"guided","token_rewards":{"likes":1}}`, new(0.0), nil, " c"},
+		{`{"strategy":"guided","token_rewards":{"likes":0}}`, nil, new(0.3), " a"},
+		{`{"strategy":"guided","token_rewards":{"likes":1},"temperature":1}`, new(0.0), nil, ""},
+		{`{"strategy":"guided","token_rewards":{"likes":1}}`, new(1.0), nil, ""},
+	} {
+		seen := map[string]bool{}
+		for seed := range int64(40) {
+			cl := call(c.steer, seed)
+			cl.Request.Temperature, cl.Request.TopP = c.temperature, c.topP
+			out, err := run(context.Background(), e, cl, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			seen[out.Generation.Choices[0].Text] = true
+		}
+		if c.want != "" && (len(seen) != 1 || !seen[c.want]) || c.want == "" && len(seen) < 2 {
+			t.Errorf("%s, temperature %v, top_p %v: answers %v, want %q", c.steer, c.temperature, c.topP, seen, c.want)
+		}
+	}
+}
+
 // The answer streams as it is written; a stop sequence ends it before
 // the stop, and nothing of the stop is sent.
 func TestGuidedStreamsAndStops(t *testing.T) {
