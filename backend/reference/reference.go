@@ -113,6 +113,12 @@ func (b *Backend) check(r *backend.Request) error {
 	if r.TopLogprobs < 0 || r.TopLogprobs > 20 {
 		return fault.Invalid("top_logprobs", "top_logprobs must be between 0 and 20")
 	}
+	// Tools, images and JSON modes are refused here too, not only by the
+	// gateway before it: the wire faces (reference-server) call in
+	// directly.
+	if err := b.Caps().Check(r); err != nil {
+		return err
+	}
 	if r.Temperature != nil && (*r.Temperature < 0 || *r.Temperature > 2) {
 		return fault.Invalid("temperature", "temperature must be between 0 and 2")
 	}

@@ -2,6 +2,7 @@ package reference
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -143,6 +144,60 @@ func ollamaOptions(opts map[string]any, r *backend.Request) error {
 	return nil
 }
 
+// unservedChat names the first field of an Ollama chat request that the
+// reference model cannot serve: it reads text only, so tools, images,
+// thinking and a JSON format are refused, not ignored.
+func unservedChat(req *api.ChatRequest) string {
+	switch {
+	case len(req.Tools) > 0:
+		return "tools"
+	case unservedFormat(req.Format):
+		return "format"
+	case req.Think != nil && req.Think.Bool():
+		return "think"
+	}
+	for i, m := range req.Messages {
+		switch {
+		case len(m.Images) > 0:
+			return fmt.Sprintf("messages[%d].images", i)
+		case len(m.ToolCalls) > 0:
+			return fmt.Sprintf("messages[%d].tool_calls", i)
+		case m.Thinking != "":
+			return fmt.Sprintf("messages[%d].thinking", i)
+		case m.Role == "tool" || m.ToolName != "" || m.ToolCallID != "":
+			return fmt.Sprintf("messages[%d]: tool results", i)
+		}
+	}
+	return ""
+}
+
+// unservedGenerate does so for a generate request.
+func unservedGenerate(req *api.GenerateRequest) string {
+	switch {
+	case len(req.Images) > 0:
+		return "images"
+	case unservedFormat(req.Format):
+		return "format"
+	case req.Think != nil && req.Think.Bool():
+		return "think"
+	case req.Suffix != "":
+		return "suffix"
+	case req.Template != "":
+		return "template"
+	case len(req.Context) > 0:
+		return "context"
+	case req.Width != 0 || req.Height != 0 || req.Steps != 0:
+		return "image generation"
+	}
+	return ""
+}
+
+// unservedFormat reports a format other than none.
+func unservedFormat(f json.RawMessage) bool {
+	f = bytes.TrimSpace(f)
+	return len(f) > 0 && string(f) != "null" && string(f) != `""`
+}
+
 func (s *Server) ollama(ctx *fasthttp.RequestCtx, chat bool) {
 	body := ctx.PostBody()
 	if len(body) == 0 {
@@ -160,6 +215,10 @@ func (s *Server) ollama(ctx *fasthttp.RequestCtx, chat bool) {
 		var req api.ChatRequest
 		if err := json.Unmarshal(body, &req); err != nil {
 			ollamaErr(ctx, 400, err.Error())
+			return
+		}
+		if field := unservedChat(&req); field != "" {
+			ollamaErr(ctx, 400, "the reference model does not support "+field)
 			return
 		}
 		model, stream, opts, debug = req.Model, req.Stream, req.Options, req.DebugRenderOnly
@@ -180,11 +239,18 @@ func (s *Server) ollama(ctx *fasthttp.RequestCtx, chat bool) {
 			ollamaErr(ctx, 400, "raw mode does not support template, system, or context")
 			return
 		}
+		if field := unservedGenerate(&req); field != "" {
+			ollamaErr(ctx, 400, "the reference model does not support "+field)
+			return
+		}
 		model, stream, opts, debug = req.Model, req.Stream, req.Options, req.DebugRenderOnly
 		r.Logprobs, r.TopLogprobs = req.Logprobs, req.TopLogprobs
-		if req.Raw {
+		switch {
+		case req.Raw:
 			r.Prompt = req.Prompt
-		} else {
+		case req.System != "":
+			r.Messages = []backend.Message{{Role: "system", Content: req.System}, {Role: "user", Content: req.Prompt}}
+		default:
 			r.Messages = []backend.Message{{Role: "user", Content: req.Prompt}}
 		}
 	}
