@@ -364,6 +364,23 @@ func TestBackendTimeoutIs504(t *testing.T) {
 	apiErr(t, err, 504, "")
 }
 
+// The request deadline cutting a relayed stream short is a timeout, as
+// on every other path: not the broken read it leaves behind.
+func TestRelayedStreamDeadlineIsATimeout(t *testing.T) {
+	url := backendtest.StartReference(t, reference.Options{TokenDelay: 50 * time.Millisecond})
+	rt := backend.NewRouter()
+	if err := rt.Add(backend.Route{Name: "reference", Backend: upstream(t, "up", url+"/v1", "vllm"), Target: "reference"}); err != nil {
+		t.Fatal(err)
+	}
+	opts := defaultOptions()
+	opts.RequestTimeout = 400 * time.Millisecond
+	e := serveWith(t, opts, rt, nil)
+	status, _, got := post(t, e.url+"/v1/chat/completions", `{"model":"reference","stream":true,"max_tokens":100,"messages":[{"role":"user","content":"Tell me about the moon"}]}`)
+	if status != 200 || !strings.Contains(got, `"code":"timeout"`) || strings.Contains(got, "backend_error") || !strings.HasSuffix(strings.TrimSpace(got), "data: [DONE]") {
+		t.Errorf("%d %s", status, got)
+	}
+}
+
 // failingUpstream is an OpenAI-compatible server that answers 500, or for
 // streams sends one chunk and then drops the connection.
 func failingUpstream(t *testing.T) string {

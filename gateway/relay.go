@@ -3,6 +3,7 @@ package gateway
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -58,12 +59,24 @@ func (s *Server) relay(x *exchange, rp backend.RawProxy, req *request) bool {
 	er := eventReaders.Get().(*eventReader)
 	er.src.Reset(ans.Stream)
 	er.model = model
+	// The request's own end (its deadline, the server shutting down)
+	// closes the backend's stream under the read, or times the read out:
+	// the error is that end, not the read it broke.
+	ended := func(err error) error {
+		if cause := context.Cause(rctx); cause != nil {
+			return cause
+		}
+		if d, ok := rctx.Deadline(); ok && !time.Now().Before(d) {
+			return s.errDeadline // the read's own deadline, the request's, ran out first
+		}
+		return err
+	}
 	er.log = func(err error) {
-		broke = err
+		broke = ended(err)
 		s.log.Warn("relayed stream failed after first byte", "request_id", reqID, "err", err)
 	}
 	er.errEvent = func(err error) []byte {
-		_, body := wire.ErrorOf(s.requestErr(rctx, err))
+		_, body := wire.ErrorOf(s.requestErr(rctx, ended(err)))
 		b, _ := json.Marshal(body)
 		return b
 	}

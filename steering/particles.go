@@ -251,7 +251,12 @@ func (p *particles) Steer(ctx context.Context, r *backend.Request, env *Env) (*O
 			p.advance(q, gens[i].Choices[0], maxTokens, r.Stop)
 			moved = append(moved, q)
 		}
-		if len(pop) < max(1, env.Common.MinSuccess) {
+		switch {
+		case len(pop) == 0:
+			// Every particle failed: the failure keeps its class (a
+			// deadline is a 504, a missing model a 404), as best-of-N's.
+			return nil, fmt.Errorf("%d of %d particles failed: %w", failed, p.N, firstErr)
+		case len(pop) < env.Common.MinSuccess:
 			return nil, fmt.Errorf("%w: %d of %d particles failed: %w", fault.ErrUpstream, failed, p.N, firstErr)
 		}
 		if err := p.weigh(ctx, r, env, moved, stepScore); err != nil {

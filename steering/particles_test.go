@@ -272,6 +272,11 @@ func TestParticlesSurviveFailures(t *testing.T) {
 	if _, err := particleRun(t, down, `{"strategy":"particles"}`, nil); !errors.Is(err, fault.ErrUpstream) {
 		t.Errorf("every call failing: %v", err)
 	}
+	// Every particle timing out is a timeout (504), not a backend failure.
+	slow := &stepper{fail: func(*backend.Request) error { return fmt.Errorf("%w: up: fasthttp: timeout", fault.ErrTimeout) }}
+	if _, err := particleRun(t, slow, `{"strategy":"particles"}`, nil); !errors.Is(err, fault.ErrTimeout) || errors.Is(err, fault.ErrUpstream) {
+		t.Errorf("every call timing out: %v", err)
+	}
 }
 
 // A client that goes away cancels every particle's call.
