@@ -327,7 +327,8 @@ func (s *Server) generate(x *exchange, req *request, br *backend.Request, en *ex
 	body := func(w *bufio.Writer) {
 		defer release()
 		defer finish()
-		defer func() { s.metrics.StreamEnd(route, strategy, time.Since(streamStart)) }()
+		endStatus := fasthttp.StatusInternalServerError // till it is known
+		defer func() { s.metrics.StreamEnd(route, strategy, endStatus, time.Since(streamStart)) }()
 		sw := sseWriter{w: w, f: *f, id: respID, model: req.model, created: created, seen: map[int]int{}}
 		var werr error
 		if ok {
@@ -343,6 +344,7 @@ func (s *Server) generate(x *exchange, req *request, br *backend.Request, en *ex
 		}
 		s.recordRequest(en, respID, br, st.out, werr != nil || st.err != nil, time.Since(start))
 		status := s.streamStatus(rctx, werr, st.err)
+		endStatus = status
 		s.live.publish(s.event(reqID, l.model, l.tenant, status, l, st.out, time.Since(start)))
 		if werr != nil {
 			return

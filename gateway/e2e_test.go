@@ -18,10 +18,12 @@ import (
 
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/steergate/steergate/backend"
 	"github.com/steergate/steergate/backend/backendtest"
 	"github.com/steergate/steergate/backend/reference"
 	"github.com/steergate/steergate/gateway"
+	"github.com/steergate/steergate/metrics"
 	"github.com/steergate/steergate/test/leak"
 	"github.com/steergate/steergate/wire"
 	"go.uber.org/goleak"
@@ -374,10 +376,25 @@ func TestRelayedStreamDeadlineIsATimeout(t *testing.T) {
 	}
 	opts := defaultOptions()
 	opts.RequestTimeout = 400 * time.Millisecond
+	opts.Metrics = metrics.New(prometheus.NewRegistry())
 	e := serveWith(t, opts, rt, nil)
 	status, _, got := post(t, e.url+"/v1/chat/completions", `{"model":"reference","stream":true,"max_tokens":100,"messages":[{"role":"user","content":"Tell me about the moon"}]}`)
 	if status != 200 || !strings.Contains(got, `"code":"timeout"`) || strings.Contains(got, "backend_error") || !strings.HasSuffix(strings.TrimSpace(got), "data: [DONE]") {
 		t.Errorf("%d %s", status, got)
+	}
+	// Counted 200 once its first byte was sent, the stream ended a 504.
+	resp, err := http.Get(e.url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	m := string(b)
+	for _, want := range []string{`steergate_requests_total{arm="",route="reference",status="200",strategy="none"} 1`,
+		`steergate_stream_ends_total{route="reference",status="504",strategy="none"} 1`} {
+		if !strings.Contains(m, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
 	}
 }
 

@@ -97,8 +97,9 @@ func (s *Server) relay(x *exchange, rp backend.RawProxy, req *request) bool {
 			release()
 		}()
 		_, err := er.WriteTo(w)
-		s.metrics.StreamEnd(l.route, l.strategy, time.Since(streamStart))
-		s.live.publish(s.event(reqID, l.model, l.tenant, s.streamStatus(rctx, err, broke), l, nil, time.Since(start)))
+		status := s.streamStatus(rctx, err, broke)
+		s.metrics.StreamEnd(l.route, l.strategy, status, time.Since(streamStart))
+		s.live.publish(s.event(reqID, l.model, l.tenant, status, l, nil, time.Since(start)))
 		return err
 	})
 	return true

@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -20,6 +21,7 @@ type Metrics struct {
 	requests         *prometheus.CounterVec
 	requestDuration  *prometheus.HistogramVec
 	timeToFirstToken *prometheus.HistogramVec
+	streamEnds       *prometheus.CounterVec
 	backendDuration  *prometheus.HistogramVec
 	rewardDuration   *prometheus.HistogramVec
 	rewardBatch      *prometheus.HistogramVec
@@ -52,6 +54,9 @@ func New(reg *prometheus.Registry) *Metrics {
 		timeToFirstToken: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "steergate_time_to_first_token_seconds", Help: "Time from request to the first streamed byte.", Buckets: latency,
 		}, []string{"route", "strategy"}),
+		streamEnds: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "steergate_stream_ends_total", Help: "Streams by route, strategy and the status they ended with (a stream is counted 200 in steergate_requests_total once its first byte is sent).",
+		}, []string{"route", "strategy", "status"}),
 		backendDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "steergate_backend_duration_seconds", Help: "Backend call latency by outcome.", Buckets: latency,
 		}, []string{"backend", "outcome"}),
@@ -107,7 +112,7 @@ func New(reg *prometheus.Registry) *Metrics {
 			Name: "steergate_experiment_requests_total", Help: "Requests enrolled in an experiment, by experiment and arm.",
 		}, []string{"experiment", "arm"}),
 	}
-	reg.MustRegister(m.requests, m.requestDuration, m.timeToFirstToken, m.backendDuration, m.rewardDuration, m.rewardBatch,
+	reg.MustRegister(m.requests, m.requestDuration, m.timeToFirstToken, m.streamEnds, m.backendDuration, m.rewardDuration, m.rewardBatch,
 		m.samples, m.tokens, m.steps, m.resamples, m.cache, m.inflight, m.queued, m.backendUp, m.panics, m.feedback,
 		m.preferences, m.authFailures, m.experiment, m.evalSkipped)
 	return m
@@ -146,11 +151,13 @@ func (m *Metrics) Request(route, status, strategy, arm string, took time.Duratio
 	}
 }
 
-// StreamEnd records the whole duration of a stream.
-func (m *Metrics) StreamEnd(route, strategy string, took time.Duration) {
+// StreamEnd records how a stream ended (the status an error event carried,
+// 499 for a client gone, else 200) and its whole duration.
+func (m *Metrics) StreamEnd(route, strategy string, status int, took time.Duration) {
 	if m == nil {
 		return
 	}
+	m.streamEnds.WithLabelValues(route, strategy, strconv.Itoa(status)).Inc()
 	m.requestDuration.WithLabelValues(route, strategy, "true").Observe(took.Seconds())
 }
 
