@@ -57,8 +57,6 @@ func Load(path string) (*Config, error) {
 	return Parse(path, data)
 }
 
-var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)(:-([^}]*))?\}`)
-
 // expand replaces ${VAR} and ${VAR:-default} with the environment's
 // values in the parsed file's scalars, keys included, not in its text: a
 // value is then the value whole (a # or a ": " in it, a line break, cut
@@ -67,7 +65,7 @@ var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)(:-([^}]*))?\}`)
 // one stays text.
 func expand(n *yaml.Node) {
 	if n.Kind == yaml.ScalarNode && strings.Contains(n.Value, "${") {
-		n.Value = envRef.ReplaceAllStringFunc(n.Value, envValue)
+		n.Value = expandRefs(n.Value)
 		if n.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle|yaml.LiteralStyle|yaml.FoldedStyle) == 0 {
 			n.Tag = "" // resolved again from the value
 		}
@@ -78,17 +76,67 @@ func expand(n *yaml.Node) {
 }
 
 // expandText is expand on the file's text.
-func expandText(data []byte) []byte {
-	return []byte(envRef.ReplaceAllStringFunc(string(data), envValue))
+func expandText(data []byte) []byte { return []byte(expandRefs(string(data))) }
+
+// expandRefs replaces each ${VAR} and ${VAR:-default} in s (a variable
+// set but empty takes the default). A default runs to the brace that
+// closes its reference, so it may hold braces in pairs ({"a": 1}) and
+// references of its own (${A:-${B}}), as in a shell. Text that is no
+// reference stays as it is.
+func expandRefs(s string) string {
+	var b strings.Builder
+	for {
+		i := strings.Index(s, "${")
+		if i < 0 {
+			b.WriteString(s)
+			return b.String()
+		}
+		b.WriteString(s[:i])
+		v, n, ok := envRef(s[i:])
+		if !ok {
+			b.WriteString("${")
+			s = s[i+2:]
+			continue
+		}
+		b.WriteString(v)
+		s = s[i+n:]
+	}
 }
 
-// envValue is what a ${VAR} or ${VAR:-default} reference stands for.
-func envValue(ref string) string {
-	sm := envRef.FindStringSubmatch(ref)
-	if v, ok := os.LookupEnv(sm[1]); ok && v != "" {
-		return v
+// envRef reads the reference that s starts with: what it stands for and
+// its length; ok is false when s starts with none.
+func envRef(s string) (value string, n int, ok bool) {
+	j := 2
+	for j < len(s) && (s[j] == '_' || 'A' <= s[j] && s[j] <= 'Z' || 'a' <= s[j] && s[j] <= 'z' || j > 2 && '0' <= s[j] && s[j] <= '9') {
+		j++
 	}
-	return sm[3]
+	if j == 2 {
+		return "", 0, false
+	}
+	name, rest := s[2:j], s[j:]
+	if strings.HasPrefix(rest, "}") {
+		return os.Getenv(name), j + 1, true
+	}
+	if !strings.HasPrefix(rest, ":-") {
+		return "", 0, false
+	}
+	depth := 0
+	for k := j + 2; k < len(s); k++ {
+		switch s[k] {
+		case '{':
+			depth++
+		case '}':
+			if depth > 0 {
+				depth--
+				continue
+			}
+			if v := os.Getenv(name); v != "" {
+				return v, k + 1, true
+			}
+			return expandRefs(s[j+2 : k]), k + 1, true
+		}
+	}
+	return "", 0, false
 }
 
 // documents counts the YAML documents in data that hold something (at

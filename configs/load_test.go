@@ -301,3 +301,26 @@ func TestModelInTwoExperimentsSaidOnce(t *testing.T) {
 		}
 	}
 }
+
+// A default runs to the brace that closes its reference: it may hold
+// braces in pairs and references of its own, as in a shell.
+func TestExpandRefs(t *testing.T) {
+	t.Setenv("SG_SET", "v")
+	t.Setenv("SG_EMPTY", "")
+	for in, want := range map[string]string{
+		"${SG_SET}":                    "v",
+		"a${SG_SET}b${SG_SET}":         "avbv",
+		"${SG_UNSET}":                  "",
+		"${SG_EMPTY:-d}":               "d",
+		`${SG_UNSET:-{"a": {"b": 1}}}`: `{"a": {"b": 1}}`,
+		"${SG_UNSET:-${SG_SET}}":       "v",
+		"${SG_UNSET:-x${SG_NONE:-y}z}": "xyz",
+		"${SG_SET:-{ignored}}":         "v",
+		"${SG_UNSET:-open":             "${SG_UNSET:-open",
+		"${1X} ${} $SG_SET":            "${1X} ${} $SG_SET",
+	} {
+		if got := expandRefs(in); got != want {
+			t.Errorf("%s: %q, want %q", in, got, want)
+		}
+	}
+}
