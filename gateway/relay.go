@@ -59,24 +59,12 @@ func (s *Server) relay(x *exchange, rp backend.RawProxy, req *request) bool {
 	er := eventReaders.Get().(*eventReader)
 	er.src.Reset(ans.Stream)
 	er.model = model
-	// The request's own end (its deadline, the server shutting down)
-	// closes the backend's stream under the read, or times the read out:
-	// the error is that end, not the read it broke.
-	ended := func(err error) error {
-		if cause := context.Cause(rctx); cause != nil {
-			return cause
-		}
-		if d, ok := rctx.Deadline(); ok && !time.Now().Before(d) {
-			return s.errDeadline // the read's own deadline, the request's, ran out first
-		}
-		return err
-	}
 	er.log = func(err error) {
-		broke = ended(err)
+		broke = err
 		s.log.Warn("relayed stream failed after first byte", "request_id", reqID, "err", err)
 	}
 	er.errEvent = func(err error) []byte {
-		_, body := wire.ErrorOf(s.requestErr(rctx, ended(err)))
+		_, body := wire.ErrorOf(s.requestErr(rctx, s.relayEnd(rctx, err)))
 		b, _ := json.Marshal(body)
 		return b
 	}
@@ -97,12 +85,42 @@ func (s *Server) relay(x *exchange, rp backend.RawProxy, req *request) bool {
 			release()
 		}()
 		_, err := er.WriteTo(w)
-		status := s.streamStatus(rctx, err, broke)
-		s.metrics.StreamEnd(l.route, l.strategy, status, time.Since(streamStart))
-		s.live.publish(s.event(reqID, l.model, l.tenant, status, l, nil, time.Since(start)))
+		broke = s.relayEnded(rctx, reqID, l, err, broke, start, streamStart)
 		return err
 	})
 	return true
+}
+
+// relayEnded counts a relayed stream's end, by why it broke off, if it
+// did (which it returns); writeErr is the client's side. On a frame of its
+// own, apart from the stream's (TestStreamStackStaysWithin8KiB).
+//
+//go:noinline
+func (s *Server) relayEnded(rctx context.Context, reqID string, l *labels, writeErr, broke error, start, streamStart time.Time) error {
+	if broke != nil {
+		broke = s.relayEnd(rctx, broke)
+	}
+	status := s.streamStatus(rctx, writeErr, broke)
+	s.metrics.StreamEnd(l.route, l.strategy, status, time.Since(streamStart))
+	s.live.publish(s.event(reqID, l.model, l.tenant, status, l, nil, time.Since(start)))
+	return broke
+}
+
+// relayEnd is why a relayed stream broke off: the request's own end (its
+// deadline, the server shutting down) closes the backend's stream under
+// the read, or times the read out, and is the reason then, not the read
+// it broke. Not inlined: the stream's goroutine keeps a small stack
+// (TestStreamStackStaysWithin8KiB), and this runs deep in it.
+//
+//go:noinline
+func (s *Server) relayEnd(rctx context.Context, err error) error {
+	if cause := context.Cause(rctx); cause != nil {
+		return cause
+	}
+	if d, ok := rctx.Deadline(); ok && !time.Now().Before(d) {
+		return s.errDeadline // the read's own deadline, the request's, ran out first
+	}
+	return err
 }
 
 // eventReader reads a backend's server-sent events and yields them whole,
