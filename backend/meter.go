@@ -15,6 +15,7 @@ import (
 // backends add to it.
 type Meter struct {
 	prompt, completion atomic.Int64
+	fellBack           atomic.Bool // a fallback backend answered a call
 	mu                 sync.Mutex
 	// details sums the usage details (prompt_tokens_details, …): by
 	// object, by member, the integers every call reported.
@@ -34,6 +35,17 @@ func MeterOf(ctx context.Context) *Meter {
 	m, _ := ctx.Value(meterKey{}).(*Meter)
 	return m
 }
+
+// fallBack records that a call was answered by a fallback backend; safe on
+// a nil meter.
+func (m *Meter) fallBack() {
+	if m != nil {
+		m.fellBack.Store(true)
+	}
+}
+
+// FellBack reports whether a fallback backend answered any call.
+func (m *Meter) FellBack() bool { return m != nil && m.fellBack.Load() }
 
 // Add records u; safe on a nil meter.
 func (m *Meter) Add(u Usage) {

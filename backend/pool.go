@@ -162,7 +162,7 @@ func do[T any](ctx context.Context, p *Pool, r *Request, call func(context.Conte
 	var zero T
 	var last error
 	tried := 0
-	for _, m := range p.members {
+	for i, m := range p.members {
 		if !m.Breaker.allow() {
 			continue
 		}
@@ -183,6 +183,9 @@ func do[T any](ctx context.Context, p *Pool, r *Request, call func(context.Conte
 			g, err := call(ctx, m.Backend, mr)
 			if err == nil {
 				m.Breaker.record(true)
+				if i > 0 {
+					MeterOf(ctx).fallBack() // not the route's own answer: the response cache leaves it
+				}
 				return g, nil
 			}
 			if ctx.Err() != nil {

@@ -501,6 +501,10 @@ func (g *guidedRun) streamLogprobs(end int) []backend.TokenLogprob {
 // flush streams whatever of the answer is not yet sent.
 func (g *guidedRun) flush() error { return g.send(g.text.Len()) }
 
+// drawsOwn reports a temperature of guided's own above 0: it samples then
+// even where the request asked for temperature 0.
+func (p *guided) drawsOwn() bool { return p.Temperature != nil && *p.Temperature > 0 }
+
 // argmax is the index of the largest of xs, the first of equals (NaN is
 // never the largest).
 func argmax(xs []float64) int {

@@ -129,8 +129,15 @@ func (rc *ResponseCache) policy(p *Plan, r *backend.Request) (read, write bool) 
 		return false, true
 	}
 	ok := rc.enabled && reproducible(r)
+	if d, own := p.Strategy.(ownDraws); own && r.Seed == nil && d.drawsOwn() {
+		ok = false // at a temperature of its own, unseeded: no two answers alike
+	}
 	return ok, ok
 }
+
+// ownDraws is a strategy that may sample at a temperature of its own,
+// whatever the request's: unseeded, its answer is then not reproducible.
+type ownDraws interface{ drawsOwn() bool }
 
 // key hashes the canonical request: tenant, route, backend and its model,
 // the whole generation request (extra fields included), the strategy with
@@ -365,9 +372,8 @@ func (rc *ResponseCache) through(ctx context.Context, c *Call, p *Plan, w map[st
 			return o, emitAnswer(emit, o.Generation)
 		}
 	}
-	announce(CacheMiss)
 	store := func(o *Outcome, err error) (*Outcome, error) {
-		if err == nil && write {
+		if err == nil && write && !degraded(ctx, o) {
 			rc.put(context.WithoutCancel(ctx), c, k, o, ttl)
 		}
 		if o != nil {
@@ -376,6 +382,7 @@ func (rc *ResponseCache) through(ctx context.Context, c *Call, p *Plan, w map[st
 		return o, err
 	}
 	if !read {
+		announce(CacheMiss)
 		return store(compute(ctx, emit))
 	}
 	// Identical concurrent misses compute once: the first caller's
@@ -383,6 +390,9 @@ func (rc *ResponseCache) through(ctx context.Context, c *Call, p *Plan, w map[st
 	// replay the answer.
 	rc.mu.Lock()
 	f, joined := rc.flights[k]
+	// One that joins a computation spends nothing: a hit, as one that
+	// comes after it.
+	announce(map[bool]string{false: CacheMiss, true: CacheHit}[joined])
 	if !joined {
 		fctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 		f = &flight{done: make(chan struct{}), cancel: cancel, emit: emit}
@@ -443,6 +453,35 @@ func (rc *ResponseCache) through(ctx context.Context, c *Call, p *Plan, w map[st
 	if !joined || f.err != nil {
 		return f.out, f.err
 	}
-	o := *f.out
-	return &o, emitAnswer(emit, o.Generation)
+	o := joinedOutcome(f.out)
+	return o, emitAnswer(emit, o.Generation)
+}
+
+// joinedOutcome is a computed answer as one that joined its computation
+// gets it: spent nothing, so no usage, and reported as cached.
+func joinedOutcome(out *Outcome) *Outcome {
+	o := *out
+	o.Cache = CacheHit
+	if o.Generation != nil {
+		g := *o.Generation
+		g.Usage, g.UsageExtra = backend.Usage{}, nil
+		o.Generation = &g
+	}
+	if o.Info != nil {
+		info := *o.Info
+		info.Cached = true
+		o.Info = &info
+	}
+	return &o
+}
+
+// degraded reports an answer that a failure shaped, which the request
+// would not get again once the failure passes: a sample's backend call or
+// the reward failed, or a fallback backend answered. It is served, and
+// not kept.
+func degraded(ctx context.Context, o *Outcome) bool {
+	if o.Info != nil && (o.Info.Failed > 0 || o.Info.RewardError != "") {
+		return true
+	}
+	return backend.MeterOf(ctx).FellBack()
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/steergate/steergate/backend"
 	"github.com/steergate/steergate/cache"
+	"github.com/steergate/steergate/fault"
 	"github.com/steergate/steergate/rm"
 )
 
@@ -162,9 +164,68 @@ func TestIdenticalMissesComputeOnce(t *testing.T) {
 	if n := b.calls.Load(); n != 4 {
 		t.Errorf("8 identical requests made %d backend calls, want 4 (one best-of-4)", n)
 	}
+	misses := 0
 	for _, o := range outs {
 		if o.Generation.Choices[0].Text != outs[0].Generation.Choices[0].Text {
 			t.Error("followers got another answer")
+		}
+		switch o.Cache {
+		case CacheMiss:
+			misses++
+			if o.Generation.Usage == (backend.Usage{}) || o.Info.Cached {
+				t.Errorf("the computing request: usage %+v, cached %v", o.Generation.Usage, o.Info.Cached)
+			}
+		case CacheHit: // joined: spent nothing
+			if o.Generation.Usage != (backend.Usage{}) || !o.Info.Cached {
+				t.Errorf("a follower: usage %+v, cached %v", o.Generation.Usage, o.Info.Cached)
+			}
+		default:
+			t.Errorf("cache status %q", o.Cache)
+		}
+	}
+	if misses != 1 {
+		t.Errorf("%d requests computed the answer", misses)
+	}
+}
+
+// downBackend fails every call, as a backend that is down does.
+type downBackend struct{ *scripted }
+
+func (downBackend) Name() string { return "down" }
+func (downBackend) Generate(context.Context, *backend.Request) (*backend.Generation, error) {
+	return nil, fmt.Errorf("%w: down", fault.ErrUpstream)
+}
+func (d downBackend) Stream(ctx context.Context, r *backend.Request, _ func(backend.Delta) error) (*backend.Generation, error) {
+	return d.Generate(ctx, r)
+}
+
+// brokenReward fails every scoring call.
+type brokenReward struct{}
+
+func (brokenReward) Objectives() []string { return []string{"good", "long"} }
+func (brokenReward) Score(context.Context, []rm.Sample) ([][]float32, error) {
+	return nil, fmt.Errorf("%w: down", fault.ErrReward)
+}
+
+// An answer a failure shaped is served and not kept: a failed sample, a
+// failed reward answered unscored, a fallback backend's answer. The next
+// identical request computes again.
+func TestDegradedAnswersAreNotKept(t *testing.T) {
+	b := &scripted{}
+	e := cachedEngine(b, map[string]rm.Rewarder{"t": table(), "broken": brokenReward{}})
+	for _, c := range []struct {
+		name  string
+		steer string
+		be    backend.Backend
+	}{
+		{"a failed reward", `{"strategy":"best_of_n","n":2,"reward":"broken","on_reward_error":"first"}`, b},
+		{"a failed sample", `{"strategy":"best_of_n","n":4,"min_success":1}`, &scripted{fail: map[int64]error{1: fmt.Errorf("%w: boom", fault.ErrUpstream)}}},
+		{"a fallback", `{"strategy":"none"}`, backend.NewPool(backend.Member{Backend: downBackend{b}}, backend.Member{Backend: b})},
+	} {
+		for i := range 2 {
+			if o := runCall(t, e, c.be, c.steer, nil); o.Cache != CacheMiss {
+				t.Errorf("%s, request %d: %s", c.name, i, o.Cache)
+			}
 		}
 	}
 }
@@ -435,5 +496,32 @@ func TestDamagedEntryIsAMiss(t *testing.T) {
 		if o := readEntry(bad, -1, false); o != nil {
 			t.Errorf("%s: read as %+v", bad, o)
 		}
+	}
+}
+
+// Guided at a temperature of its own samples even for a request at
+// temperature 0: unseeded, it is not reproducible and not cached; greedy
+// at the request's temperature 0, it is.
+func TestGuidedOwnTemperatureIsNotCached(t *testing.T) {
+	e := NewEngine(Options{Rewards: map[string]rm.Rewarder{}, Tokens: map[string]rm.TokenRewarder{"likes": likes{}},
+		Routes: map[string]json.RawMessage{"m": json.RawMessage(`{}`)}, Limits: Limits{MaxSamples: 16},
+		Responses: NewResponseCache(cache.NewMemory(1<<20), true, time.Hour, 1<<20, nil)})
+	ask := func(steer string) string {
+		zero := 0.0
+		c := &Call{Route: backend.Route{Name: "m", Backend: &topK{}}, Steering: json.RawMessage(steer),
+			Request: &backend.Request{Model: "m", MaxTokens: 1, Temperature: &zero, Messages: []backend.Message{{Role: "user", Content: "q"}}}}
+		o, err := run(context.Background(), e, c, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return o.Cache
+	}
+	for i := range 2 {
+		if got := ask(`{"strategy":"guided","temperature":2}`); got != "" {
+			t.Errorf("own temperature, request %d: cache %q", i, got)
+		}
+	}
+	if first, second := ask(`{"strategy":"guided"}`), ask(`{"strategy":"guided"}`); first != CacheMiss || second != CacheHit {
+		t.Errorf("greedy: %q then %q", first, second)
 	}
 }
