@@ -9,6 +9,7 @@ import (
 	"math"
 	"time"
 
+	"github.com/steergate/steergate/backend"
 	"github.com/steergate/steergate/cache"
 	"github.com/steergate/steergate/metrics"
 )
@@ -41,11 +42,16 @@ func (c *Cached) Unwrap() Rewarder { return c.Rewarder }
 
 func (c *Cached) key(s Sample) string {
 	h := sha256.New()
+	// Text and Calls stay out of a Sample's JSON; a tool call and a text
+	// that renders alike (Response) are different answers to a reward that
+	// checks calls.
 	b, _ := json.Marshal(struct {
 		F, ID string
 		O     []string
 		S     Sample
-	}{scoreFormat, c.id, c.Rewarder.Objectives(), s})
+		T     string
+		C     []backend.ToolCall
+	}{scoreFormat, c.id, c.Rewarder.Objectives(), s, s.Text, s.Calls})
 	h.Write(b)
 	return "rm:" + hex.EncodeToString(h.Sum(nil))
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/steergate/steergate/backend"
 	"github.com/steergate/steergate/cache"
 	"github.com/steergate/steergate/fault"
 	"github.com/steergate/steergate/rm"
@@ -197,5 +198,14 @@ func TestCachedScoresOnlyMisses(t *testing.T) {
 	}
 	if n := tab.Scored.Load(); n != 4 {
 		t.Errorf("v2 read v1's cache (scored %d)", n)
+	}
+	// A tool call and a text that renders alike are two answers.
+	call := rm.Sample{Response: "a", Calls: []backend.ToolCall{{Name: "f", Arguments: `{"x":1}`}}}
+	text := rm.Sample{Response: "a", Text: "a"}
+	if _, err := c.Score(ctx, []rm.Sample{call, text}); err != nil {
+		t.Fatal(err)
+	}
+	if n := tab.Scored.Load(); n != 6 {
+		t.Errorf("a tool call and a text rendered alike shared a score (scored %d)", n)
 	}
 }

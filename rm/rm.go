@@ -20,7 +20,7 @@ type Sample struct {
 	WantJSON bool `json:"want_json,omitempty"`
 	// Tools are the request's tools, and Text and Calls the answer's text
 	// and tool calls apart (Response renders both), for objectives that
-	// check tool calls and JSON. Response covers them in cache keys.
+	// check tool calls and JSON. Score cache keys hold them too (Cached).
 	Tools []backend.Tool     `json:"tools,omitempty"`
 	Text  string             `json:"-"`
 	Calls []backend.ToolCall `json:"-"`
