@@ -106,7 +106,8 @@ func SplitSteps(answer, delim string) []string {
 
 // StepScorer is a process reward: it scores each step of each sample (the
 // sample's Steps, or its answer split by the reward's delimiter), for
-// strategies whose potentials read steps directly.
+// strategies whose potentials read steps directly. A sample without a
+// step (an empty answer) gets an empty row: no score, not an error.
 type StepScorer interface {
 	Rewarder
 	ScoreSteps(ctx context.Context, s []Sample) ([][]float64, error)

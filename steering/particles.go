@@ -428,6 +428,10 @@ func (p *particles) weigh(ctx context.Context, r *backend.Request, env *Env, mov
 			return rewardErr(ctx, env, err)
 		}
 		for i, q := range moved {
+			if len(scored[i]) == 0 { // no step yet to score: as an unusable score
+				rs[i] = math.Inf(-1)
+				continue
+			}
 			last := scored[i][len(scored[i])-1]
 			rs[i] = env.Utility.Of(env.Objectives, []float32{float32(last)}, q.tokens)
 		}

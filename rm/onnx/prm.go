@@ -138,31 +138,40 @@ func (m *PRM) ID() string {
 // ScoreSteps returns each sample's raw step scores, one per step the
 // model saw (the last ones, when truncation cut the first off).
 func (m *PRM) ScoreSteps(ctx context.Context, samples []rm.Sample) ([][]float64, error) {
-	in := make([]rm.Sample, len(samples))
-	want := make([]int, len(samples))
+	// Samples without a step (an empty answer) get an empty row, and the
+	// model sees only the others.
+	in := make([]rm.Sample, 0, len(samples))
+	at := make([]int, 0, len(samples)) // each scored sample's place in samples
+	want := make([]int, 0, len(samples))
 	for i, s := range samples {
 		steps := m.steps(s)
 		if len(steps) == 0 {
-			return nil, fmt.Errorf("%w: sample %d has no step to score", fault.ErrReward, i)
+			continue
 		}
 		s.Response, s.Text, s.Calls = m.render(steps), "", nil
-		in[i], want[i] = s, len(steps)
+		in, at, want = append(in, s), append(at, i), append(want, len(steps))
+	}
+	out := make([][]float64, len(samples))
+	for i := range out {
+		out[i] = []float64{}
+	}
+	if len(in) == 0 {
+		return out, nil
 	}
 	rows, err := m.score(ctx, in)
 	if err != nil {
 		return nil, err
 	}
-	out := make([][]float64, len(rows))
-	for i, row := range rows {
-		if len(row) > want[i] { // the prompt holds the separator too: the answer's are the last
-			row = row[len(row)-want[i]:]
+	for k, row := range rows {
+		if len(row) > want[k] { // the prompt holds the separator too: the answer's are the last
+			row = row[len(row)-want[k]:]
 		}
 		if len(row) == 0 {
-			return nil, fmt.Errorf("%w: sample %d: no step separator survived truncation to %d tokens", fault.ErrReward, i, m.cfg.MaxLength)
+			return nil, fmt.Errorf("%w: sample %d: no step separator survived truncation to %d tokens", fault.ErrReward, at[k], m.cfg.MaxLength)
 		}
-		out[i] = make([]float64, len(row))
+		out[at[k]] = make([]float64, len(row))
 		for j, v := range row {
-			out[i][j] = rm.Widen(v)
+			out[at[k]][j] = rm.Widen(v)
 		}
 	}
 	return out, nil

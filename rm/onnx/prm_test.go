@@ -126,6 +126,33 @@ func TestPRMMatchesGo(t *testing.T) {
 	}
 }
 
+// An empty answer has no step: it gets no step scores and a NaN score (an
+// unusable one, never chosen), and the batch's other answers theirs.
+func TestPRMEmptyAnswer(t *testing.T) {
+	cfg := config(t, "prm.onnx")
+	cfg.Objectives = nil
+	m, err := NewPRM(cfg, prmConfig(rm.StepMin))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	s := []rm.Sample{{Prompt: "why?", Response: ""}, {Prompt: "why?", Response: "first.\n\nthen."}, {Prompt: "why?", Response: "  "}}
+	steps, err := m.ScoreSteps(context.Background(), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(steps) != 3 || len(steps[0]) != 0 || len(steps[1]) != 2 || len(steps[2]) != 0 {
+		t.Fatalf("step scores %v", steps)
+	}
+	scores, err := m.Score(context.Background(), s)
+	if err != nil || !math.IsNaN(float64(scores[0][0])) || math.IsNaN(float64(scores[1][0])) || !math.IsNaN(float64(scores[2][0])) {
+		t.Errorf("scores %v (%v)", scores, err)
+	}
+	if steps, err := m.ScoreSteps(context.Background(), s[:1]); err != nil || len(steps) != 1 || len(steps[0]) != 0 {
+		t.Errorf("a batch of empty answers: %v %v", steps, err)
+	}
+}
+
 // A separator that is not one token, or missing, refuses to load; a
 // truncation that leaves no separator is a reward error.
 func TestPRMRefusals(t *testing.T) {
