@@ -67,17 +67,25 @@ func prmConfig(agg string) PRMConfig {
 	return PRMConfig{Objective: "prm", Separator: rmtest.StepToken, Delimiter: "\n\n", Positive: 1, Rule: rm.StepRule{Aggregate: agg}}
 }
 
-// The process reward model reads one score per step, at the separators,
-// as Go computes it: the softmax probability of class 1 of the causal
-// mean embedding.
-func TestPRMMatchesGo(t *testing.T) {
+// minPRM loads the test process reward model with aggregate min, for the
+// test's lifetime.
+func minPRM(t *testing.T) *PRM {
+	t.Helper()
 	cfg := config(t, "prm.onnx")
 	cfg.Objectives = nil
 	m, err := NewPRM(cfg, prmConfig(rm.StepMin))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer m.Close()
+	t.Cleanup(func() { m.Close() })
+	return m
+}
+
+// The process reward model reads one score per step, at the separators,
+// as Go computes it: the softmax probability of class 1 of the causal
+// mean embedding.
+func TestPRMMatchesGo(t *testing.T) {
+	m := minPRM(t)
 	s := []rm.Sample{
 		{Prompt: "why is the sky blue?", Response: "first, the sun.\n\nthen air scatters blue light.\n\nso the sky is blue."},
 		{Prompt: "what is a cache?", Steps: []string{"a cache is", " a short list"}},
@@ -129,13 +137,7 @@ func TestPRMMatchesGo(t *testing.T) {
 // An empty answer has no step: it gets no step scores and a NaN score (an
 // unusable one, never chosen), and the batch's other answers theirs.
 func TestPRMEmptyAnswer(t *testing.T) {
-	cfg := config(t, "prm.onnx")
-	cfg.Objectives = nil
-	m, err := NewPRM(cfg, prmConfig(rm.StepMin))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
+	m := minPRM(t)
 	s := []rm.Sample{{Prompt: "why?", Response: ""}, {Prompt: "why?", Response: "first.\n\nthen."}, {Prompt: "why?", Response: "  "}}
 	steps, err := m.ScoreSteps(context.Background(), s)
 	if err != nil {
