@@ -130,3 +130,24 @@ func decodeScores(b []byte) []float32 {
 	}
 	return v
 }
+
+// Identity gives a reward that no cache wraps the identity a cache would
+// give it (its name, config and model), so that the response cache still
+// tells its versions apart.
+type Identity struct {
+	Rewarder
+	id string
+}
+
+// NewIdentity wraps r with identity id.
+func NewIdentity(r Rewarder, id string) *Identity { return &Identity{Rewarder: r, id: id} }
+
+func (i *Identity) ID() string { return i.id }
+
+// Unwrap returns the reward.
+func (i *Identity) Unwrap() Rewarder { return i.Rewarder }
+
+// Explain passes the reward's details on.
+func (i *Identity) Explain(ctx context.Context, s []Sample) ([][]float32, []json.RawMessage, error) {
+	return ScoreExplained(ctx, i.Rewarder, s)
+}

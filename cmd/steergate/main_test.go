@@ -227,3 +227,49 @@ rewards:
 		}
 	}
 }
+
+// An ensemble's members are shaped per call (here a reference taken from
+// the batch's median): inside the ensemble a member scores each answer as
+// it does alone, also an answer scored before, never a stored shaped score.
+func TestScoreEnsembleShapesEveryCall(t *testing.T) {
+	cfg := t.TempDir() + "/e.yaml"
+	os.WriteFile(cfg, []byte(`backends:
+  ref: {type: reference}
+rewards:
+  default:
+    type: rules
+    objectives: [verbosity, repetition]
+    transform: {verbosity: {kind: log_sigmoid, reference_quantile: 0.5}}
+  m2:
+    type: rules
+    objectives: [verbosity, repetition]
+  ens:
+    type: ensemble
+    ensemble: {members: [default, m2]}
+`), 0o644)
+	in := `{"prompt":"q","response":"one two three"}` + "\n" + `{"prompt":"q","response":"a much longer answer with many many words in it"}` + "\n" +
+		`{"prompt":"q","response":"one two three"}` + "\n" + `{"prompt":"q","response":"x"}` + "\n"
+	alone, _, err := runCmd(t, in, "score", "--config", cfg, "--reward", "default", "--batch", "2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	within, _, err := runCmd(t, in, "score", "--config", cfg, "--reward", "ens", "--batch", "2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, w := strings.Split(strings.TrimSpace(alone), "\n"), strings.Split(strings.TrimSpace(within), "\n")
+	if len(a) != 4 || len(w) != 4 {
+		t.Fatalf("%q / %q", alone, within)
+	}
+	for i := range a {
+		var x, y map[string]float64
+		json.Unmarshal([]byte(a[i]), &x)
+		json.Unmarshal([]byte(w[i]), &y)
+		if x["verbosity"] != y["verbosity@default"] {
+			t.Errorf("line %d: verbosity %v alone, %v in the ensemble", i+1, x["verbosity"], y["verbosity@default"])
+		}
+	}
+	if a[0] == a[2] {
+		t.Errorf("the same answer in another batch scored alike (%s): the test shapes nothing", a[0])
+	}
+}

@@ -348,9 +348,12 @@ func (s *Set) add(name string, rc configs.Reward, cfg *configs.Config, o Options
 	}
 	// The cache keeps the model's own scores; shaping, which may depend on
 	// the other candidates of a call or on running statistics, is applied
-	// on top of it every time.
-	if rc.CacheOn() && o.Scores != nil {
+	// on top of it every time. An ensemble's members are shaped already
+	// (and cache their own models' scores): it is not cached itself.
+	if rc.CacheOn() && o.Scores != nil && rc.Type != configs.RewardEnsemble {
 		r = rm.NewCached(r, id(name, rc, r), o.Scores, rc.CacheTTL, o.Metrics)
+	} else {
+		r = rm.NewIdentity(r, id(name, rc, r))
 	}
 	if len(rc.Normalize) > 0 || len(rc.Transform) > 0 {
 		norm := map[string]rm.Normalization{}
