@@ -76,10 +76,12 @@ func (b *Backend) Generate(ctx context.Context, r *backend.Request) (*backend.Ge
 }
 
 func (b *Backend) Stream(ctx context.Context, r *backend.Request, emit func(backend.Delta) error) (*backend.Generation, error) {
-	if err := b.check(r); err != nil {
+	topK, err := b.check(r)
+	if err != nil {
 		return nil, err
 	}
 	p := b.prepare(r)
+	p.topK = topK
 	n := r.Choices()
 	choices := make([]backend.Choice, n)
 	var mu sync.Mutex
@@ -106,42 +108,43 @@ func (b *Backend) Stream(ctx context.Context, r *backend.Request, emit func(back
 	return gen, nil
 }
 
-func (b *Backend) check(r *backend.Request) error {
+// check refuses what the model cannot serve, and reads its top_k (0 for
+// none).
+func (b *Backend) check(r *backend.Request) (topK int, err error) {
 	if r.Model != "" && r.Model != ModelName && r.Model != ModelName+":latest" {
-		return &fault.ParamError{Param: "model", Msg: "model '" + r.Model + "' not found", Err: fault.ErrNotFound}
+		return 0, &fault.ParamError{Param: "model", Msg: "model '" + r.Model + "' not found", Err: fault.ErrNotFound}
 	}
 	if r.TopLogprobs < 0 || r.TopLogprobs > 20 {
-		return fault.Invalid("top_logprobs", "top_logprobs must be between 0 and 20")
+		return 0, fault.Invalid("top_logprobs", "top_logprobs must be between 0 and 20")
 	}
 	// Tools, images and JSON modes are refused here too, not only by the
 	// gateway before it: the wire faces (reference-server) call in
 	// directly.
 	if err := b.Caps().Check(r); err != nil {
-		return err
+		return 0, err
 	}
 	if r.Temperature != nil && (*r.Temperature < 0 || *r.Temperature > 2) {
-		return fault.Invalid("temperature", "temperature must be between 0 and 2")
+		return 0, fault.Invalid("temperature", "temperature must be between 0 and 2")
 	}
 	if r.TopP != nil && (*r.TopP <= 0 || *r.TopP > 1) {
-		return fault.Invalid("top_p", "top_p must be in (0, 1]")
+		return 0, fault.Invalid("top_p", "top_p must be in (0, 1]")
 	}
 	// A field the model does not serve is refused by name, not ignored;
 	// top_k is its one sampling option beside OpenAI's.
 	for _, k := range slices.Sorted(maps.Keys(r.Extra)) {
 		if k != "top_k" {
-			return fault.Unsupported(k, "the reference model has no %s (the field it takes beside OpenAI's is top_k)", fault.Clip(k, 64))
+			return 0, fault.Unsupported(k, "the reference model has no %s (the field it takes beside OpenAI's is top_k)", fault.Clip(k, 64))
 		}
 	}
 	if p := wire.Unread(r); p != "" {
-		return fault.Unsupported(p, "the reference model has no %s (fields the gateway does not read go only to OpenAI-compatible backends, as sent)", fault.Clip(p, 96))
+		return 0, fault.Unsupported(p, "the reference model has no %s (fields the gateway does not read go only to OpenAI-compatible backends, as sent)", fault.Clip(p, 96))
 	}
 	if raw, ok := r.Extra["top_k"]; ok {
-		var k int
-		if err := json.Unmarshal(raw, &k); err != nil || k < -1 {
-			return fault.Invalid("top_k", "top_k must be an integer: -1 or 0 for none, else how many of the likeliest tokens to sample from")
+		if err := json.Unmarshal(raw, &topK); err != nil || topK < -1 {
+			return 0, fault.Invalid("top_k", "top_k must be an integer: -1 or 0 for none, else how many of the likeliest tokens to sample from")
 		}
 	}
-	return nil
+	return max(topK, 0), nil
 }
 
 // prepared is what every choice of one request shares.
@@ -150,6 +153,7 @@ type prepared struct {
 	topic        []int32
 	promptTokens int
 	fresh        bool // a new chat answer, not a continuation or raw completion
+	topK         int  // the request's top_k (0: none)
 }
 
 // prepare renders the request into the model's context. Chat messages are
@@ -214,11 +218,7 @@ func (b *Backend) run(ctx context.Context, r *backend.Request, p prepared, index
 	if r.TopP != nil {
 		topP = *r.TopP
 	}
-	var topK int
-	if raw, ok := r.Extra["top_k"]; ok {
-		_ = json.Unmarshal(raw, &topK) // checked by check
-		topK = max(topK, 0)
-	}
+	topK := p.topK
 	distp := b.pool.Get().(*[]float64)
 	defer b.pool.Put(distp)
 	dist := *distp
@@ -403,10 +403,12 @@ func (b *Backend) ScoreText(ctx context.Context, r *backend.Request, text string
 // of r. Words the corpus never had get the smoothed probability of an unseen
 // word, so every text has a finite score.
 func (b *Backend) TokenLogprobs(ctx context.Context, r *backend.Request, text string) ([]backend.TokenLogprob, error) {
-	if err := b.check(r); err != nil {
+	topK, err := b.check(r)
+	if err != nil {
 		return nil, err
 	}
 	p := b.prepare(r)
+	p.topK = topK
 	m := b.model
 	distp := b.pool.Get().(*[]float64)
 	defer b.pool.Put(distp)
