@@ -9,7 +9,6 @@ import (
 	"math"
 	"time"
 
-	"github.com/steergate/steergate/backend"
 	"github.com/steergate/steergate/cache"
 	"github.com/steergate/steergate/metrics"
 )
@@ -44,14 +43,20 @@ func (c *Cached) key(s Sample) string {
 	h := sha256.New()
 	// Text and Calls stay out of a Sample's JSON; a tool call and a text
 	// that renders alike (Response) are different answers to a reward that
-	// checks calls.
+	// checks calls. A call is its type, name and arguments: its id is the
+	// backend's fresh one each time, and no reward reads it.
+	type call struct{ T, N, A string }
+	calls := make([]call, len(s.Calls))
+	for i, tc := range s.Calls {
+		calls[i] = call{tc.Type, tc.Name, tc.Arguments}
+	}
 	b, _ := json.Marshal(struct {
 		F, ID string
 		O     []string
 		S     Sample
 		T     string
-		C     []backend.ToolCall
-	}{scoreFormat, c.id, c.Rewarder.Objectives(), s, s.Text, s.Calls})
+		C     []call
+	}{scoreFormat, c.id, c.Rewarder.Objectives(), s, s.Text, calls})
 	h.Write(b)
 	return "rm:" + hex.EncodeToString(h.Sum(nil))
 }

@@ -194,8 +194,10 @@ func (s *Shaped) shape(samples []Sample, raw [][]float32) [][]float32 {
 		}
 		w := &s.stats[scope][i]
 		for _, row := range raw {
-			if n.FreezeAfter == 0 || w.n < float64(n.FreezeAfter) {
-				w.add(Widen(row[i]))
+			// An unusable score (NaN, an empty answer's) teaches the
+			// statistics nothing: one would make every later score NaN.
+			if v := Widen(row[i]); isFinite(v) && (n.FreezeAfter == 0 || w.n < float64(n.FreezeAfter)) {
+				w.add(v)
 			}
 		}
 	}
@@ -212,9 +214,18 @@ func (s *Shaped) shape(samples []Sample, raw [][]float32) [][]float32 {
 	return out
 }
 
-// quantile of xs (unsorted), interpolating linearly.
+// quantile of xs (unsorted), interpolating linearly; unusable values
+// (NaN, ±Inf) are left out, and with none left it is NaN.
 func quantile(xs []float64, q float64) float64 {
-	s := slices.Clone(xs)
+	s := make([]float64, 0, len(xs))
+	for _, x := range xs {
+		if isFinite(x) {
+			s = append(s, x)
+		}
+	}
+	if len(s) == 0 {
+		return math.NaN()
+	}
 	slices.Sort(s)
 	pos := q * float64(len(s)-1)
 	lo := int(math.Floor(pos))
@@ -512,3 +523,6 @@ func SharedObjectives(members [][]string) []string {
 	}
 	return out
 }
+
+// isFinite reports a usable score: neither NaN nor infinite.
+func isFinite(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }

@@ -98,6 +98,23 @@ func TestRunningNormalization(t *testing.T) {
 	if f.Drifts() {
 		t.Error("a frozen normalization does not drift")
 	}
+	// An unusable score (an empty answer's NaN) stays unusable and teaches
+	// the statistics nothing; the quantile reference leaves it out.
+	tab.Rows["nan"] = []float32{float32(math.NaN())}
+	with, _ := rm.NewShaped(tab, map[string]rm.Normalization{"r": {Mean: 100, Std: 1, Running: true}}, nil)
+	without, _ := rm.NewShaped(tab, map[string]rm.Normalization{"r": {Mean: 100, Std: 1, Running: true}}, nil)
+	with.Score(ctx, samples(append(resp, "nan")...))
+	without.Score(ctx, samples(resp...))
+	got, _ = with.Score(ctx, samples("nan", "x"))
+	want, _ := without.Score(ctx, samples("x"))
+	if !math.IsNaN(float64(got[0][0])) || got[1][0] != want[0][0] {
+		t.Errorf("beside NaNs: %v, want NaN and %v", got, want[0][0])
+	}
+	q, _ := rm.NewShaped(tab, nil, map[string]rm.Transform{"r": {Kind: rm.TransformLogSigmoid, ReferenceQuantile: new(0.5)}})
+	got, _ = q.Score(ctx, samples("nan", "a", "c"))
+	if !math.IsNaN(float64(got[0][0])) || math.IsNaN(float64(got[1][0])) || math.IsNaN(float64(got[2][0])) {
+		t.Errorf("a quantile reference beside a NaN: %v", got)
+	}
 }
 
 // log_sigmoid against a per-prompt reference: the median of the call's
@@ -207,5 +224,13 @@ func TestCachedScoresOnlyMisses(t *testing.T) {
 	}
 	if n := tab.Scored.Load(); n != 6 {
 		t.Errorf("a tool call and a text rendered alike shared a score (scored %d)", n)
+	}
+	// The same call with the backend's fresh id is the same answer.
+	again := rm.Sample{Response: "a", Calls: []backend.ToolCall{{ID: "call_2", Name: "f", Arguments: `{"x":1}`}}}
+	if _, err := c.Score(ctx, []rm.Sample{again}); err != nil {
+		t.Fatal(err)
+	}
+	if n := tab.Scored.Load(); n != 6 {
+		t.Errorf("a call's id took it out of the cache (scored %d)", n)
 	}
 }
