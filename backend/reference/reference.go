@@ -3,6 +3,7 @@ package reference
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"maps"
 	"math"
 	"math/rand/v2"
@@ -122,6 +123,16 @@ func (b *Backend) check(r *backend.Request) (topK int, err error) {
 	// directly.
 	if err := b.Caps().Check(r); err != nil {
 		return 0, err
+	}
+	// It reads a message's content only: an assistant's reasoning or
+	// refusal sent back would be dropped.
+	for i, m := range r.Messages {
+		switch {
+		case m.Reasoning != "":
+			return 0, fault.Unsupported(fmt.Sprintf("messages[%d].reasoning_content", i), "the reference model reads text only: it has no reasoning to read back")
+		case m.Refusal != "":
+			return 0, fault.Unsupported(fmt.Sprintf("messages[%d].refusal", i), "the reference model reads text only: it has no refusal to read back")
+		}
 	}
 	if r.Temperature != nil && (*r.Temperature < 0 || *r.Temperature > 2) {
 		return 0, fault.Invalid("temperature", "temperature must be between 0 and 2")

@@ -32,6 +32,7 @@ func TestServerRefusesWhatItCannotServe(t *testing.T) {
 		{"/v1/chat/completions", `{"model":"reference",` + msgs + `,"tool_choice":"none"}`, `"param":"tool_choice"`},
 		{"/v1/chat/completions", `{"model":"reference",` + msgs + `,"reasoning_effort":"low"}`, `"param":"reasoning_effort"`},
 		{"/v1/chat/completions", `{"model":"reference","messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"data:image/png;base64,AA=="}}]}]}`, `messages[0]`},
+		{"/v1/chat/completions", `{"model":"reference","messages":[{"role":"user","content":"hi"},{"role":"assistant","content":"ok","reasoning_content":"think"},{"role":"user","content":"and?"}]}`, `messages[1].reasoning_content`},
 		{"/api/chat", `{"model":"reference",` + msgs + `,"format":"json"}`, "format"},
 		{"/api/chat", `{"model":"reference",` + msgs + `,"tools":[{"type":"function","function":{"name":"f"}}]}`, "tools"},
 		{"/api/chat", `{"model":"reference",` + msgs + `,"think":true}`, "think"},
