@@ -120,23 +120,34 @@ func envRef(s string) (value string, n int, ok bool) {
 	if !strings.HasPrefix(rest, ":-") {
 		return "", 0, false
 	}
-	depth := 0
-	for k := j + 2; k < len(s); k++ {
+	// The default ends at the brace that closes the reference; with
+	// braces that never pair up (${X:-{}), at the first closing brace, as
+	// a shell reads it.
+	end, first, depth := -1, -1, 0
+	for k := j + 2; k < len(s) && end < 0; k++ {
 		switch s[k] {
 		case '{':
 			depth++
 		case '}':
-			if depth > 0 {
-				depth--
-				continue
+			if first < 0 {
+				first = k
 			}
-			if v := os.Getenv(name); v != "" {
-				return v, k + 1, true
+			if depth == 0 {
+				end = k
 			}
-			return expandRefs(s[j+2 : k]), k + 1, true
+			depth--
 		}
 	}
-	return "", 0, false
+	if end < 0 {
+		end = first
+	}
+	if end < 0 {
+		return "", 0, false
+	}
+	if v := os.Getenv(name); v != "" {
+		return v, end + 1, true
+	}
+	return expandRefs(s[j+2 : end]), end + 1, true
 }
 
 // documents counts the YAML documents in data that hold something (at

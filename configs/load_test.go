@@ -317,6 +317,8 @@ func TestExpandRefs(t *testing.T) {
 		"${SG_UNSET:-x${SG_NONE:-y}z}": "xyz",
 		"${SG_SET:-{ignored}}":         "v",
 		"${SG_UNSET:-open":             "${SG_UNSET:-open",
+		"${SG_UNSET:-{}":               "{",
+		"${SG_UNSET:-a{b}-x":           "a{b-x",
 		"${1X} ${} $SG_SET":            "${1X} ${} $SG_SET",
 	} {
 		if got := expandRefs(in); got != want {
