@@ -452,7 +452,11 @@ func continueSample(ctx context.Context, r *backend.Request, s *sample, maxToken
 	s.choice.Logprobs = append(s.choice.Logprobs, more.choice.Logprobs...)
 	// A stop sequence across the joint was seen by neither call.
 	if at, stop, ok := stopAfter(s.choice.Text, joint, r.Stop); ok {
-		s.choice.Logprobs = cutLogprobs(s.choice.Logprobs, len(s.choice.Text)-at)
+		kept := cutLogprobs(s.choice.Logprobs, len(s.choice.Text)-at)
+		if len(s.choice.Logprobs) > 0 { // a token each: the cut ones are not the answer's
+			s.choice.Tokens -= len(s.choice.Logprobs) - len(kept)
+		}
+		s.choice.Logprobs = kept
 		s.choice.Text = s.choice.Text[:at]
 		s.choice.FinishReason, s.choice.StopSequence = backend.FinishStop, &stop
 	}

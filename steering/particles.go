@@ -395,7 +395,11 @@ func (p *particles) stopAcross(q *particle, joint int, stops []string) {
 	if !ok {
 		return
 	}
-	q.logprobs = cutLogprobs(q.logprobs, len(q.text)-at)
+	kept := cutLogprobs(q.logprobs, len(q.text)-at)
+	if len(q.logprobs) > 0 { // a token each: the cut ones are not the answer's
+		q.tokens -= len(q.logprobs) - len(kept)
+	}
+	q.logprobs = kept
 	q.text = q.text[:at]
 	q.steps = trimSteps(q.steps, q.text, p.stops)
 	q.done, q.finish, q.stop = true, backend.FinishStop, &stop

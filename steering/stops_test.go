@@ -105,7 +105,7 @@ func TestAdaptivePruneStopAcrossContinuation(t *testing.T) {
 		t.Fatal(err)
 	}
 	ch := out.Generation.Choices[0]
-	if ch.Text != "Yes" || ch.FinishReason != backend.FinishStop || ch.StopSequence == nil || *ch.StopSequence != ", t" || len(ch.Logprobs) != 1 { // "," is in the stop
-		t.Errorf("answer %q, finish %s, stop %v, %d logprobs", ch.Text, ch.FinishReason, ch.StopSequence, len(ch.Logprobs))
+	if ch.Text != "Yes" || ch.FinishReason != backend.FinishStop || ch.StopSequence == nil || *ch.StopSequence != ", t" || len(ch.Logprobs) != 1 || ch.Tokens != 1 { // "," is in the stop
+		t.Errorf("answer %q, finish %s, stop %v, %d logprobs, %d tokens", ch.Text, ch.FinishReason, ch.StopSequence, len(ch.Logprobs), ch.Tokens)
 	}
 }
