@@ -115,6 +115,8 @@ func (p *adaptive) Check(c *Check) error {
 		return c.Bad("cost_sd", "cost_sd must be a finite number, not negative")
 	case p.PruneTokens < 0:
 		return c.Bad("prune_tokens", "prune_tokens must not be negative")
+	case c.Limits.MaxTokens > 0 && p.PruneTokens > c.Limits.MaxTokens:
+		return c.Bad("prune_tokens", "prune_tokens must be at most %d (server.max_tokens)", c.Limits.MaxTokens)
 	case p.PruneTokens == 0 && p.Keep != 0:
 		return c.Bad("keep", "keep only applies with prune_tokens")
 	}

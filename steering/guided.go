@@ -71,6 +71,8 @@ func (p *guided) Check(c *Check) error {
 	switch {
 	case p.BlockTokens < 1 || p.BlockTokens > maxBlockTokens:
 		return c.Bad("block_tokens", "block_tokens must be between 1 and %d", maxBlockTokens)
+	case c.Limits.MaxTokens > 0 && p.BlockTokens > c.Limits.MaxTokens:
+		return c.Bad("block_tokens", "block_tokens must be at most %d (server.max_tokens)", c.Limits.MaxTokens)
 	case p.K < 2:
 		return c.Bad("k", "k must be at least 2")
 	case p.BlockTokens == 1 && !c.Caps.Logprobs:
@@ -165,6 +167,9 @@ func (p *guided) Steer(ctx context.Context, r *backend.Request, env *Env) (*Outc
 	maxTokens := r.MaxTokens
 	if maxTokens <= 0 {
 		maxTokens = 256
+		if most := env.Limits.MaxTokens; most > 0 {
+			maxTokens = min(maxTokens, most)
+		}
 	}
 	if env.Emit != nil {
 		if err := env.Emit(backend.Delta{}); err != nil {

@@ -80,6 +80,9 @@ func (p *particles) Check(c *Check) error {
 	}
 	if p.StepTokens == 0 {
 		p.StepTokens = defaultStepTokens
+		if c.Limits.MaxTokens > 0 {
+			p.StepTokens = min(p.StepTokens, c.Limits.MaxTokens)
+		}
 	}
 	if p.Delimiter == nil {
 		d := defaultDelimiter

@@ -495,7 +495,8 @@ func TestParticlesKeepToServerMaxTokens(t *testing.T) {
 	if _, err := run(context.Background(), e, c, nil); fault.Param(err) != "steering.step_tokens" || !strings.Contains(err.Error(), "server.max_tokens") {
 		t.Errorf("step_tokens over server.max_tokens: %v", err)
 	}
-	for _, steer := range []string{`{"strategy":"particles","n":2,"step_tokens":4}`, `{"strategy":"particles","n":2,"step_tokens":10,"max_steps":9223372036854775807}`} {
+	for _, steer := range []string{`{"strategy":"particles","n":2,"step_tokens":4}`, `{"strategy":"particles","n":2,"step_tokens":10,"max_steps":9223372036854775807}`,
+		`{"strategy":"particles","n":2}`} { // the default step_tokens, 32, is held to 10 too
 		c := call(steer, 1)
 		c.Route.Backend = uncounted{}
 		out, err := run(context.Background(), e, c, nil)
@@ -505,6 +506,33 @@ func TestParticlesKeepToServerMaxTokens(t *testing.T) {
 		if ch := out.Generation.Choices[0]; ch.Tokens != 10 || strings.Count(ch.Text, " w") != 10 || ch.FinishReason != backend.FinishLength {
 			t.Errorf("%s: %d tokens, %d words, finish %s; want 10 cut by length", steer, ch.Tokens, strings.Count(ch.Text, " w"), ch.FinishReason)
 		}
+	}
+}
+
+// Guided and adaptive keep to server.max_tokens too: guided's own budget
+// for a request without max_tokens, and the tokens a block or a pruned
+// prefix asks for.
+func TestServerMaxTokensBoundsGuidedAndAdaptive(t *testing.T) {
+	e := NewEngine(Options{Rewards: map[string]rm.Rewarder{"t": goodShare{}}, Tokens: map[string]rm.TokenRewarder{"likes": likes{}},
+		Routes: map[string]json.RawMessage{"m": json.RawMessage(`{}`)}, Limits: Limits{MaxSamples: 32, MaxTokens: 5}})
+	for steer, param := range map[string]string{
+		`{"strategy":"guided","block_tokens":6,"k":2}`:                    "steering.block_tokens",
+		`{"strategy":"adaptive","prune_tokens":6,"keep":0.5,"initial":4}`: "steering.prune_tokens",
+	} {
+		c := call(steer, 1)
+		c.Route.Backend = &topK{}
+		if _, err := e.Plan(c); fault.Param(err) != param {
+			t.Errorf("%s: %v, want a 400 naming %s", steer, err, param)
+		}
+	}
+	c := call(`{"strategy":"guided","token_rewards":{"likes":0}}`, 1)
+	c.Route.Backend, c.Request.MaxTokens = &topK{}, 0
+	out, err := run(context.Background(), e, c, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ch := out.Generation.Choices[0]; ch.Tokens != 5 || ch.FinishReason != backend.FinishLength {
+		t.Errorf("guided without max_tokens: %d tokens (%s), want 5", ch.Tokens, ch.FinishReason)
 	}
 }
 
