@@ -134,6 +134,7 @@ type eventReader struct {
 	done     bool // [DONE] was sent
 	ended    bool
 	erred    bool // the backend sent an error event: the stream's end needs no second
+	errType  bool // the event being read is of type error
 	log      func(error)
 	errEvent func(error) []byte
 }
@@ -176,6 +177,11 @@ func (e *eventReader) next() {
 		// line is the reader's own bytes, or e.line's: either way used up
 		// before the next read.
 		e.line = e.line[:0]
+		if rest, ok := bytes.CutPrefix(line, []byte("event:")); ok {
+			e.errType = bytes.Equal(bytes.TrimSpace(rest), []byte("error"))
+		} else if bytes.HasPrefix(line, []byte("error:")) {
+			line = errorLine(line)
+		}
 		if payload, ok := bytes.CutPrefix(bytes.TrimRight(line, "\r\n"), []byte("data:")); ok {
 			payload = bytes.TrimPrefix(payload, []byte(" ")) // the space after the colon is optional (SSE)
 			if bytes.Equal(payload, []byte("[DONE]")) {
@@ -189,11 +195,8 @@ func (e *eventReader) next() {
 				e.fail(fmt.Errorf("%w: the backend sent an event that is not a JSON object", fault.ErrUpstream))
 				return
 			}
-			if bytes.Contains(payload, []byte(`"error"`)) && !e.erred {
-				if msg, ok := errorEvent(payload); ok {
-					e.erred = true
-					e.log(fmt.Errorf("%w: the backend sent an error event: %s", fault.ErrUpstream, msg))
-				}
+			if (e.errType || bytes.Contains(payload, []byte(`"error"`))) && !e.erred {
+				e.noteError(payload)
 			}
 			if len(payload) > 0 {
 				// Rewritten straight into out: no copy of the event
@@ -205,10 +208,48 @@ func (e *eventReader) next() {
 			}
 		}
 		e.out = append(e.out, line...)
-		if len(bytes.TrimSpace(line)) == 0 && !e.whole() {
-			return // the event's end: let it go out now
+		if len(bytes.TrimSpace(line)) == 0 {
+			e.errType = false // an event's type ends with it
+			if !e.whole() {
+				return // the event's end: let it go out now
+			}
 		}
 	}
+}
+
+// noteError records an error the backend sent in its stream (an error
+// object, or the data of an event of type error): the client has it, and
+// the stream's end needs no second. Apart from next, whose frame the
+// stream's small stack holds.
+//
+//go:noinline
+func (e *eventReader) noteError(payload []byte) {
+	msg, ok := errorEvent(payload)
+	if !ok && !e.errType {
+		return
+	}
+	if !ok {
+		msg = fault.Clip(string(payload), 1024)
+	}
+	e.erred = true
+	e.log(fmt.Errorf("%w: the backend sent an error event: %s", fault.ErrUpstream, msg))
+}
+
+// errorLine turns an error line as llama.cpp's server writes one
+// ("error: {...}", no SSE field) into the data line of an error event that
+// a client's SDK reads: its JSON object as it is, else the text as the
+// error's message.
+//
+//go:noinline
+func errorLine(line []byte) []byte {
+	payload := bytes.TrimSpace(line[len("error:"):])
+	if len(payload) == 0 || payload[0] != '{' || !wire.Valid(payload) {
+		payload, _ = json.Marshal(map[string]any{"error": map[string]string{"message": string(payload), "type": "server_error"}})
+	}
+	if !bytes.Contains(payload, []byte(`"error"`)) {
+		payload, _ = json.Marshal(map[string]json.RawMessage{"error": payload})
+	}
+	return append(append([]byte("data: "), payload...), '\n')
 }
 
 // fail ends the stream for err: the events read so far go out, then an

@@ -148,6 +148,14 @@ func TestEventReaderBackendErrorEvent(t *testing.T) {
 			"data: {\"error\":\"\",\"a\":1}\n\ndata: {\"error\":false}\n\ndata: [DONE]\n\n", ""},
 		{"no space after data:", "data:{\"model\":\"up\",\"a\":1}\n\ndata:{\"error\":{\"message\":\"tight\"}}\n\ndata:[DONE]\n\n",
 			"data: {\"model\":\"client\",\"a\":1}\n\ndata:{\"error\":{\"message\":\"tight\"}}\n\ndata: [DONE]\n\n", "tight"},
+		{"an event of type error, then [DONE]", "data: {\"a\":1}\n\nevent: error\ndata: {\"message\":\"boom\"}\n\ndata: [DONE]\n\n",
+			"data: {\"a\":1}\n\nevent: error\ndata: {\"message\":\"boom\"}\n\ndata: [DONE]\n\n", "boom"},
+		{"an event type ends with its event", "event: ping\ndata: {\"a\":1}\n\nevent: error\n\ndata: {\"message\":\"fine\"}\n\ndata: [DONE]\n\n",
+			"event: ping\ndata: {\"a\":1}\n\nevent: error\n\ndata: {\"message\":\"fine\"}\n\ndata: [DONE]\n\n", ""},
+		{"llama.cpp's error line, then EOF", "data: {\"a\":1}\n\nerror: {\"error\":{\"code\":500,\"message\":\"oom\",\"type\":\"server_error\"}}\n\n",
+			"data: {\"a\":1}\n\ndata: {\"error\":{\"code\":500,\"message\":\"oom\",\"type\":\"server_error\"}}\n\ndata: [DONE]\n\n", "oom"},
+		{"an error line of text", "error: out of memory\n\n",
+			"data: {\"error\":{\"message\":\"out of memory\",\"type\":\"server_error\"}}\n\ndata: [DONE]\n\n", "out of memory"},
 	} {
 		var logged []error
 		er := &eventReader{src: bufio.NewReader(strings.NewReader(c.in)), model: []byte(`"client"`),
