@@ -185,6 +185,24 @@ func TestFeedbackIDs(t *testing.T) {
 	if err != nil || got.Duplicate || !got.Learned || got.Updates != 2 {
 		t.Errorf("the retry of feedback that was not stored: %+v (%v)", got, err)
 	}
+	if got, err := s.Learn(ctx, "t1", &Feedback{ResponseID: "r2", Rating: json.RawMessage(`1`), FeedbackID: new("f2")}); err != nil || !got.Duplicate {
+		t.Errorf("a repeat of stored feedback: %+v (%v)", got, err)
+	}
+	// A retry while the first is still being stored is neither: try again.
+	now := time.Now()
+	store.now = func() time.Time { return now }
+	if c, _ := store.ClaimFeedback(ctx, "t1", "client:f3"); c != ClaimFirst {
+		t.Fatalf("claim %v", c)
+	}
+	_, err = s.Learn(ctx, "t1", &Feedback{ResponseID: "r2", Rating: json.RawMessage(`1`), FeedbackID: new("f3")})
+	if !errors.Is(err, fault.ErrOverloaded) || fault.Param(err) != "feedback_id" {
+		t.Errorf("a retry racing the first: %v", err)
+	}
+	// A claim whose replica died frees its id after ClaimTTL.
+	now = now.Add(ClaimTTL)
+	if got, err := s.Learn(ctx, "t1", &Feedback{ResponseID: "r2", Rating: json.RawMessage(`1`), FeedbackID: new("f3")}); err != nil || !got.Learned {
+		t.Errorf("after a stale claim: %+v (%v)", got, err)
+	}
 }
 
 // The memory store keeps a response for the log's TTL, as Redis does.

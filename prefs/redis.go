@@ -160,6 +160,35 @@ func (r *Redis) FirstFeedback(ctx context.Context, tenant, id string, ttl time.D
 	return r.c.SetNX(ctx, r.feedbackKey(tenant, id), 1, ttl).Result()
 }
 
+// A claim's value says its feedback is being stored; any other (a settled
+// one, or one FirstFeedback wrote) that it was.
+const pendingMark = "pending"
+
+func (r *Redis) ClaimFeedback(ctx context.Context, tenant, id string) (Claim, error) {
+	k := r.feedbackKey(tenant, id)
+	for range 2 { // a mark that expires between the two commands: claim again
+		ok, err := r.c.SetNX(ctx, k, pendingMark, ClaimTTL).Result()
+		if err != nil || ok {
+			return ClaimFirst, err
+		}
+		v, err := r.c.Get(ctx, k).Result()
+		switch {
+		case errors.Is(err, redis.Nil):
+			continue
+		case err != nil:
+			return ClaimFirst, err
+		case v == pendingMark:
+			return ClaimPending, nil
+		}
+		return ClaimStored, nil
+	}
+	return ClaimPending, nil
+}
+
+func (r *Redis) SettleFeedback(ctx context.Context, tenant, id string, ttl time.Duration) error {
+	return r.c.Set(ctx, r.feedbackKey(tenant, id), 1, ttl).Err()
+}
+
 func (r *Redis) ForgetFeedback(ctx context.Context, tenant, id string) error {
 	return r.c.Del(ctx, r.feedbackKey(tenant, id)).Err()
 }

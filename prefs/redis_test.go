@@ -80,6 +80,21 @@ func TestRedisStore(t *testing.T) {
 	if again, _ := stores[0].FirstFeedback(ctx, "t", "f", time.Minute); !again {
 		t.Error("a forgotten feedback id is still seen")
 	}
+	// A claim is pending until settled, for ClaimTTL at most; settled, a
+	// repeat; an id FirstFeedback wrote is one stored.
+	c1, _ := stores[0].ClaimFeedback(ctx, "t", "c")
+	c2, _ := stores[1].ClaimFeedback(ctx, "t", "c")
+	if ttl := stores[0].c.TTL(ctx, `t:feedback:"t":"c"`).Val(); c1 != ClaimFirst || c2 != ClaimPending || ttl <= 0 || ttl > ClaimTTL {
+		t.Errorf("claims %v %v, ttl %v", c1, c2, ttl)
+	}
+	if err := stores[0].SettleFeedback(ctx, "t", "c", time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	c3, _ := stores[1].ClaimFeedback(ctx, "t", "c")
+	c4, _ := stores[1].ClaimFeedback(ctx, "t", "f")
+	if ttl := stores[0].c.TTL(ctx, `t:feedback:"t":"c"`).Val(); c3 != ClaimStored || c4 != ClaimStored || ttl <= ClaimTTL {
+		t.Errorf("after settling: %v, FirstFeedback's: %v, ttl %v", c3, c4, ttl)
+	}
 	stores[0].c.HSet(ctx, "t:key:"+Hash("sk-x"), "tenant", "acme", "role", "admin", "name", "ops")
 	k := NewKeys(nil, stores[1])
 	if id, err := k.Identify(ctx, "Bearer sk-x"); err != nil || id.Tenant != "acme" || !id.Admin() || id.Class != "redis" {

@@ -174,21 +174,29 @@ func (s *Service) Learn(ctx context.Context, tenant string, f *Feedback) (*Learn
 		// The client's ids have a namespace of their own: no id a client
 		// picks is one the gateway keeps for itself (ArmKey).
 		key := "client:" + *f.FeedbackID
-		first, err := s.Store.FirstFeedback(ctx, resp.Tenant, key, 30*24*time.Hour)
+		claim, err := s.Store.ClaimFeedback(ctx, resp.Tenant, key)
 		if err != nil {
 			return nil, err
 		}
-		if first {
+		switch claim {
+		case ClaimPending:
+			// The first of these is still being stored, and may yet fail:
+			// neither a duplicate nor a first, so try again shortly.
+			return nil, &fault.ParamError{Param: "feedback_id", Msg: "feedback with this feedback_id is being stored now; try again shortly", Err: fault.ErrOverloaded}
+		case ClaimFirst:
 			// Feedback that is not stored after all has not been given:
-			// its id stays free for the retry.
+			// its id stays free for the retry. Stored, it is a repeat
+			// for 30 days.
 			defer func() {
-				if !done {
-					fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-					defer cancel()
+				fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+				defer cancel()
+				if done {
+					_ = s.Store.SettleFeedback(fctx, resp.Tenant, key, 30*24*time.Hour)
+				} else {
 					_ = s.Store.ForgetFeedback(fctx, resp.Tenant, key)
 				}
 			}()
-		} else {
+		default:
 			cur, err := s.Store.Get(ctx, resp.Tenant, resp.User, resp.Reward)
 			if err != nil {
 				return nil, err

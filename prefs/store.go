@@ -62,10 +62,29 @@ type Store interface {
 	Response(ctx context.Context, id string) (*Response, error) // nil when unknown or expired
 	// FirstFeedback records a feedback id; false when it was seen before.
 	FirstFeedback(ctx context.Context, tenant, id string, ttl time.Duration) (bool, error)
+	// ClaimFeedback records a feedback id as being stored, for at most
+	// ClaimTTL: what it finds tells a first from a repeat, and a repeat
+	// of feedback that is still being stored from one that was.
+	ClaimFeedback(ctx context.Context, tenant, id string) (Claim, error)
+	// SettleFeedback marks a claimed id's feedback stored, for ttl.
+	SettleFeedback(ctx context.Context, tenant, id string, ttl time.Duration) error
 	// ForgetFeedback removes a feedback id whose feedback could not be
 	// stored after all, so that it may be sent again.
 	ForgetFeedback(ctx context.Context, tenant, id string) error
 }
+
+// Claim is what claiming a feedback id found.
+type Claim int
+
+const (
+	ClaimFirst   Claim = iota // the id is new: this feedback is the one
+	ClaimStored               // its feedback was stored before: a repeat
+	ClaimPending              // its feedback is being stored now (a retry racing the first)
+)
+
+// ClaimTTL bounds how long a claim holds its id unsettled: a replica that
+// dies while storing feedback frees the id after it.
+const ClaimTTL = time.Minute
 
 // Memory is a Store in process memory: bounded (the least recently used
 // users and responses go first) and lost on restart.
@@ -73,7 +92,7 @@ type Memory struct {
 	mu        sync.Mutex
 	prefs     *lru[*Preferences]
 	responses *lru[loggedResponse]
-	feedback  *lru[time.Time]
+	feedback  *lru[feedbackMark]
 	now       func() time.Time
 }
 
@@ -87,7 +106,7 @@ type loggedResponse struct {
 // responses (and as many feedback ids).
 func NewMemory(maxUsers, maxResponses int) *Memory {
 	return &Memory{prefs: newLRU[*Preferences](maxUsers), responses: newLRU[loggedResponse](maxResponses),
-		feedback: newLRU[time.Time](maxResponses), now: time.Now}
+		feedback: newLRU[feedbackMark](maxResponses), now: time.Now}
 }
 
 func prefKey(tenant, user, reward string) string { return tenant + "\x00" + user + "\x00" + reward }
@@ -155,15 +174,46 @@ func (m *Memory) Response(_ context.Context, id string) (*Response, error) {
 	return &c, nil
 }
 
+// feedbackMark is a feedback id seen: until when it holds, and whether
+// its feedback is still being stored.
+type feedbackMark struct {
+	until   time.Time
+	pending bool
+}
+
+// mark is k's live mark, if it has one.
+func (m *Memory) mark(k string) (feedbackMark, bool) {
+	f, ok := m.feedback.get(k)
+	return f, ok && m.now().Before(f.until)
+}
+
 func (m *Memory) FirstFeedback(_ context.Context, tenant, id string, ttl time.Duration) (bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	k := tenant + "\x00" + id
-	if at, ok := m.feedback.get(k); ok && m.now().Sub(at) < ttl {
+	if _, ok := m.mark(k); ok {
 		return false, nil
 	}
-	m.feedback.put(k, m.now())
+	m.feedback.put(k, feedbackMark{until: m.now().Add(ttl)})
 	return true, nil
+}
+
+func (m *Memory) ClaimFeedback(_ context.Context, tenant, id string) (Claim, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	k := tenant + "\x00" + id
+	if f, ok := m.mark(k); ok {
+		return map[bool]Claim{false: ClaimStored, true: ClaimPending}[f.pending], nil
+	}
+	m.feedback.put(k, feedbackMark{until: m.now().Add(ClaimTTL), pending: true})
+	return ClaimFirst, nil
+}
+
+func (m *Memory) SettleFeedback(_ context.Context, tenant, id string, ttl time.Duration) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.feedback.put(tenant+"\x00"+id, feedbackMark{until: m.now().Add(ttl)})
+	return nil
 }
 
 func (m *Memory) ForgetFeedback(_ context.Context, tenant, id string) error {
