@@ -203,7 +203,10 @@ func (m *Memory) ClaimFeedback(_ context.Context, tenant, id string) (Claim, err
 	defer m.mu.Unlock()
 	k := tenant + "\x00" + id
 	if f, ok := m.mark(k); ok {
-		return map[bool]Claim{false: ClaimStored, true: ClaimPending}[f.pending], nil
+		if f.pending {
+			return ClaimPending, nil
+		}
+		return ClaimStored, nil
 	}
 	m.feedback.put(k, feedbackMark{until: m.now().Add(ClaimTTL), pending: true})
 	return ClaimFirst, nil

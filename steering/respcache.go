@@ -392,7 +392,11 @@ func (rc *ResponseCache) through(ctx context.Context, c *Call, p *Plan, w map[st
 	f, joined := rc.flights[k]
 	// One that joins a computation spends nothing: a hit, as one that
 	// comes after it.
-	announce(map[bool]string{false: CacheMiss, true: CacheHit}[joined])
+	if joined {
+		announce(CacheHit)
+	} else {
+		announce(CacheMiss)
+	}
 	if !joined {
 		fctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 		f = &flight{done: make(chan struct{}), cancel: cancel, emit: emit}
