@@ -121,7 +121,14 @@ type Enrollment struct {
 	Experiment *Experiment
 	Arm        string
 	Forced     bool
+	// Unit is the user assigned, under unit user, as its outcomes are
+	// recorded (Observation.Unit); "" under unit request, where each
+	// request gives one outcome at most.
+	Unit string
 }
+
+// UnitOf names a user of a tenant as the unit of its outcomes.
+func UnitOf(tenant, user string) string { return tenant + "\x00" + user }
 
 // Request is what enrollment looks at.
 type Request struct {
@@ -195,7 +202,11 @@ func (s *Set) Enroll(ctx context.Context, r Request) (*Enrollment, json.RawMessa
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: %v", ErrStore, err)
 	}
-	return &Enrollment{Experiment: e, Arm: arm.Name}, merge(arm.Steering, req), nil
+	en := &Enrollment{Experiment: e, Arm: arm.Name}
+	if e.Unit == UnitUser {
+		en.Unit = UnitOf(r.Tenant, r.User)
+	}
+	return en, merge(arm.Steering, req), nil
 }
 
 // assign places a unit: by its point against the arms' weights, or, under

@@ -166,7 +166,10 @@ func TestReplicasShareTotals(t *testing.T) {
 			for i := range 300 {
 				v := float64((r*7+i)%11) / 10
 				o := Observation{Request: true, Error: i%17 == 0, Tokens: 100 + i, Samples: 4, Latency: time.Duration(i) * time.Millisecond, Outcome: &v,
-					OutcomeTokens: 100 + i, Feedback: i%3 - 1}
+					OutcomeTokens: 100 + i, Feedback: i%3 - 1, Unit: fmt.Sprintf("u%d", i%13)}
+				if i%5 == 0 {
+					o.Unit = "" // an outcome of its own
+				}
 				if err := st.Record(ctx, "e", []string{"a", "b"}[i%2], o); err != nil {
 					t.Error(err)
 					return
@@ -187,7 +190,8 @@ func TestReplicasShareTotals(t *testing.T) {
 		g, w := got[arm], want[arm]
 		if g.Requests != w.Requests || g.Errors != w.Errors || g.Tokens != w.Tokens || g.Samples != w.Samples || g.N != w.N ||
 			g.Wins != w.Wins || g.Losses != w.Losses || !near(g.Sum, w.Sum, 1e-9) || !near(g.SumSq, w.SumSq, 1e-9) || !near(g.LatSum, w.LatSum, 1e-9) ||
-			fmt.Sprint(g.Latency) != fmt.Sprint(w.Latency) {
+			fmt.Sprint(g.Latency) != fmt.Sprint(w.Latency) || g.Units != w.Units || g.UnitNSq != w.UnitNSq ||
+			!near(g.UnitSq, w.UnitSq, 1e-6) || !near(g.UnitCross, w.UnitCross, 1e-6) {
 			t.Errorf("arm %s: two replicas %+v, one %+v", arm, *g, *w)
 		}
 		var gn, wn int64

@@ -11,16 +11,21 @@ import (
 // new one.
 const maxSticky = 100000
 
+// maxUnits bounds the units whose outcomes Memory sums per arm; past it,
+// a new unit's outcomes count as units of their own.
+const maxUnits = 100000
+
 // Memory is a Store for one replica.
 type Memory struct {
 	mu     sync.Mutex
-	totals map[string]*Totals // experiment \x00 arm
-	sticky map[string]string  // experiment \x00 tenant \x00 unit
+	totals map[string]*Totals              // experiment \x00 arm
+	units  map[string]map[string]*Moments // experiment \x00 arm → unit → its outcomes' count and sum
+	sticky map[string]string               // experiment \x00 tenant \x00 unit
 }
 
 // NewMemory returns an empty in-memory store.
 func NewMemory() *Memory {
-	return &Memory{totals: map[string]*Totals{}, sticky: map[string]string{}}
+	return &Memory{totals: map[string]*Totals{}, units: map[string]map[string]*Moments{}, sticky: map[string]string{}}
 }
 
 func (m *Memory) Record(_ context.Context, experiment, arm string, o Observation) error {
@@ -32,13 +37,33 @@ func (m *Memory) Record(_ context.Context, experiment, arm string, o Observation
 		t = &Totals{Latency: make([]int64, len(LatencyBuckets)+1), Minutes: map[int64]*Moments{}}
 		m.totals[k] = t
 	}
-	add(t, o, time.Now())
+	var st unitStep
+	if o.Outcome != nil {
+		st = stepOf(0, 0, *o.Outcome)
+		if o.Unit != "" {
+			us := m.units[k]
+			if us == nil {
+				us = map[string]*Moments{}
+				m.units[k] = us
+			}
+			u := us[o.Unit]
+			if u == nil && len(us) < maxUnits {
+				u = &Moments{}
+				us[o.Unit] = u
+			}
+			if u != nil {
+				st = stepOf(u.N, u.Sum, *o.Outcome)
+				u.N, u.Sum = u.N+1, u.Sum+*o.Outcome
+			}
+		}
+	}
+	add(t, o, st, time.Now())
 	return nil
 }
 
 // add is the one place an observation is summed, for Memory; Redis sums
 // the same fields.
-func add(t *Totals, o Observation, now time.Time) {
+func add(t *Totals, o Observation, st unitStep, now time.Time) {
 	if o.Request {
 		t.Requests++
 		t.LatSum += o.Latency.Seconds()
@@ -64,6 +89,10 @@ func add(t *Totals, o Observation, now time.Time) {
 		mm.Sum += v
 		mm.SumSq += v * v
 		t.Recent = append([]Recent{{Outcome: v, Tokens: o.OutcomeTokens}}, t.Recent[:min(len(t.Recent), MaxRecent-1)]...)
+		if st.newUnit {
+			t.Units++
+		}
+		t.UnitSq, t.UnitCross, t.UnitNSq = t.UnitSq+st.dSq, t.UnitCross+st.dCross, t.UnitNSq+st.dNSq
 	}
 	switch {
 	case o.Feedback > 0:

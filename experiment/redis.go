@@ -12,8 +12,9 @@ import (
 
 // Redis is a Store every replica shares: one hash per arm, added to with
 // HINCRBY and HINCRBYFLOAT in one MULTI/EXEC, so that totals from many
-// replicas are the totals of one; a unit's arm under Thompson allocation
-// is set once with SET NX.
+// replicas are the totals of one; beside it, one hash of each user's
+// outcome count and sum (ARM:units); a unit's arm under Thompson
+// allocation is set once with SET NX.
 type Redis struct {
 	c      redis.UniversalClient
 	prefix string
@@ -30,6 +31,25 @@ func (r *Redis) key(experiment, arm string) string {
 
 func (r *Redis) Record(ctx context.Context, experiment, arm string, o Observation) error {
 	k := r.key(experiment, arm)
+	var st unitStep
+	if o.Outcome != nil {
+		st = stepOf(0, 0, *o.Outcome)
+		if o.Unit != "" {
+			// The unit's own sums first (k:units, one field pair per unit):
+			// what they were before this outcome is what it adds to the
+			// arm's per-unit sums, whichever replica added what between.
+			var n *redis.IntCmd
+			var s *redis.FloatCmd
+			if _, err := r.c.TxPipelined(ctx, func(p redis.Pipeliner) error {
+				n = p.HIncrBy(ctx, k+":units", "n:"+o.Unit, 1)
+				s = p.HIncrByFloat(ctx, k+":units", "s:"+o.Unit, *o.Outcome)
+				return nil
+			}); err != nil {
+				return err
+			}
+			st = stepOf(n.Val()-1, s.Val()-*o.Outcome, *o.Outcome)
+		}
+	}
 	_, err := r.c.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		if o.Request {
 			p.HIncrBy(ctx, k, "requests", 1)
@@ -56,6 +76,12 @@ func (r *Redis) Record(ctx context.Context, experiment, arm string, o Observatio
 			p.HIncrByFloat(ctx, k, min+":sumsq", v*v)
 			p.LPush(ctx, k+":recent", strconv.FormatFloat(v, 'g', -1, 64)+" "+strconv.Itoa(o.OutcomeTokens))
 			p.LTrim(ctx, k+":recent", 0, MaxRecent-1)
+			if st.newUnit {
+				p.HIncrBy(ctx, k, "units", 1)
+			}
+			p.HIncrByFloat(ctx, k, "usq", st.dSq)
+			p.HIncrByFloat(ctx, k, "ucross", st.dCross)
+			p.HIncrBy(ctx, k, "unsq", st.dNSq)
 		}
 		switch {
 		case o.Feedback > 0:
@@ -85,8 +111,8 @@ func (r *Redis) Totals(ctx context.Context, experiment string, arms []string) (m
 	for i, a := range arms {
 		t := &Totals{Latency: make([]int64, len(LatencyBuckets)+1), Minutes: map[int64]*Moments{}}
 		ints := map[string]*int64{"requests": &t.Requests, "errors": &t.Errors, "tokens": &t.Tokens, "samples": &t.Samples,
-			"n": &t.N, "wins": &t.Wins, "losses": &t.Losses}
-		floats := map[string]*float64{"lat_sum": &t.LatSum, "sum": &t.Sum, "sumsq": &t.SumSq}
+			"n": &t.N, "wins": &t.Wins, "losses": &t.Losses, "units": &t.Units, "unsq": &t.UnitNSq}
+		floats := map[string]*float64{"lat_sum": &t.LatSum, "sum": &t.Sum, "sumsq": &t.SumSq, "usq": &t.UnitSq, "ucross": &t.UnitCross}
 		for f, v := range cmds[i].Val() {
 			if p, ok := ints[f]; ok {
 				*p, _ = strconv.ParseInt(v, 10, 64)

@@ -66,12 +66,14 @@ type ArmReport struct {
 	Recent []Recent `json:"recent"`
 }
 
-// OutcomeSum is an arm's mean outcome with its t interval.
+// OutcomeSum is an arm's mean outcome with its t interval, robust to
+// units that give many outcomes.
 type OutcomeSum struct {
-	N    int64    `json:"n"`
-	Mean Num      `json:"mean"`
-	SD   Num      `json:"sd"`
-	CI   Interval `json:"ci"`
+	N     int64    `json:"n"`
+	Units int64    `json:"units"` // how many units gave them
+	Mean  Num      `json:"mean"`
+	SD    Num      `json:"sd"`
+	CI    Interval `json:"ci"`
 }
 
 // Diff is an arm's difference from control: the always-valid confidence
@@ -135,7 +137,8 @@ func Summarize(e *Experiment, totals map[string]*Totals, shares []float64) *Repo
 		t := totals[a.Name]
 		ar := ArmReport{Name: a.Name, Control: a.Name == e.Control, Weight: a.Weight, Steering: a.Steering, Requests: t.Requests, Errors: t.Errors, ErrorRate: ratio(t.Errors, t.Requests)}
 		m, v := meanVar(t.N, t.Sum, t.SumSq)
-		ar.Outcome = OutcomeSum{N: t.N, Mean: Num(m), SD: Num(math.Sqrt(v)), CI: TInterval(t.N, t.Sum, t.SumSq, e.Alpha)}
+		_, _, g := unitMeanVar(t)
+		ar.Outcome = OutcomeSum{N: t.N, Units: g, Mean: Num(m), SD: Num(math.Sqrt(v)), CI: UnitInterval(t, e.Alpha)}
 		if !ar.Control {
 			ar.Diff = diff(e, t, c)
 			if ar.Diff.Verdict == "better" || ar.Diff.Verdict == "worse" {
@@ -155,24 +158,25 @@ func Summarize(e *Experiment, totals map[string]*Totals, shares []float64) *Repo
 	}
 	if len(decided) == 0 {
 		r.Verdict = fmt.Sprintf("no verdict yet: no arm's always-valid confidence sequence for its difference from %s excludes 0 "+
-			"(or it has fewer than %d outcomes)", e.Control, MinOutcomes)
+			"(or it has outcomes from fewer than %d units)", e.Control, MinOutcomes)
 	} else {
 		r.Verdict = strings.Join(decided, "; ") + fmt.Sprintf(" (always-valid confidence sequence excludes 0; at most %g chance of any false verdict)", e.Alpha)
 	}
 	return r
 }
 
-// MinOutcomes is how many outcomes each of two arms needs before their
-// confidence sequence is computed: with a variance estimated from fewer,
-// the boundary's asymptotic guarantee does not hold (a run of equal
-// ratings reads as no variance at all).
+// MinOutcomes is how many units' outcomes each of two arms needs before
+// their confidence sequence is computed: with a variance estimated from
+// fewer, the boundary's asymptotic guarantee does not hold (a run of
+// equal ratings reads as no variance at all).
 const MinOutcomes = 30
 
 // diff compares an arm's outcomes with control's. The confidence sequence
 // runs at α/(k−1) for k arms (Bonferroni), so that the chance of any false
-// verdict across the comparisons stays within α; each arm's variance is at
-// least half the pooled one, so that an arm whose outcomes happen to agree
-// does not pass for a certain one.
+// verdict across the comparisons stays within α; the variance of each
+// arm's mean is the unit-robust one (unitMeanVar), and at least half the
+// pooled outcome variance over its outcomes, so that an arm whose outcomes
+// happen to agree does not pass for a certain one.
 func diff(e *Experiment, t, c *Totals) *Diff {
 	d := &Diff{Verdict: "undecided"}
 	ma, va := meanVar(t.N, t.Sum, t.SumSq)
@@ -181,12 +185,14 @@ func diff(e *Experiment, t, c *Totals) *Diff {
 	w := WelchTest(t.N, t.Sum, t.SumSq, c.N, c.Sum, c.SumSq)
 	d.Welch.T, d.Welch.DF, d.Welch.P = Num(w.T), Num(w.DF), Num(w.P)
 	d.CS = nanInterval()
-	if t.N < MinOutcomes || c.N < MinOutcomes {
+	_, vma, ga := unitMeanVar(t)
+	_, vmc, gc := unitMeanVar(c)
+	if ga < MinOutcomes || gc < MinOutcomes {
 		d.Verdict = "too few outcomes"
 		return d
 	}
 	pooled := (va*float64(t.N-1) + vc*float64(c.N-1)) / float64(t.N+c.N-2)
-	v := max(va, pooled/2)/float64(t.N) + max(vc, pooled/2)/float64(c.N)
+	v := max(vma, pooled/2/float64(t.N)) + max(vmc, pooled/2/float64(c.N))
 	tau := e.MixingSD * math.Sqrt(pooled)
 	d.CS = ConfidenceSequence(ma-mc, v, tau*tau, e.Alpha/float64(max(1, len(e.Arms)-1)))
 	switch {

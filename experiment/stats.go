@@ -41,6 +41,39 @@ func TInterval(n int64, sum, sumSq, alpha float64) Interval {
 	return Interval{m - h, m + h}
 }
 
+// unitMeanVar is an arm's mean outcome ȳ and the variance of that mean,
+// robust to outcomes that share a unit (the cluster-robust sandwich of
+// Liang and Zeger, with the small-sample factor G/(G−1)):
+// G/(G−1)·Σ_u (s_u − n_u·ȳ)²/N² over the G units' outcome counts n_u and
+// sums s_u, N outcomes in all, from the per-unit sums. With one outcome a
+// unit it is s²/N. g is G. Totals without per-unit sums count each
+// outcome as a unit.
+func unitMeanVar(t *Totals) (mean, v float64, g int64) {
+	if t.Units == 0 {
+		m, s2 := meanVar(t.N, t.Sum, t.SumSq)
+		return m, s2 / float64(t.N), t.N
+	}
+	m := t.Sum / float64(t.N)
+	if t.Units < 2 {
+		return m, math.NaN(), t.Units
+	}
+	r := t.UnitSq - 2*m*t.UnitCross + m*m*float64(t.UnitNSq)
+	gf := float64(t.Units)
+	return m, math.Max(r, 0) * gf / (gf - 1) / (float64(t.N) * float64(t.N)), t.Units
+}
+
+// UnitInterval is the t interval of an arm's mean outcome at level
+// 1 − alpha, with the unit-robust variance and G − 1 degrees of freedom.
+func UnitInterval(t *Totals, alpha float64) Interval {
+	m, v, g := unitMeanVar(t)
+	if g < 2 || math.IsNaN(v) {
+		return nanInterval()
+	}
+	q := distuv.StudentsT{Mu: 0, Sigma: 1, Nu: float64(g - 1)}.Quantile(1 - alpha/2)
+	h := q * math.Sqrt(v)
+	return Interval{m - h, m + h}
+}
+
 // Welch is Welch's unequal-variance t-test of mean(a) − mean(b): the t
 // statistic, its Welch–Satterthwaite degrees of freedom, and the
 // two-sided p-value. It is valid at one fixed sample size only.

@@ -1,9 +1,12 @@
 package experiment
 
 import (
+	"context"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
+	"time"
 )
 
 func moments(xs []float64) (int64, float64, float64) {
@@ -61,6 +64,43 @@ func TestDifferenceByHand(t *testing.T) {
 	}
 	if d := diff(e, &Totals{N: 29, Sum: 29, SumSq: 29}, ctl); d.Verdict != "too few outcomes" || !math.IsNaN(d.CS.Lo) {
 		t.Errorf("29 outcomes: %+v", d)
+	}
+}
+
+// The unit-robust variance of a mean by hand: units with outcomes
+// {1, 2, 3}, {4} and {0, 0} (N 6, mean 10/6, unit sums 6, 4, 0): Σ_u
+// (s_u − n_u·ȳ)² = 1 + 49/9 + 100/9 = 17.5556, times G/(G−1) = 3/2, over
+// N² = 36: 0.731481. With one outcome a unit it is the usual s²/N.
+func TestUnitVarianceByHand(t *testing.T) {
+	m := NewMemory()
+	ctx := context.Background()
+	for _, o := range []struct {
+		unit string
+		y    float64
+	}{{"a", 1}, {"b", 4}, {"a", 2}, {"c", 0}, {"a", 3}, {"c", 0}} {
+		if err := m.Record(ctx, "e", "x", Observation{Outcome: &o.y, Unit: o.unit}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tot, _ := m.Totals(ctx, "e", []string{"x"})
+	mean, v, g := unitMeanVar(tot["x"])
+	if !near(mean, 10.0/6, 1e-12) || !near(v, 0.731481, 1e-6) || g != 3 {
+		t.Errorf("mean %v, variance of the mean %v, %d units", mean, v, g)
+	}
+	ci := UnitInterval(tot["x"], 0.05) // t with 2 degrees of freedom: 4.302653
+	if !near(ci.Hi-mean, 4.302653*math.Sqrt(0.731481), 1e-4) {
+		t.Errorf("interval %+v", ci)
+	}
+	xs := []float64{1, 4, 2, 0, 3, 0}
+	single := NewMemory()
+	for i := range xs {
+		single.Record(ctx, "e", "x", Observation{Outcome: &xs[i], Unit: fmt.Sprint(i)})
+	}
+	tot, _ = single.Totals(ctx, "e", []string{"x"})
+	n, s, q := moments(xs)
+	_, s2 := meanVar(n, s, q)
+	if _, v, g := unitMeanVar(tot["x"]); !near(v, s2/6, 1e-12) || g != 6 || UnitInterval(tot["x"], 0.05) != TInterval(n, s, q, 0.05) {
+		t.Errorf("one outcome a unit: variance %v, want %v; %d units", v, s2/6, g)
 	}
 }
 
@@ -145,6 +185,78 @@ func TestConfidenceSequenceSurvivesPeeking(t *testing.T) {
 	t.Logf("a difference of 0.5 SD: found in %.3f of runs, the wrong way in %.3f", b, w)
 	if b < 0.9 || w > 0 {
 		t.Errorf("a difference of 0.5 SD found in %.3f of runs (want at least 0.9), the wrong way in %.3f", b, w)
+	}
+}
+
+// peekUnits runs experiments whose outcomes come from units (users)
+// that differ: each arm has 40 users, each with an effect drawn once
+// (sd 1) under outcomes of sd 1 around it, and every outcome comes from a
+// user drawn at random, 25 each on average. It reads the verdict after
+// every 5 outcomes per arm, and returns the share of runs in which it
+// ever named an arm (the second better by shift, when shift > 0), with
+// the unit-robust sequence and with one that takes every outcome as
+// independent.
+func peekUnits(runs int, shift float64, seed uint64) (robust, independent float64) {
+	const users, perArm = 40, 1000
+	rng := rand.New(rand.NewPCG(seed, 3))
+	e := &Experiment{Alpha: 0.05, MixingSD: 0.1, Arms: make([]Arm, 2)}
+	var nr, ni int
+	for range runs {
+		ts := []*Totals{{Latency: make([]int64, len(LatencyBuckets)+1), Minutes: map[int64]*Moments{}}, {Latency: make([]int64, len(LatencyBuckets)+1), Minutes: map[int64]*Moments{}}}
+		effect := make([][]float64, 2)
+		sums := make([][]Moments, 2)
+		for a := range ts {
+			effect[a], sums[a] = make([]float64, users), make([]Moments, users)
+			for u := range effect[a] {
+				effect[a][u] = rng.NormFloat64()
+			}
+		}
+		var r, i bool
+		for n := 1; n <= perArm; n++ {
+			for a, t := range ts {
+				u := rng.IntN(users)
+				y := effect[a][u] + rng.NormFloat64() + shift*float64(a)
+				add(t, Observation{Outcome: &y}, stepOf(sums[a][u].N, sums[a][u].Sum, y), time.Time{})
+				sums[a][u].N, sums[a][u].Sum = sums[a][u].N+1, sums[a][u].Sum+y
+			}
+			if n%5 != 0 {
+				continue
+			}
+			named := func(v string) bool { return v == "better" || shift == 0 && v == "worse" }
+			flat := func(t *Totals) *Totals { c := *t; c.Units = 0; return &c }
+			r = r || named(diff(e, ts[1], ts[0]).Verdict)
+			i = i || named(diff(e, flat(ts[1]), flat(ts[0])).Verdict)
+		}
+		if r {
+			nr++
+		}
+		if i {
+			ni++
+		}
+	}
+	return float64(nr) / float64(runs), float64(ni) / float64(runs)
+}
+
+// With units that differ and give many outcomes each, outcomes are not
+// independent: a sequence that takes them to be names an arm in many A/A
+// runs; the unit-robust one stays within α. With 40 users an arm the
+// difference of the means has a standard error near 0.23 (1/√40 of the
+// users' sd, twice), and the sequence's boundary at 1,000 outcomes is
+// near 1.09: it finds a difference of 1.5 in most runs (and 1 in about
+// 40%: what 40 units can tell).
+func TestConfidenceSequenceHoldsForUnits(t *testing.T) {
+	robust, independent := peekUnits(300, 0, 5)
+	t.Logf("A/A, 40 users an arm, 25 outcomes a user: false verdicts %.3f unit-robust, %.3f taking outcomes as independent", robust, independent)
+	if robust > 0.05 {
+		t.Errorf("the unit-robust confidence sequence named an arm in %.3f of A/A runs, above α = 0.05", robust)
+	}
+	if independent < 0.3 {
+		t.Errorf("taking outcomes as independent erred in only %.3f of runs: the simulation shows nothing", independent)
+	}
+	found, _ := peekUnits(100, 1.5, 6)
+	t.Logf("a difference of 1.5 users' sd: found in %.3f of runs", found)
+	if found < 0.8 {
+		t.Errorf("a difference of 1.5 users' sd found in %.3f of runs, want at least 0.8", found)
 	}
 }
 

@@ -22,7 +22,11 @@ type Observation struct {
 	// is about, kept beside it among the recent outcomes (not added to
 	// Tokens).
 	OutcomeTokens int
-	Feedback      int // +1 a win, −1 a loss in feedback
+	// Unit is the user the outcome is about, under unit user, so that many
+	// outcomes of one user count as that, not as many independent ones;
+	// "" an outcome of its own (a request's, under unit request).
+	Unit     string
+	Feedback int // +1 a win, −1 a loss in feedback
 }
 
 // Totals are an arm's sums, as every replica added them.
@@ -38,6 +42,14 @@ type Totals struct {
 	SumSq    float64 `json:"outcome_sum_sq"`
 	Wins     int64   `json:"feedback_wins"`
 	Losses   int64   `json:"feedback_losses"`
+	// Per unit, for intervals that hold when a unit gives many outcomes:
+	// how many units gave one, and Σ s_u², Σ n_u·s_u and Σ n_u² over the
+	// units' outcome counts n_u and sums s_u. Units 0 with outcomes:
+	// totals recorded before these, each outcome taken as its own unit.
+	Units     int64   `json:"units"`
+	UnitSq    float64 `json:"unit_sum_sq"`
+	UnitCross float64 `json:"unit_cross"`
+	UnitNSq   int64   `json:"unit_n_sq"`
 	// Minutes are the outcome moments added in each minute (Unix
 	// minute → moments), for the history of the intervals.
 	Minutes map[int64]*Moments `json:"-"`
@@ -68,6 +80,19 @@ type Store interface {
 	// Sticky stores arm as the unit's if it has none, and returns the
 	// unit's arm.
 	Sticky(ctx context.Context, experiment, tenant, unit, arm string, ttl time.Duration) (string, error)
+}
+
+// unitStep is what one outcome y adds to the per-unit sums, its unit
+// having had n outcomes summing to s before it.
+type unitStep struct {
+	newUnit bool
+	dSq     float64 // (s+y)² − s²
+	dCross  float64 // (n+1)(s+y) − n·s
+	dNSq    int64   // (n+1)² − n²
+}
+
+func stepOf(n int64, s, y float64) unitStep {
+	return unitStep{newUnit: n == 0, dSq: 2*s*y + y*y, dCross: float64(n)*y + s + y, dNSq: 2*n + 1}
 }
 
 func bucket(d time.Duration) int {

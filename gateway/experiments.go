@@ -108,7 +108,7 @@ func (s *Server) recordRequest(en *experiment.Enrollment, respID string, r *back
 			s.log.Warn("experiment evaluation failed", "experiment", en.String(), "err", err)
 			return
 		}
-		if err := s.opts.Experiments.Record(ctx, en, experiment.Observation{Outcome: &v, OutcomeTokens: o.Tokens}); err != nil {
+		if err := s.opts.Experiments.Record(ctx, en, experiment.Observation{Outcome: &v, OutcomeTokens: o.Tokens, Unit: en.Unit}); err != nil {
 			s.log.Warn("experiment record failed", "experiment", en.String(), "err", err)
 		}
 	}()
@@ -137,6 +137,11 @@ func (s *Server) recordFeedback(out *prefs.Learned) {
 		o := experiment.Observation{Feedback: a.Win}
 		if a.Rating != nil && e.Outcome == "feedback" {
 			o.Outcome, o.OutcomeTokens = a.Rating, a.Tokens
+			// Under unit user, the rating is one of its user's; under unit
+			// request, the one outcome of its request.
+			if e.Unit == experiment.UnitUser {
+				o.Unit = experiment.UnitOf(out.Tenant, out.User)
+			}
 		}
 		if err := s.opts.Experiments.Record(ctx, &experiment.Enrollment{Experiment: e, Arm: a.Arm}, o); err != nil {
 			s.log.Warn("experiment record failed", "experiment", a.Experiment, "err", err)

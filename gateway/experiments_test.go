@@ -186,7 +186,8 @@ func TestExperimentsOverHTTP(t *testing.T) {
 		t.Fatal("no results")
 	}
 	eight, plain := rep.Arms[1], rep.Arms[2]
-	if eight.Requests != 4 || eight.Feedback.Wins != 2 || eight.Feedback.Losses != 0 || eight.Outcome.N != 2 || float64(eight.Outcome.Mean) != 0.75 {
+	// Both of arm eight's ratings are one user's: one unit.
+	if eight.Requests != 4 || eight.Feedback.Wins != 2 || eight.Feedback.Losses != 0 || eight.Outcome.N != 2 || eight.Outcome.Units != 1 || float64(eight.Outcome.Mean) != 0.75 {
 		t.Errorf("arm eight: %+v", eight)
 	}
 	if plain.Requests != 2 || plain.Feedback.Wins != 0 || plain.Feedback.Losses != 1 || plain.Outcome.N != 1 || float64(plain.Outcome.Mean) != -1 {
