@@ -176,7 +176,7 @@ async function showExperiment(name) {
   $("#exp-meta").textContent = `${r.state} · models ${r.models.join(", ")} · by ${r.unit} · outcome ${r.outcome}${r.outcome_reward ? " (" + r.outcome_reward + ")" : ""} · control ${r.control} · ${r.allocation} allocation`;
   $("#exp-verdict").textContent = r.verdict;
   const t = $("#exp-table");
-  t.replaceChildren(el("tr", {}, ...["arm", "share", "requests", "errors", "outcomes", "mean [CI]", "difference [always-valid CS]", "Welch p", "verdict", "win rate [Wilson]", "tokens/req", "samples/req", "latency p50/p95 s"].map((h) => el("th", {}, h))));
+  t.replaceChildren(el("tr", {}, ...["arm", "share", "requests", "errors", "outcomes (units)", "mean [CI]", "difference [always-valid CS]", "Welch p", "verdict", "win rate [Wilson]", "tokens/req", "samples/req", "latency p50/p95 s"].map((h) => el("th", {}, h))));
   for (const a of r.arms) {
     const d = a.difference;
     t.append(el("tr", { "data-arm": a.name },
@@ -184,7 +184,7 @@ async function showExperiment(name) {
       el("td", {}, fmt(r.shares[a.name], 2)),
       el("td", {}, a.requests),
       el("td", {}, fmt(a.error_rate, 2)),
-      el("td", {}, a.outcome.n),
+      el("td", {}, `${a.outcome.n} (${a.outcome.units})`),
       el("td", {}, `${fmt(a.outcome.mean)} ${interval(a.outcome.ci)}`),
       el("td", {}, d ? `${fmt(d.estimate)} ${interval(d.confidence_sequence)}` : "–"),
       el("td", {}, d ? fmt(d.welch.p, 2) : "–"),
