@@ -239,7 +239,7 @@ func (s *Set) thompsonShares(ctx context.Context, e *Experiment) ([]float64, err
 		return sh, nil
 	}
 	s.mu.Unlock()
-	totals, err := s.store.Totals(ctx, e.Name, e.armNames())
+	totals, err := s.store.Totals(ctx, e.Name, e.armNames(), false)
 	if err != nil {
 		return nil, err
 	}
@@ -367,7 +367,7 @@ func (en *Enrollment) String() string {
 
 // Results reads an experiment's totals and summarizes them.
 func (s *Set) Results(ctx context.Context, e *Experiment) (*Report, error) {
-	totals, err := s.store.Totals(ctx, e.Name, e.armNames())
+	totals, err := s.store.Totals(ctx, e.Name, e.armNames(), true)
 	if err != nil {
 		return nil, err
 	}

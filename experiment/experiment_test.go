@@ -181,11 +181,11 @@ func TestReplicasShareTotals(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	got, err := stores[1].Totals(ctx, "e", []string{"a", "b"})
+	got, err := stores[1].Totals(ctx, "e", []string{"a", "b"}, true)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want, _ := one.Totals(ctx, "e", []string{"a", "b"})
+	want, _ := one.Totals(ctx, "e", []string{"a", "b"}, true)
 	for _, arm := range []string{"a", "b"} {
 		g, w := got[arm], want[arm]
 		if g.Requests != w.Requests || g.Errors != w.Errors || g.Tokens != w.Tokens || g.Samples != w.Samples || g.N != w.N ||
@@ -240,7 +240,7 @@ func TestSummarize(t *testing.T) {
 		m.Record(ctx, "demo", "a", Observation{Request: true, Tokens: 100, Samples: 4, Latency: 80 * time.Millisecond, Outcome: &a, Feedback: -1})
 		m.Record(ctx, "demo", "b", Observation{Request: true, Tokens: 300, Samples: 8, Latency: 200 * time.Millisecond, Outcome: &b, Feedback: 1})
 	}
-	totals, _ := m.Totals(ctx, "demo", []string{"a", "b"})
+	totals, _ := m.Totals(ctx, "demo", []string{"a", "b"}, true)
 	r := Summarize(e, totals, []float64{1, 2})
 	b := r.Arms[1]
 	if b.Diff == nil || b.Diff.Verdict != "better" || !near(float64(b.Diff.Estimate), 0.5, 1e-9) || b.Diff.CS.Lo <= 0 {

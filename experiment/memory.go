@@ -18,9 +18,9 @@ const maxUnits = 100000
 // Memory is a Store for one replica.
 type Memory struct {
 	mu     sync.Mutex
-	totals map[string]*Totals              // experiment \x00 arm
+	totals map[string]*Totals             // experiment \x00 arm
 	units  map[string]map[string]*Moments // experiment \x00 arm → unit → its outcomes' count and sum
-	sticky map[string]string               // experiment \x00 tenant \x00 unit
+	sticky map[string]string              // experiment \x00 tenant \x00 unit
 }
 
 // NewMemory returns an empty in-memory store.
@@ -102,7 +102,7 @@ func add(t *Totals, o Observation, st unitStep, now time.Time) {
 	}
 }
 
-func (m *Memory) Totals(_ context.Context, experiment string, arms []string) (map[string]*Totals, error) {
+func (m *Memory) Totals(_ context.Context, experiment string, arms []string, _ bool) (map[string]*Totals, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	out := map[string]*Totals{}

@@ -12,8 +12,9 @@ import (
 
 // Redis is a Store every replica shares: one hash per arm, added to with
 // HINCRBY and HINCRBYFLOAT in one MULTI/EXEC, so that totals from many
-// replicas are the totals of one; beside it, one hash of each user's
-// outcome count and sum (ARM:units); a unit's arm under Thompson
+// replicas are the totals of one; beside it, one hash of each unit's
+// outcome count and sum (ARM:units), written after the arm's, from which
+// a report computes the per-unit sums; a unit's arm under Thompson
 // allocation is set once with SET NX.
 type Redis struct {
 	c      redis.UniversalClient
@@ -31,25 +32,6 @@ func (r *Redis) key(experiment, arm string) string {
 
 func (r *Redis) Record(ctx context.Context, experiment, arm string, o Observation) error {
 	k := r.key(experiment, arm)
-	var st unitStep
-	if o.Outcome != nil {
-		st = stepOf(0, 0, *o.Outcome)
-		if o.Unit != "" {
-			// The unit's own sums first (k:units, one field pair per unit):
-			// what they were before this outcome is what it adds to the
-			// arm's per-unit sums, whichever replica added what between.
-			var n *redis.IntCmd
-			var s *redis.FloatCmd
-			if _, err := r.c.TxPipelined(ctx, func(p redis.Pipeliner) error {
-				n = p.HIncrBy(ctx, k+":units", "n:"+o.Unit, 1)
-				s = p.HIncrByFloat(ctx, k+":units", "s:"+o.Unit, *o.Outcome)
-				return nil
-			}); err != nil {
-				return err
-			}
-			st = stepOf(n.Val()-1, s.Val()-*o.Outcome, *o.Outcome)
-		}
-	}
 	_, err := r.c.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		if o.Request {
 			p.HIncrBy(ctx, k, "requests", 1)
@@ -76,12 +58,11 @@ func (r *Redis) Record(ctx context.Context, experiment, arm string, o Observatio
 			p.HIncrByFloat(ctx, k, min+":sumsq", v*v)
 			p.LPush(ctx, k+":recent", strconv.FormatFloat(v, 'g', -1, 64)+" "+strconv.Itoa(o.OutcomeTokens))
 			p.LTrim(ctx, k+":recent", 0, MaxRecent-1)
-			if st.newUnit {
-				p.HIncrBy(ctx, k, "units", 1)
+			if o.Unit == "" { // an outcome of its own: a unit of one
+				p.HIncrBy(ctx, k, "single_n", 1)
+				p.HIncrByFloat(ctx, k, "single_sum", v)
+				p.HIncrByFloat(ctx, k, "single_sumsq", v*v)
 			}
-			p.HIncrByFloat(ctx, k, "usq", st.dSq)
-			p.HIncrByFloat(ctx, k, "ucross", st.dCross)
-			p.HIncrBy(ctx, k, "unsq", st.dNSq)
 		}
 		switch {
 		case o.Feedback > 0:
@@ -91,16 +72,31 @@ func (r *Redis) Record(ctx context.Context, experiment, arm string, o Observatio
 		}
 		return nil
 	})
+	if err != nil || o.Outcome == nil || o.Unit == "" {
+		return err
+	}
+	// The unit's count and sum, after the arm's: should this write be
+	// lost, the arm has an outcome its units lack, which the report
+	// counts with the other unknown ones (Totals), never the reverse.
+	_, err = r.c.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.HIncrBy(ctx, k+":units", "n:"+o.Unit, 1)
+		p.HIncrByFloat(ctx, k+":units", "s:"+o.Unit, *o.Outcome)
+		return nil
+	})
 	return err
 }
 
-func (r *Redis) Totals(ctx context.Context, experiment string, arms []string) (map[string]*Totals, error) {
+func (r *Redis) Totals(ctx context.Context, experiment string, arms []string, withUnits bool) (map[string]*Totals, error) {
 	cmds := make([]*redis.MapStringStringCmd, len(arms))
 	recent := make([]*redis.StringSliceCmd, len(arms))
+	units := make([]*redis.MapStringStringCmd, len(arms))
 	_, err := r.c.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, a := range arms {
 			cmds[i] = p.HGetAll(ctx, r.key(experiment, a))
 			recent[i] = p.LRange(ctx, r.key(experiment, a)+":recent", 0, MaxRecent-1)
+			if withUnits {
+				units[i] = p.HGetAll(ctx, r.key(experiment, a)+":units")
+			}
 		}
 		return nil
 	})
@@ -111,8 +107,10 @@ func (r *Redis) Totals(ctx context.Context, experiment string, arms []string) (m
 	for i, a := range arms {
 		t := &Totals{Latency: make([]int64, len(LatencyBuckets)+1), Minutes: map[int64]*Moments{}}
 		ints := map[string]*int64{"requests": &t.Requests, "errors": &t.Errors, "tokens": &t.Tokens, "samples": &t.Samples,
-			"n": &t.N, "wins": &t.Wins, "losses": &t.Losses, "units": &t.Units, "unsq": &t.UnitNSq}
-		floats := map[string]*float64{"lat_sum": &t.LatSum, "sum": &t.Sum, "sumsq": &t.SumSq, "usq": &t.UnitSq, "ucross": &t.UnitCross}
+			"n": &t.N, "wins": &t.Wins, "losses": &t.Losses}
+		floats := map[string]*float64{"lat_sum": &t.LatSum, "sum": &t.Sum, "sumsq": &t.SumSq}
+		var single Moments
+		ints["single_n"], floats["single_sum"], floats["single_sumsq"] = &single.N, &single.Sum, &single.SumSq
 		for f, v := range cmds[i].Val() {
 			if p, ok := ints[f]; ok {
 				*p, _ = strconv.ParseInt(v, 10, 64)
@@ -151,9 +149,39 @@ func (r *Redis) Totals(ctx context.Context, experiment string, arms []string) (m
 				t.Recent = append(t.Recent, Recent{Outcome: v, Tokens: n})
 			}
 		}
+		if withUnits {
+			unitSums(t, single, units[i].Val())
+		}
 		out[a] = t
 	}
 	return out, nil
+}
+
+// unitSums fills t's per-unit sums from the units' counts and sums
+// (fields n:UNIT and s:UNIT) and the outcomes of their own (single): the
+// outcomes of the arm that neither holds count as one unit together.
+func unitSums(t *Totals, single Moments, fields map[string]string) {
+	t.Units, t.UnitSq, t.UnitCross, t.UnitNSq = single.N, single.SumSq, single.Sum, single.N
+	tracked, trackedSum := single.N, single.Sum
+	for f, v := range fields {
+		unit, ok := strings.CutPrefix(f, "n:")
+		if !ok {
+			continue
+		}
+		n, err1 := strconv.ParseInt(v, 10, 64)
+		s, err2 := strconv.ParseFloat(fields["s:"+unit], 64)
+		if err1 != nil || err2 != nil || n <= 0 {
+			continue
+		}
+		t.Units++
+		t.UnitSq, t.UnitCross, t.UnitNSq = t.UnitSq+s*s, t.UnitCross+float64(n)*s, t.UnitNSq+n*n
+		tracked, trackedSum = tracked+n, trackedSum+s
+	}
+	if n := t.N - tracked; n > 0 {
+		s := t.Sum - trackedSum
+		t.Units++
+		t.UnitSq, t.UnitCross, t.UnitNSq = t.UnitSq+s*s, t.UnitCross+float64(n)*s, t.UnitNSq+n*n
+	}
 }
 
 func (r *Redis) Sticky(ctx context.Context, experiment, tenant, unit, arm string, ttl time.Duration) (string, error) {

@@ -166,9 +166,11 @@ func Summarize(e *Experiment, totals map[string]*Totals, shares []float64) *Repo
 }
 
 // MinOutcomes is how many units' outcomes each of two arms needs before
-// their confidence sequence is computed: with a variance estimated from
-// fewer, the boundary's asymptotic guarantee does not hold (a run of
-// equal ratings reads as no variance at all).
+// their confidence sequence is computed, counted as effective units
+// (Kish's N²/Σ n_u², so that one user with most of the outcomes is not
+// thirty): with a variance estimated from fewer, the boundary's
+// asymptotic guarantee does not hold (a run of equal ratings reads as no
+// variance at all).
 const MinOutcomes = 30
 
 // diff compares an arm's outcomes with control's. The confidence sequence
@@ -187,7 +189,7 @@ func diff(e *Experiment, t, c *Totals) *Diff {
 	d.CS = nanInterval()
 	_, vma, ga := unitMeanVar(t)
 	_, vmc, gc := unitMeanVar(c)
-	if ga < MinOutcomes || gc < MinOutcomes {
+	if ga < MinOutcomes || gc < MinOutcomes || effectiveUnits(t) < MinOutcomes || effectiveUnits(c) < MinOutcomes {
 		d.Verdict = "too few outcomes"
 		return d
 	}

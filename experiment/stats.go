@@ -62,14 +62,31 @@ func unitMeanVar(t *Totals) (mean, v float64, g int64) {
 	return m, math.Max(r, 0) * gf / (gf - 1) / (float64(t.N) * float64(t.N)), t.Units
 }
 
+// effectiveUnits is Kish's effective number of units, N²/Σ n_u²: G when
+// every unit gave as many outcomes, far fewer when a few gave most. The
+// robust variance leans on the units being many and alike in weight: a
+// unit that gave most of the outcomes pulls the mean to itself, and its
+// own residual, shrunk, hides its weight.
+func effectiveUnits(t *Totals) float64 {
+	if t.Units == 0 {
+		return float64(t.N)
+	}
+	if t.UnitNSq == 0 {
+		return 0
+	}
+	return float64(t.N) * float64(t.N) / float64(t.UnitNSq)
+}
+
 // UnitInterval is the t interval of an arm's mean outcome at level
-// 1 − alpha, with the unit-robust variance and G − 1 degrees of freedom.
+// 1 − alpha, with the unit-robust variance and min(G, effective units) − 1
+// degrees of freedom; none with fewer than 2.
 func UnitInterval(t *Totals, alpha float64) Interval {
 	m, v, g := unitMeanVar(t)
-	if g < 2 || math.IsNaN(v) {
+	df := math.Floor(math.Min(float64(g), effectiveUnits(t))) - 1
+	if df < 1 || math.IsNaN(v) {
 		return nanInterval()
 	}
-	q := distuv.StudentsT{Mu: 0, Sigma: 1, Nu: float64(g - 1)}.Quantile(1 - alpha/2)
+	q := distuv.StudentsT{Mu: 0, Sigma: 1, Nu: df}.Quantile(1 - alpha/2)
 	h := q * math.Sqrt(v)
 	return Interval{m - h, m + h}
 }

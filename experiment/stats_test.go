@@ -82,13 +82,15 @@ func TestUnitVarianceByHand(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	tot, _ := m.Totals(ctx, "e", []string{"x"})
+	tot, _ := m.Totals(ctx, "e", []string{"x"}, true)
 	mean, v, g := unitMeanVar(tot["x"])
 	if !near(mean, 10.0/6, 1e-12) || !near(v, 0.731481, 1e-6) || g != 3 {
 		t.Errorf("mean %v, variance of the mean %v, %d units", mean, v, g)
 	}
-	ci := UnitInterval(tot["x"], 0.05) // t with 2 degrees of freedom: 4.302653
-	if !near(ci.Hi-mean, 4.302653*math.Sqrt(0.731481), 1e-4) {
+	// Effective units 36/(9+1+4) = 2.57: t with min(3, 2) − 1 = 1 degree
+	// of freedom, 12.706205.
+	ci := UnitInterval(tot["x"], 0.05)
+	if !near(ci.Hi-mean, 12.706205*math.Sqrt(0.731481), 1e-4) {
 		t.Errorf("interval %+v", ci)
 	}
 	xs := []float64{1, 4, 2, 0, 3, 0}
@@ -96,11 +98,24 @@ func TestUnitVarianceByHand(t *testing.T) {
 	for i := range xs {
 		single.Record(ctx, "e", "x", Observation{Outcome: &xs[i], Unit: fmt.Sprint(i)})
 	}
-	tot, _ = single.Totals(ctx, "e", []string{"x"})
+	tot, _ = single.Totals(ctx, "e", []string{"x"}, true)
 	n, s, q := moments(xs)
 	_, s2 := meanVar(n, s, q)
 	if _, v, g := unitMeanVar(tot["x"]); !near(v, s2/6, 1e-12) || g != 6 || UnitInterval(tot["x"], 0.05) != TInterval(n, s, q, 0.05) {
 		t.Errorf("one outcome a unit: variance %v, want %v; %d units", v, s2/6, g)
+	}
+}
+
+// Outcomes the arm counted whose unit's record is missing (a write lost,
+// or outcomes from before units were kept) count as one unit together:
+// never as many.
+func TestUnknownUnitsCountAsOne(t *testing.T) {
+	tot := &Totals{N: 10, Sum: 20}
+	// Units a (3 outcomes, sum 3) and b (1, sum 5); 2 outcomes of their own
+	// (sum 4, squares 10); the other 4 (sum 8) lack their unit's record.
+	unitSums(tot, Moments{N: 2, Sum: 4, SumSq: 10}, map[string]string{"n:a": "3", "s:a": "3", "n:b": "1", "s:b": "5"})
+	if tot.Units != 5 || tot.UnitNSq != 2+9+1+16 || !near(tot.UnitSq, 10+9+25+64, 1e-12) || !near(tot.UnitCross, 4+9+5+32, 1e-12) {
+		t.Errorf("%+v", tot)
 	}
 }
 
@@ -191,12 +206,13 @@ func TestConfidenceSequenceSurvivesPeeking(t *testing.T) {
 // peekUnits runs experiments whose outcomes come from units (users)
 // that differ: each arm has 40 users, each with an effect drawn once
 // (sd 1) under outcomes of sd 1 around it, and every outcome comes from a
-// user drawn at random, 25 each on average. It reads the verdict after
+// user drawn at random: the first with probability top (else uniformly
+// among all), 25 each on average when top is 0. It reads the verdict after
 // every 5 outcomes per arm, and returns the share of runs in which it
 // ever named an arm (the second better by shift, when shift > 0), with
 // the unit-robust sequence and with one that takes every outcome as
 // independent.
-func peekUnits(runs int, shift float64, seed uint64) (robust, independent float64) {
+func peekUnits(runs int, shift, top float64, seed uint64) (robust, independent float64) {
 	const users, perArm = 40, 1000
 	rng := rand.New(rand.NewPCG(seed, 3))
 	e := &Experiment{Alpha: 0.05, MixingSD: 0.1, Arms: make([]Arm, 2)}
@@ -215,6 +231,9 @@ func peekUnits(runs int, shift float64, seed uint64) (robust, independent float6
 		for n := 1; n <= perArm; n++ {
 			for a, t := range ts {
 				u := rng.IntN(users)
+				if rng.Float64() < top {
+					u = 0
+				}
 				y := effect[a][u] + rng.NormFloat64() + shift*float64(a)
 				add(t, Observation{Outcome: &y}, stepOf(sums[a][u].N, sums[a][u].Sum, y), time.Time{})
 				sums[a][u].N, sums[a][u].Sum = sums[a][u].N+1, sums[a][u].Sum+y
@@ -239,13 +258,14 @@ func peekUnits(runs int, shift float64, seed uint64) (robust, independent float6
 
 // With units that differ and give many outcomes each, outcomes are not
 // independent: a sequence that takes them to be names an arm in many A/A
-// runs; the unit-robust one stays within α. With 40 users an arm the
-// difference of the means has a standard error near 0.23 (1/√40 of the
-// users' sd, twice), and the sequence's boundary at 1,000 outcomes is
-// near 1.09: it finds a difference of 1.5 in most runs (and 1 in about
-// 40%: what 40 units can tell).
+// runs; the unit-robust one stays within α, also when one user gives
+// most of an arm's outcomes (it waits for 30 effective units, N²/Σ n_u²).
+// With 40 users an arm the difference of the means has a standard error
+// near 0.23 (√2/√40 of the users' sd), and the sequence's boundary at
+// 1,000 outcomes is near 1.09: it finds a difference of 1.5 in most runs
+// (and 1 in about 40%: what 40 units can tell).
 func TestConfidenceSequenceHoldsForUnits(t *testing.T) {
-	robust, independent := peekUnits(300, 0, 5)
+	robust, independent := peekUnits(300, 0, 0, 5)
 	t.Logf("A/A, 40 users an arm, 25 outcomes a user: false verdicts %.3f unit-robust, %.3f taking outcomes as independent", robust, independent)
 	if robust > 0.05 {
 		t.Errorf("the unit-robust confidence sequence named an arm in %.3f of A/A runs, above α = 0.05", robust)
@@ -253,7 +273,14 @@ func TestConfidenceSequenceHoldsForUnits(t *testing.T) {
 	if independent < 0.3 {
 		t.Errorf("taking outcomes as independent erred in only %.3f of runs: the simulation shows nothing", independent)
 	}
-	found, _ := peekUnits(100, 1.5, 6)
+	for _, top := range []float64{0.5, 0.8} {
+		robust, _ := peekUnits(200, 0, top, 7)
+		t.Logf("A/A, one user giving %.0f%% more of the outcomes: false verdicts %.3f", top*100, robust)
+		if robust > 0.05 {
+			t.Errorf("with one user giving %.0f%% more of the outcomes, the sequence named an arm in %.3f of A/A runs", top*100, robust)
+		}
+	}
+	found, _ := peekUnits(100, 1.5, 0, 6)
 	t.Logf("a difference of 1.5 users' sd: found in %.3f of runs", found)
 	if found < 0.8 {
 		t.Errorf("a difference of 1.5 users' sd found in %.3f of runs, want at least 0.8", found)

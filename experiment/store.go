@@ -44,8 +44,11 @@ type Totals struct {
 	Losses   int64   `json:"feedback_losses"`
 	// Per unit, for intervals that hold when a unit gives many outcomes:
 	// how many units gave one, and Σ s_u², Σ n_u·s_u and Σ n_u² over the
-	// units' outcome counts n_u and sums s_u. Units 0 with outcomes:
-	// totals recorded before these, each outcome taken as its own unit.
+	// units' outcome counts n_u and sums s_u; filled only where Totals is
+	// asked for them. Outcomes whose unit is not known (recorded before
+	// units were, or whose unit's record failed) count as one unit
+	// together: the worst case for them. Units 0 with outcomes: each
+	// outcome taken as its own unit.
 	Units     int64   `json:"units"`
 	UnitSq    float64 `json:"unit_sum_sq"`
 	UnitCross float64 `json:"unit_cross"`
@@ -76,7 +79,9 @@ type Moments struct {
 // Store keeps the arms' totals, shared by every replica that uses it.
 type Store interface {
 	Record(ctx context.Context, experiment, arm string, o Observation) error
-	Totals(ctx context.Context, experiment string, arms []string) (map[string]*Totals, error)
+	// Totals reads the arms' totals; with units, their per-unit sums
+	// too (a read that grows with the units).
+	Totals(ctx context.Context, experiment string, arms []string, units bool) (map[string]*Totals, error)
 	// Sticky stores arm as the unit's if it has none, and returns the
 	// unit's arm.
 	Sticky(ctx context.Context, experiment, tenant, unit, arm string, ttl time.Duration) (string, error)
