@@ -191,7 +191,7 @@ func TestReplicasShareTotals(t *testing.T) {
 		if g.Requests != w.Requests || g.Errors != w.Errors || g.Tokens != w.Tokens || g.Samples != w.Samples || g.N != w.N ||
 			g.Wins != w.Wins || g.Losses != w.Losses || !near(g.Sum, w.Sum, 1e-9) || !near(g.SumSq, w.SumSq, 1e-9) || !near(g.LatSum, w.LatSum, 1e-9) ||
 			fmt.Sprint(g.Latency) != fmt.Sprint(w.Latency) || g.Units != w.Units || g.UnitNSq != w.UnitNSq ||
-			!near(g.UnitSq, w.UnitSq, 1e-6) || !near(g.UnitCross, w.UnitCross, 1e-6) {
+			!near(g.UnitResid, w.UnitResid, 1e-6) || g.Units == 0 {
 			t.Errorf("arm %s: two replicas %+v, one %+v", arm, *g, *w)
 		}
 		var gn, wn int64

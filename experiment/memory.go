@@ -20,12 +20,13 @@ type Memory struct {
 	mu     sync.Mutex
 	totals map[string]*Totals             // experiment \x00 arm
 	units  map[string]map[string]*Moments // experiment \x00 arm → unit → its outcomes' count and sum
+	single map[string]*Moments            // experiment \x00 arm → its outcomes without a unit
 	sticky map[string]string              // experiment \x00 tenant \x00 unit
 }
 
 // NewMemory returns an empty in-memory store.
 func NewMemory() *Memory {
-	return &Memory{totals: map[string]*Totals{}, units: map[string]map[string]*Moments{}, sticky: map[string]string{}}
+	return &Memory{totals: map[string]*Totals{}, units: map[string]map[string]*Moments{}, single: map[string]*Moments{}, sticky: map[string]string{}}
 }
 
 func (m *Memory) Record(_ context.Context, experiment, arm string, o Observation) error {
@@ -37,33 +38,44 @@ func (m *Memory) Record(_ context.Context, experiment, arm string, o Observation
 		t = &Totals{Latency: make([]int64, len(LatencyBuckets)+1), Minutes: map[int64]*Moments{}}
 		m.totals[k] = t
 	}
-	var st unitStep
 	if o.Outcome != nil {
-		st = stepOf(0, 0, *o.Outcome)
-		if o.Unit != "" {
-			us := m.units[k]
-			if us == nil {
-				us = map[string]*Moments{}
-				m.units[k] = us
-			}
-			u := us[o.Unit]
-			if u == nil && len(us) < maxUnits {
+		y := *o.Outcome
+		u := m.unit(k, o.Unit)
+		if u == nil { // an outcome of its own, or past maxUnits
+			if u = m.single[k]; u == nil {
 				u = &Moments{}
-				us[o.Unit] = u
+				m.single[k] = u
 			}
-			if u != nil {
-				st = stepOf(u.N, u.Sum, *o.Outcome)
-				u.N, u.Sum = u.N+1, u.Sum+*o.Outcome
-			}
+			u.SumSq += y * y
 		}
+		u.N, u.Sum = u.N+1, u.Sum+y
 	}
-	add(t, o, st, time.Now())
+	add(t, o, time.Now())
 	return nil
+}
+
+// unit is the sums of k's unit named unit, made when new; nil for none
+// ("") and past maxUnits.
+func (m *Memory) unit(k, unit string) *Moments {
+	if unit == "" {
+		return nil
+	}
+	us := m.units[k]
+	if us == nil {
+		us = map[string]*Moments{}
+		m.units[k] = us
+	}
+	u := us[unit]
+	if u == nil && len(us) < maxUnits {
+		u = &Moments{}
+		us[unit] = u
+	}
+	return u
 }
 
 // add is the one place an observation is summed, for Memory; Redis sums
 // the same fields.
-func add(t *Totals, o Observation, st unitStep, now time.Time) {
+func add(t *Totals, o Observation, now time.Time) {
 	if o.Request {
 		t.Requests++
 		t.LatSum += o.Latency.Seconds()
@@ -89,10 +101,6 @@ func add(t *Totals, o Observation, st unitStep, now time.Time) {
 		mm.Sum += v
 		mm.SumSq += v * v
 		t.Recent = append([]Recent{{Outcome: v, Tokens: o.OutcomeTokens}}, t.Recent[:min(len(t.Recent), MaxRecent-1)]...)
-		if st.newUnit {
-			t.Units++
-		}
-		t.UnitSq, t.UnitCross, t.UnitNSq = t.UnitSq+st.dSq, t.UnitCross+st.dCross, t.UnitNSq+st.dNSq
 	}
 	switch {
 	case o.Feedback > 0:
@@ -102,7 +110,7 @@ func add(t *Totals, o Observation, st unitStep, now time.Time) {
 	}
 }
 
-func (m *Memory) Totals(_ context.Context, experiment string, arms []string, _ bool) (map[string]*Totals, error) {
+func (m *Memory) Totals(_ context.Context, experiment string, arms []string, withUnits bool) (map[string]*Totals, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	out := map[string]*Totals{}
@@ -116,6 +124,18 @@ func (m *Memory) Totals(_ context.Context, experiment string, arms []string, _ b
 			for k, v := range have.Minutes {
 				c := *v
 				t.Minutes[k] = &c
+			}
+			if withUnits {
+				k := experiment + "\x00" + a
+				var single Moments
+				if s := m.single[k]; s != nil {
+					single = *s
+				}
+				fillUnits(t, single, func(yield func(int64, float64)) {
+					for _, u := range m.units[k] {
+						yield(u.N, u.Sum)
+					}
+				})
 			}
 		}
 		out[a] = t

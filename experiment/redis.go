@@ -157,31 +157,22 @@ func (r *Redis) Totals(ctx context.Context, experiment string, arms []string, wi
 	return out, nil
 }
 
-// unitSums fills t's per-unit sums from the units' counts and sums
-// (fields n:UNIT and s:UNIT) and the outcomes of their own (single): the
-// outcomes of the arm that neither holds count as one unit together.
+// unitSums fills t's per-unit figures from the units' counts and sums
+// (fields n:UNIT and s:UNIT) and the outcomes of their own (single).
 func unitSums(t *Totals, single Moments, fields map[string]string) {
-	t.Units, t.UnitSq, t.UnitCross, t.UnitNSq = single.N, single.SumSq, single.Sum, single.N
-	tracked, trackedSum := single.N, single.Sum
-	for f, v := range fields {
-		unit, ok := strings.CutPrefix(f, "n:")
-		if !ok {
-			continue
+	fillUnits(t, single, func(yield func(int64, float64)) {
+		for f, v := range fields {
+			unit, ok := strings.CutPrefix(f, "n:")
+			if !ok {
+				continue
+			}
+			n, err1 := strconv.ParseInt(v, 10, 64)
+			s, err2 := strconv.ParseFloat(fields["s:"+unit], 64)
+			if err1 == nil && err2 == nil {
+				yield(n, s)
+			}
 		}
-		n, err1 := strconv.ParseInt(v, 10, 64)
-		s, err2 := strconv.ParseFloat(fields["s:"+unit], 64)
-		if err1 != nil || err2 != nil || n <= 0 {
-			continue
-		}
-		t.Units++
-		t.UnitSq, t.UnitCross, t.UnitNSq = t.UnitSq+s*s, t.UnitCross+float64(n)*s, t.UnitNSq+n*n
-		tracked, trackedSum = tracked+n, trackedSum+s
-	}
-	if n := t.N - tracked; n > 0 {
-		s := t.Sum - trackedSum
-		t.Units++
-		t.UnitSq, t.UnitCross, t.UnitNSq = t.UnitSq+s*s, t.UnitCross+float64(n)*s, t.UnitNSq+n*n
-	}
+	})
 }
 
 func (r *Redis) Sticky(ctx context.Context, experiment, tenant, unit, arm string, ttl time.Duration) (string, error) {

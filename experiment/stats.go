@@ -42,12 +42,13 @@ func TInterval(n int64, sum, sumSq, alpha float64) Interval {
 }
 
 // unitMeanVar is an arm's mean outcome ȳ and the variance of that mean,
-// robust to outcomes that share a unit (the cluster-robust sandwich of
-// Liang and Zeger, with the small-sample factor G/(G−1)):
-// G/(G−1)·Σ_u (s_u − n_u·ȳ)²/N² over the G units' outcome counts n_u and
-// sums s_u, N outcomes in all, from the per-unit sums. With one outcome a
-// unit it is s²/N. g is G. Totals without per-unit sums count each
-// outcome as a unit.
+// robust to outcomes that share a unit: the cluster-robust sandwich with
+// Bell and McCaffrey's bias correction (CR2), which for a mean is
+// Σ_u (s_u − n_u·ȳ)²/(1 − n_u/N) / N² over the G units' outcome counts
+// n_u and sums s_u, N outcomes in all (a unit's residual grows with its
+// weight, which pulls ȳ toward itself). With one outcome a unit it is
+// s²/N. g is G. Totals without per-unit figures count each outcome as a
+// unit.
 func unitMeanVar(t *Totals) (mean, v float64, g int64) {
 	if t.Units == 0 {
 		m, s2 := meanVar(t.N, t.Sum, t.SumSq)
@@ -57,9 +58,7 @@ func unitMeanVar(t *Totals) (mean, v float64, g int64) {
 	if t.Units < 2 {
 		return m, math.NaN(), t.Units
 	}
-	r := t.UnitSq - 2*m*t.UnitCross + m*m*float64(t.UnitNSq)
-	gf := float64(t.Units)
-	return m, math.Max(r, 0) * gf / (gf - 1) / (float64(t.N) * float64(t.N)), t.Units
+	return m, t.UnitResid / (float64(t.N) * float64(t.N)), t.Units
 }
 
 // effectiveUnits is Kish's effective number of units, N²/Σ n_u²: G when

@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"strconv"
 	"testing"
-	"time"
 )
 
 func moments(xs []float64) (int64, float64, float64) {
@@ -69,8 +69,9 @@ func TestDifferenceByHand(t *testing.T) {
 
 // The unit-robust variance of a mean by hand: units with outcomes
 // {1, 2, 3}, {4} and {0, 0} (N 6, mean 10/6, unit sums 6, 4, 0): Σ_u
-// (s_u − n_u·ȳ)² = 1 + 49/9 + 100/9 = 17.5556, times G/(G−1) = 3/2, over
-// N² = 36: 0.731481. With one outcome a unit it is the usual s²/N.
+// (s_u − n_u·ȳ)²/(1 − n_u/N) = 1/(1/2) + (49/9)/(5/6) + (100/9)/(2/3) =
+// 2 + 6.533333 + 16.666667 = 25.2, over N² = 36: 0.7. With one outcome a
+// unit it is the usual s²/N.
 func TestUnitVarianceByHand(t *testing.T) {
 	m := NewMemory()
 	ctx := context.Background()
@@ -84,13 +85,13 @@ func TestUnitVarianceByHand(t *testing.T) {
 	}
 	tot, _ := m.Totals(ctx, "e", []string{"x"}, true)
 	mean, v, g := unitMeanVar(tot["x"])
-	if !near(mean, 10.0/6, 1e-12) || !near(v, 0.731481, 1e-6) || g != 3 {
+	if !near(mean, 10.0/6, 1e-12) || !near(v, 0.7, 1e-9) || g != 3 {
 		t.Errorf("mean %v, variance of the mean %v, %d units", mean, v, g)
 	}
 	// Effective units 36/(9+1+4) = 2.57: t with min(3, 2) − 1 = 1 degree
 	// of freedom, 12.706205.
 	ci := UnitInterval(tot["x"], 0.05)
-	if !near(ci.Hi-mean, 12.706205*math.Sqrt(0.731481), 1e-4) {
+	if !near(ci.Hi-mean, 12.706205*math.Sqrt(0.7), 1e-4) {
 		t.Errorf("interval %+v", ci)
 	}
 	xs := []float64{1, 4, 2, 0, 3, 0}
@@ -101,7 +102,7 @@ func TestUnitVarianceByHand(t *testing.T) {
 	tot, _ = single.Totals(ctx, "e", []string{"x"}, true)
 	n, s, q := moments(xs)
 	_, s2 := meanVar(n, s, q)
-	if _, v, g := unitMeanVar(tot["x"]); !near(v, s2/6, 1e-12) || g != 6 || UnitInterval(tot["x"], 0.05) != TInterval(n, s, q, 0.05) {
+	if _, v, g := unitMeanVar(tot["x"]); !near(v, s2/6, 1e-12) || g != 6 || !near(UnitInterval(tot["x"], 0.05).Hi, TInterval(n, s, q, 0.05).Hi, 1e-12) {
 		t.Errorf("one outcome a unit: variance %v, want %v; %d units", v, s2/6, g)
 	}
 }
@@ -112,10 +113,12 @@ func TestUnitVarianceByHand(t *testing.T) {
 func TestUnknownUnitsCountAsOne(t *testing.T) {
 	tot := &Totals{N: 10, Sum: 20}
 	// Units a (3 outcomes, sum 3) and b (1, sum 5); 2 outcomes of their own
-	// (sum 4, squares 10); the other 4 (sum 8) lack their unit's record.
+	// (sum 4, squares 10); the other 4 (sum 8) lack their unit's record:
+	// one unit of 4 outcomes summing to 8. Mean 2.
 	unitSums(tot, Moments{N: 2, Sum: 4, SumSq: 10}, map[string]string{"n:a": "3", "s:a": "3", "n:b": "1", "s:b": "5"})
-	if tot.Units != 5 || tot.UnitNSq != 2+9+1+16 || !near(tot.UnitSq, 10+9+25+64, 1e-12) || !near(tot.UnitCross, 4+9+5+32, 1e-12) {
-		t.Errorf("%+v", tot)
+	resid := (10-2*2*4+4*2)/(1-0.1) + (3-6)*(3-6)/(1-0.3) + (5-2)*(5-2)/(1-0.1) + (8-8)*(8-8)/(1-0.4)
+	if tot.Units != 5 || tot.UnitNSq != 2+9+1+16 || !near(tot.UnitResid, resid, 1e-12) {
+		t.Errorf("%+v, want 5 units, Σn² 28, residuals %v", tot, resid)
 	}
 }
 
@@ -216,35 +219,36 @@ func peekUnits(runs int, shift, top float64, seed uint64) (robust, independent f
 	const users, perArm = 40, 1000
 	rng := rand.New(rand.NewPCG(seed, 3))
 	e := &Experiment{Alpha: 0.05, MixingSD: 0.1, Arms: make([]Arm, 2)}
+	ctx := context.Background()
+	arms := []string{"a", "b"}
 	var nr, ni int
 	for range runs {
-		ts := []*Totals{{Latency: make([]int64, len(LatencyBuckets)+1), Minutes: map[int64]*Moments{}}, {Latency: make([]int64, len(LatencyBuckets)+1), Minutes: map[int64]*Moments{}}}
+		m := NewMemory()
 		effect := make([][]float64, 2)
-		sums := make([][]Moments, 2)
-		for a := range ts {
-			effect[a], sums[a] = make([]float64, users), make([]Moments, users)
+		for a := range effect {
+			effect[a] = make([]float64, users)
 			for u := range effect[a] {
 				effect[a][u] = rng.NormFloat64()
 			}
 		}
 		var r, i bool
 		for n := 1; n <= perArm; n++ {
-			for a, t := range ts {
+			for a := range arms {
 				u := rng.IntN(users)
 				if rng.Float64() < top {
 					u = 0
 				}
 				y := effect[a][u] + rng.NormFloat64() + shift*float64(a)
-				add(t, Observation{Outcome: &y}, stepOf(sums[a][u].N, sums[a][u].Sum, y), time.Time{})
-				sums[a][u].N, sums[a][u].Sum = sums[a][u].N+1, sums[a][u].Sum+y
+				m.Record(ctx, "e", arms[a], Observation{Outcome: &y, Unit: strconv.Itoa(u)})
 			}
 			if n%5 != 0 {
 				continue
 			}
+			ts, _ := m.Totals(ctx, "e", arms, true)
 			named := func(v string) bool { return v == "better" || shift == 0 && v == "worse" }
 			flat := func(t *Totals) *Totals { c := *t; c.Units = 0; return &c }
-			r = r || named(diff(e, ts[1], ts[0]).Verdict)
-			i = i || named(diff(e, flat(ts[1]), flat(ts[0])).Verdict)
+			r = r || named(diff(e, ts["b"], ts["a"]).Verdict)
+			i = i || named(diff(e, flat(ts["b"]), flat(ts["a"])).Verdict)
 		}
 		if r {
 			nr++

@@ -2,6 +2,7 @@ package experiment
 
 import (
 	"context"
+	"math"
 	"time"
 )
 
@@ -42,17 +43,17 @@ type Totals struct {
 	SumSq    float64 `json:"outcome_sum_sq"`
 	Wins     int64   `json:"feedback_wins"`
 	Losses   int64   `json:"feedback_losses"`
-	// Per unit, for intervals that hold when a unit gives many outcomes:
-	// how many units gave one, and Σ s_u², Σ n_u·s_u and Σ n_u² over the
-	// units' outcome counts n_u and sums s_u; filled only where Totals is
-	// asked for them. Outcomes whose unit is not known (recorded before
-	// units were, or whose unit's record failed) count as one unit
-	// together: the worst case for them. Units 0 with outcomes: each
-	// outcome taken as its own unit.
+	// Per unit, for intervals that hold when a unit gives many outcomes,
+	// filled only where Totals is asked for them: how many units gave an
+	// outcome, Σ_u n_u² over their outcome counts n_u (for the effective
+	// number of units), and UnitResid, Σ_u (s_u − n_u·ȳ)²/(1 − n_u/N) over
+	// their sums s_u (the CR2 meat of the mean). Outcomes whose unit is
+	// not known (recorded before units were, or whose unit's record was
+	// lost) count as one unit together: the worst case for them. Units 0
+	// with outcomes: each outcome taken as its own unit.
 	Units     int64   `json:"units"`
-	UnitSq    float64 `json:"unit_sum_sq"`
-	UnitCross float64 `json:"unit_cross"`
 	UnitNSq   int64   `json:"unit_n_sq"`
+	UnitResid float64 `json:"unit_resid"`
 	// Minutes are the outcome moments added in each minute (Unix
 	// minute → moments), for the history of the intervals.
 	Minutes map[int64]*Moments `json:"-"`
@@ -87,17 +88,41 @@ type Store interface {
 	Sticky(ctx context.Context, experiment, tenant, unit, arm string, ttl time.Duration) (string, error)
 }
 
-// unitStep is what one outcome y adds to the per-unit sums, its unit
-// having had n outcomes summing to s before it.
-type unitStep struct {
-	newUnit bool
-	dSq     float64 // (s+y)² − s²
-	dCross  float64 // (n+1)(s+y) − n·s
-	dNSq    int64   // (n+1)² − n²
-}
-
-func stepOf(n int64, s, y float64) unitStep {
-	return unitStep{newUnit: n == 0, dSq: 2*s*y + y*y, dCross: float64(n)*y + s + y, dNSq: 2*n + 1}
+// fillUnits sets t's per-unit figures from the outcomes of their own
+// (single) and each unit's count and sum (units calls yield for each);
+// what the arm counted beyond them is one unit more.
+func fillUnits(t *Totals, single Moments, units func(yield func(n int64, s float64))) {
+	t.Units, t.UnitNSq, t.UnitResid = 0, 0, 0
+	if t.N == 0 {
+		return
+	}
+	nf, mean := float64(t.N), t.Sum/float64(t.N)
+	one := func(n int64, s float64) {
+		t.Units++
+		t.UnitNSq += n * n
+		if n < t.N {
+			r := s - float64(n)*mean
+			t.UnitResid += r * r / (1 - float64(n)/nf)
+		}
+	}
+	// Outcomes of their own, each a unit: Σ (y − ȳ)² over 1 − 1/N.
+	if single.N > 0 {
+		t.Units += single.N
+		t.UnitNSq += single.N
+		if t.N > 1 {
+			t.UnitResid += math.Max(single.SumSq-2*mean*single.Sum+mean*mean*float64(single.N), 0) / (1 - 1/nf)
+		}
+	}
+	tracked, trackedSum := single.N, single.Sum
+	units(func(n int64, s float64) {
+		if n > 0 {
+			one(n, s)
+			tracked, trackedSum = tracked+n, trackedSum+s
+		}
+	})
+	if n := t.N - tracked; n > 0 {
+		one(n, t.Sum-trackedSum)
+	}
 }
 
 func bucket(d time.Duration) int {
