@@ -127,9 +127,13 @@ func (r *Remote) Score(ctx context.Context, samples []rm.Sample) ([][]float32, e
 		return nil, fmt.Errorf("%w: %s: %w", fault.ErrReward, r.infer, err)
 	}
 	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	const most = 64 << 20
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, most+1))
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %w", fault.ErrReward, r.infer, err)
+	}
+	if len(raw) > most {
+		return nil, fmt.Errorf("%w: %s: status %d, answer over %d MiB", fault.ErrReward, r.infer, resp.StatusCode, most>>20)
 	}
 	var out InferResponse
 	if err := json.Unmarshal(raw, &out); err != nil {
@@ -165,8 +169,8 @@ func (r *Remote) decode(out InferResponse, n int) ([][]float32, error) {
 	default:
 		return nil, fmt.Errorf("%w: output %s is %s, want FP32", fault.ErrReward, t.Name, t.Datatype)
 	}
-	var flat []float32
-	if err := json.Unmarshal(t.Data, &flat); err != nil {
+	flat, err := flatten(t.Data)
+	if err != nil {
 		return nil, fmt.Errorf("%w: output %s data: %w", fault.ErrReward, t.Name, err)
 	}
 	if len(flat) != n*k {
@@ -177,4 +181,35 @@ func (r *Remote) decode(out InferResponse, n int) ([][]float32, error) {
 		rows[i] = flat[i*k : (i+1)*k]
 	}
 	return rows, nil
+}
+
+// flatten reads a tensor's data, flat or nested row by row (the KServe v2
+// protocol allows both). A null (how some servers write NaN) is refused:
+// read as 0, it would rank as a score.
+func flatten(data json.RawMessage) ([]float32, error) {
+	var items []json.RawMessage
+	if err := json.Unmarshal(data, &items); err != nil {
+		return nil, err
+	}
+	out := make([]float32, 0, len(items))
+	for i, it := range items {
+		it = bytes.TrimSpace(it)
+		switch {
+		case len(it) > 0 && it[0] == '[':
+			inner, err := flatten(it)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, inner...)
+		case string(it) == "null":
+			return nil, fmt.Errorf("value %d is null, not a number", i)
+		default:
+			var v float32
+			if err := json.Unmarshal(it, &v); err != nil {
+				return nil, fmt.Errorf("value %d: %w", i, err)
+			}
+			out = append(out, v)
+		}
+	}
+	return out, nil
 }

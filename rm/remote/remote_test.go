@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -65,5 +66,31 @@ func TestRemote(t *testing.T) {
 	wrongK, _ := New(Config{URL: srv.URL, Model: "rm", Objectives: []string{"only"}}, nil)
 	if _, err := wrongK.Score(context.Background(), []rm.Sample{{Response: "x"}}); err == nil || !strings.Contains(err.Error(), "shape") {
 		t.Errorf("shape mismatch: %v", err)
+	}
+}
+
+// Tensor data is read flat or nested row by row, as the KServe v2 protocol
+// allows; a null (a server's NaN) is an error, never a score of 0.
+func TestDecodeData(t *testing.T) {
+	r := &Remote{c: Config{Objectives: []string{"a", "b"}}}
+	for data, want := range map[string]string{
+		`[1,2,3,4]`:        "[[1 2] [3 4]]",
+		`[[1,2],[3,4]]`:    "[[1 2] [3 4]]",
+		`[1,null,3,4]`:     "null",
+		`[[1,2],[null,4]]`: "null",
+		`[1,"x",3,4]`:      "value 1",
+		`{"a":1}`:          "cannot unmarshal",
+	} {
+		rows, err := r.decode(InferResponse{Outputs: []Tensor{{Name: "s", Shape: []int64{2, 2}, Datatype: "FP32", Data: json.RawMessage(data)}}}, 2)
+		got := fmt.Sprint(rows)
+		if err != nil {
+			got = err.Error()
+			if !errors.Is(err, fault.ErrReward) {
+				t.Errorf("%s: %v is no reward error", data, err)
+			}
+		}
+		if !strings.Contains(got, want) {
+			t.Errorf("%s: %s, want %s", data, got, want)
+		}
 	}
 }
