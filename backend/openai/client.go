@@ -664,5 +664,9 @@ func (c *Client) ScoreText(ctx context.Context, r *backend.Request, text string)
 		sc.Logprob += *lps.TokenLogprobs[i]
 		sc.Tokens++
 	}
+	if sc.Tokens == 0 && text != "" {
+		// No logprob for the text: a sum over none would read as certain.
+		return nil, fmt.Errorf("%w: %s: the echo gave no logprobs for the text", fault.ErrUpstream, c.name)
+	}
 	return sc, nil
 }

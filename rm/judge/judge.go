@@ -278,6 +278,9 @@ func ParseCritique(text string) (string, float64, error) {
 		return "", 0, fmt.Errorf(`the judge's answer has no "Score: N" line (1–10); it begins %q`, clipRunes(strings.TrimSpace(text), 80))
 	}
 	m := all[len(all)-1]
+	if otherScale(text[m[1]:]) {
+		return "", 0, fmt.Errorf("the judge's score %q is on another scale than 1–10", clipRunes(strings.TrimSpace(text[m[2]:]), 24))
+	}
 	v, err := strconv.ParseFloat(text[m[2]:m[3]], 64)
 	if err != nil || v < 1 || v > 10 {
 		return "", 0, fmt.Errorf("the judge's score %q is outside 1–10", text[m[2]:m[3]])
@@ -352,19 +355,42 @@ func YesNo(lp backend.TokenLogprob, floor *float64) (float64, error) {
 	return yes - no, nil
 }
 
-var firstNumber = regexp.MustCompile(`\d+`)
+var (
+	// ratingScale is the scale restated ("Rating 1-10: 9"), no rating.
+	ratingScale = regexp.MustCompile(`\b1\s*(?:-|–|to)\s*10\b`)
+	// aNumber is a rating as written: signed, with decimals, and the
+	// scale it may name after it.
+	aNumber = regexp.MustCompile(`[-−]?\d+(?:\.\d+)?(?:\s*(?:/\s*\d+|out of\s*\d+|%))?`)
+	// onTen is the one scale a rating may name.
+	onTen = regexp.MustCompile(`^[-−]?\d+(?:\.\d+)?(?:\s*(?:/\s*10|out of\s*10))?$`)
+)
 
-// ParseRating reads the first integer of a judge's answer as a 1–10 rating.
+// ParseRating reads the first number of a judge's answer (past a
+// restated scale such as "1-10") as a 1–10 rating: with decimals, and
+// "/10" or "out of 10" after it at most. A number on another scale
+// ("4/5", "90%") or outside 1–10 is an error, never a rating.
 func ParseRating(text string) (float64, error) {
-	m := firstNumber.FindString(text)
+	m := aNumber.FindString(ratingScale.ReplaceAllString(text, ""))
 	if m == "" {
-		return 0, fmt.Errorf("no rating in %q", text)
+		return 0, fmt.Errorf("no rating in %q", clipRunes(text, 80))
 	}
-	v, _ := strconv.Atoi(m)
-	if v < 1 || v > 10 {
-		return 0, fmt.Errorf("rating %d outside 1–10", v)
+	if !onTen.MatchString(m) {
+		return 0, fmt.Errorf("rating %q is on another scale than 1–10", m)
 	}
-	return float64(v), nil
+	n, _, _ := strings.Cut(m, "/")
+	n, _, _ = strings.Cut(n, "out")
+	v, err := strconv.ParseFloat(strings.TrimSpace(n), 64)
+	if err != nil || v < 1 || v > 10 {
+		return 0, fmt.Errorf("rating %q outside 1–10", m)
+	}
+	return v, nil
+}
+
+// otherScale reports a score followed by a scale other than 10 ("/5",
+// "%", "out of 100"): what follows the match of scoreLine.
+func otherScale(rest string) bool {
+	rest = strings.TrimLeft(rest, " *")
+	return strings.HasPrefix(rest, "/") || strings.HasPrefix(rest, "%") || strings.HasPrefix(strings.ToLower(rest), "out of")
 }
 
 // DensityRatio is the reward log p_strong(response | prompt) −
@@ -440,6 +466,11 @@ func (d *DensityRatio) Score(ctx context.Context, samples []rm.Sample) ([][]floa
 			b, err := d.weak.ScoreText(gctx, req(d.weakModel), s.Response)
 			if err != nil {
 				return fmt.Errorf("%w: density ratio (weak): %w", fault.ErrReward, err)
+			}
+			if s.Response != "" && (a.Tokens == 0 || b.Tokens == 0) {
+				// A sum over no tokens is 0, which would read as a
+				// confident score: a backend that gave none failed.
+				return fmt.Errorf("%w: density ratio: a backend gave no logprobs for the answer", fault.ErrReward)
 			}
 			v := a.Logprob - b.Logprob
 			if d.perToken && a.Tokens > 0 {

@@ -82,12 +82,12 @@ type noLogprobs struct{ backend.Backend }
 func (n noLogprobs) Caps() backend.Caps { c := n.Backend.Caps(); c.Logprobs = false; return c }
 
 func TestParseRating(t *testing.T) {
-	for in, want := range map[string]float64{"8": 8, " 10/10": 10, "Rating: 3.": 3} {
+	for in, want := range map[string]float64{"8": 8, " 10/10": 10, "Rating: 3.": 3, "7.5": 7.5, "Rating 1-10: 9": 9, "6 out of 10": 6, "On a scale of 1 to 10, 4.": 4} {
 		if got, err := ParseRating(in); err != nil || got != want {
 			t.Errorf("%q: %v %v", in, got, err)
 		}
 	}
-	for _, bad := range []string{"", "great", "11", "0"} {
+	for _, bad := range []string{"", "great", "11", "0", "-3", "4/5", "90%", "9 out of 100", "0.5"} {
 		if _, err := ParseRating(bad); err == nil {
 			t.Errorf("%q accepted", bad)
 		}
@@ -179,6 +179,31 @@ func TestDensityRatioOnReference(t *testing.T) {
 	}
 }
 
+// silent scores text without a token: a server whose echo gave no
+// logprobs.
+type silent struct{ *reference.Backend }
+
+func (silent) ScoreText(context.Context, *backend.Request, string) (*backend.Score, error) {
+	return &backend.Score{}, nil
+}
+
+// A backend that gives no logprobs for the answer fails the sample: the
+// ratio of two sums over nothing would read as a confident score.
+func TestDensityRatioWithoutLogprobs(t *testing.T) {
+	for _, pair := range [][2]backend.Backend{
+		{silent{reference.New("strong", reference.Options{})}, reference.New("weak", reference.Options{})},
+		{silent{reference.New("strong", reference.Options{})}, silent{reference.New("weak", reference.Options{})}},
+	} {
+		d, err := NewDensityRatio(pair[0], "reference", pair[1], "reference", "", nil, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := d.Score(context.Background(), []rm.Sample{{Prompt: "The sky", Response: " is blue."}}); !errors.Is(err, fault.ErrReward) {
+			t.Errorf("scored %v (%v), want a reward error", got, err)
+		}
+	}
+}
+
 // A critique judge keeps its critique as the sample's detail and scores
 // by the last "Score: N"; nonsense is a reward error, never a 0.
 func TestCritique(t *testing.T) {
@@ -192,7 +217,8 @@ func TestCritique(t *testing.T) {
 			t.Errorf("%q: %q %v %v", text, critique, v, err)
 		}
 	}
-	for _, bad := range []string{"blah blah", "Great answer! 10/10", "Fine.\nScore: 11", "Score: 0", "Score: 6"} {
+	for _, bad := range []string{"blah blah", "Great answer! 10/10", "Fine.\nScore: 11", "Score: 0", "Score: 6",
+		"Good.\nScore: 4/5", "Good.\nScore: 9/100", "Good.\nScore: 5%", "Good.\n**Score:** 4 out of 5"} {
 		if _, _, err := ParseCritique(bad); err == nil {
 			t.Errorf("%q parsed", bad)
 		}
