@@ -100,15 +100,29 @@ func TestEveryStrategyRuns(t *testing.T) {
 
 // The share of the gain against a case computed by hand: one prompt where
 // best-of-1 scores 1, best-of-16 3 and the setting 2.5 with a quarter of
-// the tokens: 75% of the gain, 25% of the tokens; with one prompt every
-// resample is the same.
+// the tokens: 75% of the gain, 25% of the tokens; one prompt gives no
+// interval (every resample would be the same).
 func TestGainShare(t *testing.T) {
 	rows := []Row{
 		{Setting: 0, Reward: 1, Tokens: 10}, {Setting: 1, Reward: 3, Tokens: 160}, {Setting: 2, Reward: 2, Tokens: 30}, {Setting: 2, Reward: 3, Tokens: 50, Seed: 1},
 	}
 	sh := GainShare(rows, 2, 0, 1, 100, 1)
-	if sh.Gain != (Interval{0.75, 0.75, 0.75}) || sh.Tokens != (Interval{0.25, 0.25, 0.25}) {
+	if sh.Gain.Mean != 0.75 || sh.Tokens.Mean != 0.25 || !math.IsNaN(sh.Gain.Lo) || !math.IsNaN(sh.Tokens.Hi) {
 		t.Errorf("%+v", sh)
+	}
+	if got := percent(sh.Gain); got != "75% [no interval]" {
+		t.Errorf("printed %q", got)
+	}
+	// Two prompts, one without any gain: a resample of it alone has no
+	// share, and more than the interval's tail of them leave no interval.
+	rows = append(rows, Row{Prompt: 1, Setting: 0, Reward: 2, Tokens: 10}, Row{Prompt: 1, Setting: 1, Reward: 2, Tokens: 160}, Row{Prompt: 1, Setting: 2, Reward: 2, Tokens: 30})
+	if sh := GainShare(rows, 2, 0, 1, 1000, 1); math.Abs(sh.Gain.Mean-0.75) > 1e-12 || !math.IsNaN(sh.Gain.Lo) || math.IsNaN(sh.Tokens.Lo) {
+		t.Errorf("a prompt without gain: %+v", sh)
+	}
+	// No gain anywhere: the share is undefined, not NaN%.
+	flat := []Row{{Setting: 0, Reward: 2}, {Setting: 1, Reward: 2}, {Setting: 2, Reward: 2}, {Prompt: 1, Setting: 0, Reward: 1}, {Prompt: 1, Setting: 1, Reward: 1}, {Prompt: 1, Setting: 2, Reward: 1}}
+	if got := percent(GainShare(flat, 2, 0, 1, 100, 1).Gain); got != "undefined" {
+		t.Errorf("no gain: %q", got)
 	}
 }
 

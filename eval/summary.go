@@ -15,8 +15,20 @@ type Interval struct {
 	Mean, Lo, Hi float64
 }
 
-func (i Interval) String() string {
-	return fmt.Sprintf("%.4f [%.4f, %.4f]", i.Mean, i.Lo, i.Hi)
+func (i Interval) String() string { return i.format("%.4f", 1) }
+
+// format writes the mean and its interval with verb, values times scale:
+// "undefined" for a mean that is none (a share of no gain), and "no
+// interval" where the resamples cannot give one (one prompt, or too many
+// resamples where the statistic is undefined).
+func (i Interval) format(verb string, scale float64) string {
+	if math.IsNaN(i.Mean) || math.IsInf(i.Mean, 0) {
+		return "undefined"
+	}
+	if math.IsNaN(i.Lo) || math.IsNaN(i.Hi) {
+		return fmt.Sprintf(verb+" [no interval]", scale*i.Mean)
+	}
+	return fmt.Sprintf(verb+" ["+verb+", "+verb+"]", scale*i.Mean, scale*i.Lo, scale*i.Hi)
 }
 
 // Summary is one setting's results over every prompt and seed.
@@ -135,7 +147,10 @@ func ClusteredBootstrap(clusters [][]float64, rounds int, seed uint64) Interval 
 }
 
 // bootstrap is stat over all n clusters, with a 95% percentile interval
-// from stat over n clusters drawn with replacement, rounds times.
+// from stat over n clusters drawn with replacement, rounds times. One
+// cluster gives no interval (every resample is the point). A resample
+// where stat is undefined (a ratio over no gain) is left out; when more
+// than the interval's tail of them are, there is no interval.
 func bootstrap(n, rounds int, seed uint64, stat func(idx []int) float64) Interval {
 	if n == 0 {
 		return Interval{math.NaN(), math.NaN(), math.NaN()}
@@ -145,13 +160,21 @@ func bootstrap(n, rounds int, seed uint64, stat func(idx []int) float64) Interva
 		idx[i] = i
 	}
 	point := stat(idx)
+	if n < 2 {
+		return Interval{Mean: point, Lo: math.NaN(), Hi: math.NaN()}
+	}
 	rng := rand.New(rand.NewPCG(seed, 0x5eed))
-	stats := make([]float64, rounds)
-	for b := range rounds {
+	stats := make([]float64, 0, rounds)
+	for range rounds {
 		for i := range idx {
 			idx[i] = rng.IntN(n)
 		}
-		stats[b] = stat(idx)
+		if v := stat(idx); !math.IsNaN(v) && !math.IsInf(v, 0) {
+			stats = append(stats, v)
+		}
+	}
+	if float64(rounds-len(stats)) > 0.025*float64(rounds) {
+		return Interval{Mean: point, Lo: math.NaN(), Hi: math.NaN()}
 	}
 	slices.Sort(stats)
 	return Interval{Mean: point, Lo: quantile(stats, 0.025), Hi: quantile(stats, 0.975)}
@@ -243,8 +266,8 @@ func Table(ss []Summary, rows []Row) string {
 				continue
 			}
 			base := ss[s.Baseline]
-			fmt.Fprintf(&b, "| %d | %d (`%s`) | %+.4f [%+.4f, %+.4f] | %.2f | %.2f |\n", s.Setting+1, base.Setting+1, base.Params,
-				s.Diff.Mean, s.Diff.Lo, s.Diff.Hi, s.TokenRatio, s.LatencyMS/base.LatencyMS)
+			fmt.Fprintf(&b, "| %d | %d (`%s`) | %s | %.2f | %.2f |\n", s.Setting+1, base.Setting+1, base.Params,
+				s.Diff.format("%+.4f", 1), s.TokenRatio, s.LatencyMS/base.LatencyMS)
 		}
 	}
 	one, full, fullN := -1, -1, 1
@@ -271,9 +294,7 @@ func Table(ss []Summary, rows []Row) string {
 	return b.String()
 }
 
-func percent(i Interval) string {
-	return fmt.Sprintf("%.0f%% [%.0f%%, %.0f%%]", 100*i.Mean, 100*i.Lo, 100*i.Hi)
-}
+func percent(i Interval) string { return i.format("%.0f%%", 100) }
 
 // PlotSVG draws mean reward (with its interval) against mean backend
 // tokens, log scale: the settings of each strategy joined by a line in
