@@ -142,7 +142,7 @@ type labels struct {
 // before any work that grows with the body.
 func (s *Server) completion(ctx *fasthttp.RequestCtx, reqID string, id prefs.Identity, f *format) {
 	start := time.Now()
-	l := &labels{route: labelNone, strategy: labelNone}
+	l := &labels{route: labelNone, strategy: labelNone, tenant: id.Tenant} // a request that fails early is still its tenant's
 	rctx, cancel := context.WithCancelCause(s.base)
 	stopDeadline := s.clock.after(s.opts.RequestTimeout, func() { cancel(s.errDeadline) })
 	rctx = deadlineCtx{rctx, start.Add(s.opts.RequestTimeout)}
@@ -214,7 +214,7 @@ type exchange struct {
 // release).
 func (s *Server) answer(x *exchange, req *request) bool {
 	ctx, reqID, id, f, l, rctx := x.ctx, x.reqID, x.id, x.f, x.l, x.rctx
-	l.model, l.tenant = req.model, id.Tenant
+	l.model = fault.Clip(req.model, 256) // as sent, for the live view and the log: bounded
 	rt, err := s.router.Resolve(req.model)
 	if err != nil {
 		s.fail(ctx, reqID, rctx, err)

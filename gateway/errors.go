@@ -16,7 +16,7 @@ const retryAfterSeconds = 1
 
 func writeError(ctx *fasthttp.RequestCtx, err error) {
 	status, body := wire.ErrorOf(err)
-	if status == fasthttp.StatusServiceUnavailable {
+	if status == fasthttp.StatusServiceUnavailable && len(ctx.Response.Header.Peek("Retry-After")) == 0 { // a caller's own wait stands
 		ctx.Response.Header.Set("Retry-After", strconv.Itoa(retryAfterSeconds))
 	}
 	if status == fasthttp.StatusUnauthorized {

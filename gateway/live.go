@@ -150,6 +150,10 @@ func (ev *liveEvent) resolve() {
 	}
 }
 
+// liveWriteWait is how long a view may take to read one event before it
+// is dropped.
+const liveWriteWait = 30 * time.Second
+
 // liveView serves GET /ui/api/live: server-sent events of finished
 // requests, the kept ones first; a user key sees its own tenant's.
 func (s *Server) liveView(ctx *fasthttp.RequestCtx, id prefs.Identity) {
@@ -160,10 +164,14 @@ func (s *Server) liveView(ctx *fasthttp.RequestCtx, id prefs.Identity) {
 		return
 	}
 	ctx.SetContentType("text/event-stream")
+	// A view lasts as long as it is read: each write has a deadline of its
+	// own, not the one a request's stream has for all of it.
+	conn := ctx.Conn()
 	send := func(w *bufio.Writer, ev liveEvent) error {
 		if !id.Admin() && ev.tenant != id.Tenant {
 			return nil
 		}
+		_ = conn.SetWriteDeadline(time.Now().Add(liveWriteWait))
 		ev.resolve()
 		b, _ := json.Marshal(ev)
 		w.WriteString("data: ")
@@ -197,6 +205,7 @@ func (s *Server) liveView(ctx *fasthttp.RequestCtx, id prefs.Identity) {
 					return
 				}
 			case <-beat.C: // a comment: finds a client that went away
+				_ = conn.SetWriteDeadline(time.Now().Add(liveWriteWait))
 				if _, err := w.WriteString(": keep-alive\n\n"); err != nil || w.Flush() != nil {
 					return
 				}

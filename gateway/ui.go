@@ -119,6 +119,11 @@ func (s *Server) dashboard(ctx *fasthttp.RequestCtx, path, method string) {
 		writeError(ctx, fault.New(wire.ErrMethod, "", "method %s is not allowed on %s", fault.Clip(method, 16), fault.Clip(path, 128)))
 		return
 	}
+	if path == "/ui/style.css" {
+		// The sign-in form's own look: nothing of the gateway's in it.
+		s.uiAsset(ctx, "style.css", path)
+		return
+	}
 	id, err := s.opts.Keys.Identify(ctx, authorization(ctx))
 	if err != nil {
 		if strings.HasPrefix(path, "/ui/api/") {
@@ -136,16 +141,21 @@ func (s *Server) dashboard(ctx *fasthttp.RequestCtx, path, method string) {
 	case "api/preferences":
 		s.uiPreferences(ctx, id)
 	default:
-		body, ct, ok := ui.Asset(name)
-		if !ok {
-			writeError(ctx, fault.New(fault.ErrNotFound, "", "unknown path %s", fault.Clip(path, 128)))
-			return
-		}
-		ctx.SetContentType(ct)
-		ctx.Response.Header.Set("Cache-Control", "no-cache")
-		ctx.Response.Header.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self'")
-		ctx.SetBody(body)
+		s.uiAsset(ctx, name, path)
 	}
+}
+
+// uiAsset serves one of the dashboard's embedded files.
+func (s *Server) uiAsset(ctx *fasthttp.RequestCtx, name, path string) {
+	body, ct, ok := ui.Asset(name)
+	if !ok {
+		writeError(ctx, fault.New(fault.ErrNotFound, "", "unknown path %s", fault.Clip(path, 128)))
+		return
+	}
+	ctx.SetContentType(ct)
+	ctx.Response.Header.Set("Cache-Control", "no-cache")
+	ctx.Response.Header.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self'")
+	ctx.SetBody(body)
 }
 
 // login checks a key from the form and keeps it in the cookie.

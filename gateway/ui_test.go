@@ -26,6 +26,10 @@ func TestDashboardWantsAKey(t *testing.T) {
 			t.Errorf("%s without a key: %d %.80s", path, status, body)
 		}
 	}
+	// The sign-in form's stylesheet comes without a key.
+	if status, h, body := call(t, "GET", e.url+"/ui/style.css", "", ""); status != 200 || !strings.HasPrefix(h.Get("Content-Type"), "text/css") || strings.Contains(body, "<form") {
+		t.Errorf("/ui/style.css without a key: %d %s", status, h.Get("Content-Type"))
+	}
 	if status, _, body := call(t, "GET", e.url+"/ui/api/config", "", ""); status != 401 || !strings.Contains(body, `"invalid_api_key"`) {
 		t.Errorf("/ui/api/config without a key: %d %s", status, body)
 	}
@@ -183,9 +187,18 @@ func TestLiveViewKeepsTenantsApart(t *testing.T) {
 	if a, b, admin := liveEvents(t, e, "sk-a"), liveEvents(t, e, "sk-b"), liveEvents(t, e, "sk-admin"); len(a) != 1 || len(b) != 2 || len(admin) != 3 || count(admin) != 3 {
 		t.Errorf("events seen: tenant a %d, tenant b %d, admin %d (%d with two candidates)", len(a), len(b), len(admin), count(admin))
 	}
+	// A request refused before its model is known is its tenant's too, and
+	// a model name as long as a body is kept short.
+	call(t, "POST", e.url+"/v1/chat/completions", "sk-b", `{"model":"reference",`)
+	call(t, "POST", e.url+"/v1/chat/completions", "sk-b", `{"model":"`+strings.Repeat("M", 100000)+`","messages":[{"role":"user","content":"hi"}]}`)
+	b := liveEvents(t, e, "sk-b")
+	if len(b) != 4 || b[2]["status"] != float64(400) || len(b[3]["model"].(string)) > 300 {
+		t.Errorf("tenant b's refused requests: %d events, %v", len(b), b[len(b)-1]["status"])
+	}
 	// One tenant cannot hold every view open.
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	retryAfter := ""
 	open := func(key string) int {
 		req, _ := http.NewRequestWithContext(ctx, "GET", e.url+"/ui/api/live", nil)
 		req.Header.Set("Authorization", "Bearer "+key)
@@ -196,6 +209,7 @@ func TestLiveViewKeepsTenantsApart(t *testing.T) {
 		if resp.StatusCode != 200 {
 			resp.Body.Close()
 		}
+		retryAfter = resp.Header.Get("Retry-After")
 		return resp.StatusCode
 	}
 	for i := range 4 {
@@ -208,8 +222,8 @@ func TestLiveViewKeepsTenantsApart(t *testing.T) {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
-	if status := open("sk-b"); status != 503 {
-		t.Errorf("a fifth view of one tenant: %d, want 503", status)
+	if status := open("sk-b"); status != 503 || retryAfter != "5" {
+		t.Errorf("a fifth view of one tenant: %d, Retry-After %q, want 503 and 5", status, retryAfter)
 	}
 	if status := open("sk-a"); status != 200 {
 		t.Errorf("another tenant's view while b holds four: %d", status)

@@ -213,12 +213,17 @@ function objectives(c) {
 function livePage() {
   if (liveSource) return;
   liveSource = new EventSource("/ui/api/live");
+  // A view that reconnects is sent the kept requests again: each shows once.
+  const seen = new Set();
   liveSource.onmessage = (m) => {
     const ev = JSON.parse(m.data);
+    const key = `${ev.request_id}|${ev.time}`;
+    if (seen.has(key)) return;
+    seen.add(key);
     const rows = $("#live-rows");
     const chosen = (ev.candidates || []).find((c) => c.chosen);
     const runner = (ev.candidates || []).find((c) => !c.chosen);
-    rows.prepend(el("tr", {},
+    rows.prepend(el("tr", { "data-key": key },
       el("td", {}, new Date(ev.time).toLocaleTimeString()),
       el("td", {}, ev.model),
       el("td", {}, ev.strategy),
@@ -230,7 +235,10 @@ function livePage() {
       el("td", {}, ev.cache || ""),
       el("td", { class: "objs" }, objectives(chosen)),
       el("td", { class: "objs" }, objectives(runner))));
-    while (rows.children.length > 200) rows.lastChild.remove();
+    while (rows.children.length > 200) {
+      seen.delete(rows.lastChild.dataset.key);
+      rows.lastChild.remove();
+    }
     $("#live-count").textContent = rows.children.length;
   };
   liveSource.onerror = () => { /* EventSource reconnects by itself */ };
