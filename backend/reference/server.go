@@ -402,18 +402,31 @@ func (s *Server) openaiCompletion(ctx *fasthttp.RequestCtx) {
 }
 
 // echoScore answers vLLM's scoring idiom (echo with max_tokens 0): the
-// logprob of every prompt token after the ones before it; the first has none.
+// logprob of every prompt token after the ones before it; the first has
+// none. The model reads a prompt's topic from all of it, and an echo does
+// not say where the prompt ends: each token is scored as a completion of
+// the text before it would be, that text its prompt.
 func (s *Server) echoScore(ctx *fasthttp.RequestCtx, req *wire.CompletionRequest) {
 	prompt := req.Prompt[0]
 	toks := Split(prompt)
 	lps := []backend.TokenLogprob{}
-	if len(toks) > 0 {
-		rest, err := s.b.TokenLogprobs(context.Background(), &backend.Request{Prompt: toks[0]}, prompt[len(toks[0]):])
-		if err != nil {
-			openaiErr(ctx, err)
-			return
+	off := 0
+	for i, tok := range toks {
+		if i > 0 {
+			one, err := s.b.TokenLogprobs(context.Background(), &backend.Request{Prompt: prompt[:off]}, tok)
+			if err != nil {
+				openaiErr(ctx, err)
+				return
+			}
+			lp := backend.TokenLogprob{Token: tok}
+			for _, o := range one { // one token, unless it splits alone
+				lp.Logprob += o.Logprob
+			}
+			lps = append(lps, lp)
+		} else {
+			lps = append(lps, backend.TokenLogprob{Token: tok})
 		}
-		lps = append([]backend.TokenLogprob{{Token: toks[0]}}, rest...)
+		off += len(tok)
 	}
 	out := wire.LegacyLogprobs(lps, 0)
 	tl := make([]*float64, len(out.TokenLogprobs))

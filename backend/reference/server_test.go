@@ -1,7 +1,9 @@
 package reference_test
 
 import (
+	"encoding/json"
 	"io"
+	"math"
 	"net/http"
 	"strings"
 	"testing"
@@ -56,4 +58,51 @@ func TestServerRefusesWhatItCannotServe(t *testing.T) {
 			t.Errorf("%s %s: %d %s", c.path, c.body, status, got)
 		}
 	}
+}
+
+// Echo scoring reads each token as a completion of the text before it:
+// the first token of an answer scores what the answer reported for it.
+func TestEchoScoresAsACompletion(t *testing.T) {
+	url := backendtest.StartReference(t, reference.Options{})
+	post := func(body string, v any) {
+		t.Helper()
+		resp, err := http.Post(url+"/v1/completions", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if err := json.NewDecoder(resp.Body).Decode(v); err != nil || resp.StatusCode != 200 {
+			t.Fatalf("%d %v", resp.StatusCode, err)
+		}
+	}
+	var gen struct {
+		Choices []struct {
+			Text     string `json:"text"`
+			Logprobs struct {
+				TokenLogprobs []float64 `json:"token_logprobs"`
+			} `json:"logprobs"`
+		} `json:"choices"`
+	}
+	post(`{"model":"reference","prompt":"Why is the sky blue?","seed":3,"max_tokens":4,"logprobs":0}`, &gen)
+	answer := gen.Choices[0]
+	var echo struct {
+		Choices []struct {
+			Logprobs struct {
+				TokenLogprobs []*float64 `json:"token_logprobs"`
+				TextOffset    []int      `json:"text_offset"`
+			} `json:"logprobs"`
+		} `json:"choices"`
+	}
+	body, _ := json.Marshal(map[string]any{"model": "reference", "prompt": "Why is the sky blue?" + answer.Text, "echo": true, "max_tokens": 0, "logprobs": 0})
+	post(string(body), &echo)
+	lps := echo.Choices[0].Logprobs
+	for i, off := range lps.TextOffset {
+		if off == len("Why is the sky blue?") {
+			if lps.TokenLogprobs[i] == nil || math.Abs(*lps.TokenLogprobs[i]-answer.Logprobs.TokenLogprobs[0]) > 1e-9 {
+				t.Errorf("the answer's first token: echo %v, generation %v", lps.TokenLogprobs[i], answer.Logprobs.TokenLogprobs[0])
+			}
+			return
+		}
+	}
+	t.Fatalf("no token at the answer's start in %v", lps.TextOffset)
 }
