@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -59,11 +60,17 @@ func start(t testing.TB, opts gateway.Options, routes map[string]backend.Backend
 // only) on a loopback port until the test ends.
 func serveWith(t testing.TB, opts gateway.Options, rt *backend.Router, eng gateway.Engine) *env {
 	t.Helper()
+	return serveLogged(t, opts, rt, eng, io.Discard)
+}
+
+// serveLogged is serveWith, its log written to w.
+func serveLogged(t testing.TB, opts gateway.Options, rt *backend.Router, eng gateway.Engine, w io.Writer) *env {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	log := slog.New(slog.NewTextHandler(w, nil))
 	srv := gateway.New(opts, rt, eng, log, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -631,5 +638,59 @@ func TestFailoverToSecondBackend(t *testing.T) {
 	}
 	if st.Err() == nil {
 		t.Error("a stream that broke after its first byte reported no error")
+	}
+}
+
+// lockedBuffer is a log a server writes while a test reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// log.access_sample 1 logs every request: the completions, the other
+// routes, and a completion refused for its key.
+func TestAccessLogCoversEveryRequest(t *testing.T) {
+	opts := defaultOptions()
+	opts.AccessSample, opts.Keys = 1, testKeys
+	var logs lockedBuffer
+	rt := backend.NewRouter()
+	if err := rt.Add(backend.Route{Name: "reference", Backend: reference.New("reference", reference.Options{}), Target: "reference"}); err != nil {
+		t.Fatal(err)
+	}
+	e := serveLogged(t, opts, rt, nil, &logs)
+	for _, c := range []struct{ method, path, key, body, id string }{
+		{"POST", "/v1/chat/completions", "sk-a", `{"model":"reference","messages":[{"role":"user","content":"hi"}],"max_tokens":2}`, "ok-chat"},
+		{"POST", "/v1/chat/completions", "", `{}`, "no-key"},
+		{"GET", "/v1/models", "sk-a", "", "models"},
+		{"GET", "/v1/users/bob/preferences", "sk-wrong", "", "bad-key"},
+	} {
+		req, _ := http.NewRequest(c.method, e.url+c.path, strings.NewReader(c.body))
+		req.Header.Set("X-Request-Id", c.id)
+		if c.key != "" {
+			req.Header.Set("Authorization", "Bearer "+c.key)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	for _, id := range []string{"ok-chat", "no-key", "models", "bad-key"} {
+		if !strings.Contains(logs.String(), "msg=access request_id="+id) {
+			t.Errorf("no access line for %s in:\n%s", id, logs.String())
+		}
 	}
 }

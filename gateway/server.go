@@ -230,12 +230,26 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	// is larger.
 	if f, ok := completionRoute(ctx); ok {
 		if id, ok := s.identify(ctx); ok {
-			s.completion(ctx, reqID, id, f)
+			s.completion(ctx, reqID, id, f) // logs its own access line (observe)
+		} else {
+			s.access(ctx, reqID)
 		}
 	} else {
 		s.route(ctx, reqID)
+		s.access(ctx, reqID)
 	}
 	s.sendStream(ctx, reqID)
+}
+
+// access writes a sampled access-log line for a request that is no
+// completion, or one refused before it began (a key missing or wrong).
+//
+//go:noinline
+func (s *Server) access(ctx *fasthttp.RequestCtx, reqID string) {
+	if s.opts.AccessSample > 0 && rand.Float64() < s.opts.AccessSample {
+		s.log.Info("access", "request_id", reqID, "method", string(ctx.Method()), "path", fault.Clip(string(ctx.Path()), 256),
+			"status", ctx.Response.StatusCode(), "duration_ms", float64(time.Since(ctx.Time()).Microseconds())/1000)
+	}
 }
 
 // completionRoute reports whether ctx is a completion request, and in
