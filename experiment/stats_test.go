@@ -111,13 +111,14 @@ func TestUnitVarianceByHand(t *testing.T) {
 // or outcomes from before units were kept) count as one unit together:
 // never as many.
 func TestUnknownUnitsCountAsOne(t *testing.T) {
-	tot := &Totals{N: 10, Sum: 20}
+	tot := &Totals{N: 10, Sum: 24}
 	// Units a (3 outcomes, sum 3) and b (1, sum 5); 2 outcomes of their own
-	// (sum 4, squares 10); the other 4 (sum 8) lack their unit's record:
-	// one unit of 4 outcomes summing to 8. Mean 2.
+	// (sum 4, squares 10); the other 4 (sum 12) lack their unit's record:
+	// one unit of 4 outcomes summing to 12. Mean 2.4.
 	unitSums(tot, Moments{N: 2, Sum: 4, SumSq: 10}, map[string]string{"n:a": "3", "s:a": "3", "n:b": "1", "s:b": "5"})
-	resid := (10-2*2*4+4*2)/(1-0.1) + (3-6)*(3-6)/(1-0.3) + (5-2)*(5-2)/(1-0.1) + (8-8)*(8-8)/(1-0.4)
-	if tot.Units != 5 || tot.UnitNSq != 2+9+1+16 || !near(tot.UnitResid, resid, 1e-12) {
+	const m = 2.4
+	resid := (10-2*m*4+m*m*2)/(1-0.1) + (3-3*m)*(3-3*m)/(1-0.3) + (5-m)*(5-m)/(1-0.1) + (12-4*m)*(12-4*m)/(1-0.4)
+	if tot.Units != 5 || tot.UnitNSq != 2+9+1+16 || !near(tot.UnitResid, resid, 1e-9) {
 		t.Errorf("%+v, want 5 units, Σn² 28, residuals %v", tot, resid)
 	}
 }
