@@ -184,7 +184,7 @@ func diff(e *Experiment, t, c *Totals) *Diff {
 	ma, va := meanVar(t.N, t.Sum, t.SumSq)
 	mc, vc := meanVar(c.N, c.Sum, c.SumSq)
 	d.Estimate = Num(ma - mc)
-	w := WelchTest(t.N, t.Sum, t.SumSq, c.N, c.Sum, c.SumSq)
+	w := UnitWelch(t, c)
 	d.Welch.T, d.Welch.DF, d.Welch.P = Num(w.T), Num(w.DF), Num(w.P)
 	d.CS = nanInterval()
 	_, vma, ga := unitMeanVar(t)

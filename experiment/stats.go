@@ -76,12 +76,19 @@ func effectiveUnits(t *Totals) float64 {
 	return float64(t.N) * float64(t.N) / float64(t.UnitNSq)
 }
 
+// unitDF is the degrees of freedom of an arm's unit-robust variance:
+// min(G, effective units) − 1.
+func unitDF(t *Totals) float64 {
+	_, _, g := unitMeanVar(t)
+	return math.Floor(math.Min(float64(g), effectiveUnits(t))) - 1
+}
+
 // UnitInterval is the t interval of an arm's mean outcome at level
 // 1 − alpha, with the unit-robust variance and min(G, effective units) − 1
 // degrees of freedom; none with fewer than 2.
 func UnitInterval(t *Totals, alpha float64) Interval {
-	m, v, g := unitMeanVar(t)
-	df := math.Floor(math.Min(float64(g), effectiveUnits(t))) - 1
+	m, v, _ := unitMeanVar(t)
+	df := unitDF(t)
 	if df < 1 || math.IsNaN(v) {
 		return nanInterval()
 	}
@@ -106,13 +113,31 @@ func WelchTest(na int64, sa, qa float64, nb int64, sb, qb float64) Welch {
 	if na < 2 || nb < 2 {
 		return Welch{math.NaN(), math.NaN(), math.NaN()}
 	}
-	ea, eb := va/float64(na), vb/float64(nb)
+	return welch(ma, va/float64(na), float64(na-1), mb, vb/float64(nb), float64(nb-1))
+}
+
+// UnitWelch is Welch's test of two arms' means with their unit-robust
+// variances (unitMeanVar) and degrees of freedom (UnitInterval's): the
+// same as WelchTest when every unit gave one outcome.
+func UnitWelch(a, b *Totals) Welch {
+	ma, ea, _ := unitMeanVar(a)
+	mb, eb, _ := unitMeanVar(b)
+	dfa, dfb := unitDF(a), unitDF(b)
+	if dfa < 1 || dfb < 1 || math.IsNaN(ea) || math.IsNaN(eb) {
+		return Welch{math.NaN(), math.NaN(), math.NaN()}
+	}
+	return welch(ma, ea, dfa, mb, eb, dfb)
+}
+
+// welch compares means ma and mb whose variances are ea and eb, with dfa
+// and dfb degrees of freedom (Welch–Satterthwaite).
+func welch(ma, ea, dfa, mb, eb, dfb float64) Welch {
 	se2 := ea + eb
 	if se2 == 0 {
 		return Welch{math.NaN(), math.NaN(), math.NaN()}
 	}
 	t := (ma - mb) / math.Sqrt(se2)
-	df := se2 * se2 / (ea*ea/float64(na-1) + eb*eb/float64(nb-1))
+	df := se2 * se2 / (ea*ea/dfa + eb*eb/dfb)
 	p := 2 * distuv.StudentsT{Mu: 0, Sigma: 1, Nu: df}.Survival(math.Abs(t))
 	return Welch{t, df, p}
 }

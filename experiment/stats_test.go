@@ -105,6 +105,21 @@ func TestUnitVarianceByHand(t *testing.T) {
 	if _, v, g := unitMeanVar(tot["x"]); !near(v, s2/6, 1e-12) || g != 6 || !near(UnitInterval(tot["x"], 0.05).Hi, TInterval(n, s, q, 0.05).Hi, 1e-12) {
 		t.Errorf("one outcome a unit: variance %v, want %v; %d units", v, s2/6, g)
 	}
+	// Welch's test too: the usual one with one outcome a unit, and with the
+	// units' variance and fewer degrees of freedom where units repeat.
+	ys := []float64{3, 5, 4, 6, 5, 7, 4}
+	for i := range ys {
+		single.Record(ctx, "e", "y", Observation{Outcome: &ys[i], Unit: fmt.Sprint(i)})
+	}
+	tot, _ = single.Totals(ctx, "e", []string{"x", "y"}, true)
+	nb, sb, qb := moments(ys)
+	if got, want := UnitWelch(tot["y"], tot["x"]), WelchTest(nb, sb, qb, n, s, q); !near(got.T, want.T, 1e-12) || !near(got.DF, want.DF, 1e-9) || !near(got.P, want.P, 1e-12) {
+		t.Errorf("Welch with one outcome a unit: %+v, want %+v", got, want)
+	}
+	tot, _ = m.Totals(ctx, "e", []string{"x"}, true)
+	if w := UnitWelch(tot["x"], tot["x"]); !near(w.T, 0, 1e-12) || !near(w.DF, 2, 1e-12) {
+		t.Errorf("Welch of repeated units: %+v, want t 0 on 2 degrees of freedom (1 each)", w)
+	}
 }
 
 // Outcomes the arm counted whose unit's record is missing (a write lost,
