@@ -43,7 +43,7 @@ func TestCheckConfig(t *testing.T) {
 			if f == "configs/production.yaml" {
 				// It names model files this machine lacks; check-config
 				// checks they exist, so point them at the test model.
-				t.Setenv("STEERGATE_REWARDS_SKYWORK_ONNX_PATH", "rm/rmtest/testdata/seq_reward.onnx")
+				t.Setenv("STEERGATE_REWARDS_SKYWORK_ONNX_PATH", "rm/rmtest/testdata/seq_reward_one.onnx")
 				t.Setenv("STEERGATE_REWARDS_SKYWORK_ONNX_TOKENIZER", "rm/rmtest/testdata/tokenizer.json")
 				t.Setenv("APP_KEY_SHA256", prefs.Hash("sk-app"))
 				t.Setenv("ADMIN_KEY_SHA256", prefs.Hash("sk-ops"))

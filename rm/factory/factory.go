@@ -136,6 +136,17 @@ func inspect(rc configs.Reward) []string {
 				errs = append(errs, fmt.Sprintf("%s: model %s has no output %q; its outputs are %v", o.key, m.Path, o.name, g.Outputs))
 			}
 		}
+		// The score output's columns, where the file says, are the
+		// objectives, as loading the model checks.
+		if rc.Type == configs.RewardONNX && len(errs) == 0 {
+			out, k, err := g.ScoreColumns(m.Output)
+			switch {
+			case err != nil:
+				errs = append(errs, fmt.Sprintf("onnx.path: model %s: %v", m.Path, err))
+			case k > 0 && len(rc.Objectives) > 0 && k != len(rc.Objectives):
+				errs = append(errs, fmt.Sprintf("objectives: model %s: output %s has %d columns but %d objectives are named (%v)", m.Path, out, k, len(rc.Objectives), rc.Objectives))
+			}
+		}
 	}
 	if rc.Type != configs.RewardONNXPRM {
 		return errs

@@ -11,9 +11,38 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 )
 
-// Graph is what a model file says of its inputs and outputs.
+// Graph is what a model file says of its inputs and outputs: their names,
+// and each output's dimensions where the file gives them (−1 for a
+// named, dynamic one).
 type Graph struct {
 	Inputs, Outputs []string
+	OutputDims      map[string][]int64
+}
+
+// ScoreColumns is how many columns the output a reward model reads has
+// (the named one, else as the model picks it): 1 for [batch], K for
+// [batch, K]; 0 where the file does not say (a dynamic K, no shape).
+func (g Graph) ScoreColumns(name string) (string, int, error) {
+	i := pickName(g.Outputs, name)
+	if i < 0 && name == "" && len(g.Outputs) > 0 {
+		i = 0
+	}
+	if i < 0 {
+		return "", 0, nil
+	}
+	out := g.Outputs[i]
+	dims, ok := g.OutputDims[out]
+	switch {
+	case !ok:
+		return out, 0, nil
+	case len(dims) == 1:
+		return out, 1, nil
+	case len(dims) == 2 && dims[1] > 0:
+		return out, int(dims[1]), nil
+	case len(dims) == 2:
+		return out, 0, nil
+	}
+	return out, 0, fmt.Errorf("output %s has shape %v; a reward model's is [batch] or [batch, K]", out, dims)
 }
 
 // Inspect reads a model's input and output names from its file without
@@ -49,6 +78,12 @@ func Inspect(path string) (Graph, error) {
 				g.Inputs = append(g.Inputs, name)
 			} else {
 				g.Outputs = append(g.Outputs, name)
+				if dims, ok := valueDims(b); ok {
+					if g.OutputDims == nil {
+						g.OutputDims = map[string][]int64{}
+					}
+					g.OutputDims[name] = dims
+				}
 			}
 			return nil
 		})
@@ -161,4 +196,91 @@ func valueName(b []byte) string {
 		b = b[n:]
 	}
 	return ""
+}
+
+// valueDims reads a ValueInfoProto's tensor shape (type 2 → tensor_type 1
+// → shape 2 → dim 1, each dim_value 1 or dim_param 2); false when it has
+// none.
+func valueDims(b []byte) ([]int64, bool) {
+	typ, ok := sub(b, 2)
+	if !ok {
+		return nil, false
+	}
+	tensor, ok := sub(typ, 1)
+	if !ok {
+		return nil, false
+	}
+	shape, ok := sub(tensor, 2)
+	if !ok {
+		return nil, false
+	}
+	dims := []int64{}
+	for len(shape) > 0 {
+		num, typ, n := protowire.ConsumeTag(shape)
+		if n < 0 {
+			return nil, false
+		}
+		shape = shape[n:]
+		if num == 1 && typ == protowire.BytesType {
+			d, m := protowire.ConsumeBytes(shape)
+			if m < 0 {
+				return nil, false
+			}
+			v := int64(-1)
+			if val, ok := varintField(d, 1); ok {
+				v = int64(val)
+			}
+			dims = append(dims, v)
+			shape = shape[m:]
+			continue
+		}
+		m := protowire.ConsumeFieldValue(num, typ, shape)
+		if m < 0 {
+			return nil, false
+		}
+		shape = shape[m:]
+	}
+	return dims, true
+}
+
+// sub is the bytes of the first length-delimited field num of b.
+func sub(b []byte, num protowire.Number) ([]byte, bool) {
+	for len(b) > 0 {
+		n2, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return nil, false
+		}
+		b = b[n:]
+		if n2 == num && typ == protowire.BytesType {
+			v, m := protowire.ConsumeBytes(b)
+			return v, m >= 0
+		}
+		m := protowire.ConsumeFieldValue(n2, typ, b)
+		if m < 0 {
+			return nil, false
+		}
+		b = b[m:]
+	}
+	return nil, false
+}
+
+// varintField is the first varint field num of b.
+func varintField(b []byte, num protowire.Number) (uint64, bool) {
+	for len(b) > 0 {
+		n2, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return 0, false
+		}
+		b = b[n:]
+		if n2 == num && typ == protowire.VarintType {
+			v, m := protowire.ConsumeVarint(b)
+			return v, m >= 0
+		}
+		m := protowire.ConsumeFieldValue(n2, typ, b)
+		if m < 0 {
+			return 0, false
+		}
+		b = b[m:]
+	}
+	return 0, false
 }

@@ -184,6 +184,18 @@ func open(c *Config) (*session, error) {
 	return s, nil
 }
 
+// pickName is the index of the output named name, or, with no name, of
+// the one called logits, rewards or score; −1 for none.
+func pickName(outs []string, name string) int {
+	pick := -1
+	for i, o := range outs {
+		if o == name || name == "" && pick < 0 && (o == "logits" || o == "rewards" || o == "score") {
+			pick = i
+		}
+	}
+	return pick
+}
+
 // pickOutput finds the named float32 output (key names the config key
 // that named it), or, unnamed, the one called logits, rewards or score,
 // else the first.
@@ -191,12 +203,7 @@ func pickOutput(model string, outs []ort.InputOutputInfo, name, key string) (ort
 	if len(outs) == 0 {
 		return ort.InputOutputInfo{}, fmt.Errorf("model %s has no outputs", model)
 	}
-	pick := -1
-	for i, o := range outs {
-		if o.Name == name || name == "" && pick < 0 && (o.Name == "logits" || o.Name == "rewards" || o.Name == "score") {
-			pick = i
-		}
-	}
+	pick := pickName(names(outs), name)
 	switch {
 	case pick < 0 && name != "":
 		return ort.InputOutputInfo{}, fmt.Errorf("model %s has no output %q (%s); its outputs are %v", model, name, key, names(outs))

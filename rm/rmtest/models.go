@@ -97,6 +97,18 @@ func Seq(withTypes bool) SeqWeights {
 	return w
 }
 
+// SeqOne is the sequence model with its first objective alone: a reward
+// model of one score, as most published ones are.
+func SeqOne() SeqWeights {
+	w := Seq(false)
+	k := len(w.B)
+	one := SeqWeights{Emb: w.Emb, W: make([]float32, Dim), B: w.B[:1]}
+	for d := range Dim {
+		one.W[d] = w.W[d*k]
+	}
+	return one
+}
+
 // Preferred are the words the autoregressive test model favours after any
 // token: their logits carry PreferredBias more, so that guided decoding
 // with it has a known direction.
@@ -460,6 +472,7 @@ func Files() map[string][]byte {
 	return map[string][]byte{
 		"seq_reward.onnx":       seqModel(Seq(false)),
 		"seq_reward_types.onnx": seqModel(Seq(true)),
+		"seq_reward_one.onnx":   seqModel(SeqOne()),
 		"arm.onnx":              armModel(ARM()),
 		"arm_kv.onnx":           kvARMModel(KVARM()),
 		"prm.onnx":              prmModel(PRM()),
