@@ -103,7 +103,7 @@ func New(reg *prometheus.Registry) *Metrics {
 			Name: "steergate_preferences_total", Help: "Preference reads and writes by operation and outcome.",
 		}, []string{"op", "outcome"}),
 		authFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "steergate_auth_failures_total", Help: "Requests refused for a missing or wrong key (401) or a role that may not (403).",
+			Name: "steergate_auth_failures_total", Help: "Requests refused for a key missing, wrong, or that could not be looked up (401).",
 		}, []string{"reason"}),
 		evalSkipped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "steergate_experiment_evaluations_skipped_total", Help: "Experiment evaluations skipped because every evaluation slot was busy.",

@@ -124,7 +124,7 @@ func evalJudge(a *app, rt backend.Route, name, file string) (eval.Judge, string,
 	if name != "" {
 		r, ok := a.rewards.Rewarders[name]
 		if !ok {
-			return eval.Judge{}, "", fmt.Errorf("--judge %q: no such reward in %s", name, file)
+			return eval.Judge{}, "", a.noReward("--judge", name, file)
 		}
 		info := a.engine.Resolver().Rewards[name]
 		return eval.Judge{Reward: r, Weights: steering.DefaultWeights(info.Objectives, info.Weights)}, name, nil

@@ -87,6 +87,9 @@ func TestScoreCommand(t *testing.T) {
 	if first["helpfulness"] != 0.375 || float32(second["repetition"]) != float32(2.0/3) || first["verbosity"] != (7-40)/20.0 {
 		t.Errorf("scores %v / %v", first, second)
 	}
+	if _, _, err := runCmd(t, in, "score", "--config", "configs/default.yaml", "--reward", "words"); err == nil || !strings.Contains(err.Error(), "token-level") {
+		t.Errorf("a token-level reward: %v", err)
+	}
 	_, _, err = runCmd(t, "{\"prompt\":\"x\"}\n", "score", "--reward", "default")
 	if err == nil || !strings.Contains(err.Error(), "line 1") {
 		t.Errorf("missing response: %v", err)

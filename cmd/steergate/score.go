@@ -68,7 +68,7 @@ func score(ctx context.Context, args []string, in io.Reader, out, stderr io.Writ
 	defer a.close()
 	r, ok := a.rewards.Rewarders[*name]
 	if !ok {
-		return fmt.Errorf("--reward %q: no such reward in %s (have %v)", *name, *file, slices.Sorted(maps.Keys(a.rewards.Rewarders)))
+		return a.noReward("--reward", *name, *file)
 	}
 	w := bufio.NewWriter(out)
 	defer w.Flush()
@@ -118,4 +118,14 @@ func score(ctx context.Context, args []string, in io.Reader, out, stderr io.Writ
 		return err
 	}
 	return flush()
+}
+
+// noReward says why a flag's reward cannot score answers: a token-level
+// one (lexicon, onnx_arm, value) weighs next tokens, not answers; else it
+// is not in the file.
+func (a *app) noReward(flag, name, file string) error {
+	if _, ok := a.rewards.Tokens[name]; ok {
+		return fmt.Errorf("%s %q: a token-level reward scores next tokens for guided decoding, not answers; name a sequence reward (%v)", flag, name, slices.Sorted(maps.Keys(a.rewards.Rewarders)))
+	}
+	return fmt.Errorf("%s %q: no such reward in %s (have %v)", flag, name, file, slices.Sorted(maps.Keys(a.rewards.Rewarders)))
 }
