@@ -179,23 +179,8 @@ func skip(r *bufio.Reader, n uint64) error {
 
 // valueName reads ValueInfoProto.name.
 func valueName(b []byte) string {
-	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 {
-			return ""
-		}
-		b = b[n:]
-		if num == 1 && typ == protowire.BytesType {
-			v, _ := protowire.ConsumeBytes(b)
-			return string(v)
-		}
-		n = protowire.ConsumeFieldValue(num, typ, b)
-		if n < 0 {
-			return ""
-		}
-		b = b[n:]
-	}
-	return ""
+	v, _ := sub(b, 1)
+	return string(v)
 }
 
 // valueDims reads a ValueInfoProto's tensor shape (type 2 → tensor_type 1
@@ -215,72 +200,60 @@ func valueDims(b []byte) ([]int64, bool) {
 		return nil, false
 	}
 	dims := []int64{}
-	for len(shape) > 0 {
-		num, typ, n := protowire.ConsumeTag(shape)
-		if n < 0 {
-			return nil, false
-		}
-		shape = shape[n:]
+	ok = eachField(shape, func(num protowire.Number, typ protowire.Type, d []byte) bool {
 		if num == 1 && typ == protowire.BytesType {
-			d, m := protowire.ConsumeBytes(shape)
-			if m < 0 {
-				return nil, false
-			}
-			v := int64(-1)
-			if val, ok := varintField(d, 1); ok {
-				v = int64(val)
+			v := int64(-1) // a dim_param: named, dynamic
+			if raw, ok := first(d, 1, protowire.VarintType); ok {
+				if val, n := protowire.ConsumeVarint(raw); n >= 0 {
+					v = int64(val)
+				}
 			}
 			dims = append(dims, v)
-			shape = shape[m:]
-			continue
 		}
-		m := protowire.ConsumeFieldValue(num, typ, shape)
-		if m < 0 {
-			return nil, false
-		}
-		shape = shape[m:]
-	}
-	return dims, true
+		return true
+	})
+	return dims, ok
 }
 
 // sub is the bytes of the first length-delimited field num of b.
 func sub(b []byte, num protowire.Number) ([]byte, bool) {
-	for len(b) > 0 {
-		n2, typ, n := protowire.ConsumeTag(b)
-		if n < 0 {
-			return nil, false
-		}
-		b = b[n:]
-		if n2 == num && typ == protowire.BytesType {
-			v, m := protowire.ConsumeBytes(b)
-			return v, m >= 0
-		}
-		m := protowire.ConsumeFieldValue(n2, typ, b)
-		if m < 0 {
-			return nil, false
-		}
-		b = b[m:]
-	}
-	return nil, false
+	return first(b, num, protowire.BytesType)
 }
 
-// varintField is the first varint field num of b.
-func varintField(b []byte, num protowire.Number) (uint64, bool) {
+// first is the value of the first field num of wire type typ in b: a
+// length-delimited field's content, else its encoded value.
+func first(b []byte, num protowire.Number, typ protowire.Type) (v []byte, found bool) {
+	eachField(b, func(n protowire.Number, t protowire.Type, val []byte) bool {
+		if n == num && t == typ {
+			v, found = val, true
+		}
+		return !found
+	})
+	return v, found
+}
+
+// eachField calls fn with every field of the message b, until fn returns
+// false: its number, wire type and value (a length-delimited field's
+// content, else its encoded value). It reports whether b was well formed.
+func eachField(b []byte, fn func(num protowire.Number, typ protowire.Type, v []byte) bool) bool {
 	for len(b) > 0 {
-		n2, typ, n := protowire.ConsumeTag(b)
+		num, typ, n := protowire.ConsumeTag(b)
 		if n < 0 {
-			return 0, false
+			return false
 		}
 		b = b[n:]
-		if n2 == num && typ == protowire.VarintType {
-			v, m := protowire.ConsumeVarint(b)
-			return v, m >= 0
-		}
-		m := protowire.ConsumeFieldValue(n2, typ, b)
+		m := protowire.ConsumeFieldValue(num, typ, b)
 		if m < 0 {
-			return 0, false
+			return false
+		}
+		v := b[:m]
+		if typ == protowire.BytesType {
+			v, _ = protowire.ConsumeBytes(b)
 		}
 		b = b[m:]
+		if !fn(num, typ, v) {
+			return true
+		}
 	}
-	return 0, false
+	return true
 }
